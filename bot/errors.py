@@ -1,0 +1,76 @@
+"""Clerk's error tree. Every error Clerk raises on purpose derives from ``ClerkError``
+and carries the data a caller needs to react, not only a message.
+
+    ClerkError
+    ├── ConfigError                 bad or missing configuration value
+    ├── DataError                   training data / knowledge files that cannot be used
+    │   └── TrainingDataError       (path, line) of malformed Rasa YAML or CSV
+    ├── ModelNotTrainedError        a model artifact is missing (path)
+    ├── InputError                  a request the caller must fix (HTTP 400)
+    │   └── MessageTooLongError     (length, limit)
+    ├── StoreError                  database failure during a turn (the turn is rolled back)
+    ├── ActionError                 a custom action failed
+    │   └── ActionServerUnavailable the remote action server cannot be reached (url)
+    └── KnowledgeError              retrieval index missing or broken
+"""
+
+from __future__ import annotations
+
+
+class ClerkError(Exception):
+    """Base of every error Clerk raises on purpose."""
+
+
+class ConfigError(ClerkError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class DataError(ClerkError):
+    pass
+
+
+class TrainingDataError(DataError):
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        where = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.line = line
+
+
+class ModelNotTrainedError(ClerkError):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no trained model at {path}; run `clerk train`")
+        self.path = path
+
+
+class InputError(ClerkError):
+    """A request the caller must fix. Channels map it to HTTP 400."""
+
+
+class MessageTooLongError(InputError):
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"message has {length} characters; the limit is {limit}")
+        self.length = length
+        self.limit = limit
+
+
+class StoreError(ClerkError):
+    pass
+
+
+class ActionError(ClerkError):
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__(f"action {action!r} failed: {message}")
+        self.action = action
+
+
+class ActionServerUnavailable(ActionError):
+    def __init__(self, action: str, url: str, message: str) -> None:
+        super().__init__(action, f"action server {url} unavailable: {message}")
+        self.url = url
+
+
+class KnowledgeError(ClerkError):
+    pass

@@ -1,0 +1,100 @@
+"""Shared fixtures.
+
+``database_url`` is parametrised over SQLite and the real PostgreSQL on 127.0.0.1:5432:
+every test that uses ``db`` runs on both. Each PostgreSQL test gets a fresh database
+(created from a template made once per session), dropped afterwards. When PostgreSQL is not
+reachable the postgres variants are skipped locally and fail in CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("CLERK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _pg_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any test that opens a connection to anything but this machine."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address) -> None:  # type: ignore[no-untyped-def]
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and not (
+            host in ("localhost", "::1") or host.startswith("127.") or host.startswith("/")
+        ):
+            raise RuntimeError(f"test tried to reach the outside network: {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def _pg_exec(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'clerk.db'}"
+        return
+    if not _pg_up():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    name = f"clerk_test_{uuid.uuid4().hex[:12]}"
+    _pg_exec(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator["Database"]:  # noqa: F821
+    from bot.store.db import Database
+
+    database = Database(database_url)
+    database.create_all()
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@pytest.fixture(scope="session")
+def encoder():  # type: ignore[no-untyped-def]
+    from bot.nlu.encoder import Encoder
+
+    return Encoder()
+
+
+@pytest.fixture(scope="session")
+def knowledge_dir() -> Path:
+    return ROOT / "knowledge"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return ROOT / "training_data"
