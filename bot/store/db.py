@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +40,13 @@ class Database:
             Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict = {"echo": echo, "future": True}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            # isolation_level=None + an explicit BEGIN: pysqlite's own transaction handling
+            # breaks SAVEPOINTs, which a turn uses to roll back one failed action.
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": 30,
+                "isolation_level": None,
+            }
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine: Engine = create_engine(self.url, **kwargs)
@@ -54,6 +59,10 @@ class Database:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
+
+            @event.listens_for(self.engine, "begin")
+            def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+                conn.exec_driver_sql("BEGIN")
 
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -107,6 +116,3 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
-
-def database_url_from_env() -> str:
-    return os.environ.get("CLERK_DATABASE_URL", "")
