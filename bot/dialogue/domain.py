@@ -1,0 +1,264 @@
+"""The bot's domain, read from Rasa 3 ``domain.yml`` (a file or a folder of them).
+
+``Domain`` answers what the engine needs (intents, slots and their mappings, forms and
+their required slots, responses) and renders responses. ``Domain.as_rasa_dict()`` is the
+shape the rasa-sdk action server expects in its payload.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import TrainingDataError
+from bot.types import Button, Reply
+
+BUILTIN_ACTIONS = {
+    "action_listen",
+    "action_restart",
+    "action_session_start",
+    "action_default_fallback",
+    "action_deactivate_loop",
+    "action_knowledge_answer",
+    "action_handoff",
+    "action_offer_handoff",
+}
+_TEMPLATE_VAR = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class SlotMapping:
+    type: str
+    entity: str | None = None
+    intent: tuple[str, ...] = ()
+    not_intent: tuple[str, ...] = ()
+    value: Any = None
+    role: str | None = None
+    group: str | None = None
+    conditions: tuple[tuple[str | None, str | None], ...] = ()  # (active_loop, requested_slot)
+
+
+@dataclass(frozen=True)
+class SlotDef:
+    name: str
+    type: str = "any"
+    initial_value: Any = None
+    influence_conversation: bool = True
+    mappings: tuple[SlotMapping, ...] = ()
+
+
+@dataclass
+class Domain:
+    intents: list[str]
+    entities: list[str]
+    slots: dict[str, SlotDef]
+    forms: dict[str, list[str]]
+    responses: dict[str, list[dict[str, Any]]]
+    actions: list[str]
+    session_expiration_minutes: float = 60.0
+    carry_over_slots: bool = True
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str | Path) -> Domain:
+        path = Path(path)
+        if path.is_dir():
+            candidates = sorted(
+                p for p in path.rglob("*.yml") if _looks_like_domain(p)
+            ) + sorted(p for p in path.rglob("*.yaml") if _looks_like_domain(p))
+            if not candidates:
+                raise TrainingDataError("no domain file found", str(path))
+        else:
+            candidates = [path]
+        merged: dict[str, Any] = {}
+        for p in candidates:
+            merged = _merge(merged, _read_yaml(p))
+        return cls.from_dict(merged)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Domain:
+        intents = [_name_of(i) for i in data.get("intents") or []]
+        entities = [_name_of(e) for e in data.get("entities") or []]
+        slots = {name: _slot_def(name, spec or {}) for name, spec in (data.get("slots") or {}).items()}
+        if "requested_slot" not in slots:
+            slots["requested_slot"] = SlotDef("requested_slot", "any", None, False, ())
+        forms: dict[str, list[str]] = {}
+        for name, spec in (data.get("forms") or {}).items():
+            spec = spec or {}
+            req = spec.get("required_slots", []) if isinstance(spec, dict) else []
+            if isinstance(req, dict):  # Rasa 2 style: {slot: [mappings]}
+                req = list(req.keys())
+            forms[name] = [str(s) for s in req]
+            for slot in forms[name]:
+                if slot not in slots:
+                    raise TrainingDataError(f"form {name!r} requires unknown slot {slot!r}")
+        responses = {
+            name: list(variants or []) for name, variants in (data.get("responses") or {}).items()
+        }
+        session = data.get("session_config") or {}
+        raw = dict(data)
+        raw.setdefault("forms", {})
+        raw["forms"] = {k: {"required_slots": v} for k, v in forms.items()}
+        raw["slots"] = {
+            n: {**((data.get("slots") or {}).get(n) or {}), "type": s.type}
+            for n, s in slots.items()
+            if n != "requested_slot"
+        }
+        return cls(
+            intents=intents,
+            entities=entities,
+            slots=slots,
+            forms=forms,
+            responses=responses,
+            actions=[str(a) for a in data.get("actions") or []],
+            session_expiration_minutes=float(session.get("session_expiration_time", 60) or 0),
+            carry_over_slots=bool(session.get("carry_over_slots_to_new_session", True)),
+            raw=raw,
+        )
+
+    # ------------------------------------------------------------------ queries
+    def as_rasa_dict(self) -> dict[str, Any]:
+        return self.raw
+
+    def is_form(self, name: str) -> bool:
+        return name in self.forms
+
+    def is_response(self, name: str) -> bool:
+        return name in self.responses
+
+    def is_custom_action(self, name: str) -> bool:
+        return (
+            name in self.actions
+            and name not in BUILTIN_ACTIONS
+            and not self.is_form(name)
+            and not self.is_response(name)
+        )
+
+    def initial_slots(self) -> dict[str, Any]:
+        return {name: s.initial_value for name, s in self.slots.items()}
+
+    def ask_action_for(self, form: str, slot: str) -> str | None:
+        """Rasa's order: action_ask_<form>_<slot>, utter_ask_<form>_<slot>, action_ask_<slot>,
+        utter_ask_<slot>."""
+        for name in (
+            f"action_ask_{form}_{slot}",
+            f"utter_ask_{form}_{slot}",
+            f"action_ask_{slot}",
+            f"utter_ask_{slot}",
+        ):
+            if name in self.actions or name in self.responses:
+                return name
+        return None
+
+    # ---------------------------------------------------------------- rendering
+    def render(
+        self, name: str, slots: dict[str, Any], rng: random.Random | None = None, **extra: Any
+    ) -> list[Reply]:
+        variants = [v for v in self.responses.get(name, []) if _condition_holds(v, slots)]
+        if not variants:
+            return []
+        chosen = (rng or random).choice(variants) if len(variants) > 1 else variants[0]
+        values = {**{k: v for k, v in slots.items() if v is not None}, **extra}
+
+        def fill(text: str | None) -> str | None:
+            if text is None:
+                return None
+            return _TEMPLATE_VAR.sub(lambda m: str(values.get(m.group(1), m.group(0))), text)
+
+        buttons = tuple(
+            Button(title=fill(b.get("title", "")) or "", payload=fill(b.get("payload", "")) or "")
+            for b in chosen.get("buttons") or []
+        )
+        return [
+            Reply(
+                text=fill(chosen.get("text")),
+                buttons=buttons,
+                custom=chosen.get("custom"),
+                image=chosen.get("image"),
+            )
+        ]
+
+
+def _looks_like_domain(p: Path) -> bool:
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and any(k in data for k in ("intents", "responses", "slots"))
+
+
+def _read_yaml(p: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise TrainingDataError(f"invalid YAML: {exc}", str(p), None if line is None else line + 1)
+    if not isinstance(data, dict):
+        raise TrainingDataError("a domain file must be a mapping", str(p))
+    return data
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if k in out and isinstance(out[k], list) and isinstance(v, list):
+            out[k] = out[k] + [x for x in v if x not in out[k]]
+        elif k in out and isinstance(out[k], dict) and isinstance(v, dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def _name_of(item: Any) -> str:
+    if isinstance(item, dict):
+        return str(next(iter(item)))
+    return str(item)
+
+
+def _as_tuple(v: Any) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        return (v,)
+    return tuple(str(x) for x in v)
+
+
+def _slot_def(name: str, spec: dict[str, Any]) -> SlotDef:
+    mappings = []
+    for m in spec.get("mappings") or []:
+        conds = tuple(
+            (c.get("active_loop"), c.get("requested_slot")) for c in (m.get("conditions") or [])
+        )
+        mappings.append(
+            SlotMapping(
+                type=str(m.get("type")),
+                entity=m.get("entity"),
+                intent=_as_tuple(m.get("intent")),
+                not_intent=_as_tuple(m.get("not_intent")),
+                value=m.get("value"),
+                role=m.get("role"),
+                group=m.get("group"),
+                conditions=conds,
+            )
+        )
+    return SlotDef(
+        name=name,
+        type=str(spec.get("type", "any")),
+        initial_value=spec.get("initial_value"),
+        influence_conversation=bool(spec.get("influence_conversation", True)),
+        mappings=tuple(mappings),
+    )
+
+
+def _condition_holds(variant: dict[str, Any], slots: dict[str, Any]) -> bool:
+    for cond in variant.get("condition") or []:
+        if cond.get("type") == "slot" and slots.get(cond.get("name")) != cond.get("value"):
+            return False
+    return True
