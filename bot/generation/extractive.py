@@ -1,0 +1,334 @@
+"""``ExtractiveWriter``: a deterministic answer writer that only repeats its evidence.
+
+No language model is involved, so nothing can be invented:
+
+* **Product questions** (``facts`` given) are answered from the resolved catalog variants:
+  prices, options and availability, copied from the catalog. Up to ``max_variants``
+  variants are listed with their prices; more are summarised by count and price range.
+* **Policy and FAQ questions** are answered with 1-3 sentences taken verbatim from the best
+  passages, chosen by how much of the question's (IDF-weighted) terms they contain. Each
+  passage used is cited as ``[n]`` after its sentences, and a ``Sources:`` line follows.
+* **Nothing relevant** — no hit clears the relevance threshold — gives ``grounded=False``
+  and a reply that says so and offers a human colleague.
+
+The relevance threshold was calibrated on the demo knowledge base with the retrieval
+questions of ``tests/test_knowledge.py`` (37 in-scope questions, 12 out-of-scope ones):
+the 36 in-scope targets found in the top 5 had cosine >= 0.43, or cosine >= 0.30 with
+BM25 >= 3.7; the top-5 hits of out-of-scope questions had cosine <= 0.32 with BM25 < 2, and
+cosine <= 0.17 with BM25 >= 2 (a single common word such as "order" scores BM25 ~1.2
+here). A hit is relevant when its cosine is at least ``min_dense`` (0.45), or at
+least ``min_dense_with_terms`` (0.25) with BM25 at least ``min_lexical`` (2.0). BM25 scales
+with the corpus, so a much larger knowledge base should re-check these numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from decimal import Decimal
+
+from bot.generation.base import Answer, AnswerWriter, Citation
+from bot.knowledge.catalog import (
+    CatalogProduct,
+    ProductFacts,
+    VariantFact,
+    format_price,
+)
+from bot.knowledge.passages import PRODUCTS_FILE, passage_id
+from bot.knowledge.retriever import Hit
+from bot.knowledge.text import sentences, terms
+
+NOT_FOUND = (
+    "I'm sorry, I couldn't find anything about that in our store information, and I'd "
+    "rather not guess. Would you like me to pass you to a human colleague who can help?"
+)
+
+
+class ExtractiveWriter(AnswerWriter):
+    def __init__(
+        self,
+        *,
+        min_dense: float = 0.45,
+        min_dense_with_terms: float = 0.25,
+        min_lexical: float = 2.0,
+        max_sentences: int = 3,
+        max_sources: int = 2,
+        source_margin: float = 0.15,
+        extra_sentence_ratio: float = 0.75,
+        max_variants: int = 5,
+    ) -> None:
+        self.min_dense = min_dense
+        self.min_dense_with_terms = min_dense_with_terms
+        self.min_lexical = min_lexical
+        self.max_sentences = max_sentences
+        self.max_sources = max_sources
+        self.source_margin = source_margin
+        self.extra_sentence_ratio = extra_sentence_ratio
+        self.max_variants = max_variants
+
+    # -- contract ------------------------------------------------------------------------
+
+    def write(self, question: str, hits: list[Hit], facts: ProductFacts | None) -> Answer:
+        if facts is not None:
+            return self._product_answer(facts, hits, question)
+        relevant = [h for h in hits if self.is_relevant(h)]
+        if not relevant:
+            return Answer(text=NOT_FOUND, citations=[], grounded=False, kind="none")
+        if relevant[0].kind == "product":
+            return self._product_answer(facts_from_hit(relevant[0]), [relevant[0]], question)
+        return self._passage_answer(question, [h for h in relevant if h.kind != "product"])
+
+    def is_relevant(self, hit: Hit) -> bool:
+        if hit.dense >= self.min_dense:
+            return True
+        return hit.dense >= self.min_dense_with_terms and hit.lexical >= self.min_lexical
+
+    # -- passages ------------------------------------------------------------------------
+
+    def _passage_answer(self, question: str, relevant: list[Hit]) -> Answer:
+        best = max(h.dense for h in relevant)
+        sources = [h for h in relevant if h.dense >= best - self.source_margin]
+        sources = sources[: self.max_sources]
+        chosen = self._choose_sentences(question, sources)
+        parts: list[str] = []
+        citations: list[Citation] = []
+        seen: set[str] = set()
+        for hit, chosen_here in zip(sources, chosen, strict=True):
+            picked = [s for s in chosen_here if _key(s) not in seen]
+            seen.update(_key(s) for s in picked)
+            if not picked:
+                continue
+            n = len(citations) + 1
+            snippet = " ".join(picked)
+            parts.append(f"{snippet} [{n}]")
+            citations.append(Citation(n, hit.passage_id, hit.title, hit.source, hit.kind, snippet))
+        if not citations:  # passages without any sentence to quote
+            return Answer(text=NOT_FOUND, citations=[], grounded=False, kind="none")
+        text = " ".join(parts) + "\n\n" + _sources_line(citations)
+        return Answer(text=text, citations=citations, grounded=True, kind=citations[0].kind)
+
+    def _choose_sentences(self, question: str, sources: list[Hit]) -> list[list[str]]:
+        """Per source, the sentences to quote (in passage order). The first source always
+        gives at least one sentence; the budget is ``max_sentences`` in all."""
+        q_terms = set(terms(question))
+        pools = [sentences(h.text) for h in sources]
+        doc_freq: Counter[str] = Counter()
+        total = 0
+        for pool in pools:
+            for s in pool:
+                doc_freq.update(set(terms(s)) & q_terms)
+                total += 1
+        weight = {t: math.log(1 + (total + 1) / (doc_freq[t] + 0.5)) for t in q_terms}
+
+        def score(s: str) -> float:
+            return sum(weight[t] for t in set(terms(s)) & q_terms)
+
+        # (score, earlier source first, earlier sentence first, source, sentence)
+        scored = [
+            [(score(s), -i, -j, i, j) for j, s in enumerate(pool)] for i, pool in enumerate(pools)
+        ]
+        picked: set[tuple[int, int]] = set()
+        best = max((r[0] for rows in scored for r in rows), default=0.0)
+        bar = max(self.extra_sentence_ratio * best, 1e-9)
+        for i, rows in enumerate(scored):
+            if not rows:
+                continue
+            top = max(rows)
+            if i == 0:
+                # the best source always speaks: its best sentence, or its opening when it
+                # matched by meaning rather than by words; a FAQ answer leads with the
+                # direct answer, so its opening comes too
+                picked.add((0, top[4] if top[0] > 0 else 0))
+                if sources[0].kind == "faq":
+                    picked.add((0, 0))
+            elif top[0] >= bar:
+                picked.add((i, top[4]))
+        rest = sorted(
+            (r for rows in scored for r in rows if (r[3], r[4]) not in picked), reverse=True
+        )
+        for value, _, _, i, j in rest:
+            if len(picked) >= self.max_sentences or value < bar:
+                break
+            picked.add((i, j))
+        while len(picked) > self.max_sentences:  # drop from the weakest source first
+            picked.remove(max(picked))
+        return [
+            [pools[i][j] for j in range(len(pools[i])) if (i, j) in picked]
+            for i in range(len(pools))
+        ]
+
+    # -- products ------------------------------------------------------------------------
+
+    def _product_answer(self, facts: ProductFacts, hits: list[Hit], question: str = "") -> Answer:
+        hit = next(
+            (
+                h
+                for h in hits
+                if h.kind == "product" and h.meta.get("product_id") == facts.product_id
+            ),
+            None,
+        )
+        citation = Citation(
+            1,
+            hit.passage_id
+            if hit
+            else passage_id("product", PRODUCTS_FILE.as_posix(), facts.product_id),
+            hit.title if hit else facts.name,
+            hit.source if hit else PRODUCTS_FILE.as_posix(),
+            "product",
+        )
+        body = self._product_text(facts, _price_order(question))
+        citation = Citation(
+            citation.index,
+            citation.passage_id,
+            citation.title,
+            citation.source,
+            citation.kind,
+            body,
+        )
+        text = body + "\n\n" + _sources_line([citation])
+        return Answer(text=text, citations=[citation], grounded=True, kind="product")
+
+    def _product_text(self, facts: ProductFacts, order: str | None = None) -> str:
+        """``order``: ``"asc"`` when the question asks for the cheapest, ``"desc"`` for the
+        most expensive; variants are then listed by price and the extreme one named."""
+        name = facts.name
+        options = facts.product.option_values()
+        if facts.unmatched:
+            colour_keys = [k for k in options if "color" in k.lower() or "colour" in k.lower()]
+            offered = "; ".join(f"{k}: {', '.join(options[k])}" for k in colour_keys)
+            return (
+                f"The {name} doesn't come in {_or_list(list(facts.unmatched))}. "
+                f"It comes in {offered} [1]."
+            )
+        variants = list(facts.variants)
+        if order is not None:
+            variants.sort(key=lambda v: v.price, reverse=order == "desc")
+        if facts.requested and not variants:
+            return (
+                f"We don't have a {name} with {_describe_request(facts)}. "
+                f"It comes in {_options_text(options)} [1]."
+            )
+        if not facts.requested:
+            in_stock = sum(v.available for v in variants)
+            lo, hi = _price_range(variants)
+            price = f"${lo}" if lo == hi else f"from ${lo} to ${hi}"
+            head = (
+                f"The {name} comes in {len(variants)} "
+                f"{'variant' if len(variants) == 1 else 'variants'} ({in_stock} in stock), "
+                f"priced {price} [1]. Options: {_options_text(options)}."
+            )
+            if len(variants) <= self.max_variants:
+                return head + "\n" + "\n".join(_variant_line(v, set()) for v in variants)
+            if order is not None:
+                v = variants[0]
+                which = "cheapest" if order == "asc" else "most expensive"
+                head += (
+                    f" The {which} is {v.describe()} at ${format_price(v.price)} "
+                    f"({'in stock' if v.available else 'out of stock'})."
+                )
+            return head
+        if len(variants) == 1:
+            v = variants[0]
+            return (
+                f"The {name} ({v.describe()}) costs ${format_price(v.price)} and is "
+                f"{'in stock' if v.available else 'currently out of stock'} [1]."
+            )
+        fixed = {k for k, vals in facts.requested.items() if "/" not in k and len(vals) == 1}
+        in_stock = sum(v.available for v in variants)
+        lines = [
+            (
+                f"We have {len(variants)} {name} variants with {_describe_request(facts)} "
+                f"({in_stock} in stock) [1]:"
+            )
+        ]
+        shown = variants[: self.max_variants]
+        lines += [_variant_line(v, fixed) for v in shown]
+        if len(variants) > len(shown):
+            lo, hi = _price_range(variants[len(shown) :])
+            more = len(variants) - len(shown)
+            price = f"${lo}" if lo == hi else f"from ${lo} to ${hi}"
+            lines.append(f"…and {more} more, priced {price}.")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- helpers
+
+
+def facts_from_hit(hit: Hit) -> ProductFacts:
+    """All of a product passage's variants as facts (its ``meta`` holds them)."""
+    variants = tuple(
+        VariantFact(
+            item_id=str(v["item_id"]),
+            options={str(k): str(x) for k, x in v.get("options", {}).items()},
+            price=Decimal(str(v["price"])),
+            available=bool(v.get("available")),
+        )
+        for v in hit.meta.get("variants", [])
+    )
+    product = CatalogProduct(str(hit.meta.get("product_id", "")), hit.title, variants)
+    return ProductFacts(product, variants)
+
+
+_CHEAPEST = re.compile(
+    r"\b(?:cheap(?:er|est)?|lowest[\s-]price[ds]?|least expensive|inexpensive|budget)\b"
+)
+_DEAREST = re.compile(r"\b(?:most expensive|priciest|highest[\s-]price[ds]?)\b")
+
+
+def _price_order(question: str) -> str | None:
+    """``asc`` for "the cheapest ...", ``desc`` for "the most expensive ...", else None."""
+    q = question.lower()
+    if _CHEAPEST.search(q):
+        return "asc"
+    if _DEAREST.search(q):
+        return "desc"
+    return None
+
+
+def _key(sentence: str) -> str:
+    return " ".join(sentence.lower().split())
+
+
+def _variant_line(v: VariantFact, omit: set[str]) -> str:
+    opts = ", ".join(f"{k} {x}" for k, x in v.options.items() if k not in omit)
+    stock = "in stock" if v.available else "out of stock"
+    return f"- {opts or v.describe()}: ${format_price(v.price)} ({stock})"
+
+
+def _price_range(variants: list[VariantFact]) -> tuple[str, str]:
+    prices = [v.price for v in variants]
+    return format_price(min(prices)), format_price(max(prices))
+
+
+def _options_text(options: dict[str, list[str]]) -> str:
+    return "; ".join(f"{k}: {', '.join(vals)}" for k, vals in options.items())
+
+
+def _describe_request(facts: ProductFacts) -> str:
+    return ", ".join(
+        f"{key.replace('/', ' or ')} {_or_list(list(vals))}"
+        for key, vals in facts.requested.items()
+    )
+
+
+def _or_list(values: list[str]) -> str:
+    if len(values) <= 1:
+        return "".join(values)
+    return ", ".join(values[:-1]) + " or " + values[-1]
+
+
+def _sources_line(citations: list[Citation]) -> str:
+    return "Sources: " + "; ".join(
+        f"[{c.index}] {c.title} ({c.source})" if c.source else f"[{c.index}] {c.title}"
+        for c in citations
+    )
+
+
+_CITATION_MARK = re.compile(r"\[(\d+)\]")
+
+
+def cited_indices(text: str) -> set[int]:
+    """The ``[n]`` marks in an answer text (for checks that every mark has a citation)."""
+    return {int(m) for m in _CITATION_MARK.findall(text)}
