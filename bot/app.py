@@ -1,0 +1,220 @@
+"""Composition root: Settings -> concrete parts -> ASGI app. The only place that wires.
+
+``prepare(settings)`` makes a home ready (schema migrated, demo store loaded, knowledge
+indexed, NLU trained) doing only what is missing; ``build(settings)`` loads the parts;
+``create_app(parts)`` returns the Starlette application.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from bot import privacy
+from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
+from bot.channels.base import Channel
+from bot.channels.rest import RestChannel, read_json_object
+from bot.config import Settings
+from bot.dialogue.domain import Domain
+from bot.dialogue.manager import DialogueManager
+from bot.dialogue.policy import FlowPolicy
+from bot.dialogue.stories import DialogueData
+from bot.store.db import Database
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def nlu_dir(settings: Settings) -> Path:
+    return settings.models_dir / "nlu"
+
+
+def make_encoder(settings: Settings):  # type: ignore[no-untyped-def]
+    from bot.nlu.encoder import Encoder
+
+    return Encoder(cache_dir=settings.home / "encoder")
+
+
+def data_files(settings: Settings) -> tuple[Path, list[Path]]:
+    """The domain file and the rule/story files of the training data folder."""
+    d = settings.data_dir
+    dialogue = [p for p in (d / "rules.yml", d / "stories.yml") if p.exists()]
+    return d / "domain.yml", dialogue
+
+
+def catalog_products(knowledge_dir: Path) -> list[dict[str, Any]]:
+    import json
+
+    path = knowledge_dir / "catalog" / "products.json"
+    if not path.exists():
+        return []
+    return list(json.loads(path.read_text()).values())
+
+
+def train_nlu(settings: Settings, encoder: Any, progress: Progress = _no_progress) -> Path:
+    from bot.nlu.data import load_nlu
+    from bot.nlu.model import NLUConfig, NLUModel
+
+    data = load_nlu(settings.data_dir / "nlu.yml")
+    config = NLUConfig.from_file(settings.data_dir / "config.yml")
+    model = NLUModel.train(
+        data,
+        encoder=encoder,
+        catalog=catalog_products(settings.knowledge_dir),
+        config=config,
+        progress=progress,
+    )
+    out = nlu_dir(settings)
+    model.save(out)
+    return out
+
+
+def prepare(
+    settings: Settings,
+    progress: Progress = _no_progress,
+    *,
+    encoder: Any = None,
+    force_train: bool = False,
+    force_ingest: bool = False,
+) -> dict[str, Any]:
+    """Make ``settings.home`` ready to serve. Does only what is missing unless forced."""
+    from bot.knowledge.index import ingest
+    from bot.store import migrate
+    from bot.store.demo import load_store
+
+    report: dict[str, Any] = {}
+    settings.home.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    encoder = encoder or make_encoder(settings)
+    try:
+        index_missing = not (settings.index_dir / "manifest.json").exists()
+        if force_ingest or index_missing or _store_empty(db):
+            report["store"] = load_store(db, settings.knowledge_dir, progress)
+            report["knowledge"] = ingest(
+                db, settings.knowledge_dir, settings.index_dir, encoder, progress=progress
+            )
+        if force_train or not (nlu_dir(settings) / "meta.json").exists():
+            t = time.perf_counter()
+            train_nlu(settings, encoder, progress)
+            report["nlu_train_seconds"] = round(time.perf_counter() - t, 2)
+    finally:
+        db.dispose()
+    return report
+
+
+def _store_empty(db: Database) -> bool:
+    from sqlalchemy import select
+
+    from bot.store.models import Product
+
+    with db.session() as s:
+        return s.scalar(select(Product.product_id).limit(1)) is None
+
+
+@dataclass
+class Parts:
+    settings: Settings
+    db: Database
+    domain: Domain
+    manager: DialogueManager
+    nlu: Any
+    actions: ActionRunner
+    channels: list[Channel] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+
+def build(settings: Settings, *, encoder: Any = None, actions: ActionRunner | None = None) -> Parts:
+    from bot.generation.extractive import ExtractiveWriter
+    from bot.knowledge.answerer import KnowledgeAnswerer
+    from bot.knowledge.index import KnowledgeIndex
+    from bot.knowledge.retriever import HybridRetriever
+    from bot.nlu.model import NLUModel
+
+    privacy.install()
+    encoder = encoder or make_encoder(settings)
+    db = Database(settings.database_url)
+    domain_file, dialogue_files = data_files(settings)
+    domain = Domain.load(domain_file)
+    policy = FlowPolicy(DialogueData.load(*dialogue_files))
+    nlu = NLUModel.load(nlu_dir(settings), encoder)
+    if actions is None:
+        if settings.action_endpoint:
+            actions = RemoteActionRunner(settings.action_endpoint)
+        else:
+            import importlib
+
+            package = importlib.import_module(settings.actions_package)
+            actions = InProcessActionRunner(package.build_actions(db))
+    index = KnowledgeIndex.load(settings.index_dir, encoder)
+    answerer = KnowledgeAnswerer(
+        HybridRetriever(index), ExtractiveWriter(), catalog_products(settings.knowledge_dir)
+    )
+    manager = DialogueManager(
+        domain=domain,
+        policy=policy,
+        nlu=nlu,
+        actions=actions,
+        db=db,
+        knowledge=answerer,
+        max_misses=settings.max_misses_before_handoff,
+    )
+    parts = Parts(settings=settings, db=db, domain=domain, manager=manager, nlu=nlu,
+                  actions=actions)
+    parts.channels.append(RestChannel(manager))
+    return parts
+
+
+def create_app(parts: Parts) -> Starlette:
+    async def health(request: Request) -> JSONResponse:
+        stats = parts.manager.stats
+        return JSONResponse(
+            {
+                "status": "ok",
+                "uptime_s": round(time.time() - parts.started, 1),
+                "actions": "remote" if isinstance(parts.actions, RemoteActionRunner) else "in-process",
+                "stats": stats.__dict__,
+            }
+        )
+
+    async def parse(request: Request) -> JSONResponse:
+        data = await read_json_object(request)
+        if isinstance(data, JSONResponse):
+            return data
+        text = data.get("text")
+        if not isinstance(text, str):
+            return JSONResponse({"error": "field 'text' (a string) is required"}, status_code=400)
+        if len(text) > 4000:
+            return JSONResponse({"error": "text over 4000 characters"}, status_code=400)
+        return JSONResponse(parts.nlu.parse(text))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        yield
+        await parts.actions.aclose()
+        parts.db.dispose()
+
+    routes: list[Any] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/model/parse", parse, methods=["POST"]),
+    ]
+    for channel in parts.channels:
+        routes.extend(channel.routes())
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.parts = parts
+    return app

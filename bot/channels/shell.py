@@ -1,0 +1,58 @@
+"""``clerk shell``: talk to the bot in the terminal, one conversation per run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+from bot.dialogue.manager import DialogueManager
+from bot.types import ConversationId, Message, Reply
+
+
+def render_reply(reply: Reply) -> str:
+    lines = [reply.text or ""]
+    for i, b in enumerate(reply.buttons, 1):
+        lines.append(f"   [{i}] {b.title}")
+    if reply.custom and reply.custom.get("type") == "product_cards":
+        for p in reply.custom.get("products", []):
+            opts = ", ".join(f"{k}: {v}" for k, v in (p.get("options") or {}).items())
+            stock = "in stock" if p.get("available") else "out of stock"
+            lines.append(f"   • {p.get('name')} ({opts}) — ${p.get('price')} — {stock}")
+    return "\n".join(x for x in lines if x)
+
+
+class ShellChannel:
+    name = "shell"
+
+    def __init__(self, manager: DialogueManager, *, sender: str | None = None) -> None:
+        self.manager = manager
+        self.sender = sender or f"shell-{uuid.uuid4().hex[:8]}"
+
+    async def say(self, text: str) -> list[Reply]:
+        return await self.manager.handle(
+            Message(conversation_id=ConversationId(self.sender), text=text, channel=self.name)
+        )
+
+    def run(self, read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> None:
+        write("Clerk shell — type your message; /quit to leave. Buttons: type their number.")
+        last: list[Reply] = []
+
+        async def loop() -> None:
+            nonlocal last
+            while True:
+                try:
+                    text = read("you> ")
+                except (EOFError, KeyboardInterrupt):
+                    write("")
+                    return
+                if text.strip() in ("/quit", "/exit"):
+                    return
+                buttons = [b for r in last for b in r.buttons]
+                if text.strip().isdigit() and 0 < int(text.strip()) <= len(buttons):
+                    text = buttons[int(text.strip()) - 1].payload
+                last = await self.say(text)
+                for r in last:
+                    write("bot> " + render_reply(r))
+
+        asyncio.run(loop())

@@ -1,0 +1,510 @@
+"""The dialogue manager: one shopper message in, the bot's replies out.
+
+``DialogueManager.handle(message)`` runs one turn:
+
+1. lock the conversation, open the turn's DB transaction, replay its tracker;
+2. if a human agent holds the conversation, record the message and stop;
+3. parse the text (intent, entities), fill slots from the domain's mappings;
+4. predict and run actions until the bot listens again: an active form first, then rules
+   and stories, knowledge questions to the grounded answerer, low confidence to the
+   fallback (a human is offered after N misses in a row);
+5. append the turn's events to the tracker and commit once.
+
+A custom action that fails is rolled back to its savepoint, the shopper gets a polite
+reply, and the rest of the turn is kept. Any other failure rolls the whole turn back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.actions import ActionRunner
+from bot.dialogue.domain import Domain
+from bot.dialogue.policy import LISTEN, FlowPolicy, Prediction
+from bot.dialogue.slots import extract_slots
+from bot.dialogue.tracker import Tracker
+from bot.errors import ActionError
+from bot.store import conversations
+from bot.store.db import Database
+from bot.types import (
+    MAX_MESSAGE_CHARS,
+    ActionExecuted,
+    ActiveLoop,
+    AllSlotsReset,
+    BotUttered,
+    ConversationId,
+    Event,
+    HandoffEvent,
+    Message,
+    Reply,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+    event_from_dict,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ACTIONS_PER_TURN = 10
+NON_INTERRUPTING = {"inform", "affirm", "deny", "nlu_fallback", None}
+REASK = "__reask__:"  # queued marker: ask the active form's question again
+
+
+class Parser(Protocol):
+    def parse(self, text: str) -> dict[str, Any]: ...
+
+
+class KnowledgeAnswer(Protocol):
+    text: str
+    grounded: bool
+
+    @property
+    def citations(self) -> list[Any]: ...
+
+
+class Answerer(Protocol):
+    def answer(self, question: str, entities: list[dict] | None = None) -> Any: ...
+
+
+@dataclass
+class TurnStats:
+    """Counters a deployment watches (exposed on /health and in logs)."""
+
+    turns: int = 0
+    fallbacks: int = 0
+    action_failures: int = 0
+    handoffs: int = 0
+    knowledge_answers: int = 0
+    knowledge_unanswered: int = 0
+
+
+class DialogueManager:
+    def __init__(
+        self,
+        *,
+        domain: Domain,
+        policy: FlowPolicy,
+        nlu: Parser,
+        actions: ActionRunner,
+        db: Database,
+        knowledge: Answerer | None = None,
+        max_misses: int = 2,
+    ) -> None:
+        self.domain = domain
+        self.policy = policy
+        self.nlu = nlu
+        self.actions = actions
+        self.db = db
+        self.knowledge = knowledge
+        self.max_misses = max_misses
+        self.stats = TurnStats()
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # SQLite has one writer: turns in this process take turns. PostgreSQL locks per row.
+        self._global_lock = asyncio.Lock() if db.is_sqlite else None
+        self._domain_dict = domain.as_rasa_dict()
+        self._initial_slots = domain.initial_slots()
+
+    # ------------------------------------------------------------------ entry point
+    async def handle(self, message: Message) -> list[Reply]:
+        text = (message.text or "").strip()
+        if not text:
+            return self.domain.render("utter_empty_message", {})
+        cid = ConversationId(str(message.conversation_id))
+        lock = self._locks.get(cid)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[cid] = lock
+        async with lock:
+            if self._global_lock is not None:
+                async with self._global_lock:
+                    return await self._turn(cid, message, text)
+            return await self._turn(cid, message, text)
+
+    async def _turn(self, cid: ConversationId, message: Message, text: str) -> list[Reply]:
+        with self.db.turn() as session:
+            conv = conversations.lock_conversation(session, cid, message.channel)
+            tracker = Tracker.from_events(
+                cid, self._initial_slots, conversations.load_events(session, cid)
+            )
+            self._maybe_start_session(tracker)
+            if len(text) > MAX_MESSAGE_CHARS:
+                # Refused: nothing of the message is stored, only the refusal.
+                self._utter(tracker, "utter_message_too_long")
+            else:
+                self.stats.turns += 1
+                parse = self.nlu.parse(text)
+                user = UserUttered(
+                    text=text,
+                    parse_data=parse,
+                    input_channel=message.channel,
+                    message_id=str(message.metadata.get("message_id") or uuid.uuid4().hex),
+                )
+                tracker.apply(user)
+                if tracker.handoff_status == "claimed":
+                    pass  # a human agent holds the conversation: the bot stays silent
+                else:
+                    for ev in extract_slots(
+                        self.domain,
+                        user,
+                        active_loop=tracker.active_loop,
+                        requested_slot=tracker.slots.get("requested_slot"),
+                        current=tracker.slots,
+                    ):
+                        tracker.apply(ev)
+                    await self._run_until_listen(tracker, session)
+            new = tracker.new_events
+            conversations.append_events(session, conv, new)
+            conv.handoff_status = tracker.handoff_status
+            if tracker.slots.get("customer_id"):
+                conv.customer_id = str(tracker.slots["customer_id"])
+        return [e.to_reply() for e in new if isinstance(e, BotUttered)]
+
+    def _maybe_start_session(self, tracker: Tracker) -> None:
+        last = tracker.last_event_time()
+        expiry = self.domain.session_expiration_minutes * 60
+        if last is not None and (not expiry or time.time() - last < expiry):
+            return
+        tracker.apply(ActionExecuted(name="action_session_start"))
+        tracker.apply(SessionStarted())
+        if last is not None and not self.domain.carry_over_slots:
+            tracker.apply(AllSlotsReset())
+        tracker.apply(ActionExecuted(name=LISTEN))
+
+    # ------------------------------------------------------------------ prediction
+    async def _run_until_listen(self, tracker: Tracker, session: Any) -> None:
+        queued: list[str] = []
+        for _ in range(MAX_ACTIONS_PER_TURN):
+            if queued:
+                action = queued.pop(0)
+                pred = Prediction(action, "FormInterruption", 1.0)
+                if action.startswith(REASK):
+                    form = action[len(REASK):]
+                    requested = tracker.slots.get("requested_slot")
+                    if tracker.active_loop == form and requested:
+                        await self._ask(form, str(requested), tracker, session)
+                    break
+            else:
+                action, pred = self._next_action(tracker)
+            if action == LISTEN:
+                break
+            follow = await self._run_action(action, tracker, session, pred)
+            if follow is False:
+                break
+            if isinstance(follow, list):
+                queued.extend(follow)
+        tracker.apply(ActionExecuted(name=LISTEN))
+
+    def _next_action(self, tracker: Tracker) -> tuple[str, Prediction]:
+        if tracker.followup_action:
+            return tracker.followup_action, Prediction(tracker.followup_action, "Followup", 1.0)
+        last = tracker.steps[-1] if tracker.steps else None
+        if tracker.active_loop and last is not None and last.kind in ("intent", "slot"):
+            if _last_non_slot(tracker) == "intent":
+                return tracker.active_loop, Prediction(tracker.active_loop, "FormPolicy", 1.0)
+        pred = self.policy.predict(tracker)
+        if pred is None:
+            if _last_non_slot(tracker) == "intent":
+                intent = tracker.latest_message.intent if tracker.latest_message else None
+                action = self.policy.rule_action_for_intent(intent) or "action_default_fallback"
+                pred = Prediction(action, "DefaultPolicy", 0.5)
+            else:
+                return LISTEN, Prediction(LISTEN, "DefaultPolicy", 1.0)
+        if pred.action == "action_default_fallback" and (
+            tracker.consecutive_fallbacks() + 1 >= self.max_misses
+        ):
+            pred = Prediction("action_offer_handoff", pred.policy, pred.confidence, pred.flow)
+        return pred.action, pred
+
+    # ------------------------------------------------------------------ execution
+    async def _run_action(
+        self, name: str, tracker: Tracker, session: Any, pred: Prediction
+    ) -> bool | list[str] | None:
+        """Run one action. Returns False to stop the turn, a list of actions to run next,
+        or None to carry on predicting."""
+        if self.domain.is_form(name):
+            return await self._run_form(name, tracker, session)
+        executed = ActionExecuted(name=name, policy=pred.policy, confidence=pred.confidence)
+        if self.domain.is_response(name):
+            tracker.apply(executed)
+            self._utter(tracker, name)
+            return None
+        builtin = getattr(self, f"_builtin_{name}", None)
+        if builtin is not None:
+            tracker.apply(executed)
+            return await builtin(tracker)
+        ok = await self._run_custom(name, tracker, session, executed=executed)
+        return None if ok else False
+
+    async def _run_custom(
+        self,
+        name: str,
+        tracker: Tracker,
+        session: Any,
+        *,
+        executed: ActionExecuted | None,
+        extra_events: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        payload = self._payload(name, tracker, extra_events)
+        try:
+            with session.begin_nested():
+                result = await self.actions.run(name, payload)
+        except ActionError as exc:
+            log.warning("action failed: %s", exc)
+            self.stats.action_failures += 1
+            if executed is not None:
+                tracker.apply(ActionExecuted(name=name, policy="failed"))
+            self._utter(tracker, "utter_action_failed")
+            return False
+        if executed is not None:
+            tracker.apply(executed)
+        self._apply_result(tracker, result)
+        return True
+
+    def _payload(
+        self, name: str, tracker: Tracker, extra_events: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        state = tracker.to_rasa_state()
+        if extra_events:
+            state["events"] = state["events"] + extra_events
+            for e in extra_events:
+                if e.get("event") == "slot":
+                    state["slots"][e["name"]] = e.get("value")
+        return {
+            "next_action": name,
+            "sender_id": tracker.conversation_id,
+            "tracker": state,
+            "domain": self._domain_dict,
+            "version": "3.6.21",
+        }
+
+    def _apply_result(self, tracker: Tracker, result: dict[str, Any]) -> list[Event]:
+        applied: list[Event] = []
+        for raw in result.get("events") or []:
+            ev = event_from_dict(raw)
+            tracker.apply(ev)
+            applied.append(ev)
+        for resp in result.get("responses") or []:
+            template = resp.get("response") or resp.get("template")
+            if template:
+                extra = {k: v for k, v in resp.items() if k not in ("response", "template")}
+                replies = self.domain.render(template, tracker.slots, **(extra.get("kwargs") or {}))
+            else:
+                replies = [Reply.from_rasa(resp)]
+            for r in replies:
+                tracker.apply(_bot_event(r))
+        return applied
+
+    def _utter(self, tracker: Tracker, response: str, **kwargs: Any) -> None:
+        for r in self.domain.render(response, tracker.slots, **kwargs):
+            tracker.apply(_bot_event(r))
+
+    # ------------------------------------------------------------------ forms
+    async def _run_form(self, form: str, tracker: Tracker, session: Any) -> bool | list[str] | None:
+        required = self.domain.forms[form]
+        activating = tracker.active_loop != form
+        latest = tracker.latest_message
+        intent = latest.intent if latest else None
+
+        # slot candidates: this turn's extracted values (and, on activation, prefilled slots)
+        turn_slots = _slots_set_since_user(tracker)
+        candidates = {k: v for k, v in turn_slots.items() if k in required}
+        if activating:
+            for s in required:
+                if tracker.slots.get(s) is not None:
+                    candidates.setdefault(s, tracker.slots[s])
+        extra = [{"event": "slot", "name": k, "value": v, "timestamp": time.time()}
+                 for k, v in candidates.items()]
+        validator = f"validate_{form}"
+        result: dict[str, Any] = {"events": [], "responses": []}
+        if validator in self.domain.actions and self.actions.has_action(validator):
+            payload_tracker = _TrackerWithLoop(tracker, form)
+            payload = self._payload(validator, payload_tracker.view(), extra)
+            try:
+                with session.begin_nested():
+                    result = await self.actions.run(validator, payload)
+            except ActionError as exc:
+                log.warning("form validation failed: %s", exc)
+                self.stats.action_failures += 1
+                tracker.apply(ActionExecuted(name=form, policy="failed"))
+                if tracker.active_loop == form:
+                    tracker.apply(ActiveLoop(name=None))
+                self._utter(tracker, "utter_action_failed")
+                return False
+
+        slot_events = [e for e in result.get("events") or [] if e.get("event") == "slot"]
+        filled = any(e["name"] in required and e.get("value") is not None for e in slot_events)
+        rejected = any(
+            e.get("event") == "action_execution_rejected" for e in result.get("events") or []
+        )
+        handled = (filled or bool(candidates) or bool(result.get("responses"))) and not rejected
+
+        if not activating and not handled and intent not in NON_INTERRUPTING:
+            return self._interrupt_form(form, tracker, intent)
+
+        tracker.apply(ActionExecuted(name=form, policy="FormPolicy", confidence=1.0))
+        if activating:
+            tracker.apply(ActiveLoop(name=form))
+        self._apply_result(
+            tracker, {"events": [e for e in result.get("events") or []
+                                 if e.get("event") != "action_execution_rejected"],
+                      "responses": result.get("responses")}
+        )
+        requested_events = [e for e in slot_events if e["name"] == "requested_slot"]
+        if requested_events:
+            next_slot = requested_events[-1].get("value")
+        else:
+            next_slot = next((s for s in required if tracker.slots.get(s) is None), None)
+        if next_slot is None:
+            if tracker.slots.get("requested_slot") is not None:
+                tracker.apply(SlotSet(key="requested_slot", value=None))
+            tracker.apply(ActiveLoop(name=None))
+            return None
+        if tracker.slots.get("requested_slot") != next_slot:
+            tracker.apply(SlotSet(key="requested_slot", value=next_slot))
+        return await self._ask(form, str(next_slot), tracker, session)
+
+    async def _ask(self, form: str, slot: str, tracker: Tracker, session: Any) -> bool:
+        ask = self.domain.ask_action_for(form, slot)
+        if ask is None:
+            log.warning("form %s has no question for slot %s", form, slot)
+            self._utter(tracker, "utter_default")
+            return False
+        if self.domain.is_response(ask):
+            self._utter(tracker, ask)
+            return False
+        await self._run_custom(ask, tracker, session, executed=None)
+        return False
+
+    def _interrupt_form(self, form: str, tracker: Tracker, intent: str | None) -> list[str]:
+        """The shopper changed the subject while a form waited for an answer."""
+        target = self.policy.rule_action_for_intent(intent)
+        if intent == "stop" or target is None or self.domain.is_form(target) or intent in (
+            "human_handoff",
+        ):
+            self._deactivate(form, tracker)
+            return [target] if target else ["utter_ok_cancelled_request"]
+        # Answer the side question, then ask again what the form waits for.
+        return [target, f"{REASK}{form}"]
+
+    def _deactivate(self, form: str, tracker: Tracker) -> None:
+        tracker.apply(ActiveLoop(name=None))
+        for slot in self.domain.forms[form]:
+            if slot != "customer_id" and tracker.slots.get(slot) is not None:
+                tracker.apply(SlotSet(key=slot, value=None))
+
+    # ------------------------------------------------------------------ built-in actions
+    async def _builtin_action_default_fallback(self, tracker: Tracker) -> None:
+        self.stats.fallbacks += 1
+        self._utter(tracker, "utter_default")
+
+    async def _builtin_action_offer_handoff(self, tracker: Tracker) -> None:
+        self.stats.fallbacks += 1
+        self._utter(tracker, "utter_offer_handoff")
+
+    async def _builtin_action_handoff(self, tracker: Tracker) -> None:
+        if tracker.active_loop:
+            self._deactivate(tracker.active_loop, tracker)
+        intent = tracker.latest_message.intent if tracker.latest_message else None
+        reason = "shopper asked for a human" if intent == "human_handoff" else "bot could not help"
+        if tracker.handoff_status != "requested":
+            tracker.apply(HandoffEvent(step="requested", reason=reason))
+            self.stats.handoffs += 1
+        self._utter(tracker, "utter_handoff")
+
+    async def _builtin_action_restart(self, tracker: Tracker) -> None:
+        from bot.types import Restarted
+
+        tracker.apply(Restarted())
+
+    async def _builtin_action_session_start(self, tracker: Tracker) -> None:
+        tracker.apply(SessionStarted())
+
+    async def _builtin_action_deactivate_loop(self, tracker: Tracker) -> None:
+        if tracker.active_loop:
+            self._deactivate(tracker.active_loop, tracker)
+
+    async def _builtin_action_knowledge_answer(self, tracker: Tracker) -> None:
+        latest = tracker.latest_message
+        question = latest.text if latest else ""
+        if self.knowledge is None:
+            self.stats.knowledge_unanswered += 1
+            self._utter(tracker, "utter_out_of_scope")
+            return
+        answer = await asyncio.to_thread(
+            self.knowledge.answer, question, latest.entities if latest else []
+        )
+        self.stats.knowledge_answers += 1
+        citations = [_citation_dict(c) for c in getattr(answer, "citations", []) or []]
+        data: dict[str, Any] = {"custom": {"type": "answer", "grounded": bool(answer.grounded),
+                                           "citations": citations}}
+        if not answer.grounded:
+            self.stats.knowledge_unanswered += 1
+            data["buttons"] = [{"title": "Talk to a human", "payload": "/human_handoff"}]
+        tracker.apply(BotUttered(text=answer.text, data=data))
+
+
+class _TrackerWithLoop:
+    """A tracker view whose ``active_loop`` is the form being validated (on activation the
+    validation runs before the ActiveLoop event is logged, as in Rasa)."""
+
+    def __init__(self, tracker: Tracker, form: str) -> None:
+        self._t = tracker
+        self._form = form
+
+    def view(self) -> Tracker:
+        clone = Tracker(
+            conversation_id=self._t.conversation_id,
+            initial_slots=self._t.initial_slots,
+            events=self._t.events,
+            slots=self._t.slots,
+            active_loop=self._form,
+            latest_message=self._t.latest_message,
+            latest_action_name=self._t.latest_action_name,
+            followup_action=self._t.followup_action,
+            handoff_status=self._t.handoff_status,
+        )
+        return clone
+
+
+def _bot_event(reply: Reply) -> BotUttered:
+    data: dict[str, Any] = {}
+    if reply.buttons:
+        data["buttons"] = [b.to_dict() for b in reply.buttons]
+    if reply.custom is not None:
+        data["custom"] = reply.custom
+    if reply.image is not None:
+        data["image"] = reply.image
+    return BotUttered(text=reply.text, data=data)
+
+
+def _slots_set_since_user(tracker: Tracker) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for e in reversed(tracker.events):
+        if isinstance(e, UserUttered):
+            break
+        if isinstance(e, SlotSet):
+            out.setdefault(e.key, e.value)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _last_non_slot(tracker: Tracker) -> str | None:
+    for s in reversed(tracker.steps):
+        if s.kind != "slot":
+            return s.kind
+    return None
+
+
+def _citation_dict(c: Any) -> dict[str, Any]:
+    if isinstance(c, dict):
+        return c
+    out = {}
+    for key in ("index", "passage_id", "title", "source", "kind", "text"):
+        if hasattr(c, key):
+            out[key] = getattr(c, key)
+    return out

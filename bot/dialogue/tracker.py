@@ -1,0 +1,156 @@
+"""The conversation tracker: an append-only list of events and the state derived from it.
+
+The tracker is the truth. Slots, the active form, the latest message and the handoff
+state are all computed by replaying events; nothing else is stored about a conversation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.types import (
+    ActionExecuted,
+    ActiveLoop,
+    AllSlotsReset,
+    BotUttered,
+    ConversationId,
+    Event,
+    FollowupAction,
+    HandoffEvent,
+    Restarted,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One entry of the tracker as the policies see it, with the state before it."""
+
+    kind: str  # intent | action | active_loop | slot
+    name: Any
+    slots_before: dict[str, Any]
+    active_loop_before: str | None
+    value: Any = None
+
+
+@dataclass
+class Tracker:
+    conversation_id: ConversationId
+    initial_slots: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    # derived state
+    slots: dict[str, Any] = field(default_factory=dict)
+    active_loop: str | None = None
+    latest_message: UserUttered | None = None
+    latest_action_name: str | None = None
+    followup_action: str | None = None
+    handoff_status: str = "none"
+    steps: list[StepView] = field(default_factory=list)
+    persisted_count: int = 0  # how many of ``events`` are already in the store
+
+    @classmethod
+    def from_events(
+        cls, conversation_id: ConversationId, initial_slots: dict[str, Any], events: list[Event]
+    ) -> Tracker:
+        t = cls(conversation_id=conversation_id, initial_slots=dict(initial_slots))
+        t.slots = dict(initial_slots)
+        for e in events:
+            t.apply(e)
+        t.persisted_count = len(events)
+        return t
+
+    @property
+    def new_events(self) -> list[Event]:
+        return self.events[self.persisted_count :]
+
+    def apply(self, e: Event) -> None:
+        self.events.append(e)
+        if isinstance(e, UserUttered):
+            self.latest_message = e
+            self.steps.append(StepView("intent", e.intent, dict(self.slots), self.active_loop))
+        elif isinstance(e, ActionExecuted):
+            self.latest_action_name = e.name
+            if self.followup_action == e.name:
+                self.followup_action = None
+            if e.name != "action_listen":
+                self.steps.append(StepView("action", e.name, dict(self.slots), self.active_loop))
+        elif isinstance(e, SlotSet):
+            self.steps.append(StepView("slot", e.key, dict(self.slots), self.active_loop, e.value))
+            self.slots[e.key] = e.value
+        elif isinstance(e, ActiveLoop):
+            self.steps.append(StepView("active_loop", e.name, dict(self.slots), self.active_loop))
+            self.active_loop = e.name
+            if e.name is None:
+                self.slots["requested_slot"] = None
+        elif isinstance(e, FollowupAction):
+            self.followup_action = e.name
+        elif isinstance(e, AllSlotsReset):
+            self.slots = dict(self.initial_slots)
+        elif isinstance(e, Restarted):
+            self.slots = dict(self.initial_slots)
+            self.active_loop = None
+            self.followup_action = None
+            self.steps = []
+        elif isinstance(e, SessionStarted):
+            self.active_loop = None
+            self.followup_action = None
+            self.slots["requested_slot"] = None
+        elif isinstance(e, HandoffEvent):
+            self.handoff_status = {
+                "requested": "requested",
+                "claimed": "claimed",
+                "returned": "none",
+                "closed": "closed",
+            }.get(e.step, self.handoff_status)
+
+    # ------------------------------------------------------------ queries
+    def last_event_time(self) -> float | None:
+        return self.events[-1].timestamp if self.events else None
+
+    def bot_messages_since_last_user(self) -> list[BotUttered]:
+        out: list[BotUttered] = []
+        for e in reversed(self.events):
+            if isinstance(e, UserUttered):
+                break
+            if isinstance(e, BotUttered):
+                out.append(e)
+        return list(reversed(out))
+
+    def consecutive_fallbacks(self) -> int:
+        """How many user turns in a row ended in ``action_default_fallback``."""
+        count = 0
+        for e in reversed(self.events):
+            if isinstance(e, ActionExecuted) and e.name not in ("action_listen",):
+                if e.name == "action_default_fallback":
+                    count += 1
+                elif e.name == "action_offer_handoff":
+                    count += 1
+                else:
+                    break
+        return count
+
+    def to_rasa_state(self, domain_slots: set[str] | None = None) -> dict[str, Any]:
+        """The tracker JSON of Rasa's action-server protocol."""
+        latest = self.latest_message
+        latest_message: dict[str, Any] = {}
+        if latest is not None:
+            latest_message = {
+                "text": latest.text,
+                "intent": latest.parse_data.get("intent") or {},
+                "entities": latest.entities,
+                "intent_ranking": latest.parse_data.get("intent_ranking") or [],
+                "message_id": latest.message_id,
+            }
+        return {
+            "sender_id": self.conversation_id,
+            "slots": dict(self.slots),
+            "latest_message": latest_message,
+            "events": [e.to_dict() for e in self.events],
+            "paused": self.handoff_status == "claimed",
+            "followup_action": self.followup_action,
+            "active_loop": {"name": self.active_loop} if self.active_loop else {},
+            "latest_action_name": self.latest_action_name,
+        }
