@@ -30,6 +30,11 @@ PROTOCOL_VERSION = "3.6.21"
 
 
 class ActionRunner(abc.ABC):
+    #: Whether actions run inside the turn's DB transaction (in process) or commit on their
+    #: own elsewhere (a remote server): then the manager must not hold a transaction open
+    #: across the call, or the two would wait for each other's locks.
+    shares_transaction: bool = False
+
     @abc.abstractmethod
     async def run(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Run one action; return ``{"events": [...], "responses": [...]}``."""
@@ -43,6 +48,8 @@ class ActionRunner(abc.ABC):
 
 
 class InProcessActionRunner(ActionRunner):
+    shares_transaction = True
+
     def __init__(self, actions: Iterable[Any]) -> None:
         from rasa_sdk.executor import ActionExecutor
 

@@ -205,7 +205,10 @@ def create_app(parts: Parts) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        yield
+        async with contextlib.AsyncExitStack() as running:
+            for channel in parts.channels:
+                await running.enter_async_context(channel.running())
+            yield
         await parts.actions.aclose()
         parts.db.dispose()
 

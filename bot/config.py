@@ -9,6 +9,7 @@ Precedence: environment variable > clerk.yml > default.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,18 @@ class Settings:
     nlu_threshold: float = 0.45
     max_misses_before_handoff: int = 2
     log_level: str = "INFO"
+    # web chat widget and its Rasa-compatible Socket.IO endpoint
+    widget_title: str = "Clerk"
+    widget_color: str = "#0f766e"
+    widget_greeting: str = "Hi! I'm Clerk, the store's assistant. How can I help?"
+    widget_server_url: str | None = None  # public URL of this server; default: the script's
+    widget_origins: tuple[str, ...] = ()  # allowed page origins besides our own; "*" = any
+    widget_rate_limit: int = 20  # messages per session per minute
+    # Telegram
+    telegram_token: str | None = None
+    telegram_base_url: str | None = None  # a self-hosted Bot API server
+    telegram_webhook_url: str | None = None  # set: `clerk serve` registers this webhook
+    telegram_webhook_secret: str | None = None  # default: derived from the token
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,6 +86,7 @@ class Settings:
             raise ConfigError("nlu_threshold/max_misses_before_handoff", str(exc)) from exc
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError("nlu_threshold", "must be between 0 and 1")
+        channel_settings = _channel_settings(get)
         return cls(
             home=home,
             database_url=str(db_url),
@@ -83,5 +97,43 @@ class Settings:
             nlu_threshold=threshold,
             max_misses_before_handoff=misses,
             log_level=str(get("log_level", "INFO")).upper(),
+            **channel_settings,
             extra={k: v for k, v in file_values.items()},
         )
+
+
+_COLOR = re.compile(r"#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20}")
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _channel_settings(get: Any) -> dict[str, Any]:
+    """The widget's and Telegram's settings, validated (colours end up in CSS)."""
+    color = str(get("widget_color", "#0f766e")).strip()
+    if not _COLOR.fullmatch(color):
+        raise ConfigError("widget_color", "must be a hex colour like #0f766e or a CSS colour name")
+    origins = get("widget_origins", ())
+    if isinstance(origins, str):
+        origins = [o for o in (x.strip() for x in origins.split(",")) if o]
+    try:
+        rate = int(get("widget_rate_limit", 20))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("widget_rate_limit", str(exc)) from exc
+    if rate < 1:
+        raise ConfigError("widget_rate_limit", "must be at least 1 message per minute")
+    secret = get("telegram_webhook_secret") or None
+    if secret is not None and not _SECRET.fullmatch(str(secret)):
+        raise ConfigError("telegram_webhook_secret", "1-256 characters of A-Z, a-z, 0-9, _ and -")
+    out: dict[str, Any] = {
+        "widget_color": color,
+        "widget_origins": tuple(str(o).rstrip("/") for o in origins),
+        "widget_rate_limit": rate,
+        "telegram_token": get("telegram_token") or None,
+        "telegram_base_url": get("telegram_base_url") or None,
+        "telegram_webhook_url": get("telegram_webhook_url") or None,
+        "telegram_webhook_secret": secret,
+    }
+    for name in ("widget_title", "widget_greeting", "widget_server_url"):
+        value = get(name)
+        if value is not None:
+            out[name] = str(value)
+    return out

@@ -8,6 +8,7 @@ reachable the postgres variants are skipped locally and fail in CI (CI=true).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -54,10 +55,11 @@ def _pg_exec(sql: str) -> None:
         conn.execute(sql)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'clerk.db'}"
+@contextlib.contextmanager
+def fresh_database(kind: str, folder: Path) -> Iterator[str]:
+    """A new, empty database of ``kind`` (sqlite | postgresql); its URL. Dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / f'clerk-{uuid.uuid4().hex[:8]}.db'}"
         return
     if not _pg_up():
         if os.environ.get("CI"):
@@ -69,6 +71,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database per test, on SQLite and on PostgreSQL."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh database per test module, on SQLite and on PostgreSQL."""
+    with fresh_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -98,3 +119,50 @@ def knowledge_dir() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return ROOT / "training_data"
+
+
+# ---------------------------------------------------------------------------------------
+# A prepared Clerk home (demo store, knowledge index, trained NLU), built once per test run
+# and shared: tests that need a whole bot build it with `bot_settings(database_url)`.
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prepared_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from bot.app import make_encoder, prepare
+    from bot.config import Settings
+
+    home = tmp_path_factory.mktemp("clerk-home")
+    settings = Settings.load({"CLERK_HOME": str(home)}, config_file=home / "none.yml")
+    encoder = make_encoder(settings)
+    prepare(settings, encoder=encoder)
+    return settings, encoder
+
+
+@pytest.fixture(scope="session")
+def bot_settings(prepared_home):  # type: ignore[no-untyped-def]
+    """``bot_settings(database_url)`` -> Settings sharing the prepared models and index, on a
+    database that is migrated and loaded with the demo store."""
+    import dataclasses
+
+    from bot.store import migrate
+    from bot.store.db import Database
+    from bot.store.demo import load_store
+
+    settings, _ = prepared_home
+
+    def make(database_url: str, **overrides):  # type: ignore[no-untyped-def]
+        migrate.upgrade(database_url)
+        db = Database(database_url)
+        try:
+            load_store(db, settings.knowledge_dir)
+        finally:
+            db.dispose()
+        return dataclasses.replace(settings, database_url=database_url, **overrides)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_encoder(prepared_home):  # type: ignore[no-untyped-def]
+    return prepared_home[1]

@@ -28,7 +28,7 @@ from bot.actions import ActionRunner
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import LISTEN, FlowPolicy, Prediction
 from bot.dialogue.slots import extract_slots
-from bot.dialogue.tracker import Tracker
+from bot.dialogue.tracker import MISS_ACTIONS, Tracker
 from bot.errors import ActionError
 from bot.store import conversations
 from bot.store.db import Database
@@ -215,7 +215,7 @@ class DialogueManager:
                 pred = Prediction(action, "DefaultPolicy", 0.5)
             else:
                 return LISTEN, Prediction(LISTEN, "DefaultPolicy", 1.0)
-        if pred.action == "action_default_fallback" and (
+        if pred.action in MISS_ACTIONS and (
             tracker.consecutive_fallbacks() + 1 >= self.max_misses
         ):
             pred = Prediction("action_offer_handoff", pred.policy, pred.confidence, pred.flow)
@@ -252,8 +252,7 @@ class DialogueManager:
     ) -> bool:
         payload = self._payload(name, tracker, extra_events)
         try:
-            with session.begin_nested():
-                result = await self.actions.run(name, payload)
+            result = await self._call_action(name, payload, session)
         except ActionError as exc:
             log.warning("action failed: %s", exc)
             self.stats.action_failures += 1
@@ -265,6 +264,16 @@ class DialogueManager:
             tracker.apply(executed)
         self._apply_result(tracker, result)
         return True
+
+    async def _call_action(self, name: str, payload: dict[str, Any], session: Any) -> dict[str, Any]:
+        """In process: inside a savepoint of the turn, so a failed action leaves no trace.
+        Remote: the action server commits its own changes, so end our transaction first
+        (nothing of the turn is written before the end) and read its results afresh."""
+        if self.actions.shares_transaction:
+            with session.begin_nested():
+                return await self.actions.run(name, payload)
+        session.commit()
+        return await self.actions.run(name, payload)
 
     def _payload(
         self, name: str, tracker: Tracker, extra_events: list[dict[str, Any]] | None = None
@@ -326,8 +335,7 @@ class DialogueManager:
             payload_tracker = _TrackerWithLoop(tracker, form)
             payload = self._payload(validator, payload_tracker.view(), extra)
             try:
-                with session.begin_nested():
-                    result = await self.actions.run(validator, payload)
+                result = await self._call_action(validator, payload, session)
             except ActionError as exc:
                 log.warning("form validation failed: %s", exc)
                 self.stats.action_failures += 1

@@ -24,6 +24,8 @@ from bot.types import (
     UserUttered,
 )
 
+MISS_ACTIONS = frozenset({"action_default_fallback", "utter_out_of_scope", "action_offer_handoff"})
+
 
 @dataclass(frozen=True)
 class StepView:
@@ -120,13 +122,12 @@ class Tracker:
         return list(reversed(out))
 
     def consecutive_fallbacks(self) -> int:
-        """How many user turns in a row ended in ``action_default_fallback``."""
+        """How many user turns in a row the bot could not help with (fallback, out of
+        scope, or a human already offered)."""
         count = 0
         for e in reversed(self.events):
-            if isinstance(e, ActionExecuted) and e.name not in ("action_listen",):
-                if e.name == "action_default_fallback":
-                    count += 1
-                elif e.name == "action_offer_handoff":
+            if isinstance(e, ActionExecuted) and e.name != "action_listen":
+                if e.name in MISS_ACTIONS:
                     count += 1
                 else:
                     break
