@@ -66,19 +66,33 @@ def catalog_products(knowledge_dir: Path) -> list[dict[str, Any]]:
     return list(json.loads(path.read_text()).values())
 
 
-def train_nlu(settings: Settings, encoder: Any, progress: Progress = _no_progress) -> Path:
+def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
     from bot.nlu.data import load_nlu
-    from bot.nlu.model import NLUConfig, NLUModel
+    from bot.nlu.model import NLUConfig
 
     data = load_nlu(settings.data_dir / "nlu.yml")
     config = NLUConfig.from_file(settings.data_dir / "config.yml")
-    model = NLUModel.train(
-        data,
-        encoder=encoder,
-        catalog=catalog_products(settings.knowledge_dir),
-        config=config,
-        progress=progress,
-    )
+    return data, catalog_products(settings.knowledge_dir), config
+
+
+def nlu_is_current(settings: Settings, encoder: Any) -> bool:
+    """Whether a loadable NLU model trained on exactly the current data exists."""
+    from bot.errors import ClerkError
+    from bot.nlu.model import NLUModel, training_fingerprint
+
+    try:
+        model = NLUModel.load(nlu_dir(settings), encoder)
+        data, catalog, config = _nlu_inputs(settings)
+    except (ClerkError, ValueError, OSError):
+        return False
+    return model.metrics.get("fingerprint") == training_fingerprint(data, catalog, config)
+
+
+def train_nlu(settings: Settings, encoder: Any, progress: Progress = _no_progress) -> Path:
+    from bot.nlu.model import NLUModel
+
+    data, catalog, config = _nlu_inputs(settings)
+    model = NLUModel.train(data, encoder=encoder, catalog=catalog, config=config, progress=progress)
     out = nlu_dir(settings)
     model.save(out)
     return out
@@ -109,7 +123,7 @@ def prepare(
             report["knowledge"] = ingest(
                 db, settings.knowledge_dir, settings.index_dir, encoder, progress=progress
             )
-        if force_train or not (nlu_dir(settings) / "meta.json").exists():
+        if force_train or not nlu_is_current(settings, encoder):
             t = time.perf_counter()
             train_nlu(settings, encoder, progress)
             report["nlu_train_seconds"] = round(time.perf_counter() - t, 2)
@@ -137,10 +151,17 @@ class Parts:
     actions: ActionRunner
     channels: list[Channel] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    generation: Any = None  # bot.generation: GenerationStats, CopyWriter, the LLM backend
 
 
-def build(settings: Settings, *, encoder: Any = None, actions: ActionRunner | None = None) -> Parts:
-    from bot.generation.extractive import ExtractiveWriter
+def build(
+    settings: Settings,
+    *,
+    encoder: Any = None,
+    actions: ActionRunner | None = None,
+    llm: Any = None,
+) -> Parts:
+    """``llm``: an ``bot.generation.llm.LLM`` to use instead of the one settings name."""
     from bot.knowledge.answerer import KnowledgeAnswerer
     from bot.knowledge.index import KnowledgeIndex
     from bot.knowledge.retriever import HybridRetriever
@@ -153,6 +174,8 @@ def build(settings: Settings, *, encoder: Any = None, actions: ActionRunner | No
     domain = Domain.load(domain_file)
     policy = FlowPolicy(DialogueData.load(*dialogue_files))
     nlu = NLUModel.load(nlu_dir(settings), encoder)
+    if settings.nlu_threshold is not None:
+        nlu = nlu.with_threshold(settings.nlu_threshold)
     if actions is None:
         if settings.action_endpoint:
             actions = RemoteActionRunner(settings.action_endpoint)
@@ -162,9 +185,8 @@ def build(settings: Settings, *, encoder: Any = None, actions: ActionRunner | No
             package = importlib.import_module(settings.actions_package)
             actions = InProcessActionRunner(package.build_actions(db))
     index = KnowledgeIndex.load(settings.index_dir, encoder)
-    answerer = KnowledgeAnswerer(
-        HybridRetriever(index), ExtractiveWriter(), catalog_products(settings.knowledge_dir)
-    )
+    generation = build_generation(settings, llm=llm)
+    answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer, generation.catalog)
     manager = DialogueManager(
         domain=domain,
         policy=policy,
@@ -175,9 +197,95 @@ def build(settings: Settings, *, encoder: Any = None, actions: ActionRunner | No
         max_misses=settings.max_misses_before_handoff,
     )
     parts = Parts(settings=settings, db=db, domain=domain, manager=manager, nlu=nlu,
-                  actions=actions)
+                  actions=actions, generation=generation)
     parts.channels.append(RestChannel(manager))
+    parts.channels.extend(web_and_telegram_channels(settings, manager, db))
     return parts
+
+
+@dataclass
+class Generation:
+    """The answer writer, the copy writer and their shared counters (on /health)."""
+
+    backend: str
+    llm: Any
+    writer: Any
+    copywriter: Any
+    stats: Any
+    catalog: Any
+
+
+def make_llm(settings: Settings, *, http_client: Any = None) -> Any:
+    """The LLM backend settings name (``CLERK_LLM``), or ``None`` for extractive answers."""
+    if settings.llm == "transformers":
+        from bot.generation.local import TransformersLLM
+
+        return TransformersLLM(str(settings.llm_model), threads=settings.llm_threads)
+    if settings.llm == "openai":
+        import httpx
+
+        from bot.generation.openai import OpenAIChatLLM
+
+        client = http_client or httpx.Client(timeout=settings.llm_timeout)
+        return OpenAIChatLLM(
+            str(settings.llm_base_url),
+            settings.llm_model_name,
+            client=client,
+            api_key=settings.llm_api_key,
+        )
+    return None
+
+
+def build_generation(settings: Settings, *, llm: Any = None) -> Generation:
+    """Answer writer (LLM behind the fact guard, or extractive) and copy writer."""
+    from bot.generation.copy import CopyWriter
+    from bot.generation.extractive import ExtractiveWriter
+    from bot.generation.guard import FactGuard
+    from bot.generation.llm import GenerationParams
+    from bot.generation.writer import GenerationStats, GuardedWriter
+    from bot.knowledge.catalog import CatalogResolver
+
+    catalog = CatalogResolver(catalog_products(settings.knowledge_dir))
+    llm = llm if llm is not None else make_llm(settings)
+    stats = GenerationStats()
+    guard = FactGuard(catalog)
+    params = GenerationParams(
+        max_new_tokens=settings.llm_max_new_tokens, timeout_s=settings.llm_timeout
+    )
+    writer: Any = ExtractiveWriter()
+    if llm is not None:
+        writer = GuardedWriter(llm, guard, fallback=writer, params=params, stats=stats)
+    copy_params = GenerationParams(max_new_tokens=80, timeout_s=settings.llm_timeout)
+    copywriter = CopyWriter(catalog, guard, llm, params=copy_params, stats=stats)
+    backend = llm.name if llm is not None else "extractive"
+    return Generation(backend, llm, writer, copywriter, stats, catalog)
+
+
+def web_and_telegram_channels(
+    settings: Settings, manager: DialogueManager, db: Database
+) -> list[Channel]:
+    """The chat widget, its Rasa-compatible Socket.IO endpoint and, with a token, Telegram."""
+    from bot.channels.socketio_channel import SocketIOChannel
+    from bot.channels.widget import OriginPolicy, WidgetChannel, WidgetLook
+
+    origins = OriginPolicy(settings.widget_origins)
+    look = WidgetLook(title=settings.widget_title, color=settings.widget_color,
+                      greeting=settings.widget_greeting, server_url=settings.widget_server_url)
+    channels: list[Channel] = [
+        WidgetChannel(manager, db, look=look, origins=origins,
+                      rate_limit=settings.widget_rate_limit,
+                      demo_products=catalog_products(settings.knowledge_dir)[:8]),
+        SocketIOChannel(manager, origins=origins, rate_limit=settings.widget_rate_limit),
+    ]
+    if settings.telegram_token:
+        from bot.channels.telegram import TelegramChannel
+
+        channels.append(TelegramChannel(
+            manager, token=settings.telegram_token, base_url=settings.telegram_base_url,
+            webhook_url=settings.telegram_webhook_url,
+            webhook_secret=settings.telegram_webhook_secret,
+        ))
+    return channels
 
 
 def create_app(parts: Parts) -> Starlette:
@@ -189,8 +297,42 @@ def create_app(parts: Parts) -> Starlette:
                 "uptime_s": round(time.time() - parts.started, 1),
                 "actions": "remote" if isinstance(parts.actions, RemoteActionRunner) else "in-process",
                 "stats": stats.__dict__,
+                "generation": {
+                    "backend": parts.generation.backend,
+                    **parts.generation.stats.as_dict(),
+                } if parts.generation else None,
             }
         )
+
+    async def copy(request: Request) -> JSONResponse:
+        """``POST /api/copy`` {"product_id", "audience"?, "tone"?, "n"?} -> copy variants."""
+        import asyncio
+
+        from bot.errors import InputError
+        from bot.generation.copy import UnknownProduct
+
+        data = await read_json_object(request)
+        if isinstance(data, JSONResponse):
+            return data
+        product_id = data.get("product_id")
+        n = data.get("n", 3)
+        if not isinstance(product_id, str | int) or isinstance(product_id, bool):
+            return JSONResponse({"error": "field 'product_id' is required"}, status_code=400)
+        if not isinstance(n, int) or isinstance(n, bool):
+            return JSONResponse({"error": "field 'n' must be an integer"}, status_code=400)
+        writer = parts.generation.copywriter
+        try:
+            copies = await asyncio.to_thread(
+                writer.write, str(product_id), audience=str(data.get("audience") or
+                "everyday shoppers"), tone=str(data.get("tone") or "friendly"), n=n,
+            )
+        except UnknownProduct as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        except InputError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        product = writer.catalog.product(str(product_id))
+        return JSONResponse({"product_id": str(product_id), "name": product.name,
+                             "copies": [c.to_dict() for c in copies]})
 
     async def parse(request: Request) -> JSONResponse:
         data = await read_json_object(request)
@@ -215,6 +357,7 @@ def create_app(parts: Parts) -> Starlette:
     routes: list[Any] = [
         Route("/health", health, methods=["GET"]),
         Route("/model/parse", parse, methods=["POST"]),
+        Route("/api/copy", copy, methods=["POST"]),
     ]
     for channel in parts.channels:
         routes.extend(channel.routes())

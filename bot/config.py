@@ -30,7 +30,7 @@ class Settings:
     data_dir: Path
     knowledge_dir: Path
     actions_package: str = "actions"
-    nlu_threshold: float = 0.45
+    nlu_threshold: float | None = None  # None: the model's own (training_data/config.yml)
     max_misses_before_handoff: int = 2
     log_level: str = "INFO"
     # web chat widget and its Rasa-compatible Socket.IO endpoint
@@ -45,6 +45,15 @@ class Settings:
     telegram_base_url: str | None = None  # a self-hosted Bot API server
     telegram_webhook_url: str | None = None  # set: `clerk serve` registers this webhook
     telegram_webhook_secret: str | None = None  # default: derived from the token
+    # generation (bot/generation): extractive | transformers | openai
+    llm: str = "extractive"
+    llm_model: str | None = None  # model folder or .gguf file (transformers)
+    llm_base_url: str | None = None  # OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_model_name: str = "default"  # the model name sent to the endpoint
+    llm_timeout: float = 30.0  # seconds for one whole reply, then the extractive answer
+    llm_max_new_tokens: int = 160
+    llm_threads: int | None = None  # torch threads for the transformers backend
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -80,11 +89,12 @@ class Settings:
         home = Path(get("home", ".clerk")).expanduser().resolve()
         db_url = get("database_url") or f"sqlite:///{home / 'clerk.db'}"
         try:
-            threshold = float(get("nlu_threshold", 0.45))
+            raw_threshold = get("nlu_threshold")
+            threshold = None if raw_threshold is None else float(raw_threshold)
             misses = int(get("max_misses_before_handoff", 2))
         except (TypeError, ValueError) as exc:
             raise ConfigError("nlu_threshold/max_misses_before_handoff", str(exc)) from exc
-        if not 0.0 <= threshold <= 1.0:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ConfigError("nlu_threshold", "must be between 0 and 1")
         channel_settings = _channel_settings(get)
         return cls(
@@ -98,6 +108,7 @@ class Settings:
             max_misses_before_handoff=misses,
             log_level=str(get("log_level", "INFO")).upper(),
             **channel_settings,
+            **_llm_settings(get),
             extra={k: v for k, v in file_values.items()},
         )
 
@@ -137,3 +148,40 @@ def _channel_settings(get: Any) -> dict[str, Any]:
         if value is not None:
             out[name] = str(value)
     return out
+
+
+LLM_BACKENDS = ("extractive", "transformers", "openai")
+
+
+def _llm_settings(get: Any) -> dict[str, Any]:
+    """The generation backend's settings. Without ``CLERK_LLM`` the backend follows from
+    what is configured: a model path -> transformers, a base URL -> openai, else extractive."""
+    model = get("llm_model") or None
+    base_url = get("llm_base_url") or None
+    default = "transformers" if model else "openai" if base_url else "extractive"
+    llm = str(get("llm", default)).strip().lower()
+    if llm not in LLM_BACKENDS:
+        raise ConfigError("llm", f"must be one of {', '.join(LLM_BACKENDS)}, not {llm!r}")
+    if llm == "transformers" and not model:
+        raise ConfigError("llm_model", "CLERK_LLM=transformers needs a model folder or .gguf file")
+    if llm == "openai" and not base_url:
+        raise ConfigError("llm_base_url", "CLERK_LLM=openai needs the endpoint's base URL")
+    try:
+        timeout = float(get("llm_timeout", 30.0))
+        max_new_tokens = int(get("llm_max_new_tokens", 160))
+        threads = get("llm_threads")
+        threads = int(threads) if threads not in (None, "") else None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("llm_timeout/llm_max_new_tokens/llm_threads", str(exc)) from exc
+    if timeout <= 0 or max_new_tokens <= 0 or (threads is not None and threads <= 0):
+        raise ConfigError("llm_timeout/llm_max_new_tokens/llm_threads", "must be positive")
+    return {
+        "llm": llm,
+        "llm_model": str(Path(str(model)).expanduser()) if model else None,
+        "llm_base_url": str(base_url) if base_url else None,
+        "llm_api_key": get("llm_api_key") or None,
+        "llm_model_name": str(get("llm_model_name", "default")),
+        "llm_timeout": timeout,
+        "llm_max_new_tokens": max_new_tokens,
+        "llm_threads": threads,
+    }

@@ -52,6 +52,7 @@ class Tracker:
     handoff_status: str = "none"
     steps: list[StepView] = field(default_factory=list)
     persisted_count: int = 0  # how many of ``events`` are already in the store
+    _event_dicts: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @classmethod
     def from_events(
@@ -133,6 +134,12 @@ class Tracker:
                     break
         return count
 
+    def event_dicts(self) -> list[dict[str, Any]]:
+        """The events in Rasa's JSON shape (converted once each, kept in step)."""
+        for e in self.events[len(self._event_dicts) :]:
+            self._event_dicts.append(e.to_dict())
+        return list(self._event_dicts)
+
     def to_rasa_state(self, domain_slots: set[str] | None = None) -> dict[str, Any]:
         """The tracker JSON of Rasa's action-server protocol."""
         latest = self.latest_message
@@ -149,7 +156,7 @@ class Tracker:
             "sender_id": self.conversation_id,
             "slots": dict(self.slots),
             "latest_message": latest_message,
-            "events": [e.to_dict() for e in self.events],
+            "events": self.event_dicts(),
             "paused": self.handoff_status == "claimed",
             "followup_action": self.followup_action,
             "active_loop": {"name": self.active_loop} if self.active_loop else {},

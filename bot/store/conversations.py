@@ -6,7 +6,7 @@ session, so a turn's events are written in the same transaction as its business 
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.store.models import Conversation, ConversationEvent
@@ -39,18 +39,20 @@ def append_events(session: Session, conv: Conversation, events: list[Event]) -> 
     if not events:
         return
     start = conv.event_count or 0
-    session.add_all(
-        ConversationEvent(
-            conversation_id=conv.id,
-            seq=start + i,
-            type=e.type_name,
-            timestamp=e.timestamp,
-            data=e.to_dict(),
-        )
-        for i, e in enumerate(events)
+    session.execute(
+        insert(ConversationEvent),
+        [
+            {
+                "conversation_id": conv.id,
+                "seq": start + i,
+                "type": e.type_name,
+                "timestamp": e.timestamp,
+                "data": e.to_dict(),
+            }
+            for i, e in enumerate(events)
+        ],
     )
     conv.event_count = start + len(events)
-    session.flush()
 
 
 def conversation_ids(session: Session, limit: int = 100) -> list[str]:

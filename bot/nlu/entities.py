@@ -1,0 +1,582 @@
+"""Rule-based entity extractors: patterns, a catalog gazetteer and cancellation reasons.
+
+Every extractor returns Rasa entity dicts::
+
+    {"entity": "order_id", "value": "#W2611340", "start": 9, "end": 18,
+     "extractor": "RegexEntityExtractor"}
+
+``start``/``end`` index the text as given; ``value`` is normalised (``w 2611340`` ->
+``#W2611340``, ``t-shirts`` -> ``T-Shirt``, ``changed my mind`` -> ``no longer needed``).
+When normalisation changed the surface text, ``"processors": ["EntitySynonymMapper"]`` is
+added, as Rasa does. ``EntityExtractor`` runs all three and drops overlapping spans
+(pattern entities win, then reasons, then catalog terms; longer spans win within a kind).
+
+Extractors are immutable after construction and safe to share between threads. The
+gazetteer serialises to plain JSON (``to_dict``/``from_dict``) so a trained model carries
+the catalog terms it was built with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DEFAULT_PRODUCT_ALIASES",
+    "DEFAULT_REASON_SYNONYMS",
+    "REASON_MISTAKE",
+    "REASON_NO_LONGER_NEEDED",
+    "CatalogGazetteer",
+    "EntityExtractor",
+    "ReasonExtractor",
+    "RegexEntityExtractor",
+    "normalise_order_id",
+    "normalise_ticket_id",
+    "resolve_overlaps",
+]
+
+EntityDict = dict[str, Any]
+
+# ---------------------------------------------------------------------------------------
+# Patterns
+# ---------------------------------------------------------------------------------------
+
+_ORDER_ID = re.compile(
+    r"(?:#\s?w[\s-]?(?P<a>\d{7})|(?<![A-Za-z0-9#])w[\s-]?(?P<b>\d{7}))(?!\d)", re.IGNORECASE
+)
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
+)
+_TICKET = re.compile(r"(?<![A-Za-z0-9-])t[-\s]?(?P<n>\d{6})(?!\d)", re.IGNORECASE)
+_UNITS = r"(?:mah|ml|gb|mb|tb|mp|rpm|lbs?|ft|in|inch(?:es)?|k|w|watts?|hours?|hrs?|days?|dollars?|usd|points|pieces|steps|calories|seconds|secs|minutes|mins|weeks|months|years|items|orders|times|people|miles|km)\b"
+_ZIP = re.compile(
+    r"(?<![\w#$€£/.,:-])(?P<zip>\d{5})(?:-\d{4})?(?![\w%]|[.,:]\d|-\d)(?!\s?" + _UNITS + ")",
+    re.IGNORECASE,
+)
+_PHONE_SEPARATED = re.compile(
+    r"(?<![\w+])(?P<cc>\+\d{1,3}[\s.-]?)?"
+    r"(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\w-])"
+)
+_PHONE_PLUS = re.compile(r"(?<![\w+])\+\d{1,3}[\s.-]?\d{3}[\s.-]?\d{3}[\s.-]?\d{4}(?![\w-])")
+_PHONE_BARE = re.compile(r"(?<![\w+])\d{10}(?!\w)")
+_PHONE_CUE = re.compile(r"\b(?:phone|call|cell|mobile|tel|text me|sms|whatsapp)\b", re.IGNORECASE)
+
+
+def normalise_order_id(raw: str) -> str | None:
+    """``w 2611340``, ``W-2611340``, ``# w2611340`` -> ``#W2611340``; None if not an id."""
+    m = _ORDER_ID.fullmatch(raw.strip())
+    if not m:
+        return None
+    return "#W" + (m.group("a") or m.group("b"))
+
+
+def normalise_ticket_id(raw: str) -> str | None:
+    m = _TICKET.fullmatch(raw.strip())
+    return f"T-{m.group('n')}" if m else None
+
+
+def _phone_value(surface: str) -> str:
+    digits = re.sub(r"\D", "", surface)
+    return ("+" + digits) if surface.lstrip().startswith("+") else digits
+
+
+class RegexEntityExtractor:
+    """order_id, email, ticket_id, phone and US zipcode by pattern.
+
+    ``extra`` holds additional patterns per entity (Rasa ``regex:`` tables whose name is an
+    entity); their matches are normalised like the built-in ones.
+    """
+
+    name = "RegexEntityExtractor"
+    ENTITIES = ("order_id", "email", "ticket_id", "phone", "zipcode")
+
+    def __init__(self, extra: Mapping[str, Iterable[str]] | None = None) -> None:
+        self.extra: dict[str, tuple[str, ...]] = {
+            k: tuple(v) for k, v in (extra or {}).items() if tuple(v)
+        }
+        self._extra_compiled = [
+            (entity, re.compile(p, re.IGNORECASE))
+            for entity, patterns in self.extra.items()
+            for p in patterns
+        ]
+
+    def _make(self, entity: str, value: str, start: int, end: int, text: str) -> EntityDict:
+        out: EntityDict = {
+            "entity": entity,
+            "start": start,
+            "end": end,
+            "value": value,
+            "extractor": self.name,
+        }
+        if value != text[start:end]:
+            out["processors"] = ["EntitySynonymMapper"]
+        return out
+
+    def extract(self, text: str) -> list[EntityDict]:
+        found: list[EntityDict] = []
+        for m in _ORDER_ID.finditer(text):
+            value = "#W" + (m.group("a") or m.group("b"))
+            found.append(self._make("order_id", value, m.start(), m.end(), text))
+        for m in _EMAIL.finditer(text):
+            found.append(self._make("email", m.group().lower(), m.start(), m.end(), text))
+        for m in _TICKET.finditer(text):
+            found.append(self._make("ticket_id", f"T-{m.group('n')}", m.start(), m.end(), text))
+        for rx in (_PHONE_SEPARATED, _PHONE_PLUS):
+            for m in rx.finditer(text):
+                found.append(self._make("phone", _phone_value(m.group()), m.start(), m.end(), text))
+        for m in _PHONE_BARE.finditer(text):
+            if _PHONE_CUE.search(text[max(0, m.start() - 40) : m.start()]):
+                found.append(self._make("phone", m.group(), m.start(), m.end(), text))
+        for m in _ZIP.finditer(text):
+            found.append(self._make("zipcode", m.group("zip"), m.start(), m.end(), text))
+        for entity, rx in self._extra_compiled:
+            for m in rx.finditer(text):
+                if m.end() > m.start():
+                    value = self._normalise(entity, m.group())
+                    found.append(self._make(entity, value, m.start(), m.end(), text))
+        return found
+
+    @staticmethod
+    def _normalise(entity: str, surface: str) -> str:
+        if entity == "order_id":
+            return normalise_order_id(surface) or surface
+        if entity == "ticket_id":
+            return normalise_ticket_id(surface) or surface
+        if entity == "email":
+            return surface.lower()
+        if entity == "phone":
+            return _phone_value(surface)
+        return surface
+
+
+# ---------------------------------------------------------------------------------------
+# Catalog gazetteer
+# ---------------------------------------------------------------------------------------
+
+#: Everyday names shoppers use for the demo catalog's products. A store adds its own with
+#: ``synonym:`` entries in nlu.yml whose value is a product name.
+DEFAULT_PRODUCT_ALIASES: dict[str, str] = {
+    "tee": "T-Shirt",
+    "tee shirt": "T-Shirt",
+    "smart phone": "Smartphone",
+    "cell phone": "Smartphone",
+    "mobile phone": "Smartphone",
+    "power bank": "Portable Charger",
+    "speaker": "Bluetooth Speaker",
+    "earbuds": "Wireless Earbuds",
+    "smartwatch": "Smart Watch",
+    "kindle": "E-Reader",
+    "ebook reader": "E-Reader",
+    "toothbrush": "Electric Toothbrush",
+    "mouse": "Gaming Mouse",
+    "keyboard": "Mechanical Keyboard",
+    "thermostat": "Smart Thermostat",
+    "helmet": "Cycling Helmet",
+    "bike helmet": "Cycling Helmet",
+    "dumbbells": "Dumbbell Set",
+    "luggage": "Luggage Set",
+    "suitcase": "Luggage Set",
+    "bike": "Bicycle",
+    "umbrella": "Patio Umbrella",
+    "purifier": "Air Purifier",
+    "vacuum": "Vacuum Cleaner",
+    "hoover": "Vacuum Cleaner",
+    "jigsaw": "Jigsaw Puzzle",
+    "puzzle": "Jigsaw Puzzle",
+    "bbq": "Grill",
+    "barbecue": "Grill",
+    "wrist watch": "Wristwatch",
+    "desk chair": "Office Chair",
+    "garden hose": "Garden Hose",
+    "hose": "Garden Hose",
+    "yoga mat": "Yoga Mat",
+    "bulb": "LED Light Bulb",
+    "light bulb": "LED Light Bulb",
+    "security camera": "Indoor Security Camera",
+    "boots": "Hiking Boots",
+    "fleece": "Fleece Jacket",
+    "charger": "Portable Charger",
+}
+
+#: Option values that are everyday words: kept only next to an attribute word ("size",
+#: "color", "in"), a number unit, or another catalog term ("large blue t-shirt").
+_AMBIGUOUS_OPTIONS = frozenset(
+    """yes no none high low medium large small full half light dark fresh art plain custom
+    basic professional fixed standard manual automatic electric digital analog road
+    mountain men women unisex gas portable timer battery animals fantasy landscape graphic
+    beginner intermediate expert glass metal wood fabric drip capsule charcoal daylight usb
+    espresso canvas iron camera laptop hydration s m l
+""".split()  # noqa: SIM905
+)
+_NEVER_OPTIONS = frozenset({"yes", "no", "none"})
+_ATTRIBUTE_CUES = frozenset(
+    """size sized color colour colored coloured in material type style capacity storage ram
+    screen frame lens strap dial band thickness length height diameter zoom resolution
+    pressure brightness connectivity version model option variant pieces piece setting
+    settings level
+""".split()  # noqa: SIM905
+)
+_NUMERIC = re.compile(r"^\d+(?:\.\d+)?$")
+_FILLER = re.compile(r"^[\s,/&]*(?:(?:and|or|in|with|a|an|the|one)\b[\s,/&]*)*$", re.IGNORECASE)
+
+
+def _key(surface: str) -> str:
+    return re.sub(r"[\s\-_]+", "", surface.lower())
+
+
+def _term_pattern(term: str, plural: bool) -> str:
+    tokens = [t for t in re.split(r"[\s\-]+", term.strip()) if t]
+    body = r"[\s\-]?".join(re.escape(t) for t in tokens)
+    if plural:
+        body += r"(?:e?s)?"
+    return body
+
+
+def _singular(term: str) -> str | None:
+    low = term.lower()
+    if low.endswith("s") and not low.endswith(("ss", "ses", "us")) and len(low) > 3:
+        return term[:-1]
+    return None
+
+
+@dataclass(frozen=True)
+class _Term:
+    entity: str
+    value: str
+    ambiguous: bool
+
+
+class CatalogGazetteer:
+    """Product names and option values of a catalog, matched as whole words.
+
+    Case-insensitive, longest match first, tolerant of plurals and of spaces or hyphens
+    inside terms ("t-shirt", "tshirts", "T Shirt" -> ``T-Shirt``). Values are normalised
+    to the catalog spelling.
+    """
+
+    name = "CatalogEntityExtractor"
+
+    def __init__(self, terms: Mapping[str, tuple[str, str]]) -> None:
+        """``terms`` maps a surface form -> (entity, canonical value)."""
+        self.terms: dict[str, tuple[str, str]] = {}
+        for surface, (entity, value) in terms.items():
+            if surface.strip():
+                self.terms.setdefault(surface.strip(), (entity, value))
+        self._by_key: dict[str, _Term] = {}
+        patterns: list[tuple[int, str]] = []
+        for surface, (entity, value) in self.terms.items():
+            k = _key(surface)
+            if not k or k in self._by_key:
+                continue
+            ambiguous = entity == "option" and (k in _AMBIGUOUS_OPTIONS or bool(_NUMERIC.match(k)))
+            self._by_key[k] = _Term(entity, value, ambiguous)
+            plural = surface[-1:].isalpha() and len(k) >= 3
+            patterns.append((len(surface), _term_pattern(surface, plural)))
+        patterns.sort(key=lambda p: -p[0])
+        self._regex = (
+            re.compile(
+                r"(?<![\w'’])(?:" + "|".join(p for _, p in patterns) + r")(?![\w]|['’]\w)",
+                re.IGNORECASE,
+            )
+            if patterns
+            else None
+        )
+
+    @classmethod
+    def from_products(
+        cls,
+        products: Iterable[Mapping[str, Any]],
+        *,
+        aliases: Mapping[str, str] | None = None,
+        default_aliases: bool = True,
+        extra_products: Iterable[str] = (),
+        extra_options: Iterable[str] = (),
+    ) -> CatalogGazetteer:
+        """Build from products.json-style dicts (``name``, ``variants[*].options``).
+
+        ``aliases`` maps a surface form to a catalog product name or option value (other
+        targets are ignored, so nlu.yml's whole synonym table can be passed);
+        ``DEFAULT_PRODUCT_ALIASES`` are added unless ``default_aliases`` is false.
+        """
+        terms: dict[str, tuple[str, str]] = {}
+        product_names: dict[str, str] = {}
+        option_values: dict[str, str] = {}
+        for product in products:
+            name = str(product.get("name") or "").strip()
+            if name:
+                product_names[name.lower()] = name
+            variants = product.get("variants") or {}
+            items = variants.values() if isinstance(variants, Mapping) else variants
+            for variant in items:
+                for value in (variant.get("options") or {}).values():
+                    v = str(value).strip()
+                    if v and v.lower() not in _NEVER_OPTIONS:
+                        option_values.setdefault(v.lower(), v)
+        for name in extra_products:
+            product_names.setdefault(name.strip().lower(), name.strip())
+        for value in extra_options:
+            option_values.setdefault(value.strip().lower(), value.strip())
+        for name in product_names.values():
+            terms[name] = ("product", name)
+            singular = _singular(name)
+            if singular:
+                terms[singular] = ("product", name)
+        for value in option_values.values():
+            terms.setdefault(value, ("option", value))
+        alias_map = {**(DEFAULT_PRODUCT_ALIASES if default_aliases else {}), **(aliases or {})}
+        for surface, target in alias_map.items():
+            t = target.strip().lower()
+            if t in product_names:
+                terms.setdefault(surface, ("product", product_names[t]))
+            elif t in option_values:
+                terms.setdefault(surface, ("option", option_values[t]))
+        return cls(terms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"terms": {s: list(ev) for s, ev in self.terms.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CatalogGazetteer:
+        return cls({s: (str(ev[0]), str(ev[1])) for s, ev in data.get("terms", {}).items()})
+
+    def _lookup(self, surface: str) -> _Term | None:
+        k = _key(surface)
+        for cand in (k, k[:-2] if k.endswith("es") else None, k[:-1] if k.endswith("s") else None):
+            if cand and cand in self._by_key:
+                return self._by_key[cand]
+        return None
+
+    def extract(self, text: str) -> list[EntityDict]:
+        if self._regex is None:
+            return []
+        hits: list[tuple[int, int, _Term]] = []
+        for m in self._regex.finditer(text):
+            term = self._lookup(m.group())
+            if term is not None:
+                hits.append((m.start(), m.end(), term))
+        out: list[EntityDict] = []
+        for i, (start, end, term) in enumerate(hits):
+            if term.ambiguous and not self._supported(text, i, hits):
+                continue
+            ent: EntityDict = {
+                "entity": term.entity,
+                "start": start,
+                "end": end,
+                "value": term.value,
+                "extractor": self.name,
+            }
+            if term.value != text[start:end]:
+                ent["processors"] = ["EntitySynonymMapper"]
+            out.append(ent)
+        return out
+
+    @staticmethod
+    def _supported(text: str, i: int, hits: list[tuple[int, int, _Term]]) -> bool:
+        """Is the ambiguous hit ``i`` next to an attribute word or an unambiguous term?"""
+        start, end, _ = hits[i]
+        before = re.findall(r"[A-Za-z]+", text[max(0, start - 20) : start])
+        after = re.findall(r"[A-Za-z]+", text[end : end + 20])
+        if before and before[-1].lower() in _ATTRIBUTE_CUES:
+            return True
+        if after and after[0].lower() in _ATTRIBUTE_CUES - {"in"}:
+            return True
+        for j, (s2, e2, other) in enumerate(hits):
+            if j == i or other.ambiguous:
+                continue
+            gap = text[e2:start] if e2 <= start else text[end:s2]
+            if len(gap) <= 12 and _FILLER.match(gap):
+                return True
+        return False
+
+
+# ---------------------------------------------------------------------------------------
+# Reasons
+# ---------------------------------------------------------------------------------------
+
+REASON_NO_LONGER_NEEDED = "no longer needed"
+REASON_MISTAKE = "ordered by mistake"
+
+DEFAULT_REASON_SYNONYMS: dict[str, str] = {
+    phrase: REASON_NO_LONGER_NEEDED
+    for phrase in (
+        "no longer needed",
+        "no longer need it",
+        "no longer need",
+        "no longer want it",
+        "not needed anymore",
+        "not needed",
+        "don't need it anymore",
+        "don't need it any more",
+        "don't need it",
+        "don't need them",
+        "do not need it",
+        "do not need it anymore",
+        "don't want it anymore",
+        "don't want it any more",
+        "do not want it anymore",
+        "don't want it",
+        "don't want them anymore",
+        "changed my mind",
+        "change of mind",
+        "have no use for it",
+        "no use for it",
+        "no need for it",
+        "no need anymore",
+        "not necessary anymore",
+    )
+} | {
+    phrase: REASON_MISTAKE
+    for phrase in (
+        "ordered by mistake",
+        "by mistake",
+        "mistake",
+        "mistakenly",
+        "by accident",
+        "accidentally",
+        "accidental order",
+        "accidently",
+        "bought the wrong one",
+        "ordered the wrong one",
+        "ordered the wrong thing",
+        "bought the wrong thing",
+        "didn't mean to order",
+        "did not mean to order",
+        "didn't mean to buy",
+        "ordered it twice",
+        "ordered twice",
+        "double ordered",
+        "duplicate order",
+        "misclicked",
+        "misclick",
+        "unintentionally",
+        "not on purpose",
+    )
+}
+
+
+def _phrase_pattern(phrase: str) -> str:
+    parts = []
+    for token in phrase.split():
+        esc = re.escape(token)
+        # "don't" / "dont" / "don’t"; "anymore" / "any more".
+        esc = esc.replace("'", "['’]?")
+        if token.lower() == "anymore":
+            esc = r"any\s?more"
+        parts.append(esc)
+    return r"\s+".join(parts)
+
+
+class ReasonExtractor:
+    """Maps free-text cancellation reasons onto the canonical reason values."""
+
+    name = "ReasonSynonymExtractor"
+
+    def __init__(self, phrases: Mapping[str, str]) -> None:
+        """``phrases`` maps a phrase (any case) -> canonical reason."""
+        self.phrases = {p.strip().lower(): v for p, v in phrases.items() if p.strip()}
+        canon = {v.lower(): v for v in self.phrases.values()}
+        for low, v in canon.items():
+            self.phrases.setdefault(low, v)
+        ordered = sorted(self.phrases, key=len, reverse=True)
+        self._regex = (
+            re.compile(
+                r"(?<![\w])(?:" + "|".join(_phrase_pattern(p) for p in ordered) + r")(?![\w])",
+                re.IGNORECASE,
+            )
+            if ordered
+            else None
+        )
+        self._by_key = {re.sub(r"['’\s]+", "", p): v for p, v in self.phrases.items()}
+
+    @classmethod
+    def with_defaults(
+        cls, synonyms: Mapping[str, str] | None = None, reasons: Iterable[str] = ()
+    ) -> ReasonExtractor:
+        """Built-in phrases plus those of ``synonyms`` whose value is a reason.
+
+        A value counts as a reason when it is one of the built-in canonical values or is
+        listed in ``reasons`` (the values annotated as ``reason`` in training data).
+        """
+        canonical = {REASON_NO_LONGER_NEEDED, REASON_MISTAKE} | {r.lower() for r in reasons}
+        phrases = dict(DEFAULT_REASON_SYNONYMS)
+        for surface, value in (synonyms or {}).items():
+            if value.lower() in canonical:
+                phrases[surface] = value
+        for r in reasons:
+            phrases.setdefault(r, r)
+        return cls(phrases)
+
+    def extract(self, text: str) -> list[EntityDict]:
+        if self._regex is None:
+            return []
+        out: list[EntityDict] = []
+        for m in self._regex.finditer(text):
+            value = self._by_key.get(
+                re.sub(r"['’\s]+", "", m.group().lower().replace("any more", "anymore"))
+            )
+            if value is None:
+                continue
+            ent: EntityDict = {
+                "entity": "reason",
+                "start": m.start(),
+                "end": m.end(),
+                "value": value,
+                "extractor": self.name,
+            }
+            if value != m.group():
+                ent["processors"] = ["EntitySynonymMapper"]
+            out.append(ent)
+        return out
+
+
+# ---------------------------------------------------------------------------------------
+# Combination
+# ---------------------------------------------------------------------------------------
+
+_PRIORITY = {
+    "order_id": 0,
+    "email": 0,
+    "ticket_id": 0,
+    "phone": 1,
+    "zipcode": 2,
+    "reason": 3,
+    "product": 4,
+    "option": 5,
+}
+
+
+def resolve_overlaps(candidates: Iterable[EntityDict]) -> list[EntityDict]:
+    """Keep a non-overlapping subset: higher priority kind first, then longer, then earlier."""
+    ranked = sorted(
+        candidates,
+        key=lambda e: (_PRIORITY.get(e["entity"], 6), -(e["end"] - e["start"]), e["start"]),
+    )
+    kept: list[EntityDict] = []
+    for ent in ranked:
+        if all(ent["end"] <= k["start"] or ent["start"] >= k["end"] for k in kept):
+            kept.append(ent)
+    return sorted(kept, key=lambda e: (e["start"], e["end"]))
+
+
+class EntityExtractor:
+    """All of Clerk's extractors behind one ``extract(text)``; output never overlaps."""
+
+    def __init__(
+        self,
+        patterns: RegexEntityExtractor | None = None,
+        gazetteer: CatalogGazetteer | None = None,
+        reasons: ReasonExtractor | None = None,
+    ) -> None:
+        self.patterns = patterns or RegexEntityExtractor()
+        self.gazetteer = gazetteer
+        self.reasons = reasons or ReasonExtractor.with_defaults()
+
+    def extract(self, text: str) -> list[EntityDict]:
+        if not text:
+            return []
+        found = self.patterns.extract(text) + self.reasons.extract(text)
+        if self.gazetteer is not None:
+            found += self.gazetteer.extract(text)
+        return resolve_overlaps(found)
