@@ -1,0 +1,177 @@
+"""Rasa's ``socketio`` channel, so a store moving from Rasa keeps its web widget (for
+example rasa-webchat) unchanged. Served by python-socketio on ``/socket.io``.
+
+The protocol, as Rasa 3 speaks it with ``session_persistence: true``::
+
+    client: session_request {"session_id": str | null}
+    server: session_confirm  session_id           (a new one when none was given)
+    client: user_uttered    {"message": str, "session_id": str, "customData"?: {...}}
+    server: bot_uttered     {"text": str}                       one per paragraph
+                            {"text": str, "quick_replies": [{"content_type": "text",
+                                                             "title", "payload"}]}
+                            {"attachment": {"type": "image", "payload": {"src": url}}}
+                            {...custom payload as is...}
+
+A socket joins the room of its session id, and the bot's messages go to that room: every
+socket of the session (a reload, a second tab) sees them, and the conversation
+(``sio:<session_id>``) continues across connections. A message without a session id uses
+the socket id, as Rasa does without session persistence. The widget's origin allow-list
+and per-session rate limit apply here too; a rate-limited shopper gets a polite message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import socketio
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+
+from bot.channels.base import Channel
+from bot.channels.widget import OriginPolicy, RateLimiter, TurnHandler
+from bot.types import ConversationId, Message, Reply
+
+log = logging.getLogger(__name__)
+
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+TURN_FAILED = "Sorry, something went wrong on our side. Please try again."
+SLOW_DOWN = "You're sending messages faster than I can read them. Please wait a few seconds."
+
+
+def rasa_messages(reply: Reply) -> list[dict[str, Any]]:
+    """One reply as the ``bot_uttered`` payloads Rasa's SocketIOOutput would emit."""
+    out: list[dict[str, Any]] = []
+    if reply.text is not None or reply.buttons:
+        parts = [p for p in (reply.text or "").strip().split("\n\n")] or [""]
+        messages: list[dict[str, Any]] = [{"text": p} for p in parts]
+        if reply.buttons:
+            messages[-1]["quick_replies"] = [
+                {"content_type": "text", "title": b.title, "payload": b.payload or b.title}
+                for b in reply.buttons
+            ]
+        out.extend(messages)
+    if reply.image:
+        out.append({"attachment": {"type": "image", "payload": {"src": reply.image}}})
+    if reply.custom is not None:
+        out.append(dict(reply.custom))
+    return out
+
+
+class SocketIOChannel(Channel):
+    """Holds the dialogue manager; speaks Rasa's Socket.IO protocol."""
+
+    name = "socketio"
+
+    def __init__(
+        self,
+        manager: TurnHandler,
+        *,
+        origins: OriginPolicy | None = None,
+        rate_limit: int = 20,
+        path: str = "/socket.io",
+        user_message_evt: str = "user_uttered",
+        bot_message_evt: str = "bot_uttered",
+        metadata_key: str = "customData",
+    ) -> None:
+        self.manager = manager
+        self.origins = origins or OriginPolicy()
+        self.limiter = RateLimiter(rate_limit)
+        self.path = path.rstrip("/")
+        self.user_message_evt = user_message_evt
+        self.bot_message_evt = bot_message_evt
+        self.metadata_key = metadata_key
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi", cors_allowed_origins=self._origin_allowed, logger=False,
+            engineio_logger=False,
+        )
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("session_request", self._on_session_request)
+        self.sio.on(self.user_message_evt, self._on_user_message)
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Mount(self.path, app=socketio.ASGIApp(self.sio, socketio_path=None)),
+            Route("/webhooks/socketio/", self.status, methods=["GET"]),
+        ]
+
+    async def status(self, request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await self.sio.shutdown()
+
+    def _origin_allowed(self, origin: str | None, environ: dict[str, Any]) -> bool:
+        allowed = self.origins.allows(origin, environ.get("HTTP_HOST"))
+        if not allowed:
+            log.info("socket.io connection refused for origin %r", origin)
+        return allowed
+
+    # ------------------------------------------------------------------ events
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        log.debug("socket.io client %s connected", sid)
+
+    async def _on_session_request(self, sid: str, data: Any) -> None:
+        requested = data.get("session_id") if isinstance(data, dict) else None
+        if isinstance(requested, str) and SESSION_ID_RE.fullmatch(requested):
+            session_id = requested
+        else:
+            session_id = uuid.uuid4().hex
+        await self.sio.enter_room(sid, session_id)
+        await self.sio.save_session(sid, {"session_id": session_id})
+        await self.sio.emit("session_confirm", session_id, room=sid)
+
+    async def _on_user_message(self, sid: str, data: Any) -> None:
+        if not isinstance(data, dict) or not isinstance(data.get("message"), str):
+            log.info("socket.io %s without a message ignored", self.user_message_evt)
+            return
+        session_id = data.get("session_id")
+        if not (isinstance(session_id, str) and SESSION_ID_RE.fullmatch(session_id)):
+            saved = await self.sio.get_session(sid)
+            session_id = saved.get("session_id") or sid
+        if session_id not in self.sio.rooms(sid):
+            await self.sio.enter_room(sid, session_id)
+        if self.limiter.check(session_id):
+            await self.sio.emit(self.bot_message_evt, {"text": SLOW_DOWN}, room=sid)
+            return
+        metadata = data.get(self.metadata_key) or data.get("metadata") or {}
+        if isinstance(metadata, str):
+            try:
+                metadata = json.loads(metadata)
+            except json.JSONDecodeError:
+                metadata = {}
+        if not isinstance(metadata, dict):
+            metadata = {}
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        async with lock:  # one turn at a time per session, in arrival order
+            try:
+                replies = await self.manager.handle(
+                    Message(
+                        conversation_id=ConversationId(f"sio:{session_id}"),
+                        text=data["message"],
+                        channel=self.name,
+                        metadata={k: v for k, v in metadata.items() if k != "message_id"},
+                    )
+                )
+            except Exception:
+                log.exception("socket.io turn failed")
+                replies = [Reply(text=TURN_FAILED)]
+            for reply in replies:
+                for payload in rasa_messages(reply):
+                    await self.sio.emit(self.bot_message_evt, payload, room=session_id)

@@ -1,0 +1,578 @@
+"""The web chat widget: an embeddable script, a demo store page, and a WebSocket channel.
+
+Routes::
+
+    GET /                  the demo store page; it embeds the widget with one <script> tag
+    GET /widget/clerk.js   the widget; this server's defaults (title, colour, greeting) baked in
+    GET /widget/clerk.css  its styles, loaded into the widget's shadow root
+    GET /demo/store.css    the demo page's own styles
+    WS  /widget/ws         the conversation
+
+The WebSocket speaks JSON text frames. Client to server::
+
+    {"type": "hello", "session": str | null}        first frame; resumes a session or starts one
+    {"type": "message", "id": str, "text": str, "title"?: str}
+                                                    id: the client's (1-64 of A-Z a-z 0-9 _ -),
+                                                    for exactly-once delivery;
+                                                    title: a quick reply's label (text = payload)
+    {"type": "ping"}
+
+Server to client::
+
+    {"type": "welcome", "session": str, "history": [entry, ...], "busy": bool}
+    {"type": "ack", "id": str, "duplicate"?: true}  accepted: it will be handled exactly once
+    {"type": "user", "id": str, "text": str}        a message from another tab of the session
+    {"type": "typing", "on": bool}                 on: a turn started; off: its replies are all sent
+    {"type": "stream", "id": str, "delta": str}     tokens of bot message ``id``, while generated
+    {"type": "bot", "id": str, "reply_to": str, "text"?, "buttons"?, "custom"?, "image"?}
+                                                    one bot message, whole
+    {"type": "stream_end", "id": str, "final"?: str}
+                                                    the stream is over: its bubble becomes bot
+                                                    message ``final`` (sent next), or goes away
+    {"type": "error", "code": str, "message": str, "id"?: str, "retry_after"?: float}
+    {"type": "pong"}
+
+History entries are ``user`` and ``bot`` frames. Bot message ids are ``<user message id>:<n>``
+both live and in history, so a client renders each message once whatever the order in which
+a reconnect, the history and a live broadcast reach it.
+
+Ownership: a session's messages are handled one at a time, in arrival order, by a worker
+task of the channel, not of the socket: a turn started before a dropped connection finishes,
+its replies are stored, and the reconnected client gets them in the history. A message id
+already accepted (live, or stored in the conversation) is acknowledged and not handled again.
+Conversation ids are ``web:<session>``; session ids are random, issued by the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import inspect
+import json
+import logging
+import re
+import secrets
+import string
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketState
+
+from bot.channels.base import Channel
+from bot.handoff.desk import shopper_message
+from bot.store import conversations
+from bot.store.db import Database
+from bot.types import BotUttered, ConversationId, Message, Reply, UserUttered
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+DEFAULTS_MARKER = "/*CLERK_DEFAULTS*/{}"
+
+MAX_FRAME_CHARS = 16_000
+MAX_ID_CHARS = 64
+MAX_QUEUED_PER_SESSION = 20
+MAX_HISTORY = 200
+MAX_SESSIONS = 10_000
+SESSION_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")
+MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+RATE_WINDOW_S = 60.0
+
+
+class TurnHandler(Protocol):
+    """What a channel needs of the dialogue manager."""
+
+    async def handle(self, message: Message) -> list[Reply]: ...
+
+
+TokenSink = Callable[[str], Awaitable[None]]
+
+
+# --------------------------------------------------------------------------- policies
+
+
+class OriginPolicy:
+    """Which web pages may open a conversation: this server's own origin, the listed
+    origins, or any origin when the list holds ``*``. Requests without an ``Origin`` header
+    (no browser involved) are allowed; browsers always send one on WebSocket handshakes."""
+
+    def __init__(self, allowed: Iterable[str] = ()) -> None:
+        items = [o.strip().rstrip("/").lower() for o in allowed if o.strip()]
+        self.any = "*" in items
+        self.allowed = frozenset(o for o in items if o != "*")
+
+    def allows(self, origin: str | None, host: str | None) -> bool:
+        if origin is None or self.any:
+            return True
+        origin = origin.strip().rstrip("/").lower()
+        if origin in self.allowed:
+            return True
+        netloc = urlsplit(origin).netloc
+        return bool(host) and netloc == (host or "").lower()
+
+
+class RateLimiter:
+    """At most ``limit`` messages per key in any ``window`` seconds (a sliding log)."""
+
+    def __init__(self, limit: int, window: float = RATE_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._log: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def check(self, key: str) -> float:
+        """0 when allowed (and counted); otherwise the seconds until the next is allowed."""
+        now = self.clock()
+        stamps = self._log.get(key)
+        if stamps is None:
+            stamps = self._log[key] = deque()
+            while len(self._log) > MAX_SESSIONS:
+                self._log.popitem(last=False)
+        self._log.move_to_end(key)
+        while stamps and now - stamps[0] >= self.window:
+            stamps.popleft()
+        if len(stamps) >= self.limit:
+            return max(0.05, self.window - (now - stamps[0]))
+        stamps.append(now)
+        return 0.0
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def reply_frame(reply: Reply, message_id: str, reply_to: str) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "bot", "id": message_id, "reply_to": reply_to}
+    if reply.text is not None:
+        frame["text"] = reply.text
+    if reply.buttons:
+        frame["buttons"] = [b.to_dict() for b in reply.buttons]
+    if reply.custom is not None:
+        frame["custom"] = reply.custom
+    if reply.image is not None:
+        frame["image"] = reply.image
+    return frame
+
+
+def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str, Any]]:
+    """A conversation's stored events as widget frames (the last ``limit`` of them).
+
+    A quick reply is stored as its payload; it is shown with the title of the button the
+    shopper pressed, looked up among the buttons of the bot messages just before it."""
+    out: list[dict[str, Any]] = []
+    turn_id = "start"
+    n = 0
+    buttons: dict[str, str] = {}
+    for ev in events:
+        if isinstance(ev, UserUttered):
+            turn_id = ev.message_id or f"u{len(out)}"
+            n = 0
+            text = buttons.get(ev.text, ev.text)
+            out.append({"type": "user", "id": turn_id, "text": text})
+            buttons = {}
+        elif isinstance(ev, BotUttered):
+            reply = ev.to_reply()
+            out.append(reply_frame(reply, f"{turn_id}:{n}", turn_id))
+            n += 1
+            for b in reply.buttons:
+                buttons.setdefault(b.payload, b.title)
+        elif (shown := shopper_message(ev)) is not None:  # a human agent's message, a notice
+            custom = {"type": "agent_message" if shown["kind"] == "agent" else "handoff_notice",
+                      "id": shown["id"], **({"agent": shown["agent"]} if "agent" in shown else {})}
+            out.append({"type": "bot", "id": f"agent:{shown['id']}",
+                        "reply_to": f"agent:{shown['id']}", "text": shown["text"],
+                        "custom": custom})
+    return out[-limit:]
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@dataclass
+class _Item:
+    id: str
+    text: str
+    shown: str  # what the shopper sees as their message (a quick reply's title)
+
+
+@dataclass
+class _Client:
+    socket: WebSocket
+    ready: bool = False  # welcome sent; until then broadcasts wait in ``held``
+    held: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Session:
+    id: str
+    clients: list[_Client] = field(default_factory=list)
+    queue: deque[_Item] = field(default_factory=deque)
+    accepted: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    worker: asyncio.Task[None] | None = None
+    busy: bool = False
+
+    def remember(self, message_id: str) -> None:
+        self.accepted[message_id] = None
+        while len(self.accepted) > 1000:
+            self.accepted.popitem(last=False)
+
+    @property
+    def idle(self) -> bool:
+        return not self.clients and not self.queue and self.worker is None
+
+
+@dataclass(frozen=True)
+class WidgetLook:
+    """What the store sets about the widget; the ``<script>`` tag may override each."""
+
+    title: str = "Clerk"
+    color: str = "#0f766e"
+    greeting: str = "Hi! How can I help?"
+    server_url: str | None = None
+
+    def as_defaults(self) -> dict[str, str]:
+        out = {"title": self.title, "color": self.color, "greeting": self.greeting}
+        if self.server_url:
+            out["server"] = self.server_url.rstrip("/")
+        return out
+
+
+class WidgetChannel(Channel):
+    """Holds the dialogue manager; serves the widget and its WebSocket conversations."""
+
+    name = "web"
+
+    def __init__(
+        self,
+        manager: TurnHandler,
+        db: Database,
+        *,
+        look: WidgetLook | None = None,
+        origins: OriginPolicy | None = None,
+        rate_limit: int = 20,
+        demo_products: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.db = db
+        self.look = look or WidgetLook()
+        self.origins = origins or OriginPolicy()
+        self.limiter = RateLimiter(rate_limit)
+        self.demo_products = demo_products or []
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._streams = "on_token" in inspect.signature(manager.handle).parameters
+        self._closing = False
+
+    # ------------------------------------------------------------------ HTTP
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.demo_page, methods=["GET"]),
+            Route("/widget/clerk.js", self.script, methods=["GET"]),
+            Route("/widget/clerk.css", self.stylesheet, methods=["GET"]),
+            Route("/demo/store.css", self.demo_stylesheet, methods=["GET"]),
+            WebSocketRoute("/widget/ws", self.websocket),
+        ]
+
+    async def script(self, request: Request) -> Response:
+        source = (WEB_DIR / "static" / "clerk-widget.js").read_text()
+        defaults = json.dumps(self.look.as_defaults()).replace("<", "\\u003c")
+        return Response(source.replace(DEFAULTS_MARKER, defaults, 1),
+                        media_type="text/javascript; charset=utf-8", headers=_asset_headers())
+
+    async def stylesheet(self, request: Request) -> Response:
+        return Response((WEB_DIR / "static" / "clerk-widget.css").read_text(),
+                        media_type="text/css; charset=utf-8", headers=_asset_headers())
+
+    async def demo_stylesheet(self, request: Request) -> Response:
+        return Response((WEB_DIR / "static" / "demo-store.css").read_text(),
+                        media_type="text/css; charset=utf-8", headers=_asset_headers())
+
+    async def demo_page(self, request: Request) -> HTMLResponse:
+        page = string.Template((WEB_DIR / "templates" / "demo-store.html").read_text())
+        server = (self.look.server_url or str(request.base_url)).rstrip("/")
+        ws_origin = re.sub(r"^http", "ws", server)
+        body = page.safe_substitute(
+            title=html.escape(self.look.title),
+            server=html.escape(server, quote=True),
+            products=_product_grid(self.demo_products),
+        )
+        csp = (
+            "default-src 'self'; script-src 'self' " + server + "; style-src 'self' " + server
+            + "; connect-src 'self' " + ws_origin + "; img-src 'self' data:; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'"
+        )
+        return HTMLResponse(body, headers={"Content-Security-Policy": csp,
+                                           "X-Content-Type-Options": "nosniff"})
+
+    # ------------------------------------------------------------------ lifecycle
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        self._closing = False
+        try:
+            yield
+        finally:
+            self._closing = True
+            for session in list(self._sessions.values()):
+                for client in list(session.clients):
+                    with contextlib.suppress(Exception):
+                        await client.socket.close(code=1001, reason="server restarting")
+                if session.worker is not None:
+                    session.worker.cancel()
+            self._sessions.clear()
+
+    # ------------------------------------------------------------------ WebSocket
+    async def websocket(self, socket: WebSocket) -> None:
+        if self._closing or not self.origins.allows(socket.headers.get("origin"),
+                                                    socket.headers.get("host")):
+            log.info("widget connection refused for origin %r", socket.headers.get("origin"))
+            await socket.close(code=1008)  # before accept: the handshake gets HTTP 403
+            return
+        await socket.accept()
+        client = _Client(socket)
+        session: _Session | None = None
+        try:
+            while True:
+                frame = await socket.receive()
+                if frame["type"] == "websocket.disconnect":
+                    break
+                raw = frame.get("text")
+                if raw is None:
+                    await self._send(client, _error("bad_frame", "send JSON text frames"))
+                    continue
+                if len(raw) > MAX_FRAME_CHARS:
+                    await socket.close(code=1009, reason="frame too large")
+                    break
+                try:
+                    data = json.loads(raw)
+                except json.JSONDecodeError:
+                    await self._send(client, _error("bad_frame", "malformed JSON"))
+                    continue
+                if not isinstance(data, dict):
+                    await self._send(client, _error("bad_frame", "a frame is a JSON object"))
+                    continue
+                kind = data.get("type")
+                if kind == "ping":
+                    await self._send(client, {"type": "pong"})
+                elif kind == "hello":
+                    if session is not None:
+                        await self._send(client, _error("bad_frame", "hello was already sent"))
+                        continue
+                    session = await self._welcome(client, data.get("session"))
+                elif kind == "message":
+                    if session is None:
+                        await self._send(client, _error("hello_first", "send hello first"))
+                        continue
+                    await self._accept(session, client, data)
+                else:
+                    await self._send(client, _error("bad_frame", f"unknown type {kind!r}"))
+        except Exception:  # a broken socket ends this connection, never the session
+            log.debug("widget socket ended", exc_info=True)
+        finally:
+            if session is not None and client in session.clients:
+                session.clients.remove(client)
+
+    async def _welcome(self, client: _Client, requested: Any) -> _Session:
+        sid = requested if isinstance(requested, str) and SESSION_RE.fullmatch(requested) else None
+        if sid is None:
+            sid = secrets.token_urlsafe(24)
+        session = self._session(sid)
+        session.clients.append(client)  # broadcasts from now on are held until the welcome
+        history = await asyncio.to_thread(self._history, sid)
+        for entry in history:
+            if entry["type"] == "user":
+                session.remember(entry["id"])
+        pending = [{"type": "user", "id": i.id, "text": i.shown} for i in session.queue
+                   if not any(e["id"] == i.id for e in history)]
+        await self._send(client, {"type": "welcome", "session": sid,
+                                  "history": history + pending, "busy": session.busy},
+                         direct=True)
+        client.ready = True
+        held, client.held = client.held, []
+        for frame in held:
+            await self._send(client, frame)
+        return session
+
+    def _history(self, sid: str) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            events = conversations.load_events(s, ConversationId(f"web:{sid}"))
+        return transcript(events)
+
+    def _session(self, sid: str) -> _Session:
+        session = self._sessions.get(sid)
+        if session is None:
+            session = self._sessions[sid] = _Session(sid)
+            for old_id in list(self._sessions):
+                if len(self._sessions) <= MAX_SESSIONS:
+                    break
+                if self._sessions[old_id].idle:
+                    del self._sessions[old_id]
+        self._sessions.move_to_end(sid)
+        return session
+
+    async def _accept(self, session: _Session, client: _Client, data: dict[str, Any]) -> None:
+        mid, text, title = data.get("id"), data.get("text"), data.get("title")
+        if not isinstance(mid, str) or not MESSAGE_ID_RE.fullmatch(mid):
+            await self._send(client, _error("bad_frame", "a message needs an id (1-64 of "
+                                             "A-Z a-z 0-9 _ -)"))
+            return
+        if not isinstance(text, str):
+            await self._send(client, _error("bad_frame", "a message needs a text", mid))
+            return
+        if mid in session.accepted:
+            await self._send(client, {"type": "ack", "id": mid, "duplicate": True})
+            return
+        if len(session.queue) >= MAX_QUEUED_PER_SESSION:
+            await self._send(client, {**_error("rate_limited", "too many messages waiting",
+                                               mid), "retry_after": 2.0})
+            return
+        wait = self.limiter.check(session.id)
+        if wait:
+            await self._send(client, {**_error(
+                "rate_limited", "You're sending messages faster than I can read them.", mid),
+                "retry_after": round(wait, 2)})
+            return
+        shown = title.strip()[:200] if isinstance(title, str) and title.strip() else text
+        item = _Item(id=mid, text=text, shown=shown)
+        session.remember(mid)
+        session.queue.append(item)
+        await self._send(client, {"type": "ack", "id": mid})
+        await self._broadcast(session, {"type": "user", "id": mid, "text": item.shown},
+                              skip=client)
+        if session.worker is None:
+            session.worker = asyncio.create_task(self._drain(session))
+
+    # ------------------------------------------------------------------ turns
+    async def _drain(self, session: _Session) -> None:
+        try:
+            while session.queue:
+                item = session.queue[0]
+                session.busy = True
+                await self._broadcast(session, {"type": "typing", "on": True})
+                try:
+                    await self._turn(session, item)
+                except Exception:
+                    log.exception("widget turn failed")
+                    await self._broadcast(session, _error(
+                        "turn_failed", "Sorry, something went wrong on our side. "
+                        "Please try again.", item.id))
+                finally:
+                    session.queue.popleft()
+                    session.busy = False
+                    # typing off ends the turn: every reply to the message has been sent
+                    await self._broadcast(session, {"type": "typing", "on": False})
+        finally:
+            session.busy = False
+            session.worker = None
+
+    async def _turn(self, session: _Session, item: _Item) -> None:
+        stream_id = f"{item.id}:s"
+        streamed: list[str] = []
+
+        async def on_token(delta: str) -> None:
+            if delta:
+                streamed.append(delta)
+                await self._broadcast(session, {"type": "stream", "id": stream_id,
+                                                "delta": delta})
+
+        message = Message(
+            conversation_id=ConversationId(f"web:{session.id}"),
+            text=item.text,
+            channel=self.name,
+            metadata={"message_id": item.id},
+        )
+        if self._streams:
+            replies = await self.manager.handle(message, on_token=on_token)  # type: ignore[call-arg]
+        else:
+            replies = await self.manager.handle(message)
+        frames = [reply_frame(r, f"{item.id}:{n}", item.id) for n, r in enumerate(replies)]
+        if streamed:
+            # the streamed bubble becomes the final message it spelled out (which the
+            # history knows by the same id), or goes away if there is none
+            target = _streamed_reply(frames, "".join(streamed))
+            end: dict[str, Any] = {"type": "stream_end", "id": stream_id}
+            if target is not None:
+                end["final"] = target["id"]
+            await self._broadcast(session, end)
+        for frame in frames:
+            await self._broadcast(session, frame)
+
+    # ------------------------------------------------------------------ sending
+    async def push(self, session_id: str, frame: dict[str, Any]) -> bool:
+        """Send ``frame`` to every open socket of widget session ``session_id`` outside a
+        turn (a human agent's message). False when none is open: the caller keeps the
+        message and retries; the history shows it on the next connection anyway."""
+        session = self._sessions.get(session_id)
+        if session is None or not session.clients:
+            return False
+        await self._broadcast(session, frame)
+        return True
+
+    async def _broadcast(self, session: _Session, frame: dict[str, Any],
+                         skip: _Client | None = None) -> None:
+        for client in list(session.clients):
+            if client is not skip:
+                await self._send(client, frame)
+
+    async def _send(self, client: _Client, frame: dict[str, Any], direct: bool = False) -> None:
+        if not direct and not client.ready and frame.get("type") not in ("pong", "error", "ack"):
+            client.held.append(frame)
+            return
+        if client.socket.application_state != WebSocketState.CONNECTED:
+            return
+        try:
+            await client.socket.send_text(json.dumps(frame))
+        except Exception:
+            log.debug("widget send failed", exc_info=True)
+
+
+def _streamed_reply(frames: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+    """The final message a token stream belongs to: the knowledge answer, else the message
+    whose text the stream spelled out."""
+    for f in frames:
+        if (f.get("custom") or {}).get("type") == "answer":
+            return f
+    for f in frames:
+        if (f.get("text") or "").strip() == text.strip():
+            return f
+    return None
+
+
+def _error(code: str, message: str, message_id: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if message_id is not None:
+        out["id"] = message_id
+    return out
+
+
+def _asset_headers() -> dict[str, str]:
+    return {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff",
+            "Access-Control-Allow-Origin": "*"}
+
+
+def _product_grid(products: list[dict[str, Any]]) -> str:
+    cards = []
+    for p in products:
+        variants = list((p.get("variants") or {}).values())
+        prices = [float(v["price"]) for v in variants if v.get("price") is not None]
+        in_stock = sum(1 for v in variants if v.get("available"))
+        price = f"from ${min(prices):,.2f}" if prices else ""
+        stock = f"{in_stock} of {len(variants)} options in stock" if variants else ""
+        cards.append(
+            '<li class="product"><h3>' + html.escape(str(p.get("name", ""))) + "</h3>"
+            f'<p class="price">{html.escape(price)}</p><p class="stock">{html.escape(stock)}</p>'
+            "</li>"
+        )
+    return "\n".join(cards)
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,359 @@
+"""The chat widget in a real headless Chromium (Debian's chromium, driven by Playwright):
+a shopper on the demo store page opens the widget, checks an order, clicks a quick reply,
+reloads, loses the connection and types on, and the widget works on a phone-sized screen
+with the keyboard alone. Screenshots land in test-artifacts/.
+
+The browser reaches the server through a TCP proxy on 127.0.0.1 that the test can cut, the
+way a train tunnel cuts a phone's connection."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from bot.store.db import Database
+from bot.store.models import ConversationEvent
+from tests.conftest import ROOT, fresh_database
+from tests.live import LiveServer
+
+try:
+    from playwright import sync_api as playwright_api
+except ImportError:  # pragma: no cover - .ci/run installs it
+    playwright_api = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+TIMEOUT_MS = 20_000
+
+
+class CuttableProxy:
+    """Forwards TCP connections from a port on 127.0.0.1 to ``target_port``. ``cut()``
+    drops every open connection and refuses new ones until ``restore()``."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.up = True
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+                with self._lock:
+                    self._open.discard(s)
+
+    def cut(self) -> None:
+        self.up = False
+        with self._lock:
+            victims = list(self._open)
+        for s in victims:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with fresh_database("sqlite", tmp_path_factory.mktemp("browser")) as url:
+        yield url
+
+
+class StorePage:
+    """Another store's site on its own server (a different origin): one page with the
+    widget's script tag pointing at Clerk, in the store's own look."""
+
+    def __init__(self) -> None:
+        self.clerk_url = ""
+        self.server = LiveServer(Starlette(routes=[Route("/", self.page)]))
+        self.url = self.server.url  # http://127.0.0.1:<port>, on the allow-list
+        self.other_origin_url = self.url.replace("127.0.0.1", "localhost")  # not on it
+
+    async def page(self, request):  # type: ignore[no-untyped-def]
+        return HTMLResponse(
+            "<!doctype html><html lang=en><head><title>Acme</title></head><body><h1>Acme</h1>"
+            f'<script src="{self.clerk_url}/widget/clerk.js" data-title="Acme help" '
+            'data-color="#facc15" data-greeting="Ahoy! Ask me anything."></script>'
+            "</body></html>")
+
+
+@pytest.fixture(scope="module")
+def store_page() -> Iterator[StorePage]:
+    page = StorePage()
+    with page.server:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def site(database_url: str, store_page: StorePage, bot_settings, shared_encoder  # type: ignore[no-untyped-def]
+         ) -> Iterator[CuttableProxy]:
+    from bot.app import build, create_app
+
+    settings = bot_settings(database_url, widget_origins=(store_page.url,))
+    parts = build(settings, encoder=shared_encoder)
+    with LiveServer(create_app(parts)) as live:
+        proxy = CuttableProxy(live.port)
+        store_page.clerk_url = proxy.url
+        yield proxy
+        proxy.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if playwright_api is None or not Path(CHROMIUM).exists():
+        why = "needs Debian's chromium (apt-get install chromium) and playwright (pip)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.errors = errors
+    yield pg
+    context.close()
+    assert errors == []  # no JavaScript error on the way
+
+
+def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path))
+    return path
+
+
+def user_texts(database_url: str, conversation_id: str) -> list[str]:
+    db = Database(database_url)
+    try:
+        with db.session() as s:
+            rows = s.scalars(select(ConversationEvent.data).where(
+                ConversationEvent.conversation_id == conversation_id,
+                ConversationEvent.type == "user").order_by(ConversationEvent.seq))
+            return [r["text"] for r in rows]
+    finally:
+        db.dispose()
+
+
+def say(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(text)
+    box.press("Enter")
+
+
+def bot_said(page, text: str):  # type: ignore[no-untyped-def]
+    """The bot message containing ``text``, once it is on screen."""
+    found = page.locator(".msg.bot", has_text=text).last
+    found.wait_for()
+    return found
+
+
+def test_a_shopper_checks_an_order_reloads_and_survives_a_dropped_connection(
+    page, site: CuttableProxy, database_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    expect = playwright_api.expect
+    page.goto(site.url + "/")
+    expect(page).to_have_title("Clerk demo store")
+    launcher = page.get_by_role("button", name="Open chat with Clerk")
+    launcher.click()
+    dialog = page.get_by_role("dialog", name="Clerk")
+    expect(dialog).to_be_visible()
+    expect(page.get_by_role("textbox", name="Message")).to_be_focused()
+    expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible()
+
+    # the full authenticated flow
+    say(page, "where is my order #W6893533?")
+    expect(page.locator(".msg.user").last).to_have_text("where is my order #W6893533?")
+    bot_said(page, "verify it's you")
+    say(page, "ivan.santos3158@example.com")
+    status = bot_said(page, "Tracking number")
+    expect(status).to_contain_text("#W6893533 is delivered")
+    expect(status).to_contain_text("Garden Hose")
+
+    # product cards
+    say(page, "recommend me a speaker")
+    card = page.locator(".card").first
+    card.wait_for()
+    expect(card.get_by_role("heading")).to_have_text("Bluetooth Speaker")
+    expect(card).to_contain_text("$")
+    expect(card).to_contain_text("In stock")
+
+    # a quick reply
+    say(page, "what can you do?")
+    quick = page.get_by_role("group", name="Quick replies").last
+    quick.get_by_role("button", name="Talk to a human").click()
+    expect(page.locator(".msg.user").last).to_have_text("Talk to a human")
+    bot_said(page, "human")
+    expect(quick.get_by_role("button", name="Where is my order?")).to_be_disabled()
+    screenshot(page, "widget-conversation.png")
+
+    # reload: the widget reopens with the whole conversation
+    session = page.evaluate("() => Object.entries(localStorage).find(([k]) => "
+                            "k.endsWith(':session'))[1]")
+    page.reload()
+    expect(page.get_by_role("dialog", name="Clerk")).to_be_visible()
+    expect(page.locator(".msg.bot", has_text="Tracking number")).to_have_count(1)
+    expect(page.locator(".msg.user", has_text="Talk to a human")).to_have_count(1)
+    expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible()
+
+    # the connection drops; the shopper types on; the messages go out once it is back
+    site.cut()
+    expect(page.get_by_role("status").filter(has_text="reconnecting")).to_be_visible()
+    say(page, "thanks a lot")
+    say(page, "are you a bot?")
+    queued = page.locator(".msg.user[data-state=queued]")
+    expect(queued).to_have_count(2)
+    expect(queued.first.locator(".meta")).to_have_text("Waiting for connection…")
+    screenshot(page, "widget-offline.png")
+    site.restore()
+    expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible(timeout=15_000)
+    bot_said(page, "welcome")
+    bot_said(page, "bot")
+    expect(page.locator(".msg.user[data-state]")).to_have_count(0)
+    texts = user_texts(database_url, f"web:{session}")
+    assert texts[-2:] == ["thanks a lot", "are you a bot?"]  # once each, in order
+    assert texts.count("thanks a lot") == 1
+    screenshot(page, "widget-desktop.png")
+
+
+def test_typed_html_shows_as_text(page, site: CuttableProxy) -> None:  # type: ignore[no-untyped-def]
+    expect = playwright_api.expect
+    payload = ('<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+               '<b>bold</b> https://evil.example/"onmouseover="x')
+    page.goto(site.url + "/")
+    page.get_by_role("button", name="Open chat with Clerk").click()
+    say(page, payload)
+    mine = page.locator(".msg.user").last
+    expect(mine).to_have_text(payload)
+    page.locator(".msg.bot").nth(1).wait_for()  # the bot answered (the greeting is first)
+    page.reload()
+    expect(page.locator(".msg.user").last).to_have_text(payload)  # and after the history
+    assert page.evaluate("() => window.__xss") is None
+    widget = page.locator("#clerk-widget")
+    assert widget.locator(".log img").count() == 0
+    assert widget.locator(".log script").count() == 0
+    assert widget.locator(".log b").count() == 0
+    assert widget.locator(".msg.user a").count() == 0  # shopper text is never linkified
+
+
+def test_keyboard_only_on_a_phone_sized_screen(browser, site: CuttableProxy) -> None:  # type: ignore[no-untyped-def]
+    expect = playwright_api.expect
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(site.url + "/")
+    launcher = page.get_by_role("button", name="Open chat with Clerk")
+    launcher.focus()
+    page.keyboard.press("Enter")
+    box = page.get_by_role("textbox", name="Message")
+    expect(box).to_be_focused()
+    panel = page.get_by_role("dialog", name="Clerk")
+    bounds = panel.bounding_box()
+    assert bounds and bounds["x"] >= 0 and bounds["width"] <= 390 and bounds["height"] <= 844
+    page.keyboard.type("what can you do?")
+    page.keyboard.press("Enter")
+    bot_said(page, "I can check")
+    # Tab reaches the quick replies; Enter presses one
+    quick = page.get_by_role("button", name="Where is my order?")
+    quick.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg.user").last).to_have_text("Where is my order?")
+    bot_said(page, "email")
+    screenshot(page, "widget-phone.png")
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    expect(launcher).to_be_focused()
+    context.close()
+
+
+def test_the_widget_on_another_stores_page(browser, site: CuttableProxy,  # type: ignore[no-untyped-def]
+                                           store_page: StorePage) -> None:
+    """One script tag on a page elsewhere, with the store's own look; only origins on the
+    allow-list may talk to the bot."""
+    expect = playwright_api.expect
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(store_page.url + "/")
+    page.get_by_role("button", name="Open chat with Acme help").click()
+    expect(page.get_by_role("dialog", name="Acme help")).to_be_visible()
+    expect(page.locator(".msg.greeting")).to_have_text("Ahoy! Ask me anything.")
+    expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible()
+    say(page, "hello")
+    bot_said(page, "Clerk")
+    # a yellow accent gets dark text, so the header stays readable
+    header = page.locator(".head")
+    assert header.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(250, 204, 21)"
+    assert header.evaluate("e => getComputedStyle(e).color") == "rgb(17, 24, 39)"
+    screenshot(page, "widget-elsewhere.png")
+
+    other = context.new_page()  # the same page served under an origin not on the list
+    other.set_default_timeout(TIMEOUT_MS)
+    other.goto(store_page.other_origin_url + "/")
+    other.get_by_role("button", name="Open chat with Acme help").click()
+    expect(other.get_by_role("status").filter(has_text="reconnecting")).to_be_visible()
+    say(other, "hello")
+    expect(other.locator(".msg.user[data-state=queued]")).to_have_count(1)  # never delivered
+    context.close()
