@@ -1,0 +1,289 @@
+"""Messages for the shopper that are not replies to a shopper turn, and the in-process
+change feed the console listens to.
+
+``ShopperDelivery`` is the one contract a channel implements to push to a shopper::
+
+    class ShopperDelivery(Protocol):
+        async def deliver(self, message: OutgoingMessage) -> bool: ...
+
+Return ``True`` once the message reached the shopper (or the transport took it: a Bot API
+``sendMessage`` that succeeded, a frame written to an open WebSocket); ``False`` or an
+exception keeps it pending and the outbox retries it every ``retry_every`` seconds. A
+message may be pushed more than once after a failure: ``OutgoingMessage.id`` is stable, so
+a client shows it once. Register one per channel name (``Conversation.channel``) with
+``Outbox.register``; a channel with none (REST) leaves messages pending until the client
+takes them with ``Outbox.take_pending`` (``GET /webhooks/rest/messages?sender=ID``).
+
+Writers outside a dialogue turn hold ``gate`` (on SQLite the dialogue manager's writer
+lock: a turn's read snapshot must not go stale under it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.store.db import Database
+from bot.store.models import Conversation, OutboxMessage
+from bot.types import ConversationId, Reply
+
+log = logging.getLogger(__name__)
+
+Gate = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
+
+
+@contextlib.asynccontextmanager
+async def no_gate() -> AsyncIterator[None]:
+    yield
+
+
+# --------------------------------------------------------------------------- the feed
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something happened in a conversation the console may show: ``kinds`` are event
+    types (``user``, ``bot``) and handoff steps (``handoff:claimed``), ``status`` the
+    conversation's handoff status afterwards."""
+
+    conversation_id: str
+    status: str
+    kinds: tuple[str, ...] = ()
+
+
+class Subscription:
+    """An async iterator of ``Change`` values. Bounded: a subscriber that falls behind
+    loses the oldest changes (consoles refetch on each one, so the latest is what counts)."""
+
+    def __init__(self, relay: Relay, maxsize: int) -> None:
+        self._relay = relay
+        self._queue: asyncio.Queue[Change | None] = asyncio.Queue(maxsize)
+
+    def _put(self, change: Change | None) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(change)
+                return
+            except asyncio.QueueFull:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self._queue.get_nowait()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Change:
+        change = await self._queue.get()
+        if change is None:
+            raise StopAsyncIteration
+        return change
+
+    def close(self) -> None:
+        self._relay._subscribers.discard(self)
+        self._put(None)
+
+
+class Relay:
+    """In-process publish/subscribe of ``Change`` values (one server process)."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+
+    def subscribe(self, maxsize: int = 100) -> Subscription:
+        sub = Subscription(self, maxsize)
+        self._subscribers.add(sub)
+        return sub
+
+    def publish(self, change: Change) -> None:
+        for sub in list(self._subscribers):
+            sub._put(change)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def close(self) -> None:
+        for sub in list(self._subscribers):
+            sub.close()
+
+
+# --------------------------------------------------------------------------- the outbox
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    id: str
+    conversation_id: ConversationId
+    channel: str
+    kind: str  # agent (a human agent's reply) | notice (the system: "Ana joined")
+    text: str
+    sender: str | None = None
+
+    def to_reply(self) -> Reply:
+        custom: dict[str, Any] = {"type": "agent_message" if self.kind == "agent" else
+                                  "handoff_notice", "id": self.id}
+        if self.sender:
+            custom["agent"] = self.sender
+        return Reply(text=self.text, custom=custom)
+
+    def to_rasa(self) -> dict[str, Any]:
+        return self.to_reply().to_rasa(self.conversation_id)
+
+    @classmethod
+    def from_row(cls, row: OutboxMessage) -> OutgoingMessage:
+        return cls(id=row.message_id, conversation_id=ConversationId(row.conversation_id),
+                   channel=row.channel, kind=row.kind, text=row.text, sender=row.sender)
+
+
+class ShopperDelivery(Protocol):
+    async def deliver(self, message: OutgoingMessage) -> bool: ...
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Outbox:
+    def __init__(self, db: Database, relay: Relay, *, gate: Gate = no_gate,
+                 retry_every: float = 5.0, max_age: dt.timedelta = dt.timedelta(hours=24)
+                 ) -> None:
+        self.db = db
+        self.relay = relay
+        self.gate = gate
+        self.retry_every = retry_every
+        self.max_age = max_age
+        self._deliveries: dict[str, ShopperDelivery] = {}
+        self.delivered = 0
+        self.failures = 0
+
+    def register(self, channel: str, delivery: ShopperDelivery) -> None:
+        """Push messages of conversations on ``channel`` through ``delivery``."""
+        self._deliveries[channel] = delivery
+
+    def pushes(self, channel: str) -> bool:
+        return channel in self._deliveries
+
+    # ------------------------------------------------------------------ writing
+    @staticmethod
+    def add(session: Session, conversation_id: str, channel: str, text: str, *,
+            kind: str = "agent", sender: str | None = None) -> OutgoingMessage:
+        """Queue a message in the caller's transaction (a handoff step's)."""
+        row = OutboxMessage(message_id=uuid.uuid4().hex, conversation_id=conversation_id,
+                            channel=channel, kind=kind, sender=sender, text=text)
+        session.add(row)
+        session.flush()
+        return OutgoingMessage.from_row(row)
+
+    # ------------------------------------------------------------------ reading
+    def pending(self, conversation_id: str | None = None, *,
+                channels: list[str] | None = None,
+                newer_than: dt.datetime | None = None) -> list[OutgoingMessage]:
+        with self.db.session() as s:
+            stmt = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
+            if conversation_id is not None:
+                stmt = stmt.where(OutboxMessage.conversation_id == conversation_id)
+            if channels is not None:
+                stmt = stmt.where(OutboxMessage.channel.in_(channels))
+            if newer_than is not None:
+                stmt = stmt.where(OutboxMessage.created_at >= newer_than)
+            rows = s.scalars(stmt.order_by(OutboxMessage.id)).all()
+            return [OutgoingMessage.from_row(r) for r in rows]
+
+    async def take_pending(self, conversation_id: str) -> list[OutgoingMessage]:
+        """The conversation's undelivered messages, oldest first, marked delivered: each is
+        returned once, even to two clients polling at the same moment."""
+        async with self.gate():
+            with self.db.session() as s:
+                rows = s.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.conversation_id == conversation_id,
+                           OutboxMessage.delivered_at.is_(None))
+                    .order_by(OutboxMessage.id)
+                ).all()
+                taken = []
+                for r in rows:
+                    if r.channel in self._deliveries:
+                        continue  # that channel pushes: polling must not take its messages
+                    done = s.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.id == r.id, OutboxMessage.delivered_at.is_(None))
+                        .values(delivered_at=_now())
+                    )
+                    if done.rowcount == 1:  # type: ignore[attr-defined]
+                        taken.append(OutgoingMessage.from_row(r))
+        self.delivered += len(taken)
+        return taken
+
+    # ------------------------------------------------------------------ pushing
+    async def push(self, conversation_id: str | None = None) -> int:
+        """Push pending messages (of one conversation, or all) whose channel has a delivery.
+        Messages older than ``max_age`` are no longer pushed (the widget shows them in its
+        history). Returns how many were delivered."""
+        if not self._deliveries:
+            return 0
+        messages = self.pending(conversation_id, channels=list(self._deliveries),
+                                newer_than=_now() - self.max_age)
+        done = 0
+        for m in messages:
+            try:
+                ok = await self._deliveries[m.channel].deliver(m)
+            except Exception:
+                log.exception("pushing message %s to %s failed", m.id, m.channel)
+                ok = False
+            if not ok:
+                self.failures += 1
+                continue
+            async with self.gate():
+                with self.db.session() as s:
+                    s.execute(update(OutboxMessage)
+                              .where(OutboxMessage.message_id == m.id,
+                                     OutboxMessage.delivered_at.is_(None))
+                              .values(delivered_at=_now()))
+            done += 1
+        self.delivered += done
+        return done
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Held open while the app serves: push on every change that queued a message,
+        and retry what is pending every ``retry_every`` seconds."""
+        feed = self.relay.subscribe(maxsize=1000)
+        worker = asyncio.create_task(self._work(feed))
+        try:
+            yield
+        finally:
+            feed.close()
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def _work(self, feed: Subscription) -> None:
+        it = feed.__aiter__()
+        while True:
+            try:
+                change = await asyncio.wait_for(it.__anext__(), timeout=self.retry_every)
+            except TimeoutError:
+                change = None
+            except StopAsyncIteration:
+                return
+            try:
+                if change is None:
+                    await self.push()
+                elif "outbox" in change.kinds:
+                    await self.push(change.conversation_id)
+            except Exception:
+                log.exception("outbox worker failed; retrying")
+
+
+def conversation_channel(session: Session, conversation_id: str) -> str:
+    channel = session.scalar(select(Conversation.channel)
+                             .where(Conversation.id == conversation_id))
+    return channel or "rest"

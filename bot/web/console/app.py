@@ -1,0 +1,600 @@
+"""The agent console's HTTP and WebSocket endpoints.
+
+Pages (HTML, server-rendered with autoescaping; live parts are filled in by
+``static/console.js`` with ``textContent`` only, so shopper text is never markup)::
+
+    GET  /console/login                 login form          POST /console/login
+    POST /console/logout
+    GET  /console                       the queue (live)
+    GET  /console/conversation?id=ID    one conversation (live)
+    GET  /console/tickets?status=&priority=     POST /console/tickets/update
+    GET  /console/admin/agents (admins)         POST /console/admin/agents[/update]
+
+JSON API (``/console/api``; POST bodies are JSON objects)::
+
+    GET  me | queue | conversation?id= | tickets?status=&priority=
+    POST claim {id} | message {id, text} | note {id, text} | return {id, slots?}
+         | close {id, resolution} | ticket {id, status?, priority?, assignee?}
+    WS   /console/ws                    {"type": "change", "conversation", "status", "kinds"}
+
+Security: a session cookie (HttpOnly, SameSite=Strict, path /console; Secure when
+configured) names a server-side session. Pages without one redirect to the login, the API
+answers 401, the WebSocket closes with 4401. Every POST needs the session's CSRF token (the
+``X-CSRF-Token`` header or a ``csrf_token`` form field) and, when the browser sends one, an
+``Origin`` of this server; else 403. Admin pages answer agents with 403. Login failures are
+rate-limited per name and client address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bot.errors import InputError
+from bot.handoff.agents import AgentAccounts, AgentError, ConsoleSession
+from bot.handoff.desk import (
+    SETTABLE_SLOTS,
+    TICKET_PRIORITIES,
+    TICKET_STATUSES,
+    HandoffConflict,
+    HandoffDesk,
+)
+from bot.handoff.outbox import Relay
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE.parent / "templates" / "console"
+STATIC = HERE / "static"
+COOKIE = "clerk_console"
+LOGIN_COOKIE = "clerk_console_login"
+PREFIX = "/console"
+MAX_BODY = 64 * 1024
+LOGIN_FAILURES = 5  # per name and address
+LOGIN_WINDOW_S = 300.0
+TOUCH_EVERY_S = 60.0
+
+
+class ExternalSteps(Protocol):
+    """What the console needs of the dialogue manager."""
+
+    async def run_external(self, conversation_id: str, step: Callable[..., Any], *,
+                           guard: Callable[..., None] | None = None) -> Any: ...
+
+    def writing(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+class Console:
+    def __init__(
+        self,
+        *,
+        steps: ExternalSteps,
+        desk: HandoffDesk,
+        accounts: AgentAccounts,
+        relay: Relay,
+        canned_replies: tuple[str, ...] = (),
+        secure_cookies: bool = False,
+    ) -> None:
+        self.steps = steps
+        self.desk = desk
+        self.accounts = accounts
+        self.relay = relay
+        self.canned_replies = canned_replies
+        self.secure_cookies = secure_cookies
+        self.env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
+                               autoescape=select_autoescape(default=True, default_for_string=True))
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._sockets: set[WebSocket] = set()
+
+    # ------------------------------------------------------------------ routes
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(PREFIX, self.queue_page, methods=["GET"]),
+            Mount(PREFIX, routes=[
+                Route("/", self.queue_page, methods=["GET"]),
+                Route("/login", self.login_page, methods=["GET"]),
+                Route("/login", self.login, methods=["POST"]),
+                Route("/logout", self.logout, methods=["POST"]),
+                Route("/conversation", self.conversation_page, methods=["GET"]),
+                Route("/tickets", self.tickets_page, methods=["GET"]),
+                Route("/tickets/update", self.tickets_update, methods=["POST"]),
+                Route("/admin/agents", self.agents_page, methods=["GET"]),
+                Route("/admin/agents", self.agents_create, methods=["POST"]),
+                Route("/admin/agents/update", self.agents_update, methods=["POST"]),
+                Route("/static/{name}", self.static, methods=["GET"]),
+                Route("/api/me", self.api_me, methods=["GET"]),
+                Route("/api/queue", self.api_queue, methods=["GET"]),
+                Route("/api/conversation", self.api_conversation, methods=["GET"]),
+                Route("/api/tickets", self.api_tickets, methods=["GET"]),
+                Route("/api/claim", self.api_claim, methods=["POST"]),
+                Route("/api/message", self.api_message, methods=["POST"]),
+                Route("/api/note", self.api_note, methods=["POST"]),
+                Route("/api/return", self.api_return, methods=["POST"]),
+                Route("/api/close", self.api_close, methods=["POST"]),
+                Route("/api/ticket", self.api_ticket, methods=["POST"]),
+                WebSocketRoute("/ws", self.websocket),
+            ]),
+        ]
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for ws in list(self._sockets):
+                with contextlib.suppress(Exception):
+                    await ws.close(code=1001)
+
+    # ------------------------------------------------------------------ helpers
+    def _render(self, name: str, request: Request, session: ConsoleSession | None,
+                http_status: int = 200, **context: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(
+            me=session.agent if session else None,
+            csrf_token=session.csrf_token if session else "", prefix=PREFIX, **context)
+        return HTMLResponse(html, status_code=http_status, headers=_page_headers(request))
+
+    def _session(self, request: Request | WebSocket) -> ConsoleSession | None:
+        return self.accounts.session(request.cookies.get(COOKIE))
+
+    def _page_session(self, request: Request, *, admin: bool = False) -> ConsoleSession:
+        session = self._session(request)
+        if session is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise _Refused(RedirectResponse(f"{PREFIX}/login?next={quote(target)}",
+                                            status_code=303))
+        if admin and not session.agent.is_admin:
+            raise _Refused(self._render("error.html", request, session, http_status=403,
+                                        message="Only admins can manage agents."))
+        return session
+
+    def _api_session(self, request: Request) -> ConsoleSession:
+        session = self._session(request)
+        if session is None:
+            raise _Refused(JSONResponse({"error": "log in first"}, status_code=401))
+        return session
+
+    async def _post_session(self, request: Request, *, api: bool, admin: bool = False
+                            ) -> tuple[ConsoleSession, dict[str, Any]]:
+        """The session of a state-changing request, after the CSRF and origin checks, and
+        its body (JSON for the API, form fields for pages)."""
+        session = self._api_session(request) if api else self._page_session(request)
+        if not _same_origin(request):
+            raise _Refused(JSONResponse({"error": "cross-site request refused"},
+                                        status_code=403))
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise _Refused(JSONResponse({"error": "request body too large"}, status_code=413))
+        data: dict[str, Any]
+        if api:
+            try:
+                parsed = json.loads(body or b"{}")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise _Refused(JSONResponse({"error": "malformed JSON"}, status_code=400))
+            if not isinstance(parsed, dict):
+                raise _Refused(JSONResponse({"error": "the body must be a JSON object"},
+                                            status_code=400))
+            data = parsed
+        else:
+            data = _form_fields(body)
+        supplied = request.headers.get("x-csrf-token") or str(data.get("csrf_token") or "")
+        if not supplied or not hmac.compare_digest(supplied.encode(),
+                                                   session.csrf_token.encode()):
+            raise _Refused(JSONResponse({"error": "missing or wrong CSRF token"},
+                                        status_code=403))
+        if admin and not session.agent.is_admin:
+            raise _Refused(JSONResponse({"error": "admins only"}, status_code=403))
+        return session, data
+
+    async def _guarded(self, handler: Callable[[], Any]) -> Response:
+        try:
+            return await handler()
+        except _Refused as refused:
+            return refused.response
+
+    # ------------------------------------------------------------------ login
+    async def login_page(self, request: Request) -> Response:
+        if self._session(request) is not None:
+            return RedirectResponse(PREFIX, status_code=303)
+        return self._login_form(request, error=None)
+
+    def _login_form(self, request: Request, error: str | None, status: int = 200) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = self._render("login.html", request, None, http_status=status, error=error,
+                                login_csrf=token, next=_safe_next(request.query_params.get("next")))
+        response.set_cookie(LOGIN_COOKIE, token, path=f"{PREFIX}/login", httponly=True,
+                            samesite="strict", secure=self.secure_cookies, max_age=3600)
+        return response
+
+    async def login(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"error": "request body too large"}, status_code=413)
+        form = _form_fields(body)
+        name = str(form.get("name") or "").strip()
+        password = str(form.get("password") or "")
+        supplied = str(form.get("csrf_token") or "")
+        expected = request.cookies.get(LOGIN_COOKIE) or ""
+        if not _same_origin(request) or not expected or not hmac.compare_digest(
+                supplied.encode(), expected.encode()):
+            return self._login_form(request, "Your login form expired. Please try again.",
+                                    status=403)
+        key = f"{name.lower()}|{request.client.host if request.client else ''}"
+        if self._too_many_failures(key):
+            return self._login_form(request, "Too many failed logins. Wait a few minutes.",
+                                    status=429)
+        async with self.steps.writing():
+            agent = await asyncio.to_thread(self.accounts.authenticate, name, password)
+            if agent is None:
+                self._fail(key)
+                return self._login_form(request, "Wrong name or password.", status=401)
+            token, _ = self.accounts.open_session(agent)
+        log.info("agent %s logged in to the console", agent.name)
+        response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
+        response.set_cookie(COOKIE, token, path=PREFIX, httponly=True, samesite="strict",
+                            secure=self.secure_cookies)
+        response.delete_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login")
+        return response
+
+    def _too_many_failures(self, key: str) -> bool:
+        stamps = self._failures.get(key)
+        now = time.monotonic()
+        while stamps and now - stamps[0] > LOGIN_WINDOW_S:
+            stamps.popleft()
+        return bool(stamps) and len(stamps) >= LOGIN_FAILURES  # type: ignore[arg-type]
+
+    def _fail(self, key: str) -> None:
+        self._failures.setdefault(key, deque()).append(time.monotonic())
+        self._failures.move_to_end(key)
+        while len(self._failures) > 10_000:
+            self._failures.popitem(last=False)
+
+    async def logout(self, request: Request) -> Response:
+        async def run() -> Response:
+            await self._post_session(request, api=False)
+            async with self.steps.writing():
+                self.accounts.close_session(request.cookies.get(COOKIE))
+            response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+            response.delete_cookie(COOKIE, path=PREFIX)
+            return response
+        return await self._guarded(run)
+
+    # ------------------------------------------------------------------ pages
+    async def queue_page(self, request: Request) -> Response:
+        async def run() -> Response:
+            session = self._page_session(request)
+            return self._render("queue.html", request, session, page="queue")
+        return await self._guarded(run)
+
+    async def conversation_page(self, request: Request) -> Response:
+        async def run() -> Response:
+            session = self._page_session(request)
+            cid = request.query_params.get("id") or ""
+            return self._render("conversation.html", request, session, page="conversation",
+                                conversation_id=cid, canned=self.canned_replies,
+                                settable_slots=SETTABLE_SLOTS)
+        return await self._guarded(run)
+
+    async def tickets_page(self, request: Request) -> Response:
+        async def run() -> Response:
+            session = self._page_session(request)
+            status = request.query_params.get("status") or None
+            priority = request.query_params.get("priority") or None
+            status = status if status in TICKET_STATUSES else None
+            priority = priority if priority in TICKET_PRIORITIES else None
+            tickets = self.desk.tickets(status=status, priority=priority)
+            return self._render("tickets.html", request, session, page="tickets",
+                                tickets=tickets, status=status, priority=priority,
+                                statuses=TICKET_STATUSES, priorities=TICKET_PRIORITIES,
+                                agents=[a.name for a in self.accounts.list() if a.active],
+                                flash=request.query_params.get("saved"))
+        return await self._guarded(run)
+
+    async def tickets_update(self, request: Request) -> Response:
+        async def run() -> Response:
+            _, form = await self._post_session(request, api=False)
+            ticket_id = str(form.get("id") or "")
+            assignee = str(form.get("assignee") or "")
+            try:
+                async with self.steps.writing():
+                    self.desk.update_ticket(
+                        ticket_id, status=str(form.get("status") or "") or None,
+                        priority=str(form.get("priority") or "") or None,
+                        assignee=assignee or None, unassign=assignee == "")
+            except KeyError:
+                return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            back = _safe_next(str(form.get("back") or f"{PREFIX}/tickets"))
+            sep = "&" if "?" in back else "?"
+            return RedirectResponse(f"{back}{sep}saved={quote(ticket_id)}", status_code=303)
+        return await self._guarded(run)
+
+    async def agents_page(self, request: Request, error: str | None = None,
+                          status: int = 200) -> Response:
+        async def run() -> Response:
+            session = self._page_session(request, admin=True)
+            return self._render("agents.html", request, session, http_status=status,
+                                page="agents",
+                                agents=self.accounts.list(), error=error)
+        return await self._guarded(run)
+
+    async def agents_create(self, request: Request) -> Response:
+        async def run() -> Response:
+            _, form = await self._post_session(request, api=False, admin=True)
+            try:
+                async with self.steps.writing():
+                    await asyncio.to_thread(self.accounts.add, str(form.get("name") or ""),
+                                            str(form.get("password") or ""),
+                                            str(form.get("role") or "agent"))
+            except AgentError as exc:
+                return await self.agents_page(request, error=str(exc), status=400)
+            return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
+        return await self._guarded(run)
+
+    async def agents_update(self, request: Request) -> Response:
+        async def run() -> Response:
+            session, form = await self._post_session(request, api=False, admin=True)
+            try:
+                agent_id = int(str(form.get("id") or ""))
+            except ValueError:
+                return await self.agents_page(request, error="no such agent", status=400)
+            active = {"1": True, "0": False}.get(str(form.get("active") or ""))
+            role = str(form.get("role") or "") or None
+            password = str(form.get("password") or "") or None
+            if agent_id == session.agent.id and (active is False or role == "agent"):
+                return await self.agents_page(
+                    request, error="You cannot demote or deactivate yourself.", status=400)
+            try:
+                async with self.steps.writing():
+                    await asyncio.to_thread(self.accounts.update, agent_id, role=role,
+                                            active=active, password=password)
+            except AgentError as exc:
+                return await self.agents_page(request, error=str(exc), status=400)
+            return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
+        return await self._guarded(run)
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        types = {"console.js": "text/javascript; charset=utf-8",
+                 "console.css": "text/css; charset=utf-8"}
+        if name not in types:
+            return Response("not found", status_code=404)
+        return Response((STATIC / name).read_text(), media_type=types[name],
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+    # ------------------------------------------------------------------ API: reads
+    async def api_me(self, request: Request) -> Response:
+        async def run() -> Response:
+            s = self._api_session(request)
+            return JSONResponse({"name": s.agent.name, "role": s.agent.role})
+        return await self._guarded(run)
+
+    async def api_queue(self, request: Request) -> Response:
+        async def run() -> Response:
+            self._api_session(request)
+            entries = await asyncio.to_thread(self.desk.queue)
+            return JSONResponse({"now": time.time(), "queue": [e.to_dict() for e in entries]})
+        return await self._guarded(run)
+
+    async def api_conversation(self, request: Request) -> Response:
+        async def run() -> Response:
+            self._api_session(request)
+            cid = request.query_params.get("id") or ""
+            view = await asyncio.to_thread(self.desk.conversation, cid)
+            if view is None:
+                return JSONResponse({"error": f"no conversation {cid!r}"}, status_code=404)
+            return JSONResponse({"now": time.time(), **view})
+        return await self._guarded(run)
+
+    async def api_tickets(self, request: Request) -> Response:
+        async def run() -> Response:
+            self._api_session(request)
+            status = request.query_params.get("status") or None
+            priority = request.query_params.get("priority") or None
+            if status is not None and status not in TICKET_STATUSES:
+                return JSONResponse({"error": f"status must be one of {TICKET_STATUSES}"},
+                                    status_code=400)
+            if priority is not None and priority not in TICKET_PRIORITIES:
+                return JSONResponse({"error": f"priority must be one of {TICKET_PRIORITIES}"},
+                                    status_code=400)
+            return JSONResponse({"tickets": self.desk.tickets(status=status, priority=priority)})
+        return await self._guarded(run)
+
+    # ------------------------------------------------------------------ API: steps
+    async def _step(self, request: Request, make: Callable[[ConsoleSession, dict[str, Any]],
+                                                           tuple[Callable[..., Any], Any]]
+                    ) -> Response:
+        async def run() -> Response:
+            session, data = await self._post_session(request, api=True)
+            cid = data.get("id")
+            if not isinstance(cid, str) or not cid:
+                return JSONResponse({"error": "field 'id' (the conversation) is required"},
+                                    status_code=400)
+            try:
+                step, guard = make(session, data)
+                result = await self.steps.run_external(cid, step, guard=guard)
+            except HandoffConflict as exc:
+                return JSONResponse({"error": str(exc), "status": exc.status}, status_code=409)
+            except InputError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse({"ok": True, "status": getattr(result, "status", None),
+                                 "messages": [m.id for m in getattr(result, "outgoing", [])]})
+        return await self._guarded(run)
+
+    async def api_claim(self, request: Request) -> Response:
+        def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
+            return (lambda session, conv, tracker:
+                    self.desk.claim(session, conv, tracker, s.agent.name)), self.desk.claim_guard
+        return await self._step(request, make)
+
+    async def api_message(self, request: Request) -> Response:
+        def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
+            text = _text(data, "text")
+            return (lambda session, conv, tracker:
+                    self.desk.post(session, conv, tracker, s.agent.name, text)), None
+        return await self._step(request, make)
+
+    async def api_note(self, request: Request) -> Response:
+        def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
+            text = _text(data, "text")
+            return (lambda session, conv, tracker:
+                    self.desk.note(session, conv, tracker, s.agent.name, text)), None
+        return await self._step(request, make)
+
+    async def api_return(self, request: Request) -> Response:
+        def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
+            slots = data.get("slots") or {}
+            if not isinstance(slots, dict) or not all(
+                    isinstance(v, str | None) for v in slots.values()):
+                raise InputError("field 'slots' must map slot names to texts")
+            slots = {k: v for k, v in slots.items() if v not in (None, "")}
+            return (lambda session, conv, tracker:
+                    self.desk.hand_back(session, conv, tracker, s.agent.name, slots)), None
+        return await self._step(request, make)
+
+    async def api_close(self, request: Request) -> Response:
+        def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
+            resolution = _text(data, "resolution")
+            return (lambda session, conv, tracker:
+                    self.desk.close(session, conv, tracker, s.agent.name, resolution)), None
+        return await self._step(request, make)
+
+    async def api_ticket(self, request: Request) -> Response:
+        async def run() -> Response:
+            session, data = await self._post_session(request, api=True)
+            ticket_id = str(data.get("id") or "")
+            assignee = data.get("assignee")
+            if assignee == "me":
+                assignee = session.agent.name
+            try:
+                async with self.steps.writing():
+                    ticket = self.desk.update_ticket(
+                        ticket_id, status=data.get("status"), priority=data.get("priority"),
+                        assignee=assignee or None, unassign=assignee == "")
+            except KeyError:
+                return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse({"ok": True, "ticket": ticket})
+        return await self._guarded(run)
+
+    # ------------------------------------------------------------------ live updates
+    async def websocket(self, ws: WebSocket) -> None:
+        session = self._session(ws)
+        if session is None or not _same_origin(ws):
+            await ws.close(code=4401 if session is None else 4403)
+            return
+        await ws.accept()
+        self._sockets.add(ws)
+        feed = self.relay.subscribe()
+        await self._touch(session)
+        last_touch = time.monotonic()
+
+        async def drain_client() -> None:  # notice a closed socket promptly
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                while True:
+                    await ws.receive_text()
+
+        reader = asyncio.create_task(drain_client())
+        try:
+            await ws.send_text(json.dumps({"type": "hello", "agent": session.agent.name}))
+            changes = feed.__aiter__()
+            while not reader.done():
+                nxt = asyncio.ensure_future(changes.__anext__())
+                done, _ = await asyncio.wait({nxt, reader}, timeout=TOUCH_EVERY_S,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if nxt not in done:
+                    nxt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await nxt
+                    if not reader.done() and time.monotonic() - last_touch >= TOUCH_EVERY_S:
+                        await self._touch(session)
+                        last_touch = time.monotonic()
+                    continue
+                try:
+                    change = nxt.result()
+                except StopAsyncIteration:
+                    break
+                await ws.send_text(json.dumps({
+                    "type": "change", "conversation": change.conversation_id,
+                    "status": change.status, "kinds": list(change.kinds)}))
+        except Exception:  # a broken socket ends this connection only
+            log.debug("console socket ended", exc_info=True)
+        finally:
+            feed.close()
+            reader.cancel()
+            self._sockets.discard(ws)
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    async def _touch(self, session: ConsoleSession) -> None:
+        async with self.steps.writing():
+            self.accounts.touch(session.agent.id)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _form_fields(body: bytes) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body (the console's forms send nothing else)."""
+    try:
+        return dict(parse_qsl(body.decode(), keep_blank_values=True))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"field {key!r} (a non-empty text) is required")
+    return value
+
+
+def _safe_next(target: str | None) -> str:
+    """Only paths inside the console: never an open redirect."""
+    if not target or not target.startswith(PREFIX) or target.startswith("//") or "\\" in target:
+        return PREFIX
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return PREFIX
+    return target
+
+
+def _same_origin(request: Request | WebSocket) -> bool:
+    """A browser's ``Origin`` (when sent) must be this server."""
+    origin = request.headers.get("origin")
+    if origin is None:  # not a browser, or a same-origin GET
+        return True
+    host = request.headers.get("host") or ""
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+def _page_headers(request: Request) -> dict[str, str]:
+    host = request.headers.get("host") or ""
+    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+           f"connect-src 'self' ws://{host} wss://{host}; form-action 'self'; "
+           "frame-ancestors 'none'; base-uri 'none'")
+    return {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY"}
