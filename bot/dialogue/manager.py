@@ -17,12 +17,15 @@ reply, and the rest of the turn is kept. Any other failure rolls the whole turn 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import time
 import uuid
 import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot.actions import ActionRunner
 from bot.dialogue.domain import Domain
@@ -30,8 +33,12 @@ from bot.dialogue.policy import LISTEN, FlowPolicy, Prediction
 from bot.dialogue.slots import extract_slots
 from bot.dialogue.tracker import MISS_ACTIONS, Tracker
 from bot.errors import ActionError
+from bot.handoff.desk import HandoffConflict, HandoffDesk
+from bot.handoff.outbox import Change, Relay
+from bot.handoff.triggers import ASKED, HandoffPolicy, Trigger, assess_complaint
 from bot.store import conversations
 from bot.store.db import Database
+from bot.store.models import Conversation
 from bot.types import (
     MAX_MESSAGE_CHARS,
     ActionExecuted,
@@ -54,6 +61,8 @@ log = logging.getLogger(__name__)
 MAX_ACTIONS_PER_TURN = 10
 NON_INTERRUPTING = {"inform", "affirm", "deny", "nlu_fallback", None}
 REASK = "__reask__:"  # queued marker: ask the active form's question again
+HANDOFF_POLICY = "HandoffPolicy:"  # ActionExecuted.policy of a handoff the bot decided on
+T = TypeVar("T")
 
 
 class Parser(Protocol):
@@ -95,14 +104,25 @@ class DialogueManager:
         db: Database,
         knowledge: Answerer | None = None,
         max_misses: int = 2,
+        handoff: HandoffDesk | None = None,
+        handoff_policy: HandoffPolicy | None = None,
+        relay: Relay | None = None,
     ) -> None:
+        """``handoff``: the desk that queues conversations for agents (without one, a
+        handoff is only recorded in the tracker); ``handoff_policy``: when the bot hands
+        off on its own (default: offer a human after ``max_misses``, hand off on failed
+        actions, out-of-scope requests and severe complaints); ``relay``: where changes
+        of conversations in handoff are published for the console."""
         self.domain = domain
         self.policy = policy
         self.nlu = nlu
         self.actions = actions
         self.db = db
         self.knowledge = knowledge
-        self.max_misses = max_misses
+        self.handoff_policy = handoff_policy or HandoffPolicy(max_misses=max_misses)
+        self.max_misses = self.handoff_policy.max_misses
+        self.handoff = handoff
+        self.relay = relay
         self.stats = TurnStats()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # SQLite has one writer: turns in this process take turns. PostgreSQL locks per row.
@@ -111,11 +131,27 @@ class DialogueManager:
         self._initial_slots = domain.initial_slots()
 
     # ------------------------------------------------------------------ entry point
-    async def handle(self, message: Message) -> list[Reply]:
+    async def handle(
+        self, message: Message, *, on_token: Callable[[str], Awaitable[None]] | None = None
+    ) -> list[Reply]:
+        """Run one turn. ``on_token``: a channel that can show a reply as it is written gets
+        the knowledge answer's text piece by piece, in order, on this event loop (each piece
+        already passed the fact guard). The returned replies are complete either way; if the
+        guard replaced the streamed text, the final reply holds the text to show."""
         text = (message.text or "").strip()
         if not text:
             return self.domain.render("utter_empty_message", {})
         cid = ConversationId(str(message.conversation_id))
+        token = _token_sink.set(on_token)
+        try:
+            async with self._exclusive(cid):
+                return await self._turn(cid, message, text)
+        finally:
+            _token_sink.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, cid: ConversationId) -> AsyncIterator[None]:
+        """One writer per conversation in this process (and one writer at all on SQLite)."""
         lock = self._locks.get(cid)
         if lock is None:
             lock = asyncio.Lock()
@@ -123,8 +159,67 @@ class DialogueManager:
         async with lock:
             if self._global_lock is not None:
                 async with self._global_lock:
-                    return await self._turn(cid, message, text)
-            return await self._turn(cid, message, text)
+                    yield
+            else:
+                yield
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Hold while writing to the database outside a turn (console logins, ticket
+        changes, outbox marks). On SQLite it waits for the running turn: a turn reads
+        first and writes at the end, and a write in between would make it fail."""
+        if self._global_lock is None:
+            yield
+            return
+        async with self._global_lock:
+            yield
+
+    async def run_external(
+        self,
+        conversation_id: str,
+        step: Callable[[Any, Conversation, Tracker], T],
+        *,
+        guard: Callable[[Any, str], None] | None = None,
+    ) -> T:
+        """Run a step from outside the shopper's turns (an agent's action) like a turn:
+        under the conversation's lock, in one transaction, with the replayed tracker.
+        ``guard(session, id)`` runs first in the transaction and may raise to abort (the
+        race-free claim). The events ``step`` applies are appended, the derived columns
+        updated, and the change published. Raises ``HandoffConflict`` for an unknown
+        conversation."""
+        cid = ConversationId(str(conversation_id))
+        async with self._exclusive(cid):
+            with self.db.turn() as session:
+                if guard is not None:
+                    guard(session, cid)
+                if session.get(Conversation, cid) is None:
+                    raise HandoffConflict(f"no conversation {cid!r}")
+                conv = conversations.lock_conversation(session, cid, "rest")
+                tracker = Tracker.from_events(
+                    cid, self._initial_slots, conversations.load_events(session, cid)
+                )
+                result = step(session, conv, tracker)
+                new = tracker.new_events
+                conversations.append_events(session, conv, new)
+                conv.handoff_status = tracker.handoff_status
+                if tracker.slots.get("customer_id"):
+                    conv.customer_id = str(tracker.slots["customer_id"])
+                status = tracker.handoff_status
+            self._publish(cid, status, new)
+            return result
+
+    def _publish(self, cid: ConversationId, status: str, new: list[Event]) -> None:
+        """Tell the console what changed in a conversation (and the outbox about messages
+        queued for the shopper). Cheap: a few small values per turn and subscriber."""
+        if self.relay is None or not new:
+            return
+        steps = [e for e in new if isinstance(e, HandoffEvent)]
+        kinds = [e.type_name for e in new if not isinstance(e, HandoffEvent | ActionExecuted)]
+        kinds += [f"handoff:{e.step}" for e in steps]
+        if any(e.data.get("message_id") for e in steps):
+            kinds.append("outbox")
+        self.relay.publish(Change(conversation_id=cid, status=status,
+                                  kinds=tuple(dict.fromkeys(kinds))))
 
     async def _turn(self, cid: ConversationId, message: Message, text: str) -> list[Reply]:
         with self.db.turn() as session:
@@ -146,8 +241,15 @@ class DialogueManager:
                     message_id=str(message.metadata.get("message_id") or uuid.uuid4().hex),
                 )
                 tracker.apply(user)
+                complaint = self._severe_complaint(tracker, user)
                 if tracker.handoff_status == "claimed":
                     pass  # a human agent holds the conversation: the bot stays silent
+                elif complaint is not None:
+                    tracker.apply(ActionExecuted(name="action_handoff",
+                                                 policy=HANDOFF_POLICY + complaint.kind,
+                                                 confidence=1.0))
+                    await self._hand_off(tracker, complaint, ticket_text=text)
+                    tracker.apply(ActionExecuted(name=LISTEN))
                 else:
                     for ev in extract_slots(
                         self.domain,
@@ -163,7 +265,20 @@ class DialogueManager:
             conv.handoff_status = tracker.handoff_status
             if tracker.slots.get("customer_id"):
                 conv.customer_id = str(tracker.slots["customer_id"])
+            status = tracker.handoff_status
+        self._publish(cid, status, new)
         return [e.to_reply() for e in new if isinstance(e, BotUttered)]
+
+    def _severe_complaint(self, tracker: Tracker, user: UserUttered) -> Trigger | None:
+        """A complaint (or an answer inside the complaint form) naming a legal or safety
+        issue, or strongly negative, when the policy hands those off."""
+        if not self.handoff_policy.on_severe_complaint:
+            return None
+        if tracker.handoff_status in ("requested", "claimed"):
+            return None
+        if user.intent != "complaint" and tracker.active_loop != "complaint_form":
+            return None
+        return assess_complaint(user.text)
 
     def _maybe_start_session(self, tracker: Tracker) -> None:
         last = tracker.last_event_time()
@@ -215,10 +330,25 @@ class DialogueManager:
                 pred = Prediction(action, "DefaultPolicy", 0.5)
             else:
                 return LISTEN, Prediction(LISTEN, "DefaultPolicy", 1.0)
-        if pred.action in MISS_ACTIONS and (
+        handoff = self.handoff_policy
+        if (
+            pred.action == "utter_out_of_scope"
+            and handoff.on_out_of_scope
+            and tracker.handoff_status not in ("requested", "claimed")
+        ):
+            pred = Prediction("action_handoff", HANDOFF_POLICY + "out_of_scope",
+                              pred.confidence, pred.flow)
+        elif pred.action in MISS_ACTIONS and (
             tracker.consecutive_fallbacks() + 1 >= self.max_misses
         ):
-            pred = Prediction("action_offer_handoff", pred.policy, pred.confidence, pred.flow)
+            if handoff.misses == "handoff" and tracker.handoff_status not in (
+                "requested", "claimed"
+            ):
+                pred = Prediction("action_handoff", HANDOFF_POLICY + "misses", pred.confidence,
+                                  pred.flow)
+            else:
+                pred = Prediction("action_offer_handoff", pred.policy, pred.confidence,
+                                  pred.flow)
         return pred.action, pred
 
     # ------------------------------------------------------------------ execution
@@ -258,7 +388,7 @@ class DialogueManager:
             self.stats.action_failures += 1
             if executed is not None:
                 tracker.apply(ActionExecuted(name=name, policy="failed"))
-            self._utter(tracker, "utter_action_failed")
+            await self._action_failed(tracker, name)
             return False
         if executed is not None:
             tracker.apply(executed)
@@ -342,7 +472,7 @@ class DialogueManager:
                 tracker.apply(ActionExecuted(name=form, policy="failed"))
                 if tracker.active_loop == form:
                     tracker.apply(ActiveLoop(name=None))
-                self._utter(tracker, "utter_action_failed")
+                await self._action_failed(tracker, validator)
                 return False
 
         slot_events = [e for e in result.get("events") or [] if e.get("event") == "slot"]
@@ -416,14 +546,58 @@ class DialogueManager:
         self._utter(tracker, "utter_offer_handoff")
 
     async def _builtin_action_handoff(self, tracker: Tracker) -> None:
+        last = tracker.events[-1] if tracker.events else None
+        decided = (last.policy or "") if isinstance(last, ActionExecuted) else ""
+        intent = tracker.latest_message.intent if tracker.latest_message else None
+        if decided == HANDOFF_POLICY + "out_of_scope":
+            trigger = Trigger("out_of_scope", "request outside the bot's scope")
+            self._utter(tracker, "utter_handoff_out_of_scope")
+        elif decided == HANDOFF_POLICY + "misses":
+            trigger = Trigger("misses", f"bot misunderstood {self.max_misses} messages in a row")
+            self._utter(tracker, "utter_handoff_misses")
+        elif intent == "human_handoff":
+            trigger = ASKED
+        elif tracker.latest_action_name == "action_handoff" and _offered(tracker):
+            trigger = Trigger("misses", "bot could not understand; shopper accepted a human")
+        else:
+            trigger = Trigger("unanswered", "bot could not help")
+        await self._hand_off(tracker, trigger)
+
+    async def _action_failed(self, tracker: Tracker, action: str) -> None:
+        if not self.handoff_policy.on_action_failure:
+            self._utter(tracker, "utter_action_failed")
+            return
+        self._utter(tracker, "utter_handoff_action_failed")
+        await self._hand_off(tracker, Trigger("action_failed", f"action {action} failed"))
+
+    async def _hand_off(
+        self, tracker: Tracker, trigger: Trigger, *, ticket_text: str | None = None
+    ) -> None:
+        """Queue the conversation for a human agent (once) and tell the shopper what
+        happens next and how long it should take."""
         if tracker.active_loop:
             self._deactivate(tracker.active_loop, tracker)
-        intent = tracker.latest_message.intent if tracker.latest_message else None
-        reason = "shopper asked for a human" if intent == "human_handoff" else "bot could not help"
-        if tracker.handoff_status != "requested":
-            tracker.apply(HandoffEvent(step="requested", reason=reason))
+        waiting = tracker.handoff_status in ("requested", "claimed")
+        wait = "a few minutes"
+        ticket_id = None
+        if self.handoff is not None:
+            with self.db.session() as session:  # the turn's session
+                conv = session.get(Conversation, tracker.conversation_id)
+                row = None
+                if conv is not None:
+                    row = self.handoff.request(session, conv, tracker, trigger,
+                                               ticket_text=ticket_text)
+                ticket_id = row.ticket_id if row is not None else None
+                minutes = self.handoff.expected_wait_minutes(session)
+            wait = "about 1 minute" if minutes == 1 else f"about {minutes} minutes"
+        elif not waiting:
+            tracker.apply(HandoffEvent(step="requested", reason=trigger.reason,
+                                       data={"trigger": trigger.kind}))
+        if not waiting:
             self.stats.handoffs += 1
-        self._utter(tracker, "utter_handoff")
+        if ticket_id:
+            self._utter(tracker, "utter_handoff_complaint", ticket_id=ticket_id)
+        self._utter(tracker, "utter_handoff", wait=wait)
 
     async def _builtin_action_restart(self, tracker: Tracker) -> None:
         from bot.types import Restarted
@@ -444,9 +618,13 @@ class DialogueManager:
             self.stats.knowledge_unanswered += 1
             self._utter(tracker, "utter_out_of_scope")
             return
-        answer = await asyncio.to_thread(
-            self.knowledge.answer, question, latest.entities if latest else []
-        )
+        entities = latest.entities if latest else []
+        sink = _token_sink.get()
+        stream = getattr(self.knowledge, "answer_stream", None)
+        if sink is None or stream is None:
+            answer = await asyncio.to_thread(self.knowledge.answer, question, entities)
+        else:
+            answer = await _stream_from_thread(stream, question, entities, sink)
         self.stats.knowledge_answers += 1
         citations = [_citation_dict(c) for c in getattr(answer, "citations", []) or []]
         data: dict[str, Any] = {"custom": {"type": "answer", "grounded": bool(answer.grounded),
@@ -455,6 +633,40 @@ class DialogueManager:
             self.stats.knowledge_unanswered += 1
             data["buttons"] = [{"title": "Talk to a human", "payload": "/human_handoff"}]
         tracker.apply(BotUttered(text=answer.text, data=data))
+
+
+_token_sink: contextvars.ContextVar[Callable[[str], Awaitable[None]] | None] = (
+    contextvars.ContextVar("clerk_token_sink", default=None)
+)
+
+
+async def _stream_from_thread(
+    stream: Callable[..., Any],
+    question: str,
+    entities: list[dict[str, Any]],
+    sink: Callable[[str], Awaitable[None]],
+) -> Any:
+    """Run a blocking ``answer_stream`` in a worker thread; hand its tokens to ``sink`` on
+    this loop, one at a time and in order (a queue, not one task per token)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def on_token(delta: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, delta)
+
+    async def forward() -> None:
+        while (delta := await queue.get()) is not None:
+            try:
+                await sink(delta)
+            except Exception:  # a closed socket must not fail the turn
+                log.debug("token sink failed", exc_info=True)
+
+    forwarder = asyncio.create_task(forward())
+    try:
+        return await asyncio.to_thread(stream, question, entities, on_token)
+    finally:
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+        await forwarder
 
 
 class _TrackerWithLoop:
@@ -489,6 +701,17 @@ def _bot_event(reply: Reply) -> BotUttered:
     if reply.image is not None:
         data["image"] = reply.image
     return BotUttered(text=reply.text, data=data)
+
+
+def _offered(tracker: Tracker) -> bool:
+    """Whether the bot offered a human just before the shopper's latest message."""
+    seen_user = False
+    for e in reversed(tracker.events):
+        if isinstance(e, UserUttered):
+            seen_user = True
+        elif seen_user and isinstance(e, ActionExecuted) and e.name != LISTEN:
+            return e.name == "action_offer_handoff"
+    return False
 
 
 def _slots_set_since_user(tracker: Tracker) -> dict[str, Any]:
