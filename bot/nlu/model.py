@@ -1,8 +1,10 @@
 """Clerk's NLU model: intent classification plus rule-based entity extraction.
 
 Features are the injected sentence ``Encoder``'s MiniLM embedding concatenated with TF-IDF
-word (1-2) and char_wb (2-5) n-grams; the classifier is scikit-learn's
-LogisticRegression. Below ``config.threshold`` the intent becomes ``nlu_fallback`` (the
+word (1-2) and char_wb (2-5) n-grams by default; the classifier is scikit-learn's
+LogisticRegression or a torch MLP head (``bot.nlu.heads``, served with numpy), optionally
+after fine-tuning the sentence-transformer (``bot.nlu.finetune``). ``NLUConfig`` lists
+every setting; ``clerk tune`` searches them. Below ``config.threshold`` the intent becomes ``nlu_fallback`` (the
 top confidence is kept and ``intent_ranking`` still lists the real intents), like Rasa's
 FallbackClassifier. Entities come from ``bot.nlu.entities`` (patterns, the catalog
 gazetteer, reason synonyms).
@@ -17,7 +19,8 @@ Button payloads (``/intent`` and ``/intent{"entity": "value"}``, optionally
 
 Ownership: ``NLUModel`` holds the encoder it was given but never saves it; the artifact
 folder holds only the vectorisers, the classifier, labels, config, entity tables and
-training metrics. ``parse`` is thread-safe (the model is read-only after training).
+training metrics — plus ``encoder/``, the fine-tuned sentence-transformer, when the config
+fine-tunes (the model then encodes with it, not with the encoder it was given). ``parse`` is thread-safe (the model is read-only after training).
 """
 
 from __future__ import annotations
@@ -54,15 +57,17 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FALLBACK_INTENT",
     "FORMAT_VERSION",
+    "OUT_OF_SCOPE_INTENT",
     "IntentClassifier",
     "NLUConfig",
     "NLUModel",
     "ProgressFn",
+    "calibrate_threshold",
     "cross_validate",
     "training_fingerprint",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # optional files were added compatibly (encoder/); version 1 loads
 FALLBACK_INTENT = "nlu_fallback"
 RANKING_LENGTH = 10
 FEATURIZERS = ("minilm", "tfidf_word", "tfidf_char")
@@ -70,12 +75,13 @@ FEATURIZERS = ("minilm", "tfidf_word", "tfidf_char")
 BUILTIN_PAYLOAD_INTENTS = frozenset({"restart", "session_start", "back", FALLBACK_INTENT})
 
 ProgressFn = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``; stages: "encode", "fit", "done"."""
+"""``progress(stage, done, total)``; stages: "fine-tune", "encode", "fit", "done"."""
 
 _META = "meta.json"
 _ENTITIES = "entities.json"
 _FEATURIZERS_FILE = "featurizers.joblib"
 _CLASSIFIER_FILE = "classifier.joblib"
+_ENCODER_DIR = "encoder"
 
 
 class IntentClassifier(Protocol):
@@ -84,9 +90,23 @@ class IntentClassifier(Protocol):
     def parse(self, text: str) -> dict[str, Any]: ...
 
 
+CLASSIFIERS = ("logreg", "mlp")
+OUT_OF_SCOPE_INTENT = "out_of_scope"
+
+
 @dataclass(frozen=True)
 class NLUConfig:
-    """Settings of Clerk's NLU, read from the ``clerk: nlu:`` section of config.yml."""
+    """Settings of Clerk's NLU, read from the ``clerk: nlu:`` section of config.yml.
+
+    Featurizers: ``minilm`` (the sentence embedding; from the fine-tuned encoder when
+    ``finetune`` is not ``none``), ``tfidf_word`` (1..``word_ngram_max``-grams) and
+    ``tfidf_char`` (char_wb ``char_ngram_min``..``char_ngram_max``-grams), concatenated.
+    Classifiers: ``logreg`` (``C``) or ``mlp`` (``mlp_*``, ``lr_schedule`` ... see
+    ``bot.nlu.heads``). ``validation_fraction`` of the data (stratified) is held out when
+    the MLP needs early stopping or ``calibrate_threshold`` is on; a logistic regression
+    is refitted on all data afterwards. ``calibrate_threshold`` replaces ``threshold`` by
+    one chosen on that held-out part (see ``calibrate_threshold``).
+    """
 
     featurizers: tuple[str, ...] = FEATURIZERS
     classifier: str = "logreg"
@@ -96,46 +116,111 @@ class NLUConfig:
     max_iter: int = 3000
     #: Scales the (unit-length) sentence embedding against the TF-IDF blocks.
     embedding_weight: float = 2.0
+    word_ngram_max: int = 2
+    char_ngram_min: int = 2
+    char_ngram_max: int = 5
+    # -- MLP head (bot.nlu.heads) --
+    mlp_hidden: int = 0
+    mlp_dropout: float = 0.1
+    mlp_lr: float = 3e-3
+    mlp_weight_decay: float = 1e-4
+    mlp_epochs: int = 60
+    mlp_batch_size: int = 64
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 0
+    lr_gamma: float = 0.95
+    lr_step_size: int = 100
+    patience: int = 5
+    label_smoothing: float = 0.0
+    # -- end-to-end fine-tuning of the sentence-transformer (bot.nlu.finetune) --
+    finetune: str = "none"
+    finetune_epochs: int = 2
+    finetune_lr: float = 1e-4
+    finetune_batch_size: int = 32
+    #: Train only the top N transformer layers (lower layers' outputs cached); 0: all.
+    finetune_layers: int = 0
+    # -- validation split, threshold calibration --
+    validation_fraction: float = 0.1
+    calibrate_threshold: bool = False
+    #: Without out-of-scope examples: the share of correctly classified validation
+    #: messages allowed to fall below the calibrated threshold.
+    threshold_quantile: float = 0.05
 
     def __post_init__(self) -> None:
+        from bot.nlu.finetune import FINETUNE_LOSSES
+        from bot.nlu.heads import SCHEDULES
+
         unknown = [f for f in self.featurizers if f not in FEATURIZERS]
         if unknown or not self.featurizers:
             raise ConfigError(
                 "clerk.nlu.featurizers", f"unknown or no featurizers {unknown}; use {FEATURIZERS}"
             )
-        if self.classifier != "logreg":
-            raise ConfigError("clerk.nlu.classifier", f"unknown classifier {self.classifier!r}")
-        if not self.C > 0:
-            raise ConfigError("clerk.nlu.C", "must be > 0")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError("clerk.nlu.threshold", "must be between 0 and 1")
-        if not self.embedding_weight > 0:
-            raise ConfigError("clerk.nlu.embedding_weight", "must be > 0")
+        if self.classifier not in CLASSIFIERS:
+            raise ConfigError(
+                "clerk.nlu.classifier", f"unknown classifier {self.classifier!r}; use {CLASSIFIERS}"
+            )
+        if self.lr_schedule not in SCHEDULES:
+            raise ConfigError("clerk.nlu.lr_schedule", f"unknown schedule; use {SCHEDULES}")
+        if self.finetune not in FINETUNE_LOSSES:
+            raise ConfigError("clerk.nlu.finetune", f"unknown value; use {FINETUNE_LOSSES}")
+        positive = ("C", "embedding_weight", "mlp_lr", "finetune_lr", "max_iter", "mlp_epochs",
+                    "mlp_batch_size", "finetune_batch_size", "word_ngram_max", "char_ngram_min")
+        for key in positive:
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"clerk.nlu.{key}", "must be > 0")
+        for key in ("mlp_weight_decay", "mlp_hidden", "warmup_steps", "finetune_epochs",
+                    "finetune_layers"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"clerk.nlu.{key}", "must be >= 0")
+        if self.char_ngram_max < self.char_ngram_min:
+            raise ConfigError("clerk.nlu.char_ngram_max", "must be >= char_ngram_min")
+        for key in ("threshold", "mlp_dropout", "threshold_quantile", "label_smoothing"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"clerk.nlu.{key}", "must be between 0 and 1")
+        if not 0.0 < self.validation_fraction < 0.5:
+            raise ConfigError("clerk.nlu.validation_fraction", "must be between 0 and 0.5")
+
+    @property
+    def needs_validation(self) -> bool:
+        return self.classifier == "mlp" or self.calibrate_threshold
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any] | None) -> NLUConfig:
         """Build from a parsed config.yml. Unset values keep their defaults.
 
         The threshold is ``clerk.nlu.threshold``, else ``clerk.fallback_threshold``, else the
-        ``threshold`` of a ``FallbackClassifier`` in Rasa's ``pipeline``.
+        ``threshold`` of a ``FallbackClassifier`` in Rasa's ``pipeline``. Unknown keys in
+        ``clerk.nlu`` are an error (a typo would otherwise be silently ignored).
         """
         config = config or {}
+        if not isinstance(config, Mapping):
+            raise ConfigError("config", "top level must be a mapping")
         clerk = config.get("clerk") or {}
         nlu = dict(clerk.get("nlu") or {})
         kwargs: dict[str, Any] = {}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(nlu) - set(fields))
+        if unknown:
+            raise ConfigError("clerk.nlu", f"unknown keys {unknown}")
         try:
-            if "featurizers" in nlu:
-                kwargs["featurizers"] = tuple(str(f) for f in nlu["featurizers"])
-            if "classifier" in nlu:
-                kwargs["classifier"] = str(nlu["classifier"])
-            for key, cast in (
-                ("C", float),
-                ("seed", int),
-                ("max_iter", int),
-                ("embedding_weight", float),
-            ):
-                if key in nlu:
-                    kwargs[key] = cast(nlu[key])
+            for key, value in nlu.items():
+                if key == "threshold":
+                    continue
+                default = fields[key].default
+                if key == "featurizers":
+                    if isinstance(value, str):
+                        value = [v.strip() for v in value.split("+")]
+                    kwargs[key] = tuple(str(f) for f in value)
+                elif isinstance(default, bool):
+                    if not isinstance(value, bool):
+                        raise ValueError(f"{key} must be true or false")
+                    kwargs[key] = value
+                elif isinstance(default, int):
+                    if float(value) != int(float(value)):
+                        raise ValueError(f"{key} must be an integer")
+                    kwargs[key] = int(float(value))
+                else:
+                    kwargs[key] = type(default)(value)
             threshold = nlu.get("threshold", clerk.get("fallback_threshold"))
             if threshold is None:
                 for comp in config.get("pipeline") or []:
@@ -164,6 +249,15 @@ class NLUConfig:
         if not isinstance(data, Mapping):
             raise TrainingDataError("top level must be a mapping", str(path), 1)
         return cls.from_mapping(data)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> NLUConfig:
+        """Inverse of ``to_dict`` (keys this version does not know are dropped)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in names}
+        if "featurizers" in kwargs:
+            kwargs["featurizers"] = tuple(kwargs["featurizers"])
+        return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -251,7 +345,7 @@ class _Featurizer:
         masked = [_mask(t, self.patterns) for t in texts]
         if "tfidf_word" in self.config.featurizers:
             self.word = TfidfVectorizer(
-                ngram_range=(1, 2),
+                ngram_range=(1, self.config.word_ngram_max),
                 sublinear_tf=True,
                 token_pattern=r"(?u)\b\w+\b",
                 lowercase=False,
@@ -260,7 +354,7 @@ class _Featurizer:
         if "tfidf_char" in self.config.featurizers:
             self.char = TfidfVectorizer(
                 analyzer="char_wb",
-                ngram_range=(2, 5),
+                ngram_range=(self.config.char_ngram_min, self.config.char_ngram_max),
                 sublinear_tf=True,
                 min_df=2,
                 lowercase=False,
@@ -285,11 +379,96 @@ class _Featurizer:
         return sparse.hstack(blocks, format="csr", dtype=np.float32)
 
 
-def _fit_classifier(x: Any, y: Sequence[str], config: NLUConfig) -> Any:
+def _fit_classifier(
+    x: Any,
+    y: Sequence[str],
+    config: NLUConfig,
+    *,
+    x_val: Any = None,
+    y_val: Sequence[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> Any:
+    """A fitted head with ``classes_``, ``coef_``, ``intercept_`` and ``predict``."""
+    if config.classifier == "mlp":
+        from bot.nlu.heads import MLPSettings, train_mlp
+
+        settings = MLPSettings(
+            hidden=config.mlp_hidden,
+            dropout=config.mlp_dropout,
+            lr=config.mlp_lr,
+            weight_decay=config.mlp_weight_decay,
+            epochs=config.mlp_epochs,
+            batch_size=config.mlp_batch_size,
+            schedule=config.lr_schedule,
+            warmup_steps=config.warmup_steps,
+            gamma=config.lr_gamma,
+            step_size=config.lr_step_size,
+            patience=config.patience,
+            label_smoothing=config.label_smoothing,
+            seed=config.seed,
+        )
+        return train_mlp(x, list(y), settings, x_val=x_val, y_val=y_val, progress=progress)
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=config.C, max_iter=config.max_iter, random_state=config.seed)
     return clf.fit(x, list(y))
+
+
+def _probabilities(clf: Any, x: Any) -> np.ndarray:
+    """Class probabilities of a fitted head, columns in ``clf.classes_`` order."""
+    return np.asarray(clf.predict_proba(x), dtype=np.float64)
+
+
+def calibrate_threshold(
+    probs: np.ndarray,
+    gold: Sequence[str],
+    classes: Sequence[str],
+    *,
+    quantile: float = 0.05,
+    oos_label: str = OUT_OF_SCOPE_INTENT,
+) -> float:
+    """A fallback threshold chosen on held-out predictions.
+
+    With ``oos_label`` examples among ``gold``: the threshold in 0, 0.01 .. 0.99 that
+    maximises macro F1 when predictions below it count as ``oos_label`` (ties: the lowest).
+    Without: the ``quantile`` of the top confidence of the correctly classified examples,
+    so about that share of right answers would fall back. 0.0 when nothing is correct.
+    """
+    from sklearn.metrics import f1_score
+
+    gold_arr = np.asarray([str(g) for g in gold])
+    top = probs.max(axis=1)
+    predicted = np.asarray(classes)[probs.argmax(axis=1)]
+    if oos_label in set(gold_arr):
+        best_t, best_f1 = 0.0, -1.0
+        for t in np.round(np.arange(0.0, 1.0, 0.01), 2):
+            pred = np.where(top < t, oos_label, predicted)
+            f1 = float(f1_score(gold_arr, pred, average="macro", zero_division=0))
+            if f1 > best_f1 + 1e-12:
+                best_t, best_f1 = float(t), f1
+        return best_t
+    correct = top[predicted == gold_arr]
+    if not len(correct):
+        return 0.0
+    return float(np.round(np.quantile(correct, quantile), 4))
+
+
+def _validation_split(labels: Sequence[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train rows, validation rows); intents with fewer than 2 examples stay in
+    training only; every intent keeps at least one training example."""
+    rng = np.random.RandomState(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    train, val = [], []
+    for label in sorted(by_label):
+        rows = np.asarray(by_label[label])
+        rng.shuffle(rows)
+        k = int(round(len(rows) * fraction)) if len(rows) >= 2 else 0
+        k = min(max(k, 1 if len(rows) >= 2 else 0), len(rows) - 1)
+        val.extend(rows[:k].tolist())
+        train.extend(rows[k:].tolist())
+    return np.asarray(sorted(train), dtype=np.intp), np.asarray(sorted(val), dtype=np.intp)
 
 
 # ---------------------------------------------------------------------------------------
@@ -362,6 +541,38 @@ def training_fingerprint(
 # The model
 # ---------------------------------------------------------------------------------------
 
+def _finetuned_encoder(
+    encoder: Encoder,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    config: NLUConfig,
+    progress: ProgressFn | None,
+) -> tuple[Encoder, Path]:
+    """Fine-tune ``encoder``'s model into a temporary folder; an encoder serving it."""
+    from bot.nlu.finetune import FinetuneSettings, finetune_encoder
+
+    folder = Path(tempfile.mkdtemp(prefix="clerk-finetune-")) / _ENCODER_DIR
+    base = Path(encoder.model_path)
+    settings = FinetuneSettings(
+        loss=config.finetune,
+        epochs=config.finetune_epochs,
+        lr=config.finetune_lr,
+        batch_size=config.finetune_batch_size,
+        train_layers=config.finetune_layers,
+        seed=config.seed,
+    )
+    finetune_encoder(base, texts, labels, settings, folder, progress)
+    return Encoder(folder, backend="torch"), folder
+
+
+def _remove_when_unused(model: NLUModel, folder: Path) -> None:
+    """Delete a temporary fine-tuning folder once its model is garbage-collected
+    (``save`` has copied it by then, or the model was thrown away, as in tuning)."""
+    import weakref
+
+    weakref.finalize(model, shutil.rmtree, str(folder.parent), True)
+
+
 _PAYLOAD = re.compile(
     r"^/(?P<intent>[A-Za-z0-9_][A-Za-z0-9_\-/.]*?)(?:@(?P<confidence>[0-9]*\.?[0-9]+))?"
     r"(?P<entities>\{.*\})?\s*$",
@@ -380,15 +591,20 @@ class NLUModel:
     classifier: Any = field(repr=False)
     entity_tables: dict[str, Any] = field(repr=False)
     metrics: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The fine-tuned sentence-transformer folder ``encoder`` was built from, if any;
+    #: ``save`` copies it into the artifact.
+    encoder_dir: Path | None = field(default=None, repr=False)
     extractor: EntityExtractor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.extractor = _extractor_from_tables(self.entity_tables)
         self._known = frozenset(self.labels) | BUILTIN_PAYLOAD_INTENTS
-        # Pre-split the linear model so parse() does one small dense/sparse product.
+        # Pre-split the (first) linear layer so parse() does one small dense/sparse product;
+        # an MLP head maps that layer's output to logits with ``head_logits``.
         coef = np.asarray(self.classifier.coef_, dtype=np.float32)
         intercept = np.asarray(self.classifier.intercept_, dtype=np.float32)
-        if coef.shape[0] == 1:  # binary LogisticRegression: one row for classes_[1]
+        self._head = getattr(self.classifier, "head_logits", None)
+        if coef.shape[0] == 1 and self._head is None:  # binary LogisticRegression: one row
             coef = (np.vstack([-coef, coef]) / 2).astype(np.float32)
             intercept = (np.array([-intercept[0], intercept[0]]) / 2).astype(np.float32)
         self._intercept = intercept
@@ -425,7 +641,12 @@ class NLUModel:
         config: NLUConfig | None = None,
         progress: ProgressFn | None = None,
     ) -> NLUModel:
-        """Fit on ``data``. Raises ``TrainingDataError`` when there is nothing to learn."""
+        """Fit on ``data``. Raises ``TrainingDataError`` when there is nothing to learn.
+
+        With ``config.finetune`` the sentence-transformer is fine-tuned first (on the
+        training part) and the returned model encodes with it (``encoder_dir`` holds it
+        until ``save`` copies it into the artifact).
+        """
         config = config or NLUConfig()
         started = time.perf_counter()
         texts = [e.text for e in data.examples]
@@ -433,6 +654,17 @@ class NLUModel:
         counts = data.intent_counts()
         if len(counts) < 2:
             raise TrainingDataError(f"need examples of at least 2 intents, got {sorted(counts)}")
+        if config.needs_validation:
+            train_rows, val_rows = _validation_split(labels, config.validation_fraction, config.seed)
+        else:
+            train_rows, val_rows = np.arange(len(texts)), np.zeros(0, dtype=np.intp)
+        train_texts = [texts[i] for i in train_rows]
+        train_labels = [labels[i] for i in train_rows]
+        encoder_dir = None
+        if config.finetune != "none" and "minilm" in config.featurizers:
+            encoder, encoder_dir = _finetuned_encoder(
+                encoder, train_texts, train_labels, config, progress
+            )
         embeddings = None
         if "minilm" in config.featurizers:
             if progress:
@@ -442,20 +674,49 @@ class NLUModel:
                 progress("encode", len(texts), len(texts))
         tables = _build_entity_tables(data, catalog)
         patterns = RegexEntityExtractor(tables["regexes"])
-        featurizer = _Featurizer(config, patterns).fit(texts)
+        featurizer = _Featurizer(config, patterns).fit(train_texts)
         x = featurizer.transform(texts, embeddings)
+        y = np.asarray(labels, dtype=object)
         if progress:
             progress("fit", 0, 1)
-        clf = _fit_classifier(x, labels, config)
+        x_val = x[val_rows] if len(val_rows) else None
+        y_val = [labels[i] for i in val_rows] if len(val_rows) else None
+        clf = _fit_classifier(
+            x[train_rows], train_labels, config, x_val=x_val, y_val=y_val, progress=progress
+        )
+        extra: dict[str, Any] = {}
+        if len(val_rows):
+            val_probs = _probabilities(clf, x_val)
+            val_pred = np.asarray(clf.classes_)[val_probs.argmax(axis=1)]
+            extra["validation_size"] = len(val_rows)
+            extra["validation_accuracy"] = round(float(np.mean(val_pred == y[val_rows])), 4)
+            if config.calibrate_threshold:
+                threshold = calibrate_threshold(
+                    val_probs, y_val or [], [str(c) for c in clf.classes_],
+                    quantile=config.threshold_quantile,
+                )
+                extra["calibrated_threshold"] = threshold
+            if config.classifier == "logreg":  # refit on everything now the split did its job
+                featurizer = _Featurizer(config, patterns).fit(texts)
+                x = featurizer.transform(texts, embeddings)
+                clf = _fit_classifier(x, labels, config)
         if progress:
             progress("fit", 1, 1)
-        train_accuracy = float(np.mean(clf.predict(x) == np.asarray(labels)))
+        # The fingerprint names the configuration asked for, before calibration changes it.
+        fingerprint = training_fingerprint(data, catalog, config)
+        if "calibrated_threshold" in extra:
+            config = dataclasses.replace(config, threshold=extra["calibrated_threshold"])
+        if getattr(clf, "history", None):
+            extra["history"] = clf.history
+        train_accuracy = float(np.mean(clf.predict(x) == y))
         metrics = {
-            "fingerprint": training_fingerprint(data, catalog, config),
+            "version": time.strftime("%Y%m%d-%H%M%S") + "-" + fingerprint[:8],
+            "fingerprint": fingerprint,
             "train_size": len(texts),
             "intent_counts": counts,
             "n_features": int(x.shape[1]),
             "train_accuracy": round(train_accuracy, 4),
+            **extra,
             "training_seconds": round(time.perf_counter() - started, 3),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -467,7 +728,10 @@ class NLUModel:
             classifier=clf,
             entity_tables=tables,
             metrics=metrics,
+            encoder_dir=encoder_dir,
         )
+        if encoder_dir is not None:
+            _remove_when_unused(model, encoder_dir)
         if progress:
             progress("done", 1, 1)
         return model
@@ -501,8 +765,21 @@ class NLUModel:
                 "encoder": {"dim": self.encoder.dim, "model": self.encoder.model_path.name},
                 "metrics": self.metrics,
             }
+            if self.encoder_dir is not None:
+                meta["encoder"]["finetuned"] = True
+                if Path(self.encoder_dir).resolve() != (directory / _ENCODER_DIR).resolve():
+                    shutil.copytree(
+                        self.encoder_dir, tmp / _ENCODER_DIR,
+                        ignore=shutil.ignore_patterns(".onnx*", "onnx", "*.onnx"),
+                    )
             (tmp / _META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
             (directory / _META).unlink(missing_ok=True)
+            if (tmp / _ENCODER_DIR).exists():
+                shutil.rmtree(directory / _ENCODER_DIR, ignore_errors=True)
+                shutil.rmtree(directory / ".encoder-onnx", ignore_errors=True)
+                os.replace(tmp / _ENCODER_DIR, directory / _ENCODER_DIR)
+            elif self.encoder_dir is None:
+                shutil.rmtree(directory / _ENCODER_DIR, ignore_errors=True)
             for name in (_FEATURIZERS_FILE, _CLASSIFIER_FILE, _ENTITIES, _META):
                 os.replace(tmp / name, directory / name)
         finally:
@@ -515,7 +792,9 @@ class NLUModel:
 
         Raises ``ModelNotTrainedError`` when the folder, a file, or a compatible format
         version is missing; ``ConfigError`` when ``encoder`` differs in dimension from the
-        one the model was trained with.
+        one the model was trained with. A model with a fine-tuned encoder serves with its
+        own (``encoder/`` in the artifact), on ``encoder``'s backend: ONNX (cached in
+        ``.encoder-onnx/``) when ``encoder`` has a cache folder, else torch.
         """
         import joblib
 
@@ -542,14 +821,21 @@ class NLUModel:
             tables = json.loads((directory / _ENTITIES).read_text(encoding="utf-8"))
             vecs = joblib.load(directory / _FEATURIZERS_FILE)
             clf = joblib.load(directory / _CLASSIFIER_FILE)
-            config = NLUConfig(
-                **{**meta["config"], "featurizers": tuple(meta["config"]["featurizers"])}
-            )
+            config = NLUConfig.from_dict(meta["config"])
         except ModelNotTrainedError:
             raise
         except Exception as exc:
             log.warning("NLU model at %s cannot be read: %s", directory, exc)
             raise ModelNotTrainedError(str(directory)) from exc
+        encoder_dir = None
+        if meta.get("encoder", {}).get("finetuned"):
+            encoder_dir = directory / _ENCODER_DIR
+            if not (encoder_dir / "config.json").is_file():
+                raise ModelNotTrainedError(str(directory))
+            if getattr(encoder, "cache_dir", None) is not None:
+                encoder = Encoder(encoder_dir, cache_dir=directory / ".encoder-onnx")
+            else:
+                encoder = Encoder(encoder_dir, backend="torch")
         trained_dim = int(meta.get("encoder", {}).get("dim") or 0)
         if "minilm" in config.featurizers and trained_dim and trained_dim != encoder.dim:
             raise ConfigError(
@@ -572,6 +858,7 @@ class NLUModel:
                 classifier=clf,
                 entity_tables=tables,
                 metrics=dict(meta.get("metrics") or {}),
+                encoder_dir=encoder_dir,
             )
         except (KeyError, ValueError, AttributeError) as exc:
             log.warning("NLU model at %s is inconsistent: %s", directory, exc)
@@ -603,6 +890,8 @@ class NLUModel:
                     idx, values = tfidf(masked)
                     if len(idx):
                         logits[row] += values @ weights[idx]
+        if self._head is not None:
+            logits = self._head(logits)
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)
