@@ -326,6 +326,8 @@ def _sources_line(citations: list[Citation]) -> str:
     )
 
 
+sources_line = _sources_line  # public: other writers end their answers the same way
+
 _CITATION_MARK = re.compile(r"\[(\d+)\]")
 
 

@@ -168,6 +168,14 @@ def _one_product(p: Any) -> CatalogProduct:
 
 # ---------------------------------------------------------------------------- patterns
 
+_PHRASE_BREAK = re.compile(r"[,;:?!.()]|\b(?:or|and|vs|versus|than|with|for)\b")
+
+
+def _same_phrase(gap: str) -> bool:
+    """Whether the words between two mentions keep them in one noun phrase."""
+    return len(gap.split()) <= 3 and not _PHRASE_BREAK.search(gap)
+
+
 _LEFT = r"(?<![\w'])"
 _RIGHT = r"(?![\w'])"
 
@@ -405,6 +413,24 @@ class CatalogResolver:
             if hits:
                 break
         hits.sort(key=lambda h: h[0])
+        if len(hits) > 1:
+            # "the laptop compartment backpack": a name that is another named product's
+            # option value is that option, not a product
+            hits = [
+                h
+                for h in hits
+                if h[2][0] < 0
+                or not any(
+                    other is not h
+                    and other[2][0] >= h[2][1]
+                    and _same_phrase(question[h[2][1] : other[2][0]])
+                    and any(
+                        m.start < h[2][1] and h[2][0] < m.end
+                        for m in other[1].find_options(question, [other[2]])
+                    )
+                    for other in hits
+                )
+            ] or hits
         extra = " ; ".join(normalise(v) for v in entity_options)
         return [self._facts(matcher, question, span, extra) for _, matcher, span in hits]
 

@@ -1,0 +1,672 @@
+"""The fact guard: nothing a model writes reaches a shopper unless the evidence supports it.
+
+``FactGuard.check(text, evidence)`` reads an answer sentence by sentence and lists every
+claim the evidence does not support. ``Evidence`` is what the writer had: the numbered
+passages it put in the prompt, the catalog facts of the product the question named, and
+``support`` text that is known to be grounded (the extractive answer built from the same
+evidence). What counts as supported:
+
+* **prices** ("$49.99", "49.99 dollars"): the price of a catalog variant of the product the
+  sentence is about, narrowed by the options the sentence names ("the blue M T-shirt costs
+  ..." must be a blue M T-shirt's price), or a price printed in a cited non-product passage;
+* **numbers, percentages, times of day**: printed in a cited passage, the catalog text of the
+  product in context, or the support text ("30", "30-day" and "thirty" are one number);
+* **durations** ("5 to 7 business days", "two weeks"): number and unit together in a cited
+  passage or the support text;
+* **product names**: a catalog product may be named (the catalog is evidence); a capitalised
+  name that is neither in the catalog nor in the evidence is an invented product or brand;
+* **options**: a colour the product does not come in, an option combination no variant has
+  (with a price or stock claim), or another product's colour/material/style, are unsupported;
+* **stock status** ("in stock", "sold out"): checked against the variants in context;
+* **policy claims** (sentences about returns, refunds, shipping, cancelling, payment,
+  contact...): must cite a policy or FAQ passage whose terms cover most of the sentence's
+  terms, with the same polarity (a "not" the passage lacks, or the reverse, is a change of
+  meaning); words that commit the store to something (discount, coupon, free, compensation,
+  guarantee...) must appear in a cited passage;
+* **emails and URLs**: verbatim in the evidence;
+* **citations**: every ``[n]`` must be a passage that was given, and an answer must cite at
+  least one (``Evidence.require_citations``);
+* **form**: prompt scaffolding echoed back ("[n]", "the shopper's question", "[1] (faq)")
+  and sentences said twice are rejected: a model that does this is not answering;
+* **topic**: at least half of a sentence group's content words must occur in the evidence
+  (garbled or off-topic text carries no fact to check, but must not reach a shopper either).
+
+"Cited" means marked ``[n]`` in the sentence's group: a sentence without a mark is judged
+with the marks of the next sentence that has one (as in "Refunds go to the card. They take
+5 to 7 business days [2]."), or, at the end of the answer, with every mark in the answer.
+With ``Evidence.require_citations`` False (marketing copy, which shows no marks), every
+passage counts as cited.
+
+The shopper's question is never evidence: a number or promise that appears only in the
+question ("give me a 90% discount") is unsupported in the answer.
+
+The guard is deterministic, stateless between calls and thread-safe; it errs on the side of
+rejecting (a rejected answer is replaced by the extractive one, which is always grounded).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from bot.generation.base import Citation
+from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts
+from bot.knowledge.passages import product_text
+from bot.knowledge.text import STOPWORDS, normalise, terms
+
+# ------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One unsupported claim: ``kind`` is price | number | duration | product | option |
+    stock | policy | commitment | citation | contact | offtopic | form."""
+
+    kind: str
+    claim: str
+    sentence: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.claim!r} in {self.sentence!r}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What an answer may rest on. ``passages`` are numbered as the prompt numbered them
+    (``Citation.index``); ``facts`` is the product the question named (if any).
+    ``min_overlap``: the share of a sentence group's content words that must occur in the
+    evidence at all (off-topic or garbled text fails it; 0 turns the check off)."""
+
+    passages: tuple[Citation, ...]
+    facts: ProductFacts | None = None
+    support: str = ""
+    require_citations: bool = True
+    products: tuple[CatalogProduct, ...] = field(default=())
+    min_overlap: float = 0.5
+
+    def passage(self, index: int) -> Citation | None:
+        for p in self.passages:
+            if p.index == index:
+                return p
+        return None
+
+
+# ------------------------------------------------------------------------------ patterns
+
+CITATION = re.compile(r"\s*\[(\d+)\]")
+# Prompt scaffolding a model may echo instead of answering.
+_ECHO = re.compile(
+    r"\[(?:n|x|\d+\s*,\s*n|product[\w ]*|options?|item[\w ]*|price|name)\]"
+    r"|(?:\[\d+\]\s*|^)\((?:product|policy|faq)\)|shopper's question|the passages? (?:is|are|says?)\b"
+    r"|\bpassages?:|according to (?:the )?passage",
+    re.IGNORECASE,
+)
+_LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
+_ORDER_ID = re.compile(r"#\s?W?\d+", re.IGNORECASE)
+_PRICE = re.compile(
+    r"(?:\$|\busd\s?)\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+    r"|\b(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s?(?:dollars?|usd|bucks)\b"
+    r"|\b(\d+)\.(\d{2})\b",
+    re.IGNORECASE,
+)
+_PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)
+_CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
+_NUMBER = re.compile(r"\b\d+(?:,\d{3})*(?:\.\d+)?\b")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
+
+_NUMBER_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90, "hundred": 100,
+    "once": 1, "twice": 2, "single": 1, "one": 1, "a": 1, "an": 1,
+}  # fmt: skip
+_WORD_NUMBER = re.compile(
+    r"\b(" + "|".join(k for k in _NUMBER_WORDS if k not in ("a", "an", "one", "once", "single"))
+    + r")\b",
+    re.IGNORECASE,
+)
+_UNIT = r"(?:(business|working|calendar)[\s-]+)?(minute|hour|day|week|month|year)s?\b"
+_NUM = r"(\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + r")"
+_DURATION = re.compile(
+    r"\b" + _NUM + r"(?:\s*(?:-|\u2013|to|or)\s*" + _NUM + r")?[\s-]+" + _UNIT, re.IGNORECASE
+)
+
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|cannot|can't|won't|don't|doesn't|isn't|aren't|nor|without|unable"
+    r"|no longer|n't)\b",
+    re.IGNORECASE,
+)
+_IN_STOCK = re.compile(r"\b(?:in[\s-]stock|available|availability|ready to ship)\b", re.IGNORECASE)
+_OUT_OF_STOCK = re.compile(
+    r"\b(?:out[\s-]of[\s-]stock|sold[\s-]out|unavailable|not (?:currently )?(?:in stock|available)"
+    r"|no longer available|backorder(?:ed)?)\b",
+    re.IGNORECASE,
+)
+_DECLINE = re.compile(
+    r"\b(?:i (?:do not|don't) know|i'm not sure|i am not sure|i (?:can't|cannot) (?:answer|help)"
+    r"|(?:no|not enough) information|(?:passages|information) (?:do|does) not (?:say|answer|mention))",
+    re.IGNORECASE,
+)
+
+# Stemmed terms that make a sentence a policy claim.
+POLICY_TERMS = frozenset(
+    terms(
+        "return returns returned refund refunds cancel cancelled cancellation exchange exchanged "
+        "ship shipped shipping shipment deliver delivery delivered track tracking warranty "
+        "policy policies fee fees charge charged payment pay paid gift card email contact "
+        "business hours open weekend modify modified change changed address account verify "
+        "confirm identity status pending processed receipt restocking insurance customs "
+        "international abroad countries discount coupon voucher promo code free refundable "
+        "guarantee compensation credit"
+    )
+)
+# Stemmed terms that commit the store to something: each must be in a cited passage.
+COMMITMENT_TERMS = frozenset(
+    terms(
+        "discount discounts coupon voucher promo promotion code free complimentary compensation "
+        "compensate waive waived guarantee guaranteed warranty credit rebate cashback "
+        "bonus reward points loyalty gift"
+    )
+)
+# Terms that say nothing about the store (chit-chat, the conversation itself).
+_FILLER_TERMS = frozenset(
+    terms(
+        "sure glad happy help assist assistant answer question information shopper customer "
+        "store item items product products thank note certainly course great welcome "
+        "sorry unfortunately however also anything else feel free ask let support team "
+        "passage passages mention mentioned state stated according based not no yes "
+        "come comes offer offers have has sell sells carry get can make made need find "
+        "look looking buy choose pick option options available"
+    )
+) - COMMITMENT_TERMS
+_OPTION_KEYS = ("color", "colour", "material", "style", "finish", "pattern", "scent", "flavor")
+_LETTER_SIZES = frozenset({"XXS", "XS", "XL", "XXL", "XXXL"})
+_CAPITALISED = re.compile(r"(?<![\w'])([A-Z][a-zA-Z0-9]*(?:[-'][A-Za-z0-9]+)*)")
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        return Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return None
+
+
+def _num_value(token: str) -> Decimal | None:
+    word = token.lower()
+    if word in _NUMBER_WORDS:
+        return Decimal(_NUMBER_WORDS[word])
+    return _decimal(token)
+
+
+def _unit(qualifier: str | None, unit: str) -> str:
+    unit = unit.lower()
+    return f"{qualifier.lower()} {unit}" if qualifier and qualifier.lower() != "calendar" else unit
+
+
+def prices_in(text: str) -> list[tuple[str, Decimal]]:
+    out = []
+    for m in _PRICE.finditer(text):
+        whole, cents = next(
+            ((m.group(i), m.group(i + 1)) for i in (1, 3, 5) if m.group(i)), (None, None)
+        )
+        if whole is None:
+            continue
+        value = _decimal(f"{whole}.{cents}" if cents else whole)
+        if value is not None:
+            out.append((m.group(0).strip(), value.quantize(Decimal("0.01"))))
+    return out
+
+
+def numbers_in(text: str) -> set[Decimal]:
+    """Every number a text states: digits (also inside "32GB", "5-7") and number words."""
+    out: set[Decimal] = set()
+    for m in _NUMBER.finditer(text):
+        v = _decimal(m.group(0))
+        if v is not None:
+            out.add(v.normalize())
+    for m in _WORD_NUMBER.finditer(text):
+        out.add(Decimal(_NUMBER_WORDS[m.group(1).lower()]))
+    for m in _CLOCK.finditer(text):  # "9:00" is also the number 9
+        out.add(Decimal(m.group(0).split(":")[0]))
+    return out
+
+
+def durations_in(text: str) -> set[tuple[Decimal, str]]:
+    out: set[tuple[Decimal, str]] = set()
+    for m in _DURATION.finditer(text):
+        unit = _unit(m.group(3), m.group(4))
+        for token in (m.group(1), m.group(2)):
+            if token is None:
+                continue
+            v = _num_value(token)
+            if v is not None:
+                out.add((v.normalize(), unit))
+    return out
+
+
+def is_decline(text: str) -> bool:
+    """Whether a reply says it cannot answer ("I don't know", "no information")."""
+    return _DECLINE.search(normalise(text).replace("\u2019", "'")) is not None
+
+
+def citation_marks(text: str) -> list[int]:
+    return [int(n) for n in CITATION.findall(text)]
+
+
+# --------------------------------------------------------------------------------- guard
+
+
+class FactGuard:
+    """Checks answers against their evidence and the catalog. Build once; thread-safe."""
+
+    def __init__(
+        self,
+        catalog: CatalogResolver,
+        *,
+        policy_coverage: float = 0.6,
+        restate_overlap: float = 0.75,
+    ) -> None:
+        self.catalog = catalog
+        self.policy_coverage = policy_coverage
+        self.restate_overlap = restate_overlap
+        vocab: set[str] = set()
+        option_words: dict[str, set[str]] = {}
+        for p in catalog.products:
+            vocab.update(w.lower() for w in re.findall(r"[A-Za-z0-9]+", p.name))
+            for key, values in p.option_values().items():
+                for value in values:
+                    vocab.update(w.lower() for w in re.findall(r"[A-Za-z0-9]+", value))
+                    vocab.update(w.lower() for w in re.findall(r"[A-Za-z0-9]+", key))
+                    if any(k in key.lower() for k in _OPTION_KEYS) or value in _LETTER_SIZES:
+                        option_words.setdefault(value.lower(), set()).add(p.product_id)
+        self._catalog_vocab = frozenset(vocab)
+        self._catalog_terms = frozenset(terms(" ".join(sorted(vocab))))
+        self._option_patterns = [
+            (re.compile(r"(?<![\w-])" + re.escape(v) + r"(?![\w-])", re.IGNORECASE), v, owners)
+            for v, owners in sorted(option_words.items(), key=lambda t: -len(t[0]))
+        ]
+
+    # -- entry points --------------------------------------------------------------------
+
+    def check(self, text: str, evidence: Evidence) -> Verdict:
+        """All violations in a whole answer (an answer that must cite and cites nothing
+        is a violation too)."""
+        session = self.session(evidence)
+        groups = sentence_groups(text)
+        every = [n for _, marks in groups for n in marks]
+        violations: list[Violation] = []
+        for sentences, marks in groups:
+            violations += session.check_group(sentences, marks or every).violations
+        violations += session.check_cited(every, text)
+        return Verdict(tuple(violations))
+
+    def session(self, evidence: Evidence) -> GuardSession:
+        """A checker for one answer, fed sentence groups in order (for streaming)."""
+        return GuardSession(self, evidence)
+
+
+class GuardSession:
+    """Checks one answer's sentence groups in order, remembering which product the answer
+    is talking about ("It costs $20" after "The T-Shirt ...")."""
+
+    def __init__(self, guard: FactGuard, evidence: Evidence) -> None:
+        self.guard = guard
+        self.evidence = evidence
+        self.catalog = guard.catalog
+        self._context: list[CatalogProduct] = []
+        if evidence.facts is not None:
+            self._context = [evidence.facts.product]
+        else:
+            for c in evidence.passages:
+                if c.kind == "product":
+                    for p in self.catalog.resolve_all(c.title):
+                        if p.product not in self._context:
+                            self._context.append(p.product)
+        for p in evidence.products:
+            if p not in self._context:
+                self._context.append(p)
+        all_text = "\n".join(f"{c.title}\n{c.text}" for c in evidence.passages)
+        self._known_words = frozenset(
+            w.lower() for w in re.findall(r"[A-Za-z0-9]+", all_text + "\n" + evidence.support)
+        )
+        self._known_terms = frozenset(terms(all_text + "\n" + evidence.support))
+        self._said: set[str] = set()
+
+    # -- one group of sentences ----------------------------------------------------------
+
+    def check_group(self, sentences: Sequence[str], marks: Iterable[int]) -> Verdict:
+        marks = list(marks)
+        violations: list[Violation] = []
+        valid: list[Citation] = []
+        for n in marks:
+            p = self.evidence.passage(n)
+            if p is None:
+                violations.append(Violation("citation", f"[{n}]", " ".join(sentences)))
+            elif p not in valid:
+                valid.append(p)
+        cited = list(self.evidence.passages) if not self.evidence.require_citations else valid
+        for sentence in sentences:
+            violations += self._check_form(sentence)
+            violations += self._check_sentence(clean_sentence(sentence), cited)
+        violations += self._check_topic(sentences)
+        return Verdict(tuple(violations))
+
+    def _check_form(self, sentence: str) -> list[Violation]:
+        """No prompt scaffolding echoed back, no sentence said twice."""
+        out: list[Violation] = []
+        echo = _ECHO.search(sentence)
+        if echo:
+            out.append(Violation("form", echo.group(0), sentence))
+        key = " ".join(terms(clean_sentence(sentence)))
+        if key and key in self._said:
+            out.append(Violation("form", "repeated sentence", sentence))
+        self._said.add(key)
+        return out
+
+    def check_cited(self, marks: Iterable[int], text: str) -> list[Violation]:
+        """At the end of an answer: one that must cite passages has to cite one given."""
+        if not self.evidence.require_citations or not text.strip():
+            return []
+        if any(self.evidence.passage(n) is not None for n in marks):
+            return []
+        return [Violation("citation", "no passage cited", text.strip()[:200])]
+
+    def _check_topic(self, sentences: Sequence[str]) -> list[Violation]:
+        if self.evidence.min_overlap <= 0:
+            return []
+        text = " ".join(clean_sentence(s) for s in sentences)
+        words = set(terms(text)) - _FILLER_TERMS
+        if len(words) < 3:
+            return []
+        known = self._known_terms | self.guard._catalog_terms | {
+            t for p in self._context for t in terms(product_text(p))
+        }
+        share = len(words & known) / len(words)
+        if share < self.evidence.min_overlap:
+            return [Violation("offtopic", " ".join(sorted(words - known)[:6]), text)]
+        return []
+
+    def _check_sentence(self, s: str, cited: list[Citation]) -> list[Violation]:
+        if not s.strip():
+            return []
+        out: list[Violation] = []
+        named = self.catalog.resolve_all(s)
+        if named:
+            self._context = [f.product for f in named] + [
+                p for p in self._context if all(p is not f.product for f in named)
+            ]
+            in_context = named
+        else:
+            in_context = [
+                f
+                for f in (self.catalog.facts_for(p.product_id, s) for p in self._context[:1])
+                if f is not None
+            ]
+        # a sentence naming no options of its own speaks of what the shopper asked for:
+        # "It costs $X" answers "how much is the blue M T-shirt?"
+        asked = self.evidence.facts
+        if asked is not None and (asked.requested or asked.unmatched):
+            in_context = [
+                asked if f.product_id == asked.product_id and not f.requested else f
+                for f in in_context
+            ]
+        cited_text = "\n".join(f"{c.title}\n{c.text}" for c in cited)
+        catalog_text = "\n".join(product_text(f.product) for f in in_context)
+        support = f"{cited_text}\n{catalog_text}\n{self.evidence.support}"
+        rest = _ORDER_ID.sub(" ", s)
+
+        # emails and URLs: verbatim
+        for pattern in (_EMAIL, _URL):
+            for m in pattern.finditer(rest):
+                if m.group(0).rstrip(".,;)").lower() not in support.lower():
+                    out.append(Violation("contact", m.group(0), s))
+            rest = pattern.sub(" ", rest)
+
+        # prices: the catalog's price for the variants in context, or a cited policy price
+        passage_prices = {v for c in cited if c.kind != "product" for _, v in prices_in(c.text)}
+        extra_prices = {v for _, v in prices_in(self.evidence.support)}
+        allowed = set(passage_prices)
+        if self.evidence.facts is not None:  # the price range the question asked for
+            bounds = " ".join(self.evidence.facts.requested.get("price", ()))
+            allowed.update(v for _, v in prices_in(bounds))
+        for f in in_context:
+            variants = f.variants if f.requested or f.unmatched else f.all_variants
+            allowed.update(Decimal(str(v.price)).quantize(Decimal("0.01")) for v in variants)
+        if not in_context:
+            allowed |= extra_prices
+        for claim, value in prices_in(rest):
+            if value not in allowed:
+                out.append(Violation("price", claim, s))
+        rest = _PRICE.sub(" ", rest)
+
+        # durations: number and unit together
+        supported_durations = durations_in(support)
+        for m in _DURATION.finditer(rest):
+            unit = _unit(m.group(3), m.group(4))
+            for token in (m.group(1), m.group(2)):
+                if token is None or token.lower() in ("a", "an"):
+                    continue
+                v = _num_value(token)
+                plain = unit.split()[-1]
+                if v is not None and not (
+                    (v.normalize(), unit) in supported_durations
+                    or (v.normalize(), plain) in supported_durations
+                ):
+                    out.append(Violation("duration", m.group(0), s))
+                    break
+        rest = _DURATION.sub(" ", rest)
+
+        # percentages, times of day and all other numbers
+        support_numbers = numbers_in(support)
+        for m in _PERCENT.finditer(rest):
+            v = _decimal(m.group(1))
+            if v is None or v.normalize() not in support_numbers:
+                out.append(Violation("number", m.group(0), s))
+        rest = _PERCENT.sub(" ", rest)
+        support_clock = set(_CLOCK.findall(support))
+        for m in _CLOCK.finditer(rest):
+            if m.group(0) not in support_clock:
+                out.append(Violation("number", m.group(0), s))
+        rest = _CLOCK.sub(" ", rest)
+        for m in _NUMBER.finditer(rest):
+            v = _decimal(m.group(0))
+            if v is None or v.normalize() not in support_numbers:
+                out.append(Violation("number", m.group(0), s))
+        for m in _WORD_NUMBER.finditer(rest):
+            if Decimal(_NUMBER_WORDS[m.group(1).lower()]) not in support_numbers:
+                out.append(Violation("number", m.group(0), s))
+
+        out += self._check_products(s, in_context, bool(named))
+        out += self._check_names(s)
+        out += self._check_policy(s, cited, in_context)
+        return out
+
+    # -- products, options, stock --------------------------------------------------------
+
+    def _check_products(
+        self, s: str, in_context: list[ProductFacts], named: bool
+    ) -> list[Violation]:
+        out: list[Violation] = []
+        negated = _NEGATION.search(s) is not None
+        own_ids = {f.product_id for f in in_context}
+        # another product's colour/material/style the products in context do not have
+        for pattern, value, owners in self.guard._option_patterns:
+            if not pattern.search(s) or owners & own_ids:
+                continue
+            if in_context and not negated:
+                out.append(Violation("option", value, s))
+        for f in in_context:
+            if f.unmatched and not negated:
+                out.append(Violation("option", ", ".join(f.unmatched), s))
+        stock_out = _OUT_OF_STOCK.search(s)
+        stock_in = None if stock_out else _IN_STOCK.search(s)
+        has_price = bool(prices_in(s))
+        for f in in_context:
+            if f.requested and not f.variants and (has_price or stock_in) and not negated:
+                out.append(Violation("option", _requested_text(f), s))
+            variants = f.variants if (f.requested or f.unmatched) else f.all_variants
+            if stock_out and not any(not v.available for v in variants):
+                out.append(Violation("stock", stock_out.group(0), s))
+            elif (
+                stock_in
+                and (named or f.requested)
+                and not negated
+                and not any(v.available for v in variants)
+            ):
+                out.append(Violation("stock", stock_in.group(0), s))
+        if (stock_out or (stock_in and stock_in.group(0).lower() == "in stock")) and not in_context:
+            out.append(Violation("stock", (stock_out or stock_in).group(0), s))  # type: ignore[union-attr]
+        return out
+
+    def _check_names(self, s: str) -> list[Violation]:
+        """Capitalised words (not opening the sentence) that neither the evidence nor the
+        catalog contains: invented products, brands, services."""
+        out: list[Violation] = []
+        for m in _CAPITALISED.finditer(s):
+            if m.start() == len(s) - len(s.lstrip()):
+                continue
+            before = s[: m.start()].rstrip()
+            if before.endswith((":", '"', "(", "\u201c")) or not before:
+                continue
+            word = m.group(1)
+            parts = [w.lower() for w in re.split(r"[-']", word) if w]
+            if all(
+                w in STOPWORDS
+                or w in self.guard._catalog_vocab
+                or w in self._known_words
+                or w in _ALWAYS_ALLOWED
+                for w in parts
+            ):
+                continue
+            out.append(Violation("product", word, s))
+        return out
+
+    # -- policy --------------------------------------------------------------------------
+
+    def _check_policy(
+        self, s: str, cited: list[Citation], in_context: list[ProductFacts]
+    ) -> list[Violation]:
+        sentence_terms = set(terms(s))
+        out: list[Violation] = []
+        cited_terms = set(terms("\n".join(f"{c.title}\n{c.text}" for c in cited)))
+        for t in sorted(sentence_terms & COMMITMENT_TERMS):
+            if t not in cited_terms and t not in set(terms(self.evidence.support)):
+                out.append(Violation("commitment", t, s))
+        product_terms: set[str] = set()
+        for f in in_context:
+            product_terms.update(terms(f.name))
+            for key, values in f.product.option_values().items():
+                product_terms.update(terms(key + " " + " ".join(values)))
+        claim = sentence_terms - product_terms - _FILLER_TERMS
+        if not claim & POLICY_TERMS:  # "SD card", "20 hours" are options, not policy
+            return out
+        policy_passages = [c for c in cited if c.kind in ("policy", "faq")]
+        support_terms = set(terms(self.evidence.support))
+        if not policy_passages and not (claim <= support_terms):
+            return [*out, Violation("policy", "no policy passage cited", s)]
+        best: tuple[float, str] = (0.0, "")
+        for c in policy_passages:
+            covered = len(claim & set(terms(c.title + "\n" + c.text))) / len(claim)
+            if covered > best[0]:
+                best = (covered, c.text)
+        support_cover = len(claim & support_terms) / len(claim)
+        if max(best[0], support_cover) < self.guard.policy_coverage:
+            missing = sorted(claim - set(terms(best[1])) - support_terms)
+            return [*out, Violation("policy", " ".join(missing[:6]), s)]
+        # polarity: a sentence that nearly restates a passage sentence must agree with it
+        # on negation ("it can no longer be cancelled" -> "it can still be cancelled")
+        source_text = "\n".join([*(c.text for c in policy_passages), self.evidence.support])
+        restated = _restating_sentences(claim, source_text, self.guard.restate_overlap)
+        negated = _NEGATION.search(s) is not None
+        if restated and all((_NEGATION.search(r) is not None) != negated for r in restated):
+            out.append(Violation("policy", "negation differs from the passage", s))
+        return out
+
+
+_ALWAYS_ALLOWED = frozenset(
+    {
+        "i", "i'm", "i'd", "i'll", "ok", "okay", "sorry", "sure", "hi", "hello", "thanks",
+        "unfortunately", "however", "yes", "great", "note", "sources", "source", "est",
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+    }
+)  # fmt: skip
+
+
+def _requested_text(f: ProductFacts) -> str:
+    return f"{f.name} with " + ", ".join(
+        f"{k} {'/'.join(v)}" for k, v in f.requested.items()
+    )
+
+
+def _restating_sentences(claim: set[str], text: str, share: float) -> list[str]:
+    """The sentences of ``text`` holding at least ``share`` of the claim's terms."""
+    found = [clean_sentence(s) for s in split_sentences(text)[0]]
+    return [s for s in found if len(claim & set(terms(s))) >= share * len(claim)]
+
+
+# ----------------------------------------------------------------------------- sentences
+
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=\])\s+|\n+")
+_LIST_NUMBER = re.compile(r"\d{1,2}[.)]")
+_MARKED_END = re.compile(r"[.!?][\"')]*\s*(?:\[\d+\]\s*)+$")
+
+
+def clean_sentence(sentence: str) -> str:
+    """A sentence without its citation marks and list bullet."""
+    return _LIST_MARK.sub("", CITATION.sub("", sentence)).strip()
+
+
+def split_sentences(text: str, *, final: bool = True) -> tuple[list[str], str]:
+    """Split ``text`` into complete sentences and the unfinished rest. A boundary counts only
+    once a non-space character follows it that is not a citation mark (so ``... days. [1]``
+    keeps its mark); with ``final`` the rest is a sentence too."""
+    out: list[str] = []
+    start = 0
+    for m in _BOUNDARY.finditer(text):
+        if m.end() >= len(text):
+            break
+        if text[m.end()] == "[":
+            continue  # "... days. [1]": the mark belongs to this sentence
+        if text[m.start() - 1] == "]" and not _MARKED_END.search(text, 0, m.start()):
+            continue  # a mark inside a sentence: "... costs $5 [1] and ..."
+        piece = text[start : m.end()].strip()
+        if _LIST_NUMBER.fullmatch(piece):
+            continue  # "1. The ...": a list number opens the sentence, it does not end one
+        if piece:
+            out.append(piece)
+        start = m.end()
+    rest = text[start:]
+    if final:
+        if rest.strip():
+            out.append(rest.strip())
+        rest = ""
+    return out, rest
+
+
+def sentence_groups(text: str) -> list[tuple[list[str], list[int]]]:
+    """Sentences grouped up to and including the next one carrying ``[n]`` marks; a last
+    group without marks gets ``[]``."""
+    sentences, _ = split_sentences(text)
+    groups: list[tuple[list[str], list[int]]] = []
+    pending: list[str] = []
+    for s in sentences:
+        pending.append(s)
+        marks = citation_marks(s)
+        if marks:
+            groups.append((pending, marks))
+            pending = []
+    if pending:
+        groups.append((pending, []))
+    return groups
