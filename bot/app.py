@@ -75,8 +75,8 @@ def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
     return data, catalog_products(settings.knowledge_dir), config
 
 
-def nlu_is_current(settings: Settings, encoder: Any) -> bool:
-    """Whether a loadable NLU model trained on exactly the current data exists."""
+def current_nlu(settings: Settings, encoder: Any) -> Any | None:
+    """The saved NLU model if it loads and was trained on exactly the current data."""
     from bot.errors import ClerkError
     from bot.nlu.model import NLUModel, training_fingerprint
 
@@ -84,17 +84,24 @@ def nlu_is_current(settings: Settings, encoder: Any) -> bool:
         model = NLUModel.load(nlu_dir(settings), encoder)
         data, catalog, config = _nlu_inputs(settings)
     except (ClerkError, ValueError, OSError):
-        return False
-    return model.metrics.get("fingerprint") == training_fingerprint(data, catalog, config)
+        return None
+    if model.metrics.get("fingerprint") != training_fingerprint(data, catalog, config):
+        return None
+    return model
 
 
 def train_nlu(settings: Settings, encoder: Any, progress: Progress = _no_progress) -> Path:
     from bot.nlu.model import NLUModel
 
+    """Train the active model from ``training_data/`` with its ``config.yml`` (the demo
+    store's holds the configuration `clerk tune` chose); keep the config file beside it."""
     data, catalog, config = _nlu_inputs(settings)
     model = NLUModel.train(data, encoder=encoder, catalog=catalog, config=config, progress=progress)
     out = nlu_dir(settings)
     model.save(out)
+    config_file = settings.data_dir / "config.yml"
+    if config_file.is_file():
+        (out / "config.yml").write_text(config_file.read_text(encoding="utf-8"), encoding="utf-8")
     return out
 
 
@@ -123,10 +130,13 @@ def prepare(
             report["knowledge"] = ingest(
                 db, settings.knowledge_dir, settings.index_dir, encoder, progress=progress
             )
-        if force_train or not nlu_is_current(settings, encoder):
+        nlu = None if force_train else current_nlu(settings, encoder)
+        if nlu is None:
             t = time.perf_counter()
             train_nlu(settings, encoder, progress)
             report["nlu_train_seconds"] = round(time.perf_counter() - t, 2)
+        else:
+            report["nlu"] = nlu  # already loaded: build(nlu=...) need not load it again
     finally:
         db.dispose()
     return report
@@ -152,6 +162,7 @@ class Parts:
     channels: list[Channel] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     generation: Any = None  # bot.generation: GenerationStats, CopyWriter, the LLM backend
+    handoff: Any = None  # HandoffParts: relay, outbox, desk, agent accounts, console
 
 
 def build(
@@ -160,8 +171,10 @@ def build(
     encoder: Any = None,
     actions: ActionRunner | None = None,
     llm: Any = None,
+    nlu: Any = None,
 ) -> Parts:
-    """``llm``: an ``bot.generation.llm.LLM`` to use instead of the one settings name."""
+    """``llm``: an ``bot.generation.llm.LLM`` to use instead of the one settings name;
+    ``nlu``: an already loaded NLU model (from ``prepare``)."""
     from bot.knowledge.answerer import KnowledgeAnswerer
     from bot.knowledge.index import KnowledgeIndex
     from bot.knowledge.retriever import HybridRetriever
@@ -173,7 +186,8 @@ def build(
     domain_file, dialogue_files = data_files(settings)
     domain = Domain.load(domain_file)
     policy = FlowPolicy(DialogueData.load(*dialogue_files))
-    nlu = NLUModel.load(nlu_dir(settings), encoder)
+    if nlu is None:
+        nlu = NLUModel.load(nlu_dir(settings), encoder)
     if settings.nlu_threshold is not None:
         nlu = nlu.with_threshold(settings.nlu_threshold)
     if actions is None:
@@ -187,6 +201,7 @@ def build(
     index = KnowledgeIndex.load(settings.index_dir, encoder)
     generation = build_generation(settings, llm=llm)
     answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer, generation.catalog)
+    handoff = build_handoff(settings, db, domain)
     manager = DialogueManager(
         domain=domain,
         policy=policy,
@@ -195,12 +210,148 @@ def build(
         db=db,
         knowledge=answerer,
         max_misses=settings.max_misses_before_handoff,
+        handoff=handoff.desk,
+        handoff_policy=handoff.policy,
+        relay=handoff.relay,
     )
     parts = Parts(settings=settings, db=db, domain=domain, manager=manager, nlu=nlu,
-                  actions=actions, generation=generation)
-    parts.channels.append(RestChannel(manager))
+                  actions=actions, generation=generation, handoff=handoff)
+    parts.channels.append(RestChannel(manager, outbox=handoff.outbox))
     parts.channels.extend(web_and_telegram_channels(settings, manager, db))
+    attach_handoff(handoff, settings, manager, parts.channels)
     return parts
+
+
+# ----------------------------------------------------------------------------- handoff
+
+
+@dataclass
+class HandoffParts:
+    """The human handoff: when the bot hands off, the queue desk, the outbox that carries
+    agents' messages to shoppers, the change feed, agent accounts and the console."""
+
+    policy: Any
+    relay: Any
+    outbox: Any
+    desk: Any
+    accounts: Any
+    console: Any = None
+
+
+def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffParts:
+    from bot.handoff.agents import AgentAccounts
+    from bot.handoff.desk import HandoffDesk, Notices
+    from bot.handoff.outbox import Outbox, Relay
+    from bot.handoff.triggers import HandoffPolicy
+
+    def response(name: str, default: str) -> str:
+        replies = domain.responses.get(name) or []
+        return str(replies[0].get("text") or default) if replies else default
+
+    base = Notices()
+    notices = Notices(claimed=response("utter_handoff_claimed", base.claimed),
+                      returned=response("utter_handoff_returned", base.returned),
+                      closed=response("utter_handoff_closed", base.closed))
+    policy = HandoffPolicy(
+        max_misses=settings.max_misses_before_handoff,
+        misses=settings.handoff_on_misses,
+        on_out_of_scope=settings.handoff_on_out_of_scope,
+        on_action_failure=settings.handoff_on_action_failure,
+        on_severe_complaint=settings.handoff_on_severe_complaint,
+    )
+    relay = Relay()
+    outbox = Outbox(db, relay)
+    desk = HandoffDesk(db, outbox, notices=notices,
+                       default_wait_minutes=settings.handoff_wait_minutes)
+    return HandoffParts(policy=policy, relay=relay, outbox=outbox, desk=desk,
+                        accounts=AgentAccounts(db))
+
+
+def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueManager,
+                   channels: list[Channel]) -> None:
+    """Give the outbox the manager's writer gate and a push for each channel that can
+    push (REST clients poll instead), and build the console."""
+    from bot.web.console.app import Console
+
+    handoff.outbox.gate = manager.writing
+    for channel in channels:
+        delivery = shopper_delivery(channel)
+        if delivery is not None:
+            handoff.outbox.register(channel.name, delivery)
+    handoff.console = Console(
+        steps=manager, desk=handoff.desk, accounts=handoff.accounts, relay=handoff.relay,
+        canned_replies=settings.console_canned_replies,
+        secure_cookies=settings.console_secure_cookies,
+    )
+
+
+def shopper_delivery(channel: Channel) -> Any:
+    """The ``bot.handoff.outbox.ShopperDelivery`` pushing agents' messages through
+    ``channel``, or ``None`` for a channel that cannot push (REST)."""
+    from bot.channels.socketio_channel import SocketIOChannel
+    from bot.channels.telegram import TelegramChannel
+    from bot.channels.widget import WidgetChannel
+
+    if isinstance(channel, WidgetChannel):
+        return WidgetDelivery(channel)
+    if isinstance(channel, SocketIOChannel):
+        return SocketIODelivery(channel)
+    if isinstance(channel, TelegramChannel):
+        return TelegramDelivery(channel)
+    return None
+
+
+class WidgetDelivery:
+    """Agents' messages as widget ``bot`` frames (id ``agent:<message id>``, the same id
+    the widget's history gives them), to every open socket of the session."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    async def deliver(self, message: Any) -> bool:
+        session_id = str(message.conversation_id).removeprefix("web:")
+        reply = message.to_reply()
+        frame: dict[str, Any] = {"type": "bot", "id": f"agent:{message.id}",
+                                 "reply_to": f"agent:{message.id}", "text": reply.text,
+                                 "custom": reply.custom}
+        return bool(await self.channel.push(session_id, frame))
+
+
+class SocketIODelivery:
+    """Agents' messages as Rasa ``bot_uttered`` events to the session's room; pending
+    while no socket of the session is connected."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    async def deliver(self, message: Any) -> bool:
+        from bot.channels.socketio_channel import rasa_messages
+
+        room = str(message.conversation_id).removeprefix("sio:")
+        if not any(True for _ in self.channel.sio.manager.get_participants("/", room)):
+            return False
+        for payload in rasa_messages(message.to_reply()):
+            await self.channel.sio.emit(self.channel.bot_message_evt, payload, room=room)
+        return True
+
+
+class TelegramDelivery:
+    """Agents' messages through the Bot API (``sendMessage``), signed with the agent's
+    name; a Bot API error keeps the message pending and the outbox retries."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+
+    async def deliver(self, message: Any) -> bool:
+        from bot.types import Reply
+
+        chat = str(message.conversation_id).removeprefix("tg:")
+        if not self.channel.ready or not chat.lstrip("-").isdigit():
+            return False
+        text = f"{message.sender}: {message.text}" if message.kind == "agent" and \
+            message.sender else message.text
+        await self.channel.send_reply(int(chat), Reply(text=text))
+        return True
 
 
 @dataclass
@@ -297,6 +448,11 @@ def create_app(parts: Parts) -> Starlette:
                 "uptime_s": round(time.time() - parts.started, 1),
                 "actions": "remote" if isinstance(parts.actions, RemoteActionRunner) else "in-process",
                 "stats": stats.__dict__,
+                "handoff": {
+                    "consoles": parts.handoff.relay.subscribers - 1,  # minus the outbox
+                    "pushed_or_taken": parts.handoff.outbox.delivered,
+                    "push_failures": parts.handoff.outbox.failures,
+                } if parts.handoff else None,
                 "generation": {
                     "backend": parts.generation.backend,
                     **parts.generation.stats.as_dict(),
@@ -350,6 +506,9 @@ def create_app(parts: Parts) -> Starlette:
         async with contextlib.AsyncExitStack() as running:
             for channel in parts.channels:
                 await running.enter_async_context(channel.running())
+            if parts.handoff is not None:
+                await running.enter_async_context(parts.handoff.outbox.running())
+                await running.enter_async_context(parts.handoff.console.running())
             yield
         await parts.actions.aclose()
         parts.db.dispose()
@@ -361,6 +520,8 @@ def create_app(parts: Parts) -> Starlette:
     ]
     for channel in parts.channels:
         routes.extend(channel.routes())
+    if parts.handoff is not None:
+        routes.extend(parts.handoff.console.routes())
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.parts = parts
     return app

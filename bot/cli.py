@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
-from bot.errors import ClerkError
+from bot.errors import ClerkError, ConfigError
 
 
 @contextmanager
@@ -58,20 +58,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with progress_bar() as report:
         result = prepare(settings, report, force_ingest=True)
     for key, value in result.items():
-        print(f"{key}: {value}")
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from bot.app import make_encoder, train_nlu
-
-    settings = _settings(args)
-    if args.data:
-        settings = Settings(**{**settings.__dict__, "data_dir": Path(args.data).resolve()})
-    t = time.perf_counter()
-    with progress_bar() as report:
-        out = train_nlu(settings, make_encoder(settings), report)
-    print(f"NLU model written to {out} in {time.perf_counter() - t:.1f} s")
+        if key != "nlu":
+            print(f"{key}: {value}")
     return 0
 
 
@@ -81,8 +69,8 @@ def _ready_parts(settings: Settings):  # type: ignore[no-untyped-def]
     encoder = make_encoder(settings)
     t = time.perf_counter()
     with progress_bar() as report:
-        prepare(settings, report, encoder=encoder)
-    parts = build(settings, encoder=encoder)
+        prepared = prepare(settings, report, encoder=encoder)
+    parts = build(settings, encoder=encoder, nlu=prepared.get("nlu"))
     # load the models now, not on the first shopper's message
     parts.nlu.parse("hello")
     logging.getLogger("clerk").info("ready in %.1f s", time.perf_counter() - t)
@@ -110,6 +98,108 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_telegram(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.channels.telegram import TelegramChannel
+
+    settings = _settings(args)
+    if not settings.telegram_token:
+        raise ConfigError("CLERK_TELEGRAM_TOKEN", "set it to the token @BotFather gave you")
+    if args.set_webhook:
+        from telegram import Bot
+
+        from bot.channels.telegram import ALLOWED_UPDATES, api_base_url, derived_secret
+
+        token = settings.telegram_token
+        secret = settings.telegram_webhook_secret or derived_secret(token)
+
+        async def register() -> None:
+            from telegram.error import TelegramError
+
+            from bot.channels.telegram import TelegramStartError
+
+            try:
+                async with Bot(token, base_url=api_base_url(settings.telegram_base_url)) as bot:
+                    await bot.set_webhook(args.set_webhook, secret_token=secret,
+                                          allowed_updates=ALLOWED_UPDATES)
+            except TelegramError as exc:
+                raise TelegramStartError(f"setWebhook failed: {exc}") from exc
+
+        asyncio.run(register())
+        print(f"webhook set to {args.set_webhook}; serve it with `clerk serve`")
+        return 0
+    if not args.polling:
+        print("clerk telegram: use --polling, or --set-webhook URL and then `clerk serve`",
+              file=sys.stderr)
+        return 2
+    parts = _ready_parts(settings)
+    channel = TelegramChannel(parts.manager, token=settings.telegram_token,
+                              base_url=settings.telegram_base_url, polling=True)
+    try:
+        asyncio.run(channel.serve_polling())
+    finally:
+        parts.db.dispose()
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    from bot.app import build_generation
+
+    generation = build_generation(_settings(args))
+    copies = generation.copywriter.write(
+        args.product, audience=args.audience, tone=args.tone, n=args.n
+    )
+    product = generation.catalog.product(args.product)
+    print(f"{product.name} (product {args.product}), for {args.audience}, tone {args.tone}:")
+    for n, c in enumerate(copies, start=1):
+        note = f" (model copy stopped: {c.fallback})" if c.fallback else ""
+        print(f"\n{n}. [{c.source}{note}] {c.text}")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass(f"Password for {args.name}: ")
+    if getpass.getpass("Again: ") != first:
+        raise ConfigError("password", "the two passwords differ")
+    return first
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """``clerk agent add NAME --role agent|admin`` / ``list`` / ``disable NAME``."""
+    from bot.handoff.agents import AgentAccounts
+    from bot.store import migrate
+    from bot.store.db import Database
+
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        accounts = AgentAccounts(db)
+        if args.agent_command == "add":
+            agent = accounts.add(args.name, _read_password(args), args.role)
+            print(f"agent {agent.name} added ({agent.role}); log in at /console")
+        elif args.agent_command == "list":
+            for a in accounts.list():
+                print(f"{a.name}\t{a.role}\t{'active' if a.active else 'disabled'}")
+        elif args.agent_command in ("disable", "enable", "password"):
+            found = accounts.get(args.name)
+            if found is None:
+                raise ConfigError("name", f"no agent named {args.name!r}")
+            if args.agent_command == "password":
+                accounts.update(found.id, password=_read_password(args))
+            else:
+                accounts.update(found.id, active=args.agent_command == "enable")
+            print(f"agent {found.name}: {args.agent_command} done")
+    finally:
+        db.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clerk", description="Clerk customer-service bot")
     parser.add_argument("--home", help="CLERK_HOME (default ./.clerk)")
@@ -124,12 +214,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shell", help="talk to the bot in this terminal")
     p.set_defaults(func=cmd_shell)
 
+    p = sub.add_parser("telegram", help="run the Telegram bot (CLERK_TELEGRAM_TOKEN)")
+    p.add_argument("--polling", action="store_true", help="poll Telegram for updates (development)")
+    p.add_argument("--set-webhook", metavar="URL",
+                   help="register URL (ending in /webhooks/telegram) as the webhook, then exit")
+    p.set_defaults(func=cmd_telegram)
+
+    p = sub.add_parser("copy", help="write marketing copy for a product from its catalog facts")
+    p.add_argument("--product", required=True, help="product id, e.g. 9523456873")
+    p.add_argument("--audience", default="everyday shoppers", help="who the copy is for")
+    p.add_argument("--tone", default="friendly", help="e.g. playful, professional, premium")
+    p.add_argument("--n", type=int, default=3, help="how many variants (1-5)")
+    p.set_defaults(func=cmd_copy)
+
     p = sub.add_parser("ingest", help="load the store data and (re)index the knowledge base")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("train", help="train the NLU model")
-    p.add_argument("--data", help="training data folder (default training_data/)")
-    p.set_defaults(func=cmd_train)
+    # train, evaluate, tune, data validate, model list/show/activate (bot.training)
+    from bot.training.commands import register as register_training
+
+    register_training(sub, _settings, progress_bar)
+
+    p = sub.add_parser("agent", help="console accounts for human agents")
+    agentsub = p.add_subparsers(dest="agent_command", required=True)
+    a = agentsub.add_parser("add", help="add an agent (asks for the password)")
+    a.add_argument("name")
+    a.add_argument("--role", choices=["agent", "admin"], default="agent")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    a.set_defaults(func=cmd_agent)
+    a = agentsub.add_parser("list", help="list agents")
+    a.set_defaults(func=cmd_agent)
+    for verb, what in (("disable", "disable an agent (ends their sessions)"),
+                       ("enable", "enable an agent again"),
+                       ("password", "set an agent's password")):
+        a = agentsub.add_parser(verb, help=what)
+        a.add_argument("name")
+        a.add_argument("--password-stdin", action="store_true",
+                       help="read the password from stdin")
+        a.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("db", help="database commands")
     dbsub = p.add_subparsers(dest="db_command", required=True)

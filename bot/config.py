@@ -54,6 +54,19 @@ class Settings:
     llm_timeout: float = 30.0  # seconds for one whole reply, then the extractive answer
     llm_max_new_tokens: int = 160
     llm_threads: int | None = None  # torch threads for the transformers backend
+    # human handoff (bot/handoff) and the agent console (/console)
+    handoff_on_misses: str = "offer"  # offer a human after N misses, or "handoff" directly
+    handoff_on_out_of_scope: bool = True  # a request outside the bot's scope goes to a human
+    handoff_on_action_failure: bool = True  # a failed custom action goes to a human
+    handoff_on_severe_complaint: bool = True  # legal/safety/strongly negative complaints
+    handoff_wait_minutes: float = 3.0  # expected wait per shopper before any claim is timed
+    console_secure_cookies: bool = False  # set behind HTTPS: the session cookie is Secure
+    console_canned_replies: tuple[str, ...] = (
+        "Thanks for your patience — I'm looking into this now.",
+        "Could you tell me your order number (it looks like #W1234567)?",
+        "I've sorted this out for you. Is there anything else I can help with?",
+        "I'm handing you back to Clerk, our assistant. Have a great day!",
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -109,6 +122,7 @@ class Settings:
             log_level=str(get("log_level", "INFO")).upper(),
             **channel_settings,
             **_llm_settings(get),
+            **_handoff_settings(get),
             extra={k: v for k, v in file_values.items()},
         )
 
@@ -147,6 +161,47 @@ def _channel_settings(get: Any) -> dict[str, Any]:
         value = get(name)
         if value is not None:
             out[name] = str(value)
+    return out
+
+
+def _flag(get: Any, name: str, default: bool) -> bool:
+    value = get(name, default)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, f"must be true or false, not {value!r}")
+
+
+def _handoff_settings(get: Any) -> dict[str, Any]:
+    """When the bot hands off on its own, and the agent console's settings."""
+    misses = str(get("handoff_on_misses", "offer")).strip().lower()
+    if misses not in ("offer", "handoff"):
+        raise ConfigError("handoff_on_misses", "must be 'offer' or 'handoff'")
+    try:
+        wait = float(get("handoff_wait_minutes", 3.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("handoff_wait_minutes", str(exc)) from exc
+    if wait <= 0:
+        raise ConfigError("handoff_wait_minutes", "must be positive")
+    out: dict[str, Any] = {
+        "handoff_on_misses": misses,
+        "handoff_on_out_of_scope": _flag(get, "handoff_on_out_of_scope", True),
+        "handoff_on_action_failure": _flag(get, "handoff_on_action_failure", True),
+        "handoff_on_severe_complaint": _flag(get, "handoff_on_severe_complaint", True),
+        "handoff_wait_minutes": wait,
+        "console_secure_cookies": _flag(get, "console_secure_cookies", False),
+    }
+    canned = get("console_canned_replies")
+    if canned is not None:
+        if isinstance(canned, str):  # environment: replies separated by "|"
+            canned = [c for c in (x.strip() for x in canned.split("|")) if c]
+        if not isinstance(canned, list | tuple) or not all(isinstance(c, str) for c in canned):
+            raise ConfigError("console_canned_replies", "must be a list of texts")
+        out["console_canned_replies"] = tuple(canned)
     return out
 
 

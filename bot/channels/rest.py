@@ -2,6 +2,11 @@
 returns ``[{"recipient_id", "text", "buttons"?, "custom"?}]`` so existing Rasa clients work.
 
 Bad requests get HTTP 400 with ``{"error": ...}``; nothing is stored for them.
+
+While a human agent holds a conversation the bot stays silent (the webhook answers ``[]``);
+the agent's messages wait in the outbox until the client takes them with
+``GET /webhooks/rest/messages?sender=ID``: ``[{"recipient_id", "text", "custom": {"type":
+"agent_message" | "handoff_notice", "id", "agent"?}}]``, oldest first, each returned once.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.channels.base import Channel
 from bot.dialogue.manager import DialogueManager
+from bot.handoff.outbox import Outbox
 from bot.types import ConversationId, Message
 
 log = logging.getLogger(__name__)
@@ -45,14 +51,28 @@ async def read_json_object(request: Request) -> dict[str, Any] | JSONResponse:
 class RestChannel(Channel):
     name = "rest"
 
-    def __init__(self, manager: DialogueManager) -> None:
+    def __init__(self, manager: DialogueManager, outbox: Outbox | None = None) -> None:
         self.manager = manager
+        self.outbox = outbox
 
     def routes(self) -> list[BaseRoute]:
-        return [
+        routes: list[BaseRoute] = [
             Route("/webhooks/rest/webhook", self.webhook, methods=["POST"]),
             Route("/webhooks/rest/", self.status, methods=["GET"]),
         ]
+        if self.outbox is not None:
+            routes.append(Route("/webhooks/rest/messages", self.messages, methods=["GET"]))
+        return routes
+
+    async def messages(self, request: Request) -> JSONResponse:
+        """Pending messages from a human agent (and handoff notices) for ``sender``."""
+        assert self.outbox is not None
+        sender = (request.query_params.get("sender") or "").strip()
+        if not sender or len(sender) > MAX_SENDER_CHARS:
+            return bad_request(f"query parameter 'sender' must have 1 to {MAX_SENDER_CHARS} "
+                               "characters")
+        taken = await self.outbox.take_pending(sender)
+        return JSONResponse([m.to_rasa() for m in taken])
 
     async def status(self, request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
