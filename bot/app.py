@@ -511,6 +511,8 @@ def create_app(parts: Parts) -> Starlette:
                 await running.enter_async_context(parts.handoff.console.running())
             yield
         await parts.actions.aclose()
+        if parts.generation is not None and parts.generation.llm is not None:
+            parts.generation.llm.close()
         parts.db.dispose()
 
     routes: list[Any] = [

@@ -73,6 +73,9 @@ def _ready_parts(settings: Settings):  # type: ignore[no-untyped-def]
     parts = build(settings, encoder=encoder, nlu=prepared.get("nlu"))
     # load the models now, not on the first shopper's message
     parts.nlu.parse("hello")
+    llm = parts.generation.llm if parts.generation is not None else None
+    if llm is not None and hasattr(llm, "load"):
+        llm.load()
     logging.getLogger("clerk").info("ready in %.1f s", time.perf_counter() - t)
     return parts
 
