@@ -917,7 +917,7 @@ async def test_complaint_creates_a_ticket_whose_status_can_be_asked(
         entities=[{"entity": "ticket_id", "value": ticket_id}],
     )
     assert f"Ticket {ticket_id} is open (priority: high), opened on" in reply
-    assert "555" not in reply and "james" not in reply.lower()
+    assert "555-123-4567" not in reply and "james" not in reply.lower()
 
     reply = await chat.say("status of T-000000 please", intent="ticket_status")
     assert "I can't find ticket T-000000" in reply
