@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
@@ -39,7 +38,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     env = dict(os.environ)
     if getattr(args, "home", None):
         env["CLERK_HOME"] = args.home
-    return Settings.load(env, getattr(args, "config", None))
+    settings = Settings.load(env, getattr(args, "config", None))
+    logging.getLogger().setLevel(settings.log_level)
+    return settings
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

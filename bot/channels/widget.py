@@ -55,7 +55,6 @@ import re
 import secrets
 import string
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -80,7 +79,6 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DEFAULTS_MARKER = "/*CLERK_DEFAULTS*/{}"
 
 MAX_FRAME_CHARS = 16_000
-MAX_ID_CHARS = 64
 MAX_QUEUED_PER_SESSION = 20
 MAX_HISTORY = 200
 MAX_SESSIONS = 10_000
@@ -574,5 +572,3 @@ def _product_grid(products: list[dict[str, Any]]) -> str:
     return "\n".join(cards)
 
 
-def new_message_id() -> str:
-    return uuid.uuid4().hex

@@ -132,14 +132,6 @@ class Domain:
     def is_response(self, name: str) -> bool:
         return name in self.responses
 
-    def is_custom_action(self, name: str) -> bool:
-        return (
-            name in self.actions
-            and name not in BUILTIN_ACTIONS
-            and not self.is_form(name)
-            and not self.is_response(name)
-        )
-
     def initial_slots(self) -> dict[str, Any]:
         return {name: s.initial_value for name, s in self.slots.items()}
 

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from bot.actions import ActionRunner
+from bot.actions import PROTOCOL_VERSION, ActionRunner
 from bot.dialogue.domain import Domain
 from bot.dialogue.policy import LISTEN, FlowPolicy, Prediction
 from bot.dialogue.slots import extract_slots
@@ -67,14 +67,6 @@ T = TypeVar("T")
 
 class Parser(Protocol):
     def parse(self, text: str) -> dict[str, Any]: ...
-
-
-class KnowledgeAnswer(Protocol):
-    text: str
-    grounded: bool
-
-    @property
-    def citations(self) -> list[Any]: ...
 
 
 class Answerer(Protocol):
@@ -419,7 +411,7 @@ class DialogueManager:
             "sender_id": tracker.conversation_id,
             "tracker": state,
             "domain": self._domain_dict,
-            "version": "3.6.21",
+            "version": PROTOCOL_VERSION,
         }
 
     def _apply_result(self, tracker: Tracker, result: dict[str, Any]) -> list[Event]:

@@ -13,7 +13,6 @@ from bot.types import (
     ActionExecuted,
     ActiveLoop,
     AllSlotsReset,
-    BotUttered,
     ConversationId,
     Event,
     FollowupAction,
@@ -112,15 +111,6 @@ class Tracker:
     # ------------------------------------------------------------ queries
     def last_event_time(self) -> float | None:
         return self.events[-1].timestamp if self.events else None
-
-    def bot_messages_since_last_user(self) -> list[BotUttered]:
-        out: list[BotUttered] = []
-        for e in reversed(self.events):
-            if isinstance(e, UserUttered):
-                break
-            if isinstance(e, BotUttered):
-                out.append(e)
-        return list(reversed(out))
 
     def consecutive_fallbacks(self) -> int:
         """How many user turns in a row the bot could not help with (fallback, out of

@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.store.db import Database
-from bot.store.models import Conversation, OutboxMessage
+from bot.store.models import OutboxMessage
 from bot.types import ConversationId, Reply
 
 log = logging.getLogger(__name__)
@@ -168,9 +168,6 @@ class Outbox:
         """Push messages of conversations on ``channel`` through ``delivery``."""
         self._deliveries[channel] = delivery
 
-    def pushes(self, channel: str) -> bool:
-        return channel in self._deliveries
-
     # ------------------------------------------------------------------ writing
     @staticmethod
     def add(session: Session, conversation_id: str, channel: str, text: str, *,
@@ -281,9 +278,3 @@ class Outbox:
                     await self.push(change.conversation_id)
             except Exception:
                 log.exception("outbox worker failed; retrying")
-
-
-def conversation_channel(session: Session, conversation_id: str) -> str:
-    channel = session.scalar(select(Conversation.channel)
-                             .where(Conversation.id == conversation_id))
-    return channel or "rest"

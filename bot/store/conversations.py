@@ -6,7 +6,7 @@ session, so a turn's events are written in the same transaction as its business 
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from bot.store.models import Conversation, ConversationEvent
@@ -54,17 +54,3 @@ def append_events(session: Session, conv: Conversation, events: list[Event]) -> 
     )
     conv.event_count = start + len(events)
 
-
-def conversation_ids(session: Session, limit: int = 100) -> list[str]:
-    return list(
-        session.scalars(select(Conversation.id).order_by(Conversation.updated_at.desc()).limit(limit))
-    )
-
-
-def event_count(session: Session, conversation_id: ConversationId) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(ConversationEvent.conversation_id == conversation_id)
-        )
-        or 0
-    )
