@@ -4,7 +4,9 @@
 ``sender_id``, ``tracker``, ``domain``, ``version``) and returns ``{"events", "responses"}``.
 
 - ``InProcessActionRunner`` executes actions with rasa-sdk's own ``ActionExecutor`` in this
-  process (same event loop, so in-process actions share the turn's DB transaction).
+  process: on a database thread of ``Database.call``, each action in its own unit of work
+  (so store code that blocks on the database never blocks the event loop, and a failed
+  action leaves no trace).
 - ``RemoteActionRunner`` POSTs to a rasa-sdk action server (``python -m rasa_sdk``) at
   ``CLERK_ACTION_ENDPOINT`` through an injected ``httpx.AsyncClient``.
 
@@ -16,13 +18,16 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextvars
 import logging
+import threading
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
 from bot.errors import ActionError, ActionServerUnavailable
+from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +35,6 @@ PROTOCOL_VERSION = "3.6.21"
 
 
 class ActionRunner(abc.ABC):
-    #: Whether actions run inside the turn's DB transaction (in process) or commit on their
-    #: own elsewhere (a remote server): then the manager must not hold a transaction open
-    #: across the call, or the two would wait for each other's locks.
-    shares_transaction: bool = False
-
     @abc.abstractmethod
     async def run(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Run one action; return ``{"events": [...], "responses": [...]}``."""
@@ -48,23 +48,41 @@ class ActionRunner(abc.ABC):
 
 
 class InProcessActionRunner(ActionRunner):
-    shares_transaction = True
+    """``db``: the database the actions use; each action then runs on one of its threads
+    inside ``Database.unit()``, driven by that thread's own event loop. Without one the
+    action runs on the caller's loop (actions that do no blocking I/O)."""
 
-    def __init__(self, actions: Iterable[Any]) -> None:
+    def __init__(self, actions: Iterable[Any], db: Database | None = None) -> None:
         from rasa_sdk.executor import ActionExecutor
 
         self._executor = ActionExecutor()
         for action in actions:
             self._executor.register_action(action)
+        self._db = db
+        self._loops = threading.local()
 
     def has_action(self, action: str) -> bool:
         return action in self._executor.actions
 
     async def run(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        from rasa_sdk.interfaces import ActionExecutionRejection
-
         if not self.has_action(action):
             raise ActionError(action, "no such action is registered")
+        if self._db is None:
+            return await self._execute(action, payload)
+        return await self._db.call(self._run_in_unit, self._db, action, payload)
+
+    def _run_in_unit(self, db: Database, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        runner: asyncio.Runner | None = getattr(self._loops, "runner", None)
+        if runner is None:
+            runner = self._loops.runner = asyncio.Runner()
+        with db.unit():
+            # The unit's session travels in this context: a Runner's own context is the
+            # one it was first used in, a closed unit's.
+            return runner.run(self._execute(action, payload), context=contextvars.copy_context())
+
+    async def _execute(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        from rasa_sdk.interfaces import ActionExecutionRejection
+
         try:
             result = await self._executor.run(payload)
         except ActionExecutionRejection as exc:

@@ -9,6 +9,10 @@ and carries the data a caller needs to react, not only a message.
     ├── InputError                  a request the caller must fix (HTTP 400)
     │   └── MessageTooLongError     (length, limit)
     ├── StoreError                  database failure during a turn (the turn is rolled back)
+    ├── Unavailable                 try again later (HTTP 503 with Retry-After: retry_after)
+    │   ├── Overloaded              every database thread stayed busy (resource)
+    │   └── ConversationBusy        another turn held the conversation too long, or took it
+    │                               over (conversation_id); nothing of this turn was stored
     ├── ActionError                 a custom action failed
     │   └── ActionServerUnavailable the remote action server cannot be reached (url)
     └── KnowledgeError              retrieval index missing or broken
@@ -58,6 +62,28 @@ class MessageTooLongError(InputError):
 
 class StoreError(ClerkError):
     pass
+
+
+class Unavailable(ClerkError):
+    """The request could not be served now and may be retried after ``retry_after``
+    seconds; nothing of it was stored. Channels answer HTTP 503 with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(Unavailable):
+    def __init__(self, resource: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"{resource} is busy; try again shortly", retry_after)
+        self.resource = resource
+
+
+class ConversationBusy(Unavailable):
+    def __init__(self, conversation_id: str, retry_after: float = 1.0) -> None:
+        super().__init__("this conversation is busy with another message; try again shortly",
+                         retry_after)
+        self.conversation_id = conversation_id
 
 
 class ActionError(ClerkError):

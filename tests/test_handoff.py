@@ -160,26 +160,26 @@ def test_asking_for_a_human_queues_the_conversation_with_a_wait(
     chat.text("hi")
     reply = chat.text("I want to talk to a real person")
     assert "human colleague" in reply and re.search(r"expected wait is about \d+ minutes?", reply)
-    entry = ana.entry(chat.sender)
+    entry = ana.entry(chat.conversation_id)
     assert entry is not None
     assert entry["status"] == "requested" and entry["reason"] == "shopper asked for a human"
     assert entry["channel"] == "rest" and entry["trigger"] == "asked"
     assert entry["last_message"] == "I want to talk to a real person"
     assert time.time() - entry["requested_at"] < 60
-    assert steps(store, chat.sender) == ["requested"]
+    assert steps(store, chat.conversation_id) == ["requested"]
     # asking again while waiting queues nothing new
     chat.text("I want to talk to a real person")
-    assert steps(store, chat.sender) == ["requested"]
+    assert steps(store, chat.conversation_id) == ["requested"]
 
 
 def test_two_misses_offer_a_human_and_yes_hands_off(chat: Chat, ana: Agent) -> None:
     chat.text("blorf snargle wib")
     offer = chat.say("qwzx vlemp krrpt")
     assert "human" in offer[0]["text"].lower()
-    assert ana.entry(chat.sender) is None
+    assert ana.entry(chat.conversation_id) is None
     reply = chat.text("yes")
     assert "expected wait" in reply
-    entry = ana.entry(chat.sender)
+    entry = ana.entry(chat.conversation_id)
     assert entry is not None and entry["trigger"] == "misses"
 
 
@@ -189,14 +189,14 @@ def test_a_severe_complaint_goes_to_a_human_with_an_urgent_ticket(
     reply = chat.text("I want to complain: the heater I bought caught fire and burned my hand")
     ticket_id = re.search(r"urgent ticket (t-\d{6})", reply).group(1).upper()  # type: ignore[union-attr]
     assert "expected wait" in reply
-    entry = ana.entry(chat.sender)
+    entry = ana.entry(chat.conversation_id)
     assert entry is not None and entry["trigger"] == "complaint"
     assert "safety" in entry["reason"] and entry["ticket_id"] == ticket_id
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None and ticket.priority == "high" and ticket.status == "open"
-        assert ticket.conversation_id == chat.sender and "caught fire" in ticket.text
-    view = ana.view(chat.sender)
+        assert ticket.conversation_id == chat.conversation_id and "caught fire" in ticket.text
+    view = ana.view(chat.conversation_id)
     assert view["work_on_ticket"] == ticket_id
 
 
@@ -205,22 +205,22 @@ def test_a_strongly_negative_or_legal_complaint_goes_to_a_human(
 ) -> None:
     angry = Chat(server.url)
     angry.text("This is absolutely unacceptable, the worst service ever, I'm furious!!")
-    assert ana.entry(angry.sender)["reason"] == "complaint is strongly negative"  # type: ignore[index]
+    assert ana.entry(angry.conversation_id)["reason"] == "complaint is strongly negative"  # type: ignore[index]
     legal = Chat(server.url)
     legal.text("I want to file a complaint, my lawyer will be in touch about this")
-    assert "legal" in ana.entry(legal.sender)["reason"]  # type: ignore[index]
+    assert "legal" in ana.entry(legal.conversation_id)["reason"]  # type: ignore[index]
 
 
 def test_an_ordinary_complaint_stays_with_the_bot(chat: Chat, ana: Agent) -> None:
     reply = chat.text("I want to make a complaint")
     assert "which order" in reply
-    assert ana.entry(chat.sender) is None
+    assert ana.entry(chat.conversation_id) is None
 
 
 def test_a_request_outside_the_bots_scope_goes_to_a_human(chat: Chat, ana: Agent) -> None:
     reply = chat.text("can you book me a flight to Paris?")
     assert "outside what i can help with" in reply and "expected wait" in reply
-    entry = ana.entry(chat.sender)
+    entry = ana.entry(chat.conversation_id)
     assert entry is not None and entry["trigger"] == "out_of_scope"
 
 
@@ -229,7 +229,6 @@ class _FailingActions:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.shares_transaction = inner.shares_transaction
 
     def has_action(self, action: str) -> bool:
         return self.inner.has_action(action)
@@ -250,7 +249,7 @@ async def test_a_failed_action_goes_to_a_human(server: LiveServer, shared_encode
 
     base = server.parts  # type: ignore[attr-defined]
     parts = build(base.settings, encoder=shared_encoder, nlu=base.nlu,
-                  actions=_FailingActions(InProcessActionRunner(build_actions(base.db))))
+                  actions=_FailingActions(InProcessActionRunner(build_actions(base.db), db=base.db)))
     cid = ConversationId(f"failing-{uuid.uuid4().hex[:8]}")
 
     async def say(text: str) -> str:
@@ -325,7 +324,7 @@ def test_two_agents_taking_over_at_once_exactly_one_wins(
             barrier.wait()
             results[agent.name] = agent.post("claim", {"id": sender}).status_code
 
-        threads = [threading.Thread(target=take, args=(a, chat.sender, barrier, results))
+        threads = [threading.Thread(target=take, args=(a, chat.conversation_id, barrier, results))
                    for a in (ana, ben)]
         for t in threads:
             t.start()
@@ -333,10 +332,10 @@ def test_two_agents_taking_over_at_once_exactly_one_wins(
             t.join()
         assert sorted(results.values()) == [200, 409], results
         winner = next(n for n, code in results.items() if code == 200)
-        assert steps(store, chat.sender) == ["requested", "claimed"]
-        assert ana.entry(chat.sender)["agent"] == winner  # type: ignore[index]
+        assert steps(store, chat.conversation_id) == ["requested", "claimed"]
+        assert ana.entry(chat.conversation_id)["agent"] == winner  # type: ignore[index]
         with store.session() as s:
-            [h] = s.scalars(select(Handoff).where(Handoff.conversation_id == chat.sender)).all()
+            [h] = s.scalars(select(Handoff).where(Handoff.conversation_id == chat.conversation_id)).all()
             assert h.status == "claimed" and h.agent == winner
 
 
@@ -364,7 +363,7 @@ def test_the_database_decides_a_claim_race_between_processes(
                 except HandoffConflict:
                     outcomes.append("lost")
 
-        threads = [threading.Thread(target=claim, args=(d, chat.sender, barrier, outcomes))
+        threads = [threading.Thread(target=claim, args=(d, chat.conversation_id, barrier, outcomes))
                    for d in dbs]
         for t in threads:
             t.start()
@@ -377,7 +376,7 @@ def test_the_database_decides_a_claim_race_between_processes(
 
 def test_only_a_waiting_conversation_can_be_taken(chat: Chat, ana: Agent) -> None:
     chat.text("hello")
-    r = ana.post("claim", {"id": chat.sender})
+    r = ana.post("claim", {"id": chat.conversation_id})
     assert r.status_code == 409 and r.json()["status"] == "none"
     assert ana.post("claim", {"id": "no-such-conversation"}).status_code == 409
 
@@ -391,27 +390,27 @@ def test_rest_shopper_and_agent_talk_then_the_bot_takes_back_with_the_customer_s
     chat.text("can I cancel a processed order?")
     chat.text("I need to speak to an agent")
     # why the bot said what it said: intents with confidences, the passages it cited
-    before = ana.view(chat.sender)["transcript"]
+    before = ana.view(chat.conversation_id)["transcript"]
     asked = next(t for t in before if t["type"] == "user")
     assert asked["intent"] == "policy_question" and 0 < asked["confidence"] <= 1
     answer = next(t for t in before if t["type"] == "bot")
     assert answer["citations"] and answer["citations"][0]["title"]
-    ana.do("claim", {"id": chat.sender})
+    ana.do("claim", {"id": chat.conversation_id})
     joined = poll(server.url, chat.sender)
     assert [m["custom"]["type"] for m in joined] == ["handoff_notice"]
     assert "ana from our team has joined" in joined[0]["text"].lower()
 
     # the bot is silent; the shopper's messages reach the agent
     assert chat.say("hi, my order #W6893533 never arrived") == []
-    view = ana.view(chat.sender)
+    view = ana.view(chat.conversation_id)
     assert view["transcript"][-1]["type"] == "user"
     assert view["transcript"][-1]["text"] == "hi, my order #W6893533 never arrived"
     assert view["transcript"][-1]["intent"]
 
     # only the holder may reply; the reply is delivered once
-    assert ben.post("message", {"id": chat.sender, "text": "hello"}).status_code == 409
-    ana.do("message", {"id": chat.sender, "text": "Sorry about that! Let me check."})
-    ana.do("note", {"id": chat.sender, "text": "verified Ivan by phone"})
+    assert ben.post("message", {"id": chat.conversation_id, "text": "hello"}).status_code == 409
+    ana.do("message", {"id": chat.conversation_id, "text": "Sorry about that! Let me check."})
+    ana.do("note", {"id": chat.conversation_id, "text": "verified Ivan by phone"})
     got = poll(server.url, chat.sender)
     assert [(m["text"], m["custom"]["agent"]) for m in got] == [
         ("Sorry about that! Let me check.", "ana")]
@@ -419,45 +418,45 @@ def test_rest_shopper_and_agent_talk_then_the_bot_takes_back_with_the_customer_s
     assert all("verified" not in json.dumps(m) for m in got)  # notes stay internal
 
     # hand back with the verified customer: the bot answers again, without asking who
-    ana.do("return", {"id": chat.sender, "slots": {"customer_id": "ivan_santos_6635"}})
+    ana.do("return", {"id": chat.conversation_id, "slots": {"customer_id": "ivan_santos_6635"}})
     assert "back with clerk" in poll(server.url, chat.sender)[0]["text"].lower()
-    assert status(store, chat.sender) == "none"
+    assert status(store, chat.conversation_id) == "none"
     answer = chat.text("where is my order #W6893533?")
     assert "delivered" in answer and "garden hose" in answer
-    assert steps(store, chat.sender) == [
+    assert steps(store, chat.conversation_id) == [
         "requested", "claimed", "agent_message", "note", "returned"]
-    assert ana.entry(chat.sender) is None
+    assert ana.entry(chat.conversation_id) is None
 
 
 def test_closing_with_a_resolution(server: LiveServer, chat: Chat, ana: Agent,
                                    store: Database) -> None:
     chat.text("let me talk to a human please")
-    ana.do("claim", {"id": chat.sender})
-    r = ana.post("close", {"id": chat.sender, "resolution": "refund issued for the lamp"})
+    ana.do("claim", {"id": chat.conversation_id})
+    r = ana.post("close", {"id": chat.conversation_id, "resolution": "refund issued for the lamp"})
     assert r.status_code == 200
     notices = poll(server.url, chat.sender)
     assert "closed this conversation" in notices[-1]["text"]
-    assert status(store, chat.sender) == "closed"
-    view = ana.view(chat.sender)
+    assert status(store, chat.conversation_id) == "closed"
+    view = ana.view(chat.conversation_id)
     assert view["handoff"]["resolution"] == "refund issued for the lamp"
     assert view["transcript"][-1] == {**view["transcript"][-1], "step": "closed",
                                       "reason": "refund issued for the lamp"}
     # after a close the bot answers again, and a new handoff can start
     assert "bot" in chat.text("are you a bot?")
     chat.text("I want to talk to a human")
-    assert ana.entry(chat.sender)["status"] == "requested"  # type: ignore[index]
-    assert steps(store, chat.sender) == ["requested", "claimed", "closed", "requested"]
+    assert ana.entry(chat.conversation_id)["status"] == "requested"  # type: ignore[index]
+    assert steps(store, chat.conversation_id) == ["requested", "claimed", "closed", "requested"]
 
 
 def test_hand_back_refuses_unknown_slots_and_customers(chat: Chat, ana: Agent) -> None:
     chat.text("I want a human")
-    ana.do("claim", {"id": chat.sender})
-    assert ana.post("return", {"id": chat.sender, "slots": {"confirmed": "true"}}
+    ana.do("claim", {"id": chat.conversation_id})
+    assert ana.post("return", {"id": chat.conversation_id, "slots": {"confirmed": "true"}}
                     ).status_code == 409
-    assert ana.post("return", {"id": chat.sender, "slots": {"customer_id": "nobody_1"}}
+    assert ana.post("return", {"id": chat.conversation_id, "slots": {"customer_id": "nobody_1"}}
                     ).status_code == 409
-    assert ana.post("message", {"id": chat.sender, "text": "   "}).status_code == 400
-    assert ana.do("return", {"id": chat.sender})["status"] == "none"
+    assert ana.post("message", {"id": chat.conversation_id, "text": "   "}).status_code == 400
+    assert ana.do("return", {"id": chat.conversation_id})["status"] == "none"
 
 
 def test_the_widget_gets_agent_messages_live_and_in_its_history(
@@ -661,6 +660,7 @@ def test_revision_0002_upgrades_a_0001_database_in_place(database_url: str) -> N
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
     from sqlalchemy import create_engine
+    from sqlalchemy import text as sa_text
 
     from bot.store import migrate
     from bot.store.db import normalise_url
@@ -669,10 +669,12 @@ def test_revision_0002_upgrades_a_0001_database_in_place(database_url: str) -> N
     migrate.upgrade(database_url, "0001")
     db = Database(database_url)
     try:
-        with db.session() as s:
-            s.add(Conversation(id="kept", channel="rest", handoff_status="requested"))
+        with db.session() as s:  # the columns of revision 0001 only
+            s.execute(sa_text("INSERT INTO conversations (id, channel, handoff_status, "
+                              "created_at, updated_at, event_count) VALUES ('kept', 'rest', "
+                              "'requested', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
         migrate.upgrade(database_url)
-        assert migrate.current(database_url) == "0002"
+        assert migrate.current(database_url) == "0003"
         with db.session() as s:
             assert s.get(Conversation, "kept").handoff_status == "requested"  # type: ignore[union-attr]
             s.add(Handoff(conversation_id="kept", status="requested", reason="r", trigger="asked"))

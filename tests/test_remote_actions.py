@@ -3,6 +3,7 @@ server that is down, and turns that fail half-way: nothing half-written reaches 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterator
 from typing import Any
@@ -10,8 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.actions import ActionRunner, InProcessActionRunner
-from bot.errors import ActionError
+from bot.actions import InProcessActionRunner
 from bot.store.db import Database
 from bot.store.models import ConversationEvent, Order, OrderChange
 from bot.types import ConversationId, Message
@@ -79,34 +79,24 @@ def test_an_action_server_that_is_down_gets_a_polite_reply(settings, db, shared_
         # the bot still answers what needs no custom action
         assert "bot" in chat.text("are you a bot?")
     assert _order(db, "#W3913498").status == "pending"
-    kinds = [e["event"] for e in _events(db, chat.sender)]
+    kinds = [e["event"] for e in _events(db, chat.conversation_id)]
     assert kinds.count("user") == 3  # every shopper message is kept
 
 
-class _FailAfterRunning(ActionRunner):
-    """Runs the real action (which writes to the DB), then fails as a crashing server would."""
-
-    shares_transaction = True
-
-    def __init__(self, inner: InProcessActionRunner, failing: str) -> None:
-        self.inner = inner
-        self.failing = failing
-
-    def has_action(self, action: str) -> bool:
-        return self.inner.has_action(action)
-
-    async def run(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
-        result = await self.inner.run(action, payload)
-        if action == self.failing:
-            raise ActionError(action, "simulated crash after the write")
-        return result
-
-
-async def test_a_failing_action_is_rolled_back_to_its_savepoint(settings, db, shared_encoder) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failing_action_leaves_no_trace(settings, db, shared_encoder) -> None:  # type: ignore[no-untyped-def]
+    """An in-process action runs in its own unit of work: one that writes and then crashes
+    is rolled back whole, and the shopper gets a polite reply."""
     from actions import build_actions
+    from actions.orders import ActionCancelOrder
     from bot.app import build
 
-    runner = _FailAfterRunning(InProcessActionRunner(build_actions(db)), "action_cancel_order")
+    class CrashingCancel(ActionCancelOrder):
+        async def run(self, dispatcher, tracker, domain):  # type: ignore[no-untyped-def]
+            await super().run(dispatcher, tracker, domain)  # writes the cancellation
+            raise RuntimeError("simulated crash after the write")
+
+    actions = [a for a in build_actions(db) if a.name() != "action_cancel_order"]
+    runner = InProcessActionRunner([*actions, CrashingCancel(db)], db=db)
     parts = build(settings, encoder=shared_encoder, actions=runner)
     sender = ConversationId("savepoint-test")
 
@@ -126,9 +116,12 @@ async def test_a_failing_action_is_rolled_back_to_its_savepoint(settings, db, sh
     parts.db.dispose()
 
 
-async def test_a_turn_that_fails_leaves_nothing_half_written(
+async def test_a_turn_whose_events_cannot_be_stored_writes_none_of_them(
     settings, db, shared_encoder, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
+    """The turn's events are stored in one transaction or not at all, and the conversation
+    is free again at once. An action's own change is its own unit of work: committed when
+    the action succeeded (as with a remote action server), with its audit row."""
     from bot.app import build
     from bot.store import conversations
 
@@ -138,17 +131,20 @@ async def test_a_turn_that_fails_leaves_nothing_half_written(
         await parts.manager.handle(Message(conversation_id=sender, text=text))
     stored_before = len(_events(db, sender))
 
-    def broken_append(*args: Any, **kwargs: Any) -> None:
+    def broken_commit(*args: Any, **kwargs: Any) -> bool:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(conversations, "append_events", broken_append)
+    monkeypatch.setattr(conversations, "commit", broken_commit)
     with pytest.raises(RuntimeError):
         await parts.manager.handle(Message(conversation_id=sender, text="yes"))
-    # the cancellation ran in the same transaction as the events: both rolled back
-    assert _order(db, "#W6975922").status == "pending"
     assert len(_events(db, sender)) == stored_before
-    monkeypatch.undo()
-    reply = await parts.manager.handle(Message(conversation_id=sender, text="yes"))
-    assert "cancelled" in " ".join(r.text or "" for r in reply).lower()
     assert _order(db, "#W6975922").status == "cancelled"
+    with db.session() as s:
+        [change] = s.scalars(select(OrderChange).where(OrderChange.order_id == "#W6975922"))
+        assert change.conversation_id == sender
+    monkeypatch.undo()
+    # not held by the failed turn: the next message is handled at once
+    reply = await asyncio.wait_for(
+        parts.manager.handle(Message(conversation_id=sender, text="are you a bot?")), 5)
+    assert "bot" in " ".join(r.text or "" for r in reply).lower()
     parts.db.dispose()

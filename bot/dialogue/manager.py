@@ -22,13 +22,13 @@ import contextvars
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from bot.actions import PROTOCOL_VERSION, ActionRunner
 from bot.dialogue.domain import Domain
+from bot.dialogue.gate import ConversationGate, Outcome
 from bot.dialogue.policy import LISTEN, FlowPolicy, Prediction
 from bot.dialogue.slots import extract_slots
 from bot.dialogue.tracker import MISS_ACTIONS, Tracker
@@ -36,7 +36,6 @@ from bot.errors import ActionError
 from bot.handoff.desk import HandoffConflict, HandoffDesk
 from bot.handoff.outbox import Change, Relay
 from bot.handoff.triggers import ASKED, HandoffPolicy, Trigger, assess_complaint
-from bot.store import conversations
 from bot.store.db import Database
 from bot.store.models import Conversation
 from bot.types import (
@@ -99,12 +98,14 @@ class DialogueManager:
         handoff: HandoffDesk | None = None,
         handoff_policy: HandoffPolicy | None = None,
         relay: Relay | None = None,
+        gate: ConversationGate | None = None,
     ) -> None:
         """``handoff``: the desk that queues conversations for agents (without one, a
         handoff is only recorded in the tracker); ``handoff_policy``: when the bot hands
         off on its own (default: offer a human after ``max_misses``, hand off on failed
         actions, out-of-scope requests and severe complaints); ``relay``: where changes
-        of conversations in handoff are published for the console."""
+        of conversations in handoff are published for the console; ``gate``: how turns
+        take a conversation (default: leases in ``db``)."""
         self.domain = domain
         self.policy = policy
         self.nlu = nlu
@@ -116,9 +117,7 @@ class DialogueManager:
         self.handoff = handoff
         self.relay = relay
         self.stats = TurnStats()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # SQLite has one writer: turns in this process take turns. PostgreSQL locks per row.
-        self._global_lock = asyncio.Lock() if db.is_sqlite else None
+        self.gate = gate or ConversationGate(db)
         self._domain_dict = domain.as_rasa_dict()
         self._initial_slots = domain.initial_slots()
 
@@ -129,42 +128,32 @@ class DialogueManager:
         """Run one turn. ``on_token``: a channel that can show a reply as it is written gets
         the knowledge answer's text piece by piece, in order, on this event loop (each piece
         already passed the fact guard). The returned replies are complete either way; if the
-        guard replaced the streamed text, the final reply holds the text to show."""
+        guard replaced the streamed text, the final reply holds the text to show.
+
+        A message whose ``metadata["message_id"]`` is already stored in the conversation (a
+        client's retry) is not handled again: the replies it got are returned. Raises
+        ``Unavailable`` (nothing stored) when the conversation or the database stays busy."""
         text = (message.text or "").strip()
         if not text:
             return self.domain.render("utter_empty_message", {})
         cid = ConversationId(str(message.conversation_id))
         token = _token_sink.set(on_token)
         try:
-            async with self._exclusive(cid):
-                return await self._turn(cid, message, text)
+            async with self.gate.hold(cid, message.channel) as holding:
+                tracker = Tracker.from_events(cid, self._initial_slots, holding.snapshot.events)
+                client_id = message.metadata.get("message_id")
+                if client_id:
+                    earlier = replies_to(tracker, str(client_id))
+                    if earlier is not None:
+                        return earlier
+                await self._turn(tracker, message, text)
+                new = tracker.new_events
+                await self.gate.finish(holding, lambda _session: Outcome(
+                    new, tracker.handoff_status, _customer(tracker)))
         finally:
             _token_sink.reset(token)
-
-    @contextlib.asynccontextmanager
-    async def _exclusive(self, cid: ConversationId) -> AsyncIterator[None]:
-        """One writer per conversation in this process (and one writer at all on SQLite)."""
-        lock = self._locks.get(cid)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[cid] = lock
-        async with lock:
-            if self._global_lock is not None:
-                async with self._global_lock:
-                    yield
-            else:
-                yield
-
-    @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[None]:
-        """Hold while writing to the database outside a turn (console logins, ticket
-        changes, outbox marks). On SQLite it waits for the running turn: a turn reads
-        first and writes at the end, and a write in between would make it fail."""
-        if self._global_lock is None:
-            yield
-            return
-        async with self._global_lock:
-            yield
+        self._publish(cid, tracker.handoff_status, new)
+        return [e.to_reply() for e in new if isinstance(e, BotUttered)]
 
     async def run_external(
         self,
@@ -174,31 +163,32 @@ class DialogueManager:
         guard: Callable[[Any, str], None] | None = None,
     ) -> T:
         """Run a step from outside the shopper's turns (an agent's action) like a turn:
-        under the conversation's lock, in one transaction, with the replayed tracker.
+        holding the conversation, in one transaction, with the replayed tracker.
         ``guard(session, id)`` runs first in the transaction and may raise to abort (the
         race-free claim). The events ``step`` applies are appended, the derived columns
         updated, and the change published. Raises ``HandoffConflict`` for an unknown
         conversation."""
         cid = ConversationId(str(conversation_id))
-        async with self._exclusive(cid):
-            with self.db.turn() as session:
+        async with self.gate.hold(cid, "rest", create=False) as holding:
+            if not holding.snapshot.existed:
+                raise HandoffConflict(f"no conversation {cid!r}")
+            tracker = Tracker.from_events(cid, self._initial_slots, holding.snapshot.events)
+
+            def write(session: Any) -> Outcome[T]:
                 if guard is not None:
                     guard(session, cid)
-                if session.get(Conversation, cid) is None:
-                    raise HandoffConflict(f"no conversation {cid!r}")
-                conv = conversations.lock_conversation(session, cid, "rest")
-                tracker = Tracker.from_events(
-                    cid, self._initial_slots, conversations.load_events(session, cid)
-                )
+                conv = session.get(Conversation, cid)
                 result = step(session, conv, tracker)
-                new = tracker.new_events
-                conversations.append_events(session, conv, new)
-                conv.handoff_status = tracker.handoff_status
-                if tracker.slots.get("customer_id"):
-                    conv.customer_id = str(tracker.slots["customer_id"])
-                status = tracker.handoff_status
-            self._publish(cid, status, new)
-            return result
+                return Outcome(tracker.new_events, tracker.handoff_status, _customer(tracker),
+                               result=result)
+
+            outcome = await self.gate.finish(holding, write)
+        self._publish(cid, tracker.handoff_status, outcome.events)
+        return outcome.result  # type: ignore[return-value]
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:  # TEMP: removed once the console moves
+        yield
 
     def _publish(self, cid: ConversationId, status: str, new: list[Event]) -> None:
         """Tell the console what changed in a conversation (and the outbox about messages
@@ -213,53 +203,42 @@ class DialogueManager:
         self.relay.publish(Change(conversation_id=cid, status=status,
                                   kinds=tuple(dict.fromkeys(kinds))))
 
-    async def _turn(self, cid: ConversationId, message: Message, text: str) -> list[Reply]:
-        with self.db.turn() as session:
-            conv = conversations.lock_conversation(session, cid, message.channel)
-            tracker = Tracker.from_events(
-                cid, self._initial_slots, conversations.load_events(session, cid)
-            )
-            self._maybe_start_session(tracker)
-            if len(text) > MAX_MESSAGE_CHARS:
-                # Refused: nothing of the message is stored, only the refusal.
-                self._utter(tracker, "utter_message_too_long")
-            else:
-                self.stats.turns += 1
-                parse = self.nlu.parse(text)
-                user = UserUttered(
-                    text=text,
-                    parse_data=parse,
-                    input_channel=message.channel,
-                    message_id=str(message.metadata.get("message_id") or uuid.uuid4().hex),
-                )
-                tracker.apply(user)
-                complaint = self._severe_complaint(tracker, user)
-                if tracker.handoff_status == "claimed":
-                    pass  # a human agent holds the conversation: the bot stays silent
-                elif complaint is not None:
-                    tracker.apply(ActionExecuted(name="action_handoff",
-                                                 policy=HANDOFF_POLICY + complaint.kind,
-                                                 confidence=1.0))
-                    await self._hand_off(tracker, complaint, ticket_text=text)
-                    tracker.apply(ActionExecuted(name=LISTEN))
-                else:
-                    for ev in extract_slots(
-                        self.domain,
-                        user,
-                        active_loop=tracker.active_loop,
-                        requested_slot=tracker.slots.get("requested_slot"),
-                        current=tracker.slots,
-                    ):
-                        tracker.apply(ev)
-                    await self._run_until_listen(tracker, session)
-            new = tracker.new_events
-            conversations.append_events(session, conv, new)
-            conv.handoff_status = tracker.handoff_status
-            if tracker.slots.get("customer_id"):
-                conv.customer_id = str(tracker.slots["customer_id"])
-            status = tracker.handoff_status
-        self._publish(cid, status, new)
-        return [e.to_reply() for e in new if isinstance(e, BotUttered)]
+    async def _turn(self, tracker: Tracker, message: Message, text: str) -> None:
+        """Apply one shopper message to ``tracker``: nothing is written here; in-process
+        actions and handoff steps commit their own short transactions off the loop."""
+        self._maybe_start_session(tracker)
+        if len(text) > MAX_MESSAGE_CHARS:
+            # Refused: nothing of the message is stored, only the refusal.
+            self._utter(tracker, "utter_message_too_long")
+            return
+        self.stats.turns += 1
+        parse = await asyncio.to_thread(self.nlu.parse, text)
+        user = UserUttered(
+            text=text,
+            parse_data=parse,
+            input_channel=message.channel,
+            message_id=str(message.metadata.get("message_id") or uuid.uuid4().hex),
+        )
+        tracker.apply(user)
+        complaint = self._severe_complaint(tracker, user)
+        if tracker.handoff_status == "claimed":
+            return  # a human agent holds the conversation: the bot stays silent
+        if complaint is not None:
+            tracker.apply(ActionExecuted(name="action_handoff",
+                                         policy=HANDOFF_POLICY + complaint.kind,
+                                         confidence=1.0))
+            await self._hand_off(tracker, complaint, ticket_text=text)
+            tracker.apply(ActionExecuted(name=LISTEN))
+            return
+        for ev in extract_slots(
+            self.domain,
+            user,
+            active_loop=tracker.active_loop,
+            requested_slot=tracker.slots.get("requested_slot"),
+            current=tracker.slots,
+        ):
+            tracker.apply(ev)
+        await self._run_until_listen(tracker)
 
     def _severe_complaint(self, tracker: Tracker, user: UserUttered) -> Trigger | None:
         """A complaint (or an answer inside the complaint form) naming a legal or safety
@@ -284,7 +263,7 @@ class DialogueManager:
         tracker.apply(ActionExecuted(name=LISTEN))
 
     # ------------------------------------------------------------------ prediction
-    async def _run_until_listen(self, tracker: Tracker, session: Any) -> None:
+    async def _run_until_listen(self, tracker: Tracker) -> None:
         queued: list[str] = []
         for _ in range(MAX_ACTIONS_PER_TURN):
             if queued:
@@ -294,13 +273,13 @@ class DialogueManager:
                     form = action[len(REASK):]
                     requested = tracker.slots.get("requested_slot")
                     if tracker.active_loop == form and requested:
-                        await self._ask(form, str(requested), tracker, session)
+                        await self._ask(form, str(requested), tracker)
                     break
             else:
                 action, pred = self._next_action(tracker)
             if action == LISTEN:
                 break
-            follow = await self._run_action(action, tracker, session, pred)
+            follow = await self._run_action(action, tracker, pred)
             if follow is False:
                 break
             if isinstance(follow, list):
@@ -345,12 +324,12 @@ class DialogueManager:
 
     # ------------------------------------------------------------------ execution
     async def _run_action(
-        self, name: str, tracker: Tracker, session: Any, pred: Prediction
+        self, name: str, tracker: Tracker, pred: Prediction
     ) -> bool | list[str] | None:
         """Run one action. Returns False to stop the turn, a list of actions to run next,
         or None to carry on predicting."""
         if self.domain.is_form(name):
-            return await self._run_form(name, tracker, session)
+            return await self._run_form(name, tracker)
         executed = ActionExecuted(name=name, policy=pred.policy, confidence=pred.confidence)
         if self.domain.is_response(name):
             tracker.apply(executed)
@@ -360,21 +339,20 @@ class DialogueManager:
         if builtin is not None:
             tracker.apply(executed)
             return await builtin(tracker)
-        ok = await self._run_custom(name, tracker, session, executed=executed)
+        ok = await self._run_custom(name, tracker, executed=executed)
         return None if ok else False
 
     async def _run_custom(
         self,
         name: str,
         tracker: Tracker,
-        session: Any,
         *,
         executed: ActionExecuted | None,
         extra_events: list[dict[str, Any]] | None = None,
     ) -> bool:
         payload = self._payload(name, tracker, extra_events)
         try:
-            result = await self._call_action(name, payload, session)
+            result = await self._call_action(name, payload)
         except ActionError as exc:
             log.warning("action failed: %s", exc)
             self.stats.action_failures += 1
@@ -387,14 +365,10 @@ class DialogueManager:
         self._apply_result(tracker, result)
         return True
 
-    async def _call_action(self, name: str, payload: dict[str, Any], session: Any) -> dict[str, Any]:
-        """In process: inside a savepoint of the turn, so a failed action leaves no trace.
-        Remote: the action server commits its own changes, so end our transaction first
-        (nothing of the turn is written before the end) and read its results afresh."""
-        if self.actions.shares_transaction:
-            with session.begin_nested():
-                return await self.actions.run(name, payload)
-        session.commit()
+    async def _call_action(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Run a custom action. In process, it runs on a database thread in its own unit of
+        work (a failed action leaves no trace); remotely, the action server commits its own
+        changes. Either way no transaction of the turn is open meanwhile."""
         return await self.actions.run(name, payload)
 
     def _payload(
@@ -436,7 +410,7 @@ class DialogueManager:
             tracker.apply(_bot_event(r))
 
     # ------------------------------------------------------------------ forms
-    async def _run_form(self, form: str, tracker: Tracker, session: Any) -> bool | list[str] | None:
+    async def _run_form(self, form: str, tracker: Tracker) -> bool | list[str] | None:
         required = self.domain.forms[form]
         activating = tracker.active_loop != form
         latest = tracker.latest_message
@@ -457,7 +431,7 @@ class DialogueManager:
             payload_tracker = _TrackerWithLoop(tracker, form)
             payload = self._payload(validator, payload_tracker.view(), extra)
             try:
-                result = await self._call_action(validator, payload, session)
+                result = await self._call_action(validator, payload)
             except ActionError as exc:
                 log.warning("form validation failed: %s", exc)
                 self.stats.action_failures += 1
@@ -497,9 +471,9 @@ class DialogueManager:
             return None
         if tracker.slots.get("requested_slot") != next_slot:
             tracker.apply(SlotSet(key="requested_slot", value=next_slot))
-        return await self._ask(form, str(next_slot), tracker, session)
+        return await self._ask(form, str(next_slot), tracker)
 
-    async def _ask(self, form: str, slot: str, tracker: Tracker, session: Any) -> bool:
+    async def _ask(self, form: str, slot: str, tracker: Tracker) -> bool:
         ask = self.domain.ask_action_for(form, slot)
         if ask is None:
             log.warning("form %s has no question for slot %s", form, slot)
@@ -508,7 +482,7 @@ class DialogueManager:
         if self.domain.is_response(ask):
             self._utter(tracker, ask)
             return False
-        await self._run_custom(ask, tracker, session, executed=None)
+        await self._run_custom(ask, tracker, executed=None)
         return False
 
     def _interrupt_form(self, form: str, tracker: Tracker, intent: str | None) -> list[str]:
@@ -573,14 +547,8 @@ class DialogueManager:
         wait = "a few minutes"
         ticket_id = None
         if self.handoff is not None:
-            with self.db.session() as session:  # the turn's session
-                conv = session.get(Conversation, tracker.conversation_id)
-                row = None
-                if conv is not None:
-                    row = self.handoff.request(session, conv, tracker, trigger,
-                                               ticket_text=ticket_text)
-                ticket_id = row.ticket_id if row is not None else None
-                minutes = self.handoff.expected_wait_minutes(session)
+            ticket_id, minutes = await self.db.call(self._request_handoff, tracker, trigger,
+                                                    ticket_text)
             wait = "about 1 minute" if minutes == 1 else f"about {minutes} minutes"
         elif not waiting:
             tracker.apply(HandoffEvent(step="requested", reason=trigger.reason,
@@ -590,6 +558,20 @@ class DialogueManager:
         if ticket_id:
             self._utter(tracker, "utter_handoff_complaint", ticket_id=ticket_id)
         self._utter(tracker, "utter_handoff", wait=wait)
+
+    def _request_handoff(self, tracker: Tracker, trigger: Trigger, ticket_text: str | None
+                         ) -> tuple[str | None, int]:
+        """On a database thread: queue the conversation (its handoff row, a ticket) and
+        estimate the wait. Its own short transaction, like an in-process action."""
+        assert self.handoff is not None
+        with self.db.session() as session:
+            conv = session.get(Conversation, tracker.conversation_id)
+            row = None
+            if conv is not None:
+                row = self.handoff.request(session, conv, tracker, trigger,
+                                           ticket_text=ticket_text)
+            ticket_id = row.ticket_id if row is not None else None
+            return ticket_id, self.handoff.expected_wait_minutes(session)
 
     async def _builtin_action_restart(self, tracker: Tracker) -> None:
         from bot.types import Restarted
@@ -731,3 +713,23 @@ def _citation_dict(c: Any) -> dict[str, Any]:
         if hasattr(c, key):
             out[key] = getattr(c, key)
     return out
+
+
+def _customer(tracker: Tracker) -> str | None:
+    value = tracker.slots.get("customer_id")
+    return str(value) if value else None
+
+
+def replies_to(tracker: Tracker, message_id: str) -> list[Reply] | None:
+    """The bot's replies to the stored shopper message ``message_id``, or ``None`` when no
+    such message is stored (a client's retry is answered from here)."""
+    replies: list[Reply] | None = None
+    for e in tracker.events:
+        if isinstance(e, UserUttered):
+            if replies is not None:
+                break
+            if e.message_id == message_id:
+                replies = []
+        elif replies is not None and isinstance(e, BotUttered):
+            replies.append(e.to_reply())
+    return replies

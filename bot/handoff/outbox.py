@@ -14,8 +14,7 @@ a client shows it once. Register one per channel name (``Conversation.channel``)
 ``Outbox.register``; a channel with none (REST) leaves messages pending until the client
 takes them with ``Outbox.take_pending`` (``GET /webhooks/rest/messages?sender=ID``).
 
-Writers outside a dialogue turn hold ``gate`` (on SQLite the dialogue manager's writer
-lock: a turn's read snapshot must not go stale under it).
+Database work runs on the database's threads (``Database.call``), never on the event loop.
 """
 
 from __future__ import annotations
@@ -23,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,14 +37,6 @@ from bot.store.models import OutboxMessage
 from bot.types import ConversationId, Reply
 
 log = logging.getLogger(__name__)
-
-Gate = Callable[[], contextlib.AbstractAsyncContextManager[Any]]
-
-
-@contextlib.asynccontextmanager
-async def no_gate() -> AsyncIterator[None]:
-    yield
-
 
 # --------------------------------------------------------------------------- the feed
 
@@ -114,6 +106,76 @@ class Relay:
         for sub in list(self._subscribers):
             sub.close()
 
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Held open while the app serves (a relay across workers listens meanwhile)."""
+        yield
+
+
+class RedisRelay(Relay):
+    """The change feed of several workers: ``publish`` goes to a Redis pub/sub channel and
+    every worker's ``running()`` listener hands what arrives to its local subscribers, so
+    a console on one worker sees turns taken on another, and the worker that holds a
+    shopper's socket pushes an agent's message queued on another.
+
+    Redis is a notifier here, not a store: a change lost while Redis is down is published
+    locally instead, and the outbox's periodic retry delivers what a lost change would
+    have. Why Redis rather than PostgreSQL ``LISTEN/NOTIFY``: it needs no connection held
+    per worker from the database pool, works with SQLite too, and python-socketio's
+    manager for several workers uses it anyway."""
+
+    def __init__(self, url: str, channel: str = "clerk:changes") -> None:
+        import redis.asyncio as aioredis
+
+        super().__init__()
+        self.url = url
+        self.channel = channel
+        self._redis = aioredis.from_url(url)
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def publish(self, change: Change) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(change))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, change: Change) -> None:
+        payload = json.dumps({"conversation_id": change.conversation_id,
+                              "status": change.status, "kinds": list(change.kinds)})
+        try:
+            await self._redis.publish(self.channel, payload)
+        except Exception:
+            log.warning("Redis publish failed; the change stays on this worker", exc_info=True)
+            Relay.publish(self, change)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        listener = asyncio.create_task(self._listen())
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await self._redis.aclose()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    async for item in pubsub.listen():
+                        if item.get("type") != "message":
+                            continue
+                        data = json.loads(item["data"])
+                        Relay.publish(self, Change(conversation_id=str(data["conversation_id"]),
+                                                   status=str(data["status"]),
+                                                   kinds=tuple(data.get("kinds") or ())))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("Redis change feed interrupted; reconnecting", exc_info=True)
+                await asyncio.sleep(1.0)
+
 
 # --------------------------------------------------------------------------- the outbox
 
@@ -152,12 +214,10 @@ def _now() -> dt.datetime:
 
 
 class Outbox:
-    def __init__(self, db: Database, relay: Relay, *, gate: Gate = no_gate,
-                 retry_every: float = 5.0, max_age: dt.timedelta = dt.timedelta(hours=24)
+    def __init__(self, db: Database, relay: Relay, *, retry_every: float = 5.0, max_age: dt.timedelta = dt.timedelta(hours=24)
                  ) -> None:
         self.db = db
         self.relay = relay
-        self.gate = gate
         self.retry_every = retry_every
         self.max_age = max_age
         self._deliveries: dict[str, ShopperDelivery] = {}
@@ -197,27 +257,32 @@ class Outbox:
     async def take_pending(self, conversation_id: str) -> list[OutgoingMessage]:
         """The conversation's undelivered messages, oldest first, marked delivered: each is
         returned once, even to two clients polling at the same moment."""
-        async with self.gate():
-            with self.db.session() as s:
-                rows = s.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.conversation_id == conversation_id,
-                           OutboxMessage.delivered_at.is_(None))
-                    .order_by(OutboxMessage.id)
-                ).all()
-                taken = []
-                for r in rows:
-                    if r.channel in self._deliveries:
-                        continue  # that channel pushes: polling must not take its messages
-                    done = s.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.id == r.id, OutboxMessage.delivered_at.is_(None))
-                        .values(delivered_at=_now())
-                    )
-                    if done.rowcount == 1:  # type: ignore[attr-defined]
-                        taken.append(OutgoingMessage.from_row(r))
+        taken = await self.db.call(self._take_pending, conversation_id,
+                                   frozenset(self._deliveries))
         self.delivered += len(taken)
         return taken
+
+    def _take_pending(self, conversation_id: str, pushed: frozenset[str]
+                      ) -> list[OutgoingMessage]:
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.conversation_id == conversation_id,
+                       OutboxMessage.delivered_at.is_(None))
+                .order_by(OutboxMessage.id)
+            ).all()
+            taken = []
+            for r in rows:
+                if r.channel in pushed:
+                    continue  # that channel pushes: polling must not take its messages
+                done = s.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == r.id, OutboxMessage.delivered_at.is_(None))
+                    .values(delivered_at=_now())
+                )
+                if done.rowcount == 1:  # type: ignore[attr-defined]
+                    taken.append(OutgoingMessage.from_row(r))
+            return taken
 
     # ------------------------------------------------------------------ pushing
     async def push(self, conversation_id: str | None = None) -> int:
@@ -226,8 +291,9 @@ class Outbox:
         history). Returns how many were delivered."""
         if not self._deliveries:
             return 0
-        messages = self.pending(conversation_id, channels=list(self._deliveries),
-                                newer_than=_now() - self.max_age)
+        messages = await self.db.call(self.pending, conversation_id,
+                                      channels=list(self._deliveries),
+                                      newer_than=_now() - self.max_age)
         done = 0
         for m in messages:
             try:
@@ -238,15 +304,17 @@ class Outbox:
             if not ok:
                 self.failures += 1
                 continue
-            async with self.gate():
-                with self.db.session() as s:
-                    s.execute(update(OutboxMessage)
-                              .where(OutboxMessage.message_id == m.id,
-                                     OutboxMessage.delivered_at.is_(None))
-                              .values(delivered_at=_now()))
+            await self.db.call(self._mark_delivered, m.id)
             done += 1
         self.delivered += done
         return done
+
+    def _mark_delivered(self, message_id: str) -> None:
+        with self.db.session() as s:
+            s.execute(update(OutboxMessage)
+                      .where(OutboxMessage.message_id == message_id,
+                             OutboxMessage.delivered_at.is_(None))
+                      .values(delivered_at=_now()))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

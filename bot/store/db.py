@@ -1,25 +1,48 @@
-"""Engine and sessions.
+"""Engine, sessions, and the thread pool that keeps database work off the event loop.
 
-``Database.session()`` is the one way code gets a SQLAlchemy session. Inside a dialogue
-turn the manager opens the turn's session with ``Database.turn()``; any code running in
-the same asyncio task (in-process actions included) that asks for ``session()`` then gets
-that same session, so the whole turn commits once or rolls back as a whole. Outside a
-turn, ``session()`` opens its own session and commits when the block ends without error.
+``Database.session()`` is the one way code gets a SQLAlchemy session. ``Database.unit()``
+opens a unit of work: any code running in the same context (an in-process action and the
+helpers it calls) that asks for ``session()`` gets that same session, so the unit commits
+once or rolls back as a whole. Outside a unit, ``session()`` opens its own session and
+commits when the block ends without error.
+
+All of these are blocking calls. Async code never calls them directly: it hands a function
+to ``await Database.call(fn, ...)``, which runs it on the database's own worker threads.
+There are as many threads as pooled connections, so a thread never waits for a connection;
+a caller that finds every thread busy waits up to ``queue_timeout`` seconds and then gets
+``Overloaded`` (HTTP 503 with ``Retry-After``), so the server answers rather than freezes.
+
+SQLite has one writer. Every SQLite transaction starts with ``BEGIN IMMEDIATE`` (so a
+transaction that reads then writes never fails half-way on a busy database) and, within
+one process, holds a lock that hands the writer slot over fairly between threads instead of
+SQLite's sleep-and-retry. Transactions are short: nobody holds one across a network wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-_turn_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
-    "clerk_turn_session", default=None
+from bot.errors import Overloaded
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_unit_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
+    "clerk_unit_session", default=None
 )
+
+DEFAULT_POOL_SIZE = 10
+DEFAULT_QUEUE_TIMEOUT = 5.0
 
 
 def normalise_url(url: str) -> str:
@@ -32,24 +55,38 @@ def normalise_url(url: str) -> str:
 
 
 class Database:
-    """Owns one engine. Build it in ``app.py`` (or ``from_env`` in an action server)."""
+    """Owns one engine and its worker threads. Build it in ``app.py`` (or ``from_env`` in
+    an action server)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        queue_timeout: float = DEFAULT_QUEUE_TIMEOUT,
+    ) -> None:
         self.url = normalise_url(url)
+        self.pool_size = max(1, pool_size)
+        self.queue_timeout = queue_timeout
         if self.url.startswith("sqlite:///"):
             Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        kwargs: dict = {"echo": echo, "future": True}
+        kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             # isolation_level=None + an explicit BEGIN: pysqlite's own transaction handling
-            # breaks SAVEPOINTs, which a turn uses to roll back one failed action.
+            # breaks SAVEPOINTs, which a unit of work uses to roll back one failed step.
             kwargs["connect_args"] = {
                 "check_same_thread": False,
                 "timeout": 30,
                 "isolation_level": None,
             }
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+            # One connection per worker thread, a few spare for synchronous callers
+            # (migrations, CLI commands); a caller never waits long for one.
+            kwargs.update(pool_pre_ping=True, pool_size=self.pool_size, max_overflow=4,
+                          pool_timeout=queue_timeout)
         self.engine: Engine = create_engine(self.url, **kwargs)
+        self._writer = threading.RLock() if self.is_sqlite else None
         if self.is_sqlite:
 
             @event.listens_for(self.engine, "connect")
@@ -62,13 +99,20 @@ class Database:
 
             @event.listens_for(self.engine, "begin")
             def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-                conn.exec_driver_sql("BEGIN")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._threads: ThreadPoolExecutor | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
 
     @classmethod
     def from_env(cls) -> Database:
@@ -77,13 +121,32 @@ class Database:
 
         return cls(Settings.load().database_url)
 
+    # ------------------------------------------------------------------ blocking API
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        current = _turn_session.get()
+        current = _unit_session.get()
         if current is not None:
             yield current
             return
-        with self._factory() as s:
+        with self._transaction() as s:
+            yield s
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[Session]:
+        """A unit of work: ``session()`` calls in this context share one transaction,
+        committed at the end or rolled back as a whole."""
+        if _unit_session.get() is not None:
+            raise RuntimeError("a unit of work is already open in this context")
+        with self._transaction() as s:
+            token = _unit_session.set(s)
+            try:
+                yield s
+            finally:
+                _unit_session.reset(token)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._write_slot(), self._factory() as s:
             try:
                 yield s
                 s.commit()
@@ -92,21 +155,50 @@ class Database:
                 raise
 
     @contextlib.contextmanager
-    def turn(self) -> Iterator[Session]:
-        """The session of one dialogue turn: commits once at the end, or rolls back."""
-        if _turn_session.get() is not None:
-            raise RuntimeError("a turn is already open in this context")
-        with self._factory() as s:
-            token = _turn_session.set(s)
-            try:
-                yield s
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
-            finally:
-                _turn_session.reset(token)
+    def _write_slot(self) -> Iterator[None]:
+        if self._writer is None:
+            yield
+            return
+        with self._writer:
+            yield
 
+    # ------------------------------------------------------------------ async API
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking ``fn(*args, **kwargs)`` on a database thread; raise ``Overloaded``
+        when no thread frees up within ``queue_timeout`` seconds. The caller's context
+        variables travel with the call."""
+        return await self.call_within(self.queue_timeout, fn, *args, **kwargs)
+
+    async def call_within(self, patience: float, fn: Callable[P, T], *args: P.args,
+                          **kwargs: P.kwargs) -> T:
+        """``call`` waiting up to ``patience`` seconds for a thread (clean-up work that
+        should rather wait than fail)."""
+        slots = self._slot_semaphore()
+        try:
+            await asyncio.wait_for(slots.acquire(), patience)
+        except TimeoutError:
+            raise Overloaded("database", retry_after=max(1.0, self.queue_timeout)) from None
+        try:
+            ctx = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor(), lambda: ctx.run(fn, *args,
+                                                                               **kwargs))
+        finally:
+            slots.release()
+
+    def _slot_semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots_loop is not loop:
+            self._slots = asyncio.Semaphore(self.pool_size)
+            self._slots_loop = loop
+        return self._slots
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.pool_size, thread_name_prefix="clerk-db")
+        return self._threads
+
+    # ------------------------------------------------------------------ lifecycle
     def create_all(self) -> None:
         """Create the schema directly (tests); production uses ``clerk db upgrade``."""
         from bot.store.models import Base
@@ -114,5 +206,7 @@ class Database:
         Base.metadata.create_all(self.engine)
 
     def dispose(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True, cancel_futures=True)
+            self._threads = None
         self.engine.dispose()
-

@@ -52,6 +52,10 @@ class Conversation(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     event_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The turn that holds the conversation (see ``bot.store.conversations``): a random
+    # owner token, valid until ``lease_until`` (epoch seconds) unless renewed.
+    lease_owner: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ConversationEvent(Base):
