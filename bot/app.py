@@ -7,14 +7,17 @@ indexed, NLU trained) doing only what is missing; ``build(settings)`` loads the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -29,6 +32,7 @@ from bot.dialogue.domain import Domain
 from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.stories import DialogueData
+from bot.errors import Unavailable
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -182,7 +186,8 @@ def build(
 
     privacy.install()
     encoder = encoder or make_encoder(settings)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size,
+                  queue_timeout=settings.db_queue_timeout)
     domain_file, dialogue_files = data_files(settings)
     domain = Domain.load(domain_file)
     policy = FlowPolicy(DialogueData.load(*dialogue_files))
@@ -197,7 +202,7 @@ def build(
             import importlib
 
             package = importlib.import_module(settings.actions_package)
-            actions = InProcessActionRunner(package.build_actions(db))
+            actions = InProcessActionRunner(package.build_actions(db), db=db)
     index = KnowledgeIndex.load(settings.index_dir, encoder)
     generation = build_generation(settings, llm=llm)
     answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer, generation.catalog)
@@ -216,10 +221,26 @@ def build(
     )
     parts = Parts(settings=settings, db=db, domain=domain, manager=manager, nlu=nlu,
                   actions=actions, generation=generation, handoff=handoff)
-    parts.channels.append(RestChannel(manager, outbox=handoff.outbox))
+    parts.channels.append(RestChannel(manager, outbox=handoff.outbox, token=settings.rest_token))
     parts.channels.extend(web_and_telegram_channels(settings, manager, db))
     attach_handoff(handoff, settings, manager, parts.channels)
     return parts
+
+
+def worker_app() -> Starlette:
+    """The app of one ``clerk serve --workers N`` worker process: settings from the
+    environment, the home already prepared by the parent process."""
+    parts = build(Settings.load())
+    warm(parts)
+    return create_app(parts)
+
+
+def warm(parts: Parts) -> None:
+    """Load the models now, not on the first shopper's message."""
+    parts.nlu.parse("hello")
+    llm = parts.generation.llm if parts.generation is not None else None
+    if llm is not None and hasattr(llm, "load"):
+        llm.load()
 
 
 # ----------------------------------------------------------------------------- handoff
@@ -241,7 +262,7 @@ class HandoffParts:
 def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffParts:
     from bot.handoff.agents import AgentAccounts
     from bot.handoff.desk import HandoffDesk, Notices
-    from bot.handoff.outbox import Outbox, Relay
+    from bot.handoff.outbox import Outbox, RedisRelay, Relay
     from bot.handoff.triggers import HandoffPolicy
 
     def response(name: str, default: str) -> str:
@@ -259,7 +280,7 @@ def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffPa
         on_action_failure=settings.handoff_on_action_failure,
         on_severe_complaint=settings.handoff_on_severe_complaint,
     )
-    relay = Relay()
+    relay = RedisRelay(settings.redis_url) if settings.redis_url else Relay()
     outbox = Outbox(db, relay)
     desk = HandoffDesk(db, outbox, notices=notices,
                        default_wait_minutes=settings.handoff_wait_minutes)
@@ -269,11 +290,10 @@ def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffPa
 
 def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueManager,
                    channels: list[Channel]) -> None:
-    """Give the outbox the manager's writer gate and a push for each channel that can
-    push (REST clients poll instead), and build the console."""
+    """Give the outbox a push for each channel that can push (REST clients poll instead),
+    and build the console."""
     from bot.web.console.app import Console
 
-    handoff.outbox.gate = manager.writing
     for channel in channels:
         delivery = shopper_delivery(channel)
         if delivery is not None:
@@ -426,7 +446,8 @@ def web_and_telegram_channels(
         WidgetChannel(manager, db, look=look, origins=origins,
                       rate_limit=settings.widget_rate_limit,
                       demo_products=catalog_products(settings.knowledge_dir)[:8]),
-        SocketIOChannel(manager, origins=origins, rate_limit=settings.widget_rate_limit),
+        SocketIOChannel(manager, origins=origins, rate_limit=settings.widget_rate_limit,
+                        redis_url=settings.redis_url),
     ]
     if settings.telegram_token:
         from bot.channels.telegram import TelegramChannel
@@ -437,6 +458,21 @@ def web_and_telegram_channels(
             webhook_secret=settings.telegram_webhook_secret,
         ))
     return channels
+
+
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """``Unavailable`` (the database or a conversation stayed busy): 503, try again."""
+    assert isinstance(exc, Unavailable)
+    return JSONResponse({"error": str(exc)}, status_code=503,
+                        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+
+
+async def database_down(request: Request, exc: Exception) -> JSONResponse:
+    """The database could not be reached (restarting, failed over): 503, try again. The
+    turn was rolled back; the pool reconnects on the next request."""
+    log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+    return JSONResponse({"error": "the store's database is unavailable; try again shortly"},
+                        status_code=503, headers={"Retry-After": "2"})
 
 
 def create_app(parts: Parts) -> Starlette:
@@ -462,8 +498,6 @@ def create_app(parts: Parts) -> Starlette:
 
     async def copy(request: Request) -> JSONResponse:
         """``POST /api/copy`` {"product_id", "audience"?, "tone"?, "n"?} -> copy variants."""
-        import asyncio
-
         from bot.errors import InputError
         from bot.generation.copy import UnknownProduct
 
@@ -499,7 +533,7 @@ def create_app(parts: Parts) -> Starlette:
             return JSONResponse({"error": "field 'text' (a string) is required"}, status_code=400)
         if len(text) > 4000:
             return JSONResponse({"error": "text over 4000 characters"}, status_code=400)
-        return JSONResponse(parts.nlu.parse(text))
+        return JSONResponse(await asyncio.to_thread(parts.nlu.parse, text))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -507,6 +541,7 @@ def create_app(parts: Parts) -> Starlette:
             for channel in parts.channels:
                 await running.enter_async_context(channel.running())
             if parts.handoff is not None:
+                await running.enter_async_context(parts.handoff.relay.running())
                 await running.enter_async_context(parts.handoff.outbox.running())
                 await running.enter_async_context(parts.handoff.console.running())
             yield
@@ -524,6 +559,7 @@ def create_app(parts: Parts) -> Starlette:
         routes.extend(channel.routes())
     if parts.handoff is not None:
         routes.extend(parts.handoff.console.routes())
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        Unavailable: unavailable, OperationalError: database_down})
     app.state.parts = parts
     return app

@@ -65,18 +65,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _ready_parts(settings: Settings):  # type: ignore[no-untyped-def]
-    from bot.app import build, make_encoder, prepare
+    from bot.app import build, make_encoder, prepare, warm
 
     encoder = make_encoder(settings)
     t = time.perf_counter()
     with progress_bar() as report:
         prepared = prepare(settings, report, encoder=encoder)
     parts = build(settings, encoder=encoder, nlu=prepared.get("nlu"))
-    # load the models now, not on the first shopper's message
-    parts.nlu.parse("hello")
-    llm = parts.generation.llm if parts.generation is not None else None
-    if llm is not None and hasattr(llm, "load"):
-        llm.load()
+    warm(parts)
     logging.getLogger("clerk").info("ready in %.1f s", time.perf_counter() - t)
     return parts
 
@@ -84,13 +80,34 @@ def _ready_parts(settings: Settings):  # type: ignore[no-untyped-def]
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import create_app
+    from bot.app import create_app, prepare
 
     settings = _settings(args)
+    if args.workers < 1:
+        raise ConfigError("--workers", "must be at least 1")
     t = time.perf_counter()
-    parts = _ready_parts(settings)
-    print(f"Clerk ready in {time.perf_counter() - t:.1f} s — http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(create_app(parts), host=args.host, port=args.port, log_level="warning")
+    if args.workers == 1:
+        parts = _ready_parts(settings)
+        print(f"Clerk ready in {time.perf_counter() - t:.1f} s — http://{args.host}:{args.port}",
+              flush=True)
+        uvicorn.run(create_app(parts), host=args.host, port=args.port, log_level="warning",
+                    timeout_graceful_shutdown=5)
+        return 0
+    # Several worker processes: prepare the home once here, then each worker builds its
+    # parts from the same settings (handed down through the environment).
+    with progress_bar() as report:
+        prepare(settings, report)
+    os.environ["CLERK_HOME"] = str(settings.home)
+    if args.config:
+        os.environ["CLERK_CONFIG"] = args.config
+    if not settings.redis_url:
+        logging.getLogger("clerk").warning(
+            "%d workers without CLERK_REDIS_URL: agents' messages and console updates reach "
+            "shoppers on other workers only through the outbox's periodic retry", args.workers)
+    print(f"Clerk prepared in {time.perf_counter() - t:.1f} s — starting {args.workers} workers "
+          f"on http://{args.host}:{args.port}", flush=True)
+    uvicorn.run("bot.app:worker_app", factory=True, workers=args.workers, host=args.host,
+                port=args.port, log_level="warning", timeout_graceful_shutdown=5)
     return 0
 
 
@@ -213,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the bot over HTTP (REST channel)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5005)
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes (share one database; set CLERK_REDIS_URL)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("shell", help="talk to the bot in this terminal")

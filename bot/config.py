@@ -61,6 +61,11 @@ class Settings:
     handoff_on_severe_complaint: bool = True  # legal/safety/strongly negative complaints
     handoff_wait_minutes: float = 3.0  # expected wait per shopper before any claim is timed
     console_secure_cookies: bool = False  # set behind HTTPS: the session cookie is Secure
+    # serving several shoppers, workers and hosts
+    rest_token: str | None = field(default=None, repr=False)  # REST channel bearer token
+    redis_url: str | None = None  # workers share the change feed, Socket.IO, rate limits
+    db_pool_size: int = 10  # database threads = pooled connections per worker
+    db_queue_timeout: float = 5.0  # seconds a request waits for one, then HTTP 503
     console_canned_replies: tuple[str, ...] = (
         "Thanks for your patience — I'm looking into this now.",
         "Could you tell me your order number (it looks like #W1234567)?",
@@ -123,6 +128,7 @@ class Settings:
             **channel_settings,
             **_llm_settings(get),
             **_handoff_settings(get),
+            **_serving_settings(get),
             extra={k: v for k, v in file_values.items()},
         )
 
@@ -162,6 +168,25 @@ def _channel_settings(get: Any) -> dict[str, Any]:
         if value is not None:
             out[name] = str(value)
     return out
+
+
+def _serving_settings(get: Any) -> dict[str, Any]:
+    """The REST token, Redis, and the database thread pool of each worker."""
+    try:
+        pool = int(get("db_pool_size", 10))
+        queue_timeout = float(get("db_queue_timeout", 5.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("db_pool_size/db_queue_timeout", str(exc)) from exc
+    if not 1 <= pool <= 200:
+        raise ConfigError("db_pool_size", "must be between 1 and 200")
+    if not 0 < queue_timeout <= 300:
+        raise ConfigError("db_queue_timeout", "must be between 0 and 300 seconds")
+    return {
+        "rest_token": get("rest_token") or None,
+        "redis_url": get("redis_url") or None,
+        "db_pool_size": pool,
+        "db_queue_timeout": queue_timeout,
+    }
 
 
 def _flag(get: Any, name: str, default: bool) -> bool:

@@ -94,6 +94,11 @@ class Chat:
     sender: str = field(default_factory=lambda: f"shopper-{uuid.uuid4().hex[:10]}")
     history: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
 
+    @property
+    def conversation_id(self) -> str:
+        """Where the server keeps this shopper's conversation (REST ids carry the channel)."""
+        return f"rest:{self.sender}"
+
     def say(self, text: str) -> list[dict[str, Any]]:
         resp = httpx.post(
             f"{self.base_url}/webhooks/rest/webhook",

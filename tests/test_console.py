@@ -130,18 +130,18 @@ def test_every_change_needs_the_csrf_token_and_our_origin(
 ) -> None:
     chat = Chat(server.url)
     chat.text("I want to talk to a human")
-    no_token = ana.http.post("/console/api/claim", json={"id": chat.sender})
+    no_token = ana.http.post("/console/api/claim", json={"id": chat.conversation_id})
     assert no_token.status_code == 403 and "CSRF" in no_token.json()["error"]
-    wrong = ana.http.post("/console/api/claim", json={"id": chat.sender},
+    wrong = ana.http.post("/console/api/claim", json={"id": chat.conversation_id},
                           headers={"X-CSRF-Token": "x" * 43})
     assert wrong.status_code == 403
-    cross = ana.http.post("/console/api/claim", json={"id": chat.sender},
+    cross = ana.http.post("/console/api/claim", json={"id": chat.conversation_id},
                           headers={"X-CSRF-Token": ana.csrf, "Origin": "https://evil.example"})
     assert cross.status_code == 403
     form = ana.http.post("/console/tickets/update", data={"id": "T-000001", "status": "solved"})
     assert form.status_code == 403
-    assert ana.entry(chat.sender)["status"] == "requested"  # type: ignore[index]
-    assert ana.post("claim", {"id": chat.sender}).status_code == 200
+    assert ana.entry(chat.conversation_id)["status"] == "requested"  # type: ignore[index]
+    assert ana.post("claim", {"id": chat.conversation_id}).status_code == 200
 
 
 def test_an_agent_cannot_reach_admin_pages(ana: Agent) -> None:
@@ -191,7 +191,7 @@ def test_the_live_socket_reports_changes(server: LiveServer, ana: Agent) -> None
         chat = Chat(server.url)
         chat.text("I want to talk to a human")
         change = json.loads(ws.recv(timeout=10))
-        assert change["conversation"] == chat.sender and change["status"] == "requested"
+        assert change["conversation"] == chat.conversation_id and change["status"] == "requested"
         assert "handoff:requested" in change["kinds"]
 
 
@@ -207,7 +207,7 @@ def test_shopper_text_is_escaped_in_pages(server: LiveServer, ana: Agent) -> Non
     view = ana.http.get("/console/conversation", params={"id": XSS}).text
     assert "<script>alert(2)</script>" not in view and "&lt;img src=x" in view
     # the API hands the text over as data; the page script renders it with textContent
-    transcript = ana.get("conversation", id=chat.sender)["transcript"]
+    transcript = ana.get("conversation", id=chat.conversation_id)["transcript"]
     assert any(XSS in (t.get("text") or "") for t in transcript)
     script = ana.http.get("/console/static/console.js").text
     assert "innerHTML" not in script and "insertAdjacentHTML" not in script

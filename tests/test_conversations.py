@@ -133,7 +133,7 @@ def test_cancel_a_pending_order_after_an_explicit_yes(chat: Chat, store: Databas
     assert o.status == "cancelled"
     assert any(p.get("transaction_type") == "refund" for p in o.payment_history)
     [change] = changes(store, "#W8770097")
-    assert change.kind == "cancel" and change.conversation_id == chat.sender
+    assert change.kind == "cancel" and change.conversation_id == chat.conversation_id
     assert change.data.get("reason") == "ordered by mistake"
 
 
@@ -251,9 +251,9 @@ def test_asking_for_a_human_marks_the_conversation(chat: Chat, store: Database) 
     reply = chat.text("I want to talk to a real person")
     assert "human" in reply or "colleague" in reply
     with store.session() as s:
-        conv = s.get(Conversation, chat.sender)
+        conv = s.get(Conversation, chat.conversation_id)
         assert conv is not None and conv.handoff_status == "requested"
-    assert any(e["event"] == "handoff" and e["step"] == "requested" for e in events(store, chat.sender))
+    assert any(e["event"] == "handoff" and e["step"] == "requested" for e in events(store, chat.conversation_id))
 
 
 def test_two_misses_in_a_row_offer_a_human(chat: Chat, store: Database) -> None:
@@ -263,10 +263,10 @@ def test_two_misses_in_a_row_offer_a_human(chat: Chat, store: Database) -> None:
     assert "human" in offer[0]["text"].lower()
     assert {"/affirm", "/deny"} <= {b["payload"] for b in offer[0]["buttons"]}
     with store.session() as s:
-        assert s.get(Conversation, chat.sender).handoff_status == "none"
+        assert s.get(Conversation, chat.conversation_id).handoff_status == "none"
     chat.text("yes")
     with store.session() as s:
-        assert s.get(Conversation, chat.sender).handoff_status == "requested"
+        assert s.get(Conversation, chat.conversation_id).handoff_status == "requested"
 
 
 def test_declining_the_offered_human_keeps_the_bot(chat: Chat, store: Database) -> None:
@@ -275,7 +275,7 @@ def test_declining_the_offered_human_keeps_the_bot(chat: Chat, store: Database) 
     reply = chat.text("/deny")
     assert "rephras" in reply or "try" in reply
     with store.session() as s:
-        assert s.get(Conversation, chat.sender).handoff_status == "none"
+        assert s.get(Conversation, chat.conversation_id).handoff_status == "none"
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -296,13 +296,13 @@ def test_malformed_requests_get_400_and_store_nothing(server: LiveServer, store:
 def test_empty_message_prompts_and_stores_nothing(chat: Chat, store: Database) -> None:
     reply = chat.text("   ")
     assert "empty" in reply or "type" in reply
-    assert events(store, chat.sender) == []
+    assert events(store, chat.conversation_id) == []
 
 
 def test_huge_message_is_refused_and_only_the_refusal_is_stored(chat: Chat, store: Database) -> None:
     reply = chat.text("x" * 4001)
     assert "too long" in reply
-    stored = events(store, chat.sender)
+    stored = events(store, chat.conversation_id)
     assert not any(e["event"] == "user" for e in stored)
     assert any(e["event"] == "bot" and "too long" in e["text"] for e in stored)
     assert not any("x" * 100 in str(e) for e in stored)
@@ -327,7 +327,7 @@ def test_parse_endpoint_returns_rasa_shape(server: LiveServer) -> None:
 def test_events_of_a_turn_are_one_consistent_sequence(chat: Chat, store: Database) -> None:
     chat.text("hi")
     chat.text("thanks")
-    seqs = [e for e in events(store, chat.sender)]
+    seqs = [e for e in events(store, chat.conversation_id)]
     kinds = [e["event"] for e in seqs]
     assert kinds.count("user") == 2
     assert kinds[-1] == "action" and seqs[-1]["name"] == "action_listen"

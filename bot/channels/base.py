@@ -1,5 +1,10 @@
 """The channel contract: a channel turns its transport's messages into ``Message`` values,
-hands them to the ``DialogueManager`` it holds, and renders the ``Reply`` values back."""
+hands them to the ``DialogueManager`` it holds, and renders the ``Reply`` values back.
+
+Conversation ids are made here, server-side: ``key_prefix`` + ``:`` + the id the client
+uses within the channel (a REST ``sender``, a widget session, a Telegram chat). A client
+can only ever name conversations of the channel it is talking to: a REST sender
+``tg:12345`` is the conversation ``rest:tg:12345``, never Telegram chat 12345's."""
 
 from __future__ import annotations
 
@@ -9,9 +14,16 @@ from collections.abc import AsyncIterator
 
 from starlette.routing import BaseRoute
 
+from bot.types import ConversationId
+
 
 class Channel(abc.ABC):
-    name: str = "channel"
+    name: str = "channel"  # stored as ``Conversation.channel``; outbox deliveries key on it
+    key_prefix: str = "channel"  # conversation ids are ``<key_prefix>:<client's id>``
+
+    def conversation_id(self, local_id: str) -> ConversationId:
+        """The conversation a client's own id names within this channel."""
+        return ConversationId(f"{self.key_prefix}:{local_id}")
 
     @abc.abstractmethod
     def routes(self) -> list[BaseRoute]:

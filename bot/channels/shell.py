@@ -24,6 +24,7 @@ def render_reply(reply: Reply) -> str:
 
 class ShellChannel:
     name = "shell"
+    key_prefix = "shell"
 
     def __init__(self, manager: DialogueManager, *, sender: str | None = None) -> None:
         self.manager = manager
@@ -31,7 +32,8 @@ class ShellChannel:
 
     async def say(self, text: str) -> list[Reply]:
         return await self.manager.handle(
-            Message(conversation_id=ConversationId(self.sender), text=text, channel=self.name)
+            Message(conversation_id=ConversationId(f"{self.key_prefix}:{self.sender}"), text=text,
+                    channel=self.name)
         )
 
     def run(self, read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> None:

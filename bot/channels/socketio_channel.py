@@ -37,8 +37,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.channels.base import Channel
+from bot.errors import Unavailable
 from bot.channels.widget import OriginPolicy, RateLimiter, TurnHandler
-from bot.types import ConversationId, Message, Reply
+from bot.types import Message, Reply
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class SocketIOChannel(Channel):
     """Holds the dialogue manager; speaks Rasa's Socket.IO protocol."""
 
     name = "socketio"
+    key_prefix = "sio"
 
     def __init__(
         self,
@@ -81,7 +83,11 @@ class SocketIOChannel(Channel):
         user_message_evt: str = "user_uttered",
         bot_message_evt: str = "bot_uttered",
         metadata_key: str = "customData",
+        redis_url: str | None = None,
     ) -> None:
+        """``redis_url``: share rooms and sessions with the other workers through Redis
+        (python-socketio's ``AsyncRedisManager``), so a reply or an agent's message emitted
+        by one worker reaches a socket connected to another."""
         self.manager = manager
         self.origins = origins or OriginPolicy()
         self.limiter = RateLimiter(rate_limit)
@@ -90,9 +96,12 @@ class SocketIOChannel(Channel):
         self.bot_message_evt = bot_message_evt
         self.metadata_key = metadata_key
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        manager_kw: dict[str, Any] = {}
+        if redis_url:
+            manager_kw["client_manager"] = socketio.AsyncRedisManager(redis_url)
         self.sio = socketio.AsyncServer(
             async_mode="asgi", cors_allowed_origins=self._origin_allowed, logger=False,
-            engineio_logger=False,
+            engineio_logger=False, **manager_kw,
         )
         self.sio.on("connect", self._on_connect)
         self.sio.on("session_request", self._on_session_request)
@@ -163,12 +172,15 @@ class SocketIOChannel(Channel):
             try:
                 replies = await self.manager.handle(
                     Message(
-                        conversation_id=ConversationId(f"sio:{session_id}"),
+                        conversation_id=self.conversation_id(session_id),
                         text=data["message"],
                         channel=self.name,
                         metadata={k: v for k, v in metadata.items() if k != "message_id"},
                     )
                 )
+            except Unavailable as exc:
+                log.warning("socket.io turn refused: %s", exc)
+                replies = [Reply(text=TURN_FAILED)]
             except Exception:
                 log.exception("socket.io turn failed")
                 replies = [Reply(text=TURN_FAILED)]

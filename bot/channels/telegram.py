@@ -76,7 +76,7 @@ from telegram.helpers import escape_markdown
 from bot.channels.base import Channel
 from bot.channels.widget import TurnHandler
 from bot.errors import ClerkError
-from bot.types import Button, ConversationId, Message, Reply
+from bot.types import Button, Message, Reply
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,7 @@ class TelegramChannel(Channel):
     """Holds the dialogue manager and a python-telegram-bot ``Application``."""
 
     name = "telegram"
+    key_prefix = "tg"
 
     def __init__(
         self,
@@ -473,7 +474,7 @@ class TelegramChannel(Channel):
                 await self.application.bot.send_chat_action(chat_id, ChatAction.TYPING)
             try:
                 replies = await self.manager.handle(Message(
-                    conversation_id=ConversationId(f"tg:{chat_id}"), text=text,
+                    conversation_id=self.conversation_id(str(chat_id)), text=text,
                     channel=self.name, metadata={"message_id": message_id},
                 ))
             except Exception:

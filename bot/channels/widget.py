@@ -68,10 +68,11 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from bot.channels.base import Channel
+from bot.errors import Unavailable
 from bot.handoff.desk import shopper_message
 from bot.store import conversations
 from bot.store.db import Database
-from bot.types import BotUttered, ConversationId, Message, Reply, UserUttered
+from bot.types import BotUttered, Message, Reply, UserUttered
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ MAX_SESSIONS = 10_000
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 RATE_WINDOW_S = 60.0
+TURN_ATTEMPTS = 3
 
 
 class TurnHandler(Protocol):
@@ -249,6 +251,7 @@ class WidgetChannel(Channel):
     """Holds the dialogue manager; serves the widget and its WebSocket conversations."""
 
     name = "web"
+    key_prefix = "web"
 
     def __init__(
         self,
@@ -401,7 +404,7 @@ class WidgetChannel(Channel):
 
     def _history(self, sid: str) -> list[dict[str, Any]]:
         with self.db.session() as s:
-            events = conversations.load_events(s, ConversationId(f"web:{sid}"))
+            events = conversations.load_events(s, self.conversation_id(sid))
         return transcript(events)
 
     def _session(self, sid: str) -> _Session:
@@ -456,7 +459,7 @@ class WidgetChannel(Channel):
                 session.busy = True
                 await self._broadcast(session, {"type": "typing", "on": True})
                 try:
-                    await self._turn(session, item)
+                    await self._turn_with_retries(session, item)
                 except Exception:
                     log.exception("widget turn failed")
                     await self._broadcast(session, _error(
@@ -471,6 +474,19 @@ class WidgetChannel(Channel):
             session.busy = False
             session.worker = None
 
+    async def _turn_with_retries(self, session: _Session, item: _Item) -> None:
+        """An accepted message is this worker's to deliver: when the conversation or the
+        database is busy (``Unavailable``), try again a few times before giving up. A retry
+        of a turn that was stored after all is answered from the store (same message id)."""
+        for attempt in range(TURN_ATTEMPTS):
+            try:
+                await self._turn(session, item)
+                return
+            except Unavailable as exc:
+                if attempt == TURN_ATTEMPTS - 1 or self._closing:
+                    raise
+                await asyncio.sleep(min(exc.retry_after, 5.0))
+
     async def _turn(self, session: _Session, item: _Item) -> None:
         stream_id = f"{item.id}:s"
         streamed: list[str] = []
@@ -482,7 +498,7 @@ class WidgetChannel(Channel):
                                                 "delta": delta})
 
         message = Message(
-            conversation_id=ConversationId(f"web:{session.id}"),
+            conversation_id=self.conversation_id(session.id),
             text=item.text,
             channel=self.name,
             metadata={"message_id": item.id},
