@@ -37,7 +37,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.channels.base import Channel
-from bot.channels.widget import OriginPolicy, RateLimiter, TurnHandler
+from bot.channels.widget import OriginPolicy, TurnHandler
+from bot.ratelimit import RateLimiter
 from bot.types import ConversationId, Message, Reply
 
 log = logging.getLogger(__name__)
