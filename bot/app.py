@@ -29,6 +29,7 @@ from bot.dialogue.domain import Domain
 from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.stories import DialogueData
+from bot.server import HttpLimits
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -437,6 +438,14 @@ def web_and_telegram_channels(
             webhook_secret=settings.telegram_webhook_secret,
         ))
     return channels
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    """The HTTP server's timeouts and limits (``bot.server.server_config``) from settings."""
+    return HttpLimits(header_timeout=settings.http_header_timeout,
+                      body_timeout=settings.http_body_timeout,
+                      keepalive=settings.http_keepalive,
+                      limit_concurrency=settings.http_limit_concurrency)
 
 
 def create_app(parts: Parts) -> Starlette:

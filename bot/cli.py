@@ -84,13 +84,15 @@ def _ready_parts(settings: Settings):  # type: ignore[no-untyped-def]
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import create_app
+    from bot.app import create_app, http_limits
+    from bot.server import server_config
 
     settings = _settings(args)
     t = time.perf_counter()
     parts = _ready_parts(settings)
     print(f"Clerk ready in {time.perf_counter() - t:.1f} s — http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(create_app(parts), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(**server_config(create_app(parts), host=args.host, port=args.port,
+                                limits=http_limits(settings)))
     return 0
 
 
