@@ -283,6 +283,7 @@ def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueM
         steps=manager, desk=handoff.desk, accounts=handoff.accounts, relay=handoff.relay,
         canned_replies=settings.console_canned_replies,
         secure_cookies=settings.console_secure_cookies,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 

@@ -22,7 +22,12 @@ configured) names a server-side session. Pages without one redirect to the login
 answers 401, the WebSocket closes with 4401. Every POST needs the session's CSRF token (the
 ``X-CSRF-Token`` header or a ``csrf_token`` form field) and, when the browser sends one, an
 ``Origin`` of this server; else 403. Admin pages answer agents with 403. Login failures are
-rate-limited per name and client address.
+throttled by ``throttle.LoginThrottle`` (429 with ``Retry-After``): per client address and
+per address and name; failures for one name from everywhere only slow its logins down, so
+nobody elsewhere can lock an agent out. The client address is the socket peer; its
+``X-Forwarded-For`` counts only when the peer is one of ``trusted_proxies``. That needs a
+server that leaves the ASGI ``client`` as the socket peer (``bot.server.server_config``
+turns uvicorn's own proxy-header rewriting off).
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import secrets
 import time
-from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +61,8 @@ from bot.handoff.desk import (
     HandoffDesk,
 )
 from bot.handoff.outbox import Relay
+from bot.ratelimit import Network, address_bucket, client_address
+from bot.web.console.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +73,6 @@ COOKIE = "clerk_console"
 LOGIN_COOKIE = "clerk_console_login"
 PREFIX = "/console"
 MAX_BODY = 64 * 1024
-LOGIN_FAILURES = 5  # per name and address
-LOGIN_WINDOW_S = 300.0
 TOUCH_EVERY_S = 60.0
 
 
@@ -95,7 +100,11 @@ class Console:
         relay: Relay,
         canned_replies: tuple[str, ...] = (),
         secure_cookies: bool = False,
+        trusted_proxies: tuple[Network, ...] = (),
+        throttle: LoginThrottle | None = None,
     ) -> None:
+        """``trusted_proxies``: peers whose ``X-Forwarded-For`` names the client;
+        ``throttle``: login throttling (default: ``LoginThrottle()``'s limits)."""
         self.steps = steps
         self.desk = desk
         self.accounts = accounts
@@ -104,7 +113,8 @@ class Console:
         self.secure_cookies = secure_cookies
         self.env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
                                autoescape=select_autoescape(default=True, default_for_string=True))
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self.trusted_proxies = trusted_proxies
+        self.throttle = throttle or LoginThrottle()
         self._sockets: set[WebSocket] = set()
 
     # ------------------------------------------------------------------ routes
@@ -239,35 +249,30 @@ class Console:
                 supplied.encode(), expected.encode()):
             return self._login_form(request, "Your login form expired. Please try again.",
                                     status=403)
-        key = f"{name.lower()}|{request.client.host if request.client else ''}"
-        if self._too_many_failures(key):
-            return self._login_form(request, "Too many failed logins. Wait a few minutes.",
-                                    status=429)
+        address = address_bucket(client_address(
+            request.client.host if request.client else None,
+            request.headers.getlist("x-forwarded-for"), self.trusted_proxies))
+        admission = self.throttle.admit(address, name)
+        if admission.retry_after > 0:
+            log.info("console login for %r from %s throttled", name[:64], address)
+            response = self._login_form(request, "Too many failed logins. Wait a few minutes.",
+                                        status=429)
+            response.headers["Retry-After"] = str(math.ceil(admission.retry_after))
+            return response
+        if admission.delay > 0:
+            await asyncio.sleep(admission.delay)
         async with self.steps.writing():
             agent = await asyncio.to_thread(self.accounts.authenticate, name, password)
             if agent is None:
-                self._fail(key)
                 return self._login_form(request, "Wrong name or password.", status=401)
             token, _ = self.accounts.open_session(agent)
+        self.throttle.succeeded(address, name)
         log.info("agent %s logged in to the console", agent.name)
         response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
         response.set_cookie(COOKIE, token, path=PREFIX, httponly=True, samesite="strict",
                             secure=self.secure_cookies)
         response.delete_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login")
         return response
-
-    def _too_many_failures(self, key: str) -> bool:
-        stamps = self._failures.get(key)
-        now = time.monotonic()
-        while stamps and now - stamps[0] > LOGIN_WINDOW_S:
-            stamps.popleft()
-        return bool(stamps) and len(stamps) >= LOGIN_FAILURES  # type: ignore[arg-type]
-
-    def _fail(self, key: str) -> None:
-        self._failures.setdefault(key, deque()).append(time.monotonic())
-        self._failures.move_to_end(key)
-        while len(self._failures) > 10_000:
-            self._failures.popitem(last=False)
 
     async def logout(self, request: Request) -> Response:
         async def run() -> Response:
