@@ -85,3 +85,19 @@ def test_the_least_recently_used_keys_go_first() -> None:
     limiter.check("a")  # refused, but a is now the most recent
     limiter.check("c")
     assert limiter.count("a") == 1 and limiter.count("b") == 0 and limiter.count("c") == 1
+
+
+def test_the_trusted_proxies_setting(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.config import Settings
+    from bot.errors import ConfigError
+
+    none = tmp_path / "none.yml"
+    assert Settings.load({}, none).trusted_proxies == ()
+    loaded = Settings.load({"CLERK_TRUSTED_PROXIES": "10.0.0.1, 10.1.0.0/16"}, none)
+    assert loaded.trusted_proxies == parse_networks(["10.0.0.1", "10.1.0.0/16"])
+    listed = tmp_path / "clerk.yml"
+    listed.write_text("trusted_proxies: [10.0.0.1, 'fd00::/8']\n")
+    assert [str(n) for n in Settings.load({}, listed).trusted_proxies] == ["10.0.0.1/32",
+                                                                            "fd00::/8"]
+    with pytest.raises(ConfigError, match="trusted_proxies"):
+        Settings.load({"CLERK_TRUSTED_PROXIES": "10.0.0.1, proxy.internal"}, none)
