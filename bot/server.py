@@ -72,7 +72,9 @@ class TimedH11Protocol(H11Protocol):
     - **body**: the body must be complete within ``body_timeout`` seconds of the head.
       Otherwise the connection is closed, with ``408`` when the application has not started
       its response; the application's ``receive()`` then gives ``http.disconnect`` and what
-      it sends is dropped. A response sent early does not end the deadline: a body that
+      it sends is dropped; an exception it raises over that (Starlette's
+      ``ClientDisconnect``) is logged at debug level, not as an error, so slow clients
+      cannot flood the log. A response sent early does not end the deadline: a body that
       keeps trickling in afterwards is still cut off.
 
     Between requests, idle keep-alive connections are uvicorn's (``timeout_keep_alive``).
@@ -89,6 +91,8 @@ class TimedH11Protocol(H11Protocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._head_started = False
         self._upgraded = False
+        self._body_expired = False
+        self.app = self._quiet_after_body_timeout(self.app)
 
     # ------------------------------------------------------------------ events
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -115,6 +119,16 @@ class TimedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
         super().connection_lost(exc)
+
+    def _quiet_after_body_timeout(self, app: Any) -> Any:
+        async def run(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await app(scope, receive, send)
+            except Exception:
+                if not self._body_expired:
+                    raise
+                log.debug("the application failed over a body timeout", exc_info=True)
+        return run
 
     # ------------------------------------------------------------------ deadlines
     def _follow_request(self) -> None:
@@ -158,6 +172,7 @@ class TimedH11Protocol(H11Protocol):
             return
         log.debug("closing %s: request body not complete in %.1f s", self.client,
                   self.body_timeout)
+        self._body_expired = True
         cycle = self.cycle
         if cycle is not None and not cycle.response_started:
             cycle.response_started = True
