@@ -33,6 +33,7 @@ from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.stories import DialogueData
 from bot.errors import Unavailable
+from bot.server import HttpLimits
 from bot.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -302,6 +303,7 @@ def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueM
         steps=manager, desk=handoff.desk, accounts=handoff.accounts, relay=handoff.relay,
         canned_replies=settings.console_canned_replies,
         secure_cookies=settings.console_secure_cookies,
+        trusted_proxies=settings.trusted_proxies,
     )
 
 
@@ -473,6 +475,12 @@ async def database_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
     return JSONResponse({"error": "the store's database is unavailable; try again shortly"},
                         status_code=503, headers={"Retry-After": "2"})
+def http_limits(settings: Settings) -> HttpLimits:
+    """The HTTP server's timeouts and limits (``bot.server.server_config``) from settings."""
+    return HttpLimits(header_timeout=settings.http_header_timeout,
+                      body_timeout=settings.http_body_timeout,
+                      keepalive=settings.http_keepalive,
+                      limit_concurrency=settings.http_limit_concurrency)
 
 
 def create_app(parts: Parts) -> Starlette:

@@ -80,7 +80,8 @@ def _ready_parts(settings: Settings):  # type: ignore[no-untyped-def]
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bot.app import create_app, prepare
+    from bot.app import create_app, http_limits, prepare
+    from bot.server import server_config
 
     settings = _settings(args)
     if args.workers < 1:
@@ -90,8 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         parts = _ready_parts(settings)
         print(f"Clerk ready in {time.perf_counter() - t:.1f} s — http://{args.host}:{args.port}",
               flush=True)
-        uvicorn.run(create_app(parts), host=args.host, port=args.port, log_level="warning",
-                    timeout_graceful_shutdown=5)
+        uvicorn.run(**server_config(create_app(parts), host=args.host, port=args.port,
+                                    limits=http_limits(settings)))
         return 0
     # Several worker processes: prepare the home once here, then each worker builds its
     # parts from the same settings (handed down through the environment).
@@ -106,8 +107,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "shoppers on other workers only through the outbox's periodic retry", args.workers)
     print(f"Clerk prepared in {time.perf_counter() - t:.1f} s — starting {args.workers} workers "
           f"on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run("bot.app:worker_app", factory=True, workers=args.workers, host=args.host,
-                port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(**server_config("bot.app:worker_app", host=args.host, port=args.port,
+                                workers=args.workers, factory=True,
+                                limits=http_limits(settings)))
     return 0
 
 

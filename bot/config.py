@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from bot.errors import ConfigError
+from bot.ratelimit import Network, parse_networks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +73,12 @@ class Settings:
         "I've sorted this out for you. Is there anything else I can help with?",
         "I'm handing you back to Clerk, our assistant. Have a great day!",
     )
+    # the HTTP server (`clerk serve`, bot/server.py) and who a request comes from
+    trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For is believed
+    http_header_timeout: float = 10.0  # seconds for a request's line and headers
+    http_body_timeout: float = 30.0  # seconds for a request's body, after its headers
+    http_keepalive: float = 5.0  # seconds an idle keep-alive connection stays open
+    http_limit_concurrency: int = 1000  # open connections + running requests per process
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -129,6 +136,7 @@ class Settings:
             **_llm_settings(get),
             **_handoff_settings(get),
             **_serving_settings(get),
+            **_server_settings(get),
             extra={k: v for k, v in file_values.items()},
         )
 
@@ -227,6 +235,35 @@ def _handoff_settings(get: Any) -> dict[str, Any]:
         if not isinstance(canned, list | tuple) or not all(isinstance(c, str) for c in canned):
             raise ConfigError("console_canned_replies", "must be a list of texts")
         out["console_canned_replies"] = tuple(canned)
+    return out
+
+
+def _server_settings(get: Any) -> dict[str, Any]:
+    """The HTTP server's timeouts and limit, and the trusted proxies (IPs or CIDRs,
+    comma-separated; a list in clerk.yml)."""
+    proxies = get("trusted_proxies", ())
+    try:
+        trusted = parse_networks(proxies if isinstance(proxies, str) else
+                                 [str(p) for p in proxies or ()])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("trusted_proxies", str(exc)) from exc
+    out: dict[str, Any] = {"trusted_proxies": trusted}
+    for name, default in (("http_header_timeout", 10.0), ("http_body_timeout", 30.0),
+                          ("http_keepalive", 5.0)):
+        try:
+            value = float(get(name, default))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(name, str(exc)) from exc
+        if not value > 0:
+            raise ConfigError(name, "must be a positive number of seconds")
+        out[name] = value
+    try:
+        limit = int(get("http_limit_concurrency", 1000))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("http_limit_concurrency", str(exc)) from exc
+    if limit < 1:
+        raise ConfigError("http_limit_concurrency", "must be at least 1")
+    out["http_limit_concurrency"] = limit
     return out
 
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -27,15 +27,20 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app: Any) -> None:
+    """``app`` under uvicorn on a free port of 127.0.0.1, in a thread. ``options``: more
+    ``uvicorn.Config`` keywords, e.g. ``bot.server.server_config(...)``'s (its app, host and
+    port are replaced by this server's)."""
+
+    def __init__(self, app: Any, options: dict[str, Any] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on")
+        kwargs = {"log_level": "warning", **(options or {}), "lifespan": "on"}
+        kwargs.update(app=app, host="127.0.0.1", port=self.port, workers=1)
+        config = uvicorn.Config(**kwargs)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         deadline = time.time() + 30
         while not self._server.started:
@@ -58,7 +63,7 @@ class ActionServer:
         self.database_url = database_url
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> ActionServer:
+    def __enter__(self) -> Self:
         env = {**os.environ, "CLERK_DATABASE_URL": self.database_url, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.port)],

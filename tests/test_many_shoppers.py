@@ -80,14 +80,20 @@ def event_count(db: Database, cid: str) -> int:
 async def test_no_channel_can_address_another_channels_conversation(server, store) -> None:  # type: ignore[no-untyped-def]
     """A shopper verified on each channel; a REST caller then tries every id shape of every
     channel: it always lands in a fresh REST conversation that knows nobody."""
+    from bot.channels.rest import RestChannel
+    from bot.channels.socketio_channel import SocketIOChannel
+    from bot.channels.telegram import TelegramChannel
+    from bot.channels.widget import WidgetChannel
+
     manager = server.parts.manager
-    channels = {c.name: c for c in server.parts.channels}
     victims = {
-        "web": "a" * 24, "socketio": "b" * 32, "telegram": "424242", "rest": "alice-1",
+        WidgetChannel: "a" * 24, SocketIOChannel: "b" * 32, TelegramChannel: "424242",
+        RestChannel: "alice-1",
     }
     victim_ids = {}
-    for name, local in victims.items():
-        cid = channels[name].conversation_id(local)
+    for channel, local in victims.items():
+        name = channel.name
+        cid = channel.conversation_id(local)
         victim_ids[name] = cid
         await manager.handle(Message(conversation_id=cid, text=f"where is my order {ORDER}?",
                                      channel=name))
@@ -137,10 +143,10 @@ async def test_the_rest_channel_can_require_a_bearer_token(settings, shared_enco
 async def test_a_resent_message_is_handled_once_with_the_same_reply(server, store) -> None:  # type: ignore[no-untyped-def]
     sender = "retry-shopper"
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        await say(client, sender, "I want to cancel order #W2611340",
+        await say(client, sender, "I'd like to cancel order #W8770097",
                   metadata={"message_id": "m-1"})
-        await say(client, sender, "mei.kovacs8020@example.com", metadata={"message_id": "m-2"})
-        await say(client, sender, "no longer needed", metadata={"message_id": "m-3"})
+        await say(client, sender, EMAIL, metadata={"message_id": "m-2"})
+        await say(client, sender, "I ordered it by mistake", metadata={"message_id": "m-3"})
         # the client timed out on "yes" and sends it again, three times at once
         answers = await asyncio.gather(*(
             say(client, sender, "yes", metadata={"message_id": "m-4"}) for _ in range(3)))
@@ -152,9 +158,9 @@ async def test_a_resent_message_is_handled_once_with_the_same_reply(server, stor
     texts = user_texts(store, f"rest:{sender}")
     assert texts.count("yes") == 1 and len(texts) == 4
     with store.session() as s:
-        changes = s.scalars(select(OrderChange).where(OrderChange.order_id == "#W2611340")).all()
+        changes = s.scalars(select(OrderChange).where(OrderChange.order_id == "#W8770097")).all()
         assert len(changes) == 1
-        assert s.get(Order, "#W2611340").status == "cancelled"  # type: ignore[union-attr]
+        assert s.get(Order, "#W8770097").status == "cancelled"  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------------ concurrency

@@ -382,11 +382,11 @@ def test_decimal_prices_round_trip_exactly(db: Database) -> None:
     assert all(isinstance(p, Decimal) for p in stored)
 
 
-def test_a_rolled_back_turn_leaves_nothing_written(db: Database) -> None:
-    with pytest.raises(RuntimeError, match="action failed"), db.turn() as turn:
+def test_a_rolled_back_unit_of_work_leaves_nothing_written(db: Database) -> None:
+    with pytest.raises(RuntimeError, match="action failed"), db.unit() as turn:
         turn.add(Conversation(id="c-rollback"))
         turn.flush()  # the rows reach the database before the failure
-        with db.session() as joined:  # code inside the turn shares its session
+        with db.session() as joined:  # code inside the unit shares its session
             assert joined is turn
             joined.add(Ticket(id="T-000001", text="help", conversation_id="c-rollback"))
             joined.flush()

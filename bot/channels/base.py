@@ -21,9 +21,10 @@ class Channel(abc.ABC):
     name: str = "channel"  # stored as ``Conversation.channel``; outbox deliveries key on it
     key_prefix: str = "channel"  # conversation ids are ``<key_prefix>:<client's id>``
 
-    def conversation_id(self, local_id: str) -> ConversationId:
+    @classmethod
+    def conversation_id(cls, local_id: str) -> ConversationId:
         """The conversation a client's own id names within this channel."""
-        return ConversationId(f"{self.key_prefix}:{local_id}")
+        return ConversationId(f"{cls.key_prefix}:{local_id}")
 
     @abc.abstractmethod
     def routes(self) -> list[BaseRoute]:

@@ -37,8 +37,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.channels.base import Channel
+from bot.channels.widget import OriginPolicy, TurnHandler
 from bot.errors import Unavailable
-from bot.channels.widget import OriginPolicy, RateLimiter, TurnHandler
+from bot.ratelimit import RateLimiter
 from bot.types import Message, Reply
 
 log = logging.getLogger(__name__)

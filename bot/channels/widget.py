@@ -54,7 +54,6 @@ import logging
 import re
 import secrets
 import string
-import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -70,6 +69,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from bot.channels.base import Channel
 from bot.errors import Unavailable
 from bot.handoff.desk import shopper_message
+from bot.ratelimit import RateLimiter
 from bot.store import conversations
 from bot.store.db import Database
 from bot.types import BotUttered, Message, Reply, UserUttered
@@ -85,7 +85,6 @@ MAX_HISTORY = 200
 MAX_SESSIONS = 10_000
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-RATE_WINDOW_S = 60.0
 TURN_ATTEMPTS = 3
 
 
@@ -119,33 +118,6 @@ class OriginPolicy:
             return True
         netloc = urlsplit(origin).netloc
         return bool(host) and netloc == (host or "").lower()
-
-
-class RateLimiter:
-    """At most ``limit`` messages per key in any ``window`` seconds (a sliding log)."""
-
-    def __init__(self, limit: int, window: float = RATE_WINDOW_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self.window = window
-        self.clock = clock
-        self._log: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def check(self, key: str) -> float:
-        """0 when allowed (and counted); otherwise the seconds until the next is allowed."""
-        now = self.clock()
-        stamps = self._log.get(key)
-        if stamps is None:
-            stamps = self._log[key] = deque()
-            while len(self._log) > MAX_SESSIONS:
-                self._log.popitem(last=False)
-        self._log.move_to_end(key)
-        while stamps and now - stamps[0] >= self.window:
-            stamps.popleft()
-        if len(stamps) >= self.limit:
-            return max(0.05, self.window - (now - stamps[0]))
-        stamps.append(now)
-        return 0.0
 
 
 # --------------------------------------------------------------------------- rendering

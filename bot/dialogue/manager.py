@@ -17,12 +17,11 @@ reply, and the rest of the turn is kept. Any other failure rolls the whole turn 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -185,10 +184,6 @@ class DialogueManager:
             outcome = await self.gate.finish(holding, write)
         self._publish(cid, tracker.handoff_status, outcome.events)
         return outcome.result  # type: ignore[return-value]
-
-    @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[None]:  # TEMP: removed once the console moves
-        yield
 
     def _publish(self, cid: ConversationId, status: str, new: list[Event]) -> None:
         """Tell the console what changed in a conversation (and the outbox about messages

@@ -22,7 +22,12 @@ configured) names a server-side session. Pages without one redirect to the login
 answers 401, the WebSocket closes with 4401. Every POST needs the session's CSRF token (the
 ``X-CSRF-Token`` header or a ``csrf_token`` form field) and, when the browser sends one, an
 ``Origin`` of this server; else 403. Admin pages answer agents with 403. Login failures are
-rate-limited per name and client address.
+throttled by ``throttle.LoginThrottle`` (429 with ``Retry-After``): per client address and
+per address and name; failures for one name from everywhere only slow its logins down, so
+nobody elsewhere can lock an agent out. The client address is the socket peer; its
+``X-Forwarded-For`` counts only when the peer is one of ``trusted_proxies``. That needs a
+server that leaves the ASGI ``client`` as the socket peer (``bot.server.server_config``
+turns uvicorn's own proxy-header rewriting off).
 """
 
 from __future__ import annotations
@@ -32,12 +37,12 @@ import contextlib
 import hmac
 import json
 import logging
+import math
 import secrets
 import time
-from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -56,6 +61,8 @@ from bot.handoff.desk import (
     HandoffDesk,
 )
 from bot.handoff.outbox import Relay
+from bot.ratelimit import Network, address_bucket, client_address
+from bot.web.console.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +73,8 @@ COOKIE = "clerk_console"
 LOGIN_COOKIE = "clerk_console_login"
 PREFIX = "/console"
 MAX_BODY = 64 * 1024
-LOGIN_FAILURES = 5  # per name and address
-LOGIN_WINDOW_S = 300.0
 TOUCH_EVERY_S = 60.0
+T = TypeVar("T")
 
 
 class ExternalSteps(Protocol):
@@ -76,8 +82,6 @@ class ExternalSteps(Protocol):
 
     async def run_external(self, conversation_id: str, step: Callable[..., Any], *,
                            guard: Callable[..., None] | None = None) -> Any: ...
-
-    def writing(self) -> contextlib.AbstractAsyncContextManager[Any]: ...
 
 
 class _Refused(Exception):
@@ -95,7 +99,11 @@ class Console:
         relay: Relay,
         canned_replies: tuple[str, ...] = (),
         secure_cookies: bool = False,
+        trusted_proxies: tuple[Network, ...] = (),
+        throttle: LoginThrottle | None = None,
     ) -> None:
+        """``trusted_proxies``: peers whose ``X-Forwarded-For`` names the client;
+        ``throttle``: login throttling (default: ``LoginThrottle()``'s limits)."""
         self.steps = steps
         self.desk = desk
         self.accounts = accounts
@@ -104,7 +112,8 @@ class Console:
         self.secure_cookies = secure_cookies
         self.env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
                                autoescape=select_autoescape(default=True, default_for_string=True))
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self.trusted_proxies = trusted_proxies
+        self.throttle = throttle or LoginThrottle()
         self._sockets: set[WebSocket] = set()
 
     # ------------------------------------------------------------------ routes
@@ -154,11 +163,11 @@ class Console:
             csrf_token=session.csrf_token if session else "", prefix=PREFIX, **context)
         return HTMLResponse(html, status_code=http_status, headers=_page_headers(request))
 
-    def _session(self, request: Request | WebSocket) -> ConsoleSession | None:
-        return self.accounts.session(request.cookies.get(COOKIE))
+    async def _session(self, request: Request | WebSocket) -> ConsoleSession | None:
+        return await self._db(self.accounts.session, request.cookies.get(COOKIE))
 
-    def _page_session(self, request: Request, *, admin: bool = False) -> ConsoleSession:
-        session = self._session(request)
+    async def _page_session(self, request: Request, *, admin: bool = False) -> ConsoleSession:
+        session = await self._session(request)
         if session is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise _Refused(RedirectResponse(f"{PREFIX}/login?next={quote(target)}",
@@ -168,8 +177,8 @@ class Console:
                                         message="Only admins can manage agents."))
         return session
 
-    def _api_session(self, request: Request) -> ConsoleSession:
-        session = self._session(request)
+    async def _api_session(self, request: Request) -> ConsoleSession:
+        session = await self._session(request)
         if session is None:
             raise _Refused(JSONResponse({"error": "log in first"}, status_code=401))
         return session
@@ -178,7 +187,7 @@ class Console:
                             ) -> tuple[ConsoleSession, dict[str, Any]]:
         """The session of a state-changing request, after the CSRF and origin checks, and
         its body (JSON for the API, form fields for pages)."""
-        session = self._api_session(request) if api else self._page_session(request)
+        session = await (self._api_session(request) if api else self._page_session(request))
         if not _same_origin(request):
             raise _Refused(JSONResponse({"error": "cross-site request refused"},
                                         status_code=403))
@@ -214,7 +223,7 @@ class Console:
 
     # ------------------------------------------------------------------ login
     async def login_page(self, request: Request) -> Response:
-        if self._session(request) is not None:
+        if await self._session(request) is not None:
             return RedirectResponse(PREFIX, status_code=303)
         return self._login_form(request, error=None)
 
@@ -239,16 +248,23 @@ class Console:
                 supplied.encode(), expected.encode()):
             return self._login_form(request, "Your login form expired. Please try again.",
                                     status=403)
-        key = f"{name.lower()}|{request.client.host if request.client else ''}"
-        if self._too_many_failures(key):
-            return self._login_form(request, "Too many failed logins. Wait a few minutes.",
-                                    status=429)
-        async with self.steps.writing():
-            agent = await asyncio.to_thread(self.accounts.authenticate, name, password)
-            if agent is None:
-                self._fail(key)
-                return self._login_form(request, "Wrong name or password.", status=401)
-            token, _ = self.accounts.open_session(agent)
+        address = address_bucket(client_address(
+            request.client.host if request.client else None,
+            request.headers.getlist("x-forwarded-for"), self.trusted_proxies))
+        admission = self.throttle.admit(address, name)
+        if admission.retry_after > 0:
+            log.info("console login for %r from %s throttled", name[:64], address)
+            response = self._login_form(request, "Too many failed logins. Wait a few minutes.",
+                                        status=429)
+            response.headers["Retry-After"] = str(math.ceil(admission.retry_after))
+            return response
+        if admission.delay > 0:
+            await asyncio.sleep(admission.delay)
+        agent = await self._db(self.accounts.authenticate, name, password)
+        if agent is None:
+            return self._login_form(request, "Wrong name or password.", status=401)
+        token, _ = await self._db(self.accounts.open_session, agent)
+        self.throttle.succeeded(address, name)
         log.info("agent %s logged in to the console", agent.name)
         response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
         response.set_cookie(COOKIE, token, path=PREFIX, httponly=True, samesite="strict",
@@ -256,24 +272,10 @@ class Console:
         response.delete_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login")
         return response
 
-    def _too_many_failures(self, key: str) -> bool:
-        stamps = self._failures.get(key)
-        now = time.monotonic()
-        while stamps and now - stamps[0] > LOGIN_WINDOW_S:
-            stamps.popleft()
-        return bool(stamps) and len(stamps) >= LOGIN_FAILURES  # type: ignore[arg-type]
-
-    def _fail(self, key: str) -> None:
-        self._failures.setdefault(key, deque()).append(time.monotonic())
-        self._failures.move_to_end(key)
-        while len(self._failures) > 10_000:
-            self._failures.popitem(last=False)
-
     async def logout(self, request: Request) -> Response:
         async def run() -> Response:
             await self._post_session(request, api=False)
-            async with self.steps.writing():
-                self.accounts.close_session(request.cookies.get(COOKIE))
+            await self._db(self.accounts.close_session, request.cookies.get(COOKIE))
             response = RedirectResponse(f"{PREFIX}/login", status_code=303)
             response.delete_cookie(COOKIE, path=PREFIX)
             return response
@@ -282,13 +284,13 @@ class Console:
     # ------------------------------------------------------------------ pages
     async def queue_page(self, request: Request) -> Response:
         async def run() -> Response:
-            session = self._page_session(request)
+            session = await self._page_session(request)
             return self._render("queue.html", request, session, page="queue")
         return await self._guarded(run)
 
     async def conversation_page(self, request: Request) -> Response:
         async def run() -> Response:
-            session = self._page_session(request)
+            session = await self._page_session(request)
             cid = request.query_params.get("id") or ""
             return self._render("conversation.html", request, session, page="conversation",
                                 conversation_id=cid, canned=self.canned_replies,
@@ -297,16 +299,17 @@ class Console:
 
     async def tickets_page(self, request: Request) -> Response:
         async def run() -> Response:
-            session = self._page_session(request)
+            session = await self._page_session(request)
             status = request.query_params.get("status") or None
             priority = request.query_params.get("priority") or None
             status = status if status in TICKET_STATUSES else None
             priority = priority if priority in TICKET_PRIORITIES else None
-            tickets = self.desk.tickets(status=status, priority=priority)
+            tickets = await self._db(self.desk.tickets, status=status, priority=priority)
+            agents = await self._db(self.accounts.list)
             return self._render("tickets.html", request, session, page="tickets",
                                 tickets=tickets, status=status, priority=priority,
                                 statuses=TICKET_STATUSES, priorities=TICKET_PRIORITIES,
-                                agents=[a.name for a in self.accounts.list() if a.active],
+                                agents=[a.name for a in agents if a.active],
                                 flash=request.query_params.get("saved"))
         return await self._guarded(run)
 
@@ -316,11 +319,11 @@ class Console:
             ticket_id = str(form.get("id") or "")
             assignee = str(form.get("assignee") or "")
             try:
-                async with self.steps.writing():
-                    self.desk.update_ticket(
-                        ticket_id, status=str(form.get("status") or "") or None,
-                        priority=str(form.get("priority") or "") or None,
-                        assignee=assignee or None, unassign=assignee == "")
+                await self._db(
+                    self.desk.update_ticket,
+                    ticket_id, status=str(form.get("status") or "") or None,
+                    priority=str(form.get("priority") or "") or None,
+                    assignee=assignee or None, unassign=assignee == "")
             except KeyError:
                 return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
             except ValueError as exc:
@@ -333,20 +336,19 @@ class Console:
     async def agents_page(self, request: Request, error: str | None = None,
                           status: int = 200) -> Response:
         async def run() -> Response:
-            session = self._page_session(request, admin=True)
+            session = await self._page_session(request, admin=True)
             return self._render("agents.html", request, session, http_status=status,
                                 page="agents",
-                                agents=self.accounts.list(), error=error)
+                                agents=await self._db(self.accounts.list), error=error)
         return await self._guarded(run)
 
     async def agents_create(self, request: Request) -> Response:
         async def run() -> Response:
             _, form = await self._post_session(request, api=False, admin=True)
             try:
-                async with self.steps.writing():
-                    await asyncio.to_thread(self.accounts.add, str(form.get("name") or ""),
-                                            str(form.get("password") or ""),
-                                            str(form.get("role") or "agent"))
+                await self._db(self.accounts.add, str(form.get("name") or ""),
+                               str(form.get("password") or ""),
+                               str(form.get("role") or "agent"))
             except AgentError as exc:
                 return await self.agents_page(request, error=str(exc), status=400)
             return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
@@ -366,9 +368,8 @@ class Console:
                 return await self.agents_page(
                     request, error="You cannot demote or deactivate yourself.", status=400)
             try:
-                async with self.steps.writing():
-                    await asyncio.to_thread(self.accounts.update, agent_id, role=role,
-                                            active=active, password=password)
+                await self._db(self.accounts.update, agent_id, role=role,
+                               active=active, password=password)
             except AgentError as exc:
                 return await self.agents_page(request, error=str(exc), status=400)
             return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
@@ -386,22 +387,22 @@ class Console:
     # ------------------------------------------------------------------ API: reads
     async def api_me(self, request: Request) -> Response:
         async def run() -> Response:
-            s = self._api_session(request)
+            s = await self._api_session(request)
             return JSONResponse({"name": s.agent.name, "role": s.agent.role})
         return await self._guarded(run)
 
     async def api_queue(self, request: Request) -> Response:
         async def run() -> Response:
-            self._api_session(request)
-            entries = await asyncio.to_thread(self.desk.queue)
+            await self._api_session(request)
+            entries = await self._db(self.desk.queue)
             return JSONResponse({"now": time.time(), "queue": [e.to_dict() for e in entries]})
         return await self._guarded(run)
 
     async def api_conversation(self, request: Request) -> Response:
         async def run() -> Response:
-            self._api_session(request)
+            await self._api_session(request)
             cid = request.query_params.get("id") or ""
-            view = await asyncio.to_thread(self.desk.conversation, cid)
+            view = await self._db(self.desk.conversation, cid)
             if view is None:
                 return JSONResponse({"error": f"no conversation {cid!r}"}, status_code=404)
             return JSONResponse({"now": time.time(), **view})
@@ -409,7 +410,7 @@ class Console:
 
     async def api_tickets(self, request: Request) -> Response:
         async def run() -> Response:
-            self._api_session(request)
+            await self._api_session(request)
             status = request.query_params.get("status") or None
             priority = request.query_params.get("priority") or None
             if status is not None and status not in TICKET_STATUSES:
@@ -418,7 +419,8 @@ class Console:
             if priority is not None and priority not in TICKET_PRIORITIES:
                 return JSONResponse({"error": f"priority must be one of {TICKET_PRIORITIES}"},
                                     status_code=400)
-            return JSONResponse({"tickets": self.desk.tickets(status=status, priority=priority)})
+            tickets = await self._db(self.desk.tickets, status=status, priority=priority)
+            return JSONResponse({"tickets": tickets})
         return await self._guarded(run)
 
     # ------------------------------------------------------------------ API: steps
@@ -488,10 +490,10 @@ class Console:
             if assignee == "me":
                 assignee = session.agent.name
             try:
-                async with self.steps.writing():
-                    ticket = self.desk.update_ticket(
-                        ticket_id, status=data.get("status"), priority=data.get("priority"),
-                        assignee=assignee or None, unassign=assignee == "")
+                ticket = await self._db(
+                    self.desk.update_ticket,
+                    ticket_id, status=data.get("status"), priority=data.get("priority"),
+                    assignee=assignee or None, unassign=assignee == "")
             except KeyError:
                 return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
             except ValueError as exc:
@@ -501,7 +503,7 @@ class Console:
 
     # ------------------------------------------------------------------ live updates
     async def websocket(self, ws: WebSocket) -> None:
-        session = self._session(ws)
+        session = await self._session(ws)
         if session is None or not _same_origin(ws):
             await ws.close(code=4401 if session is None else 4403)
             return
@@ -549,8 +551,11 @@ class Console:
                 await ws.close()
 
     async def _touch(self, session: ConsoleSession) -> None:
-        async with self.steps.writing():
-            self.accounts.touch(session.agent.id)
+        await self._db(self.accounts.touch, session.agent.id)
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Blocking database work of the console, on the database's threads."""
+        return await self.desk.db.call(fn, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------- helpers
