@@ -33,6 +33,7 @@ from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.stories import DialogueData
 from bot.errors import Unavailable
+from bot.ratelimit import LocalMessageLimits, MessageLimits, RedisMessageLimits
 from bot.server import HttpLimits
 from bot.store.db import Database
 
@@ -434,6 +435,14 @@ def build_generation(settings: Settings, *, llm: Any = None) -> Generation:
     return Generation(backend, llm, writer, copywriter, stats, catalog)
 
 
+def message_limits(settings: Settings) -> MessageLimits:
+    """Shoppers' message rate limit for the chat channels: counted across all workers in
+    Redis when ``CLERK_REDIS_URL`` is set, else in this process."""
+    if settings.redis_url:
+        return RedisMessageLimits(settings.redis_url, settings.widget_rate_limit)
+    return LocalMessageLimits(settings.widget_rate_limit)
+
+
 def web_and_telegram_channels(
     settings: Settings, manager: DialogueManager, db: Database
 ) -> list[Channel]:
@@ -444,12 +453,11 @@ def web_and_telegram_channels(
     origins = OriginPolicy(settings.widget_origins)
     look = WidgetLook(title=settings.widget_title, color=settings.widget_color,
                       greeting=settings.widget_greeting, server_url=settings.widget_server_url)
+    limits = message_limits(settings)
     channels: list[Channel] = [
-        WidgetChannel(manager, db, look=look, origins=origins,
-                      rate_limit=settings.widget_rate_limit,
+        WidgetChannel(manager, db, look=look, origins=origins, limits=limits,
                       demo_products=catalog_products(settings.knowledge_dir)[:8]),
-        SocketIOChannel(manager, origins=origins, rate_limit=settings.widget_rate_limit,
-                        redis_url=settings.redis_url),
+        SocketIOChannel(manager, origins=origins, limits=limits, redis_url=settings.redis_url),
     ]
     if settings.telegram_token:
         from bot.channels.telegram import TelegramChannel

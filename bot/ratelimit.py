@@ -12,9 +12,14 @@ This module imports nothing of ``bot``: it sits in the lowest layer with ``types
 from __future__ import annotations
 
 import ipaddress
+import logging
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -166,3 +171,65 @@ class RateLimiter:
     def forget(self, key: str) -> None:
         """Drop everything counted for ``key``."""
         self._log.pop(key, None)
+
+
+# --------------------------------------------------------------------------- shoppers' messages
+
+
+class MessageLimits(Protocol):
+    """How many messages a chat session may send: ``check(key)`` counts one and answers 0,
+    or answers the seconds until the next is allowed (nothing counted)."""
+
+    async def check(self, key: str) -> float: ...
+
+
+class LocalMessageLimits:
+    """``limit`` messages per ``window`` seconds per key, counted in this process."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self._counter = RateLimiter(limit, window)
+
+    async def check(self, key: str) -> float:
+        return self._counter.check(key)
+
+
+_SLIDING_LOG = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tostring(math.max(0.05, window - (now - tonumber(oldest[2]))))
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+return '0'
+"""
+
+
+class RedisMessageLimits:
+    """The same sliding log, kept in Redis so that every worker counts against one limit
+    (one atomic script per message, on Redis's clock, so hosts' clocks need not agree). If Redis cannot be reached the worker counts on its
+    own until it can (logged), rather than refusing every shopper."""
+
+    def __init__(self, url: str, limit: int, window: float = 60.0,
+                 prefix: str = "clerk:limit:") -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(url)
+        self._script = self._redis.register_script(_SLIDING_LOG)
+        self.limit = limit
+        self.window = window
+        self.prefix = prefix
+        self._fallback = LocalMessageLimits(limit, window)
+
+    async def check(self, key: str) -> float:
+        try:
+            wait = await self._script(keys=[self.prefix + key], args=[
+                self.window, self.limit, secrets.token_hex(8)])
+        except Exception:
+            log.warning("Redis rate limit unavailable; counting in this worker", exc_info=True)
+            return await self._fallback.check(key)
+        return float(wait)

@@ -712,3 +712,46 @@ def test_socketio_shopper_gets_the_agents_messages(server: LiveServer, ana: Agen
         assert any("ana from our team" in (t or "").lower() for t in texts)
     finally:
         client.disconnect()
+
+
+def test_an_agent_on_one_worker_reaches_a_shopper_on_another(
+    server: LiveServer, shared_encoder, bot_settings, module_database_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    """Two workers (separate processes' worth of parts: their own relays, outboxes and
+    sockets) share the database and Redis: the shopper's widget is connected to worker A,
+    the agent's console to worker B, and the agent's messages arrive live, through the
+    Redis change feed, long before any periodic retry."""
+    import socket
+
+    from bot.app import build, create_app
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    settings = dataclasses.replace(bot_settings(module_database_url),
+                                   redis_url="redis://127.0.0.1:6379/15")
+    workers = [build(settings, encoder=shared_encoder, nlu=server.parts.nlu)  # type: ignore[attr-defined]
+               for _ in range(2)]
+    for parts in workers:
+        parts.handoff.outbox.retry_every = 60.0  # so only the live path can deliver
+    with LiveServer(create_app(workers[0])) as a, LiveServer(create_app(workers[1])) as b:
+        agent = Agent(b.url, "ben")
+        with connect(a.url.replace("http://", "ws://") + "/widget/ws", proxy=None) as ws:
+            ws.send(json.dumps({"type": "hello", "session": None}))
+            cid = "web:" + json.loads(ws.recv(timeout=20))["session"]
+            ws.send(json.dumps({"type": "message", "id": "m1", "text": "I want a human"}))
+            while json.loads(ws.recv(timeout=20)) != {"type": "typing", "on": False}:
+                pass
+            assert wait_until(lambda: agent.entry(cid))  # B's queue shows A's handoff
+            agent.do("claim", {"id": cid})
+            t = time.monotonic()
+            agent.do("message", {"id": cid, "text": "Ben here, from the other worker."})
+            texts = []
+            while "Ben here, from the other worker." not in texts:
+                frame = json.loads(ws.recv(timeout=10))
+                texts.append(frame.get("text"))
+            assert time.monotonic() - t < 5.0
+            agent.do("return", {"id": cid})
+    for parts in workers:
+        parts.db.dispose()

@@ -101,8 +101,11 @@ async def test_no_channel_can_address_another_channels_conversation(server, stor
         assert "garden hose" in " ".join(r.text or "" for r in replies).lower(), name
     before = {name: event_count(store, cid) for name, cid in victim_ids.items()}
 
-    shapes = [s for cid in victim_ids.values() for s in (cid, cid.split(":", 1)[1])]
-    shapes += ["tg:424242", "sio:" + "b" * 32, "web:" + "a" * 24, "rest:alice-1"]
+    # every other channel's ids, in full and bare; REST's own in full ("alice-1" bare is
+    # simply that REST shopper, as the channel intends)
+    shapes = [s for name, cid in victim_ids.items() if name != "rest"
+              for s in (cid, cid.split(":", 1)[1])]
+    shapes += [victim_ids["rest"], "TG:424242"]
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         answers = await asyncio.gather(*(
             say(client, shape, f"cancel order {ORDER}") for shape in shapes))
@@ -327,3 +330,33 @@ async def test_two_workers_take_turns_on_one_conversation(settings) -> None:  # 
     finally:
         db_a.dispose()
         db_b.dispose()
+
+
+# ----------------------------------------------------------------------- redis (workers)
+
+
+def _redis_url() -> str:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return "redis://127.0.0.1:6379/15"
+    except OSError:
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail("Redis is not running on 127.0.0.1:6379")
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+
+
+async def test_message_limits_are_shared_by_workers_through_redis() -> None:
+    import uuid
+
+    from bot.ratelimit import RedisMessageLimits
+
+    url = _redis_url()
+    worker_a = RedisMessageLimits(url, limit=3, window=30)
+    worker_b = RedisMessageLimits(url, limit=3, window=30)
+    key = f"web:test-{uuid.uuid4().hex}"
+    answers = await asyncio.gather(*(w.check(key) for w in (worker_a, worker_b) * 3))
+    assert sorted(a == 0 for a in answers) == [False, False, False, True, True, True]
+    assert all(0 < a <= 30 for a in answers if a)
+    assert await worker_a.check(key + "-other") == 0  # per session

@@ -22,11 +22,11 @@ from websockets.sync.client import ClientConnection, connect
 
 from bot.channels.widget import (
     OriginPolicy,
-    RateLimiter,
     WidgetChannel,
     WidgetLook,
     transcript,
 )
+from bot.ratelimit import RateLimiter
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.store.db import Database

@@ -39,7 +39,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from bot.channels.base import Channel
 from bot.channels.widget import OriginPolicy, TurnHandler
 from bot.errors import Unavailable
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.types import Message, Reply
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class SocketIOChannel(Channel):
         *,
         origins: OriginPolicy | None = None,
         rate_limit: int = 20,
+        limits: MessageLimits | None = None,
         path: str = "/socket.io",
         user_message_evt: str = "user_uttered",
         bot_message_evt: str = "bot_uttered",
@@ -91,7 +92,7 @@ class SocketIOChannel(Channel):
         by one worker reaches a socket connected to another."""
         self.manager = manager
         self.origins = origins or OriginPolicy()
-        self.limiter = RateLimiter(rate_limit)
+        self.limiter = limits or LocalMessageLimits(rate_limit)
         self.path = path.rstrip("/")
         self.user_message_evt = user_message_evt
         self.bot_message_evt = bot_message_evt
@@ -155,7 +156,7 @@ class SocketIOChannel(Channel):
             session_id = saved.get("session_id") or sid
         if session_id not in self.sio.rooms(sid):
             await self.sio.enter_room(sid, session_id)
-        if self.limiter.check(session_id):
+        if await self.limiter.check(self.conversation_id(session_id)):
             await self.sio.emit(self.bot_message_evt, {"text": SLOW_DOWN}, room=sid)
             return
         metadata = data.get(self.metadata_key) or data.get("metadata") or {}

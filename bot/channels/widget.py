@@ -69,7 +69,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from bot.channels.base import Channel
 from bot.errors import Unavailable
 from bot.handoff.desk import shopper_message
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.store import conversations
 from bot.store.db import Database
 from bot.types import BotUttered, Message, Reply, UserUttered
@@ -233,13 +233,14 @@ class WidgetChannel(Channel):
         look: WidgetLook | None = None,
         origins: OriginPolicy | None = None,
         rate_limit: int = 20,
+        limits: MessageLimits | None = None,
         demo_products: list[dict[str, Any]] | None = None,
     ) -> None:
         self.manager = manager
         self.db = db
         self.look = look or WidgetLook()
         self.origins = origins or OriginPolicy()
-        self.limiter = RateLimiter(rate_limit)
+        self.limiter = limits or LocalMessageLimits(rate_limit)
         self.demo_products = demo_products or []
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._streams = "on_token" in inspect.signature(manager.handle).parameters
@@ -407,7 +408,7 @@ class WidgetChannel(Channel):
             await self._send(client, {**_error("rate_limited", "too many messages waiting",
                                                mid), "retry_after": 2.0})
             return
-        wait = self.limiter.check(session.id)
+        wait = await self.limiter.check(self.conversation_id(session.id))
         if wait:
             await self._send(client, {**_error(
                 "rate_limited", "You're sending messages faster than I can read them.", mid),
