@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -497,6 +498,7 @@ def create_app(parts: Parts) -> Starlette:
         return JSONResponse(
             {
                 "status": "ok",
+                "worker": os.getpid(),
                 "uptime_s": round(time.time() - parts.started, 1),
                 "actions": "remote" if isinstance(parts.actions, RemoteActionRunner) else "in-process",
                 "stats": stats.__dict__,

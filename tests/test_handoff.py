@@ -524,9 +524,14 @@ def test_an_undeliverable_push_stays_pending_and_is_retried(
         assert "are you still there?" in [h.get("text") for h in history]
         pushed = json.loads(ws.recv(timeout=20))  # the outbox retries within seconds
         assert pushed["type"] == "bot" and pushed["id"].startswith("agent:")
-    with store.session() as s:
-        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.conversation_id == cid)).all()
-        assert any(r.delivered_at is not None for r in rows)
+
+    def marked() -> bool:  # marked delivered right after the push
+        with store.session() as s:
+            rows = s.scalars(select(OutboxMessage)
+                             .where(OutboxMessage.conversation_id == cid)).all()
+            return any(r.delivered_at is not None for r in rows)
+
+    assert wait_until(marked, timeout=5)
 
 
 # --------------------------------------------------------------------------- tickets

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -113,12 +113,63 @@ async def test_no_channel_can_address_another_channels_conversation(server, stor
         text = joined(replies)
         assert "email" in text, (shape, text)  # asked to authenticate: nobody is verified
         assert "garden hose" not in text
+    # the same shapes as Socket.IO session ids and widget sessions
+    # (minus each channel's own bare id, which is simply that channel's session)
+    sio_shapes = [x for x in shapes if x != victims[SocketIOChannel]]
+    web_shapes = [x for x in shapes if x != victims[WidgetChannel]]
+    sio_texts = await asyncio.to_thread(_sio_attempts, server.url, sio_shapes)
+    web_texts = await asyncio.to_thread(_widget_attempts, server.url, web_shapes)
+    for shape, text in [*zip(sio_shapes, sio_texts, strict=True),
+                        *zip(web_shapes, web_texts, strict=True)]:
+        assert "email" in text and "garden hose" not in text, (shape, text)
     for name, cid in victim_ids.items():
         assert event_count(store, cid) == before[name], name  # nothing reached them
     with store.session() as s:
         for shape in shapes:
             conv = s.get(Conversation, f"rest:{shape}")
             assert conv is not None and conv.channel == "rest" and conv.customer_id is None
+        for shape in sio_shapes:
+            sio = s.get(Conversation, f"sio:{shape}")
+            assert sio is not None and sio.channel == "socketio" and sio.customer_id is None
+
+
+def _sio_attempts(url: str, shapes: list[str]) -> list[str]:
+    """A rasa-webchat client asking for each shape as its Socket.IO session."""
+    from tests.test_socketio import RasaWebchat
+
+    texts = []
+    for shape in shapes:
+        client = RasaWebchat(url)
+        try:
+            client.start(shape)
+            texts.append(" ".join(str(m.get("text") or "") for m in
+                                  client.utter(f"cancel order {ORDER}")).lower())
+        finally:
+            client.client.disconnect()
+    return texts
+
+
+def _widget_attempts(url: str, shapes: list[str]) -> list[str]:
+    """A widget asking to resume each shape as its session: a shape that is a valid widget
+    session id names the widget conversation ``web:<shape>``, never another channel's."""
+    import json
+
+    from websockets.sync.client import connect
+
+    texts = []
+    for n, shape in enumerate(shapes):
+        with connect(url.replace("http://", "ws://") + "/widget/ws", proxy=None) as ws:
+            ws.send(json.dumps({"type": "hello", "session": shape}))
+            welcome = json.loads(ws.recv(timeout=20))
+            assert welcome["history"] == []
+            ws.send(json.dumps({"type": "message", "id": f"x{n}",
+                                "text": f"cancel order {ORDER}"}))
+            said = []
+            while (frame := json.loads(ws.recv(timeout=30))) != {"type": "typing", "on": False}:
+                if frame.get("type") == "bot":
+                    said.append(str(frame.get("text") or ""))
+            texts.append(" ".join(said).lower())
+    return texts
 
 
 async def test_the_rest_channel_can_require_a_bearer_token(settings, shared_encoder) -> None:  # type: ignore[no-untyped-def]
@@ -216,7 +267,7 @@ class HangingServer:
             except TimeoutError:
                 continue
 
-    def __enter__(self) -> HangingServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -20,8 +20,8 @@ import logging
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -59,7 +59,6 @@ class Outcome(Generic[R]):
     handoff_status: str
     customer_id: str | None = None
     result: R | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ConversationGate:
