@@ -24,12 +24,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def _pg_up() -> bool:
+def _listening(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
+
+
+def _pg_up() -> bool:
+    return _listening(5432)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server on 127.0.0.1:6379 (database 15, for tests). Skipped locally when it
+    is not running; a failure in CI (CI=true), where `.ci/run` starts it."""
+    if not _listening(6379):
+        if os.environ.get("CI"):
+            pytest.fail("Redis is not running on 127.0.0.1:6379")
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    return "redis://127.0.0.1:6379/15"
 
 
 @pytest.fixture(autouse=True)

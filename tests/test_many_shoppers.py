@@ -386,24 +386,12 @@ async def test_two_workers_take_turns_on_one_conversation(settings) -> None:  # 
 # ----------------------------------------------------------------------- redis (workers)
 
 
-def _redis_url() -> str:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return "redis://127.0.0.1:6379/15"
-    except OSError:
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail("Redis is not running on 127.0.0.1:6379")
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
-
-
-async def test_message_limits_are_shared_by_workers_through_redis() -> None:
+async def test_message_limits_are_shared_by_workers_through_redis(redis_url: str) -> None:
     import uuid
 
     from bot.ratelimit import RedisMessageLimits
 
-    url = _redis_url()
+    url = redis_url
     worker_a = RedisMessageLimits(url, limit=3, window=30)
     worker_b = RedisMessageLimits(url, limit=3, window=30)
     key = f"web:test-{uuid.uuid4().hex}"

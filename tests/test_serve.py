@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,25 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 class Served:
     """``clerk serve`` in a subprocess; ``stop()`` sends SIGTERM and says how long it took."""
 
-    def __init__(self, settings: Any, *, workers: int, redis: bool) -> None:
+    def __init__(self, settings: Any, *, workers: int, redis: str | None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "CLERK_HOME": str(settings.home),
                "CLERK_DATABASE_URL": settings.database_url, "PYTHONPATH": str(ROOT),
                "CLERK_CONFIG": str(settings.home / "none.yml")}
         if redis:
-            env["CLERK_REDIS_URL"] = "redis://127.0.0.1:6379/15"
+            env["CLERK_REDIS_URL"] = redis
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from bot.cli import main; main()", "serve",
              "--port", str(self.port), "--workers", str(workers)],
@@ -94,10 +85,8 @@ def _turns_whole(db: Database, cid: str) -> bool:
         "action_listen"
 
 
-def test_two_workers_share_shoppers_and_stop_on_sigterm(pg_settings) -> None:  # type: ignore[no-untyped-def]
-    if not _redis_up():
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
-    served = Served(pg_settings, workers=2, redis=True)
+def test_two_workers_share_shoppers_and_stop_on_sigterm(pg_settings, redis_url) -> None:  # type: ignore[no-untyped-def]
+    served = Served(pg_settings, workers=2, redis=redis_url)
     try:
         served.wait_ready()
         pids = set()
@@ -137,7 +126,7 @@ def test_two_workers_share_shoppers_and_stop_on_sigterm(pg_settings) -> None:  #
 
 
 def test_sigterm_mid_load_stops_within_seconds_and_keeps_turns_whole(pg_settings) -> None:  # type: ignore[no-untyped-def]
-    served = Served(pg_settings, workers=1, redis=False)
+    served = Served(pg_settings, workers=1, redis=None)
     outcomes: list[str] = []
     try:
         served.wait_ready()
