@@ -564,6 +564,7 @@ def create_app(parts: Parts) -> Starlette:
                 await running.enter_async_context(parts.handoff.console.running())
             yield
         await parts.actions.aclose()
+        parts.manager.close()
         if parts.generation is not None and parts.generation.llm is not None:
             parts.generation.llm.close()
         parts.db.dispose()

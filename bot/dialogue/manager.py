@@ -22,6 +22,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -57,6 +58,8 @@ from bot.types import (
 log = logging.getLogger(__name__)
 
 MAX_ACTIONS_PER_TURN = 10
+PARSE_THREADS = 2  # NLU encoding is CPU work: about one thread per core
+ANSWER_THREADS = 16  # answers mostly wait on an LLM endpoint
 NON_INTERRUPTING = {"inform", "affirm", "deny", "nlu_fallback", None}
 REASK = "__reask__:"  # queued marker: ask the active form's question again
 HANDOFF_POLICY = "HandoffPolicy:"  # ActionExecuted.policy of a handoff the bot decided on
@@ -117,8 +120,17 @@ class DialogueManager:
         self.relay = relay
         self.stats = TurnStats()
         self.gate = gate or ConversationGate(db)
+        # Separate thread pools, so a hung LLM endpoint (answers wait for it) never delays
+        # the NLU parse every other shopper's turn needs; database work has its own too.
+        self._parsing = ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="clerk-nlu")
+        self._answering = ThreadPoolExecutor(ANSWER_THREADS, thread_name_prefix="clerk-answer")
         self._domain_dict = domain.as_rasa_dict()
         self._initial_slots = domain.initial_slots()
+
+    def close(self) -> None:
+        """Stop the manager's threads (at shutdown; turns still running finish first)."""
+        self._parsing.shutdown(wait=False, cancel_futures=True)
+        self._answering.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ entry point
     async def handle(
@@ -207,7 +219,8 @@ class DialogueManager:
             self._utter(tracker, "utter_message_too_long")
             return
         self.stats.turns += 1
-        parse = await asyncio.to_thread(self.nlu.parse, text)
+        loop = asyncio.get_running_loop()
+        parse = await loop.run_in_executor(self._parsing, self.nlu.parse, text)
         user = UserUttered(
             text=text,
             parse_data=parse,
@@ -591,9 +604,11 @@ class DialogueManager:
         sink = _token_sink.get()
         stream = getattr(self.knowledge, "answer_stream", None)
         if sink is None or stream is None:
-            answer = await asyncio.to_thread(self.knowledge.answer, question, entities)
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(self._answering, self.knowledge.answer,
+                                                question, entities)
         else:
-            answer = await _stream_from_thread(stream, question, entities, sink)
+            answer = await _stream_from_thread(self._answering, stream, question, entities, sink)
         self.stats.knowledge_answers += 1
         citations = [_citation_dict(c) for c in getattr(answer, "citations", []) or []]
         data: dict[str, Any] = {"custom": {"type": "answer", "grounded": bool(answer.grounded),
@@ -610,6 +625,7 @@ _token_sink: contextvars.ContextVar[Callable[[str], Awaitable[None]] | None] = (
 
 
 async def _stream_from_thread(
+    threads: ThreadPoolExecutor,
     stream: Callable[..., Any],
     question: str,
     entities: list[dict[str, Any]],
@@ -632,7 +648,7 @@ async def _stream_from_thread(
 
     forwarder = asyncio.create_task(forward())
     try:
-        return await asyncio.to_thread(stream, question, entities, on_token)
+        return await loop.run_in_executor(threads, stream, question, entities, on_token)
     finally:
         loop.call_soon_threadsafe(queue.put_nowait, None)
         await forwarder
