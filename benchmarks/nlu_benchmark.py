@@ -155,17 +155,30 @@ def _csv_to_rasa(path: Path, out: Path) -> int:
     return sum(len(v) for v in by_intent.values())
 
 
-def run_rasa(args: argparse.Namespace) -> dict | None:
+RASA_VENV = Path.home() / ".cache" / "clerk" / "rasa-3.6"  # shared with benchmarks/load.py
+
+
+def ensure_rasa_venv(venv: Path) -> Path | None:
+    """``venv`` with Rasa Open Source 3.6.21 installed (created when missing); ``None``
+    when no Python 3.10 is found."""
+    rasa = venv / "bin" / "rasa"
+    if rasa.exists():
+        return venv
     python = _find_python310()
     if python is None:
         print("peer rasa: skipped - no Python 3.10 found (Rasa 3.6 needs it)")
         return None
-    venv = Path(args.rasa_venv)
+    print(f"peer rasa: creating {venv} and installing rasa==3.6.21 (about 4 minutes)")
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "rasa==3.6.21"], check=True)
+    return venv
+
+
+def run_rasa(args: argparse.Namespace) -> dict | None:
+    venv = ensure_rasa_venv(Path(args.rasa_venv))
+    if venv is None:
+        return None
     rasa = venv / "bin" / "rasa"
-    if not rasa.exists():
-        print(f"peer rasa: creating {venv} and installing rasa==3.6.21 (about 4 minutes)")
-        subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "rasa==3.6.21"], check=True)
     work = Path(tempfile.mkdtemp(prefix="rasa-bench-"))
     (work / "data").mkdir()
     _csv_to_rasa(Path(args.train), work / "data" / "nlu.yml")
@@ -244,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency-n", type=int, default=500)
     p.add_argument("--peer", choices=("rasa",), action="append", default=[])
     p.add_argument("--rasa-epochs", type=int, default=100)
-    p.add_argument("--rasa-venv", default=str(Path.home() / ".cache" / "clerk" / "rasa-3.6"))
+    p.add_argument("--rasa-venv", default=str(RASA_VENV))
     p.add_argument("--skip-clerk", action="store_true", help="run only the peers")
     args = p.parse_args(argv)
     name = args.name or Path(args.train).resolve().parent.name
