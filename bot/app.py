@@ -31,6 +31,7 @@ from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.stories import DialogueData
 from bot.inputs import BadInput, client_id, client_string, optional_string
 from bot.store.db import Database
+from bot.web.openapi import openapi_route
 
 log = logging.getLogger(__name__)
 
@@ -521,6 +522,7 @@ def create_app(parts: Parts) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/model/parse", parse, methods=["POST"]),
         Route("/api/copy", copy, methods=["POST"]),
+        openapi_route(console=parts.handoff is not None),
     ]
     for channel in parts.channels:
         routes.extend(channel.routes())
