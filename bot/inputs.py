@@ -9,8 +9,8 @@ are allowed in free text, not in ids), or when it is too long. The error names t
 never repeats the value, so the refusal itself is always safe to encode and log.
 
 Contract: functions here raise ``BadInput`` (an ``InputError``), never anything else, for
-any JSON value or bytes; callers answer ``{"error": str(exc)}`` with ``exc.status`` (400, or
-413 for a body over its limit). They do no I/O.
+any JSON value or bytes; callers answer ``exc.status`` (400, or 413 for a body over its
+limit) with ``{"error": ...}`` holding ``str(exc)``. They do no I/O.
 """
 
 from __future__ import annotations
@@ -71,10 +71,11 @@ def client_string(value: object, field: str, *, max_chars: int, min_chars: int =
     return value
 
 
-def client_id(value: object, field: str, *, max_chars: int) -> str:
+def client_id(value: object, field: str, *, max_chars: int, numbers: bool = True) -> str:
     """An identifier a client names (a sender, a product, a message): a non-empty single-line
-    string, or an integer (Rasa clients send numeric senders) as its decimal text."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    string or, with ``numbers``, an integer (Rasa clients send numeric senders) as its
+    decimal text."""
+    if numbers and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     return client_string(value, field, max_chars=max_chars, min_chars=1, single_line=True,
                          strip=True)

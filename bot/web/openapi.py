@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.handoff.desk import TICKET_PRIORITIES, TICKET_STATUSES
+from bot.handoff.desk import MAX_AGENT_TEXT, TICKET_PRIORITIES, TICKET_STATUSES
 
 # The limits the handlers apply (bot.channels.rest, bot.app, bot.web.console.app).
 MAX_BODY_BYTES = 64 * 1024
@@ -82,7 +82,6 @@ ERROR_TEXT = {
     404: "Not found",
     409: "The conversation is not in a state that allows this step",
     413: f"Request body over {MAX_BODY_BYTES} bytes",
-    503: "Not ready yet",
 }
 
 
@@ -98,8 +97,8 @@ def components() -> Schema:
     return {
         "schemas": {
             "Error": obj({"error": {"type": "string"}}, ("error",)),
-            "Conflict": obj({"error": {"type": "string"}, "status": {"type": "string"}},
-                            ("error",)),
+            "Conflict": obj({"error": {"type": "string"},
+                             "status": {"type": "string", "nullable": True}}, ("error",)),
             "RasaMessage": obj({
                 "recipient_id": {"type": "string"},
                 "text": {"type": "string"},
@@ -215,8 +214,9 @@ def console_paths() -> Schema:
                                                  ("id", *required))),
                          "responses": responses(ok, 400, 401, 403, 413, *errors)}}
 
-    agent_text = text(MAX_BODY_BYTES, min_chars=1,
-                      description="Not blank; over 4000 characters the desk refuses (409)")
+    agent_text = text(MAX_AGENT_TEXT, min_chars=1,
+                      description=f"Not blank; over {MAX_AGENT_TEXT} characters the desk "
+                                  "refuses it (409)")
     slot_value = text(MAX_CONSOLE_NAME_CHARS, single_line=True, nullable=True)
     return {
         "/console/api/me": get("consoleMe", "The logged-in agent",

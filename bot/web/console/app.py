@@ -321,7 +321,7 @@ class Console:
     async def tickets_update(self, request: Request) -> Response:
         async def run() -> Response:
             _, form = await self._post_session(request, api=False)
-            ticket_id = client_id(form.get("id"), "id", max_chars=MAX_ID_CHARS)
+            ticket_id = _id(form.get("id"))
             assignee = client_string(form.get("assignee") or "", "assignee",
                                      max_chars=MAX_NAME_CHARS, single_line=True)
             try:
@@ -409,7 +409,7 @@ class Console:
     async def api_conversation(self, request: Request) -> Response:
         async def run() -> Response:
             self._api_session(request)
-            cid = client_id(request.query_params.get("id"), "id", max_chars=MAX_ID_CHARS)
+            cid = _id(request.query_params.get("id"))
             view = await asyncio.to_thread(self.desk.conversation, cid)
             if view is None:
                 return JSONResponse({"error": f"no conversation {cid!r}"}, status_code=404)
@@ -436,7 +436,7 @@ class Console:
                     ) -> Response:
         async def run() -> Response:
             session, data = await self._post_session(request, api=True)
-            cid = client_id(data.get("id"), "id", max_chars=MAX_ID_CHARS)
+            cid = _id(data.get("id"))
             try:
                 step, guard = make(session, data)
                 result = await self.steps.run_external(cid, step, guard=guard)
@@ -470,7 +470,7 @@ class Console:
 
     async def api_return(self, request: Request) -> Response:
         def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
-            slots = data.get("slots") or {}
+            slots = {} if data.get("slots") is None else data["slots"]
             if not isinstance(slots, dict):
                 raise InputError("field 'slots' must map slot names to texts")
             slots = {client_id(k, "slots (a name)", max_chars=MAX_NAME_CHARS):
@@ -491,7 +491,7 @@ class Console:
     async def api_ticket(self, request: Request) -> Response:
         async def run() -> Response:
             session, data = await self._post_session(request, api=True)
-            ticket_id = client_id(data.get("id"), "id", max_chars=MAX_ID_CHARS)
+            ticket_id = _id(data.get("id"))
             status, priority, assignee = (
                 None if data.get(key) is None else client_string(
                     data[key], key, max_chars=MAX_NAME_CHARS, single_line=True)
@@ -582,6 +582,11 @@ def _text(data: dict[str, Any], key: str) -> str:
     if not value.strip():
         raise InputError(f"field {key!r} (a non-empty text) is required")
     return value
+
+
+def _id(value: object) -> str:
+    """A conversation or ticket id from a client: a non-blank single-line string."""
+    return client_id(value, "id", max_chars=MAX_ID_CHARS, numbers=False)
 
 
 def _refusal(exc: BadInput) -> JSONResponse:
