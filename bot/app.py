@@ -36,7 +36,9 @@ from bot.dialogue.stories import DialogueData
 from bot.errors import Unavailable
 from bot.ratelimit import LocalMessageLimits, MessageLimits, RedisMessageLimits
 from bot.server import HttpLimits
+from bot.inputs import BadInput, client_id, client_string, optional_string
 from bot.store.db import Database
+from bot.web.openapi import openapi_route
 
 log = logging.getLogger(__name__)
 
@@ -522,17 +524,19 @@ def create_app(parts: Parts) -> Starlette:
         data = await read_json_object(request)
         if isinstance(data, JSONResponse):
             return data
-        product_id = data.get("product_id")
         n = data.get("n", 3)
-        if not isinstance(product_id, str | int) or isinstance(product_id, bool):
-            return JSONResponse({"error": "field 'product_id' is required"}, status_code=400)
+        try:
+            product_id = client_id(data.get("product_id"), "product_id", max_chars=100)
+            audience = optional_string(data, "audience", max_chars=200) or "everyday shoppers"
+            tone = optional_string(data, "tone", max_chars=200) or "friendly"
+        except BadInput as exc:
+            return JSONResponse({"error": f"field {exc}"}, status_code=400)
         if not isinstance(n, int) or isinstance(n, bool):
             return JSONResponse({"error": "field 'n' must be an integer"}, status_code=400)
         writer = parts.generation.copywriter
         try:
             copies = await asyncio.to_thread(
-                writer.write, str(product_id), audience=str(data.get("audience") or
-                "everyday shoppers"), tone=str(data.get("tone") or "friendly"), n=n,
+                writer.write, product_id, audience=audience, tone=tone, n=n,
             )
         except UnknownProduct as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
@@ -546,11 +550,10 @@ def create_app(parts: Parts) -> Starlette:
         data = await read_json_object(request)
         if isinstance(data, JSONResponse):
             return data
-        text = data.get("text")
-        if not isinstance(text, str):
-            return JSONResponse({"error": "field 'text' (a string) is required"}, status_code=400)
-        if len(text) > 4000:
-            return JSONResponse({"error": "text over 4000 characters"}, status_code=400)
+        try:
+            text = client_string(data.get("text"), "text", max_chars=4000)
+        except BadInput as exc:
+            return JSONResponse({"error": f"field {exc}"}, status_code=400)
         return JSONResponse(await asyncio.to_thread(parts.nlu.parse, text))
 
     @contextlib.asynccontextmanager
@@ -573,6 +576,7 @@ def create_app(parts: Parts) -> Starlette:
         Route("/health", health, methods=["GET"]),
         Route("/model/parse", parse, methods=["POST"]),
         Route("/api/copy", copy, methods=["POST"]),
+        openapi_route(console=parts.handoff is not None),
     ]
     for channel in parts.channels:
         routes.extend(channel.routes())

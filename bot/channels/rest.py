@@ -1,11 +1,14 @@
 """Rasa's REST channel: ``POST /webhooks/rest/webhook`` with ``{"sender", "message"}``
 returns ``[{"recipient_id", "text", "buttons"?, "custom"?}]`` so existing Rasa clients work.
 
-Bad requests get HTTP 400 with ``{"error": ...}``; nothing is stored for them. With a
-``token`` (``CLERK_REST_TOKEN``) every request must carry ``Authorization: Bearer <token>``
-(401 otherwise). The sender names a conversation of this channel only (``rest:<sender>``).
-``metadata.message_id`` (1-64 of A-Z a-z 0-9 _ . : -) is the client's id for the message: a
-resend after a timeout is handled once and answered with the same replies.
+Bad requests get HTTP 400 (413 for a body over 64 KiB) with ``{"error": ...}``; nothing is
+stored for them. ``sender`` (a string or an integer, 1-190 characters), ``message`` and
+``metadata.message_id`` (an optional client message id, 1-128 characters) follow the rules
+of ``bot.inputs``: no lone surrogates, no NUL or other control characters. With a ``token``
+(``CLERK_REST_TOKEN``) every request must carry ``Authorization: Bearer <token>`` (401
+otherwise). The sender names a conversation of this channel only (``rest:<sender>``).
+``metadata.message_id`` is the client's id for the message: a resend after a timeout is
+handled once and answered with the same replies.
 
 While a human agent holds a conversation the bot stays silent (the webhook answers ``[]``);
 the agent's messages wait in the outbox until the client takes them with
@@ -16,9 +19,7 @@ the agent's messages wait in the outbox until the client takes them with
 from __future__ import annotations
 
 import hmac
-import json
 import logging
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -28,31 +29,45 @@ from starlette.routing import BaseRoute, Route
 from bot.channels.base import Channel
 from bot.dialogue.manager import DialogueManager
 from bot.handoff.outbox import Outbox
+from bot.inputs import BadInput, client_id, client_string, json_object
 from bot.types import Message
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_SENDER_CHARS = 190
-CLIENT_MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_SENDER_CHARS = 190  # the conversation id, rest:<sender>, is at most 200
+MAX_CLIENT_MESSAGE_ID_CHARS = 128
 
 
 def bad_request(message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=400)
 
 
+def refusal(exc: BadInput) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
 async def read_json_object(request: Request) -> dict[str, Any] | JSONResponse:
-    """The request body as a JSON object, or a 400 response saying what is wrong."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return JSONResponse({"error": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+    """The request body as a JSON object, or a 400 (413: too large) response saying what
+    is wrong."""
     try:
-        data = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return bad_request(f"malformed JSON: {exc}")
-    if not isinstance(data, dict):
-        return bad_request("the body must be a JSON object")
-    return data
+        return json_object(await request.body(), max_bytes=MAX_BODY_BYTES)
+    except BadInput as exc:
+        return refusal(exc)
+
+
+def client_metadata(value: object) -> dict[str, Any]:
+    """The webhook's optional ``metadata`` object; of it only ``message_id`` is stored, so
+    only that is checked (and normalised to a string)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadInput("metadata", "must be an object")
+    metadata = dict(value)
+    if metadata.get("message_id") is not None:
+        metadata["message_id"] = client_id(metadata["message_id"], "metadata.message_id",
+                                           max_chars=MAX_CLIENT_MESSAGE_ID_CHARS)
+    return metadata
 
 
 class RestChannel(Channel):
@@ -90,10 +105,11 @@ class RestChannel(Channel):
         assert self.outbox is not None
         if (denied := self._unauthorised(request)) is not None:
             return denied
-        sender = (request.query_params.get("sender") or "").strip()
-        if not sender or len(sender) > MAX_SENDER_CHARS:
-            return bad_request(f"query parameter 'sender' must have 1 to {MAX_SENDER_CHARS} "
-                               "characters")
+        try:
+            sender = client_id(request.query_params.get("sender"), "sender",
+                               max_chars=MAX_SENDER_CHARS)
+        except BadInput as exc:
+            return bad_request(f"query parameter {exc}")
         taken = await self.outbox.take_pending(self.conversation_id(sender))
         return JSONResponse([m.to_reply().to_rasa(sender) for m in taken])
 
@@ -106,20 +122,13 @@ class RestChannel(Channel):
         data = await read_json_object(request)
         if isinstance(data, JSONResponse):
             return data
-        sender = data.get("sender")
-        text = data.get("message")
-        if sender is None or isinstance(sender, bool) or not isinstance(sender, str | int):
-            return bad_request("field 'sender' (a string) is required")
-        sender = str(sender).strip()
-        if not sender or len(sender) > MAX_SENDER_CHARS:
-            return bad_request(f"field 'sender' must have 1 to {MAX_SENDER_CHARS} characters")
-        if text is None or not isinstance(text, str):
-            return bad_request("field 'message' (a string) is required")
-        metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-        client_id = metadata.get("message_id")
-        if client_id is not None and not (isinstance(client_id, str)
-                                          and CLIENT_MESSAGE_ID.fullmatch(client_id)):
-            return bad_request("'metadata.message_id' must be 1-64 of A-Z a-z 0-9 _ . : -")
+        try:
+            sender = client_id(data.get("sender"), "sender", max_chars=MAX_SENDER_CHARS)
+            # longer than the dialogue's limit is answered by the bot itself ("too long")
+            text = client_string(data.get("message"), "message", max_chars=MAX_BODY_BYTES)
+            metadata = client_metadata(data.get("metadata"))
+        except BadInput as exc:
+            return bad_request(f"field {exc}")
         replies = await self.manager.handle(
             Message(conversation_id=self.conversation_id(sender), text=text, channel=self.name,
                     metadata=metadata)

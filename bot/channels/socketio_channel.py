@@ -12,6 +12,11 @@ The protocol, as Rasa 3 speaks it with ``session_persistence: true``::
                             {"attachment": {"type": "image", "payload": {"src": url}}}
                             {...custom payload as is...}
 
+A malformed event (no data, data that is not an object, a ``session_id`` that is not a
+session id, a ``message`` that is not a string or breaks the rules of ``bot.inputs``) is
+answered on that socket only with ``clerk_error {"error": str, "event": str}`` and nothing
+is stored; the connection stays open.
+
 A socket joins the room of its session id, and the bot's messages go to that room: every
 socket of the session (a reload, a second tab) sees them, and the conversation
 (``sio:<session_id>``) continues across connections. A message without a session id uses
@@ -37,14 +42,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from bot.channels.base import Channel
-from bot.channels.widget import OriginPolicy, TurnHandler
+from bot.channels.widget import MAX_FRAME_CHARS, OriginPolicy, TurnHandler
 from bot.errors import Unavailable
+from bot.inputs import BadInput, client_string
 from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.types import Message, Reply
 
 log = logging.getLogger(__name__)
 
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+ERROR_EVT = "clerk_error"
 TURN_FAILED = "Sorry, something went wrong on our side. Please try again."
 SLOW_DOWN = "You're sending messages faster than I can read them. Please wait a few seconds."
 
@@ -136,22 +143,43 @@ class SocketIOChannel(Channel):
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         log.debug("socket.io client %s connected", sid)
 
-    async def _on_session_request(self, sid: str, data: Any) -> None:
-        requested = data.get("session_id") if isinstance(data, dict) else None
-        if isinstance(requested, str) and SESSION_ID_RE.fullmatch(requested):
-            session_id = requested
-        else:
-            session_id = uuid.uuid4().hex
+    async def _refuse(self, sid: str, event: str, problem: str) -> None:
+        log.info("socket.io %s refused: %s", event, problem)
+        await self.sio.emit(ERROR_EVT, {"error": problem, "event": event}, to=sid)
+
+    async def _on_session_request(self, sid: str, data: Any = None, *extra: Any) -> None:
+        """No data or no ``session_id``: a new session, as Rasa does."""
+        if data is not None and not isinstance(data, dict):
+            await self._refuse(sid, "session_request", "the data must be an object")
+            return
+        requested = (data or {}).get("session_id")
+        if requested is not None and not (isinstance(requested, str)
+                                          and SESSION_ID_RE.fullmatch(requested)):
+            await self._refuse(sid, "session_request", "'session_id' must be null or 1-100 "
+                               "of A-Z a-z 0-9 _ . : -")
+            return
+        session_id = requested or uuid.uuid4().hex
         await self.sio.enter_room(sid, session_id)
         await self.sio.save_session(sid, {"session_id": session_id})
         await self.sio.emit("session_confirm", session_id, room=sid)
 
-    async def _on_user_message(self, sid: str, data: Any) -> None:
-        if not isinstance(data, dict) or not isinstance(data.get("message"), str):
-            log.info("socket.io %s without a message ignored", self.user_message_evt)
+    async def _on_user_message(self, sid: str, data: Any = None, *extra: Any) -> None:
+        event = self.user_message_evt
+        if not isinstance(data, dict):
+            await self._refuse(sid, event, "the data must be an object with a 'message'")
+            return
+        try:
+            text = client_string(data.get("message"), "message", max_chars=MAX_FRAME_CHARS)
+        except BadInput as exc:
+            await self._refuse(sid, event, str(exc))
             return
         session_id = data.get("session_id")
-        if not (isinstance(session_id, str) and SESSION_ID_RE.fullmatch(session_id)):
+        if session_id is not None and not (isinstance(session_id, str)
+                                           and SESSION_ID_RE.fullmatch(session_id)):
+            await self._refuse(sid, event, "'session_id' must be null or 1-100 of "
+                               "A-Z a-z 0-9 _ . : -")
+            return
+        if session_id is None:
             saved = await self.sio.get_session(sid)
             session_id = saved.get("session_id") or sid
         if session_id not in self.sio.rooms(sid):
@@ -163,7 +191,7 @@ class SocketIOChannel(Channel):
         if isinstance(metadata, str):
             try:
                 metadata = json.loads(metadata)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, a huge number, too deep
                 metadata = {}
         if not isinstance(metadata, dict):
             metadata = {}
@@ -175,7 +203,7 @@ class SocketIOChannel(Channel):
                 replies = await self.manager.handle(
                     Message(
                         conversation_id=self.conversation_id(session_id),
-                        text=data["message"],
+                        text=text,
                         channel=self.name,
                         metadata={k: v for k, v in metadata.items() if k != "message_id"},
                     )

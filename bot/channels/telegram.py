@@ -17,12 +17,16 @@ What a chat gets:
 - replies are MarkdownV2 with every piece of text escaped, product cards as bold names with
   options, price and stock, and split into messages of at most 4096 characters at
   paragraph, line or word boundaries;
-- stickers, photos, voice and other non-text messages get a polite "text only" reply;
+- stickers, photos, voice and other non-text messages get a polite "text only" reply, and so
+  does text that breaks the rules of ``bot.inputs`` (NUL or other control characters);
   edited messages and channel posts are ignored on purpose (acting twice on an edited
   "yes" could cancel two orders); in groups the bot only answers commands and mentions
   with a pointer to a private chat;
 - flood control: python-telegram-bot's ``AIORateLimiter`` waits out ``RetryAfter`` (Telegram's
   429 with ``retry_after``), holding back every other request meanwhile, and retries.
+
+A webhook body that is not a Telegram update (not JSON, no integer ``update_id``, fields of
+the wrong shape, a lone surrogate or NUL in any string) gets 400 and is dropped.
 
 Failures: an unreachable Bot API at ``clerk serve`` startup is logged and retried in the
 background while the rest of the app serves; the webhook answers 503 until then, so
@@ -35,7 +39,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import signal
 import weakref
@@ -76,6 +79,7 @@ from telegram.helpers import escape_markdown
 from bot.channels.base import Channel
 from bot.channels.widget import TurnHandler
 from bot.errors import ClerkError
+from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
 from bot.types import Button, Message, Reply
 
 log = logging.getLogger(__name__)
@@ -386,16 +390,10 @@ class TelegramChannel(Channel):
             return JSONResponse({"error": "wrong secret token"}, status_code=403)
         if not self.ready:
             return JSONResponse({"error": "Telegram channel starting"}, status_code=503)
-        body = await request.body()
-        if len(body) > 1_000_000:
-            return JSONResponse({"error": "update too large"}, status_code=413)
         try:
-            data = json.loads(body)
-            update = Update.de_json(data, self.application.bot) if isinstance(data, dict) else None
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
-            update = None
-        if update is None:
-            return JSONResponse({"error": "not a Telegram update"}, status_code=400)
+            update = self._update(json_object(await request.body(), max_bytes=1_000_000))
+        except BadInput as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
         if update.update_id in self._seen_updates:
             return Response(status_code=200)  # Telegram redelivered it
         self._seen_updates[update.update_id] = None
@@ -403,6 +401,29 @@ class TelegramChannel(Channel):
             self._seen_updates.popitem(last=False)
         await self.application.update_queue.put(update)
         return Response(status_code=200)
+
+    def _update(self, data: dict[str, Any]) -> Update:
+        """A webhook body as an ``Update``; ``BadInput`` when it is not one."""
+        update_id = data.get("update_id")
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            raise BadInput("update_id", "must be an integer")
+        bad = first_bad_string(data)
+        if bad is not None:
+            raise BadInput("", f"not a Telegram update: a string at {bad} holds a lone "
+                               "surrogate or a NUL")
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except Exception:  # noqa: BLE001 - PTB builds objects from whatever it is given and
+            update = None  # raises what the shape provokes (KeyError, TypeError, Overflow...)
+        if update is None:
+            raise BadInput("", "not a Telegram update")
+        message = update.effective_message
+        if message is not None and not isinstance(message.text, str | None):
+            raise BadInput("message.text", "must be a string")
+        if update.callback_query is not None and not isinstance(update.callback_query.data,
+                                                                str | None):
+            raise BadInput("callback_query.data", "must be a string")
+        return update
 
     # ------------------------------------------------------------------ handlers
     def _add_handlers(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -424,7 +445,11 @@ class TelegramChannel(Channel):
         msg = update.effective_message
         if msg is None or msg.text is None:
             return
-        text = msg.text
+        try:
+            text = client_string(msg.text, "text", max_chars=MAX_TEXT * 4)
+        except BadInput:
+            await self._send_plain(msg.chat_id, TEXT_ONLY)
+            return
         command = text.split()[0].split("@")[0].lower() if text.startswith("/") else ""
         text = COMMANDS.get(command, text)
         await self._turn(msg.chat_id, text, f"tg{msg.message_id}")
@@ -436,7 +461,8 @@ class TelegramChannel(Channel):
         payload = self._payloads.get(query.data or "") if (query.data or "").startswith("#h:") \
             else query.data
         message = query.message
-        if not payload or message is None or message.chat.type != ChatType.PRIVATE:
+        if not payload or message is None or message.chat.type != ChatType.PRIVATE or \
+                text_problem(payload):
             await query.answer(EXPIRED_BUTTON)
             return
         await query.answer()

@@ -14,7 +14,9 @@ The WebSocket speaks JSON text frames. Client to server::
     {"type": "message", "id": str, "text": str, "title"?: str}
                                                     id: the client's (1-64 of A-Z a-z 0-9 _ -),
                                                     for exactly-once delivery;
-                                                    title: a quick reply's label (text = payload)
+                                                    title: a quick reply's label (text = payload);
+                                                    a text or title breaking the rules of
+                                                    bot.inputs gets error bad_frame
     {"type": "ping"}
 
 Server to client::
@@ -70,6 +72,7 @@ from bot.channels.base import Channel
 from bot.errors import Unavailable
 from bot.handoff.desk import shopper_message
 from bot.ratelimit import LocalMessageLimits, MessageLimits
+from bot.inputs import BadInput, client_string
 from bot.store import conversations
 from bot.store.db import Database
 from bot.types import BotUttered, Message, Reply, UserUttered
@@ -327,7 +330,7 @@ class WidgetChannel(Channel):
                     break
                 try:
                     data = json.loads(raw)
-                except json.JSONDecodeError:
+                except (ValueError, RecursionError):  # not JSON, a huge number, too deep
                     await self._send(client, _error("bad_frame", "malformed JSON"))
                     continue
                 if not isinstance(data, dict):
@@ -400,6 +403,13 @@ class WidgetChannel(Channel):
             return
         if not isinstance(text, str):
             await self._send(client, _error("bad_frame", "a message needs a text", mid))
+            return
+        try:  # the rules of bot.inputs: nothing that cannot be stored reaches a turn
+            client_string(text, "text", max_chars=MAX_FRAME_CHARS)
+            if title is not None:
+                client_string(title, "title", max_chars=MAX_FRAME_CHARS)
+        except BadInput as exc:
+            await self._send(client, _error("bad_frame", str(exc), mid))
             return
         if mid in session.accepted:
             await self._send(client, {"type": "ack", "id": mid, "duplicate": True})

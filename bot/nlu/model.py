@@ -941,8 +941,9 @@ class NLUModel:
                 data = json.loads(raw)
                 if not isinstance(data, dict):
                     raise TypeError("entities must be a JSON object")
-            except (ValueError, TypeError) as exc:
-                log.warning("ignoring malformed entities in payload %r: %s", stripped, exc)
+            except (ValueError, TypeError, RecursionError) as exc:  # Recursion: too deep
+                log.warning("ignoring malformed entities in payload %r: %s", stripped[:200],
+                            exc)
                 data = {}
             for name, values in data.items():
                 for value in values if isinstance(values, list) else [values]:

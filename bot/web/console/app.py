@@ -17,6 +17,11 @@ JSON API (``/console/api``; POST bodies are JSON objects)::
          | close {id, resolution} | ticket {id, status?, priority?, assignee?}
     WS   /console/ws                    {"type": "change", "conversation", "status", "kinds"}
 
+Input: every field and query parameter taken from a client follows the rules of
+``bot.inputs`` (no lone surrogates, NUL or control characters; ids and names single-line
+and bounded by their columns); a value that breaks them, a malformed body or a value of the
+wrong type is answered 400 ``{"error": ...}`` naming the field (413 over 64 KiB).
+
 Security: a session cookie (HttpOnly, SameSite=Strict, path /console; Secure when
 configured) names a server-side session. Pages without one redirect to the login, the API
 answers 401, the WebSocket closes with 4401. Every POST needs the session's CSRF token (the
@@ -63,6 +68,7 @@ from bot.handoff.desk import (
 from bot.handoff.outbox import Relay
 from bot.ratelimit import Network, address_bucket, client_address
 from bot.web.console.throttle import LoginThrottle
+from bot.inputs import BadInput, client_id, client_string, json_object, text_problem
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,8 @@ COOKIE = "clerk_console"
 LOGIN_COOKIE = "clerk_console_login"
 PREFIX = "/console"
 MAX_BODY = 64 * 1024
+MAX_ID_CHARS = 200  # conversation and ticket ids, as stored
+MAX_NAME_CHARS = 100  # agent names (assignees) and slot values, as stored
 TOUCH_EVERY_S = 60.0
 T = TypeVar("T")
 
@@ -197,18 +205,14 @@ class Console:
         data: dict[str, Any]
         if api:
             try:
-                parsed = json.loads(body or b"{}")
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise _Refused(JSONResponse({"error": "malformed JSON"}, status_code=400))
-            if not isinstance(parsed, dict):
-                raise _Refused(JSONResponse({"error": "the body must be a JSON object"},
-                                            status_code=400))
-            data = parsed
+                data = json_object(body or b"{}", max_bytes=MAX_BODY)
+            except BadInput as exc:
+                raise _Refused(_refusal(exc)) from None
         else:
             data = _form_fields(body)
-        supplied = request.headers.get("x-csrf-token") or str(data.get("csrf_token") or "")
-        if not supplied or not hmac.compare_digest(supplied.encode(),
-                                                   session.csrf_token.encode()):
+        supplied = request.headers.get("x-csrf-token") or data.get("csrf_token") or ""
+        if not isinstance(supplied, str) or not supplied or not hmac.compare_digest(
+                supplied.encode("utf-8", "replace"), session.csrf_token.encode()):
             raise _Refused(JSONResponse({"error": "missing or wrong CSRF token"},
                                         status_code=403))
         if admin and not session.agent.is_admin:
@@ -220,6 +224,8 @@ class Console:
             return await handler()
         except _Refused as refused:
             return refused.response
+        except BadInput as exc:
+            return _refusal(exc)
 
     # ------------------------------------------------------------------ login
     async def login_page(self, request: Request) -> Response:
@@ -242,6 +248,8 @@ class Console:
         form = _form_fields(body)
         name = str(form.get("name") or "").strip()
         password = str(form.get("password") or "")
+        if text_problem(name, single_line=True):  # never reaches the database
+            return self._login_form(request, "Wrong name or password.", status=400)
         supplied = str(form.get("csrf_token") or "")
         expected = request.cookies.get(LOGIN_COOKIE) or ""
         if not _same_origin(request) or not expected or not hmac.compare_digest(
@@ -316,8 +324,9 @@ class Console:
     async def tickets_update(self, request: Request) -> Response:
         async def run() -> Response:
             _, form = await self._post_session(request, api=False)
-            ticket_id = str(form.get("id") or "")
-            assignee = str(form.get("assignee") or "")
+            ticket_id = _id(form.get("id"))
+            assignee = client_string(form.get("assignee") or "", "assignee",
+                                     max_chars=MAX_NAME_CHARS, single_line=True)
             try:
                 await self._db(
                     self.desk.update_ticket,
@@ -357,10 +366,10 @@ class Console:
     async def agents_update(self, request: Request) -> Response:
         async def run() -> Response:
             session, form = await self._post_session(request, api=False, admin=True)
-            try:
-                agent_id = int(str(form.get("id") or ""))
-            except ValueError:
+            raw_id = str(form.get("id") or "").strip()
+            if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 9):
                 return await self.agents_page(request, error="no such agent", status=400)
+            agent_id = int(raw_id)
             active = {"1": True, "0": False}.get(str(form.get("active") or ""))
             role = str(form.get("role") or "") or None
             password = str(form.get("password") or "") or None
@@ -401,7 +410,7 @@ class Console:
     async def api_conversation(self, request: Request) -> Response:
         async def run() -> Response:
             await self._api_session(request)
-            cid = request.query_params.get("id") or ""
+            cid = _id(request.query_params.get("id"))
             view = await self._db(self.desk.conversation, cid)
             if view is None:
                 return JSONResponse({"error": f"no conversation {cid!r}"}, status_code=404)
@@ -429,10 +438,7 @@ class Console:
                     ) -> Response:
         async def run() -> Response:
             session, data = await self._post_session(request, api=True)
-            cid = data.get("id")
-            if not isinstance(cid, str) or not cid:
-                return JSONResponse({"error": "field 'id' (the conversation) is required"},
-                                    status_code=400)
+            cid = _id(data.get("id"))
             try:
                 step, guard = make(session, data)
                 result = await self.steps.run_external(cid, step, guard=guard)
@@ -466,11 +472,13 @@ class Console:
 
     async def api_return(self, request: Request) -> Response:
         def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
-            slots = data.get("slots") or {}
-            if not isinstance(slots, dict) or not all(
-                    isinstance(v, str | None) for v in slots.values()):
+            slots = {} if data.get("slots") is None else data["slots"]
+            if not isinstance(slots, dict):
                 raise InputError("field 'slots' must map slot names to texts")
-            slots = {k: v for k, v in slots.items() if v not in (None, "")}
+            slots = {client_id(k, "slots (a name)", max_chars=MAX_NAME_CHARS):
+                     client_string(v, f"slots.{k}", max_chars=MAX_NAME_CHARS, single_line=True)
+                     for k, v in slots.items() if v is not None}
+            slots = {k: v for k, v in slots.items() if v}
             return (lambda session, conv, tracker:
                     self.desk.hand_back(session, conv, tracker, s.agent.name, slots)), None
         return await self._step(request, make)
@@ -485,14 +493,17 @@ class Console:
     async def api_ticket(self, request: Request) -> Response:
         async def run() -> Response:
             session, data = await self._post_session(request, api=True)
-            ticket_id = str(data.get("id") or "")
-            assignee = data.get("assignee")
+            ticket_id = _id(data.get("id"))
+            status, priority, assignee = (
+                None if data.get(key) is None else client_string(
+                    data[key], key, max_chars=MAX_NAME_CHARS, single_line=True)
+                for key in ("status", "priority", "assignee"))
             if assignee == "me":
                 assignee = session.agent.name
             try:
                 ticket = await self._db(
                     self.desk.update_ticket,
-                    ticket_id, status=data.get("status"), priority=data.get("priority"),
+                    ticket_id, status=status, priority=priority,
                     assignee=assignee or None, unassign=assignee == "")
             except KeyError:
                 return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
@@ -570,10 +581,22 @@ def _form_fields(body: bytes) -> dict[str, str]:
 
 
 def _text(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value.strip():
+    """A non-empty free text (an agent's message, note or resolution); over the desk's
+    length limit is the desk's to refuse."""
+    value = client_string(data.get(key), key, max_chars=MAX_BODY)
+    if not value.strip():
         raise InputError(f"field {key!r} (a non-empty text) is required")
     return value
+
+
+def _id(value: object) -> str:
+    """A conversation or ticket id from a client: a non-blank single-line string."""
+    return client_id(value, "id", max_chars=MAX_ID_CHARS, numbers=False)
+
+
+def _refusal(exc: BadInput) -> JSONResponse:
+    return JSONResponse({"error": f"field {exc}" if exc.field else str(exc)},
+                        status_code=exc.status)
 
 
 def _safe_next(target: str | None) -> str:
