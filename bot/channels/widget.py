@@ -374,7 +374,10 @@ class WidgetChannel(Channel):
                          direct=True)
         client.ready = True
         held, client.held = client.held, []
-        for frame in held:
+        shown = {entry["id"] for entry in history}
+        for frame in held:  # what the history already holds is not sent again
+            if frame.get("type") in ("bot", "user") and frame.get("id") in shown:
+                continue
             await self._send(client, frame)
         return session
 
