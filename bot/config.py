@@ -77,7 +77,7 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-For is believed
     http_header_timeout: float = 10.0  # seconds for a request's line and headers
     http_body_timeout: float = 30.0  # seconds for a request's body, after its headers
-    http_keepalive: float = 5.0  # seconds an idle keep-alive connection stays open
+    http_keepalive: float = 75.0  # idle keep-alive: longer than clients' and proxies' own
     http_limit_concurrency: int = 1000  # open connections + running requests per process
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -249,7 +249,7 @@ def _server_settings(get: Any) -> dict[str, Any]:
         raise ConfigError("trusted_proxies", str(exc)) from exc
     out: dict[str, Any] = {"trusted_proxies": trusted}
     for name, default in (("http_header_timeout", 10.0), ("http_body_timeout", 30.0),
-                          ("http_keepalive", 5.0)):
+                          ("http_keepalive", 75.0)):
         try:
             value = float(get(name, default))
         except (TypeError, ValueError) as exc:

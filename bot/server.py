@@ -40,14 +40,16 @@ class HttpLimits:
     ``header_timeout``: a request's line and headers must be complete this long after the
     connection opens or the first byte of the request arrives. ``body_timeout``: its body
     must be complete this long after its headers. ``keepalive``: an idle connection between
-    requests is closed after this long. ``graceful_shutdown``: on shutdown, running requests
+    requests is closed after this long: longer than the idle timeout of the clients and proxies
+    in front (httpx 5 s, nginx 60 s, cloud load balancers 60 s), so that it is always they
+    who close an idle connection, never the server just as they send a request on it. ``graceful_shutdown``: on shutdown, running requests
     get this long to finish. ``limit_concurrency``: open connections (WebSockets included)
     and running requests beyond it get 503. ``backlog``: connections the kernel queues
     before accept. ``max_head_bytes``: a longer request head gets 400."""
 
     header_timeout: float = 10.0
     body_timeout: float = 30.0
-    keepalive: float = 5.0
+    keepalive: float = 75.0
     graceful_shutdown: float = 5.0
     limit_concurrency: int = 1000
     backlog: int = 2048

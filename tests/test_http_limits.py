@@ -295,7 +295,7 @@ def test_settings_feed_the_limits(tmp_path) -> None:  # type: ignore[no-untyped-
     none = tmp_path / "none.yml"
     defaults = http_limits(Settings.load({}, none))
     assert (defaults.header_timeout, defaults.body_timeout, defaults.keepalive,
-            defaults.limit_concurrency) == (10.0, 30.0, 5.0, 1000)
+            defaults.limit_concurrency) == (10.0, 30.0, 75.0, 1000)
     limits = http_limits(Settings.load({"CLERK_HTTP_HEADER_TIMEOUT": "2.5",
                                         "CLERK_HTTP_BODY_TIMEOUT": "7",
                                         "CLERK_HTTP_KEEPALIVE": "3",
