@@ -481,8 +481,8 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def database_down(request: Request, exc: Exception) -> JSONResponse:
-    """The database could not be reached (restarting, failed over): 503, try again. The
-    turn was rolled back; the pool reconnects on the next request."""
+    """The database could not be reached by work outside ``Database.call`` (which raises
+    ``DatabaseUnavailable`` itself): 503, try again."""
     log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
     return JSONResponse({"error": "the store's database is unavailable; try again shortly"},
                         status_code=503, headers={"Retry-After": "2"})

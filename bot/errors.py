@@ -11,6 +11,7 @@ and carries the data a caller needs to react, not only a message.
     ├── StoreError                  database failure during a turn (the turn is rolled back)
     ├── Unavailable                 try again later (HTTP 503 with Retry-After: retry_after)
     │   ├── Overloaded              every database thread stayed busy (resource)
+    │   ├── DatabaseUnavailable     the database could not be reached (restarting, failed over)
     │   └── ConversationBusy        another turn held the conversation too long, or took it
     │                               over (conversation_id); nothing of this turn was stored
     ├── ActionError                 a custom action failed
@@ -77,6 +78,12 @@ class Overloaded(Unavailable):
     def __init__(self, resource: str, retry_after: float = 1.0) -> None:
         super().__init__(f"{resource} is busy; try again shortly", retry_after)
         self.resource = resource
+
+
+class DatabaseUnavailable(Unavailable):
+    def __init__(self, reason: str, retry_after: float = 2.0) -> None:
+        super().__init__("the store's database is unavailable; try again shortly", retry_after)
+        self.reason = reason
 
 
 class ConversationBusy(Unavailable):

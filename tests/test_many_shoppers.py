@@ -399,3 +399,23 @@ async def test_message_limits_are_shared_by_workers_through_redis(redis_url: str
     assert sorted(a == 0 for a in answers) == [False, False, False, True, True, True]
     assert all(0 < a <= 30 for a in answers if a)
     assert await worker_a.check(key + "-other") == 0  # per session
+
+
+async def test_an_unreachable_database_is_unavailable_not_an_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What a PostgreSQL restart looks like to a turn: ``DatabaseUnavailable`` (HTTP 503,
+    the widget retries), not an unexpected error."""
+    from bot.errors import DatabaseUnavailable, Unavailable
+    from tests.live import free_port
+
+    db = Database(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere", queue_timeout=1)
+
+    def ping() -> None:
+        with db.session() as s:
+            s.execute(select(1))
+
+    try:
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await db.call(ping)
+        assert isinstance(caught.value, Unavailable) and caught.value.retry_after >= 1
+    finally:
+        db.dispose()

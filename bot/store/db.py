@@ -10,7 +10,8 @@ All of these are blocking calls. Async code never calls them directly: it hands 
 to ``await Database.call(fn, ...)``, which runs it on the database's own worker threads.
 There are as many threads as pooled connections, so a thread never waits for a connection;
 a caller that finds every thread busy waits up to ``queue_timeout`` seconds and then gets
-``Overloaded`` (HTTP 503 with ``Retry-After``), so the server answers rather than freezes.
+``Overloaded`` (HTTP 503 with ``Retry-After``), so the server answers rather than freezes;
+a database that cannot be reached gives ``DatabaseUnavailable`` (also a 503).
 
 SQLite has one writer. Every SQLite transaction starts with ``BEGIN IMMEDIATE`` (so a
 transaction that reads then writes never fails half-way on a busy database) and, within
@@ -30,9 +31,10 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.errors import Overloaded
+from bot.errors import DatabaseUnavailable, Overloaded
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -183,6 +185,11 @@ class Database:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor(), lambda: ctx.run(fn, *args,
                                                                                **kwargs))
+        except (OperationalError, InterfaceError) as exc:
+            # unreachable, restarting, locked too long: the work was rolled back; callers
+            # retry later (HTTP 503), and the pool reconnects (pre-ping) when it is back
+            raise DatabaseUnavailable(str(exc).splitlines()[0] if str(exc) else
+                                      type(exc).__name__) from exc
         finally:
             slots.release()
 
