@@ -316,8 +316,8 @@ def test_a_message_in_flight_when_the_connection_drops_is_delivered_once(
         frames.append(frame)
         if frame.get("duplicate"):
             break
-    if welcome["busy"]:
-        frames += again.until_turn_ends()
+    if welcome["busy"] and {"type": "typing", "on": False} not in frames:
+        frames += again.until_turn_ends()  # the turn was still running: wait for its end
     bot_ids = [h["id"] for h in welcome["history"] if h["type"] == "bot"]
     bot_ids += [f["id"] for f in frames if f["type"] == "bot"]
     assert bot_ids == ["fly-1:0"]
