@@ -3,6 +3,7 @@ rasa-sdk action server in a subprocess, and ``Chat``, a REST-channel conversatio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -52,6 +54,19 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def bot_server(settings: Any, encoder: Any, **build: Any) -> Iterator[LiveServer]:
+    """Clerk built from ``settings`` (``bot.app.build`` keywords in ``build``), served on
+    127.0.0.1; its parts are ``server.parts``."""
+    from bot.app import build as build_parts
+    from bot.app import create_app
+
+    parts = build_parts(settings, encoder=encoder, **build)
+    with LiveServer(create_app(parts)) as live:
+        live.parts = parts  # type: ignore[attr-defined]
+        yield live
 
 
 class ActionServer:

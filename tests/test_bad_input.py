@@ -22,7 +22,7 @@ from bot.inputs import BadInput, client_id, client_string, first_bad_string, jso
 from bot.store.db import Database
 from bot.store.models import Conversation, Ticket
 from tests.guards import TracebackWatch, half_written, watch_tracebacks
-from tests.live import LiveServer
+from tests.live import LiveServer, bot_server
 from tests.test_handoff import PASSWORD, Agent
 
 SURROGATE = b'"\\ud800"'  # JSON for a lone surrogate: json.loads accepts it
@@ -31,12 +31,9 @@ NUL = b'"a\\u0000b"'
 
 @pytest.fixture(scope="module")
 def server(module_database_url: str, bot_settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    from bot.app import build, create_app
 
-    parts = build(bot_settings(module_database_url), encoder=shared_encoder)
-    AgentAccounts(parts.db).add("ana", PASSWORD, "agent")
-    with LiveServer(create_app(parts)) as live:
-        live.parts = parts  # type: ignore[attr-defined]
+    with bot_server(bot_settings(module_database_url), shared_encoder) as live:
+        AgentAccounts(live.parts.db).add("ana", PASSWORD, "agent")  # type: ignore[attr-defined]
         yield live
 
 

@@ -20,17 +20,13 @@ from bot.store.models import (
     OrderChange,
     Ticket,
 )
-from tests.live import Chat, LiveServer
+from tests.live import Chat, LiveServer, bot_server
 
 
 @pytest.fixture(scope="module")
 def server(module_database_url: str, bot_settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    from bot.app import build, create_app
 
-    settings = bot_settings(module_database_url)
-    parts = build(settings, encoder=shared_encoder)
-    with LiveServer(create_app(parts)) as live:
-        live.parts = parts  # type: ignore[attr-defined]
+    with bot_server(bot_settings(module_database_url), shared_encoder) as live:
         yield live
 
 

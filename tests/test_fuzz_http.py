@@ -27,7 +27,7 @@ from bot.handoff.agents import AgentAccounts
 from bot.store.db import Database
 from tests.conftest import ROOT, fresh_database
 from tests.guards import TracebackWatch, half_written, watch_tracebacks
-from tests.live import LiveServer
+from tests.live import LiveServer, bot_server
 from tests.test_handoff import PASSWORD, Agent
 
 pytestmark = pytest.mark.slow  # about 30-50 s per database on 2 busy cores
@@ -54,11 +54,9 @@ def database_url(request: pytest.FixtureRequest,
 
 @pytest.fixture(scope="module")
 def server(database_url: str, bot_settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    from bot.app import build, create_app
 
-    parts = build(bot_settings(database_url), encoder=shared_encoder)
-    AgentAccounts(parts.db).add("fuzz", PASSWORD, "agent")
-    with LiveServer(create_app(parts)) as live:
+    with bot_server(bot_settings(database_url), shared_encoder) as live:
+        AgentAccounts(live.parts.db).add("fuzz", PASSWORD, "agent")  # type: ignore[attr-defined]
         yield live
 
 

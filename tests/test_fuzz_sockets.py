@@ -26,7 +26,7 @@ from websockets.sync.client import ClientConnection, connect
 from bot.store.db import Database
 from tests.conftest import fresh_database
 from tests.guards import TracebackWatch, half_written, watch_tracebacks
-from tests.live import LiveServer
+from tests.live import LiveServer, bot_server
 
 REFUSED_TEXT = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f]")
 SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
@@ -55,10 +55,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(database_url: str, bot_settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    from bot.app import build, create_app
 
-    parts = build(bot_settings(database_url, widget_rate_limit=100_000), encoder=shared_encoder)
-    with LiveServer(create_app(parts)) as live:
+    with bot_server(bot_settings(database_url, widget_rate_limit=100_000), shared_encoder) as live:
         yield live
 
 
@@ -194,10 +192,14 @@ def test_widget_frames_with_any_json(frame: Any, widget: Widget,
 
 
 def test_nothing_was_half_written_and_nothing_logged(
-        sio: SocketIO, widget: Widget, watch: TracebackWatch, database_url: str) -> None:
-    widget.until_pong()  # both connections still answer
-    sio.client.emit("session_request", {"session_id": f"last-{uuid.uuid4().hex[:6]}"})
-    sio.answer({"session_confirm"})
+        server: LiveServer, widget: Widget, watch: TracebackWatch, database_url: str) -> None:
+    widget.until_pong()  # the widget connection still answers, and so does the server
+    sio = SocketIO(server.url)
+    try:
+        sio.client.emit("session_request", {"session_id": f"last-{uuid.uuid4().hex[:6]}"})
+        sio.answer({"session_confirm"})
+    finally:
+        sio.client.disconnect()
     time.sleep(2)  # turns still running finish, their events are stored
     watch.assert_clean()
     db = Database(database_url)

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from bot.store.db import Database
 from bot.store.models import Conversation, ConversationEvent, Order, OrderChange
 from bot.types import ConversationId, Message
-from tests.live import LiveServer
+from tests.live import LiveServer, bot_server
 
 EMAIL = "ivan.santos3158@example.com"  # owns #W6893533 (and others)
 ORDER = "#W6893533"
@@ -40,11 +40,8 @@ def store(settings) -> Iterator[Database]:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def server(settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    from bot.app import build, create_app
 
-    parts = build(settings, encoder=shared_encoder)
-    with LiveServer(create_app(parts)) as live:
-        live.parts = parts  # type: ignore[attr-defined]
+    with bot_server(settings, shared_encoder) as live:
         yield live
 
 
