@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,7 +55,7 @@ def shoppers(knowledge: Path) -> list[dict]:
     users = json.loads((knowledge / "catalog" / "users.json").read_text())
     orders = json.loads((knowledge / "catalog" / "orders.json").read_text())
     out = []
-    for uid, u in users.items():
+    for u in users.values():
         pending = [o for o in u["orders"] if orders.get(o, {}).get("status") == "pending"]
         if len(pending) >= 2:
             out.append({"email": u["email"], "status_order": pending[0], "cancel_order": pending[1]})

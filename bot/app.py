@@ -33,10 +33,10 @@ from bot.dialogue.domain import Domain
 from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.stories import DialogueData
-from bot.errors import Unavailable
+from bot.errors import DatabaseUnavailable, Unavailable
+from bot.inputs import BadInput, client_id, client_string, optional_string
 from bot.ratelimit import LocalMessageLimits, MessageLimits, RedisMessageLimits
 from bot.server import HttpLimits
-from bot.inputs import BadInput, client_id, client_string, optional_string
 from bot.store.db import Database
 from bot.web.openapi import openapi_route
 
@@ -482,10 +482,9 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 async def database_down(request: Request, exc: Exception) -> JSONResponse:
     """The database could not be reached by work outside ``Database.call`` (which raises
-    ``DatabaseUnavailable`` itself): 503, try again."""
+    ``DatabaseUnavailable`` itself): the same 503."""
     log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
-    return JSONResponse({"error": "the store's database is unavailable; try again shortly"},
-                        status_code=503, headers={"Retry-After": "2"})
+    return await unavailable(request, DatabaseUnavailable(type(exc).__name__))
 def http_limits(settings: Settings) -> HttpLimits:
     """The HTTP server's timeouts and limits (``bot.server.server_config``) from settings."""
     return HttpLimits(header_timeout=settings.http_header_timeout,

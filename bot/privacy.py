@@ -33,7 +33,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string is not ours to fix here
+        except Exception:  # noqa: BLE001 - a broken format string is not ours to fix here
             return True
         record.msg = redact(message)
         record.args = None

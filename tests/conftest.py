@@ -55,7 +55,7 @@ def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def guarded(self: socket.socket, address) -> None:  # type: ignore[no-untyped-def]
         host = address[0] if isinstance(address, tuple) else address
         if isinstance(host, str) and not (
-            host in ("localhost", "::1") or host.startswith("127.") or host.startswith("/")
+            host in ("localhost", "::1") or host.startswith(("127.", "/"))
         ):
             raise RuntimeError(f"test tried to reach the outside network: {address!r}")
         return real_connect(self, address)
@@ -108,7 +108,7 @@ def module_database_url(
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator["Database"]:  # noqa: F821
+def db(database_url: str) -> Iterator[Database]:  # noqa: F821
     from bot.store.db import Database
 
     database = Database(database_url)

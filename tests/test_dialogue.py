@@ -3,7 +3,6 @@ project loads unchanged), slot mappings, rule/story prediction, tracker replay."
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -142,7 +141,7 @@ def test_a_plain_rasa_project_loads_and_its_stories_drive_the_dialogue(moodbot) 
 
 
 def test_story_context_decides_between_two_continuations(moodbot) -> None:
-    domain, policy = moodbot
+    _domain, policy = moodbot
     t = Tracker.from_events(ConversationId("c"), {}, [])
     _user(t, "greet")
     _run(t, policy)

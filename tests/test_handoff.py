@@ -33,7 +33,7 @@ from bot.handoff.triggers import assess_complaint, negativity
 from bot.store.db import Database
 from bot.store.models import Conversation, ConversationEvent, Handoff, OutboxMessage, Ticket
 from bot.types import ConversationId, Message
-from tests.live import Chat, LiveServer
+from tests.live import Chat, LiveServer, bot_server
 
 PASSWORD = "correct horse battery"
 
@@ -118,14 +118,10 @@ def wait_until(check: Any, timeout: float = 10.0) -> Any:
 
 @pytest.fixture(scope="module")
 def server(module_database_url: str, bot_settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    from bot.app import build, create_app
-
-    parts = build(bot_settings(module_database_url), encoder=shared_encoder)
-    accounts = AgentAccounts(parts.db)
-    for name, role in (("ana", "agent"), ("ben", "agent"), ("root", "admin")):
-        accounts.add(name, PASSWORD, role)
-    with LiveServer(create_app(parts)) as live:
-        live.parts = parts  # type: ignore[attr-defined]
+    with bot_server(bot_settings(module_database_url), shared_encoder) as live:
+        accounts = AgentAccounts(live.parts.db)  # type: ignore[attr-defined]
+        for name, role in (("ana", "agent"), ("ben", "agent"), ("root", "admin")):
+            accounts.add(name, PASSWORD, role)
         yield live
 
 

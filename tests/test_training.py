@@ -49,7 +49,7 @@ nlu:
     - cancel everything i ordered
     - can you cancel my order
 """
-TFIDF = dict(featurizers=("tfidf_word", "tfidf_char"), threshold=0.0)
+TFIDF = {"featurizers": ("tfidf_word", "tfidf_char"), "threshold": 0.0}
 
 
 # -- learning-rate schedules: the documented rate at each step --------------------------
@@ -73,7 +73,7 @@ def test_step_schedule() -> None:
 
 
 def test_cosine_with_warmup() -> None:
-    kw = dict(lr=1.0, total_steps=12, warmup_steps=2)
+    kw = {"lr": 1.0, "total_steps": 12, "warmup_steps": 2}
     assert learning_rate("cosine", 0, **kw) == pytest.approx(0.5)
     assert learning_rate("cosine", 1, **kw) == pytest.approx(1.0)
     assert learning_rate("cosine", 2, **kw) == pytest.approx(1.0)  # start of the decay

@@ -26,9 +26,9 @@ from bot.channels.widget import (
     WidgetLook,
     transcript,
 )
-from bot.ratelimit import RateLimiter
 from bot.config import Settings
 from bot.errors import ConfigError
+from bot.ratelimit import RateLimiter
 from bot.store.db import Database
 from bot.store.models import Conversation, ConversationEvent
 from bot.types import BotUttered, Message, Reply, UserUttered

@@ -71,8 +71,8 @@ from starlette.websockets import WebSocket, WebSocketState
 from bot.channels.base import Channel
 from bot.errors import Unavailable
 from bot.handoff.desk import shopper_message
-from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.inputs import BadInput, client_string
+from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.store import conversations
 from bot.store.db import Database
 from bot.types import BotUttered, Message, Reply, UserUttered
@@ -363,7 +363,7 @@ class WidgetChannel(Channel):
             sid = secrets.token_urlsafe(24)
         session = self._session(sid)
         session.clients.append(client)  # broadcasts from now on are held until the welcome
-        history = await asyncio.to_thread(self._history, sid)
+        history = await self.db.call(self._history, sid)
         for entry in history:
             if entry["type"] == "user":
                 session.remember(entry["id"])

@@ -298,9 +298,9 @@ class DialogueManager:
         if tracker.followup_action:
             return tracker.followup_action, Prediction(tracker.followup_action, "Followup", 1.0)
         last = tracker.steps[-1] if tracker.steps else None
-        if tracker.active_loop and last is not None and last.kind in ("intent", "slot"):
-            if _last_non_slot(tracker) == "intent":
-                return tracker.active_loop, Prediction(tracker.active_loop, "FormPolicy", 1.0)
+        if (tracker.active_loop and last is not None and last.kind in ("intent", "slot")
+                and _last_non_slot(tracker) == "intent"):
+            return tracker.active_loop, Prediction(tracker.active_loop, "FormPolicy", 1.0)
         pred = self.policy.predict(tracker)
         if pred is None:
             if _last_non_slot(tracker) == "intent":

@@ -142,10 +142,10 @@ class FlowPolicy:
         if flow.conversation_start and any(v.kind == "intent" for v in visible[: vi + 1]):
             return None
         for cond in flow.conditions:
-            if cond.kind == "active_loop" and first_view.active_loop_before != cond.name:
-                # a form activated and completed within the same turn
-                if not (first_view.kind == "action" and first_view.name == cond.name):
-                    return None
+            # (unless the form activated and completed within the same turn)
+            if (cond.kind == "active_loop" and first_view.active_loop_before != cond.name
+                    and not (first_view.kind == "action" and first_view.name == cond.name)):
+                return None
             if cond.kind == "slot" and not _slot_ok(cond, first_view.slots_before):
                 return None
         return matched * 10 + len(flow.conditions)

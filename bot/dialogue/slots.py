@@ -27,9 +27,7 @@ def _conditions_hold(m: SlotMapping, active_loop: str | None, requested: str | N
 def _intent_ok(m: SlotMapping, intent: str | None) -> bool:
     if m.intent and intent not in m.intent:
         return False
-    if m.not_intent and intent in m.not_intent:
-        return False
-    return True
+    return not (m.not_intent and intent in m.not_intent)
 
 
 def extract_slots(
@@ -69,9 +67,8 @@ def extract_slots(
             elif m.type == "from_trigger_intent":
                 if active_loop is None and m.intent and intent in m.intent:
                     value, found = m.value, True
-            elif m.type == "from_text":
-                if _intent_ok(m, intent) and message.text:
-                    value, found = message.text, True
+            elif m.type == "from_text" and _intent_ok(m, intent) and message.text:
+                value, found = message.text, True
             if found:
                 break
         if found and current.get(slot.name) != value:

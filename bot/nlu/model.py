@@ -464,7 +464,7 @@ def _validation_split(labels: Sequence[str], fraction: float, seed: int) -> tupl
     for label in sorted(by_label):
         rows = np.asarray(by_label[label])
         rng.shuffle(rows)
-        k = int(round(len(rows) * fraction)) if len(rows) >= 2 else 0
+        k = round(len(rows) * fraction) if len(rows) >= 2 else 0
         k = min(max(k, 1 if len(rows) >= 2 else 0), len(rows) - 1)
         val.extend(rows[:k].tolist())
         train.extend(rows[k:].tolist())

@@ -122,7 +122,7 @@ class SearchSpace:
             elif p.kind == "int":
                 grid[p.name] = list(range(int(p.low), int(p.high) + 1, int(p.step or 1)))
             elif p.step is not None:
-                n = int(round((p.high - p.low) / p.step))
+                n = round((p.high - p.low) / p.step)
                 grid[p.name] = [round(p.low + k * p.step, 10) for k in range(n + 1)]
             else:
                 raise ConfigError(f"space.{p.name}",

@@ -66,9 +66,9 @@ from bot.handoff.desk import (
     HandoffDesk,
 )
 from bot.handoff.outbox import Relay
+from bot.inputs import BadInput, client_id, client_string, json_object, text_problem
 from bot.ratelimit import Network, address_bucket, client_address
 from bot.web.console.throttle import LoginThrottle
-from bot.inputs import BadInput, client_id, client_string, json_object, text_problem
 
 log = logging.getLogger(__name__)
 
