@@ -204,10 +204,9 @@ def build(
         if settings.action_endpoint:
             actions = RemoteActionRunner(settings.action_endpoint)
         else:
-            import importlib
+            from bot.store_actions import build_actions
 
-            package = importlib.import_module(settings.actions_package)
-            actions = InProcessActionRunner(package.build_actions(db), db=db)
+            actions = InProcessActionRunner(build_actions(db), db=db)
     index = KnowledgeIndex.load(settings.index_dir, encoder)
     generation = build_generation(settings, llm=llm)
     answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer, generation.catalog)

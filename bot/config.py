@@ -30,7 +30,7 @@ class Settings:
     action_endpoint: str | None
     data_dir: Path
     knowledge_dir: Path
-    actions_package: str = "actions"
+    actions_package: str = "actions"  # the project's own actions (besides bot.store_actions)
     nlu_threshold: float | None = None  # None: the model's own (training_data/config.yml)
     max_misses_before_handoff: int = 2
     log_level: str = "INFO"

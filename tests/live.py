@@ -81,7 +81,7 @@ class ActionServer:
     def __enter__(self) -> Self:
         env = {**os.environ, "CLERK_DATABASE_URL": self.database_url, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.port)],
+            [sys.executable, "-m", "rasa_sdk", "--actions", "bot.store_actions", "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.time() + 60

@@ -28,8 +28,8 @@ import yaml
 from rasa_sdk.executor import ActionExecutor
 from sqlalchemy import func, select
 
-from actions import build_actions
-from actions.parsing import (
+from bot.store_actions import build_actions
+from bot.store_actions.parsing import (
     AddressError,
     ItemView,
     VariantView,
@@ -144,12 +144,12 @@ def in_process_executor(db: Database) -> ActionExecutor:
 def package_executor_for(
     database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> ActionExecutor:
-    """rasa-sdk's own path: ``register_package("actions")``, actions built without
+    """rasa-sdk's own path: ``register_package("bot.store_actions")``, actions built without
     arguments, the database from ``CLERK_DATABASE_URL``."""
     monkeypatch.setenv("CLERK_DATABASE_URL", database_url)
     monkeypatch.setenv("CLERK_CONFIG", str(tmp_path / "no-clerk.yml"))
     ex = ActionExecutor()
-    ex.register_package("actions")
+    ex.register_package("bot.store_actions")
     return ex
 
 
@@ -395,7 +395,7 @@ def test_register_package_registers_exactly_the_store_actions(
     ours = {
         name
         for name, run in package_executor.actions.items()
-        if type(run.__self__).__module__.split(".")[0] == "actions"
+        if type(run.__self__).__module__.startswith("bot.store_actions")
     }
     assert ours == STORE_ACTIONS
     assert {a.name() for a in build_actions(store)} == STORE_ACTIONS
@@ -1057,7 +1057,7 @@ def test_a_real_action_server_cancels_an_order(tmp_path: Path) -> None:
     env = {**os.environ, "CLERK_DATABASE_URL": url, "CLERK_CONFIG": str(tmp_path / "none.yml")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     server = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+        [sys.executable, "-m", "rasa_sdk", "--actions", "bot.store_actions", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -239,7 +239,7 @@ class _FailingActions:
 
 
 async def test_a_failed_action_goes_to_a_human(server: LiveServer, shared_encoder) -> None:  # type: ignore[no-untyped-def]
-    from actions import build_actions
+    from bot.store_actions import build_actions
     from bot.actions import InProcessActionRunner
     from bot.app import build
 

@@ -86,8 +86,8 @@ def test_an_action_server_that_is_down_gets_a_polite_reply(settings, db, shared_
 async def test_a_failing_action_leaves_no_trace(settings, db, shared_encoder) -> None:  # type: ignore[no-untyped-def]
     """An in-process action runs in its own unit of work: one that writes and then crashes
     is rolled back whole, and the shopper gets a polite reply."""
-    from actions import build_actions
-    from actions.orders import ActionCancelOrder
+    from bot.store_actions import build_actions
+    from bot.store_actions.orders import ActionCancelOrder
     from bot.app import build
 
     class CrashingCancel(ActionCancelOrder):

@@ -32,8 +32,8 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actions import replies
-from actions.base import (
+from bot.store_actions import replies
+from bot.store_actions.base import (
     StoreFormValidator,
     entity_values,
     first_entity,
@@ -41,7 +41,7 @@ from actions.base import (
     latest_text,
     slot_before_turn,
 )
-from actions.parsing import (
+from bot.store_actions.parsing import (
     CANCEL_REASONS,
     AddressError,
     cancel_reason_from_text,
@@ -59,7 +59,7 @@ from actions.parsing import (
     same_address,
     says_no_order,
 )
-from actions.store import (
+from bot.store_actions.store import (
     ORDER_RULES,
     OrderRule,
     alternatives,

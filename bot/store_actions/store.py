@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from actions.parsing import ItemView, VariantView, find_zips
+from bot.store_actions.parsing import ItemView, VariantView, find_zips
 from bot.store.models import Customer, Order, OrderItem, Variant
 
 CENT = Decimal("0.01")

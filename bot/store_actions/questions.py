@@ -20,10 +20,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
-from actions import replies
-from actions.base import StoreAction, form_already_asked
-from actions.parsing import AddressError, cancel_reason_from_text, parse_address
-from actions.store import (
+from bot.store_actions import replies
+from bot.store_actions.base import StoreAction, form_already_asked
+from bot.store_actions.parsing import AddressError, cancel_reason_from_text, parse_address
+from bot.store_actions.store import (
     ORDER_RULES,
     alternatives,
     customer_orders,

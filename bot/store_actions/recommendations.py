@@ -25,8 +25,8 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
-from actions import replies
-from actions.base import StoreAction, first_entity, latest_text
+from bot.store_actions import replies
+from bot.store_actions.base import StoreAction, first_entity, latest_text
 from bot.store.models import Order, OrderItem, Product, Variant
 
 MAX_CARDS = 5

@@ -23,10 +23,10 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actions import replies
-from actions.base import StoreAction
-from actions.parsing import CANCEL_REASONS, AddressError, cancel_reason_from_text, parse_address
-from actions.store import (
+from bot.store_actions import replies
+from bot.store_actions.base import StoreAction
+from bot.store_actions.parsing import CANCEL_REASONS, AddressError, cancel_reason_from_text, parse_address
+from bot.store_actions.store import (
     FORM_SLOTS,
     ORDER_RULES,
     credit_gift_card,
