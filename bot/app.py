@@ -59,16 +59,11 @@ def make_encoder(settings: Settings):  # type: ignore[no-untyped-def]
     return Encoder(cache_dir=settings.home / "encoder")
 
 
-def data_files(settings: Settings) -> tuple[Path, list[Path]]:
-    """The domain file and the rule/story files of the training data folder."""
-    d = settings.data_dir
-    dialogue = [p for p in (d / "rules.yml", d / "stories.yml") if p.exists()]
-    return d / "domain.yml", dialogue
-
-
-def catalog_products(knowledge_dir: Path) -> list[dict[str, Any]]:
+def catalog_products(knowledge_dir: Path | None) -> list[dict[str, Any]]:
     import json
 
+    if knowledge_dir is None:
+        return []
     path = knowledge_dir / "catalog" / "products.json"
     if not path.exists():
         return []
@@ -79,9 +74,10 @@ def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
     from bot.nlu.data import load_nlu
     from bot.nlu.model import NLUConfig
 
-    data = load_nlu(settings.data_dir / "nlu.yml")
-    config = NLUConfig.from_file(settings.data_dir / "config.yml")
-    return data, catalog_products(settings.knowledge_dir), config
+    project = settings.project
+    data = load_nlu(project.nlu_files)
+    config = NLUConfig.from_mapping(project.read_config())
+    return data, catalog_products(project.knowledge_dir), config
 
 
 def current_nlu(settings: Settings, encoder: Any) -> Any | None:
@@ -102,14 +98,18 @@ def current_nlu(settings: Settings, encoder: Any) -> Any | None:
 def train_nlu(settings: Settings, encoder: Any, progress: Progress = _no_progress) -> Path:
     from bot.nlu.model import NLUModel
 
-    """Train the active model from ``training_data/`` with its ``config.yml`` (the demo
+    """Train the active model from the project's NLU data with its ``config.yml`` (the demo
     store's holds the configuration `clerk tune` chose); keep the config file beside it."""
+    from bot.nlu.model import rasa_config_notes
+
     data, catalog, config = _nlu_inputs(settings)
+    for note in rasa_config_notes(settings.project.read_config()):
+        log.info("config.yml: %s", note)
     model = NLUModel.train(data, encoder=encoder, catalog=catalog, config=config, progress=progress)
     out = nlu_dir(settings)
     model.save(out)
-    config_file = settings.data_dir / "config.yml"
-    if config_file.is_file():
+    config_file = settings.project.config_file
+    if config_file is not None:
         (out / "config.yml").write_text(config_file.read_text(encoding="utf-8"), encoding="utf-8")
     return out
 
@@ -128,16 +128,19 @@ def prepare(
     from bot.store.demo import load_store
 
     report: dict[str, Any] = {}
+    knowledge_dir = settings.project.knowledge_dir  # no project: ProjectNotFound, nothing made
     settings.home.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.database_url)
     db = Database(settings.database_url)
     encoder = encoder or make_encoder(settings)
     try:
         index_missing = not (settings.index_dir / "manifest.json").exists()
-        if force_ingest or index_missing or _store_empty(db):
-            report["store"] = load_store(db, settings.knowledge_dir, progress)
+        if knowledge_dir is None:
+            log.info("the project has no knowledge/ folder: no catalog, policy or FAQ answers")
+        elif force_ingest or index_missing or _store_empty(db):
+            report["store"] = load_store(db, knowledge_dir, progress)
             report["knowledge"] = ingest(
-                db, settings.knowledge_dir, settings.index_dir, encoder, progress=progress
+                db, knowledge_dir, settings.index_dir, encoder, progress=progress
             )
         nlu = None if force_train else current_nlu(settings, encoder)
         if nlu is None:
@@ -193,9 +196,9 @@ def build(
     encoder = encoder or make_encoder(settings)
     db = Database(settings.database_url, pool_size=settings.db_pool_size,
                   queue_timeout=settings.db_queue_timeout)
-    domain_file, dialogue_files = data_files(settings)
-    domain = Domain.load(domain_file)
-    policy = FlowPolicy(DialogueData.load(*dialogue_files))
+    project = settings.project
+    domain = Domain.load(project.domain)
+    policy = FlowPolicy(DialogueData.load(*project.dialogue_files))
     if nlu is None:
         nlu = NLUModel.load(nlu_dir(settings), encoder)
     if settings.nlu_threshold is not None:
@@ -204,12 +207,15 @@ def build(
         if settings.action_endpoint:
             actions = RemoteActionRunner(settings.action_endpoint)
         else:
-            from bot.store_actions import build_actions
+            from bot.store_actions import project_actions
 
-            actions = InProcessActionRunner(build_actions(db), db=db)
-    index = KnowledgeIndex.load(settings.index_dir, encoder)
+            actions = InProcessActionRunner(project_actions(project.actions_dir, db), db=db)
     generation = build_generation(settings, llm=llm)
-    answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer, generation.catalog)
+    answerer = None
+    if project.knowledge_dir is not None:
+        index = KnowledgeIndex.load(settings.index_dir, encoder)
+        answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer,
+                                     generation.catalog)
     handoff = build_handoff(settings, db, domain)
     manager = DialogueManager(
         domain=domain,
@@ -225,7 +231,9 @@ def build(
     )
     parts = Parts(settings=settings, db=db, domain=domain, manager=manager, nlu=nlu,
                   actions=actions, generation=generation, handoff=handoff)
-    parts.channels.append(RestChannel(manager, outbox=handoff.outbox, token=settings.rest_token))
+    if "rest" in settings.channels:
+        parts.channels.append(RestChannel(manager, outbox=handoff.outbox,
+                                          token=settings.rest_token))
     parts.channels.extend(web_and_telegram_channels(settings, manager, db))
     attach_handoff(handoff, settings, manager, parts.channels)
     return parts
@@ -459,9 +467,11 @@ def web_and_telegram_channels(
     channels: list[Channel] = [
         WidgetChannel(manager, db, look=look, origins=origins, limits=limits,
                       demo_products=catalog_products(settings.knowledge_dir)[:8]),
-        SocketIOChannel(manager, origins=origins, limits=limits, redis_url=settings.redis_url),
     ]
-    if settings.telegram_token:
+    if "socketio" in settings.channels:
+        channels.append(SocketIOChannel(manager, origins=origins, limits=limits,
+                                        redis_url=settings.redis_url))
+    if settings.telegram_token and "telegram" in settings.channels:
         from bot.channels.telegram import TelegramChannel
 
         channels.append(TelegramChannel(

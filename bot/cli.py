@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bot.config import Settings
@@ -36,8 +37,10 @@ def progress_bar() -> Iterator[Any]:
 
 def _settings(args: argparse.Namespace) -> Settings:
     env = dict(os.environ)
+    if getattr(args, "project", None):
+        env["CLERK_PROJECT"] = args.project
     if getattr(args, "home", None):
-        env["CLERK_HOME"] = args.home
+        env["CLERK_HOME"] = str(Path(args.home).resolve())
     settings = Settings.load(env, getattr(args, "config", None))
     logging.getLogger().setLevel(settings.log_level)
     return settings
@@ -86,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.workers < 1:
         raise ConfigError("--workers", "must be at least 1")
+    settings.project  # noqa: B018 -- no project here: say so before anything starts
     t = time.perf_counter()
     if args.workers == 1:
         parts = _ready_parts(settings)
@@ -99,6 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with progress_bar() as report:
         prepare(settings, report)
     os.environ["CLERK_HOME"] = str(settings.home)
+    os.environ["CLERK_PROJECT"] = str(settings.project_dir)
     if args.config:
         os.environ["CLERK_CONFIG"] = args.config
     if not settings.redis_url:
@@ -181,6 +186,35 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from bot.scaffold import TEMPLATES, scaffold
+
+    target = Path(args.dir).resolve()
+    written = scaffold(args.template, target)
+    print(f"created a {args.template} project in {target} ({len(written)} files). Next:")
+    where = "" if target == Path.cwd() else f"cd {args.dir} && "
+    print(f"  {where}clerk train && clerk serve     # templates: {', '.join(TEMPLATES)}")
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from bot.project import describe
+
+    for line in describe(_settings(args).project):
+        print(line)
+    return 0
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    """A rasa-sdk action server with Clerk's store actions and the project's own
+    (``rasa run actions`` for a Clerk project)."""
+    from bot.store_actions.server import serve_actions
+
+    settings = _settings(args)
+    serve_actions(settings.project.actions_dir, port=args.port)
+    return 0
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
@@ -225,9 +259,24 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clerk", description="Clerk customer-service bot")
-    parser.add_argument("--home", help="CLERK_HOME (default ./.clerk)")
-    parser.add_argument("--config", help="clerk.yml to read (default ./clerk.yml)")
+    parser.add_argument("--project", help="the bot project folder (CLERK_PROJECT; default: .)")
+    parser.add_argument("--home", help="CLERK_HOME (default: the project's .clerk/)")
+    parser.add_argument("--config", help="clerk.yml to read (default: the project's clerk.yml)")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    from bot.scaffold import TEMPLATES
+
+    p = sub.add_parser("init", help="create a bot project folder from a template")
+    p.add_argument("dir", nargs="?", default=".", help="the folder to create (default: .)")
+    p.add_argument("--template", choices=TEMPLATES, default=TEMPLATES[0])
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("project", help="show where the project's files are")
+    p.set_defaults(func=cmd_project)
+
+    p = sub.add_parser("actions", help="run the action server (store actions + the project's)")
+    p.add_argument("--port", type=int, default=5055)
+    p.set_defaults(func=cmd_actions)
 
     p = sub.add_parser("serve", help="serve the bot over HTTP (REST channel)")
     p.add_argument("--host", default="127.0.0.1")

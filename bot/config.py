@@ -12,15 +12,17 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bot.errors import ConfigError
+from bot.project import Project
 from bot.ratelimit import Network, parse_networks
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CHANNELS = ("rest", "socketio", "telegram")  # the chat widget is always served
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,8 @@ class Settings:
     home: Path
     database_url: str
     action_endpoint: str | None
-    data_dir: Path
-    knowledge_dir: Path
-    actions_package: str = "actions"  # the project's own actions (besides bot.store_actions)
+    project_dir: Path  # the bot project (CLERK_PROJECT / --project; default: working dir)
+    channels: tuple[str, ...] = CHANNELS  # credentials.yml lists them; default: all
     nlu_threshold: float | None = None  # None: the model's own (training_data/config.yml)
     max_misses_before_handoff: int = 2
     log_level: str = "INFO"
@@ -81,6 +82,15 @@ class Settings:
     http_limit_concurrency: int = 1000  # open connections + running requests per process
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @cached_property
+    def project(self) -> Project:
+        """The project's files; ``ProjectNotFound`` when ``project_dir`` holds none."""
+        return Project.find(self.project_dir)
+
+    @property
+    def knowledge_dir(self) -> Path | None:
+        return self.project.knowledge_dir
+
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
@@ -94,8 +104,9 @@ class Settings:
         cls, env: Mapping[str, str] | None = None, config_file: str | Path | None = None
     ) -> Settings:
         env = os.environ if env is None else env
+        project_dir = Path(env.get("CLERK_PROJECT") or ".").expanduser().resolve()
         file_values: dict[str, Any] = {}
-        path = Path(config_file or env.get("CLERK_CONFIG", "clerk.yml"))
+        path = Path(config_file or env.get("CLERK_CONFIG") or project_dir / "clerk.yml")
         if path.exists():
             try:
                 loaded = yaml.safe_load(path.read_text()) or {}
@@ -104,14 +115,16 @@ class Settings:
             if not isinstance(loaded, dict):
                 raise ConfigError(str(path), "must be a mapping of settings")
             file_values = {str(k).lower(): v for k, v in loaded.items()}
+        rasa_values = rasa_project_settings(project_dir, env)
 
         def get(name: str, default: Any = None) -> Any:
             env_key = f"CLERK_{name.upper()}"
             if env_key in env and env[env_key] != "":
                 return env[env_key]
-            return file_values.get(name, default)
+            return file_values.get(name, rasa_values.get(name, default))
 
-        home = Path(get("home", ".clerk")).expanduser().resolve()
+        home = Path(get("home", project_dir / ".clerk")).expanduser()
+        home = (home if home.is_absolute() else project_dir / home).resolve()
         db_url = get("database_url") or f"sqlite:///{home / 'clerk.db'}"
         try:
             raw_threshold = get("nlu_threshold")
@@ -126,9 +139,8 @@ class Settings:
             home=home,
             database_url=str(db_url),
             action_endpoint=get("action_endpoint") or None,
-            data_dir=Path(get("data_dir", PROJECT_ROOT / "training_data")).resolve(),
-            knowledge_dir=Path(get("knowledge_dir", PROJECT_ROOT / "knowledge")).resolve(),
-            actions_package=str(get("actions_package", "actions")),
+            project_dir=project_dir,
+            channels=_channels(get("channels", CHANNELS)),
             nlu_threshold=threshold,
             max_misses_before_handoff=misses,
             log_level=str(get("log_level", "INFO")).upper(),
@@ -139,6 +151,52 @@ class Settings:
             **_server_settings(get),
             extra={k: v for k, v in file_values.items()},
         )
+
+
+def rasa_project_settings(project_dir: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """Settings a Rasa project states in its own files: ``endpoints.yml``'s
+    ``action_endpoint.url``; ``credentials.yml``'s channels (``rest``, ``socketio``,
+    ``telegram``: only those listed are served) and Telegram's ``access_token`` and
+    ``webhook_url``. ``${VAR}`` in these files is read from ``env``, as Rasa does."""
+    from bot.project import read_yaml_mapping
+
+    out: dict[str, Any] = {}
+    endpoints_file = project_dir / "endpoints.yml"
+    if endpoints_file.is_file():
+        action = read_yaml_mapping(endpoints_file).get("action_endpoint")
+        if isinstance(action, dict) and action.get("url"):
+            out["action_endpoint"] = _expand(str(action["url"]), env)
+    credentials_file = project_dir / "credentials.yml"
+    if credentials_file.is_file():
+        credentials = read_yaml_mapping(credentials_file)
+        out["channels"] = [c for c in CHANNELS if c in credentials]
+        telegram = credentials.get("telegram")
+        if isinstance(telegram, dict):
+            for key, name in (("access_token", "telegram_token"),
+                              ("webhook_url", "telegram_webhook_url")):
+                if telegram.get(key):
+                    out[name] = _expand(str(telegram[key]), env)
+    return out
+
+
+_ENV_REF = re.compile(r"\$\{(\w+)\}")
+
+
+def _expand(text: str, env: Mapping[str, str]) -> str:
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in env:
+            raise ConfigError(m.group(0), "is used in the project's files but not set")
+        return env[m.group(1)]
+
+    return _ENV_REF.sub(value, text)
+
+
+def _channels(value: Any) -> tuple[str, ...]:
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    unknown = sorted(set(names) - set(CHANNELS))
+    if unknown:
+        raise ConfigError("channels", f"unknown {unknown}; known: {', '.join(CHANNELS)}")
+    return tuple(c for c in CHANNELS if c in names)
 
 
 _COLOR = re.compile(r"#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20}")

@@ -3,6 +3,7 @@ and carries the data a caller needs to react, not only a message.
 
     ClerkError
     ├── ConfigError                 bad or missing configuration value
+    │   └── ProjectNotFound         the folder is not a bot project (root, missing parts)
     ├── DataError                   training data / knowledge files that cannot be used
     │   └── TrainingDataError       (path, line) of malformed Rasa YAML or CSV
     ├── ModelNotTrainedError        a model artifact is missing (path)
@@ -30,6 +31,17 @@ class ConfigError(ClerkError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key = key
+
+
+class ProjectNotFound(ConfigError):
+    def __init__(self, root: str, missing: list[str]) -> None:
+        super().__init__(
+            "project",
+            f"{root} is not a Clerk project: missing {'; '.join(missing)}. Create one with "
+            "`clerk init`, or point --project (CLERK_PROJECT) at a project folder.",
+        )
+        self.root = root
+        self.missing = missing
 
 
 class DataError(ClerkError):

@@ -265,6 +265,35 @@ class NLUConfig:
         return out
 
 
+USED_RASA_COMPONENTS = frozenset({"FallbackClassifier"})
+USED_RASA_KEYS = frozenset({"recipe", "language", "pipeline", "policies", "assistant_id", "clerk"})
+
+
+def rasa_config_notes(config: Mapping[str, Any]) -> list[str]:
+    """What of a Rasa ``config.yml`` Clerk does not use, as lines to report once per training:
+    pipeline components and policies (Clerk's own NLU and dialogue engine replace them; the
+    ``FallbackClassifier`` threshold is used), a language other than English, unknown keys."""
+    notes = []
+
+    def names(section: str) -> list[str]:
+        return [str(c.get("name")) for c in config.get(section) or [] if isinstance(c, Mapping)]
+
+    ignored = [n for n in names("pipeline") if n not in USED_RASA_COMPONENTS]
+    if ignored:
+        notes.append("pipeline components ignored (Clerk's NLU replaces them; a "
+                     f"FallbackClassifier threshold is used): {', '.join(ignored)}")
+    if names("policies"):
+        notes.append("policies ignored (Clerk's dialogue engine follows the rules and stories): "
+                     + ", ".join(names("policies")))
+    language = str(config.get("language") or "en")
+    if language != "en":
+        notes.append(f"language {language!r}: Clerk's default NLU is English-only")
+    unknown = sorted(str(k) for k in config if k not in USED_RASA_KEYS)
+    if unknown:
+        notes.append(f"unknown keys ignored: {', '.join(unknown)}")
+    return notes
+
+
 # ---------------------------------------------------------------------------------------
 # Featurisation
 # ---------------------------------------------------------------------------------------

@@ -31,8 +31,12 @@ latest user message, and the turn's slot candidates at the end).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rasa_sdk import Action
 
+from bot.store.db import Database
+from bot.store_actions.base import UsesStore
 from bot.store_actions.forms import (
     ValidateCancelOrderForm,
     ValidateChangeAddressForm,
@@ -57,7 +61,6 @@ from bot.store_actions.questions import (
 )
 from bot.store_actions.recommendations import ActionRecommendProducts
 from bot.store_actions.tickets import ActionCreateTicket, ActionTicketStatus
-from bot.store.db import Database
 
 ACTION_CLASSES = (
     ValidateOrderStatusForm,
@@ -87,4 +90,47 @@ def build_actions(db: Database) -> list[Action]:
     return [cls(db) for cls in ACTION_CLASSES]
 
 
-__all__ = ["ACTION_CLASSES", "build_actions"]
+def project_actions(actions_dir: Path | None, db: Database) -> list[Action]:
+    """Clerk's store actions plus the project's own ``actions`` package (or ``actions.py``)
+    found in ``actions_dir``; a project action whose ``name()`` is a built-in's replaces it.
+    Project actions derived from ``UsesStore`` get ``db``; others are built without
+    arguments, as rasa-sdk builds them."""
+    by_name = {a.name(): a for a in build_actions(db)}
+    if actions_dir is not None:
+        for cls in project_action_classes(actions_dir):
+            action = cls(db) if issubclass(cls, UsesStore) else cls()
+            by_name[action.name()] = action
+    return list(by_name.values())
+
+
+def project_action_classes(actions_dir: Path) -> list[type[Action]]:
+    """The concrete ``Action`` classes defined in the project's ``actions`` package or
+    module. It is imported as ``actions`` with ``actions_dir`` first on ``sys.path`` (as Rasa
+    does), replacing an ``actions`` module imported from another folder before."""
+    import importlib
+    import inspect
+    import pkgutil
+    import sys
+
+    root = str(Path(actions_dir).resolve())
+    loaded = sys.modules.get("actions")
+    if loaded is not None and not str(getattr(loaded, "__file__", "") or "").startswith(root):
+        for name in [m for m in sys.modules if m == "actions" or m.startswith("actions.")]:
+            del sys.modules[name]
+    if sys.path[:1] != [root]:
+        sys.path.insert(0, root)
+    importlib.invalidate_caches()
+    package = importlib.import_module("actions")
+    modules = [package]
+    for info in pkgutil.walk_packages(getattr(package, "__path__", []), "actions."):
+        modules.append(importlib.import_module(info.name))
+    found: dict[str, type[Action]] = {}
+    for module in modules:
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if (issubclass(cls, Action) and cls.__module__.startswith("actions")
+                    and not inspect.isabstract(cls)):
+                found[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return list(found.values())
+
+
+__all__ = ["ACTION_CLASSES", "build_actions", "project_action_classes", "project_actions"]

@@ -82,10 +82,30 @@ def register(sub: Any, settings: Callable[[argparse.Namespace], Any],
     m.set_defaults(func=lambda a: cmd_model_activate(a, settings(a)))
 
 
+def _explicit_data(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "nlu", None) or getattr(args, "data", None))
+
+
+def _project(args: argparse.Namespace, settings: Any) -> Any:
+    """The project; with ``--nlu``/``--data`` given, ``None`` where there is none (the data
+    named on the command line is all a run needs)."""
+    from bot.errors import ProjectNotFound
+
+    try:
+        return settings.project
+    except ProjectNotFound:
+        if _explicit_data(args):
+            return None
+        raise
+
+
 def _data_paths(args: argparse.Namespace, settings: Any) -> list[Path]:
+    """``--nlu FILE``s, else ``--data DIR``, else the project's NLU files."""
     if getattr(args, "nlu", None):
         return [Path(p) for p in args.nlu]
-    return [Path(args.data) if getattr(args, "data", None) else settings.data_dir]
+    if getattr(args, "data", None):
+        return [Path(args.data)]
+    return list(settings.project.nlu_files)
 
 
 def _config_path(args: argparse.Namespace, paths: list[Path], settings: Any) -> Path | None:
@@ -94,8 +114,8 @@ def _config_path(args: argparse.Namespace, paths: list[Path], settings: Any) -> 
     for p in paths:
         if p.is_dir() and (p / "config.yml").is_file():
             return p / "config.yml"
-    default = settings.data_dir / "config.yml"
-    return default if default.is_file() else None
+    project = _project(args, settings)
+    return project.config_file if project else None
 
 
 def _encoder(settings: Any) -> Any:
@@ -104,10 +124,11 @@ def _encoder(settings: Any) -> Any:
     return Encoder(cache_dir=settings.home / "encoder")
 
 
-def _catalog(settings: Any) -> list[dict[str, Any]]:
+def _catalog(args: argparse.Namespace, settings: Any) -> list[dict[str, Any]]:
     from bot.app import catalog_products
 
-    return catalog_products(settings.knowledge_dir)
+    project = _project(args, settings)
+    return catalog_products(project.knowledge_dir) if project else []
 
 
 def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[], Any]) -> int:
@@ -119,12 +140,14 @@ def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[]
     config, text = load_config(config_file)
     print(f"training on {len(data.examples)} examples of {len(data.intents)} intents "
           f"({', '.join(map(str, paths))}); config: {config_file or 'defaults'}")
+    for note in _config_notes(text):
+        print(f"  config: {note}")
     t = time.perf_counter()
     with progress_bar() as report:
         result = train(
             data, encoder=_encoder(settings), config=config, config_text=text,
             models_dir=settings.models_dir, out=Path(args.out) if args.out else None,
-            catalog=_catalog(settings), sources=[str(p) for p in paths],
+            catalog=_catalog(args, settings), sources=[str(p) for p in paths],
             activate_model=not args.no_activate, progress=report,
         )
     m = result.model.metrics
@@ -134,6 +157,16 @@ def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[]
                if k in m}
     print("  " + ", ".join(f"{k}: {v}" for k, v in figures.items()))
     return 0
+
+
+def _config_notes(text: str) -> list[str]:
+    """What of a Rasa config.yml Clerk ignores (``bot.nlu.model.rasa_config_notes``)."""
+    import yaml
+
+    from bot.nlu.model import rasa_config_notes
+
+    data = yaml.safe_load(text) if text else None
+    return rasa_config_notes(data) if isinstance(data, dict) else []
 
 
 def cmd_evaluate(args: argparse.Namespace, settings: Any) -> int:
@@ -170,7 +203,7 @@ def cmd_tune(args: argparse.Namespace, settings: Any) -> int:
     result = tune(
         data, encoder=_encoder(settings), base=base, space=space, search=args.search,
         trials=args.trials, metric=args.metric, folds=args.folds, storage=args.storage,
-        study_name=study, seed=args.seed, catalog=_catalog(settings), out_dir=out,
+        study_name=study, seed=args.seed, catalog=_catalog(args, settings), out_dir=out,
         show_progress=True, timeout=args.timeout,
     )
     print(result.table())
