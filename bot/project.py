@@ -10,7 +10,8 @@
   repository), sorted by what it holds: ``nlu:`` examples, ``rules:`` and ``stories:``
   (one file may hold several);
 - ``knowledge/`` (catalog, policies, FAQ), ``actions/`` (the store's own rasa-sdk actions, a
-  package or ``actions.py``), ``tests/`` (test stories ``test_*.yml``), ``endpoints.yml``
+  package or ``actions.py``), ``tests/`` (test stories ``**/test_*.yml``, NLU test data
+  ``nlu*.yml``), ``endpoints.yml``
   and ``credentials.yml``; all optional.
 
 A folder without a domain or without NLU examples is not a project: ``ProjectNotFound``
@@ -41,7 +42,8 @@ class Project:
     config_file: Path | None = None
     knowledge_dir: Path | None = None
     actions_dir: Path | None = None  # the folder holding the ``actions`` package/module
-    test_files: tuple[Path, ...] = ()
+    test_files: tuple[Path, ...] = ()  # test stories
+    nlu_test_files: tuple[Path, ...] = ()  # tests/nlu*.yml
     endpoints_file: Path | None = None
     credentials_file: Path | None = None
 
@@ -74,6 +76,8 @@ class Project:
             actions_dir=root if (root / "actions" / "__init__.py").is_file()
             or (root / "actions.py").is_file() else None,
             test_files=_test_files(root),
+            nlu_test_files=tuple(p for p in _yaml_files_in(root / "tests")
+                                 if p.name.startswith("nlu")),
             endpoints_file=_first_file(root / "endpoints.yml", root / "endpoints.yaml"),
             credentials_file=_first_file(root / "credentials.yml", root / "credentials.yaml"),
         )
@@ -149,11 +153,13 @@ def _top_level_keys(path: Path) -> frozenset[str]:
     return frozenset(k for k in ("nlu", "rules", "stories") if data.get(k))
 
 
+def _yaml_files_in(folder: Path) -> list[Path]:
+    return _yaml_files(folder) if folder.is_dir() else []
+
+
 def _test_files(root: Path) -> tuple[Path, ...]:
-    folder = root / "tests"
-    if not folder.is_dir():
-        return ()
-    return tuple(p for p in _yaml_files(folder) if p.name.startswith("test_"))
+    """Test stories: ``tests/**/test_*.yml`` (``.yaml``), as ``rasa test`` finds them."""
+    return tuple(p for p in _yaml_files_in(root / "tests") if p.name.startswith("test_"))
 
 
 def describe(project: Project) -> Iterable[str]:

@@ -189,6 +189,9 @@ def test_a_rasa_init_project_trains_and_serves_as_it_is(
         assert httpx.get(f"{server.url}/socket.io/?EIO=4&transport=polling").status_code == 404
     after = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and ".clerk" not in p.parts}
     assert after == before  # no edits to the project
+    # and its test stories pass through `clerk test`
+    assert main(["--project", str(root), "test", "core"]) == 0
+    assert (root / "results" / "story_report.json").is_file()
 
 
 # ----------------------------------------------------------------- the project's actions

@@ -1,4 +1,4 @@
-"""``clerk train | evaluate | tune | data validate | model list/show/activate``.
+"""``clerk train | evaluate | tune | test | data validate | model list/show/activate``.
 
 ``register(subparsers, settings, progress_bar)`` adds the subcommands to the ``clerk``
 parser; ``bot.cli`` calls it, passing its Settings loader and progress-bar factory, so this
@@ -60,6 +60,15 @@ def register(sub: Any, settings: Callable[[argparse.Namespace], Any],
     p.add_argument("--seed", type=int, default=13)
     p.set_defaults(func=lambda a: cmd_tune(a, settings(a)))
 
+    p = sub.add_parser("test", help="run the project's test stories (and NLU tests), like "
+                                    "`rasa test`; exit 1 when a story fails")
+    test_args(p, None)
+    tsub = p.add_subparsers(dest="test_command")
+    for name, what in (("core", "test stories only"),
+                       ("nlu", "NLU only: tests/nlu*.yml, else cross-validation")):
+        test_args(tsub.add_parser(name, help=what), argparse.SUPPRESS)
+    p.set_defaults(func=lambda a: cmd_test(a, settings(a), progress_bar))
+
     p = sub.add_parser("data", help="training data commands")
     dsub = p.add_subparsers(dest="data_command", required=True)
     v = dsub.add_parser("validate", help="check training data before training")
@@ -97,6 +106,21 @@ def _project(args: argparse.Namespace, settings: Any) -> Any:
         if _explicit_data(args):
             return None
         raise
+
+
+def test_args(p: argparse.ArgumentParser, default: Any) -> None:
+    """``clerk test``'s options, on ``test`` and on its subcommands (``default``
+    SUPPRESS there, so an option given before the subcommand is kept)."""
+    p.add_argument("--stories", action="append", default=default,
+                   help="test stories file or folder (repeatable; default: "
+                        "tests/test_*.yml and tests/**/test_*.yml)")
+    p.add_argument("--nlu", action="append", default=default,
+                   help="NLU test file (repeatable; default: tests/nlu*.yml)")
+    p.add_argument("--folds", type=int, default=default,
+                   help="cross-validation folds when there is no NLU test file (default 5)")
+    p.add_argument("--model", default=default, help="NLU model folder for the NLU tests "
+                                                    "(default: the active model)")
+    p.add_argument("--out", default=default, help="report folder (default: results/)")
 
 
 def _data_paths(args: argparse.Namespace, settings: Any) -> list[Path]:
@@ -276,3 +300,118 @@ def cmd_model_activate(args: argparse.Namespace, settings: Any) -> int:
     path = activate(settings.models_dir, args.version)
     print(f"model {args.version} is active ({path})")
     return 0
+
+
+# ----------------------------------------------------------------------------- clerk test
+#
+# `clerk test` = the test stories, plus the NLU evaluation when the project has NLU test
+# files (cheap); `clerk test core` = stories only; `clerk test nlu` = NLU only, on the test
+# files, or by cross-validation (trains a model per fold) when there are none.
+
+
+def _story_paths(args: argparse.Namespace, settings: Any) -> list[Path]:
+    if not getattr(args, "stories", None):
+        return list(settings.project.test_files)
+    out: list[Path] = []
+    for given in map(Path, args.stories):
+        if given.is_dir():
+            out += sorted(p for ext in ("yml", "yaml") for p in given.glob(f"**/test_*.{ext}"))
+        else:
+            out.append(given)
+    return out
+
+
+def cmd_test(args: argparse.Namespace, settings: Any, progress_bar: Callable[[], Any]) -> int:
+    project = settings.project
+    root = project.root
+    which = getattr(args, "test_command", None) or "all"
+    out = Path(args.out) if getattr(args, "out", None) else root / "results"
+    status = 0
+    if which in ("all", "core"):
+        status = _test_core(_story_paths(args, settings), settings, out, progress_bar)
+    if which in ("all", "nlu"):
+        nlu_files = [Path(p) for p in args.nlu] if getattr(args, "nlu", None) \
+            else list(project.nlu_test_files)
+        if nlu_files or which == "nlu":
+            _test_nlu(args, nlu_files, settings, out / "nlu")
+        else:
+            print("NLU: no tests/nlu*.yml; `clerk test nlu` cross-validates instead")
+    return status
+
+
+def _test_core(files: list[Path], settings: Any, out: Path,
+               progress_bar: Callable[[], Any]) -> int:
+    """Play the stories against the prepared bot, on a copy of its database."""
+    import asyncio
+
+    from bot.app import build, prepare
+    from bot.errors import DataError
+    from bot.training.story_test import (
+        isolated_settings,
+        load_test_stories,
+        run_story_tests,
+        write_report,
+    )
+
+    if not files:
+        raise DataError("no test stories: add tests/test_*.yml or pass --stories PATH")
+    stories = load_test_stories(files)
+    encoder = _encoder(settings)
+    with progress_bar() as report:
+        prepared = prepare(settings, report, encoder=encoder)
+    if settings.action_endpoint:
+        print(f"note: the store actions run in process on a copy of the database, not on "
+              f"the action server {settings.action_endpoint}")
+    with isolated_settings(settings) as test_settings:
+        parts = build(test_settings, encoder=encoder, nlu=prepared.get("nlu"))
+
+        async def play() -> Any:
+            try:
+                return await run_story_tests(parts.manager, stories)
+            finally:
+                await parts.actions.aclose()
+
+        try:
+            result = asyncio.run(play())
+        finally:
+            parts.manager.close()
+            parts.db.dispose()
+    write_report(result, out)
+    print(f"{len(stories)} test stories from {', '.join(map(str, files))}")
+    print(result.render())
+    return 1 if result.failed else 0
+
+
+def _test_nlu(args: argparse.Namespace, files: list[Path], settings: Any, out: Path) -> None:
+    """``evaluate`` on the test files, or k-fold cross-validation on the training data."""
+    from bot.nlu.model import NLUModel
+    from bot.training.evaluate import cross_validate, evaluate
+    from bot.training.train import load_config, load_training_data
+
+    encoder = _encoder(settings)
+    if files:
+        model_dir = Path(args.model) if getattr(args, "model", None) \
+            else settings.models_dir / "nlu"
+        model = NLUModel.load(model_dir, encoder)
+        result = evaluate(model, load_training_data(files), out)
+        print(f"NLU: model {model.metrics.get('version', model_dir)} on "
+              f"{', '.join(map(str, files))}")
+        print(result.summary())
+        return
+    paths = list(settings.project.nlu_files)
+    data = load_training_data(paths)
+    config, _ = load_config(_config_path(args, paths, settings))
+    folds = getattr(args, "folds", None) or 5
+    catalog = _catalog(settings)
+    print(f"NLU: {folds}-fold cross-validation on {len(data.examples)} examples "
+          f"({', '.join(map(str, paths))})")
+
+    def train_model(train_data: Any) -> Any:
+        return NLUModel.train(train_data, encoder=encoder, catalog=catalog, config=config)
+
+    results, mean = cross_validate(data, train_model, folds=folds, out_dir=out)
+    for k, r in enumerate(results, start=1):
+        print(f"fold {k}: accuracy {r.report['accuracy']:.4f}  "
+              f"macro F1 {r.report['macro_f1']:.4f}")
+    print(f"mean: accuracy {mean['accuracy']:.4f}  macro F1 {mean['macro_f1']:.4f}  "
+          f"(reports in {out})")

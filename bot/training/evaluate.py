@@ -34,7 +34,8 @@ from bot.errors import DataError
 from bot.nlu.data import NLUData
 from bot.nlu.model import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT
 
-__all__ = ["Evaluation", "entity_scores", "evaluate", "intent_report", "out_of_scope_scores"]
+__all__ = ["Evaluation", "cross_validate", "entity_scores", "evaluate", "intent_report",
+           "out_of_scope_scores"]
 
 
 def intent_report(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
@@ -247,3 +248,32 @@ def evaluate(model: Any, data: NLUData, out_dir: Path | None = None) -> Evaluati
                 confidence[~right].tolist(), threshold),
         }
     return result
+
+
+def cross_validate(data: NLUData, train_model: Any, *, folds: int = 5, seed: int = 13,
+                   out_dir: Path | None = None) -> tuple[list[Evaluation], dict[str, float]]:
+    """Stratified k-fold cross-validation: ``train_model(train_data)`` returns a model
+    trained on the other folds, which ``evaluate`` scores on the held-out fold (its report
+    files in ``out_dir/fold-<k>``). Returns the folds' evaluations and the mean
+    ``accuracy`` and ``macro_f1``. Raises ``DataError`` when an intent has fewer than
+    ``folds`` examples."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from bot.training.tune import _subset
+
+    labels = [e.intent for e in data.examples]
+    counts = Counter(labels)
+    if folds < 2 or not counts or min(counts.values()) < folds:
+        raise DataError(f"{folds}-fold cross-validation needs at least {max(folds, 2)} "
+                        f"examples of every intent; the smallest has "
+                        f"{min(counts.values()) if counts else 0}")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    results = []
+    for k, (train_rows, test_rows) in enumerate(
+            splitter.split(np.zeros(len(labels)), labels), start=1):
+        model = train_model(_subset(data, train_rows))
+        fold_dir = None if out_dir is None else Path(out_dir) / f"fold-{k}"
+        results.append(evaluate(model, _subset(data, test_rows), fold_dir))
+    mean = {key: float(np.mean([r.report[key] for r in results]))
+            for key in ("accuracy", "macro_f1")}
+    return results, mean
