@@ -66,13 +66,20 @@ def data_files(settings: Settings) -> tuple[Path, list[Path]]:
     return d / "domain.yml", dialogue
 
 
-def catalog_products(knowledge_dir: Path) -> list[dict[str, Any]]:
-    import json
+def catalog_products(knowledge_dir: Path, spec: Any = None) -> list[dict[str, Any]]:
+    """The store's products in the ``products.json`` shape (plus currency, description and
+    source), read by ``bot.knowledge.imports.read_catalog`` with ``spec`` (a
+    ``CatalogSpec``; default: USD, files found in ``catalog/``)."""
+    from bot.knowledge.imports import read_catalog
 
-    path = knowledge_dir / "catalog" / "products.json"
-    if not path.exists():
-        return []
-    return list(json.loads(path.read_text()).values())
+    return [p.to_dict() for p in read_catalog(knowledge_dir, spec).products]
+
+
+def _catalog_settings(settings: Settings) -> Any:
+    """The ``CatalogSpec`` the settings give: the store's currency and declared files."""
+    from bot.knowledge.imports import CatalogSpec
+
+    return CatalogSpec(settings.currency, settings.catalog_files)
 
 
 def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
@@ -81,7 +88,7 @@ def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
 
     data = load_nlu(settings.data_dir / "nlu.yml")
     config = NLUConfig.from_file(settings.data_dir / "config.yml")
-    return data, catalog_products(settings.knowledge_dir), config
+    return data, catalog_products(settings.knowledge_dir, _catalog_settings(settings)), config
 
 
 def current_nlu(settings: Settings, encoder: Any) -> Any | None:
@@ -123,6 +130,7 @@ def prepare(
     force_ingest: bool = False,
 ) -> dict[str, Any]:
     """Make ``settings.home`` ready to serve. Does only what is missing unless forced."""
+    from bot.knowledge.imports import read_catalog
     from bot.knowledge.index import ingest
     from bot.store import migrate
     from bot.store.demo import load_store
@@ -135,10 +143,11 @@ def prepare(
     try:
         index_missing = not (settings.index_dir / "manifest.json").exists()
         if force_ingest or index_missing or _store_empty(db):
-            report["store"] = load_store(db, settings.knowledge_dir, progress)
-            report["knowledge"] = ingest(
-                db, settings.knowledge_dir, settings.index_dir, encoder, progress=progress
-            )
+            catalog = read_catalog(settings.knowledge_dir, _catalog_settings(settings))
+            report["catalog"] = catalog.report()
+            report["store"] = load_store(db, settings.knowledge_dir, progress, catalog=catalog)
+            report["knowledge"] = ingest(db, settings.knowledge_dir, settings.index_dir, encoder,
+                                         progress=progress, catalog=catalog)
         nlu = None if force_train else current_nlu(settings, encoder)
         if nlu is None:
             t = time.perf_counter()
@@ -421,7 +430,8 @@ def build_generation(settings: Settings, *, llm: Any = None) -> Generation:
     from bot.generation.writer import GenerationStats, GuardedWriter
     from bot.knowledge.catalog import CatalogResolver
 
-    catalog = CatalogResolver(catalog_products(settings.knowledge_dir))
+    catalog = CatalogResolver(catalog_products(settings.knowledge_dir,
+                                               _catalog_settings(settings)))
     llm = llm if llm is not None else make_llm(settings)
     stats = GenerationStats()
     guard = FactGuard(catalog)
@@ -458,7 +468,8 @@ def web_and_telegram_channels(
     limits = message_limits(settings)
     channels: list[Channel] = [
         WidgetChannel(manager, db, look=look, origins=origins, limits=limits,
-                      demo_products=catalog_products(settings.knowledge_dir)[:8]),
+                      demo_products=catalog_products(settings.knowledge_dir,
+                                                     _catalog_settings(settings))[:8]),
         SocketIOChannel(manager, origins=origins, limits=limits, redis_url=settings.redis_url),
     ]
     if settings.telegram_token:

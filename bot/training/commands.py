@@ -105,9 +105,9 @@ def _encoder(settings: Any) -> Any:
 
 
 def _catalog(settings: Any) -> list[dict[str, Any]]:
-    from bot.app import catalog_products
+    from bot.app import _catalog_settings, catalog_products
 
-    return catalog_products(settings.knowledge_dir)
+    return catalog_products(settings.knowledge_dir, _catalog_settings(settings))
 
 
 def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[], Any]) -> int:
