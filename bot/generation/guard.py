@@ -8,8 +8,9 @@ evidence). What counts as supported:
 
 * **prices** ("$49.99", "49.99 dollars", "€19.99", "19.99 EUR"): in the store's currency (a
   price marked with another currency is unsupported), the price of a catalog variant of the
-  product the sentence is about, narrowed by the options the sentence names ("the blue M T-shirt costs
-  ..." must be a blue M T-shirt's price), or a price printed in a cited non-product passage;
+  product the sentence is about, narrowed by the options the sentence names ("the blue M
+  T-shirt costs ..." must be a blue M T-shirt's price), or a price printed in a cited
+  non-product passage;
 * **numbers, percentages, times of day**: printed in a cited passage, the catalog text of the
   product in context, or the support text ("30", "30-day" and "thirty" are one number);
 * **durations** ("5 to 7 business days", "two weeks"): number and unit together in a cited
