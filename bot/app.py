@@ -59,15 +59,22 @@ def make_encoder(settings: Settings):  # type: ignore[no-untyped-def]
     return Encoder(cache_dir=settings.home / "encoder")
 
 
-def catalog_products(knowledge_dir: Path | None) -> list[dict[str, Any]]:
-    import json
+def catalog_products(knowledge_dir: Path | None, spec: Any = None) -> list[dict[str, Any]]:
+    """The store's products in the ``products.json`` shape (plus currency, description and
+    source), read by ``bot.knowledge.imports.read_catalog`` with ``spec`` (a
+    ``CatalogSpec``; default: USD, files found in ``catalog/``); none without knowledge."""
+    from bot.knowledge.imports import read_catalog
 
     if knowledge_dir is None:
         return []
-    path = knowledge_dir / "catalog" / "products.json"
-    if not path.exists():
-        return []
-    return list(json.loads(path.read_text()).values())
+    return [p.to_dict() for p in read_catalog(knowledge_dir, spec).products]
+
+
+def catalog_spec(settings: Settings) -> Any:
+    """The ``CatalogSpec`` the settings give: the store's currency and declared files."""
+    from bot.knowledge.imports import CatalogSpec
+
+    return CatalogSpec(settings.currency, settings.catalog_files)
 
 
 def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
@@ -77,7 +84,7 @@ def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
     project = settings.project
     data = load_nlu(project.nlu_files)
     config = NLUConfig.from_mapping(project.read_config())
-    return data, catalog_products(project.knowledge_dir), config
+    return data, catalog_products(project.knowledge_dir, catalog_spec(settings)), config
 
 
 def current_nlu(settings: Settings, encoder: Any) -> Any | None:
@@ -123,6 +130,7 @@ def prepare(
     force_ingest: bool = False,
 ) -> dict[str, Any]:
     """Make ``settings.home`` ready to serve. Does only what is missing unless forced."""
+    from bot.knowledge.imports import read_catalog
     from bot.knowledge.index import ingest
     from bot.store import migrate
     from bot.store.demo import load_store
@@ -138,10 +146,11 @@ def prepare(
         if knowledge_dir is None:
             log.info("the project has no knowledge/ folder: no catalog, policy or FAQ answers")
         elif force_ingest or index_missing or _store_empty(db):
-            report["store"] = load_store(db, knowledge_dir, progress)
-            report["knowledge"] = ingest(
-                db, knowledge_dir, settings.index_dir, encoder, progress=progress
-            )
+            catalog = read_catalog(knowledge_dir, catalog_spec(settings))
+            report["catalog"] = catalog.report()
+            report["store"] = load_store(db, knowledge_dir, progress, catalog=catalog)
+            report["knowledge"] = ingest(db, knowledge_dir, settings.index_dir, encoder,
+                                         progress=progress, catalog=catalog)
         nlu = None if force_train else current_nlu(settings, encoder)
         if nlu is None:
             t = time.perf_counter()
@@ -429,7 +438,8 @@ def build_generation(settings: Settings, *, llm: Any = None) -> Generation:
     from bot.generation.writer import GenerationStats, GuardedWriter
     from bot.knowledge.catalog import CatalogResolver
 
-    catalog = CatalogResolver(catalog_products(settings.knowledge_dir))
+    catalog = CatalogResolver(catalog_products(settings.knowledge_dir,
+                                               catalog_spec(settings)))
     llm = llm if llm is not None else make_llm(settings)
     stats = GenerationStats()
     guard = FactGuard(catalog)
@@ -466,7 +476,8 @@ def web_and_telegram_channels(
     limits = message_limits(settings)
     channels: list[Channel] = [
         WidgetChannel(manager, db, look=look, origins=origins, limits=limits,
-                      demo_products=catalog_products(settings.knowledge_dir)[:8]),
+                      demo_products=catalog_products(settings.knowledge_dir,
+                                                     catalog_spec(settings))[:8]),
     ]
     if "socketio" in settings.channels:
         channels.append(SocketIOChannel(manager, origins=origins, limits=limits,

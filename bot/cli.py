@@ -61,10 +61,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with progress_bar() as report:
         result = prepare(settings, report, force_ingest=True)
+    for line in catalog_report_lines(result.get("catalog", [])):
+        print(line)
     for key, value in result.items():
-        if key != "nlu":
+        if key not in ("nlu", "catalog"):
             print(f"{key}: {value}")
     return 0
+
+
+def catalog_report_lines(files: list[dict[str, Any]]) -> list[str]:
+    """``clerk ingest``'s catalog report: per file its format, rows imported and skipped
+    (with the reasons)."""
+    lines = []
+    for f in files:
+        reasons = ", ".join(f"{n} {why}" for why, n in f["skipped_reasons"].items())
+        lines.append(
+            f"catalog: {f['file']} ({f['format']}): {f['imported']} of {f['rows']} rows "
+            f"imported, {f['skipped']} skipped{f' ({reasons})' if reasons else ''}; "
+            f"{f['products']} products, {f['variants']} variants"
+        )
+    return lines
 
 
 def _ready_parts(settings: Settings):  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from bot.errors import ConfigError
+from bot.knowledge.imports.spec import FileSpec, parse_currency, parse_files
 from bot.project import Project
 from bot.ratelimit import Network, parse_networks
 
@@ -80,6 +81,10 @@ class Settings:
     http_body_timeout: float = 30.0  # seconds for a request's body, after its headers
     http_keepalive: float = 75.0  # idle keep-alive: longer than clients' and proxies' own
     http_limit_concurrency: int = 1000  # open connections + running requests per process
+    # the store's catalog (bot/knowledge/imports/spec.py): clerk.yml `catalog: {currency,
+    # files}`; CLERK_CURRENCY also sets the currency
+    currency: str = "USD"  # ISO 4217 code of every catalog price
+    catalog_files: tuple[FileSpec, ...] = ()  # files read through a declared mapping
     extra: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
@@ -149,6 +154,7 @@ class Settings:
             **_handoff_settings(get),
             **_serving_settings(get),
             **_server_settings(get),
+            **_catalog_config(get, file_values.get("catalog")),
             extra={k: v for k, v in file_values.items()},
         )
 
@@ -323,6 +329,20 @@ def _server_settings(get: Any) -> dict[str, Any]:
         raise ConfigError("http_limit_concurrency", "must be at least 1")
     out["http_limit_concurrency"] = limit
     return out
+
+
+def _catalog_config(get: Any, catalog: Any) -> dict[str, Any]:
+    """``currency`` (CLERK_CURRENCY, clerk.yml ``catalog.currency`` or top-level
+    ``currency``) and the declared catalog files (clerk.yml ``catalog.files``)."""
+    if catalog is None:
+        catalog = {}
+    if not isinstance(catalog, Mapping):
+        raise ConfigError("catalog", "must be a mapping with currency and files")
+    unknown = set(catalog) - {"currency", "files"}
+    if unknown:
+        raise ConfigError("catalog", f"unknown keys {sorted(unknown)}; known: currency, files")
+    currency = get("currency") or catalog.get("currency") or "USD"
+    return {"currency": parse_currency(currency), "catalog_files": parse_files(catalog.get("files"))}
 
 
 LLM_BACKENDS = ("extractive", "transformers", "openai")

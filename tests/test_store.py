@@ -360,7 +360,7 @@ def test_load_store_names_the_file_and_record_of_malformed_data(
 
 
 def test_load_store_rejects_a_missing_catalog(db: Database, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="products.json: file not found"):
+    with pytest.raises(DataError, match="no catalog"):
         load_store(db, tmp_path)
 
 

@@ -59,6 +59,7 @@ import string
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -72,6 +73,7 @@ from bot.channels.base import Channel
 from bot.errors import Unavailable
 from bot.handoff.desk import shopper_message
 from bot.inputs import BadInput, client_string
+from bot.knowledge.money import format_money
 from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.store import conversations
 from bot.store.db import Database
@@ -562,9 +564,10 @@ def _product_grid(products: list[dict[str, Any]]) -> str:
     cards = []
     for p in products:
         variants = list((p.get("variants") or {}).values())
-        prices = [float(v["price"]) for v in variants if v.get("price") is not None]
+        prices = [Decimal(str(v["price"])) for v in variants if v.get("price") is not None]
         in_stock = sum(1 for v in variants if v.get("available"))
-        price = f"from ${min(prices):,.2f}" if prices else ""
+        currency = str(p.get("currency") or "USD")
+        price = f"from {format_money(min(prices), currency)}" if prices else ""
         stock = f"{in_stock} of {len(variants)} options in stock" if variants else ""
         cards.append(
             '<li class="product"><h3>' + html.escape(str(p.get("name", ""))) + "</h3>"

@@ -27,8 +27,9 @@ from bot.generation.guard import Evidence, FactGuard
 from bot.generation.llm import LLM, GenerationParams, LLMError
 from bot.generation.prompt import copy_messages, facts_passage_text
 from bot.generation.writer import GenerationStats
-from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts, format_price
-from bot.knowledge.passages import PRODUCTS_FILE, passage_id, product_text
+from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts, format_money
+from bot.knowledge.money import money_range
+from bot.knowledge.passages import passage_id, product_text
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,9 @@ class CopyWriter:
         facts = ProductFacts(product, product.variants)
         passage = Citation(
             1,
-            passage_id("product", PRODUCTS_FILE.as_posix(), product.product_id),
+            passage_id("product", product.source, product.product_id),
             product.name,
-            PRODUCTS_FILE.as_posix(),
+            product.source,
             "product",
             product_text(product),
         )
@@ -182,7 +183,6 @@ def template_copy(product: CatalogProduct, audience: str, tone: str, angle: str)
     name = product.name
     variants = product.variants
     prices = [v.price for v in variants]
-    lo, hi = format_price(min(prices)), format_price(max(prices))
     in_stock = sum(v.available for v in variants)
     opener = next((o for word, o in _OPENERS.items() if word in tone.lower()), "Meet")
     options = product.option_values()
@@ -191,7 +191,7 @@ def template_copy(product: CatalogProduct, audience: str, tone: str, angle: str)
         for key, values in list(options.items())[:2]
     )
     if angle == ANGLES[1]:
-        price = f"${lo}" if lo == hi else f"from ${lo} to ${hi}"
+        price = money_range(prices, product.currency)
         return f"{opener} the {name}, priced {price}: a smart pick for {audience}."
     if angle == ANGLES[2]:
         if in_stock:
@@ -203,7 +203,7 @@ def template_copy(product: CatalogProduct, audience: str, tone: str, angle: str)
     if angle == ANGLES[3]:
         return f"{opener} the {name}, made for {audience} and everyday life. Choose your {shown}."
     if angle == ANGLES[4]:
-        return f"{opener} the {name}. Made for {audience}, from ${lo}."
+        return f"{opener} the {name}. Made for {audience}, from {format_money(min(prices), product.currency)}."
     return f"{opener} the {name}, made for {audience}: choose your {shown}."
 
 

@@ -33,9 +33,10 @@ from bot.knowledge.catalog import (
     CatalogProduct,
     ProductFacts,
     VariantFact,
-    format_price,
+    format_money,
 )
-from bot.knowledge.passages import PRODUCTS_FILE, passage_id
+from bot.knowledge.money import money_range
+from bot.knowledge.passages import passage_id
 from bot.knowledge.retriever import Hit
 from bot.knowledge.text import sentences, terms
 
@@ -173,9 +174,9 @@ class ExtractiveWriter(AnswerWriter):
             1,
             hit.passage_id
             if hit
-            else passage_id("product", PRODUCTS_FILE.as_posix(), facts.product_id),
+            else passage_id("product", facts.product.source, facts.product_id),
             hit.title if hit else facts.name,
-            hit.source if hit else PRODUCTS_FILE.as_posix(),
+            hit.source if hit else facts.product.source,
             "product",
         )
         body = self._product_text(facts, _price_order(question))
@@ -194,6 +195,7 @@ class ExtractiveWriter(AnswerWriter):
         """``order``: ``"asc"`` when the question asks for the cheapest, ``"desc"`` for the
         most expensive; variants are then listed by price and the extreme one named."""
         name = facts.name
+        currency = facts.product.currency
         options = facts.product.option_values()
         if facts.unmatched:
             colour_keys = [k for k in options if "color" in k.lower() or "colour" in k.lower()]
@@ -212,27 +214,27 @@ class ExtractiveWriter(AnswerWriter):
             )
         if not facts.requested:
             in_stock = sum(v.available for v in variants)
-            lo, hi = _price_range(variants)
-            price = f"${lo}" if lo == hi else f"from ${lo} to ${hi}"
+            price = money_range((v.price for v in variants), currency)
             head = (
                 f"The {name} comes in {len(variants)} "
                 f"{'variant' if len(variants) == 1 else 'variants'} ({in_stock} in stock), "
                 f"priced {price} [1]. Options: {_options_text(options)}."
             )
             if len(variants) <= self.max_variants:
-                return head + "\n" + "\n".join(_variant_line(v, set()) for v in variants)
+                return head + "\n" + "\n".join(
+                    _variant_line(v, set(), currency) for v in variants)
             if order is not None:
                 v = variants[0]
                 which = "cheapest" if order == "asc" else "most expensive"
                 head += (
-                    f" The {which} is {v.describe()} at ${format_price(v.price)} "
+                    f" The {which} is {v.describe()} at {format_money(v.price, currency)} "
                     f"({'in stock' if v.available else 'out of stock'})."
                 )
             return head
         if len(variants) == 1:
             v = variants[0]
             return (
-                f"The {name} ({v.describe()}) costs ${format_price(v.price)} and is "
+                f"The {name} ({v.describe()}) costs {format_money(v.price, currency)} and is "
                 f"{'in stock' if v.available else 'currently out of stock'} [1]."
             )
         fixed = {k for k, vals in facts.requested.items() if "/" not in k and len(vals) == 1}
@@ -244,11 +246,10 @@ class ExtractiveWriter(AnswerWriter):
             )
         ]
         shown = variants[: self.max_variants]
-        lines += [_variant_line(v, fixed) for v in shown]
+        lines += [_variant_line(v, fixed, currency) for v in shown]
         if len(variants) > len(shown):
-            lo, hi = _price_range(variants[len(shown) :])
             more = len(variants) - len(shown)
-            price = f"${lo}" if lo == hi else f"from ${lo} to ${hi}"
+            price = money_range((v.price for v in variants[len(shown) :]), currency)
             lines.append(f"…and {more} more, priced {price}.")
         return "\n".join(lines)
 
@@ -267,7 +268,8 @@ def facts_from_hit(hit: Hit) -> ProductFacts:
         )
         for v in hit.meta.get("variants", [])
     )
-    product = CatalogProduct(str(hit.meta.get("product_id", "")), hit.title, variants)
+    product = CatalogProduct(str(hit.meta.get("product_id", "")), hit.title, variants,
+                             currency=str(hit.meta.get("currency") or "USD"), source=hit.source)
     return ProductFacts(product, variants)
 
 
@@ -291,15 +293,10 @@ def _key(sentence: str) -> str:
     return " ".join(sentence.lower().split())
 
 
-def _variant_line(v: VariantFact, omit: set[str]) -> str:
+def _variant_line(v: VariantFact, omit: set[str], currency: str) -> str:
     opts = ", ".join(f"{k} {x}" for k, x in v.options.items() if k not in omit)
     stock = "in stock" if v.available else "out of stock"
-    return f"- {opts or v.describe()}: ${format_price(v.price)} ({stock})"
-
-
-def _price_range(variants: list[VariantFact]) -> tuple[str, str]:
-    prices = [v.price for v in variants]
-    return format_price(min(prices)), format_price(max(prices))
+    return f"- {opts or v.describe()}: {format_money(v.price, currency)} ({stock})"
 
 
 def _options_text(options: dict[str, list[str]]) -> str:

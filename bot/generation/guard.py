@@ -6,9 +6,11 @@ passages it put in the prompt, the catalog facts of the product the question nam
 ``support`` text that is known to be grounded (the extractive answer built from the same
 evidence). What counts as supported:
 
-* **prices** ("$49.99", "49.99 dollars"): the price of a catalog variant of the product the
-  sentence is about, narrowed by the options the sentence names ("the blue M T-shirt costs
-  ..." must be a blue M T-shirt's price), or a price printed in a cited non-product passage;
+* **prices** ("$49.99", "49.99 dollars", "€19.99", "19.99 EUR"): in the store's currency (a
+  price marked with another currency is unsupported), the price of a catalog variant of the
+  product the sentence is about, narrowed by the options the sentence names ("the blue M
+  T-shirt costs ..." must be a blue M T-shirt's price), or a price printed in a cited
+  non-product passage;
 * **numbers, percentages, times of day**: printed in a cited passage, the catalog text of the
   product in context, or the support text ("30", "30-day" and "thirty" are one number);
 * **durations** ("5 to 7 business days", "two weeks"): number and unit together in a cited
@@ -114,12 +116,19 @@ _ECHO = re.compile(
 )
 _LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
 _ORDER_ID = re.compile(r"#\s?W?\d+", re.IGNORECASE)
+_CODES = r"usd|eur|gbp|cad|aud|nzd|chf|jpy|cny|inr|sek|nok|dkk|pln|czk|mxn|brl|sgd|hkd"
 _PRICE = re.compile(
-    r"(?:\$|\busd\s?)\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
-    r"|\b(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s?(?:dollars?|usd|bucks)\b"
+    r"(?:[$€£¥₹]|\b(?:" + _CODES + r")\s?)\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+    r"|\b(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s?"
+    r"(?:(?:dollars?|euros?|pounds?|bucks|" + _CODES + r")\b|[€£])"
     r"|\b(\d+)\.(\d{2})\b",
     re.IGNORECASE,
 )
+# What a price's currency marker says; "$" and "dollars" fit any dollar currency.
+_MARKERS = {"$": "$", "dollar": "$", "dollars": "$", "bucks": "$", "€": "EUR", "euro": "EUR",
+            "euros": "EUR", "£": "GBP", "pound": "GBP", "pounds": "GBP", "¥": "JPY", "₹": "INR"}
+_MARKER = re.compile(r"[$€£¥₹]|\b(?:dollars?|euros?|pounds?|bucks|" + _CODES + r")\b",
+                     re.IGNORECASE)
 _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
 _NUMBER = re.compile(r"\b\d+(?:,\d{3})*(?:\.\d+)?\b")
@@ -227,6 +236,17 @@ def prices_in(text: str) -> list[tuple[str, Decimal]]:
         if value is not None:
             out.append((m.group(0).strip(), value.quantize(Decimal("0.01"))))
     return out
+
+
+def price_fits_currency(claim: str, currency: str) -> bool:
+    """Whether a price as written (``€19.99``, ``19.99 EUR``, ``19.99``) may be in the
+    store's ``currency``: no marker, or a marker of that currency."""
+    m = _MARKER.search(claim)
+    if m is None:
+        return True
+    marker = m.group(0).lower()
+    meant = _MARKERS.get(marker, marker.upper())
+    return meant == currency or (meant == "$" and currency.endswith("D"))
 
 
 def numbers_in(text: str) -> set[Decimal]:
@@ -447,7 +467,7 @@ class GuardSession:
         if not in_context:
             allowed |= extra_prices
         for claim, value in prices_in(rest):
-            if value not in allowed:
+            if value not in allowed or not price_fits_currency(claim, self.catalog.currency):
                 out.append(Violation("price", claim, s))
         rest = _PRICE.sub(" ", rest)
 

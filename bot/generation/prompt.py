@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from bot.generation.base import Citation
 from bot.generation.llm import ChatMessage
-from bot.knowledge.catalog import ProductFacts, format_price
+from bot.knowledge.catalog import ProductFacts, format_money
 from bot.knowledge.passages import product_text
 
 ANSWER_RULES = """You are the customer-service assistant of an online store.
@@ -56,7 +56,7 @@ def facts_passage_text(facts: ProductFacts, max_lines: int = 12) -> str:
         )
     for v in facts.variants[:max_lines]:
         stock = "in stock" if v.available else "out of stock"
-        lines.append(f"- {v.describe()}: ${format_price(v.price)}, {stock}")
+        lines.append(f"- {v.describe()}: {format_money(v.price, facts.product.currency)}, {stock}")
     if len(facts.variants) > max_lines:
         lines.append(f"... and {len(facts.variants) - max_lines} more variants")
     return "\n".join(lines)

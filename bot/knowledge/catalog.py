@@ -23,7 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import DataError
+from bot.knowledge.money import format_money
 from bot.knowledge.text import normalise
+
+__all__ = ["CatalogProduct", "CatalogResolver", "ProductFacts", "VariantFact", "format_money",
+           "format_price", "load_products_json", "normalise_products"]
 
 # ------------------------------------------------------------------------------- values
 
@@ -50,9 +54,36 @@ class VariantFact:
 
 @dataclass(frozen=True)
 class CatalogProduct:
+    """One product as the store sells it. ``currency`` is the store's (ISO code) and applies
+    to every variant price; ``description`` is plain text ("" when the catalog has none);
+    ``source`` is the catalog file it came from, relative to the knowledge folder."""
+
     product_id: str
     name: str
     variants: tuple[VariantFact, ...]
+    currency: str = "USD"
+    description: str = ""
+    source: str = "catalog/products.json"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tau-bench ``products.json`` shape (prices as exact decimal text), plus
+        ``currency``, ``description`` and ``source``: what ``normalise_products`` reads back."""
+        return {
+            "product_id": self.product_id,
+            "name": self.name,
+            "variants": {
+                v.item_id: {
+                    "item_id": v.item_id,
+                    "options": dict(v.options),
+                    "price": str(v.price),
+                    "available": v.available,
+                }
+                for v in self.variants
+            },
+            "currency": self.currency,
+            "description": self.description,
+            "source": self.source,
+        }
 
     def option_values(self) -> dict[str, list[str]]:
         """Each option key with its values over all variants, in a natural order."""
@@ -96,7 +127,8 @@ class ProductFacts:
 
 
 def format_price(price: Decimal | float | str) -> str:
-    """Two decimals, exactly as the catalog holds the price (``289.69``)."""
+    """Two decimals, exactly as the catalog holds the price (``289.69``), no currency:
+    for machine-readable fields. Text a shopper reads uses ``format_money``."""
     return f"{Decimal(str(price)).quantize(Decimal('0.01'))}"
 
 
@@ -116,9 +148,10 @@ def _natural_key(value: str) -> tuple[int, float, str]:
 
 
 def load_products_json(path: Path) -> list[CatalogProduct]:
-    """Read a tau-bench ``products.json``; ``DataError`` when it is not readable as one."""
+    """Read a tau-bench ``products.json``; ``DataError`` when it is not readable as one.
+    Prices are read from the JSON text (``parse_float=Decimal``), never through a float."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the product catalog: {exc}") from exc
     try:
@@ -152,7 +185,8 @@ def _one_product(p: Any) -> CatalogProduct:
             )
             for v in raw_variants
         ]
-        return CatalogProduct(str(p["product_id"]), str(p["name"]), tuple(variants))
+        extra = {k: str(p[k]) for k in ("currency", "description", "source") if p.get(k)}
+        return CatalogProduct(str(p["product_id"]), str(p["name"]), tuple(variants), **extra)
     # a bot.store.models.Product row (duck-typed so this module needs no session)
     variants = [
         VariantFact(
@@ -348,6 +382,11 @@ class CatalogResolver:
     @classmethod
     def from_json(cls, path: Path) -> CatalogResolver:
         return cls(load_products_json(path))
+
+    @property
+    def currency(self) -> str:
+        """The store's currency (ISO code): its products' (USD for an empty catalog)."""
+        return self.products[0].currency if self.products else "USD"
 
     def product(self, product_id: str) -> CatalogProduct | None:
         for p in self.products:

@@ -2,7 +2,8 @@
 
 "blue T-shirts under $30", "speakers between $50 and $100", "which backpacks are in
 stock?": ``question_filters`` reads the price range (only amounts written as money: ``$30``,
-``30 dollars``) and the stock constraint; ``narrow_facts`` keeps a product's variants that
+``30 dollars``) and the stock constraint; amounts in euros or pounds (``€30``, ``30 EUR``) count as well, in
+the store's currency; ``narrow_facts`` keeps a product's variants that
 meet them and records them in ``ProductFacts.requested`` (keys ``price`` and
 ``availability``) so the answer can say what was asked for.
 """
@@ -13,10 +14,13 @@ import re
 from dataclasses import replace
 from decimal import Decimal
 
-from bot.knowledge.catalog import ProductFacts, format_price
+from bot.knowledge.catalog import ProductFacts, format_money
 from bot.knowledge.retriever import SearchFilters
 
-_MONEY = r"(?:\$\s?(\d+(?:\.\d{1,2})?)|(\d+(?:\.\d{1,2})?)\s?(?:dollars|usd|bucks)\b)"
+_MONEY = (
+    r"(?:(?:[$€£]|\b(?:usd|eur|gbp)\s?)\s?(\d+(?:\.\d{1,2})?)"
+    r"|(\d+(?:\.\d{1,2})?)\s?(?:dollars|usd|bucks|euros?|eur|pounds|gbp|€|£)(?!\w))"
+)
 _BETWEEN = re.compile(
     r"\b(?:between|from)\s+" + _MONEY + r"\s*(?:and|to|-)\s*" + _MONEY
     + r"|" + _MONEY + r"\s*(?:-|to)\s*" + _MONEY,
@@ -75,14 +79,14 @@ def narrow_facts(facts: ProductFacts, filters: SearchFilters) -> ProductFacts:
         and (filters.in_stock is None or v.available == filters.in_stock)
     )
     requested = dict(facts.requested)
+    currency = facts.product.currency
     if filters.min_price is not None and filters.max_price is not None:
-        requested["price"] = (
-            f"from ${format_price(filters.min_price)} to ${format_price(filters.max_price)}",
-        )
+        lo = format_money(filters.min_price, currency)
+        requested["price"] = (f"from {lo} to {format_money(filters.max_price, currency)}",)
     elif filters.max_price is not None:
-        requested["price"] = (f"up to ${format_price(filters.max_price)}",)
+        requested["price"] = (f"up to {format_money(filters.max_price, currency)}",)
     elif filters.min_price is not None:
-        requested["price"] = (f"from ${format_price(filters.min_price)}",)
+        requested["price"] = (f"from {format_money(filters.min_price, currency)}",)
     if filters.in_stock is not None:
         requested["availability"] = ("in stock" if filters.in_stock else "out of stock",)
     return replace(facts, variants=variants, requested=requested)

@@ -286,20 +286,22 @@ def ingest(
     index_dir: Path,
     encoder: Any,
     progress: Progress | None = None,
+    catalog: Any = None,
 ) -> IngestReport:
     """Bring the passage table and the index folder in line with ``knowledge_dir``.
 
     Idempotent and incremental: unchanged passages (same id and content hash) are neither
     rewritten nor re-embedded; passages gone from the folder are deleted. The table and
     the index are written in one database transaction; if writing the index fails the
-    table rolls back. Raises ``DataError`` for unreadable knowledge files.
+    table rolls back. Raises ``DataError`` for unreadable knowledge files. ``catalog``: the
+    folder's ``bot.knowledge.imports.Catalog`` already read with the store's settings.
     """
     from sqlalchemy import delete, select
 
     from bot.store.models import KnowledgePassage
 
     started = time.perf_counter()
-    passages = build_passages(Path(knowledge_dir))
+    passages = build_passages(Path(knowledge_dir), catalog)
     if progress:
         progress("knowledge.parse", len(passages), len(passages))
     previous: KnowledgeIndex | None = None

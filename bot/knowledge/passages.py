@@ -3,11 +3,13 @@
 ``build_passages(knowledge_dir)`` reads a store's knowledge folder:
 
     knowledge/
-      catalog/products.json   one ``product`` passage per product (tau-bench shape)
+      catalog/                one ``product`` passage per product, read by
+                              ``bot.knowledge.imports.read_catalog`` (products.json,
+                              Shopify/WooCommerce CSV, declared files)
       policies/**/*.md        ``policy`` passages, one per heading section
       faq.md, faq/**/*.md     ``faq`` passages, one per ``## Question?`` heading
 
-Only ``products.json`` is read from ``catalog/``: customers and orders are private data and
+Only the catalog's products are read from ``catalog/``: customers and orders are private data and
 never become passages. Every passage has a stable id (a hash of its source file and its
 anchor: product id, heading path or question), so editing a passage keeps its id, and a
 content hash over everything that gets indexed, so ingestion re-embeds only what changed.
@@ -25,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import DataError
-from bot.knowledge.catalog import CatalogProduct, format_price, load_products_json
+from bot.knowledge.catalog import CatalogProduct, format_money, format_price
+from bot.knowledge.imports import Catalog, read_catalog
+from bot.knowledge.money import money_range
 from bot.knowledge.text import slug, strip_markdown
 
 KINDS = ("product", "policy", "faq")
@@ -80,25 +84,28 @@ def _make(
 
 
 def product_text(product: CatalogProduct) -> str:
-    """The product written out as readable facts (every variant, price and availability)."""
+    """The product written out as readable facts (every variant, price and availability),
+    prices in the product's currency."""
     variants = product.variants
     in_stock = [v for v in variants if v.available]
     lines = [f"{product.name} (product id {product.product_id})."]
+    if product.description:
+        lines.append(product.description)
     options = "; ".join(f"{k}: {', '.join(vals)}" for k, vals in product.option_values().items())
     if options:
         lines.append(f"Options: {options}.")
     if variants:
-        prices = [v.price for v in variants]
-        lo, hi = format_price(min(prices)), format_price(max(prices))
-        price_text = f"${lo}" if lo == hi else f"from ${lo} to ${hi}"
+        price_text = money_range((v.price for v in variants), product.currency)
         lines.append(f"{len(variants)} variants, {len(in_stock)} in stock, priced {price_text}.")
     for v in variants:
         stock = "in stock" if v.available else "out of stock"
-        lines.append(f"- {v.describe()}: ${format_price(v.price)}, {stock} (item {v.item_id})")
+        price = format_money(v.price, product.currency)
+        lines.append(f"- {v.describe()}: {price}, {stock} (item {v.item_id})")
     return "\n".join(lines)
 
 
-def product_passages(products: Iterable[CatalogProduct], source: str) -> list[Passage]:
+def product_passages(products: Iterable[CatalogProduct]) -> list[Passage]:
+    """One passage per product, anchored at its catalog file (``CatalogProduct.source``)."""
     out = []
     for p in products:
         prices = [float(format_price(v.price)) for v in p.variants]
@@ -110,8 +117,9 @@ def product_passages(products: Iterable[CatalogProduct], source: str) -> list[Pa
             "min_price": min(prices) if prices else None,
             "max_price": max(prices) if prices else None,
             "in_stock": any(v.available for v in p.variants),
+            "currency": p.currency,
         }
-        out.append(_make("product", source, p.product_id, p.name, product_text(p), meta))
+        out.append(_make("product", p.source, p.product_id, p.name, product_text(p), meta))
     return out
 
 
@@ -227,30 +235,28 @@ def _read(path: Path) -> str:
 
 
 def knowledge_files(knowledge_dir: Path) -> dict[str, list[Path]]:
-    """The files ``build_passages`` reads, by kind, in a stable order."""
+    """The policy and FAQ files ``build_passages`` reads, by kind, in a stable order (the
+    catalog's files are ``read_catalog``'s)."""
     faq = [knowledge_dir / "faq.md"] if (knowledge_dir / "faq.md").is_file() else []
     faq += sorted((knowledge_dir / "faq").rglob("*.md")) if (knowledge_dir / "faq").is_dir() else []
     policies_dir = knowledge_dir / "policies"
-    products = knowledge_dir / PRODUCTS_FILE
     return {
-        "product": [products] if products.is_file() else [],
         "policy": sorted(policies_dir.rglob("*.md")) if policies_dir.is_dir() else [],
         "faq": faq,
     }
 
 
-def build_passages(knowledge_dir: Path) -> list[Passage]:
+def build_passages(knowledge_dir: Path, catalog: Catalog | None = None) -> list[Passage]:
     """All passages of a knowledge folder, products first; ``DataError`` when the folder
-    is missing or holds nothing to index."""
+    is missing or holds nothing to index. ``catalog``: the folder's catalog already read
+    (with the store's settings); default: read here with the default settings."""
     knowledge_dir = Path(knowledge_dir)
     if not knowledge_dir.is_dir():
         raise DataError(f"knowledge folder {knowledge_dir} does not exist")
     files = knowledge_files(knowledge_dir)
-    out: list[Passage] = []
-    for path in files["product"]:
-        out += product_passages(
-            load_products_json(path), path.relative_to(knowledge_dir).as_posix()
-        )
+    if catalog is None:
+        catalog = read_catalog(knowledge_dir)
+    out: list[Passage] = product_passages(catalog.products)
     for path in files["policy"]:
         out += policy_passages(_read(path), path.relative_to(knowledge_dir).as_posix())
     for path in files["faq"]:

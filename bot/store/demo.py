@@ -1,7 +1,10 @@
-"""Load the demo store (tau-bench retail data) from ``knowledge/catalog`` into the database.
+"""Load a store's catalog, and the demo's customers and orders, into the database.
 
-Input: ``products.json``, ``users.json`` and ``orders.json`` in the tau-bench retail format
-(objects keyed by id; see ``knowledge/SOURCE.md``).
+Input: the catalog as ``bot.knowledge.imports.read_catalog`` reads it (tau-bench
+``products.json``, a Shopify or WooCommerce CSV export, files declared in ``clerk.yml``),
+and optionally ``users.json`` and ``orders.json`` in the tau-bench retail format (objects
+keyed by id; see ``knowledge/SOURCE.md``). A store without them has no customers or orders
+to look up; everything else works.
 
 Contract of ``load_store``:
 
@@ -14,8 +17,9 @@ Contract of ``load_store``:
 - **All or nothing.** Everything runs in one ``Database.session()``: a bad file raises
   ``DataError`` (naming the file and record) and nothing is written. Called inside a turn,
   the load joins that turn's session and commits with it.
-- Prices become ``Decimal`` with two places, converted from the JSON text of the number
-  (``50.88`` -> ``Decimal("50.88")``), never through float arithmetic.
+- Prices become ``Decimal`` with two places, converted from the text of the number
+  (``50.88`` -> ``Decimal("50.88")``, ``"1,299.00"`` -> ``Decimal("1299.00")``), never
+  through float arithmetic.
 - Writes are bulk statements (one round trip per chunk of rows), so the whole demo store
   loads in about a second on SQLite.
 """
@@ -32,6 +36,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.errors import DataError
+from bot.knowledge.imports import Catalog, read_catalog
 from bot.store.db import Database
 from bot.store.models import Customer, Order, OrderItem, Product, Variant
 
@@ -49,20 +54,35 @@ Row = dict[str, Any]
 
 
 def load_store(
-    db: Database, knowledge_dir: Path, progress: Progress | None = None
+    db: Database,
+    knowledge_dir: Path,
+    progress: Progress | None = None,
+    *,
+    catalog: Catalog | None = None,
 ) -> dict[str, int]:
-    """Load ``knowledge_dir/catalog/{products,users,orders}.json`` into ``db``.
+    """Load the catalog and ``knowledge_dir/catalog/{users,orders}.json`` into ``db``.
+
+    ``catalog``: the store's catalog already read (with its settings); default: read from
+    ``knowledge_dir`` with the default settings. Every file is read and checked before the
+    first write.
 
     Returns the rows written, keyed ``products_inserted``, ``products_updated``,
     ``variants_inserted``, ``variants_updated``, ``customers_inserted``,
     ``orders_inserted`` and ``order_items_inserted``; a second load of unchanged files
-    returns all zeros. Raises ``DataError`` for a missing or malformed file, and for an
-    order whose customer is neither in ``users.json`` nor in the database.
+    returns all zeros. Raises ``DataError`` for a malformed file or a folder with no
+    catalog, and for an order whose customer is neither in ``users.json`` nor in the database.
     """
-    catalog = Path(knowledge_dir) / CATALOG_SUBDIR
-    products, variants = _catalog_rows(catalog / "products.json")
-    customers = _customer_rows(catalog / "users.json")
-    orders, items = _order_rows(catalog / "orders.json")
+    folder = Path(knowledge_dir) / CATALOG_SUBDIR
+    if catalog is None:
+        catalog = read_catalog(Path(knowledge_dir))
+    if not catalog.files:
+        raise DataError(f"{folder}: no catalog (products.json, a Shopify or WooCommerce CSV "
+                        "export, or files listed under catalog.files in clerk.yml)")
+    products, variants = _catalog_rows(catalog)
+    customers = _customer_rows(folder / "users.json") if (folder / "users.json").exists() else []
+    orders, items = (
+        _order_rows(folder / "orders.json") if (folder / "orders.json").exists() else ([], [])
+    )
     report: Progress = progress or (lambda stage, done, total: None)
 
     counts: dict[str, int] = {}
@@ -136,30 +156,21 @@ def _price(value: Any, path: Path, where: str) -> Decimal:
     return price.quantize(_CENT)
 
 
-def _catalog_rows(path: Path) -> tuple[list[Row], list[Row]]:
+def _catalog_rows(catalog: Catalog) -> tuple[list[Row], list[Row]]:
     products: list[Row] = []
     variants: list[Row] = []
-    seen_items: set[str] = set()
-    for key, record in _records(path):
-        try:
-            product_id = str(record["product_id"])
-            products.append({"product_id": product_id, "name": str(record["name"])})
-            for item_key, variant in dict(record["variants"]).items():
-                item_id = str(variant["item_id"])
-                if item_id in seen_items:
-                    raise DataError(f"{path}: item id {item_id} appears twice")
-                seen_items.add(item_id)
-                variants.append(
-                    {
-                        "item_id": item_id,
-                        "product_id": product_id,
-                        "options": dict(variant["options"]),
-                        "price": _price(variant["price"], path, f"item {item_key!r}"),
-                        "available": bool(variant["available"]),
-                    }
-                )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{path}: product {key!r}: missing or malformed {exc}") from exc
+    for product in catalog.products:
+        products.append({"product_id": product.product_id, "name": product.name})
+        variants += [
+            {
+                "item_id": v.item_id,
+                "product_id": product.product_id,
+                "options": dict(v.options),
+                "price": v.price.quantize(_CENT),
+                "available": v.available,
+            }
+            for v in product.variants
+        ]
     return products, variants
 
 

@@ -149,10 +149,10 @@ def _encoder(settings: Any) -> Any:
 
 
 def _catalog(args: argparse.Namespace, settings: Any) -> list[dict[str, Any]]:
-    from bot.app import catalog_products
+    from bot.app import catalog_products, catalog_spec
 
     project = _project(args, settings)
-    return catalog_products(project.knowledge_dir) if project else []
+    return catalog_products(project.knowledge_dir, catalog_spec(settings)) if project else []
 
 
 def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[], Any]) -> int:

@@ -1,0 +1,75 @@
+"""Money as text: exact prices read from catalog files, and prices written for shoppers.
+
+Reading (``parse_price``): the price is taken from its text with ``Decimal``, never through
+a float. Accepted: ``19.99``, ``1299``, ``1,299.00`` (a comma groups thousands in threes),
+``$19.99``, ``19.99 EUR``, ``€ 19.99``. With ``decimal_comma=True`` (declared per file in
+``clerk.yml``) the comma is the decimal mark and ``.``, spaces and ``'`` group thousands:
+``19,99`` and ``1.299,00``. Without it ``19,99`` is rejected rather than guessed (it would
+otherwise silently become 1999). Negative amounts, amounts finer than a cent and amounts of
+a hundred million or more (the database holds ``Numeric(10, 2)``) are not prices.
+
+Writing (``format_money``): two decimals, the store's currency as its symbol before the
+amount where the symbol is unambiguous (``$19.99``, ``€19.99``, ``£19.99``), else the ISO
+code after it (``19.99 CHF``). No thousands separator, as the catalog passages always wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+_LIMIT = Decimal(100000000)
+
+#: Symbols written before the amount; other currencies are written as ``19.99 XYZ``.
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+_STRIP = re.compile(r"^\s*(?:[$€£¥₹]|[A-Za-z]{3}\b)?\s*|\s*(?:[$€£¥₹]|\b[A-Za-z]{3})?\s*$")
+_POINT = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
+_COMMA = re.compile(r"^(?:\d{1,3}(?:[.' \u00a0]\d{3})+|\d+)(?:,\d+)?$")
+
+
+def currency_code(value: object) -> str:
+    """An ISO 4217 code in upper case (``eur`` -> ``EUR``); ``ValueError`` otherwise."""
+    code = str(value).strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValueError(f"{value!r} is not an ISO currency code like USD or EUR")
+    return code
+
+
+def parse_price(text: str, *, decimal_comma: bool = False) -> Decimal:
+    """The price ``text`` states, with two places; ``ValueError("'abc' is not a price")``."""
+    raw = str(text)
+    body = _STRIP.sub("", raw)
+    pattern = _COMMA if decimal_comma else _POINT
+    if not pattern.fullmatch(body):
+        raise ValueError(f"{raw!r} is not a price")
+    if decimal_comma:
+        body = re.sub(r"[.' \u00a0]", "", body).replace(",", ".")
+    else:
+        body = body.replace(",", "")
+    try:
+        price = Decimal(body)
+    except InvalidOperation as exc:  # pragma: no cover - the pattern admits only digits
+        raise ValueError(f"{raw!r} is not a price") from exc
+    if price != price.quantize(CENT):
+        raise ValueError(f"{raw!r} is not a whole number of cents")
+    if price >= _LIMIT:
+        raise ValueError(f"{raw!r} is too large a price")
+    return price.quantize(CENT)
+
+
+def format_money(amount: Decimal | str | int, currency: str = "USD") -> str:
+    """``$19.99`` / ``€19.99`` / ``19.99 CHF``: the amount with two places in ``currency``."""
+    value = f"{Decimal(str(amount)).quantize(CENT)}"
+    symbol = SYMBOLS.get(currency)
+    return f"{symbol}{value}" if symbol else f"{value} {currency}"
+
+
+def money_range(prices: Iterable[Decimal], currency: str = "USD") -> str:
+    """``$5.00`` when all prices are equal, else ``from $5.00 to $9.00``; "" for none."""
+    values = list(prices)
+    if not values:
+        return ""
+    lo, hi = format_money(min(values), currency), format_money(max(values), currency)
+    return lo if lo == hi else f"from {lo} to {hi}"
