@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from rasa_sdk import Action
 
+from bot.store.db import Database
 from bot.store_actions.forms import (
     ValidateCancelOrderForm,
     ValidateChangeAddressForm,
@@ -57,7 +58,6 @@ from bot.store_actions.questions import (
 )
 from bot.store_actions.recommendations import ActionRecommendProducts
 from bot.store_actions.tickets import ActionCreateTicket, ActionTicketStatus
-from bot.store.db import Database
 
 ACTION_CLASSES = (
     ValidateOrderStatusForm,

@@ -32,6 +32,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.store.models import Customer, Order, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import (
     StoreFormValidator,
@@ -71,7 +72,6 @@ from bot.store_actions.store import (
     owned_order,
     variant_views,
 )
-from bot.store.models import Customer, Order, Variant
 
 FORM_INTENTS = {
     "order_status_form": "order_status",

@@ -23,9 +23,15 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.store.models import Customer, Order, OrderChange, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction
-from bot.store_actions.parsing import CANCEL_REASONS, AddressError, cancel_reason_from_text, parse_address
+from bot.store_actions.parsing import (
+    CANCEL_REASONS,
+    AddressError,
+    cancel_reason_from_text,
+    parse_address,
+)
 from bot.store_actions.store import (
     FORM_SLOTS,
     ORDER_RULES,
@@ -39,7 +45,6 @@ from bot.store_actions.store import (
     payment_label,
     tracking_ids,
 )
-from bot.store.models import Customer, Order, OrderChange, Variant
 
 
 class OrderSubmission(StoreAction, ABC):

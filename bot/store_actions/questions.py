@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
+from bot.store.models import Customer, Order, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, form_already_asked
 from bot.store_actions.parsing import AddressError, cancel_reason_from_text, parse_address
@@ -36,7 +37,6 @@ from bot.store_actions.store import (
     payment_label,
     refund_timing,
 )
-from bot.store.models import Customer, Order, Variant
 
 MAX_CHOICES = 10
 

@@ -25,9 +25,9 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from bot.store.models import Order, OrderItem, Product, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, first_entity, latest_text
-from bot.store.models import Order, OrderItem, Product, Variant
 
 MAX_CARDS = 5
 MAX_SAME_PRODUCT = 3

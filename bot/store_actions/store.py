@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.store_actions.parsing import ItemView, VariantView, find_zips
 from bot.store.models import Customer, Order, OrderItem, Variant
+from bot.store_actions.parsing import ItemView, VariantView, find_zips
 
 CENT = Decimal("0.01")
 

@@ -17,10 +17,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
+from bot.store.models import Order, Ticket
 from bot.store_actions.base import StoreAction, first_entity, latest_text
 from bot.store_actions.parsing import normalise_order_id, normalise_ticket_id, ticket_priority
 from bot.store_actions.store import FORM_SLOTS
-from bot.store.models import Order, Ticket
 
 _ID_ATTEMPTS = 50
 
