@@ -168,7 +168,8 @@ def render_variant(variant: Variant, values: Mapping[str, Any], filler: Filler) 
     )
     custom = variant.get("custom")
     return Reply(
-        text=None if text is None else filler.fill(str(text), values),
+        # a whole reply never starts or ends with space a missing value left
+        text=None if text is None else filler.fill(str(text), values).strip(),
         buttons=buttons,
         custom=None if custom is None else filler.fill_custom(custom, values),
         image=variant.get("image"),
