@@ -69,7 +69,7 @@ def choose_variants(variants: Sequence[Variant], slots: Mapping[str, Any],
     """The variants a reply on ``channel`` may use (see the module's order)."""
     def on_channel(v: Variant) -> bool:
         wanted = v.get("channel")
-        return channel is not None and wanted in (channel, _CHANNEL_ALIASES.get(channel))
+        return wanted is not None and wanted in (channel, _CHANNEL_ALIASES.get(channel or ""))
 
     conditional = [v for v in variants if v.get("condition")]
     plain = [v for v in variants if not v.get("condition")]
