@@ -29,6 +29,16 @@ from rasa_sdk.executor import ActionExecutor
 from sqlalchemy import func, select
 
 from bot.dialogue.domain import Domain
+from bot.store.db import Database
+from bot.store.models import (
+    Customer,
+    Order,
+    OrderChange,
+    OrderItem,
+    Product,
+    Ticket,
+    Variant,
+)
 from bot.store_actions import build_actions
 from bot.store_actions.parsing import (
     AddressError,
@@ -39,16 +49,6 @@ from bot.store_actions.parsing import (
     match_variant,
     parse_address,
     ticket_priority,
-)
-from bot.store.db import Database
-from bot.store.models import (
-    Customer,
-    Order,
-    OrderChange,
-    OrderItem,
-    Product,
-    Ticket,
-    Variant,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
