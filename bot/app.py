@@ -282,18 +282,13 @@ class HandoffParts:
 
 def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffParts:
     from bot.handoff.agents import AgentAccounts
-    from bot.handoff.desk import HandoffDesk, Notices
+    from bot.handoff.desk import HandoffDesk
     from bot.handoff.outbox import Outbox, RedisRelay, Relay
     from bot.handoff.triggers import HandoffPolicy
 
-    def response(name: str, default: str) -> str:
-        replies = domain.responses.get(name) or []
-        return str(replies[0].get("text") or default) if replies else default
+    def notices(response: str, channel: str, **values: Any) -> str:
+        return domain.text(response, {}, values, channel=channel)
 
-    base = Notices()
-    notices = Notices(claimed=response("utter_handoff_claimed", base.claimed),
-                      returned=response("utter_handoff_returned", base.returned),
-                      closed=response("utter_handoff_closed", base.closed))
     policy = HandoffPolicy(
         max_misses=settings.max_misses_before_handoff,
         misses=settings.handoff_on_misses,

@@ -116,13 +116,17 @@ class UserUttered(Event):
 
 @dataclass(frozen=True)
 class BotUttered(Event):
+    """``metadata["utter_action"]``: the domain response the text was rendered from (as
+    in Rasa), so actions can tell which question was just asked whatever its wording."""
+
     text: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     type_name = "bot"
 
     def payload(self) -> dict[str, Any]:
-        return {"text": self.text, "data": self.data}
+        return {"text": self.text, "data": self.data, "metadata": self.metadata}
 
     def to_reply(self) -> Reply:
         return Reply.from_rasa({"text": self.text, **self.data})
@@ -226,7 +230,8 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             **kw,
         )
     if kind == "bot":
-        return BotUttered(text=data.get("text"), data=data.get("data") or {}, **kw)
+        return BotUttered(text=data.get("text"), data=data.get("data") or {},
+                          metadata=data.get("metadata") or {}, **kw)
     if kind == "action":
         return ActionExecuted(
             name=data["name"], policy=data.get("policy"), confidence=data.get("confidence"), **kw

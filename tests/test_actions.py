@@ -28,6 +28,17 @@ import yaml
 from rasa_sdk.executor import ActionExecutor
 from sqlalchemy import func, select
 
+from bot.dialogue.domain import Domain
+from bot.store.db import Database
+from bot.store.models import (
+    Customer,
+    Order,
+    OrderChange,
+    OrderItem,
+    Product,
+    Ticket,
+    Variant,
+)
 from bot.store_actions import build_actions
 from bot.store_actions.parsing import (
     AddressError,
@@ -39,20 +50,18 @@ from bot.store_actions.parsing import (
     parse_address,
     ticket_priority,
 )
-from bot.store.db import Database
-from bot.store.models import (
-    Customer,
-    Order,
-    OrderChange,
-    OrderItem,
-    Product,
-    Ticket,
-    Variant,
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "knowledge" / "catalog"
 DOMAIN: dict[str, Any] = yaml.safe_load((ROOT / "training_data" / "domain.yml").read_text())
+ENGINE_DOMAIN = Domain.load(ROOT / "training_data" / "domain.yml")
+
+
+def rendered(message: dict[str, Any], slots: dict[str, Any]) -> dict[str, Any]:
+    """An action's message as the engine shows it: its domain response filled in."""
+    [reply] = ENGINE_DOMAIN.render_message(message, slots)
+    return {"text": reply.text, "buttons": [b.to_dict() for b in reply.buttons],
+            "custom": reply.custom}
 ENGINE_ACTIONS = {"action_knowledge_answer", "action_handoff", "action_offer_handoff"}
 STORE_ACTIONS = {a for a in DOMAIN["actions"] if a not in ENGINE_ACTIONS}
 
@@ -296,10 +305,12 @@ class Chat:
             assert e["event"] == "slot", e
             self.slots[e["name"]] = e["value"]
             self.events.append(e)
-        for r in payload["responses"]:
-            self.events.append({"event": "bot", "text": r.get("text"), "timestamp": time.time()})
-        self.responses.extend(payload["responses"])
-        return payload["responses"]
+        shown = [rendered(r, self.slots) for r in payload["responses"]]
+        for r, message in zip(shown, payload["responses"], strict=True):
+            self.events.append({"event": "bot", "text": r.get("text"), "timestamp": time.time(),
+                                "metadata": {"utter_action": message.get("response")}})
+        self.responses.extend(shown)
+        return shown
 
     async def say(
         self, text: str, intent: str = "inform", entities: list[dict[str, Any]] | None = None
@@ -1098,7 +1109,8 @@ def test_a_real_action_server_cancels_an_order(tmp_path: Path) -> None:
         )
         assert response.status_code == 200, response.text
         body = response.json()
-        assert "order #W2417020 is cancelled" in body["responses"][0]["text"]
+        # the server names the response; the engine words it from the domain
+        assert "order #W2417020 is cancelled" in rendered(body["responses"][0], {})["text"]
         assert {"event": "slot", "name": "order_id", "value": None} in [
             {k: e[k] for k in ("event", "name", "value")} for e in body["events"]
         ]

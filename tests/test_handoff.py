@@ -239,9 +239,9 @@ class _FailingActions:
 
 
 async def test_a_failed_action_goes_to_a_human(server: LiveServer, shared_encoder) -> None:  # type: ignore[no-untyped-def]
-    from bot.store_actions import build_actions
     from bot.actions import InProcessActionRunner
     from bot.app import build
+    from bot.store_actions import build_actions
 
     base = server.parts  # type: ignore[attr-defined]
     parts = build(base.settings, encoder=shared_encoder, nlu=base.nlu,

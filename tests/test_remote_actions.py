@@ -86,9 +86,9 @@ def test_an_action_server_that_is_down_gets_a_polite_reply(settings, db, shared_
 async def test_a_failing_action_leaves_no_trace(settings, db, shared_encoder) -> None:  # type: ignore[no-untyped-def]
     """An in-process action runs in its own unit of work: one that writes and then crashes
     is rolled back whole, and the shopper gets a polite reply."""
+    from bot.app import build
     from bot.store_actions import build_actions
     from bot.store_actions.orders import ActionCancelOrder
-    from bot.app import build
 
     class CrashingCancel(ActionCancelOrder):
         async def run(self, dispatcher, tracker, domain):  # type: ignore[no-untyped-def]

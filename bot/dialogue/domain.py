@@ -1,22 +1,26 @@
 """The bot's domain, read from Rasa 3 ``domain.yml`` (a file or a folder of them).
 
 ``Domain`` answers what the engine needs (intents, slots and their mappings, forms and
-their required slots, responses) and renders responses. ``Domain.as_rasa_dict()`` is the
+their required slots, responses) and renders responses. Its ``responses`` are the
+project's over Clerk's shipped defaults (``bot.dialogue.responses``), so every text the
+bot says can be reworded or translated in ``domain.yml``. ``Domain.as_rasa_dict()`` is the
 shape the rasa-sdk action server expects in its payload.
 """
 
 from __future__ import annotations
 
 import random
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bot.dialogue.responses import render as render_response
+from bot.dialogue.responses import with_defaults
 from bot.errors import TrainingDataError
-from bot.types import Button, Reply
+from bot.types import Reply
 
 BUILTIN_ACTIONS = {
     "action_listen",
@@ -28,7 +32,6 @@ BUILTIN_ACTIONS = {
     "action_handoff",
     "action_offer_handoff",
 }
-_TEMPLATE_VAR = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -98,9 +101,9 @@ class Domain:
             for slot in forms[name]:
                 if slot not in slots:
                     raise TrainingDataError(f"form {name!r} requires unknown slot {slot!r}")
-        responses = {
+        responses = with_defaults({
             name: list(variants or []) for name, variants in (data.get("responses") or {}).items()
-        }
+        })
         session = data.get("session_config") or {}
         raw = dict(data)
         raw.setdefault("forms", {})
@@ -150,31 +153,63 @@ class Domain:
 
     # ---------------------------------------------------------------- rendering
     def render(
-        self, name: str, slots: dict[str, Any], rng: random.Random | None = None, **extra: Any
+        self,
+        name: str,
+        slots: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+        *,
+        channel: str | None = None,
+        rng: random.Random | None = None,
     ) -> list[Reply]:
-        variants = [v for v in self.responses.get(name, []) if _condition_holds(v, slots)]
-        if not variants:
-            return []
-        chosen = (rng or random).choice(variants) if len(variants) > 1 else variants[0]
-        values = {**{k: v for k, v in slots.items() if v is not None}, **extra}
+        """The replies of response ``name`` on ``channel`` (none for an unknown name):
+        see ``bot.dialogue.responses`` for how the variant is chosen and filled."""
+        return render_response(self.responses, name, slots, values or {}, channel=channel,
+                               rng=rng)
 
-        def fill(text: str | None) -> str | None:
-            if text is None:
-                return None
-            return _TEMPLATE_VAR.sub(lambda m: str(values.get(m.group(1), m.group(0))), text)
+    def text(
+        self,
+        name: str,
+        slots: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+        *,
+        channel: str | None = None,
+    ) -> str:
+        """Response ``name`` as one plain text (its replies' texts joined by a space;
+        buttons dropped): for wording used as a value inside another reply, or sent
+        where only text fits (a handoff notice)."""
+        replies = self.render(name, slots, values, channel=channel)
+        return " ".join(r.text for r in replies if r.text)
 
-        buttons = tuple(
-            Button(title=fill(b.get("title", "")) or "", payload=fill(b.get("payload", "")) or "")
-            for b in chosen.get("buttons") or []
-        )
-        return [
-            Reply(
-                text=fill(chosen.get("text")),
-                buttons=buttons,
-                custom=chosen.get("custom"),
-                image=chosen.get("image"),
-            )
-        ]
+    def render_message(
+        self, message: Mapping[str, Any], slots: Mapping[str, Any], *, channel: str | None = None
+    ) -> list[Reply]:
+        """The replies of one message an action sent (rasa-sdk's ``utter_message`` dict).
+
+        With ``response``: that response rendered, its placeholders filled from the
+        message's other keyword arguments, then the slots; the action's own ``buttons``
+        follow the response's, and its ``text``, ``image`` and ``custom`` (json_message),
+        when given, replace the response's (Rasa's rule). Without: the message as it is."""
+        name = message.get("response") or message.get("template")
+        if not name:
+            return [Reply.from_rasa(dict(message))]
+        values = {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
+        out = []
+        for reply in self.render(str(name), slots, values, channel=channel):
+            own = Reply.from_rasa(dict(message))
+            out.append(Reply(
+                text=own.text if own.text else reply.text,
+                buttons=reply.buttons + own.buttons,
+                custom=own.custom if own.custom else reply.custom,
+                image=own.image or reply.image,
+            ))
+        return out
+
+
+# The keys of rasa-sdk's ``utter_message`` dict that are not template values.
+_MESSAGE_KEYS = frozenset(
+    ("text", "buttons", "elements", "custom", "json_message", "template", "response", "image",
+     "attachment")
+)
 
 
 def _looks_like_domain(p: Path) -> bool:
@@ -247,10 +282,3 @@ def _slot_def(name: str, spec: dict[str, Any]) -> SlotDef:
         influence_conversation=bool(spec.get("influence_conversation", True)),
         mappings=tuple(mappings),
     )
-
-
-def _condition_holds(variant: dict[str, Any], slots: dict[str, Any]) -> bool:
-    for cond in variant.get("condition") or []:
-        if cond.get("type") == "slot" and slots.get(cond.get("name")) != cond.get("value"):
-            return False
-    return True

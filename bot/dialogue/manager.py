@@ -146,12 +146,13 @@ class DialogueManager:
         ``Unavailable`` (nothing stored) when the conversation or the database stays busy."""
         text = (message.text or "").strip()
         if not text:
-            return self.domain.render("utter_empty_message", {})
+            return self.domain.render("utter_empty_message", {}, channel=message.channel)
         cid = ConversationId(str(message.conversation_id))
         token = _token_sink.set(on_token)
         try:
             async with self.gate.hold(cid, message.channel) as holding:
                 tracker = Tracker.from_events(cid, self._initial_slots, holding.snapshot.events)
+                tracker.channel = message.channel
                 client_id = message.metadata.get("message_id")
                 if client_id:
                     earlier = replies_to(tracker, str(client_id))
@@ -403,19 +404,23 @@ class DialogueManager:
             tracker.apply(ev)
             applied.append(ev)
         for resp in result.get("responses") or []:
-            template = resp.get("response") or resp.get("template")
-            if template:
-                extra = {k: v for k, v in resp.items() if k not in ("response", "template")}
-                replies = self.domain.render(template, tracker.slots, **(extra.get("kwargs") or {}))
-            else:
-                replies = [Reply.from_rasa(resp)]
-            for r in replies:
-                tracker.apply(_bot_event(r))
+            name = resp.get("response") or resp.get("template")
+            for r in self.domain.render_message(resp, tracker.slots, channel=tracker.channel):
+                tracker.apply(_bot_event(r, name))
         return applied
 
-    def _utter(self, tracker: Tracker, response: str, **kwargs: Any) -> None:
-        for r in self.domain.render(response, tracker.slots, **kwargs):
-            tracker.apply(_bot_event(r))
+    def _utter(self, tracker: Tracker, response: str, **values: Any) -> None:
+        """Say response ``response`` on the turn's channel, ``values`` filling its
+        placeholders over the slots."""
+        for r in self._replies(tracker, response, **values):
+            tracker.apply(_bot_event(r, response))
+
+    def _replies(self, tracker: Tracker, response: str, **values: Any) -> list[Reply]:
+        return self.domain.render(response, tracker.slots, values, channel=tracker.channel)
+
+    def _phrase(self, tracker: Tracker, response: str, **values: Any) -> str:
+        """The text of a response used as a value inside another one (say, the wait)."""
+        return self.domain.text(response, tracker.slots, values, channel=tracker.channel)
 
     # ------------------------------------------------------------------ forms
     async def _run_form(self, form: str, tracker: Tracker) -> bool | list[str] | None:
@@ -552,12 +557,14 @@ class DialogueManager:
         if tracker.active_loop:
             self._deactivate(tracker.active_loop, tracker)
         waiting = tracker.handoff_status in ("requested", "claimed")
-        wait = "a few minutes"
+        wait = self._phrase(tracker, "utter_wait_unknown")
         ticket_id = None
         if self.handoff is not None:
             ticket_id, minutes = await self.db.call(self._request_handoff, tracker, trigger,
                                                     ticket_text)
-            wait = "about 1 minute" if minutes == 1 else f"about {minutes} minutes"
+            wait = self._phrase(
+                tracker, "utter_wait_one_minute" if minutes == 1 else "utter_wait_minutes",
+                minutes=minutes)
         elif not waiting:
             tracker.apply(HandoffEvent(step="requested", reason=trigger.reason,
                                        data={"trigger": trigger.kind}))
@@ -613,10 +620,15 @@ class DialogueManager:
         citations = [_citation_dict(c) for c in getattr(answer, "citations", []) or []]
         data: dict[str, Any] = {"custom": {"type": "answer", "grounded": bool(answer.grounded),
                                            "citations": citations}}
+        text = answer.text
         if not answer.grounded:
+            # The store's data holds no answer: what the shopper reads is the domain's.
             self.stats.knowledge_unanswered += 1
-            data["buttons"] = [{"title": "Talk to a human", "payload": "/human_handoff"}]
-        tracker.apply(BotUttered(text=answer.text, data=data))
+            for reply in self._replies(tracker, "utter_knowledge_not_found"):
+                text = reply.text
+                data["buttons"] = [b.to_dict() for b in reply.buttons]
+        tracker.apply(BotUttered(text=text, data=data, metadata={
+            "utter_action": None if answer.grounded else "utter_knowledge_not_found"}))
 
 
 _token_sink: contextvars.ContextVar[Callable[[str], Awaitable[None]] | None] = (
@@ -673,11 +685,12 @@ class _TrackerWithLoop:
             latest_action_name=self._t.latest_action_name,
             followup_action=self._t.followup_action,
             handoff_status=self._t.handoff_status,
+            channel=self._t.channel,
         )
         return clone
 
 
-def _bot_event(reply: Reply) -> BotUttered:
+def _bot_event(reply: Reply, response: str | None = None) -> BotUttered:
     data: dict[str, Any] = {}
     if reply.buttons:
         data["buttons"] = [b.to_dict() for b in reply.buttons]
@@ -685,7 +698,8 @@ def _bot_event(reply: Reply) -> BotUttered:
         data["custom"] = reply.custom
     if reply.image is not None:
         data["image"] = reply.image
-    return BotUttered(text=reply.text, data=data)
+    return BotUttered(text=reply.text, data=data,
+                      metadata={"utter_action": response} if response else {})
 
 
 def _offered(tracker: Tracker) -> bool:

@@ -49,6 +49,8 @@ class Tracker:
     latest_action_name: str | None = None
     followup_action: str | None = None
     handoff_status: str = "none"
+    # the channel (``Channel.name``) the turn's replies go to; None outside a shopper's turn
+    channel: str | None = None
     steps: list[StepView] = field(default_factory=list)
     persisted_count: int = 0  # how many of ``events`` are already in the store
     _event_dicts: list[dict[str, Any]] = field(default_factory=list, repr=False)

@@ -19,7 +19,7 @@ import secrets
 import statistics
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -64,13 +64,13 @@ def _aware(t: dt.datetime | None) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
-@dataclass(frozen=True)
-class Notices:
-    """What the shopper is told at each step (from the domain's responses)."""
+class Notices(Protocol):
+    """What the shopper is told at each step: the text of the domain's response
+    ``utter_handoff_<step>`` (claimed, returned, closed) for ``channel`` (the
+    conversation's ``Channel.name``), ``values`` (``agent``) filling its placeholders.
+    The composition root passes ``Domain``-backed wording; the desk holds no text."""
 
-    claimed: str = "{agent} from our team has joined the conversation."
-    returned: str = "You're back with Clerk, the store's assistant. How else can I help?"
-    closed: str = "{agent} has closed this conversation. If you need anything else, just write."
+    def __call__(self, response: str, channel: str, **values: Any) -> str: ...
 
 
 @dataclass
@@ -116,11 +116,11 @@ def new_ticket_id(session: Session) -> str:
 
 
 class HandoffDesk:
-    def __init__(self, db: Database, outbox: Outbox, *, notices: Notices | None = None,
+    def __init__(self, db: Database, outbox: Outbox, *, notices: Notices,
                  default_wait_minutes: float = 3.0) -> None:
         self.db = db
         self.outbox = outbox
-        self.notices = notices or Notices()
+        self.notices = notices
         self.default_wait_minutes = default_wait_minutes
 
     # ------------------------------------------------------------------ steps
@@ -170,7 +170,7 @@ class HandoffDesk:
         row = _open_handoff(session, conv.id)
         if row is not None:
             row.status, row.agent, row.claimed_at = "claimed", agent, _now()
-        notice = self.notices.claimed.format(agent=agent)
+        notice = self.notices("utter_handoff_claimed", conv.channel, agent=agent)
         out = self.outbox.add(session, conv.id, conv.channel, notice, kind="notice", sender=agent)
         tracker.apply(HandoffEvent(step="claimed", data={
             "agent": agent, "handoff_id": row.id if row else None,
@@ -219,11 +219,11 @@ class HandoffDesk:
         for key, value in slots.items():
             tracker.apply(SlotSet(key=key, value=value if value != "" else None))
         row.status, row.ended_at = "returned", _now()
-        out = self.outbox.add(session, conv.id, conv.channel, self.notices.returned,
-                              kind="notice")
+        notice = self.notices("utter_handoff_returned", conv.channel, agent=agent)
+        out = self.outbox.add(session, conv.id, conv.channel, notice, kind="notice")
         tracker.apply(HandoffEvent(step="returned", data={
             "agent": agent, "slots": slots, "handoff_id": row.id,
-            "shopper_text": self.notices.returned, "message_id": out.id}))
+            "shopper_text": notice, "message_id": out.id}))
         return StepResult("none", [out])
 
     def close(self, session: Session, conv: Conversation, tracker: Any, agent: str,
@@ -232,7 +232,7 @@ class HandoffDesk:
         resolution = _clean(resolution)
         row = self._held_by(session, conv, tracker, agent)
         row.status, row.ended_at, row.resolution = "closed", _now(), resolution
-        notice = self.notices.closed.format(agent=agent)
+        notice = self.notices("utter_handoff_closed", conv.channel, agent=agent)
         out = self.outbox.add(session, conv.id, conv.channel, notice, kind="notice",
                               sender=agent)
         tracker.apply(HandoffEvent(step="closed", reason=resolution, data={

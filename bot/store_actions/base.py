@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -119,8 +119,9 @@ def slot_before_turn(tracker: Tracker, name: str) -> Any:
     return None
 
 
-def form_already_asked(tracker: Tracker, question: str) -> bool:
-    """Did the active form's validation, in this turn, already end with ``question``?
+def form_already_asked(tracker: Tracker, questions: Collection[str]) -> bool:
+    """Did the active form's validation, in this turn, already say one of the responses
+    ``questions`` (by name: ``metadata.utter_action`` of its bot event)?
 
     An ``action_ask_<slot>`` uses this to stay silent when the validation has just asked
     a narrower version of its question (say, which of three matching options), instead of
@@ -133,7 +134,7 @@ def form_already_asked(tracker: Tracker, question: str) -> bool:
         kind = e.get("event")
         if kind == "user":
             return False
-        if kind == "bot" and str(e.get("text") or "").rstrip().endswith(question):
+        if kind == "bot" and (e.get("metadata") or {}).get("utter_action") in questions:
             asked = True
         if kind == "action" and e.get("name") != "action_listen":
             return asked and e.get("name") in (form, f"validate_{form}")

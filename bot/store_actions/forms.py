@@ -32,6 +32,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.store.models import Customer, Order, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import (
     StoreFormValidator,
@@ -71,7 +72,6 @@ from bot.store_actions.store import (
     owned_order,
     variant_views,
 )
-from bot.store.models import Customer, Order, Variant
 
 FORM_INTENTS = {
     "order_status_form": "order_status",
@@ -83,26 +83,16 @@ FORM_INTENTS = {
 }
 MAX_BUTTONS = 10
 _ANSWER_INTENTS = {"inform", "affirm", "deny", "nlu_fallback", None}
-_STATUS_HINTS = {
-    (
-        "cancel_order_form",
-        "delivered",
-    ): "If you like, I can help you return or exchange items from it instead.",
-    ("change_address_form", "delivered"): "It has already arrived.",
-    (
-        "return_order_form",
-        "pending",
-    ): "It hasn't shipped yet — if you no longer want it, you can cancel it instead.",
-    (
-        "exchange_order_form",
-        "pending",
-    ): "It hasn't shipped yet — if you no longer want it, you can cancel it instead.",
-    ("return_order_form", "processed"): "It's on its way; once it's delivered you can return it.",
-    (
-        "exchange_order_form",
-        "processed",
-    ): "It's on its way; once it's delivered you can exchange items from it.",
-}
+# (form, order status) pairs with a hint at what the shopper can do instead: the response
+# ``utter_status_hint_<form>_<status>``
+_STATUS_HINTS = frozenset({
+    ("cancel_order_form", "delivered"),
+    ("change_address_form", "delivered"),
+    ("return_order_form", "pending"),
+    ("exchange_order_form", "pending"),
+    ("return_order_form", "processed"),
+    ("exchange_order_form", "processed"),
+})
 
 
 class StoreForm(StoreFormValidator, ABC):
@@ -164,8 +154,9 @@ class StoreForm(StoreFormValidator, ABC):
     def current_order(self, s: Session, tracker: Tracker) -> Order | None:
         return owned_order(s, tracker.get_slot("order_id"), tracker.get_slot("customer_id"))
 
-    def order_problem(self, s: Session, order: Order) -> str | None:
-        """A reason this form cannot use ``order`` beyond its status (None: usable)."""
+    def order_problem(self, s: Session, order: Order) -> dict[str, Any] | None:
+        """Why this form cannot use ``order`` beyond its status, as ``utter_message``
+        arguments (None: usable)."""
         return None
 
     def order_fills(self, s: Session, order: Order) -> dict[str, Any]:
@@ -177,17 +168,21 @@ class StoreForm(StoreFormValidator, ABC):
     ) -> dict[str, Any]:
         order = owned_order(s, order_id, customer_id)
         if order is None:
-            dispatcher.utter_message(text=replies.order_not_found(order_id))
+            dispatcher.utter_message(response="utter_order_not_found", order_id=order_id)
             return {"order_id": None}
         rule = self.rule()
         if rule.statuses is not None and order.status not in rule.statuses:
-            text = replies.wrong_status(order.order_id, order.status, rule.refusal)
-            hint = _STATUS_HINTS.get((self.form_name(), order.status))
-            dispatcher.utter_message(text=f"{text} {hint}" if hint else text)
+            form = self.form_name()
+            dispatcher.utter_message(
+                response="utter_wrong_status", order_id=order.order_id, status=order.status,
+                refusal=replies.refusal(form),
+                hint=replies.phrase(f"utter_status_hint_{form}_{order.status}")
+                if (form, order.status) in _STATUS_HINTS else None,
+            )
             return {"order_id": None}
         problem = self.order_problem(s, order)
         if problem:
-            dispatcher.utter_message(text=problem)
+            dispatcher.utter_message(**problem)
             return {"order_id": None}
         return {"order_id": order.order_id, **self.order_fills(s, order)}
 
@@ -208,7 +203,7 @@ class StoreForm(StoreFormValidator, ABC):
     ) -> dict[str, Any]:
         order_id = normalise_order_id(value)
         if order_id is None:
-            dispatcher.utter_message(text=replies.not_an_order_id(value))
+            dispatcher.utter_message(response="utter_not_an_order_id", value=value)
             return {"order_id": None}
         customer_id = tracker.get_slot("customer_id")
         if not customer_id:
@@ -242,10 +237,8 @@ class OrderForm(StoreForm, ABC):
                 if found is not None:
                     return self._identified(found, current, dispatcher)
                 if current is None:
-                    dispatcher.utter_message(
-                        text=f"I couldn't find an account with the email address {emails[0]}. "
-                        "Please check it — or tell me your full name and zip code instead."
-                    )
+                    dispatcher.utter_message(response="utter_no_account_for_email",
+                                             email=emails[0])
                 return {}
             if current is not None:
                 return {}
@@ -253,23 +246,15 @@ class OrderForm(StoreForm, ABC):
                 return {}
             if not find_zips(text):
                 if asked and self.answering(tracker) and text.strip():
-                    dispatcher.utter_message(
-                        text="I couldn't find an email address or a zip code in that."
-                    )
+                    dispatcher.utter_message(response="utter_no_credentials_found")
                 return {}
             matches = customers_by_name_and_zip(s, text)
             if len(matches) == 1:
                 return self._identified(matches[0], current, dispatcher)
             if matches:
-                dispatcher.utter_message(
-                    text="More than one account matches that name and zip code. "
-                    "Please tell me the email address on your account instead."
-                )
+                dispatcher.utter_message(response="utter_several_accounts_match")
             else:
-                dispatcher.utter_message(
-                    text="I couldn't find an account for that name and zip code. Please check "
-                    "both — or tell me the email address on your account instead."
-                )
+                dispatcher.utter_message(response="utter_no_account_for_name")
             return {}
 
     @staticmethod
@@ -279,7 +264,7 @@ class OrderForm(StoreForm, ABC):
         if current is None:
             return {"customer_id": customer.user_id}
         if current != customer.user_id:
-            dispatcher.utter_message(text=replies.ONE_CUSTOMER)
+            dispatcher.utter_message(response="utter_one_customer")
         return {}
 
     def validate_customer_id(
@@ -291,16 +276,14 @@ class OrderForm(StoreForm, ABC):
             if customer is None:
                 if before and before != value:
                     return {"customer_id": before}
-                dispatcher.utter_message(
-                    text="I couldn't verify that account. " + replies.NEED_IDENTITY
-                )
+                dispatcher.utter_message(response="utter_not_verified")
                 return {"customer_id": None}
             if before and before != customer.user_id:
-                dispatcher.utter_message(text=replies.ONE_CUSTOMER)
+                dispatcher.utter_message(response="utter_one_customer")
                 return {"customer_id": before}
             out: dict[str, Any] = {"customer_id": customer.user_id}
             if before != customer.user_id:
-                dispatcher.utter_message(text=f"Thanks, {customer.first_name} — you're verified.")
+                dispatcher.utter_message(response="utter_verified", first_name=customer.first_name)
                 order_id = tracker.get_slot("order_id")
                 if order_id and "order_id" not in tracker.slots_to_validate():
                     # an order named before verification is checked now
@@ -353,10 +336,7 @@ class ValidateCancelOrderForm(OrderForm):
     ) -> dict[str, Any]:
         reason = value if value in CANCEL_REASONS else cancel_reason_from_text(value)
         if reason is None:
-            dispatcher.utter_message(
-                text="Sorry, I can only cancel an order that is either 'no longer needed' "
-                "or was 'ordered by mistake'."
-            )
+            dispatcher.utter_message(response="utter_cancel_reason_invalid")
             return {"cancel_reason": None}
         return {"cancel_reason": reason}
 
@@ -390,7 +370,7 @@ class ValidateReturnOrderForm(OrderForm):
                 if match.ambiguous:
                     _ask_which_of(dispatcher, order, match.ambiguous, "return_items")
                 else:
-                    dispatcher.utter_message(text="Sorry, I couldn't tell which items you mean.")
+                    dispatcher.utter_message(response="utter_which_items_unclear")
         return {}
 
     def validate_return_items(
@@ -405,10 +385,8 @@ class ValidateReturnOrderForm(OrderForm):
                 ids = [line.item_id for line in order.items]
             lines = lines_for(order, ids)
             if not ids or not lines:
-                dispatcher.utter_message(
-                    text=f"Those items aren't all part of order {order.order_id}. "
-                    "Please pick from the items listed."
-                )
+                dispatcher.utter_message(response="utter_items_not_in_order",
+                                         order_id=order.order_id)
                 return {"return_items": None}
             return {"return_items": [line.item_id for line in lines]}
 
@@ -417,13 +395,10 @@ class ValidateExchangeOrderForm(OrderForm):
     def name(self) -> str:
         return "validate_exchange_order_form"
 
-    def order_problem(self, s: Session, order: Order) -> str | None:
+    def order_problem(self, s: Session, order: Order) -> dict[str, Any] | None:
         if any(alternatives(s, line.product_id, line.item_id) for line in order.items):
             return None
-        return (
-            f"None of the items in order {order.order_id} has another option available right "
-            "now, so there's nothing to exchange them for."
-        )
+        return {"response": "utter_nothing_to_exchange", "order_id": order.order_id}
 
     def order_fills(self, s: Session, order: Order) -> dict[str, Any]:
         distinct = {line.item_id for line in order.items}
@@ -454,9 +429,9 @@ class ValidateExchangeOrderForm(OrderForm):
                 if match.ambiguous:
                     _ask_which_of(dispatcher, order, match.ambiguous, "exchange_item")
                 elif len(distinct) > 1:
-                    dispatcher.utter_message(text="I can exchange one item of an order at a time.")
+                    dispatcher.utter_message(response="utter_one_exchange_at_a_time")
                 else:
-                    dispatcher.utter_message(text="Sorry, I couldn't tell which item you mean.")
+                    dispatcher.utter_message(response="utter_which_item_unclear")
         return {}
 
     def validate_exchange_item(
@@ -468,13 +443,12 @@ class ValidateExchangeOrderForm(OrderForm):
                 return {"exchange_item": None}
             line = order_line(order, str(value))
             if line is None:
-                dispatcher.utter_message(text=f"That item isn't part of order {order.order_id}.")
+                dispatcher.utter_message(response="utter_item_not_in_order",
+                                         order_id=order.order_id)
                 return {"exchange_item": None}
             if not alternatives(s, line.product_id, line.item_id):
-                dispatcher.utter_message(
-                    text=f"The {line.name} in this order has no other option available right "
-                    "now, so it can't be exchanged."
-                )
+                dispatcher.utter_message(response="utter_item_has_no_alternatives",
+                                         product=line.name)
                 return {"exchange_item": None}
             return {"exchange_item": line.item_id}
 
@@ -516,25 +490,23 @@ class ValidateExchangeOrderForm(OrderForm):
                 shown = [by_id[c.item_id] for c in match.candidates[:MAX_BUTTONS]]
                 choices = [_variant_text(v, line.options) for v in shown]
                 dispatcher.utter_message(
-                    text="Several options fit that:\n"
-                    + replies.bullets(choices)
-                    + f"\n{replies.WHICH_ONE}",
+                    response="utter_which_option", options=replies.bullets(choices),
                     buttons=[
                         replies.button(text, replies.inform(exchange_variant=v.item_id))
                         for v, text in zip(shown, choices, strict=True)
                     ],
                 )
             elif match.mentioned:
-                asked_for = " and ".join(
-                    f"{k} {' or '.join(vs)}" for k, vs in match.mentioned.items()
-                )
                 dispatcher.utter_message(
-                    text=f"Sorry, there's no available {line.name} with {asked_for}."
+                    response="utter_no_such_option", product=line.name,
+                    wanted=[
+                        replies.phrase("utter_wanted_option" if n == 0 else "utter_wanted_also",
+                                       option=k, values=" / ".join(vs))
+                        for n, (k, vs) in enumerate(match.mentioned.items())
+                    ],
                 )
             else:
-                dispatcher.utter_message(
-                    text="Sorry, I couldn't match that to one of the available options."
-                )
+                dispatcher.utter_message(response="utter_option_unclear")
         return {}
 
     def validate_exchange_variant(
@@ -548,17 +520,15 @@ class ValidateExchangeOrderForm(OrderForm):
                 return {"exchange_variant": None}
             variant = s.get(Variant, str(value))
             if variant is None or variant.product_id != line.product_id:
-                dispatcher.utter_message(text=f"That isn't one of the options for the {line.name}.")
+                dispatcher.utter_message(response="utter_not_an_option", product=line.name)
                 return {"exchange_variant": None}
             if variant.item_id == line.item_id:
-                dispatcher.utter_message(
-                    text="That's the option you already have — please pick a different one."
-                )
+                dispatcher.utter_message(response="utter_option_already_owned")
                 return {"exchange_variant": None}
             if not variant.available:
                 dispatcher.utter_message(
-                    text=f"Sorry, the {line.name} ({replies.options_text(variant.options)}) "
-                    "is out of stock right now. Please pick another option."
+                    response="utter_option_sold_out", product=line.name,
+                    options=replies.options_text(variant.options),
                 )
                 return {"exchange_variant": None}
             return {"exchange_variant": variant.item_id}
@@ -577,18 +547,14 @@ class ValidateChangeAddressForm(OrderForm):
                 replies.address_text(value) if isinstance(value, dict) else str(value or "")
             )
         except AddressError as exc:
-            dispatcher.utter_message(
-                text=f"I couldn't use that address — please include {exc.problem}, e.g. "
-                "'12 Main Street, Apt 4, Springfield, IL 62704'."
-            )
+            dispatcher.utter_message(response="utter_address_unusable",
+                                     problem=replies.address_problem(exc))
             return {"new_address": None}
         with self.db.session() as s:
             order = self.current_order(s, tracker)
             if order is not None and same_address(order.address or {}, address):
-                dispatcher.utter_message(
-                    text=f"That's already the shipping address of order {order.order_id}. "
-                    "What's the new address?"
-                )
+                dispatcher.utter_message(response="utter_address_unchanged",
+                                         order_id=order.order_id)
                 return {"new_address": None}
         return {"new_address": address}
 
@@ -612,18 +578,14 @@ class ValidateComplaintForm(StoreForm):
             return {"order_id": "none"}
         order_id = normalise_order_id(value)
         if order_id is None:
-            dispatcher.utter_message(
-                text=replies.not_an_order_id(value) + " Or say 'no order' if it isn't about one."
-            )
+            dispatcher.utter_message(response="utter_complaint_not_an_order_id", value=value)
             return {"order_id": None}
         customer_id = tracker.get_slot("customer_id")
         with self.db.session() as s:
             order = owned_order(s, order_id, customer_id) if customer_id else s.get(Order, order_id)
             if order is None:
-                dispatcher.utter_message(
-                    text=f"I can't find order {order_id}. Please check the id — "
-                    f"{replies.ORDER_ID_FORMAT} — or say 'no order' if it isn't about one."
-                )
+                dispatcher.utter_message(response="utter_complaint_order_not_found",
+                                         order_id=order_id)
                 return {"order_id": None}
         return {"order_id": order_id}
 
@@ -632,7 +594,7 @@ class ValidateComplaintForm(StoreForm):
     ) -> dict[str, Any]:
         text = str(value or "").strip()
         if len(text) < 5:
-            dispatcher.utter_message(text="Could you tell me a little more about what went wrong?")
+            dispatcher.utter_message(response="utter_complaint_too_short")
             return {"complaint_text": None}
         return {"complaint_text": text}
 
@@ -652,9 +614,7 @@ class ValidateComplaintForm(StoreForm):
         if phone:
             return {"contact": phone}
         if self.answering(tracker) and text.strip():
-            dispatcher.utter_message(
-                text="That doesn't look like an email address or a phone number."
-            )
+            dispatcher.utter_message(response="utter_not_a_contact")
         return {}
 
     def validate_contact(
@@ -665,10 +625,7 @@ class ValidateComplaintForm(StoreForm):
             return {"contact": text.lower()}
         if phone_digits(text) and not any(c.isalpha() for c in text):
             return {"contact": text}
-        dispatcher.utter_message(
-            text="That doesn't look like an email address or a phone number. "
-            "Please give me one of them."
-        )
+        dispatcher.utter_message(response="utter_contact_invalid")
         return {"contact": None}
 
 
@@ -687,9 +644,8 @@ def _ask_which_of(
             lines.append(line)
     value = (lambda item_id: [item_id]) if slot == "return_items" else (lambda item_id: item_id)
     dispatcher.utter_message(
-        text=f"There's more than one {' / '.join(names)} in order {order.order_id}:\n"
-        + replies.bullets([replies.line_text(line) for line in lines])
-        + f"\n{replies.WHICH_ONE}",
+        response="utter_which_item", products=" / ".join(names), order_id=order.order_id,
+        items=replies.bullets([replies.line_text(line) for line in lines]),
         buttons=[
             replies.button(replies.line_text(line), replies.inform(**{slot: value(line.item_id)}))
             for line in lines[:MAX_BUTTONS]

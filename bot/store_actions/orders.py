@@ -23,9 +23,15 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.store.models import Customer, Order, OrderChange, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction
-from bot.store_actions.parsing import CANCEL_REASONS, AddressError, cancel_reason_from_text, parse_address
+from bot.store_actions.parsing import (
+    CANCEL_REASONS,
+    AddressError,
+    cancel_reason_from_text,
+    parse_address,
+)
 from bot.store_actions.store import (
     FORM_SLOTS,
     ORDER_RULES,
@@ -39,7 +45,6 @@ from bot.store_actions.store import (
     payment_label,
     tracking_ids,
 )
-from bot.store.models import Customer, Order, OrderChange, Variant
 
 
 class OrderSubmission(StoreAction, ABC):
@@ -55,15 +60,13 @@ class OrderSubmission(StoreAction, ABC):
         customer_id = tracker.get_slot("customer_id")
         order_id = tracker.get_slot("order_id")
         if not customer_id:
-            dispatcher.utter_message(text=replies.NEED_IDENTITY)
+            dispatcher.utter_message(response="utter_need_identity")
             return resets
         if not order_id:
-            dispatcher.utter_message(
-                text=f"I don't know which order you mean. {replies.ORDER_ID_FORMAT}"
-            )
+            dispatcher.utter_message(response="utter_order_unknown")
             return resets
         if self.needs_confirmation and tracker.get_slot("confirmed") is not True:
-            dispatcher.utter_message(text=replies.NOTHING_CHANGED)
+            dispatcher.utter_message(response="utter_nothing_changed")
             return resets
         with self.db.session() as s:
             order = s.scalars(
@@ -73,13 +76,13 @@ class OrderSubmission(StoreAction, ABC):
                 .execution_options(populate_existing=True)
             ).first()
             if order is None or order.user_id != customer_id:
-                dispatcher.utter_message(text=replies.order_not_found(str(order_id)))
+                dispatcher.utter_message(response="utter_order_not_found", order_id=str(order_id))
                 return resets
             rule = ORDER_RULES[self.form]
             if rule.statuses is not None and order.status not in rule.statuses:
                 dispatcher.utter_message(
-                    text=replies.wrong_status(order.order_id, order.status, rule.refusal)
-                    + " Nothing was changed."
+                    response="utter_wrong_status_unchanged", order_id=order.order_id,
+                    status=order.status, refusal=replies.refusal(self.form),
                 )
                 return resets
             customer = s.get(Customer, customer_id)
@@ -106,13 +109,11 @@ class OrderSubmission(StoreAction, ABC):
         )
 
 
-def _refund_sentence(customer: Customer | None, method: str | None, amount: Decimal) -> str:
-    if is_gift_card(customer, method):
-        return f"{replies.price(amount)} goes back to {payment_label(customer, method)} right away."
-    return (
-        f"{replies.price(amount)} will be refunded to {payment_label(customer, method)} "
-        "within 5–7 business days."
-    )
+def _refund_sentence(customer: Customer | None, method: str | None, amount: Decimal) -> dict:
+    """The refund of ``amount`` to ``method`` as a phrase (gift cards are refunded at once)."""
+    kind = "gift_card" if is_gift_card(customer, method) else "card"
+    return replies.phrase(f"utter_refund_{kind}", amount=replies.price(amount),
+                          payment=payment_label(customer, method))
 
 
 class ActionOrderStatus(OrderSubmission):
@@ -130,25 +131,20 @@ class ActionOrderStatus(OrderSubmission):
         tracker: Tracker,
         dispatcher: CollectingDispatcher,
     ) -> None:
-        text = f"Order {order.order_id} is {order.status}.\nItems:\n" + replies.bullets(
-            [replies.line_text(line) for line in order.items]
-        )
         tracking = tracking_ids(order)
-        if tracking:
-            text += (
-                "\nTracking number"
-                + ("s" if len(tracking) > 1 else "")
-                + ": "
-                + ", ".join(tracking)
-            )
-        text += f"\nShipping to: {replies.address_text(order.address)}"
-        hint = {
-            "pending": "It hasn't shipped yet, so you can still cancel it or change its address.",
-            "delivered": "If something isn't right, you can return or exchange items from it.",
-        }.get(order.status)
-        if hint:
-            text += f"\n{hint}"
-        dispatcher.utter_message(text=text)
+        dispatcher.utter_message(
+            response="utter_order_status",
+            order_id=order.order_id,
+            status=order.status,
+            items=replies.bullets([replies.line_text(line) for line in order.items]),
+            tracking=replies.phrase(
+                "utter_order_tracking" if len(tracking) == 1 else "utter_order_tracking_many",
+                tracking=tracking,
+            ) if tracking else None,
+            address=replies.address_text(order.address),
+            hint=replies.phrase(f"utter_order_hint_{order.status}")
+            if order.status in ("pending", "delivered") else None,
+        )
 
 
 class ActionCancelOrder(OrderSubmission):
@@ -168,10 +164,7 @@ class ActionCancelOrder(OrderSubmission):
         raw = tracker.get_slot("cancel_reason")
         reason = raw if raw in CANCEL_REASONS else cancel_reason_from_text(raw)
         if reason is None:
-            dispatcher.utter_message(
-                text="I need a reason to cancel ('no longer needed' or 'ordered by mistake'). "
-                "Nothing was changed."
-            )
+            dispatcher.utter_message(response="utter_cancel_reason_missing")
             return
         refunds = net_paid_by_method(order)
         history = list(order.payment_history or [])
@@ -195,10 +188,10 @@ class ActionCancelOrder(OrderSubmission):
             },
             tracker,
         )
-        text = f"Done — order {order.order_id} is cancelled (reason: {reason})."
-        if refunds:
-            text += " " + " ".join(_refund_sentence(customer, m, a) for m, a in refunds.items())
-        dispatcher.utter_message(text=text)
+        dispatcher.utter_message(
+            response="utter_cancel_done", order_id=order.order_id, reason=reason,
+            refunds=[_refund_sentence(customer, m, a) for m, a in refunds.items()],
+        )
 
 
 class ActionReturnOrder(OrderSubmission):
@@ -218,10 +211,7 @@ class ActionReturnOrder(OrderSubmission):
         ids = [str(i) for i in tracker.get_slot("return_items") or []]
         lines = lines_for(order, ids)
         if not lines:
-            dispatcher.utter_message(
-                text=f"I couldn't match the items to return with order {order.order_id}. "
-                "Nothing was changed."
-            )
+            dispatcher.utter_message(response="utter_return_no_match", order_id=order.order_id)
             return
         refund = money(sum((line.price for line in lines), Decimal(0)))
         method = original_payment_method(order)
@@ -238,10 +228,9 @@ class ActionReturnOrder(OrderSubmission):
             tracker,
         )
         dispatcher.utter_message(
-            text="Done — I've requested the return of "
-            + "; ".join(replies.line_text(line) for line in lines)
-            + f" from order {order.order_id}. You'll get an email explaining how to send the "
-            "items back. " + _refund_sentence(customer, method, refund)
+            response="utter_return_done", order_id=order.order_id,
+            items="; ".join(replies.line_text(line) for line in lines),
+            refund=_refund_sentence(customer, method, refund),
         )
 
 
@@ -267,15 +256,12 @@ class ActionExchangeOrder(OrderSubmission):
             or new.product_id != line.product_id
             or new.item_id == line.item_id
         ):
-            dispatcher.utter_message(
-                text=f"I couldn't match that exchange with order {order.order_id}. "
-                "Nothing was changed."
-            )
+            dispatcher.utter_message(response="utter_exchange_no_match", order_id=order.order_id)
             return
         if not new.available:
             dispatcher.utter_message(
-                text=f"Sorry, the {line.name} ({replies.options_text(new.options)}) has just gone "
-                "out of stock. Nothing was changed."
+                response="utter_exchange_sold_out", product=line.name,
+                options=replies.options_text(new.options),
             )
             return
         diff = money(Decimal(new.price) - Decimal(line.price))
@@ -292,20 +278,19 @@ class ActionExchangeOrder(OrderSubmission):
             },
             tracker,
         )
-        text = (
-            f"Done — I've requested the exchange of your {replies.line_text(line)} for the "
-            f"{replies.item_text(line.name, new.options, new.price)} in order {order.order_id}. "
-            "You'll get an email explaining how to send the item back; there's no need to place "
-            "a new order."
-        )
+        difference = None
         if diff > 0:
-            text += (
-                f" The price difference of {replies.price(diff)} will be charged to "
-                f"{payment_label(customer, method)}."
-            )
+            difference = replies.phrase("utter_exchange_charge", amount=replies.price(diff),
+                                        payment=payment_label(customer, method))
         elif diff < 0:
-            text += " Price difference: " + _refund_sentence(customer, method, -diff)
-        dispatcher.utter_message(text=text)
+            difference = replies.phrase("utter_exchange_refund",
+                                        refund=_refund_sentence(customer, method, -diff))
+        dispatcher.utter_message(
+            response="utter_exchange_done", order_id=order.order_id,
+            old_item=replies.line_text(line),
+            new_item=replies.item_text(line.name, new.options, new.price),
+            difference=difference,
+        )
 
 
 class ActionChangeAddress(OrderSubmission):
@@ -328,14 +313,12 @@ class ActionChangeAddress(OrderSubmission):
                 replies.address_text(value) if isinstance(value, dict) else str(value or "")
             )
         except AddressError as exc:
-            dispatcher.utter_message(
-                text=f"That address is missing {exc.problem}. Nothing was changed."
-            )
+            dispatcher.utter_message(response="utter_address_unusable_unchanged",
+                                     problem=replies.address_problem(exc))
             return
         old = dict(order.address or {})
         new["country"] = old.get("country") or new["country"]
         order.address = new
         self.audit(s, order, "address", {"old": old, "new": new}, tracker)
-        dispatcher.utter_message(
-            text=f"Done — order {order.order_id} will now ship to {replies.address_text(new)}."
-        )
+        dispatcher.utter_message(response="utter_address_done", order_id=order.order_id,
+                                 address=replies.address_text(new))

@@ -204,10 +204,13 @@ _CITY = re.compile(r"^[A-Za-z][A-Za-z .'-]*$")
 
 
 class AddressError(ValueError):
-    """An address the shopper must correct; ``problem`` says what is missing."""
+    """An address the shopper must correct. ``code`` names what is missing (``zip``,
+    ``state``, ``commas``, ``city``, ``house_number``: the shopper reads the response
+    ``utter_address_missing_<code>``); ``problem`` describes it for logs and tests."""
 
-    def __init__(self, problem: str) -> None:
+    def __init__(self, code: str, problem: str) -> None:
         super().__init__(problem)
+        self.code = code
         self.problem = problem
 
 
@@ -222,7 +225,7 @@ def parse_address(text: str) -> dict[str, str]:
     s = _COUNTRY_SUFFIX.sub("", s)
     m = _ZIP_AT_END.search(s)
     if not m:
-        raise AddressError("a 5-digit zip code at the end")
+        raise AddressError("zip", "a 5-digit zip code at the end")
     zip_code = m.group(1)
     before = s[: m.start()].strip().rstrip(",").strip()
 
@@ -239,17 +242,17 @@ def parse_address(text: str) -> dict[str, str]:
         if sm and sm.group(1).upper() in STATES:
             state, before = sm.group(1).upper(), before[: sm.start(1)]
     if state is None:
-        raise AddressError("the state (like IL or Illinois) before the zip code")
+        raise AddressError("state", "the state (like IL or Illinois) before the zip code")
 
     parts = [p.strip() for p in before.strip().rstrip(",").split(",") if p.strip()]
     if len(parts) < 2:
-        raise AddressError("the street and the city, separated by commas")
+        raise AddressError("commas", "the street and the city, separated by commas")
     city = parts[-1]
     street = _PREAMBLE.sub("", parts[0]).strip()
     if not _CITY.match(city):
-        raise AddressError("the city name")
+        raise AddressError("city", "the city name")
     if not street or not re.search(r"\d", " ".join([street, *parts[1:-1]])):
-        raise AddressError("the street with its house number")
+        raise AddressError("house_number", "the street with its house number")
     return {
         "address1": street,
         "address2": ", ".join(parts[1:-1]),

@@ -20,6 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
+from bot.store.models import Customer, Order, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, form_already_asked
 from bot.store_actions.parsing import AddressError, cancel_reason_from_text, parse_address
@@ -34,9 +35,7 @@ from bot.store_actions.store import (
     original_payment_method,
     owned_order,
     payment_label,
-    refund_timing,
 )
-from bot.store.models import Customer, Order, Variant
 
 MAX_CHOICES = 10
 
@@ -53,16 +52,11 @@ class ActionAskOrderId(StoreAction):
         form = tracker.active_loop_name or "order_status_form"
         rule = ORDER_RULES.get(form, ORDER_RULES["order_status_form"])
         customer_id = tracker.get_slot("customer_id")
-        no_order = replies.button("It's not about an order", replies.inform(order_id="none"))
         if not customer_id:
             if form == "complaint_form":
-                dispatcher.utter_message(
-                    text="I'm sorry to hear that. Which order is this about? Please give the "
-                    "order id (like #W1234567), or say 'no order'.",
-                    buttons=[no_order],
-                )
+                dispatcher.utter_message(response="utter_ask_complaint_order")
             else:
-                dispatcher.utter_message(text=f"Which order is it? {replies.ORDER_ID_FORMAT}")
+                dispatcher.utter_message(response="utter_ask_order_id_unverified")
             return []
         with self.db.session() as s:
             orders = customer_orders(s, customer_id, rule.statuses)
@@ -72,24 +66,18 @@ class ActionAskOrderId(StoreAction):
                 for o in shown
             ]
             listing = replies.bullets([replies.order_summary(o) for o in shown])
-        more = f"\n(Showing {len(shown)} of {len(orders)}.)" if len(orders) > len(shown) else ""
+        more = _showing(len(shown), len(orders))
         if form == "complaint_form":
-            text = "I'm sorry to hear that. Which order is this about?"
-            if shown:
-                text += f" Here are your orders:\n{listing}{more}"
             dispatcher.utter_message(
-                text=text + "\nOr say 'no order'.", buttons=[*buttons, no_order]
+                response="utter_ask_complaint_order_listed" if shown
+                else "utter_ask_complaint_order_none",
+                orders=listing, more=more, buttons=buttons,
             )
         elif not shown:
-            dispatcher.utter_message(
-                text=f"I don't see any {rule.listing} on your account"
-                + (f" — {rule.refusal}." if rule.refusal else ".")
-                + " If you have a specific order id in mind, tell me; otherwise just say 'stop'."
-            )
+            dispatcher.utter_message(response=f"utter_no_orders_for_{form}")
         else:
-            dispatcher.utter_message(
-                text=f"Which order? Here are your {rule.listing}:\n{listing}{more}", buttons=buttons
-            )
+            dispatcher.utter_message(response=f"utter_which_order_{form}", orders=listing,
+                                     more=more, buttons=buttons)
         return []
 
 
@@ -100,28 +88,24 @@ class ActionAskReturnItems(StoreAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if form_already_asked(tracker, replies.WHICH_ONE):
+        if form_already_asked(tracker, replies.NARROWER_QUESTIONS):
             return []
         with self.db.session() as s:
             order = owned_order(s, tracker.get_slot("order_id"), tracker.get_slot("customer_id"))
             if order is None:
-                dispatcher.utter_message(text="Which items would you like to return?")
+                dispatcher.utter_message(response="utter_ask_return_items_plain")
                 return []
             distinct = _distinct_lines(order)
             buttons = [
                 replies.button(replies.line_text(line), replies.inform(return_items=[line.item_id]))
                 for line in distinct[:MAX_CHOICES]
             ]
-            if len(order.items) > 1:
-                buttons.append(
-                    replies.button(
-                        "All items", replies.inform(return_items=[i.item_id for i in order.items])
-                    )
-                )
             dispatcher.utter_message(
-                text=f"Which items from order {order.order_id} would you like to return? "
-                "You can name several, or say 'all':\n"
-                + replies.bullets([replies.line_text(line) for line in order.items]),
+                response="utter_ask_return_items_listed" if len(order.items) > 1
+                else "utter_ask_return_item_listed",
+                order_id=order.order_id,
+                items=replies.bullets([replies.line_text(line) for line in order.items]),
+                all_items=replies.inform(return_items=[i.item_id for i in order.items]),
                 buttons=buttons,
             )
         return []
@@ -134,28 +118,23 @@ class ActionAskExchangeItem(StoreAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if form_already_asked(tracker, replies.WHICH_ONE):
+        if form_already_asked(tracker, replies.NARROWER_QUESTIONS):
             return []
         with self.db.session() as s:
             order = owned_order(s, tracker.get_slot("order_id"), tracker.get_slot("customer_id"))
             if order is None:
-                dispatcher.utter_message(text="Which item would you like to exchange?")
+                dispatcher.utter_message(response="utter_ask_exchange_item_plain")
                 return []
             lines = _distinct_lines(order)
             open_ = [line for line in lines if alternatives(s, line.product_id, line.item_id)]
             closed = [line for line in lines if line not in open_]
-            text = (
-                f"Which item from order {order.order_id} would you like to exchange?\n"
-                + replies.bullets([replies.line_text(line) for line in open_])
-            )
-            if closed:
-                text += (
-                    "\n(No other options are available for: "
-                    + ", ".join(line.name for line in closed)
-                    + ".)"
-                )
             dispatcher.utter_message(
-                text=text,
+                response="utter_ask_exchange_item_listed",
+                order_id=order.order_id,
+                items=replies.bullets([replies.line_text(line) for line in open_]),
+                unavailable=replies.phrase("utter_no_alternatives_for",
+                                           products=[line.name for line in closed])
+                if closed else None,
                 buttons=[
                     replies.button(
                         replies.line_text(line), replies.inform(exchange_item=line.item_id)
@@ -173,25 +152,23 @@ class ActionAskExchangeVariant(StoreAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if form_already_asked(tracker, replies.WHICH_ONE):
+        if form_already_asked(tracker, replies.NARROWER_QUESTIONS):
             return []
         with self.db.session() as s:
             order = owned_order(s, tracker.get_slot("order_id"), tracker.get_slot("customer_id"))
             item_id = tracker.get_slot("exchange_item")
             line = order_line(order, str(item_id)) if order and item_id else None
             if line is None:
-                dispatcher.utter_message(text="Which option would you like instead?")
+                dispatcher.utter_message(response="utter_ask_exchange_variant_plain")
                 return []
             alts = alternatives(s, line.product_id, line.item_id)
             shown = alts[:MAX_CHOICES]
             choices = [_choice_text(v, line.options or {}, line.price) for v in shown]
-            more = f"\n(Showing {len(shown)} of {len(alts)}.)" if len(alts) > len(shown) else ""
             dispatcher.utter_message(
-                text=f"You have the {replies.line_text(line)}. Which option would you like "
-                "instead? These are available (only the differences are shown):\n"
-                + replies.bullets(choices)
-                + more
-                + "\nYou can also just tell me what to change, like 'size L' or 'in red'.",
+                response="utter_ask_exchange_variant_listed",
+                item=replies.line_text(line),
+                options=replies.bullets(choices),
+                more=_showing(len(shown), len(alts)),
                 buttons=[
                     replies.button(text, replies.inform(exchange_variant=v.item_id))
                     for v, text in zip(shown, choices, strict=True)
@@ -223,109 +200,100 @@ class ActionAskConfirmed(StoreAction):
                 }.get(form or "")
                 details = describe(s, order, customer, tracker) if describe else None
         if details is None:
-            dispatcher.utter_message(
-                text="Shall I go ahead with this change?", buttons=replies.YES_NO
-            )
+            dispatcher.utter_message(response="utter_ask_confirmed_plain")
             return []
-        dispatcher.utter_message(
-            text="Here's what I'll do:\n"
-            + replies.bullets(details)
-            + "\nShall I go ahead? Please answer yes or no.",
-            buttons=replies.YES_NO,
-        )
+        dispatcher.utter_message(**details)
         return []
 
 
 # ----------------------------------------------------------------------------- details
 
 
-def _refund_text(customer: Customer | None, method: str | None, amount: Decimal) -> str:
-    timing = refund_timing(is_gift_card(customer, method))
-    return f"{replies.price(amount)} back to {payment_label(customer, method)}, {timing}"
+Details = dict[str, Any]  # ``utter_message`` arguments: the confirmation's response, values
+
+
+def _refund_text(customer: Customer | None, method: str | None, amount: Decimal) -> dict:
+    kind = "gift_card" if is_gift_card(customer, method) else "card"
+    return replies.phrase(f"utter_confirm_refund_{kind}", amount=replies.price(amount),
+                          payment=payment_label(customer, method))
 
 
 def _cancel_details(
     s: Session, order: Order, customer: Customer | None, tracker: Tracker
-) -> list[str] | None:
+) -> Details | None:
     raw = tracker.get_slot("cancel_reason")
-    reason = cancel_reason_from_text(raw) or raw
     refunds = net_paid_by_method(order)
-    out = [
-        f"Cancel order {order.order_id}: "
-        + ", ".join(replies.line_text(line) for line in order.items),
-        f"Reason: {reason}",
-    ]
-    if refunds:
-        out += [f"Refund: {_refund_text(customer, m, a)}" for m, a in refunds.items()]
-    out.append("This can't be undone.")
-    return out
+    return {
+        "response": "utter_confirm_cancel",
+        "order_id": order.order_id,
+        "items": ", ".join(replies.line_text(line) for line in order.items),
+        "reason": cancel_reason_from_text(raw) or raw,
+        "refunds": [replies.phrase("utter_confirm_refund_line", refund=_refund_text(customer, m, a))
+                    for m, a in refunds.items()],
+    }
 
 
 def _return_details(
     s: Session, order: Order, customer: Customer | None, tracker: Tracker
-) -> list[str] | None:
+) -> Details | None:
     lines = lines_for(order, [str(i) for i in tracker.get_slot("return_items") or []])
     if not lines:
         return None
     total = sum((line.price for line in lines), Decimal(0))
-    method = original_payment_method(order)
-    return [
-        f"Return from order {order.order_id}: "
-        + "; ".join(replies.line_text(line) for line in lines),
-        f"Refund: {_refund_text(customer, method, total)} (to the original payment method)",
-        (
-            "The order's status becomes 'return requested' and you'll get an email explaining "
-            "how to send the items back."
-        ),
-        "Please make sure these are all the items you want to return.",
-    ]
+    return {
+        "response": "utter_confirm_return",
+        "order_id": order.order_id,
+        "items": "; ".join(replies.line_text(line) for line in lines),
+        "refund": _refund_text(customer, original_payment_method(order), total),
+    }
 
 
 def _exchange_details(
     s: Session, order: Order, customer: Customer | None, tracker: Tracker
-) -> list[str] | None:
+) -> Details | None:
     line = order_line(order, str(tracker.get_slot("exchange_item")))
     new = s.get(Variant, str(tracker.get_slot("exchange_variant")))
     if line is None or new is None:
         return None
     diff = Decimal(new.price) - Decimal(line.price)
     method = original_payment_method(order)
-    label = payment_label(customer, method)
     if diff > 0:
-        money = f"Price difference: you pay {replies.price(diff)} more, charged to {label}"
+        money = replies.phrase("utter_confirm_charge", amount=replies.price(diff),
+                               payment=payment_label(customer, method))
     elif diff < 0:
-        money = f"Price difference: {_refund_text(customer, method, -diff)}"
+        money = _refund_text(customer, method, -diff)
     else:
-        money = "Price difference: none"
-    return [
-        (
-            f"Exchange in order {order.order_id}: your {replies.line_text(line)} "
-            f"→ {replies.item_text(line.name, new.options, new.price)}"
-        ),
-        money,
-        (
-            "The order's status becomes 'exchange requested' and you'll get an email explaining "
-            "how to send the item back — no need to place a new order."
-        ),
-        (
-            "Only this item is exchanged, and the order can't be exchanged again afterwards, so "
-            "please make sure it's the only item you want to exchange."
-        ),
-    ]
+        money = replies.phrase("utter_confirm_no_difference")
+    return {
+        "response": "utter_confirm_exchange",
+        "order_id": order.order_id,
+        "old_item": replies.line_text(line),
+        "new_item": replies.item_text(line.name, new.options, new.price),
+        "difference": money,
+    }
 
 
 def _address_details(
     s: Session, order: Order, customer: Customer | None, tracker: Tracker
-) -> list[str] | None:
+) -> Details | None:
     value = tracker.get_slot("new_address")
     try:
         new = parse_address(replies.address_text(value) if isinstance(value, dict) else str(value))
     except AddressError:
         return None
-    return [
-        f"Ship order {order.order_id} to: {replies.address_text(new)}",
-        f"(instead of {replies.address_text(order.address)})",
-    ]
+    return {
+        "response": "utter_confirm_address",
+        "order_id": order.order_id,
+        "address": replies.address_text(new),
+        "old_address": replies.address_text(order.address),
+    }
+
+
+def _showing(shown: int, total: int) -> dict[str, Any] | None:
+    """"Showing 10 of 14" when a list was cut (a phrase), else nothing."""
+    if total <= shown:
+        return None
+    return replies.phrase("utter_showing_some", shown=shown, total=total)
 
 
 def _distinct_lines(order: Order) -> list[Any]:

@@ -25,9 +25,9 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from bot.store.models import Order, OrderItem, Product, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, first_entity, latest_text
-from bot.store.models import Order, OrderItem, Product, Variant
 
 MAX_CARDS = 5
 MAX_SAME_PRODUCT = 3
@@ -157,7 +157,7 @@ class ActionRecommendProducts(StoreAction):
             product = find_product(s, asked_name, latest_text(tracker))
             names = {p.product_id: p.name for p in s.scalars(select(Product))}
             cards: list[dict[str, Any]] = []
-            intro = ""
+            intro: dict[str, Any] = {}
             if product is not None:
                 variants = in_stock_variants(s, product.product_id, owned_items)
                 related = self._representatives(
@@ -167,39 +167,31 @@ class ActionRecommendProducts(StoreAction):
                 take = max(MAX_SAME_PRODUCT, MAX_CARDS - len(related))
                 cards = same[:take] + related
                 cards += same[take:]
-                intro = (
-                    f"Here are {product.name} options in stock, and products often bought with it:"
-                    if related and same
-                    else f"Here are {product.name} options in stock:"
-                    if same
-                    else f"The {product.name} is out of stock right now; customers who bought it "
-                    "often also bought:"
-                )
+                kind = ("in_stock_and_related" if related and same
+                        else "in_stock" if same else "out_of_stock")
+                intro = replies.phrase(f"utter_suggest_{kind}", product=product.name)
             elif asked_name:
-                intro = (
-                    f"I couldn't find “{asked_name}” in our catalogue. These are popular with "
-                    "other customers:"
-                )
+                intro = replies.phrase("utter_suggest_unknown_product", product=asked_name)
                 cards = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
             elif owned_products:
                 together = co_purchased(s, owned_products, set(owned_products), MAX_CARDS * 2)
                 cards = self._representatives(s, together, names, owned_items)
-                intro = "Often bought together with things you've ordered:"
+                intro = replies.phrase("utter_suggest_bought_together")
                 if not cards:
                     cards = self._representatives(
                         s, popular(s, set(owned_products), MAX_CARDS * 2), names, owned_items
                     )
-                    intro = "These are popular with other customers:"
+                    intro = replies.phrase("utter_suggest_popular_with_others")
             else:
                 cards = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
-                intro = "These are popular with our customers right now:"
+                intro = replies.phrase("utter_suggest_popular")
         cards = cards[:MAX_CARDS]
         if not cards:
-            dispatcher.utter_message(text="Sorry, I don't have any suggestions in stock right now.")
+            dispatcher.utter_message(response="utter_no_suggestions")
             return []
         lines = [replies.item_text(c["name"], c["options"], c["price"]) for c in cards]
         dispatcher.utter_message(
-            text=f"{intro}\n{replies.bullets(lines)}",
+            response="utter_suggestions", intro=intro, products=replies.bullets(lines),
             json_message={"type": "product_cards", "products": cards},
         )
         return []

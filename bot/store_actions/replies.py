@@ -1,5 +1,9 @@
-"""The shopper-facing wording the actions share, in one voice: short, friendly, exact
-about ids, amounts and statuses, and never about another customer's data.
+"""How the actions hand values to the domain's responses.
+
+The sentences a shopper reads are domain responses (Clerk's defaults are in
+``bot/dialogue/default_responses.yml``); actions send ``utter_message(response=...,
+**values)``. Here are the value formatters (prices, item and option lists, addresses,
+order summaries: data, not sentences) and ``phrase``, a sentence chosen by the data.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.store.models import Order, OrderItem
+from bot.store_actions.parsing import AddressError
 
 
 def price(value: Any) -> str:
@@ -36,7 +41,7 @@ def bullets(lines: list[str]) -> str:
 
 def order_summary(order: Order) -> str:
     """``"#W2611340 (pending): Water Bottle, Office Chair"``"""
-    names = ", ".join(i.name for i in order.items) or "no items"
+    names = ", ".join(i.name for i in order.items)
     return f"{order.order_id} ({order.status}): {names}"
 
 
@@ -57,35 +62,23 @@ def button(title: str, payload: str) -> dict[str, str]:
     return {"title": title[:80], "payload": payload}
 
 
-YES_NO = [button("Yes, go ahead", "/affirm"), button("No, leave it", "/deny")]
-
-ORDER_ID_FORMAT = "Order ids look like #W1234567."
-
-
-def order_not_found(order_id: str) -> str:
-    return (
-        f"I can't find order {order_id} on your account. "
-        f"Please check the order id — {ORDER_ID_FORMAT}"
-    )
+def phrase(response: str, **values: Any) -> dict[str, Any]:
+    """A value that the engine shows as the text of domain response ``response`` (filled
+    from ``values``, then the slots): how an action puts a sentence that depends on the
+    data (a refund, a hint) inside another response without writing it in Python."""
+    return {"response": response, **values}
 
 
-def not_an_order_id(value: Any) -> str:
-    return f"“{value}” doesn't look like an order id. {ORDER_ID_FORMAT}"
+def address_problem(exc: AddressError) -> dict[str, Any]:
+    """What an unusable address lacks, as a phrase (``utter_address_missing_<code>``)."""
+    return phrase(f"utter_address_missing_{exc.code}")
 
 
-def wrong_status(order_id: str, status: str, refusal: str) -> str:
-    return f"Order {order_id} is {status}, and {refusal}."
+def refusal(form: str) -> dict[str, Any]:
+    """Why ``form`` cannot use an order of another status (``utter_refusal_<form>``)."""
+    return phrase(f"utter_refusal_{form}")
 
 
-NEED_IDENTITY = (
-    "I need to verify who you are first: please tell me the email address on your account, "
-    "or your full name and zip code."
-)
-ONE_CUSTOMER = (
-    "I can only help with one account per conversation, and you're already verified for "
-    "this one. For another account, please start a new conversation."
-)
-# A question the form's ``action_ask_<slot>`` recognises as already asked (see
-# ``questions.already_asked``): validation messages that end in it replace the re-ask.
-WHICH_ONE = "Which one would you like?"
-NOTHING_CHANGED = "OK, I've left everything as it was — nothing changed."
+# Responses that ask a narrower version of an ask action's question (which of several
+# matching items or options): the ask action stays silent after one of them.
+NARROWER_QUESTIONS = frozenset({"utter_which_item", "utter_which_option"})

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.store_actions.parsing import ItemView, VariantView, find_zips
 from bot.store.models import Customer, Order, OrderItem, Variant
+from bot.store_actions.parsing import ItemView, VariantView, find_zips
 
 CENT = Decimal("0.01")
 
@@ -29,30 +29,19 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class OrderRule:
-    """What a form may do with an order: the statuses it accepts and how to say no."""
+    """What a form may do with an order: the statuses it accepts (how to say no is the
+    response ``utter_refusal_<form>``)."""
 
     statuses: frozenset[str] | None  # None: any status
-    refusal: str = ""  # "only pending orders can be cancelled"
-    listing: str = "orders"  # how the ask action names the orders it lists
 
 
 ORDER_RULES: dict[str, OrderRule] = {
-    "order_status_form": OrderRule(None, listing="orders"),
-    "cancel_order_form": OrderRule(
-        frozenset({"pending"}), "only pending orders can be cancelled", "pending orders"
-    ),
-    "change_address_form": OrderRule(
-        frozenset({"pending"}),
-        "only pending orders can have their shipping address changed",
-        "pending orders",
-    ),
-    "return_order_form": OrderRule(
-        frozenset({"delivered"}), "only delivered orders can be returned", "delivered orders"
-    ),
-    "exchange_order_form": OrderRule(
-        frozenset({"delivered"}), "only delivered orders can be exchanged", "delivered orders"
-    ),
-    "complaint_form": OrderRule(None, listing="orders"),
+    "order_status_form": OrderRule(None),
+    "cancel_order_form": OrderRule(frozenset({"pending"})),
+    "change_address_form": OrderRule(frozenset({"pending"})),
+    "return_order_form": OrderRule(frozenset({"delivered"})),
+    "exchange_order_form": OrderRule(frozenset({"delivered"})),
+    "complaint_form": OrderRule(None),
 }
 
 # slots each form resets after its submission (everything but the shopper's identity)
@@ -197,26 +186,20 @@ def is_gift_card(customer: Customer | None, method_id: str | None) -> bool:
     return source == "gift_card" or method_id.startswith("gift_card")
 
 
-def payment_label(customer: Customer | None, method_id: str | None) -> str:
-    """``"your gift card"``, ``"your PayPal account"``, ``"your Mastercard ending in 9212"``."""
-    if not method_id:
-        return "your original payment method"
-    method = (customer.payment_methods or {}).get(method_id) if customer else None
-    source = (method or {}).get("source") or method_id.rsplit("_", 1)[0]
-    if source == "gift_card":
-        return "your gift card"
-    if source == "paypal":
-        return "your PayPal account"
+def payment_label(customer: Customer | None, method_id: str | None) -> dict[str, Any]:
+    """The payment method as a phrase: ``utter_payment_<kind>`` with ``brand`` and
+    ``last_four`` (kinds: gift_card, paypal, card_ending, card, credit_card, original)."""
+    method = (customer.payment_methods or {}).get(method_id) if customer and method_id else None
+    source = (method or {}).get("source") or (method_id or "").rsplit("_", 1)[0]
+    if source in ("gift_card", "paypal"):
+        return {"response": f"utter_payment_{source}"}
     if source == "credit_card":
-        brand = str((method or {}).get("brand") or "credit card")
+        brand = str((method or {}).get("brand") or "")
         brand = brand.title() if brand.islower() else brand
         last4 = (method or {}).get("last_four")
-        return f"your {brand} ending in {last4}" if last4 else f"your {brand}"
-    return "your original payment method"
-
-
-def refund_timing(gift_card: bool) -> str:
-    return "right away" if gift_card else "within 5–7 business days"
+        kind = ("card_ending" if last4 else "card") if brand else "credit_card"
+        return {"response": f"utter_payment_{kind}", "brand": brand, "last_four": last4}
+    return {"response": "utter_payment_original"}
 
 
 def credit_gift_card(customer: Customer, method_id: str, amount: Decimal) -> None:

@@ -17,10 +17,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
+from bot.store.models import Order, Ticket
+from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, first_entity, latest_text
 from bot.store_actions.parsing import normalise_order_id, normalise_ticket_id, ticket_priority
 from bot.store_actions.store import FORM_SLOTS
-from bot.store.models import Order, Ticket
 
 _ID_ATTEMPTS = 50
 
@@ -66,11 +67,10 @@ class ActionCreateTicket(StoreAction):
             s.add(ticket)
             s.flush()
             ticket_id, priority = ticket.id, ticket.priority
-        reach = f" at {contact}" if contact else ""
-        urgent = " I've marked it as urgent." if priority == "high" else ""
         dispatcher.utter_message(
-            text=f"Thanks for telling us — I've opened ticket {ticket_id}.{urgent} Our team will "
-            f"get back to you{reach}. You can ask me about its status any time with that number."
+            response="utter_ticket_created", ticket_id=ticket_id,
+            urgent=replies.phrase("utter_ticket_urgent") if priority == "high" else None,
+            reach=replies.phrase("utter_ticket_reach", contact=contact) if contact else None,
         )
         return resets
 
@@ -88,27 +88,25 @@ class ActionTicketStatus(StoreAction):
             or tracker.get_slot("ticket_id")
         )
         if not raw:
-            dispatcher.utter_message(text="What's your ticket number? It looks like T-123456.")
+            dispatcher.utter_message(response="utter_ask_ticket_number")
             return []
         ticket_id = normalise_ticket_id(raw)
         if ticket_id is None:
-            dispatcher.utter_message(
-                text=f"“{raw}” doesn't look like a ticket number. "
-                "Ticket numbers look like T-123456."
-            )
+            dispatcher.utter_message(response="utter_not_a_ticket_number", value=raw)
             return [SlotSet("ticket_id", None)]
         with self.db.session() as s:
             ticket = s.get(Ticket, ticket_id)
             if ticket is None:
-                dispatcher.utter_message(
-                    text=f"I can't find ticket {ticket_id}. Please check the number — it looks "
-                    "like T-123456."
-                )
+                dispatcher.utter_message(response="utter_ticket_not_found", ticket_id=ticket_id)
                 return [SlotSet("ticket_id", None)]
             created = ticket.created_at
             status, priority = ticket.status, ticket.priority
-        when = f"{created:%B} {created.day}, {created.year}" if created else "an unknown date"
         dispatcher.utter_message(
-            text=f"Ticket {ticket_id} is {status} (priority: {priority}), opened on {when}."
+            response="utter_ticket_status", ticket_id=ticket_id, status=status,
+            priority=priority,
+            opened=replies.phrase("utter_date", day=created.day, month=created.month,
+                                  month_name=replies.phrase(f"utter_month_{created.month}"),
+                                  year=created.year)
+            if created else replies.phrase("utter_date_unknown"),
         )
         return [SlotSet("ticket_id", ticket_id)]

@@ -1,0 +1,189 @@
+"""Responses: every text the bot says, read from the domain and rendered per turn.
+
+Contract (Rasa 3's responses, as far as Clerk uses them):
+
+- A response is a list of variants; a variant is a mapping with ``text`` and optionally
+  ``buttons`` (``title``/``payload``), ``image``, ``custom``, ``channel`` and ``condition``
+  (a list of ``{type: slot, name, value}``, all of which must hold).
+- Choosing a variant (``choose_variants``), in Rasa's order of preference: conditional
+  variants for the reply's channel whose conditions hold; variants for the channel without
+  conditions; conditional variants without a channel whose conditions hold; variants with
+  neither. One of the preferred group is picked at random.
+- Filling (``fill``): ``{name}`` placeholders in texts, button titles and payloads, and the
+  strings inside ``custom`` take their value from the values passed (an action's
+  ``utter_message`` keyword arguments, the engine's values) and then from the slots.
+  Values are shown as a shopper would read them (``Filler.shown``): a list joins with
+  ", ", a mapping shows its values, ``None`` or a missing value shows nothing. A *phrase*
+  — a mapping ``{"response": name, **values}`` — shows the text of that response, filled
+  from its own values (then the slots); a list of phrases joins with a space (they are
+  sentences). Braces that are not a ``{word}`` (the JSON of an ``/inform{...}`` payload)
+  stay as they are.
+- Clerk ships default responses for its engine messages and built-in store actions in
+  ``default_responses.yml`` next to this module; a project's own responses replace them
+  name by name (``with_defaults``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.types import Button, Reply
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RESPONSES_FILE = Path(__file__).with_name("default_responses.yml")
+Variant = dict[str, Any]
+Variants = list[Variant]
+
+_MAX_PHRASE_DEPTH = 4  # phrases inside phrases: enough for "refund to {payment}"
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# Rasa's channel names next to the names Clerk's channels go by (``Channel.name``).
+_CHANNEL_ALIASES = {"cmdline": "shell", "shell": "cmdline"}
+
+
+@cache
+def default_responses() -> dict[str, Variants]:
+    """Clerk's shipped responses (read once; callers must not change them)."""
+    data = yaml.safe_load(DEFAULT_RESPONSES_FILE.read_text(encoding="utf-8")) or {}
+    return {str(name): list(variants or []) for name, variants in data["responses"].items()}
+
+
+def with_defaults(project: Mapping[str, Variants]) -> dict[str, Variants]:
+    """The project's responses over Clerk's defaults: a name the project defines is
+    entirely the project's (its variants replace the default's, none are mixed)."""
+    return {**default_responses(), **project}
+
+
+def choose_variants(variants: Sequence[Variant], slots: Mapping[str, Any],
+                    channel: str | None) -> list[Variant]:
+    """The variants a reply on ``channel`` may use (see the module's order)."""
+    def on_channel(v: Variant) -> bool:
+        wanted = v.get("channel")
+        return wanted is not None and wanted in (channel, _CHANNEL_ALIASES.get(channel or ""))
+
+    conditional = [v for v in variants if v.get("condition")]
+    plain = [v for v in variants if not v.get("condition")]
+    groups = (
+        [v for v in conditional if on_channel(v) and condition_holds(v, slots)],
+        [v for v in plain if on_channel(v)],
+        [v for v in conditional if not v.get("channel") and condition_holds(v, slots)],
+        [v for v in plain if not v.get("channel")],
+    )
+    return next((g for g in groups if g), [])
+
+
+def condition_holds(variant: Variant, slots: Mapping[str, Any]) -> bool:
+    """Every ``type: slot`` condition of the variant holds (other types are not known and
+    never hold, so a variant meant for another engine is not shown by mistake)."""
+    for cond in variant.get("condition") or []:
+        if cond.get("type") != "slot" or slots.get(cond.get("name")) != cond.get("value"):
+            return False
+    return True
+
+
+def is_phrase(value: Any) -> bool:
+    """A value that stands for the text of another response (see the module doc)."""
+    return isinstance(value, Mapping) and isinstance(value.get("response"), str)
+
+
+@dataclass(frozen=True)
+class Filler:
+    """Fills placeholders for one reply: ``responses`` to render phrases from, the
+    ``slots`` under every value, the reply's ``channel``."""
+
+    responses: Mapping[str, Variants]
+    slots: Mapping[str, Any]
+    channel: str | None = None
+    depth: int = 0
+
+    def shown(self, value: Any) -> str:
+        """A value as text in a reply: never a Python repr."""
+        if value is None:
+            return ""
+        if is_phrase(value):
+            return self.phrase(value)
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, Decimal | float) and value == int(value):
+            return str(int(value))
+        if isinstance(value, Mapping):
+            return ", ".join(self.shown(v) for v in value.values() if v not in (None, ""))
+        if isinstance(value, list | tuple | set):
+            items = list(value)
+            glue = " " if items and all(is_phrase(v) for v in items) else ", "
+            return glue.join(self.shown(v) for v in items)
+        return str(value)
+
+    def phrase(self, value: Mapping[str, Any]) -> str:
+        name = str(value["response"])
+        if self.depth >= _MAX_PHRASE_DEPTH:
+            log.warning("phrase %s nested too deep", name)
+            return ""
+        inner = Filler(self.responses, self.slots, self.channel, self.depth + 1)
+        fitting = choose_variants(self.responses.get(name, []), self.slots, self.channel)
+        if not fitting:
+            log.warning("phrase %s is not a response of the domain", name)
+            return ""
+        values = {**self.slots, **{k: v for k, v in value.items() if k != "response"}}
+        return inner.fill(str(random.choice(fitting).get("text") or ""), values)
+
+    def fill(self, template: str, values: Mapping[str, Any]) -> str:
+        """``template`` with each ``{name}`` replaced by ``shown(values[name])``; a name
+        without a value shows nothing (and is logged)."""
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in values:
+                log.warning("response placeholder {%s} has no value", name)
+            return self.shown(values.get(name))
+
+        return _PLACEHOLDER.sub(one, template)
+
+    def fill_custom(self, data: Any, values: Mapping[str, Any]) -> Any:
+        if isinstance(data, str):
+            return self.fill(data, values)
+        if isinstance(data, Mapping):
+            return {k: self.fill_custom(v, values) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self.fill_custom(v, values) for v in data]
+        return data
+
+
+def render_variant(variant: Variant, values: Mapping[str, Any], filler: Filler) -> Reply:
+    """One reply from one variant, its placeholders filled from ``values``."""
+    text = variant.get("text")
+    buttons = tuple(
+        Button(title=filler.fill(str(b.get("title", "")), values),
+               payload=filler.fill(str(b.get("payload", "")), values))
+        for b in variant.get("buttons") or []
+    )
+    custom = variant.get("custom")
+    return Reply(
+        # a whole reply never starts or ends with space a missing value left
+        text=None if text is None else filler.fill(str(text), values).strip(),
+        buttons=buttons,
+        custom=None if custom is None else filler.fill_custom(custom, values),
+        image=variant.get("image"),
+    )
+
+
+def render(responses: Mapping[str, Variants], name: str, slots: Mapping[str, Any],
+           values: Mapping[str, Any], *, channel: str | None = None,
+           rng: random.Random | None = None) -> list[Reply]:
+    """The reply of response ``name`` (none when it is unknown or no variant fits): a
+    variant chosen for ``channel`` and ``slots``, filled from ``values`` over ``slots``."""
+    fitting = choose_variants(responses.get(name, []), slots, channel)
+    if not fitting:
+        return []
+    chosen = (rng or random).choice(fitting) if len(fitting) > 1 else fitting[0]
+    filler = Filler(responses, slots, channel)
+    return [render_variant(chosen, {**slots, **values}, filler)]

@@ -1,0 +1,227 @@
+"""A store rewords its whole bot in ``domain.yml``.
+
+The conversation tests run the demo project with every response (the demo domain's and
+Clerk's shipped defaults) rewritten as ``«<name> #k» {same placeholders}``; every reply a
+shopper gets must then be made of rewritten texts and values only. Unit tests cover the
+rendering rules: variations, buttons, channel variants, conditions, missing values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.dialogue.domain import Domain
+from bot.dialogue.responses import default_responses
+from bot.types import Message, Reply
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = re.compile(r"\{\w+\}")
+MARKER = re.compile(r"«utter_\w+ #\d+»")
+
+
+# ------------------------------------------------------------------------- rewriting
+
+
+def _rewrite(name: str, variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for k, variant in enumerate(variants):
+        new = dict(variant)
+        holes = " ".join(PLACEHOLDER.findall(str(variant.get("text") or "")))
+        new["text"] = f"«{name} #{k}» {holes}".strip()
+        new["buttons"] = [{**b, "title": f"«{name} #{k}» {i}"}
+                          for i, b in enumerate(variant.get("buttons") or [])]
+        out.append(new)
+    return out
+
+
+def _original_sentences() -> set[str]:
+    """Fragments of every original text (4+ words between placeholders and line breaks)."""
+    demo = yaml.safe_load((ROOT / "training_data" / "domain.yml").read_text())["responses"]
+    texts = [str(v.get("text") or "") for vs in [*demo.values(), *default_responses().values()]
+             for v in vs]
+    out = set()
+    for text in texts:
+        for piece in re.split(r"\{\w+\}|\n|•", text):
+            piece = piece.strip(" .,;:—()")
+            if len(piece.split()) >= 4:
+                out.add(piece.lower())
+    return out
+
+
+@pytest.fixture(scope="module")
+def reworded_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("reworded") / "training_data"
+    shutil.copytree(ROOT / "training_data", folder)
+    domain = yaml.safe_load((folder / "domain.yml").read_text())
+    every = {**default_responses(), **domain["responses"]}
+    domain["responses"] = {name: _rewrite(name, vs) for name, vs in every.items()}
+    (folder / "domain.yml").write_text(yaml.safe_dump(domain, allow_unicode=True))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bot(reworded_project: Path, module_database_url: str, bot_settings, shared_encoder
+        ) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    from bot.app import build
+
+    settings = dataclasses.replace(bot_settings(module_database_url),
+                                   data_dir=reworded_project)
+    parts = build(settings, encoder=shared_encoder)
+    yield parts
+    parts.manager.close()
+    parts.db.dispose()
+
+
+class Shopper:
+    def __init__(self, parts: Any, sender: str) -> None:
+        self.parts = parts
+        self.cid = f"rest:{sender}"
+        self.replies: list[Reply] = []
+
+    def say(self, text: str) -> list[Reply]:
+        message = Message(conversation_id=self.cid, text=text, channel="rest")  # type: ignore[arg-type]
+        replies = asyncio.run(self.parts.manager.handle(message))
+        self.replies.extend(replies)
+        return replies
+
+
+SCRIPT = [
+    ("greeting", ["hello there"]),
+    ("order status", ["where is my order #W6893533?", "ivan.santos3158@example.com"]),
+    ("cancel", ["I'd like to cancel order #W8770097", "ivan.santos3158@example.com",
+                "I ordered it by mistake", "yes"]),
+    ("return", ["I want to return something from order #W4316152",
+                "aarav.anderson9752@example.com", "all of them", "yes please"]),
+    ("exchange", ["I need to exchange the hiking boots from order #W1304208",
+                  "yara.ito7353@example.com", "size 9 in leather", "yes"]),
+    ("address", ["please change the shipping address of order #W9300146",
+                 "Aarav Anderson 19031", "12 Main Street, Apt 4, Springfield, IL 62704", "yes"]),
+    ("complaint", ["I want to file a complaint", "#W1633718",
+                   "The coffee maker arrived broken and leaks water everywhere",
+                   "yusuf.hernandez6086@example.com"]),
+    ("ticket status", ["what's the status of ticket T-000000?"]),
+    ("recommendations", ["can you recommend something?"]),
+    ("unanswerable question", ["do you sell rocket fuel for lunar landers?"]),
+    ("fallback and offer", ["blorf snargle wib", "qwzx vlemp krrpt", "yes"]),
+    ("handoff request", ["I want to talk to a real person"]),
+    ("empty", ["   "]),
+]
+
+
+@pytest.mark.parametrize(("topic", "lines"), SCRIPT, ids=[t for t, _ in SCRIPT])
+def test_every_reply_uses_the_stores_wording(bot: Any, topic: str, lines: list[str]) -> None:
+    shopper = Shopper(bot, f"wording-{topic.replace(' ', '-')}")
+    for line in lines:
+        shopper.say(line)
+    assert shopper.replies, topic
+    originals = _original_sentences()
+    for reply in shopper.replies:
+        text = reply.text or ""
+        assert MARKER.search(text), f"{topic}: {text!r} is not the store's wording"
+        lowered = text.lower()
+        leaked = [s for s in originals if s in lowered]
+        assert not leaked, f"{topic}: {text!r} holds original wording {leaked[:2]}"
+        for button in reply.buttons:
+            if not button.payload.startswith("/inform"):  # data choices are values
+                assert MARKER.search(button.title), button
+
+
+def test_ticket_status_shows_values_in_the_stores_wording(bot: Any) -> None:
+    shopper = Shopper(bot, "wording-ticket")
+    for line in SCRIPT[6][1]:
+        replies = shopper.say(line)
+    ticket = re.search(r"T-\d{6}", " ".join(r.text or "" for r in replies))
+    assert ticket is not None
+    [status] = shopper.say(f"what's the status of ticket {ticket.group()}?")
+    assert status.text is not None
+    assert status.text.startswith("«utter_ticket_status #0»") and ticket.group() in status.text
+    assert "None" not in status.text and "{" not in status.text
+
+
+# ------------------------------------------------------------------------- rendering
+
+
+def _domain(responses: dict[str, Any]) -> Domain:
+    return Domain.from_dict({"slots": {"tier": {"type": "text"}}, "responses": responses})
+
+
+def test_variations_are_chosen_at_random() -> None:
+    domain = _domain({"utter_hi": [{"text": "Hi"}, {"text": "Hello"}, {"text": "Hey"}]})
+    rng = random.Random(7)
+    seen = {domain.render("utter_hi", {}, rng=rng)[0].text for _ in range(60)}
+    assert seen == {"Hi", "Hello", "Hey"}
+
+
+def test_buttons_fill_titles_and_keep_json_payloads() -> None:
+    domain = _domain({"utter_pick": [{"text": "Pick {what}", "buttons": [
+        {"title": "Take {what}", "payload": '/inform{"item": "{item}"}'}]}]})
+    [reply] = domain.render("utter_pick", {}, {"what": "a hat", "item": "h1"})
+    assert reply.text == "Pick a hat"
+    assert reply.buttons[0].title == "Take a hat"
+    assert reply.buttons[0].payload == '/inform{"item": "h1"}'
+
+
+def test_a_channel_variant_is_preferred_on_its_channel() -> None:
+    domain = _domain({"utter_hi": [{"text": "Hi"},
+                                   {"text": "Hi on Telegram", "channel": "telegram"}]})
+    assert domain.render("utter_hi", {}, channel="telegram")[0].text == "Hi on Telegram"
+    assert domain.render("utter_hi", {}, channel="rest")[0].text == "Hi"
+    assert domain.render("utter_hi", {})[0].text == "Hi"
+
+
+def test_conditions_pick_the_variant_whose_slots_match() -> None:
+    domain = _domain({"utter_hi": [
+        {"text": "Hi"},
+        {"text": "Welcome back, gold member", "condition": [
+            {"type": "slot", "name": "tier", "value": "gold"}]},
+        {"text": "Gold on Telegram", "channel": "telegram", "condition": [
+            {"type": "slot", "name": "tier", "value": "gold"}]},
+    ]})
+    assert domain.render("utter_hi", {"tier": "gold"})[0].text == "Welcome back, gold member"
+    assert domain.render("utter_hi", {"tier": "silver"})[0].text == "Hi"
+    assert domain.render("utter_hi", {"tier": "gold"}, channel="telegram")[0].text == (
+        "Gold on Telegram")
+    assert domain.render("utter_hi", {"tier": "silver"}, channel="telegram")[0].text == "Hi"
+
+
+def test_missing_values_show_nothing_and_values_are_never_reprs() -> None:
+    domain = _domain({"utter_x": [{"text": "A {missing} B {none} C {items} D {address} E"}]})
+    [reply] = domain.render("utter_x", {"none": None},
+                            {"items": ["a", "b"], "address": {"city": "Oslo", "zip": "0150"}})
+    assert reply.text == "A  B  C a, b D Oslo, 0150 E"
+
+
+def test_phrases_are_responses_inside_responses() -> None:
+    domain = _domain({"utter_refund": [{"text": "{amount} back to {payment}."}],
+                      "utter_card": [{"text": "your card"}],
+                      "utter_done": [{"text": "Done. {refunds}"}]})
+    phrase = {"response": "utter_refund", "amount": "$5.00", "payment": {"response": "utter_card"}}
+    [reply] = domain.render("utter_done", {}, {"refunds": [phrase, phrase]})
+    assert reply.text == "Done. $5.00 back to your card. $5.00 back to your card."
+
+
+def test_an_actions_message_fills_the_response_with_its_values() -> None:
+    domain = _domain({"utter_status": [{"text": "Order {order_id} is {tier}.", "buttons": [
+        {"title": "Help", "payload": "/help"}]}]})
+    message = {"text": None, "buttons": [{"title": "#W1", "payload": "/inform"}],
+               "elements": [], "custom": {}, "template": "utter_status",
+               "response": "utter_status", "image": None, "attachment": None, "order_id": "#W1"}
+    [reply] = domain.render_message(message, {"tier": "pending"})
+    assert reply.text == "Order #W1 is pending."
+    assert [b.title for b in reply.buttons] == ["Help", "#W1"]
+
+
+def test_the_projects_responses_replace_the_defaults_by_name() -> None:
+    domain = _domain({"utter_default": [{"text": "Pardon?"}]})
+    assert domain.render("utter_default", {})[0].text == "Pardon?"
+    assert domain.render("utter_order_unknown", {})[0].text  # a default still there
