@@ -3,7 +3,12 @@
 Modules receive plain values taken from ``Settings``; only ``app.py`` and ``cli.py``
 hold the settings object itself.
 
-Precedence: environment variable > clerk.yml > default.
+The project (``CLERK_PROJECT``, default: the working directory) holds ``clerk.yml`` and the
+home (``.clerk/``: database, models, index) unless settings say otherwise; its files are found
+by ``bot.project.Project`` (``Settings.project``).
+
+Precedence: environment variable > clerk.yml > the project's Rasa files (``endpoints.yml``,
+``credentials.yml``) > default.
 """
 
 from __future__ import annotations

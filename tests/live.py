@@ -70,7 +70,8 @@ def bot_server(settings: Any, encoder: Any, **build: Any) -> Iterator[LiveServer
 
 
 class ActionServer:
-    """``python -m rasa_sdk --actions actions`` on a free port, against ``database_url``."""
+    """``clerk actions`` (the store actions and the demo project's own, on rasa-sdk's action
+    server) on a free port, against ``database_url``."""
 
     def __init__(self, database_url: str) -> None:
         self.port = free_port()
@@ -81,7 +82,8 @@ class ActionServer:
     def __enter__(self) -> Self:
         env = {**os.environ, "CLERK_DATABASE_URL": self.database_url, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "bot.store_actions", "--port", str(self.port)],
+            [sys.executable, "-m", "bot.cli", "--project", str(ROOT), "actions",
+             "--port", str(self.port)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.time() + 60
