@@ -402,7 +402,7 @@ def _test_nlu(args: argparse.Namespace, files: list[Path], settings: Any, out: P
     data = load_training_data(paths)
     config, _ = load_config(_config_path(args, paths, settings))
     folds = getattr(args, "folds", None) or 5
-    catalog = _catalog(settings)
+    catalog = _catalog(args, settings)
     print(f"NLU: {folds}-fold cross-validation on {len(data.examples)} examples "
           f"({', '.join(map(str, paths))})")
 
