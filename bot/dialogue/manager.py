@@ -2,16 +2,19 @@
 
 ``DialogueManager.handle(message)`` runs one turn:
 
-1. lock the conversation, open the turn's DB transaction, replay its tracker;
+1. hold the conversation (``ConversationGate``: an in-process lock and a lease on its row,
+   so turns of one conversation never overlap, on any worker) and replay its tracker;
 2. if a human agent holds the conversation, record the message and stop;
 3. parse the text (intent, entities), fill slots from the domain's mappings;
 4. predict and run actions until the bot listens again: an active form first, then rules
    and stories, knowledge questions to the grounded answerer, low confidence to the
    fallback (a human is offered after N misses in a row);
-5. append the turn's events to the tracker and commit once.
+5. append the turn's events to the tracker in one short transaction, if the lease is still
+   this turn's; no transaction or connection is held while models or actions run.
 
-A custom action that fails is rolled back to its savepoint, the shopper gets a polite
-reply, and the rest of the turn is kept. Any other failure rolls the whole turn back.
+Each in-process action runs in its own unit of work: one that fails leaves no trace, the
+shopper gets a polite reply, and the rest of the turn is kept. A turn whose events cannot be
+stored stores none of them.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ Who owns what:
   conversation's channel (widget, Socket.IO, Telegram). Channels without one (REST) keep
   the rows pending until the client polls ``GET /webhooks/rest/messages?sender=ID``.
 - ``outbox.Relay`` is the in-process pub/sub that tells the console (and the outbox
-  worker) that a conversation in handoff changed. One process; several workers would need
-  a shared bus (PostgreSQL LISTEN/NOTIFY or Redis) behind the same two methods.
+  worker) that a conversation in handoff changed, within one process; ``outbox.RedisRelay``
+  does the same across workers and hosts (``CLERK_REDIS_URL``) behind the same methods.
 - ``triggers`` decides when the bot hands off on its own (misses, severe complaints,
   failed actions, out-of-scope requests); ``agents`` holds console accounts and sessions.
 """

@@ -22,8 +22,8 @@ def register(sub: Any, settings: Callable[[argparse.Namespace], Any],
              progress_bar: Callable[[], Any]) -> None:
     def data_args(p: argparse.ArgumentParser) -> None:
         g = p.add_mutually_exclusive_group()
-        g.add_argument("--data", help="training data folder (default: CLERK_DATA_DIR, "
-                                      "training_data/)")
+        g.add_argument("--data", help="training data folder (default: the project's "
+                                      "NLU files)")
         g.add_argument("--nlu", action="append",
                        help="an NLU file: Rasa 3 nlu.yml or a text,label CSV (repeatable)")
 
