@@ -60,13 +60,15 @@ def _original_sentences() -> set[str]:
 
 @pytest.fixture(scope="module")
 def reworded_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("reworded") / "training_data"
+    root = tmp_path_factory.mktemp("reworded")  # the demo project, its domain reworded
+    (root / "knowledge").symlink_to(ROOT / "knowledge")
+    folder = root / "training_data"
     shutil.copytree(ROOT / "training_data", folder)
     domain = yaml.safe_load((folder / "domain.yml").read_text())
     every = {**default_responses(), **domain["responses"]}
     domain["responses"] = {name: _rewrite(name, vs) for name, vs in every.items()}
     (folder / "domain.yml").write_text(yaml.safe_dump(domain, allow_unicode=True))
-    return folder
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def bot(reworded_project: Path, module_database_url: str, bot_settings, shared_e
     from bot.app import build
 
     settings = dataclasses.replace(bot_settings(module_database_url),
-                                   data_dir=reworded_project)
+                                   project_dir=reworded_project)
     parts = build(settings, encoder=shared_encoder)
     yield parts
     parts.manager.close()

@@ -50,6 +50,9 @@ def test_the_wheel_installs_no_top_level_actions_and_carries_the_templates(wheel
     assert "bot/projects/demo-store/tests/stories/test_demo_stories.yml" in names
     assert "bot/projects/minimal/actions/actions.py" in names
     assert "bot/store_actions/__init__.py" in names
+    tracked = subprocess.run(["git", "ls-files", "bot"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert set(tracked) <= set(names)  # every file of the package, data files included
 
 
 def test_init_train_serve_from_the_wheel_with_no_checkout(

@@ -53,10 +53,7 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
     problems = Problems(source)
     columns = dict(spec.columns)
     if source.endswith(".csv"):
-        for column in columns.values():
-            if column not in header:
-                problems.add(1, column, "missing column (named in clerk.yml)")
-        problems.raise_any()
+        problems.require_columns(header, columns.values(), "missing column (named in clerk.yml)")
     result = ImportedFile(source, FORMAT)
     names: dict[str, str] = {}
     descriptions: dict[str, str] = {}

@@ -14,7 +14,7 @@ import hashlib
 import html
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -73,6 +73,14 @@ class Problems:
     def raise_any(self) -> None:
         if self.items:
             raise CatalogFileError(self.items)
+
+    def require_columns(self, header: list[str], required: Iterable[str],
+                        why: str = "missing column") -> None:
+        """Reject the file (now) when its header lacks a required column."""
+        for column in required:
+            if column not in header:
+                self.add(1, column, why)
+        self.raise_any()
 
 
 @dataclass

@@ -73,10 +73,7 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
          currency: str) -> ImportedFile:
     """Every active, published product of the export; ``CatalogFileError`` for bad rows."""
     problems = Problems(source)
-    for column in REQUIRED:
-        if column not in header:
-            problems.add(1, column, "missing column")
-    problems.raise_any()
+    problems.require_columns(header, REQUIRED)
     result = ImportedFile(source, FORMAT)
     products: dict[str, _Product] = {}
     skus: dict[str, int] = {}

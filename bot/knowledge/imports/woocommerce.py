@@ -93,10 +93,7 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
          currency: str) -> ImportedFile:
     """Every published simple and variable product; ``CatalogFileError`` for bad rows."""
     problems = Problems(source)
-    for column in REQUIRED:
-        if column not in header:
-            problems.add(1, column, "missing column")
-    problems.raise_any()
+    problems.require_columns(header, REQUIRED)
     result = ImportedFile(source, FORMAT)
     products: dict[str, _Product] = {}
     by_sku: dict[str, str] = {}
