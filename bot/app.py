@@ -219,7 +219,8 @@ def build(
         else:
             from bot.store_actions import project_actions
 
-            actions = InProcessActionRunner(project_actions(project.actions_dir, db), db=db)
+            actions = InProcessActionRunner(
+                project_actions(project.actions_dir, db, currency=settings.currency), db=db)
     generation = build_generation(settings, llm=llm, domain=domain)
     answerer = None
     if project.knowledge_dir is not None:
@@ -494,7 +495,7 @@ def web_and_telegram_channels(
         channels.append(TelegramChannel(
             manager, token=settings.telegram_token, base_url=settings.telegram_base_url,
             webhook_url=settings.telegram_webhook_url,
-            webhook_secret=settings.telegram_webhook_secret,
+            webhook_secret=settings.telegram_webhook_secret, currency=settings.currency,
         ))
     return channels
 
