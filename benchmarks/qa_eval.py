@@ -499,6 +499,7 @@ def decode_speed(llm: Any, prompts: list[Sequence[ChatMessage]], max_new_tokens:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from bot.app import answer_wording
     from bot.generation.extractive import ExtractiveWriter
     from bot.generation.guard import FactGuard
     from bot.generation.writer import GenerationStats, GuardedWriter
@@ -524,8 +525,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recorder: RecordingLLM | None = None
     stats = GenerationStats()
     load_s = None
+    extractive = ExtractiveWriter(answer_wording())  # Clerk's default wording
     if args.backend == "extractive":
-        writer: Any = ExtractiveWriter()
+        writer: Any = extractive
     else:
         if args.backend == "transformers":
             from bot.generation.local import TransformersLLM
@@ -544,7 +546,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 api_key=os.environ.get("CLERK_LLM_API_KEY"))
         recorder = RecordingLLM(llm)
         writer = GuardedWriter(
-            recorder, FactGuard(catalog), stats=stats,
+            recorder, FactGuard(catalog), fallback=extractive, stats=stats,
             params=GenerationParams(max_new_tokens=args.max_new_tokens, timeout_s=args.timeout),
         )
     answerer = KnowledgeAnswerer(retriever, writer, catalog)

@@ -34,6 +34,7 @@ from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.stories import DialogueData
 from bot.errors import DatabaseUnavailable, Unavailable
+from bot.generation.wording import AnswerWording
 from bot.inputs import BadInput, client_id, client_string, optional_string
 from bot.ratelimit import LocalMessageLimits, MessageLimits, RedisMessageLimits
 from bot.server import HttpLimits
@@ -218,8 +219,9 @@ def build(
         else:
             from bot.store_actions import project_actions
 
-            actions = InProcessActionRunner(project_actions(project.actions_dir, db), db=db)
-    generation = build_generation(settings, llm=llm)
+            actions = InProcessActionRunner(
+                project_actions(project.actions_dir, db, currency=settings.currency), db=db)
+    generation = build_generation(settings, llm=llm, domain=domain)
     answerer = None
     if project.knowledge_dir is not None:
         index = KnowledgeIndex.load(settings.index_dir, encoder)
@@ -424,8 +426,18 @@ def make_llm(settings: Settings, *, http_client: Any = None) -> Any:
     return None
 
 
-def build_generation(settings: Settings, *, llm: Any = None) -> Generation:
-    """Answer writer (LLM behind the fact guard, or extractive) and copy writer."""
+def answer_wording(domain: Domain | None = None) -> AnswerWording:
+    """The ``AnswerWording`` of knowledge answers: ``domain``'s responses (Clerk's default
+    responses without one), rendered as plain text."""
+    source = domain if domain is not None else Domain.from_dict({})
+    return AnswerWording(lambda name, values: source.text(name, {}, values))
+
+
+def build_generation(settings: Settings, *, llm: Any = None,
+                     domain: Domain | None = None) -> Generation:
+    """Answer writer (LLM behind the fact guard, or extractive) and copy writer; answers
+    are worded by ``domain``'s responses (Clerk's defaults when not given: ``clerk copy``
+    writes no answers)."""
     from bot.generation.copy import CopyWriter
     from bot.generation.extractive import ExtractiveWriter
     from bot.generation.guard import FactGuard
@@ -441,7 +453,7 @@ def build_generation(settings: Settings, *, llm: Any = None) -> Generation:
     params = GenerationParams(
         max_new_tokens=settings.llm_max_new_tokens, timeout_s=settings.llm_timeout
     )
-    writer: Any = ExtractiveWriter()
+    writer: Any = ExtractiveWriter(answer_wording(domain))
     if llm is not None:
         writer = GuardedWriter(llm, guard, fallback=writer, params=params, stats=stats)
     copy_params = GenerationParams(max_new_tokens=80, timeout_s=settings.llm_timeout)
@@ -483,7 +495,7 @@ def web_and_telegram_channels(
         channels.append(TelegramChannel(
             manager, token=settings.telegram_token, base_url=settings.telegram_base_url,
             webhook_url=settings.telegram_webhook_url,
-            webhook_secret=settings.telegram_webhook_secret,
+            webhook_secret=settings.telegram_webhook_secret, currency=settings.currency,
         ))
     return channels
 

@@ -138,7 +138,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
     from bot.channels.shell import ShellChannel
 
     parts = _ready_parts(_settings(args))
-    ShellChannel(parts.manager).run()
+    ShellChannel(parts.manager, currency=parts.settings.currency).run()
     return 0
 
 

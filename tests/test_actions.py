@@ -1127,3 +1127,36 @@ def test_a_real_action_server_cancels_an_order(tmp_path: Path) -> None:
             server.kill()
             server.wait()
         db.dispose()
+
+
+# ------------------------------------------------------------------------------ currency
+
+
+@pytest.mark.parametrize("path", ["build_actions", "register_package"])
+async def test_a_euro_store_shows_euros_in_order_replies(
+    path: str, store: Database, database_url: str, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The engine passes the store's currency in; an action server reads CLERK_CURRENCY."""
+    if path == "build_actions":
+        executor = ActionExecutor()
+        for action in build_actions(store, currency="EUR"):
+            executor.register_action(action)
+    else:
+        monkeypatch.setenv("CLERK_CURRENCY", "EUR")
+        executor = package_executor_for(database_url, monkeypatch, tmp_path)
+    status = Chat(executor, sender="conv-eur-status")
+    await status.say("where is my order", intent="order_status")
+    await status.say("james.li4495@example.com", entities=email("james.li4495@example.com"))
+    reply = await status.say("W4435622")
+    assert "Hiking Boots (size 12, material synthetic, waterproof yes), €239.78" in reply
+    assert "$" not in reply
+
+    cancel = Chat(executor, sender="conv-eur-cancel")
+    await cancel.say("I want to cancel my order", intent="cancel_order")
+    await cancel.say("emma.smith3991@example.com", entities=email("emma.smith3991@example.com"))
+    await cancel.say("#W2417020", entities=order_entity("#W2417020"))
+    confirm = await cancel.say("I don't need it anymore")
+    assert "€2,674.40 back to your gift card, right away" in confirm and "$" not in confirm
+    done = await cancel.say("yes please", intent="affirm")
+    assert "is cancelled" in done and "€2,674.40" in done and "$" not in done

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 import re
 import shutil
@@ -60,10 +61,11 @@ def _original_sentences() -> set[str]:
 
 @pytest.fixture(scope="module")
 def reworded_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("reworded")  # the demo project, its domain reworded
-    (root / "knowledge").symlink_to(ROOT / "knowledge")
+    """A copy of the demo project (its knowledge shared) with every response rewritten."""
+    root = tmp_path_factory.mktemp("reworded")
     folder = root / "training_data"
     shutil.copytree(ROOT / "training_data", folder)
+    (root / "knowledge").symlink_to(ROOT / "knowledge", target_is_directory=True)
     domain = yaml.safe_load((folder / "domain.yml").read_text())
     every = {**default_responses(), **domain["responses"]}
     domain["responses"] = {name: _rewrite(name, vs) for name, vs in every.items()}
@@ -113,6 +115,8 @@ SCRIPT = [
                    "yusuf.hernandez6086@example.com"]),
     ("ticket status", ["what's the status of ticket T-000000?"]),
     ("recommendations", ["can you recommend something?"]),
+    ("product question", ["how much is the T-Shirt in blue size M?"]),
+    ("policy question", ["how long do I have to return something?"]),
     ("unanswerable question", ["do you sell rocket fuel for lunar landers?"]),
     ("fallback and offer", ["blorf snargle wib", "qwzx vlemp krrpt", "yes"]),
     ("handoff request", ["I want to talk to a real person"]),
@@ -136,6 +140,48 @@ def test_every_reply_uses_the_stores_wording(bot: Any, topic: str, lines: list[s
         for button in reply.buttons:
             if not button.payload.startswith("/inform"):  # data choices are values
                 assert MARKER.search(button.title), button
+
+
+KNOWLEDGE_QUESTIONS = [
+    ("price", "how much is the T-Shirt in blue size M?", "product"),
+    ("options", "what colours does the T-Shirt come in?", "product"),
+    ("cheapest", "what's the cheapest laptop?", "product"),
+    ("no such variant", "do you have the T-Shirt in green?", "product"),
+    ("policy", "how long do I have to return something?", None),
+]
+
+
+def _catalog_words() -> set[str]:
+    """Every word of the demo catalog's data: product names, option names and values."""
+    products = json.loads((ROOT / "knowledge" / "catalog" / "products.json").read_text())
+    text = " ".join(
+        " ".join([p["name"], *(f"{k} {x}" for v in p["variants"].values()
+                               for k, x in v["options"].items())])
+        for p in products.values())
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+@pytest.mark.parametrize(("topic", "question", "kind"), KNOWLEDGE_QUESTIONS,
+                         ids=[t for t, _, _ in KNOWLEDGE_QUESTIONS])
+def test_knowledge_answers_are_store_data_in_the_stores_wording(
+    bot: Any, topic: str, question: str, kind: str | None
+) -> None:
+    """A grounded answer is the store's data (catalog facts, quoted passages, their titles
+    and files) joined by the domain's responses: once those are taken out, no word is left."""
+    [reply] = Shopper(bot, f"wording-knowledge-{topic.replace(' ', '-')}").say(question)
+    custom = reply.custom or {}
+    assert custom.get("type") == "answer" and custom.get("grounded"), reply
+    citations = custom["citations"]
+    assert citations and (kind is None or citations[0]["kind"] == kind), citations
+    text = reply.text or ""
+    assert MARKER.search(text), text
+    rest = MARKER.sub(" ", text)
+    for c in citations:
+        quoted = [] if c["kind"] == "product" else [c["text"]]  # a product's is the answer
+        for data in [*quoted, c["title"], c["source"]]:
+            rest = rest.replace(data, " ")
+    left = set(re.findall(r"[a-z]+", rest.lower())) - _catalog_words()
+    assert not left, f"{topic}: {text!r} has words of its own: {sorted(left)}"
 
 
 def test_ticket_status_shows_values_in_the_stores_wording(bot: Any) -> None:
@@ -227,3 +273,9 @@ def test_the_projects_responses_replace_the_defaults_by_name() -> None:
     domain = _domain({"utter_default": [{"text": "Pardon?"}]})
     assert domain.render("utter_default", {})[0].text == "Pardon?"
     assert domain.render("utter_order_unknown", {})[0].text  # a default still there
+
+
+def test_clerk_ships_a_default_for_every_word_of_a_knowledge_answer() -> None:
+    from bot.generation.wording import RESPONSES
+
+    assert set(RESPONSES) <= set(default_responses())

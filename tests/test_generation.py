@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.app import answer_wording
 from bot.config import Settings
 from bot.errors import ConfigError, InputError
 from bot.generation.base import Citation
 from bot.generation.copy import CopyWriter, UnknownProduct
-from bot.generation.extractive import NOT_FOUND, ExtractiveWriter, cited_indices
+from bot.generation.extractive import ExtractiveWriter, cited_indices
 from bot.generation.guard import (
     Evidence,
     FactGuard,
@@ -49,6 +50,8 @@ from tests.fake_llm import (
 )
 
 TSHIRT = "9523456873"
+WORDING = answer_wording()  # Clerk's default responses
+NOT_FOUND = WORDING.not_found()
 FAQ = "faq.md"
 
 # --------------------------------------------------------------------------------- fixtures
@@ -73,8 +76,8 @@ def retriever(prepared_home) -> HybridRetriever:  # type: ignore[no-untyped-def]
 def answerer_with(llm: Any, retriever: HybridRetriever, catalog: CatalogResolver,
                   **params: Any) -> tuple[KnowledgeAnswerer, GenerationStats]:
     stats = GenerationStats()
-    writer = GuardedWriter(llm, FactGuard(catalog), params=GenerationParams(**params),
-                           stats=stats)
+    writer = GuardedWriter(llm, FactGuard(catalog), fallback=ExtractiveWriter(WORDING),
+                           params=GenerationParams(**params), stats=stats)
     return KnowledgeAnswerer(retriever, writer, catalog), stats
 
 
@@ -271,7 +274,7 @@ def test_backend_failures_fall_back_to_the_extractive_answer_and_are_counted(
                       "I don't know.", "")
     answerer, stats = answerer_with(llm, retriever, catalog)
     question = "how much does shipping cost?"
-    extractive = KnowledgeAnswerer(retriever, ExtractiveWriter(), catalog).answer(question)
+    extractive = KnowledgeAnswerer(retriever, ExtractiveWriter(WORDING), catalog).answer(question)
     for reason in ("timeout", "error", "declined", "empty"):
         pieces: list[str] = []
         answer = answerer.answer_stream(question, [], pieces.append)
@@ -313,7 +316,7 @@ def test_an_injected_instruction_changes_nothing(
 def test_price_filters_narrow_the_variants(
     retriever: HybridRetriever, catalog: CatalogResolver
 ) -> None:
-    answerer = KnowledgeAnswerer(retriever, ExtractiveWriter(), catalog)
+    answerer = KnowledgeAnswerer(retriever, ExtractiveWriter(WORDING), catalog)
     answer = answerer.answer("do you have T-shirts under $47?")
     assert "46.66" in answer.text and "46.85" in answer.text and "47.25" not in answer.text
     assert "50.88" not in answer.text
@@ -332,7 +335,7 @@ def test_price_and_stock_constraints_are_read_from_the_question() -> None:
 def test_questions_with_a_budget_and_no_product_get_a_product_within_it(
     retriever: HybridRetriever, catalog: CatalogResolver
 ) -> None:
-    answerer = KnowledgeAnswerer(retriever, ExtractiveWriter(), catalog)
+    answerer = KnowledgeAnswerer(retriever, ExtractiveWriter(WORDING), catalog)
     answer = answerer.answer("what can I buy for less than $40?")  # only notebooks are
     assert answer.grounded and answer.citations[0].title == "Notebook"
     prices = [float(p) for p in re.findall(r"\$(\d+\.\d{2})", answer.text.split("Sources")[0])]

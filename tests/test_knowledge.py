@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bot.app import answer_wording
 from bot.errors import DataError, KnowledgeError
 from bot.generation.base import Answer
-from bot.generation.extractive import NOT_FOUND, ExtractiveWriter, cited_indices
+from bot.generation.extractive import ExtractiveWriter, cited_indices
 from bot.knowledge.answerer import KnowledgeAnswerer
 from bot.knowledge.catalog import CatalogResolver, format_price
 from bot.knowledge.index import KnowledgeIndex, ingest
@@ -28,6 +29,9 @@ from bot.knowledge.passages import (
 )
 from bot.knowledge.retriever import Hit, HybridRetriever, SearchFilters
 from bot.store.db import Database
+
+WORDING = answer_wording()  # Clerk's default responses
+NOT_FOUND = WORDING.not_found()
 
 # --------------------------------------------------------------------------------- fixtures
 
@@ -68,7 +72,7 @@ def retriever(index: KnowledgeIndex) -> HybridRetriever:
 
 @pytest.fixture(scope="module")
 def answerer(retriever: HybridRetriever, raw_products: dict[str, Any]) -> KnowledgeAnswerer:
-    return KnowledgeAnswerer(retriever, ExtractiveWriter(), raw_products)
+    return KnowledgeAnswerer(retriever, ExtractiveWriter(WORDING), raw_products)
 
 
 class CountingEncoder:
@@ -515,7 +519,7 @@ def test_retrieval_recall_at_5(top5: dict[str, list[Hit]], knowledge_dir: Path) 
 def test_relevance_threshold_separates_in_scope_from_out_of_scope(
     top5: dict[str, list[Hit]],
 ) -> None:
-    writer = ExtractiveWriter()
+    writer = ExtractiveWriter(WORDING)
     for q in OUT_OF_SCOPE:
         relevant = [h.title for h in top5[q] if writer.is_relevant(h)]
         assert relevant == [], q
@@ -712,7 +716,7 @@ def test_out_of_scope_questions_are_not_grounded_and_offer_a_human(
 
 
 def test_writer_picks_the_sentences_that_answer_and_refuses_weak_evidence() -> None:
-    writer = ExtractiveWriter()
+    writer = ExtractiveWriter(WORDING)
     policy = Hit(
         passage_id="policy-1",
         title="Policy > Returns",
@@ -802,7 +806,7 @@ def test_writer_answers_a_retrieved_product_from_its_passage() -> None:
         dense=0.7,
         lexical=5.0,
     )
-    answer = ExtractiveWriter().write("something to do yoga on", [hit], None)
+    answer = ExtractiveWriter(WORDING).write("something to do yoga on", [hit], None)
     assert answer.grounded and answer.kind == "product"
     assert "- color blue: $20.50 (in stock)" in answer.text
     assert "- color pink: $22.00 (out of stock)" in answer.text

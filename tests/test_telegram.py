@@ -668,3 +668,14 @@ def test_clerk_telegram_set_webhook_command(fake_api: FakeBotAPI, tmp_path) -> N
     fake_api.tokens.discard(token)
     refused = clerk("--set-webhook", "https://clerk.example/x")
     assert refused.returncode == 2 and "clerk: error" in refused.stderr
+
+
+def test_product_cards_show_the_stores_currency_exactly() -> None:
+    reply = Reply(text="Try these:", custom={"type": "product_cards", "products": [
+        {"name": "Merino Wool Beanie", "options": {"color": "mustard"}, "price": 1024.1,
+         "available": True},
+        {"name": "Tea Kettle", "options": {}, "price": 0.29, "available": False},
+    ]})
+    text, _ = parse_markdown_v2(render_markdown(reply, currency="EUR")[0])
+    assert "€1,024.10 · in stock" in text and "€0.29 · out of stock" in text
+    assert "$" not in text

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from starlette.routing import BaseRoute
 
+from bot.knowledge.money import format_money
 from bot.types import ConversationId
+
+
+def card_price(product: Mapping[str, Any], currency: str) -> str | None:
+    """A product card's ``price`` as a shopper reads it, in the store's ``currency``
+    (``Settings.currency``), written by ``format_money`` with thousands grouped as in the
+    reply's own item lines (``$1,299.00``, ``€19.90``). The JSON number is read back from
+    its shortest text (``289.69``), never through float arithmetic. ``None`` without one."""
+    price = product.get("price")
+    if price is None:
+        return None
+    return format_money(str(price), currency, thousands=True)
 
 
 class Channel(abc.ABC):

@@ -6,11 +6,13 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
+from bot.channels.base import card_price
 from bot.dialogue.manager import DialogueManager
 from bot.types import ConversationId, Message, Reply
 
 
-def render_reply(reply: Reply) -> str:
+def render_reply(reply: Reply, currency: str = "USD") -> str:
+    """A reply as terminal text; product card prices in the store's ``currency``."""
     lines = [reply.text or ""]
     for i, b in enumerate(reply.buttons, 1):
         lines.append(f"   [{i}] {b.title}")
@@ -18,7 +20,7 @@ def render_reply(reply: Reply) -> str:
         for p in reply.custom.get("products", []):
             opts = ", ".join(f"{k}: {v}" for k, v in (p.get("options") or {}).items())
             stock = "in stock" if p.get("available") else "out of stock"
-            lines.append(f"   • {p.get('name')} ({opts}) — ${p.get('price')} — {stock}")
+            lines.append(f"   • {p.get('name')} ({opts}) — {card_price(p, currency) or ''} — {stock}")
     return "\n".join(x for x in lines if x)
 
 
@@ -26,8 +28,11 @@ class ShellChannel:
     name = "shell"
     key_prefix = "shell"
 
-    def __init__(self, manager: DialogueManager, *, sender: str | None = None) -> None:
+    def __init__(self, manager: DialogueManager, *, sender: str | None = None,
+                 currency: str = "USD") -> None:
+        """``currency``: the store's (``Settings.currency``), for product card prices."""
         self.manager = manager
+        self.currency = currency
         self.sender = sender or f"shell-{uuid.uuid4().hex[:8]}"
 
     async def say(self, text: str) -> list[Reply]:
@@ -55,6 +60,6 @@ class ShellChannel:
                     text = buttons[int(text.strip()) - 1].payload
                 last = await self.say(text)
                 for r in last:
-                    write("bot> " + render_reply(r))
+                    write("bot> " + render_reply(r, self.currency))
 
         asyncio.run(loop())

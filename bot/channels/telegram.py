@@ -76,7 +76,7 @@ from telegram.ext import (
 )
 from telegram.helpers import escape_markdown
 
-from bot.channels.base import Channel
+from bot.channels.base import Channel, card_price
 from bot.channels.widget import TurnHandler
 from bot.errors import ClerkError
 from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
@@ -177,7 +177,8 @@ def card_intro(text: str) -> str:
     return "\n".join(intro).strip()
 
 
-def reply_blocks(reply: Reply) -> list[Block]:
+def reply_blocks(reply: Reply, currency: str = "USD") -> list[Block]:
+    """A reply as blocks of styled text; product cards show prices in ``currency``."""
     custom = reply.custom or {}
     products = custom.get("products") if custom.get("type") == "product_cards" else None
     blocks: list[Block] = []
@@ -188,10 +189,10 @@ def reply_blocks(reply: Reply) -> list[Block]:
         blocks.extend([[Span(p)] for p in text.strip().split("\n\n") if p.strip()])
     for p in products or []:
         options = ", ".join(f"{k}: {v}" for k, v in (p.get("options") or {}).items())
-        price = p.get("price")
+        price = card_price(p, currency)
         line = []
         if price is not None:
-            line.append(f"${float(price):,.2f}")
+            line.append(price)
         line.append("in stock" if p.get("available") else "out of stock")
         block = [Span(str(p.get("name") or "Product"), "bold")]
         if options:
@@ -211,10 +212,12 @@ class Rendered:
     plain: str
 
 
-def render_messages(reply: Reply, limit: int = MAX_TEXT) -> list[Rendered]:
-    """A reply as Telegram messages, each at most ``limit`` characters once parsed."""
+def render_messages(reply: Reply, limit: int = MAX_TEXT, *,
+                    currency: str = "USD") -> list[Rendered]:
+    """A reply as Telegram messages, each at most ``limit`` characters once parsed; product
+    card prices in the store's ``currency``."""
     blocks: list[Block] = []
-    for block in reply_blocks(reply):
+    for block in reply_blocks(reply, currency):
         visible = sum(utf16_len(s.text) for s in block)
         if visible <= limit:
             blocks.append(block)
@@ -246,8 +249,8 @@ def _join(blocks: list[Block]) -> Rendered:
     )
 
 
-def render_markdown(reply: Reply, limit: int = MAX_TEXT) -> list[str]:
-    return [m.markdown for m in render_messages(reply, limit)]
+def render_markdown(reply: Reply, limit: int = MAX_TEXT, *, currency: str = "USD") -> list[str]:
+    return [m.markdown for m in render_messages(reply, limit, currency=currency)]
 
 
 # --------------------------------------------------------------------------- the channel
@@ -272,8 +275,11 @@ class TelegramChannel(Channel):
         max_retries: int = 3,
         retry_start_after: float = 30.0,
         path: str = "/webhooks/telegram",
+        currency: str = "USD",
     ) -> None:
+        """``currency``: the store's (``Settings.currency``), for product card prices."""
         self.manager = manager
+        self.currency = currency
         self.token = token
         self.base_url = api_base_url(base_url)
         self.webhook_url = webhook_url
@@ -510,7 +516,7 @@ class TelegramChannel(Channel):
                 await self.send_reply(chat_id, reply)
 
     async def send_reply(self, chat_id: int, reply: Reply) -> None:
-        messages = render_messages(reply)
+        messages = render_messages(reply, currency=self.currency)
         keyboard = self._keyboard(reply.buttons)
         for i, message in enumerate(messages):
             markup = keyboard if i == len(messages) - 1 else None

@@ -11,6 +11,9 @@ No language model is involved, so nothing can be invented:
 * **Nothing relevant** — no hit clears the relevance threshold — gives ``grounded=False``
   and a reply that says so and offers a human colleague.
 
+Every word the writer adds to the store's data (the ``Sources:`` line, the product
+sentences, the not-found reply) comes from its ``AnswerWording``: the domain's responses.
+
 The relevance threshold was calibrated on the demo knowledge base with the retrieval
 questions of ``tests/test_knowledge.py`` (37 in-scope questions, 12 out-of-scope ones):
 the 36 in-scope targets found in the top 5 had cosine >= 0.43, or cosine >= 0.30 with
@@ -29,26 +32,17 @@ from collections import Counter
 from decimal import Decimal
 
 from bot.generation.base import Answer, AnswerWriter, Citation
-from bot.knowledge.catalog import (
-    CatalogProduct,
-    ProductFacts,
-    VariantFact,
-    format_money,
-)
-from bot.knowledge.money import money_range
+from bot.generation.wording import AnswerWording
+from bot.knowledge.catalog import CatalogProduct, ProductFacts, VariantFact
 from bot.knowledge.passages import passage_id
 from bot.knowledge.retriever import Hit
 from bot.knowledge.text import sentences, terms
-
-NOT_FOUND = (
-    "I'm sorry, I couldn't find anything about that in our store information, and I'd "
-    "rather not guess. Would you like me to pass you to a human colleague who can help?"
-)
 
 
 class ExtractiveWriter(AnswerWriter):
     def __init__(
         self,
+        wording: AnswerWording,
         *,
         min_dense: float = 0.45,
         min_dense_with_terms: float = 0.25,
@@ -59,6 +53,8 @@ class ExtractiveWriter(AnswerWriter):
         extra_sentence_ratio: float = 0.75,
         max_variants: int = 5,
     ) -> None:
+        """``wording``: the store's words around the data (``bot.app.answer_wording``)."""
+        self.wording = wording
         self.min_dense = min_dense
         self.min_dense_with_terms = min_dense_with_terms
         self.min_lexical = min_lexical
@@ -75,7 +71,7 @@ class ExtractiveWriter(AnswerWriter):
             return self._product_answer(facts, hits, question)
         relevant = [h for h in hits if self.is_relevant(h)]
         if not relevant:
-            return Answer(text=NOT_FOUND, citations=[], grounded=False, kind="none")
+            return self._not_found()
         if relevant[0].kind == "product":
             return self._product_answer(facts_from_hit(relevant[0]), [relevant[0]], question)
         return self._passage_answer(question, [h for h in relevant if h.kind != "product"])
@@ -84,6 +80,9 @@ class ExtractiveWriter(AnswerWriter):
         if hit.dense >= self.min_dense:
             return True
         return hit.dense >= self.min_dense_with_terms and hit.lexical >= self.min_lexical
+
+    def _not_found(self) -> Answer:
+        return Answer(text=self.wording.not_found(), citations=[], grounded=False, kind="none")
 
     # -- passages ------------------------------------------------------------------------
 
@@ -105,8 +104,8 @@ class ExtractiveWriter(AnswerWriter):
             parts.append(f"{snippet} [{n}]")
             citations.append(Citation(n, hit.passage_id, hit.title, hit.source, hit.kind, snippet))
         if not citations:  # passages without any sentence to quote
-            return Answer(text=NOT_FOUND, citations=[], grounded=False, kind="none")
-        text = " ".join(parts) + "\n\n" + _sources_line(citations)
+            return self._not_found()
+        text = " ".join(parts) + "\n\n" + sources_line(self.wording, citations)
         return Answer(text=text, citations=citations, grounded=True, kind=citations[0].kind)
 
     def _choose_sentences(self, question: str, sources: list[Hit]) -> list[list[str]]:
@@ -188,69 +187,40 @@ class ExtractiveWriter(AnswerWriter):
             citation.kind,
             body,
         )
-        text = body + "\n\n" + _sources_line([citation])
+        text = body + "\n\n" + sources_line(self.wording, [citation])
         return Answer(text=text, citations=[citation], grounded=True, kind="product")
 
     def _product_text(self, facts: ProductFacts, order: str | None = None) -> str:
         """``order``: ``"asc"`` when the question asks for the cheapest, ``"desc"`` for the
-        most expensive; variants are then listed by price and the extreme one named."""
-        name = facts.name
+        most expensive; variants are then listed by price and the extreme one named. The
+        sentences are the wording's; names, options and prices are the catalog's."""
+        say = self.wording
         currency = facts.product.currency
         options = facts.product.option_values()
         if facts.unmatched:
             colour_keys = [k for k in options if "color" in k.lower() or "colour" in k.lower()]
-            offered = "; ".join(f"{k}: {', '.join(options[k])}" for k in colour_keys)
-            return (
-                f"The {name} doesn't come in {_or_list(list(facts.unmatched))}. "
-                f"It comes in {offered} [1]."
-            )
+            return say.not_in(facts, _options_text({k: options[k] for k in colour_keys}))
         variants = list(facts.variants)
         if order is not None:
             variants.sort(key=lambda v: v.price, reverse=order == "desc")
         if facts.requested and not variants:
-            return (
-                f"We don't have a {name} with {_describe_request(facts)}. "
-                f"It comes in {_options_text(options)} [1]."
-            )
+            return say.no_match(facts, _options_text(options))
         if not facts.requested:
-            in_stock = sum(v.available for v in variants)
-            price = money_range((v.price for v in variants), currency)
-            head = (
-                f"The {name} comes in {len(variants)} "
-                f"{'variant' if len(variants) == 1 else 'variants'} ({in_stock} in stock), "
-                f"priced {price} [1]. Options: {_options_text(options)}."
-            )
+            head = say.product_summary(facts, variants, _options_text(options))
             if len(variants) <= self.max_variants:
                 return head + "\n" + "\n".join(
-                    _variant_line(v, set(), currency) for v in variants)
+                    _variant_line(say, v, set(), currency) for v in variants)
             if order is not None:
-                v = variants[0]
-                which = "cheapest" if order == "asc" else "most expensive"
-                head += (
-                    f" The {which} is {v.describe()} at {format_money(v.price, currency)} "
-                    f"({'in stock' if v.available else 'out of stock'})."
-                )
+                head += " " + say.extreme(variants[0], currency, cheapest=order == "asc")
             return head
         if len(variants) == 1:
-            v = variants[0]
-            return (
-                f"The {name} ({v.describe()}) costs {format_money(v.price, currency)} and is "
-                f"{'in stock' if v.available else 'currently out of stock'} [1]."
-            )
+            return say.one_variant(facts, variants[0])
         fixed = {k for k, vals in facts.requested.items() if "/" not in k and len(vals) == 1}
-        in_stock = sum(v.available for v in variants)
-        lines = [
-            (
-                f"We have {len(variants)} {name} variants with {_describe_request(facts)} "
-                f"({in_stock} in stock) [1]:"
-            )
-        ]
+        lines = [say.matches(facts, variants)]
         shown = variants[: self.max_variants]
-        lines += [_variant_line(v, fixed, currency) for v in shown]
+        lines += [_variant_line(say, v, fixed, currency) for v in shown]
         if len(variants) > len(shown):
-            more = len(variants) - len(shown)
-            price = money_range((v.price for v in variants[len(shown) :]), currency)
-            lines.append(f"…and {more} more, priced {price}.")
+            lines.append(say.more_variants(variants[len(shown):], currency))
         return "\n".join(lines)
 
 
@@ -293,37 +263,24 @@ def _key(sentence: str) -> str:
     return " ".join(sentence.lower().split())
 
 
-def _variant_line(v: VariantFact, omit: set[str], currency: str) -> str:
+def _variant_line(say: AnswerWording, v: VariantFact, omit: set[str], currency: str) -> str:
     opts = ", ".join(f"{k} {x}" for k, x in v.options.items() if k not in omit)
-    stock = "in stock" if v.available else "out of stock"
-    return f"- {opts or v.describe()}: {format_money(v.price, currency)} ({stock})"
+    return say.variant_line(opts or v.describe(), v.price, currency, v.available)
 
 
 def _options_text(options: dict[str, list[str]]) -> str:
+    """The catalog's options as data: ``color: black, blue; size: S, M``."""
     return "; ".join(f"{k}: {', '.join(vals)}" for k, vals in options.items())
 
 
-def _describe_request(facts: ProductFacts) -> str:
-    return ", ".join(
-        f"{key.replace('/', ' or ')} {_or_list(list(vals))}"
-        for key, vals in facts.requested.items()
-    )
-
-
-def _or_list(values: list[str]) -> str:
-    if len(values) <= 1:
-        return "".join(values)
-    return ", ".join(values[:-1]) + " or " + values[-1]
-
-
-def _sources_line(citations: list[Citation]) -> str:
-    return "Sources: " + "; ".join(
+def sources_line(wording: AnswerWording, citations: list[Citation]) -> str:
+    """The line an answer ends with, naming each cited passage (``[n] title (file)``);
+    every writer ends its answers with it."""
+    return wording.sources([
         f"[{c.index}] {c.title} ({c.source})" if c.source else f"[{c.index}] {c.title}"
         for c in citations
-    )
+    ])
 
-
-sources_line = _sources_line  # public: other writers end their answers the same way
 
 _CITATION_MARK = re.compile(r"\[(\d+)\]")
 

@@ -92,19 +92,22 @@ def _ignore(piece: str) -> None:
 
 
 class GuardedWriter(AnswerWriter):
+    """``fallback`` answers first and replaces the model when needed; its ``wording`` (the
+    store's) also writes the ``Sources:`` line of the model's answers."""
+
     def __init__(
         self,
         llm: LLM,
         guard: FactGuard,
         *,
-        fallback: ExtractiveWriter | None = None,
+        fallback: ExtractiveWriter,
         params: GenerationParams | None = None,
         stats: GenerationStats | None = None,
         max_passages: int = 3,
     ) -> None:
         self.llm = llm
         self.guard = guard
-        self.fallback = fallback or ExtractiveWriter()
+        self.fallback = fallback
         self.params = params or GenerationParams()
         self.stats = stats or GenerationStats()
         self.max_passages = max_passages
@@ -130,7 +133,7 @@ class GuardedWriter(AnswerWriter):
             on_token(base.text)
             return base
         passages = self.prompt_passages(base, hits, facts)
-        evidence = Evidence(tuple(passages), facts, support=_body(base.text))
+        evidence = Evidence(tuple(passages), facts, support=_body(base))
         run = _GuardedRun(self.guard.session(evidence), on_token)
         started = time.perf_counter()
         reason: str | None = None
@@ -178,7 +181,7 @@ class GuardedWriter(AnswerWriter):
                 violations=tuple(str(v) for v in run.violations),
             )
         citations = self._citations(run.marks, passages, base)
-        tail = "\n\n" + sources_line(citations) if citations else ""
+        tail = "\n\n" + sources_line(self.fallback.wording, citations) if citations else ""
         on_token(tail)
         self.stats.add("llm_answers")
         log.debug(
@@ -298,6 +301,9 @@ class _GuardedRun:
         self.pending = []
 
 
-def _body(text: str) -> str:
-    """An answer text without its ``Sources:`` line."""
-    return text.split("\n\nSources:")[0]
+def _body(answer: Answer) -> str:
+    """A grounded extractive answer's text without its closing sources line (the last
+    paragraph: the writer ends every answer that cites with it)."""
+    if not answer.citations:
+        return answer.text
+    return answer.text.rsplit("\n\n", 1)[0]

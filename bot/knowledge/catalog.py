@@ -105,6 +105,9 @@ class ProductFacts:
     an option key (keys joined by ``/`` when a value fits several) to the values asked
     for. ``unmatched`` holds colours the question named that this product does not come in.
     ``mention`` is how the question named the product (lower case), "" when it did not.
+    ``price_from`` / ``price_to`` / ``in_stock``: the price bounds and stock the question
+    asked for (``bot.knowledge.filters.narrow_facts``), also described in ``requested``
+    under ``price`` and ``availability``; ``None`` when not asked.
     """
 
     product: CatalogProduct
@@ -112,6 +115,9 @@ class ProductFacts:
     requested: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unmatched: tuple[str, ...] = ()
     mention: str = ""
+    price_from: Decimal | None = None
+    price_to: Decimal | None = None
+    in_stock: bool | None = None
 
     @property
     def product_id(self) -> str:

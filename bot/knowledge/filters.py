@@ -89,4 +89,9 @@ def narrow_facts(facts: ProductFacts, filters: SearchFilters) -> ProductFacts:
         requested["price"] = (f"from {format_money(filters.min_price, currency)}",)
     if filters.in_stock is not None:
         requested["availability"] = ("in stock" if filters.in_stock else "out of stock",)
-    return replace(facts, variants=variants, requested=requested)
+    return replace(
+        facts, variants=variants, requested=requested,
+        price_from=None if filters.min_price is None else Decimal(str(filters.min_price)),
+        price_to=None if filters.max_price is None else Decimal(str(filters.max_price)),
+        in_stock=filters.in_stock,
+    )

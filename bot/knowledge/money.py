@@ -10,7 +10,8 @@ a hundred million or more (the database holds ``Numeric(10, 2)``) are not prices
 
 Writing (``format_money``): two decimals, the store's currency as its symbol before the
 amount where the symbol is unambiguous (``$19.99``, ``€19.99``, ``£19.99``), else the ISO
-code after it (``19.99 CHF``). No thousands separator, as the catalog passages always wrote.
+code after it (``19.99 CHF``). No thousands separator, as the catalog passages always wrote;
+with ``thousands=True`` a comma groups them (``$2,674.40``), as order and refund replies do.
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ def parse_price(text: str, *, decimal_comma: bool = False) -> Decimal:
     return price.quantize(CENT)
 
 
-def format_money(amount: Decimal | str | int, currency: str = "USD") -> str:
-    """``$19.99`` / ``€19.99`` / ``19.99 CHF``: the amount with two places in ``currency``."""
-    value = f"{Decimal(str(amount)).quantize(CENT)}"
+def format_money(amount: Decimal | str | int, currency: str = "USD", *,
+                 thousands: bool = False) -> str:
+    """``$19.99`` / ``€19.99`` / ``19.99 CHF``: the amount with two places in ``currency``
+    (exact: a float's binary error never shows; pass ``Decimal`` or text)."""
+    exact = Decimal(str(amount)).quantize(CENT)
+    value = f"{exact:,}" if thousands else f"{exact}"
     symbol = SYMBOLS.get(currency)
     return f"{symbol}{value}" if symbol else f"{value} {currency}"
 

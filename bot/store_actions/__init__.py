@@ -2,12 +2,12 @@
 
 Two ways to run them, same code:
 
-- In Clerk's engine: ``build_actions(db)`` returns one instance of every action, all using
-  the engine's ``Database``; register them with ``ActionExecutor.register_action``.
+- In Clerk's engine: ``build_actions(db, currency=...)`` returns one instance of every
+  action, all using the engine's ``Database`` and the store's currency; register them with ``ActionExecutor.register_action``.
 - In a separate action server: ``python -m rasa_sdk --actions bot.store_actions`` (or
   ``ActionExecutor().register_package("bot.store_actions")``) finds the concrete ``Action`` classes
   and builds them without arguments; they open ``Database.from_env()``
-  (``CLERK_DATABASE_URL``) on first use.
+  (``CLERK_DATABASE_URL``) and read the currency (``CLERK_CURRENCY``) on first use.
 
 Actions (names as in ``training_data/domain.yml``):
 
@@ -85,17 +85,19 @@ ACTION_CLASSES = (
 )
 
 
-def build_actions(db: Database) -> list[Action]:
-    """One instance of every store action, all sharing ``db``."""
-    return [cls(db) for cls in ACTION_CLASSES]
+def build_actions(db: Database, *, currency: str | None = None) -> list[Action]:
+    """One instance of every store action, all sharing ``db`` and writing prices in
+    ``currency`` (``None``: the settings' currency, read on first use)."""
+    return [cls(db, currency=currency) for cls in ACTION_CLASSES]
 
 
-def project_actions(actions_dir: Path | None, db: Database) -> list[Action]:
+def project_actions(actions_dir: Path | None, db: Database, *,
+                    currency: str | None = None) -> list[Action]:
     """Clerk's store actions plus the project's own ``actions`` package (or ``actions.py``)
     found in ``actions_dir``; a project action whose ``name()`` is a built-in's replaces it.
-    Project actions derived from ``UsesStore`` get ``db``; others are built without
-    arguments, as rasa-sdk builds them."""
-    by_name = {a.name(): a for a in build_actions(db)}
+    Project actions derived from ``UsesStore`` get ``db`` (and read the currency from the
+    settings); others are built without arguments, as rasa-sdk builds them."""
+    by_name = {a.name(): a for a in build_actions(db, currency=currency)}
     if actions_dir is not None:
         for cls in project_action_classes(actions_dir):
             action = cls(db) if issubclass(cls, UsesStore) else cls()

@@ -6,6 +6,11 @@ Who owns the database: an action built by ``actions.build_actions(db)`` uses tha
 build them — opens ``Database.from_env()`` (``CLERK_DATABASE_URL``) the first time it needs
 it; actions of one process share that engine, one per URL.
 
+The store's currency (``Settings.currency``, in which every price is written) is owned
+the same way: ``build_actions(db, currency=...)`` passes the engine's; an action built
+without it reads ``Settings.load().currency`` (``CLERK_CURRENCY`` or the project's
+``clerk.yml``) the first time it writes a price.
+
 Every DB access goes through ``Database.session()``: inside an engine turn that is the
 turn's session (committed or rolled back with the whole turn), otherwise a session that
 commits when the action's block ends. Actions never commit themselves.
@@ -31,6 +36,14 @@ _env_lock = threading.Lock()
 _env_databases: dict[str, Database] = {}
 
 
+def currency_from_env() -> str:
+    """The store's currency as the process's settings give it (``CLERK_CURRENCY``,
+    ``clerk.yml``; USD by default)."""
+    from bot.config import Settings
+
+    return Settings.load().currency
+
+
 def database_from_env() -> Database:
     """The process's ``Database`` for ``CLERK_DATABASE_URL`` (one engine per URL)."""
     from bot.config import Settings
@@ -44,16 +57,25 @@ def database_from_env() -> Database:
 
 
 class UsesStore:
-    """Holds the injected ``Database`` or resolves it from the environment on first use."""
+    """Holds the injected ``Database`` and currency, or resolves them from the environment
+    on first use."""
 
-    def __init__(self, db: Database | None = None) -> None:
+    def __init__(self, db: Database | None = None, *, currency: str | None = None) -> None:
         self._db = db
+        self._currency = currency
 
     @property
     def db(self) -> Database:
         if self._db is None:
             self._db = database_from_env()
         return self._db
+
+    @property
+    def currency(self) -> str:
+        """The ISO code of the store's currency: every price a reply shows is in it."""
+        if self._currency is None:
+            self._currency = currency_from_env()
+        return self._currency
 
 
 class StoreAction(UsesStore, Action, ABC):

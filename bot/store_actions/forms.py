@@ -368,7 +368,8 @@ class ValidateReturnOrderForm(OrderForm):
                 return {"return_items": [views[i].item_id for i in match.indices]}
             if asked and self.answering(tracker):
                 if match.ambiguous:
-                    _ask_which_of(dispatcher, order, match.ambiguous, "return_items")
+                    _ask_which_of(dispatcher, order, match.ambiguous, "return_items",
+                                  self.currency)
                 else:
                     dispatcher.utter_message(response="utter_which_items_unclear")
         return {}
@@ -427,7 +428,8 @@ class ValidateExchangeOrderForm(OrderForm):
                 return {"exchange_item": distinct[0]}
             if asked and self.answering(tracker):
                 if match.ambiguous:
-                    _ask_which_of(dispatcher, order, match.ambiguous, "exchange_item")
+                    _ask_which_of(dispatcher, order, match.ambiguous, "exchange_item",
+                                  self.currency)
                 elif len(distinct) > 1:
                     dispatcher.utter_message(response="utter_one_exchange_at_a_time")
                 else:
@@ -488,7 +490,7 @@ class ValidateExchangeOrderForm(OrderForm):
             by_id = {v.item_id: v for v in alts}
             if match.candidates:
                 shown = [by_id[c.item_id] for c in match.candidates[:MAX_BUTTONS]]
-                choices = [_variant_text(v, line.options) for v in shown]
+                choices = [_variant_text(v, line.options, self.currency) for v in shown]
                 dispatcher.utter_message(
                     response="utter_which_option", options=replies.bullets(choices),
                     buttons=[
@@ -633,7 +635,7 @@ class ValidateComplaintForm(StoreForm):
 
 
 def _ask_which_of(
-    dispatcher: CollectingDispatcher, order: Order, names: list[str], slot: str
+    dispatcher: CollectingDispatcher, order: Order, names: list[str], slot: str, currency: str
 ) -> None:
     """Several different items of the order fit the name: list them and ask."""
     seen: set[str] = set()
@@ -645,14 +647,15 @@ def _ask_which_of(
     value = (lambda item_id: [item_id]) if slot == "return_items" else (lambda item_id: item_id)
     dispatcher.utter_message(
         response="utter_which_item", products=" / ".join(names), order_id=order.order_id,
-        items=replies.bullets([replies.line_text(line) for line in lines]),
+        items=replies.bullets([replies.line_text(line, currency) for line in lines]),
         buttons=[
-            replies.button(replies.line_text(line), replies.inform(**{slot: value(line.item_id)}))
+            replies.button(replies.line_text(line, currency),
+                           replies.inform(**{slot: value(line.item_id)}))
             for line in lines[:MAX_BUTTONS]
         ],
     )
 
 
-def _variant_text(variant: Variant, current: dict[str, Any] | None) -> str:
+def _variant_text(variant: Variant, current: dict[str, Any] | None, currency: str) -> str:
     changed = {k: v for k, v in (variant.options or {}).items() if (current or {}).get(k) != v}
-    return f"{replies.options_text(changed or variant.options)}: {replies.price(variant.price)}"
+    return f"{replies.options_text(changed or variant.options)}: {replies.price(variant.price, currency)}"

@@ -109,10 +109,11 @@ class OrderSubmission(StoreAction, ABC):
         )
 
 
-def _refund_sentence(customer: Customer | None, method: str | None, amount: Decimal) -> dict:
+def _refund_sentence(customer: Customer | None, method: str | None, amount: Decimal,
+                     currency: str) -> dict:
     """The refund of ``amount`` to ``method`` as a phrase (gift cards are refunded at once)."""
     kind = "gift_card" if is_gift_card(customer, method) else "card"
-    return replies.phrase(f"utter_refund_{kind}", amount=replies.price(amount),
+    return replies.phrase(f"utter_refund_{kind}", amount=replies.price(amount, currency),
                           payment=payment_label(customer, method))
 
 
@@ -136,7 +137,7 @@ class ActionOrderStatus(OrderSubmission):
             response="utter_order_status",
             order_id=order.order_id,
             status=order.status,
-            items=replies.bullets([replies.line_text(line) for line in order.items]),
+            items=replies.bullets([replies.line_text(ln, self.currency) for ln in order.items]),
             tracking=replies.phrase(
                 "utter_order_tracking" if len(tracking) == 1 else "utter_order_tracking_many",
                 tracking=tracking,
@@ -190,7 +191,7 @@ class ActionCancelOrder(OrderSubmission):
         )
         dispatcher.utter_message(
             response="utter_cancel_done", order_id=order.order_id, reason=reason,
-            refunds=[_refund_sentence(customer, m, a) for m, a in refunds.items()],
+            refunds=[_refund_sentence(customer, m, a, self.currency) for m, a in refunds.items()],
         )
 
 
@@ -229,8 +230,8 @@ class ActionReturnOrder(OrderSubmission):
         )
         dispatcher.utter_message(
             response="utter_return_done", order_id=order.order_id,
-            items="; ".join(replies.line_text(line) for line in lines),
-            refund=_refund_sentence(customer, method, refund),
+            items="; ".join(replies.line_text(line, self.currency) for line in lines),
+            refund=_refund_sentence(customer, method, refund, self.currency),
         )
 
 
@@ -280,15 +281,17 @@ class ActionExchangeOrder(OrderSubmission):
         )
         difference = None
         if diff > 0:
-            difference = replies.phrase("utter_exchange_charge", amount=replies.price(diff),
-                                        payment=payment_label(customer, method))
+            difference = replies.phrase(
+                "utter_exchange_charge", amount=replies.price(diff, self.currency),
+                payment=payment_label(customer, method))
         elif diff < 0:
-            difference = replies.phrase("utter_exchange_refund",
-                                        refund=_refund_sentence(customer, method, -diff))
+            difference = replies.phrase(
+                "utter_exchange_refund",
+                refund=_refund_sentence(customer, method, -diff, self.currency))
         dispatcher.utter_message(
             response="utter_exchange_done", order_id=order.order_id,
-            old_item=replies.line_text(line),
-            new_item=replies.item_text(line.name, new.options, new.price),
+            old_item=replies.line_text(line, self.currency),
+            new_item=replies.item_text(line.name, new.options, new.price, self.currency),
             difference=difference,
         )
 

@@ -97,14 +97,15 @@ class ActionAskReturnItems(StoreAction):
                 return []
             distinct = _distinct_lines(order)
             buttons = [
-                replies.button(replies.line_text(line), replies.inform(return_items=[line.item_id]))
+                replies.button(replies.line_text(line, self.currency),
+                               replies.inform(return_items=[line.item_id]))
                 for line in distinct[:MAX_CHOICES]
             ]
             dispatcher.utter_message(
                 response="utter_ask_return_items_listed" if len(order.items) > 1
                 else "utter_ask_return_item_listed",
                 order_id=order.order_id,
-                items=replies.bullets([replies.line_text(line) for line in order.items]),
+                items=replies.bullets([replies.line_text(ln, self.currency) for ln in order.items]),
                 all_items=replies.inform(return_items=[i.item_id for i in order.items]),
                 buttons=buttons,
             )
@@ -131,13 +132,14 @@ class ActionAskExchangeItem(StoreAction):
             dispatcher.utter_message(
                 response="utter_ask_exchange_item_listed",
                 order_id=order.order_id,
-                items=replies.bullets([replies.line_text(line) for line in open_]),
+                items=replies.bullets([replies.line_text(ln, self.currency) for ln in open_]),
                 unavailable=replies.phrase("utter_no_alternatives_for",
                                            products=[line.name for line in closed])
                 if closed else None,
                 buttons=[
                     replies.button(
-                        replies.line_text(line), replies.inform(exchange_item=line.item_id)
+                        replies.line_text(line, self.currency),
+                        replies.inform(exchange_item=line.item_id),
                     )
                     for line in open_[:MAX_CHOICES]
                 ],
@@ -163,10 +165,10 @@ class ActionAskExchangeVariant(StoreAction):
                 return []
             alts = alternatives(s, line.product_id, line.item_id)
             shown = alts[:MAX_CHOICES]
-            choices = [_choice_text(v, line.options or {}, line.price) for v in shown]
+            choices = [_choice_text(v, line.options or {}, line.price, self.currency) for v in shown]
             dispatcher.utter_message(
                 response="utter_ask_exchange_variant_listed",
-                item=replies.line_text(line),
+                item=replies.line_text(line, self.currency),
                 options=replies.bullets(choices),
                 more=_showing(len(shown), len(alts)),
                 buttons=[
@@ -198,7 +200,8 @@ class ActionAskConfirmed(StoreAction):
                     "exchange_order_form": _exchange_details,
                     "change_address_form": _address_details,
                 }.get(form or "")
-                details = describe(s, order, customer, tracker) if describe else None
+                details = (describe(s, order, customer, tracker, self.currency) if describe
+                           else None)
         if details is None:
             dispatcher.utter_message(response="utter_ask_confirmed_plain")
             return []
@@ -212,29 +215,31 @@ class ActionAskConfirmed(StoreAction):
 Details = dict[str, Any]  # ``utter_message`` arguments: the confirmation's response, values
 
 
-def _refund_text(customer: Customer | None, method: str | None, amount: Decimal) -> dict:
+def _refund_text(customer: Customer | None, method: str | None, amount: Decimal,
+                 currency: str) -> dict:
     kind = "gift_card" if is_gift_card(customer, method) else "card"
-    return replies.phrase(f"utter_confirm_refund_{kind}", amount=replies.price(amount),
+    return replies.phrase(f"utter_confirm_refund_{kind}", amount=replies.price(amount, currency),
                           payment=payment_label(customer, method))
 
 
 def _cancel_details(
-    s: Session, order: Order, customer: Customer | None, tracker: Tracker
+    s: Session, order: Order, customer: Customer | None, tracker: Tracker, currency: str
 ) -> Details | None:
     raw = tracker.get_slot("cancel_reason")
     refunds = net_paid_by_method(order)
     return {
         "response": "utter_confirm_cancel",
         "order_id": order.order_id,
-        "items": ", ".join(replies.line_text(line) for line in order.items),
+        "items": ", ".join(replies.line_text(line, currency) for line in order.items),
         "reason": cancel_reason_from_text(raw) or raw,
-        "refunds": [replies.phrase("utter_confirm_refund_line", refund=_refund_text(customer, m, a))
+        "refunds": [replies.phrase("utter_confirm_refund_line",
+                                   refund=_refund_text(customer, m, a, currency))
                     for m, a in refunds.items()],
     }
 
 
 def _return_details(
-    s: Session, order: Order, customer: Customer | None, tracker: Tracker
+    s: Session, order: Order, customer: Customer | None, tracker: Tracker, currency: str
 ) -> Details | None:
     lines = lines_for(order, [str(i) for i in tracker.get_slot("return_items") or []])
     if not lines:
@@ -243,13 +248,13 @@ def _return_details(
     return {
         "response": "utter_confirm_return",
         "order_id": order.order_id,
-        "items": "; ".join(replies.line_text(line) for line in lines),
-        "refund": _refund_text(customer, original_payment_method(order), total),
+        "items": "; ".join(replies.line_text(line, currency) for line in lines),
+        "refund": _refund_text(customer, original_payment_method(order), total, currency),
     }
 
 
 def _exchange_details(
-    s: Session, order: Order, customer: Customer | None, tracker: Tracker
+    s: Session, order: Order, customer: Customer | None, tracker: Tracker, currency: str
 ) -> Details | None:
     line = order_line(order, str(tracker.get_slot("exchange_item")))
     new = s.get(Variant, str(tracker.get_slot("exchange_variant")))
@@ -258,23 +263,23 @@ def _exchange_details(
     diff = Decimal(new.price) - Decimal(line.price)
     method = original_payment_method(order)
     if diff > 0:
-        money = replies.phrase("utter_confirm_charge", amount=replies.price(diff),
+        money = replies.phrase("utter_confirm_charge", amount=replies.price(diff, currency),
                                payment=payment_label(customer, method))
     elif diff < 0:
-        money = _refund_text(customer, method, -diff)
+        money = _refund_text(customer, method, -diff, currency)
     else:
         money = replies.phrase("utter_confirm_no_difference")
     return {
         "response": "utter_confirm_exchange",
         "order_id": order.order_id,
-        "old_item": replies.line_text(line),
-        "new_item": replies.item_text(line.name, new.options, new.price),
+        "old_item": replies.line_text(line, currency),
+        "new_item": replies.item_text(line.name, new.options, new.price, currency),
         "difference": money,
     }
 
 
 def _address_details(
-    s: Session, order: Order, customer: Customer | None, tracker: Tracker
+    s: Session, order: Order, customer: Customer | None, tracker: Tracker, currency: str
 ) -> Details | None:
     value = tracker.get_slot("new_address")
     try:
@@ -306,11 +311,12 @@ def _distinct_lines(order: Order) -> list[Any]:
     return out
 
 
-def _choice_text(variant: Variant, current: dict[str, Any], current_price: Any) -> str:
+def _choice_text(variant: Variant, current: dict[str, Any], current_price: Any,
+                 currency: str) -> str:
     changed = {k: v for k, v in (variant.options or {}).items() if current.get(k) != v}
     diff = Decimal(variant.price) - Decimal(current_price)
     sign = "+" if diff > 0 else "−" if diff < 0 else "±"
     return (
-        f"{replies.options_text(changed or variant.options)}: {replies.price(variant.price)} "
-        f"({sign}{replies.price(abs(diff))})"
+        f"{replies.options_text(changed or variant.options)}: "
+        f"{replies.price(variant.price, currency)} ({sign}{replies.price(abs(diff), currency)})"
     )

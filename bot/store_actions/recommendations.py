@@ -122,7 +122,13 @@ def in_stock_variants(s: Session, product_id: str, exclude_items: set[str]) -> l
     return [v for v in s.scalars(stmt) if v.item_id not in exclude_items]
 
 
+Pick = tuple[Variant, str]  # a variant to suggest and its product's name
+
+
 def card(variant: Variant, name: str) -> dict[str, Any]:
+    """A product card (``product_cards`` in the reply's custom data): ``price`` is a JSON
+    number in the store's currency (``Settings.currency``); channels write it with
+    ``format_money``."""
     return {
         "product_id": variant.product_id,
         "item_id": variant.item_id,
@@ -156,53 +162,55 @@ class ActionRecommendProducts(StoreAction):
                 owned_products = list(dict.fromkeys(r[1] for r in rows))
             product = find_product(s, asked_name, latest_text(tracker))
             names = {p.product_id: p.name for p in s.scalars(select(Product))}
-            cards: list[dict[str, Any]] = []
+            chosen: list[Pick] = []
             intro: dict[str, Any] = {}
             if product is not None:
                 variants = in_stock_variants(s, product.product_id, owned_items)
                 related = self._representatives(
                     s, co_purchased(s, [product.product_id], set(), MAX_CARDS), names, owned_items
                 )
-                same = [card(v, product.name) for v in variants]
+                same = [(v, product.name) for v in variants]
                 take = max(MAX_SAME_PRODUCT, MAX_CARDS - len(related))
-                cards = same[:take] + related
-                cards += same[take:]
+                chosen = same[:take] + related
+                chosen += same[take:]
                 kind = ("in_stock_and_related" if related and same
                         else "in_stock" if same else "out_of_stock")
                 intro = replies.phrase(f"utter_suggest_{kind}", product=product.name)
             elif asked_name:
                 intro = replies.phrase("utter_suggest_unknown_product", product=asked_name)
-                cards = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
+                chosen = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
             elif owned_products:
                 together = co_purchased(s, owned_products, set(owned_products), MAX_CARDS * 2)
-                cards = self._representatives(s, together, names, owned_items)
+                chosen = self._representatives(s, together, names, owned_items)
                 intro = replies.phrase("utter_suggest_bought_together")
-                if not cards:
-                    cards = self._representatives(
+                if not chosen:
+                    chosen = self._representatives(
                         s, popular(s, set(owned_products), MAX_CARDS * 2), names, owned_items
                     )
                     intro = replies.phrase("utter_suggest_popular_with_others")
             else:
-                cards = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
+                chosen = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
                 intro = replies.phrase("utter_suggest_popular")
-        cards = cards[:MAX_CARDS]
-        if not cards:
+            picks = chosen[:MAX_CARDS]
+            lines = [replies.item_text(name, v.options, v.price, self.currency)
+                     for v, name in picks]
+            products = [card(v, name) for v, name in picks]
+        if not products:
             dispatcher.utter_message(response="utter_no_suggestions")
             return []
-        lines = [replies.item_text(c["name"], c["options"], c["price"]) for c in cards]
         dispatcher.utter_message(
             response="utter_suggestions", intro=intro, products=replies.bullets(lines),
-            json_message={"type": "product_cards", "products": cards},
+            json_message={"type": "product_cards", "products": products},
         )
         return []
 
     @staticmethod
     def _representatives(
         s: Session, product_ids: Sequence[str], names: dict[str, str], owned_items: set[str]
-    ) -> list[dict[str, Any]]:
+    ) -> list[Pick]:
         out = []
         for product_id in product_ids:
             variants = in_stock_variants(s, product_id, owned_items)
             if variants:
-                out.append(card(variants[0], names.get(product_id, "")))
+                out.append((variants[0], names.get(product_id, "")))
         return out

@@ -4,6 +4,8 @@ The sentences a shopper reads are domain responses (Clerk's defaults are in
 ``bot/dialogue/default_responses.yml``); actions send ``utter_message(response=...,
 **values)``. Here are the value formatters (prices, item and option lists, addresses,
 order summaries: data, not sentences) and ``phrase``, a sentence chosen by the data.
+Prices are written in the store's currency (the action's ``currency``) by
+``bot.knowledge.money.format_money``, exactly from ``Decimal``.
 """
 
 from __future__ import annotations
@@ -13,26 +15,29 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from bot.knowledge.money import format_money
 from bot.store.models import Order, OrderItem
 from bot.store_actions.parsing import AddressError
 
 
-def price(value: Any) -> str:
-    return f"${Decimal(str(value)):,.2f}"
+def price(value: Any, currency: str) -> str:
+    """``$2,674.40`` / ``€19.90`` / ``19.90 CHF``: an amount in ``currency``."""
+    return format_money(Decimal(str(value)), currency, thousands=True)
 
 
 def options_text(options: Mapping[str, Any] | None) -> str:
     return ", ".join(f"{k} {v}" for k, v in (options or {}).items())
 
 
-def item_text(name: str, options: Mapping[str, Any] | None, amount: Any | None = None) -> str:
+def item_text(name: str, options: Mapping[str, Any] | None, amount: Any, currency: str) -> str:
+    """``Water Bottle (color blue), $12.00``"""
     opts = options_text(options)
     out = f"{name} ({opts})" if opts else name
-    return f"{out}, {price(amount)}" if amount is not None else out
+    return f"{out}, {price(amount, currency)}"
 
 
-def line_text(line: OrderItem, with_price: bool = True) -> str:
-    return item_text(line.name, line.options, line.price if with_price else None)
+def line_text(line: OrderItem, currency: str) -> str:
+    return item_text(line.name, line.options, line.price, currency)
 
 
 def bullets(lines: list[str]) -> str:
