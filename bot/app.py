@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from bot import privacy
 from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
-from bot.channels.base import Channel
+from bot.channels.base import CardWording, Channel, domain_say
 from bot.channels.rest import RestChannel, read_json_object
 from bot.config import Settings
 from bot.dialogue.domain import Domain
@@ -245,7 +245,7 @@ def build(
     if "rest" in settings.channels:
         parts.channels.append(RestChannel(manager, outbox=handoff.outbox,
                                           token=settings.rest_token))
-    parts.channels.extend(web_and_telegram_channels(settings, manager, db))
+    parts.channels.extend(web_and_telegram_channels(settings, manager, db, domain))
     attach_handoff(handoff, settings, manager, parts.channels)
     return parts
 
@@ -430,7 +430,7 @@ def answer_wording(domain: Domain | None = None) -> AnswerWording:
     """The ``AnswerWording`` of knowledge answers: ``domain``'s responses (Clerk's default
     responses without one), rendered as plain text."""
     source = domain if domain is not None else Domain.from_dict({})
-    return AnswerWording(lambda name, values: source.text(name, {}, values))
+    return AnswerWording(domain_say(source))
 
 
 def build_generation(settings: Settings, *, llm: Any = None,
@@ -471,18 +471,30 @@ def message_limits(settings: Settings) -> MessageLimits:
 
 
 def web_and_telegram_channels(
-    settings: Settings, manager: DialogueManager, db: Database
+    settings: Settings, manager: DialogueManager, db: Database, domain: Domain
 ) -> list[Channel]:
-    """The chat widget, its Rasa-compatible Socket.IO endpoint and, with a token, Telegram."""
+    """The chat widget, its Rasa-compatible Socket.IO endpoint and, with a token, Telegram.
+    Their own words (the widget's labels and greeting, product card labels) are
+    ``domain``'s responses, read now; prices are in the store's currency."""
     from bot.channels.socketio_channel import SocketIOChannel
-    from bot.channels.widget import OriginPolicy, WidgetChannel, WidgetLook
+    from bot.channels.widget import (
+        OriginPolicy,
+        WidgetChannel,
+        WidgetLook,
+        WidgetWording,
+        default_greeting,
+    )
 
     origins = OriginPolicy(settings.widget_origins)
+    say = domain_say(domain, WidgetChannel.name)
+    greeting = settings.widget_greeting
     look = WidgetLook(title=settings.widget_title, color=settings.widget_color,
-                      greeting=settings.widget_greeting, server_url=settings.widget_server_url)
+                      greeting=default_greeting(say) if greeting is None else greeting,
+                      server_url=settings.widget_server_url)
+    wording = WidgetWording.from_responses(say, settings.currency)
     limits = message_limits(settings)
     channels: list[Channel] = [
-        WidgetChannel(manager, db, look=look, origins=origins, limits=limits,
+        WidgetChannel(manager, db, look=look, wording=wording, origins=origins, limits=limits,
                       demo_products=catalog_products(settings.knowledge_dir,
                                                      catalog_spec(settings))[:8]),
     ]
@@ -496,6 +508,7 @@ def web_and_telegram_channels(
             manager, token=settings.telegram_token, base_url=settings.telegram_base_url,
             webhook_url=settings.telegram_webhook_url,
             webhook_secret=settings.telegram_webhook_secret, currency=settings.currency,
+            cards=CardWording.from_responses(domain_say(domain, TelegramChannel.name)),
         ))
     return channels
 

@@ -135,10 +135,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
+    from bot.channels.base import CardWording, domain_say
     from bot.channels.shell import ShellChannel
 
     parts = _ready_parts(_settings(args))
-    ShellChannel(parts.manager, currency=parts.settings.currency).run()
+    cards = CardWording.from_responses(domain_say(parts.domain, ShellChannel.name))
+    ShellChannel(parts.manager, currency=parts.settings.currency, cards=cards).run()
     return 0
 
 

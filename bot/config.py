@@ -44,7 +44,7 @@ class Settings:
     # web chat widget and its Rasa-compatible Socket.IO endpoint
     widget_title: str = "Clerk"
     widget_color: str = "#0f766e"
-    widget_greeting: str = "Hi! I'm Clerk, the store's assistant. How can I help?"
+    widget_greeting: str | None = None  # None: the domain's response utter_widget_greeting
     widget_server_url: str | None = None  # public URL of this server; default: the script's
     widget_origins: tuple[str, ...] = ()  # allowed page origins besides our own; "*" = any
     widget_rate_limit: int = 20  # messages per session per minute

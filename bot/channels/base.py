@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
 from bot.knowledge.money import format_money
 from bot.types import ConversationId
+
+if TYPE_CHECKING:
+    from bot.dialogue.domain import Domain
 
 
 def card_price(product: Mapping[str, Any], currency: str) -> str | None:
@@ -28,6 +33,55 @@ def card_price(product: Mapping[str, Any], currency: str) -> str | None:
     if price is None:
         return None
     return format_money(str(price), currency, thousands=True)
+
+
+#: ``say(name, values)``: domain response ``name`` as one plain text, its ``{placeholders}``
+#: filled from ``values`` (``Domain.text`` on the channel's name, so a store's channel
+#: variants apply). The composition root (``bot.app``) builds it from the project's domain.
+Say = Callable[[str, Mapping[str, Any]], str]
+
+
+def domain_say(domain: Domain, channel: str | None = None) -> Say:
+    """``Say`` over ``domain``'s responses, choosing variants for ``channel``."""
+    return lambda name, values: domain.text(name, {}, values, channel=channel)
+
+
+@cache
+def clerk_say(channel: str | None = None) -> Say:
+    """``Say`` over Clerk's default responses alone: the wording of a channel built without
+    a project (tests, a bare channel)."""
+    from bot.dialogue.domain import Domain
+
+    return domain_say(Domain.from_dict({}), channel)
+
+
+@dataclass(frozen=True)
+class CardWording:
+    """The words a product card written as text (Telegram, shell) puts around the store's
+    data: the stock labels and the name of a product without one (``utter_card_*``)."""
+
+    in_stock: str
+    out_of_stock: str
+    unnamed: str
+
+    @classmethod
+    def from_responses(cls, say: Say) -> CardWording:
+        return cls(in_stock=say("utter_card_in_stock", {}),
+                   out_of_stock=say("utter_card_out_of_stock", {}),
+                   unnamed=say("utter_card_product", {}))
+
+    @classmethod
+    def clerk(cls, channel: str | None = None) -> CardWording:
+        """Clerk's default wording."""
+        return cls.from_responses(clerk_say(channel))
+
+    def stock(self, product: Mapping[str, Any]) -> str:
+        """``product``'s stock label (its ``available`` flag)."""
+        return self.in_stock if product.get("available") else self.out_of_stock
+
+    def name(self, product: Mapping[str, Any]) -> str:
+        """``product``'s name, or the unnamed label."""
+        return str(product.get("name") or self.unnamed)
 
 
 class Channel(abc.ABC):

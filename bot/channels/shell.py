@@ -6,21 +6,23 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
-from bot.channels.base import card_price
+from bot.channels.base import CardWording, card_price
 from bot.dialogue.manager import DialogueManager
 from bot.types import ConversationId, Message, Reply
 
 
-def render_reply(reply: Reply, currency: str = "USD") -> str:
-    """A reply as terminal text; product card prices in the store's ``currency``."""
+def render_reply(reply: Reply, currency: str = "USD", cards: CardWording | None = None) -> str:
+    """A reply as terminal text; product card prices in the store's ``currency``, cards in
+    its ``cards`` wording (Clerk's default responses when not given)."""
+    cards = cards or CardWording.clerk("shell")
     lines = [reply.text or ""]
     for i, b in enumerate(reply.buttons, 1):
         lines.append(f"   [{i}] {b.title}")
     if reply.custom and reply.custom.get("type") == "product_cards":
         for p in reply.custom.get("products", []):
             opts = ", ".join(f"{k}: {v}" for k, v in (p.get("options") or {}).items())
-            stock = "in stock" if p.get("available") else "out of stock"
-            lines.append(f"   • {p.get('name')} ({opts}) — {card_price(p, currency) or ''} — {stock}")
+            price = card_price(p, currency) or ""
+            lines.append(f"   • {cards.name(p)} ({opts}) — {price} — {cards.stock(p)}")
     return "\n".join(x for x in lines if x)
 
 
@@ -29,10 +31,12 @@ class ShellChannel:
     key_prefix = "shell"
 
     def __init__(self, manager: DialogueManager, *, sender: str | None = None,
-                 currency: str = "USD") -> None:
-        """``currency``: the store's (``Settings.currency``), for product card prices."""
+                 currency: str = "USD", cards: CardWording | None = None) -> None:
+        """``currency``: the store's (``Settings.currency``), for product card prices;
+        ``cards``: the domain's words on product cards (Clerk's defaults when not given)."""
         self.manager = manager
         self.currency = currency
+        self.cards = cards or CardWording.clerk(self.name)
         self.sender = sender or f"shell-{uuid.uuid4().hex[:8]}"
 
     async def say(self, text: str) -> list[Reply]:
@@ -60,6 +64,6 @@ class ShellChannel:
                     text = buttons[int(text.strip()) - 1].payload
                 last = await self.say(text)
                 for r in last:
-                    write("bot> " + render_reply(r, self.currency))
+                    write("bot> " + render_reply(r, self.currency, self.cards))
 
         asyncio.run(loop())

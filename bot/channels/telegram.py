@@ -76,7 +76,7 @@ from telegram.ext import (
 )
 from telegram.helpers import escape_markdown
 
-from bot.channels.base import Channel, card_price
+from bot.channels.base import CardWording, Channel, card_price
 from bot.channels.widget import TurnHandler
 from bot.errors import ClerkError
 from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
@@ -177,8 +177,11 @@ def card_intro(text: str) -> str:
     return "\n".join(intro).strip()
 
 
-def reply_blocks(reply: Reply, currency: str = "USD") -> list[Block]:
-    """A reply as blocks of styled text; product cards show prices in ``currency``."""
+def reply_blocks(reply: Reply, currency: str = "USD",
+                 cards: CardWording | None = None) -> list[Block]:
+    """A reply as blocks of styled text; product cards show prices in ``currency`` and the
+    store's ``cards`` wording (Clerk's default responses when not given)."""
+    cards = cards or CardWording.clerk("telegram")
     custom = reply.custom or {}
     products = custom.get("products") if custom.get("type") == "product_cards" else None
     blocks: list[Block] = []
@@ -193,8 +196,8 @@ def reply_blocks(reply: Reply, currency: str = "USD") -> list[Block]:
         line = []
         if price is not None:
             line.append(price)
-        line.append("in stock" if p.get("available") else "out of stock")
-        block = [Span(str(p.get("name") or "Product"), "bold")]
+        line.append(cards.stock(p))
+        block = [Span(cards.name(p), "bold")]
         if options:
             block.append(Span("\n" + options))
         block.append(Span("\n" + " · ".join(line)))
@@ -212,12 +215,12 @@ class Rendered:
     plain: str
 
 
-def render_messages(reply: Reply, limit: int = MAX_TEXT, *,
-                    currency: str = "USD") -> list[Rendered]:
+def render_messages(reply: Reply, limit: int = MAX_TEXT, *, currency: str = "USD",
+                    cards: CardWording | None = None) -> list[Rendered]:
     """A reply as Telegram messages, each at most ``limit`` characters once parsed; product
-    card prices in the store's ``currency``."""
+    card prices in the store's ``currency``, cards in its ``cards`` wording."""
     blocks: list[Block] = []
-    for block in reply_blocks(reply, currency):
+    for block in reply_blocks(reply, currency, cards):
         visible = sum(utf16_len(s.text) for s in block)
         if visible <= limit:
             blocks.append(block)
@@ -249,8 +252,9 @@ def _join(blocks: list[Block]) -> Rendered:
     )
 
 
-def render_markdown(reply: Reply, limit: int = MAX_TEXT, *, currency: str = "USD") -> list[str]:
-    return [m.markdown for m in render_messages(reply, limit, currency=currency)]
+def render_markdown(reply: Reply, limit: int = MAX_TEXT, *, currency: str = "USD",
+                    cards: CardWording | None = None) -> list[str]:
+    return [m.markdown for m in render_messages(reply, limit, currency=currency, cards=cards)]
 
 
 # --------------------------------------------------------------------------- the channel
@@ -276,10 +280,13 @@ class TelegramChannel(Channel):
         retry_start_after: float = 30.0,
         path: str = "/webhooks/telegram",
         currency: str = "USD",
+        cards: CardWording | None = None,
     ) -> None:
-        """``currency``: the store's (``Settings.currency``), for product card prices."""
+        """``currency``: the store's (``Settings.currency``), for product card prices;
+        ``cards``: the domain's words on product cards (Clerk's defaults when not given)."""
         self.manager = manager
         self.currency = currency
+        self.cards = cards or CardWording.clerk(self.name)
         self.token = token
         self.base_url = api_base_url(base_url)
         self.webhook_url = webhook_url
@@ -516,7 +523,7 @@ class TelegramChannel(Channel):
                 await self.send_reply(chat_id, reply)
 
     async def send_reply(self, chat_id: int, reply: Reply) -> None:
-        messages = render_messages(reply, currency=self.currency)
+        messages = render_messages(reply, currency=self.currency, cards=self.cards)
         keyboard = self._keyboard(reply.buttons)
         for i, message in enumerate(messages):
             markup = keyboard if i == len(messages) - 1 else None

@@ -3,7 +3,8 @@
 Routes::
 
     GET /                  the demo store page; it embeds the widget with one <script> tag
-    GET /widget/clerk.js   the widget; this server's defaults (title, colour, greeting) baked in
+    GET /widget/clerk.js   the widget; this server's defaults (title, colour, greeting) and
+                           wording (its own words from the domain, the currency) baked in
     GET /widget/clerk.css  its styles, loaded into the widget's shadow root
     GET /demo/store.css    the demo page's own styles
     WS  /widget/ws         the conversation
@@ -57,7 +58,7 @@ import re
 import secrets
 import string
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -69,7 +70,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
-from bot.channels.base import Channel
+from bot.channels.base import Channel, Say, clerk_say
 from bot.errors import Unavailable
 from bot.handoff.desk import shopper_message
 from bot.inputs import BadInput, client_string
@@ -83,6 +84,7 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DEFAULTS_MARKER = "/*CLERK_DEFAULTS*/{}"
+WORDING_MARKER = "/*CLERK_WORDING*/{}"
 
 MAX_FRAME_CHARS = 16_000
 MAX_QUEUED_PER_SESSION = 20
@@ -210,11 +212,13 @@ class _Session:
 
 @dataclass(frozen=True)
 class WidgetLook:
-    """What the store sets about the widget; the ``<script>`` tag may override each."""
+    """What the store sets about the widget; the ``<script>`` tag may override each.
+    ``greeting``: the chat's first message ("" for none; the server's default is the
+    domain's, ``default_greeting``)."""
 
     title: str = "Clerk"
     color: str = "#0f766e"
-    greeting: str = "Hi! How can I help?"
+    greeting: str = ""
     server_url: str | None = None
 
     def as_defaults(self) -> dict[str, str]:
@@ -222,6 +226,47 @@ class WidgetLook:
         if self.server_url:
             out["server"] = self.server_url.rstrip("/")
         return out
+
+
+def default_greeting(say: Say) -> str:
+    """The widget's greeting when the settings set none: response ``utter_widget_greeting``."""
+    return say("utter_widget_greeting", {})
+
+
+#: The widget's own words: each key is domain response ``utter_widget_<key>``, with the
+#: ``{placeholders}`` the widget fills in the browser (the title may come from the script tag).
+WIDGET_STRINGS: dict[str, tuple[str, ...]] = {
+    "connecting": (), "reconnecting": (), "online": (), "offline": (),
+    "open_chat": ("title",), "close_chat": (), "conversation": ("title",), "typing": ("title",),
+    "placeholder": (), "message": (), "send": (),
+    "queued": (), "held": (), "sending": (), "not_sent": (),
+    "products": (), "in_stock": (), "out_of_stock": (), "quick_replies": (),
+    "agent": ("agent",), "agent_unnamed": (), "rate_limited": ("seconds",), "turn_failed": (),
+}
+
+
+@dataclass(frozen=True)
+class WidgetWording:
+    """The widget's own words and the store's currency, baked into the script as
+    ``WORDING`` (the ``<script>`` tag cannot override them).
+
+    ``strings``: ``WIDGET_STRINGS`` key -> text, its ``{placeholders}`` left for the widget
+    to fill; the widget inserts it as text, never HTML, and falls back to Clerk's English
+    for a key missing here. ``currency``: the ISO 4217 code product card prices are shown
+    in (``Settings.currency``)."""
+
+    strings: Mapping[str, str] = field(default_factory=dict)
+    currency: str = "USD"
+
+    @classmethod
+    def from_responses(cls, say: Say, currency: str = "USD") -> WidgetWording:
+        """Every ``WIDGET_STRINGS`` key from ``say`` (one variant each, chosen now)."""
+        strings = {key: say(f"utter_widget_{key}", {hole: "{" + hole + "}" for hole in holes})
+                   for key, holes in WIDGET_STRINGS.items()}
+        return cls(strings, currency)
+
+    def as_script_value(self) -> dict[str, Any]:
+        return {"currency": self.currency, "strings": dict(self.strings)}
 
 
 class WidgetChannel(Channel):
@@ -236,14 +281,19 @@ class WidgetChannel(Channel):
         db: Database,
         *,
         look: WidgetLook | None = None,
+        wording: WidgetWording | None = None,
         origins: OriginPolicy | None = None,
         rate_limit: int = 20,
         limits: MessageLimits | None = None,
         demo_products: list[dict[str, Any]] | None = None,
     ) -> None:
+        """``look`` and ``wording``: Clerk's defaults (its greeting, words and USD) when not
+        given; ``bot.app`` passes the store's."""
         self.manager = manager
         self.db = db
-        self.look = look or WidgetLook()
+        say = clerk_say(self.name)
+        self.look = look or WidgetLook(greeting=default_greeting(say))
+        self.wording = wording or WidgetWording.from_responses(say)
         self.origins = origins or OriginPolicy()
         self.limiter = limits or LocalMessageLimits(rate_limit)
         self.demo_products = demo_products or []
@@ -262,10 +312,11 @@ class WidgetChannel(Channel):
         ]
 
     async def script(self, request: Request) -> Response:
-        source = (WEB_DIR / "static" / "clerk-widget.js").read_text()
-        defaults = json.dumps(self.look.as_defaults()).replace("<", "\\u003c")
-        return Response(source.replace(DEFAULTS_MARKER, defaults, 1),
-                        media_type="text/javascript; charset=utf-8", headers=_asset_headers())
+        source = (WEB_DIR / "static" / "clerk-widget.js").read_text(encoding="utf-8")
+        source = source.replace(DEFAULTS_MARKER, _script_json(self.look.as_defaults()), 1)
+        source = source.replace(WORDING_MARKER, _script_json(self.wording.as_script_value()), 1)
+        return Response(source, media_type="text/javascript; charset=utf-8",
+                        headers=_asset_headers())
 
     async def stylesheet(self, request: Request) -> Response:
         return Response((WEB_DIR / "static" / "clerk-widget.css").read_text(),
@@ -553,6 +604,12 @@ def _error(code: str, message: str, message_id: str | None = None) -> dict[str, 
     if message_id is not None:
         out["id"] = message_id
     return out
+
+
+def _script_json(value: Any) -> str:
+    """``value`` as a JavaScript literal that cannot end the script element it may be
+    inlined into (no ``<``)."""
+    return json.dumps(value).replace("<", "\\u003c")
 
 
 def _asset_headers() -> dict[str, str]:

@@ -11,11 +11,45 @@
  * its session id in localStorage so the conversation survives reloads, queues messages
  * typed while offline (also in localStorage) and sends them once, in order, when the
  * connection is back. Shopper and bot text is only ever inserted as text, never as HTML.
+ *
+ * The widget's own words (status, labels, stock) and the store's currency come from the
+ * server (WORDING: the domain's utter_widget_* responses, Settings.currency); they are
+ * inserted as text too.
  */
 (function () {
   "use strict";
 
   var DEFAULTS = /*CLERK_DEFAULTS*/{};
+  var WORDING = /*CLERK_WORDING*/{};
+  // The words of a key the server did not send: Clerk's default utter_widget_<key>
+  // responses (bot/dialogue/default_responses.yml; a test keeps the two the same).
+  var FALLBACK = {
+    "connecting": "Connecting…",
+    "reconnecting": "Reconnecting…",
+    "online": "Online",
+    "offline": "Offline — reconnecting…",
+    "open_chat": "Open chat with {title}",
+    "close_chat": "Close chat",
+    "conversation": "Conversation with {title}",
+    "typing": "{title} is typing…",
+    "placeholder": "Type your message…",
+    "message": "Message",
+    "send": "Send",
+    "queued": "Waiting for connection…",
+    "held": "Will send in a moment…",
+    "sending": "Sending…",
+    "not_sent": "Not sent",
+    "products": "Products",
+    "in_stock": "In stock",
+    "out_of_stock": "Out of stock",
+    "quick_replies": "Quick replies",
+    "agent": "{agent} · support team",
+    "agent_unnamed": "Support",
+    "rate_limited": "You're sending messages quickly — I'll send yours in {seconds} s.",
+    "turn_failed": "Sorry, something went wrong on our side. Please try again."
+  };
+  var STRINGS = WORDING.strings || {};
+  var CURRENCY = WORDING.currency || "USD";
   // currentScript is null for scripts run later by tag managers: find the tag by its src
   var script = document.currentScript || document.querySelector('script[src*="/widget/clerk.js"]');
   if (!script || window.__clerkWidgetLoaded) { return; }
@@ -32,6 +66,15 @@
   var MAX_CHARS = 4000;
   var PING_EVERY_MS = 25000;
   var PONG_WAIT_MS = 10000;
+
+  /** The widget's words ``key``, each {name} in them replaced by ``values[name]`` (nothing
+   * when missing). Plain text for textContent and attributes, never HTML. */
+  function t(key, values) {
+    var text = typeof STRINGS[key] === "string" ? STRINGS[key] : FALLBACK[key];
+    return String(text == null ? "" : text).replace(/\{(\w+)\}/g, function (hole, name) {
+      return values && values[name] != null ? String(values[name]) : "";
+    });
+  }
 
   // ------------------------------------------------------------------ storage
   var memory = {};
@@ -112,8 +155,8 @@
     return luminance > 0.18 ? "#111827" : "#ffffff";  // where both contrasts are equal
   }
   var money = (function () {
-    try { return new Intl.NumberFormat(undefined, { style: "currency", currency: "USD" }); }
-    catch (e) { return { format: function (n) { return "$" + Number(n).toFixed(2); } }; }
+    try { return new Intl.NumberFormat(undefined, { style: "currency", currency: CURRENCY }); }
+    catch (e) { return { format: function (n) { return Number(n).toFixed(2) + " " + CURRENCY; } }; }
   })();
 
   // ------------------------------------------------------------------ the widget's DOM
@@ -126,28 +169,28 @@
   root.appendChild(el("link", { rel: "stylesheet", href: SERVER + "/widget/clerk.css" }));
 
   var launcher = el("button", {
-    class: "launcher", type: "button", "aria-label": "Open chat with " + TITLE,
+    class: "launcher", type: "button", "aria-label": t("open_chat", { title: TITLE }),
     "aria-expanded": "false", "aria-controls": "clerk-panel", "aria-haspopup": "dialog"
   }, [svg("M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z")]);
   var titleEl = el("h2", { id: "clerk-title", text: TITLE });
-  var statusEl = el("p", { class: "status", role: "status", "data-state": "connecting", text: "Connecting…" });
-  var closeBtn = el("button", { class: "close", type: "button", "aria-label": "Close chat", text: "×" });
+  var statusEl = el("p", { class: "status", role: "status", "data-state": "connecting", text: t("connecting") });
+  var closeBtn = el("button", { class: "close", type: "button", "aria-label": t("close_chat"), text: "×" });
   var log = el("div", {
     class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions",
-    "aria-label": "Conversation with " + TITLE, tabindex: "0"
+    "aria-label": t("conversation", { title: TITLE }), tabindex: "0"
   });
   var typing = el("div", { class: "typing", role: "status", hidden: true }, [
     el("span", { class: "dots", "aria-hidden": "true" }, [el("span"), el("span"), el("span")]),
-    el("span", { text: TITLE + " is typing…" })
+    el("span", { text: t("typing", { title: TITLE }) })
   ]);
   var input = el("textarea", {
-    id: "clerk-input", rows: "1", maxlength: String(MAX_CHARS), placeholder: "Type your message…",
-    autocomplete: "off", "aria-label": "Message"
+    id: "clerk-input", rows: "1", maxlength: String(MAX_CHARS), placeholder: t("placeholder"),
+    autocomplete: "off", "aria-label": t("message")
   });
-  var sendBtn = el("button", { class: "send", type: "submit", "aria-label": "Send" },
+  var sendBtn = el("button", { class: "send", type: "submit", "aria-label": t("send") },
     [svg("M3 20.5 21 12 3 3.5v6.6l12 1.9-12 1.9z")]);
   var form = el("form", { class: "composer" }, [
-    el("label", { class: "sr-only", for: "clerk-input", text: "Message" }), input, sendBtn
+    el("label", { class: "sr-only", for: "clerk-input", text: t("message") }), input, sendBtn
   ]);
   var panel = el("section", {
     class: "panel", id: "clerk-panel", role: "dialog", "aria-modal": "false",
@@ -200,11 +243,10 @@
     if (!state) { meta.hidden = true; meta.textContent = ""; node.removeAttribute("data-state"); return; }
     node.setAttribute("data-state", state);
     meta.hidden = false;
-    meta.textContent = state === "queued" ? "Waiting for connection…" :
-      state === "held" ? "Will send in a moment…" : "Sending…";
+    meta.textContent = t(state === "queued" ? "queued" : state === "held" ? "held" : "sending");
   }
   function productCards(products) {
-    var list = el("ul", { class: "cards", "aria-label": "Products" });
+    var list = el("ul", { class: "cards", "aria-label": t("products") });
     products.forEach(function (p) {
       var opts = Object.keys(p.options || {}).map(function (k) { return k + ": " + p.options[k]; });
       var available = !!p.available;
@@ -212,7 +254,7 @@
         el("h3", { text: String(p.name || "") }),
         opts.length ? el("p", { class: "opts", text: opts.join(" · ") }) : null,
         p.price != null ? el("p", { class: "price", text: money.format(Number(p.price)) }) : null,
-        el("p", { class: "stock " + (available ? "in" : "out"), text: available ? "In stock" : "Out of stock" })
+        el("p", { class: "stock " + (available ? "in" : "out"), text: t(available ? "in_stock" : "out_of_stock") })
       ]));
     });
     return list;
@@ -237,7 +279,7 @@
     if (custom.type === "agent_message") {
       // a person from the store's team writes now, not the bot: say who
       node.className = "msg bot agent";
-      node.appendChild(el("span", { class: "who", text: (custom.agent || "Support") + " · support team" }));
+      node.appendChild(el("span", { class: "who", text: t("agent", { agent: custom.agent || t("agent_unnamed") }) }));
     }
     if (text) { node.appendChild(el("div", { class: "bubble" }, [richText(text)])); }
     if (msg.image && /^https?:\/\//.test(msg.image)) {
@@ -245,7 +287,7 @@
     }
     if (cards) { node.appendChild(productCards(custom.products)); }
     if (msg.buttons && msg.buttons.length) {
-      var group = el("div", { class: "replies", role: "group", "aria-label": "Quick replies" });
+      var group = el("div", { class: "replies", role: "group", "aria-label": t("quick_replies") });
       msg.buttons.forEach(function (b) {
         var btn = el("button", { type: "button", text: b.title || b.payload });
         btn.addEventListener("click", function () {
@@ -298,7 +340,7 @@
     if (ws) { return; }
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
-    setStatus("connecting", attempts ? "Reconnecting…" : "Connecting…");
+    setStatus("connecting", t(attempts ? "reconnecting" : "connecting"));
     try { ws = new WebSocket(WS_URL); } catch (e) { ws = null; scheduleReconnect(); return; }
     ws.onopen = function () { frame({ type: "hello", session: session }); };
     ws.onmessage = function (event) {
@@ -314,7 +356,7 @@
       clearTimeout(pongTimer);
       setTyping(false);
       outbox.forEach(function (m) { var n = find(m.id); if (n) { setPending(n, "queued"); } });
-      setStatus("offline", "Offline — reconnecting…");
+      setStatus("offline", t("offline"));
       scheduleReconnect();
     };
     ws.onerror = function () { /* onclose follows */ };
@@ -350,7 +392,7 @@
         local.setItem(KEY + "session", session);
         welcomed = true;
         attempts = 0;
-        setStatus("online", "Online");
+        setStatus("online", t("online"));
         renderHistory(msg.history || []);
         setTyping(!!msg.busy);
         startPing();
@@ -400,11 +442,11 @@
       holdUntil = Date.now() + wait * 1000;
       var node = find(msg.id);
       if (node) { setPending(node, "held"); }
-      renderSystem("You're sending messages quickly — I'll send yours in " + Math.ceil(wait) + " s.");
+      renderSystem(t("rate_limited", { seconds: Math.ceil(wait) }));
       clearTimeout(holdTimer);
       holdTimer = setTimeout(flush, wait * 1000 + 50);
     } else if (msg.code === "turn_failed") {
-      renderSystem(msg.message || "Sorry, something went wrong. Please try again.");
+      renderSystem(t("turn_failed"));
     } else if (msg.id) {
       // the server will never take this message as it is: do not retry it forever
       outbox = outbox.filter(function (m) { return m.id !== msg.id; });
@@ -414,7 +456,7 @@
       if (failed) {
         setPending(failed, null);
         var meta = failed.querySelector(".meta");
-        if (meta) { meta.hidden = false; meta.textContent = "Not sent"; }
+        if (meta) { meta.hidden = false; meta.textContent = t("not_sent"); }
       }
       flush();
     }
