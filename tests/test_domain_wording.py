@@ -279,3 +279,88 @@ def test_clerk_ships_a_default_for_every_word_of_a_knowledge_answer() -> None:
     from bot.generation.wording import RESPONSES
 
     assert set(RESPONSES) <= set(default_responses())
+
+
+# ------------------------------------------------------------------ the chat surfaces' words
+
+
+@pytest.fixture(scope="module")
+def euro_channels(bot: Any) -> dict[str, Any]:
+    """The reworded bot's widget and Telegram channels, for a store selling in euros."""
+    from bot.app import web_and_telegram_channels
+
+    settings = dataclasses.replace(bot.settings, currency="EUR", telegram_token="1:x",
+                                   telegram_base_url="http://127.0.0.1:9",
+                                   channels=("telegram",))
+    channels = web_and_telegram_channels(settings, bot.manager, bot.db, bot.domain)
+    return {channel.name: channel for channel in channels}
+
+
+def _baked(script: str, name: str) -> Any:
+    return json.loads(re.search(rf"var {name} = (\{{.*?\}});", script).group(1))
+
+
+def test_the_widget_script_carries_the_stores_words_and_currency(euro_channels: Any) -> None:
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from bot.channels.widget import WIDGET_STRINGS
+
+    with TestClient(Starlette(routes=euro_channels["web"].routes())) as client:
+        script = client.get("/widget/clerk.js").text
+    wording = _baked(script, "WORDING")
+    assert wording["currency"] == "EUR"
+    assert set(wording["strings"]) == set(WIDGET_STRINGS)
+    for key, holes in WIDGET_STRINGS.items():  # the widget fills the holes in the browser
+        expected = " ".join([f"«utter_widget_{key} #0»", *(f"{{{h}}}" for h in holes)])
+        assert wording["strings"][key] == expected
+    assert _baked(script, "DEFAULTS")["greeting"] == "«utter_widget_greeting #0»"
+
+
+def test_the_greeting_setting_wins_over_the_domain(bot: Any) -> None:
+    from bot.app import web_and_telegram_channels
+
+    settings = dataclasses.replace(bot.settings, widget_greeting="Hoi!", channels=())
+    [widget] = web_and_telegram_channels(settings, bot.manager, bot.db, bot.domain)
+    assert widget.look.greeting == "Hoi!"
+
+
+def test_telegram_cards_use_the_stores_words_and_currency(euro_channels: Any) -> None:
+    from bot.channels.telegram import render_messages
+
+    channel = euro_channels["telegram"]
+    reply = Reply(text="«utter_x #0»", custom={"type": "product_cards", "products": [
+        {"name": "Tea Kettle", "price": 1024.1, "available": True, "options": {"color": "red"}},
+        {"price": 0.29, "available": False},
+    ]})
+    [message] = render_messages(reply, currency=channel.currency, cards=channel.cards)
+    assert "Tea Kettle\ncolor: red\n€1,024.10 · «utter_card_in_stock #0»" in message.plain
+    assert "«utter_card_product #0»\n€0.29 · «utter_card_out_of_stock #0»" in message.plain
+
+
+def test_shell_cards_use_the_stores_words(bot: Any) -> None:
+    from bot.channels.base import CardWording, domain_say
+    from bot.channels.shell import render_reply
+
+    cards = CardWording.from_responses(domain_say(bot.domain, "shell"))
+    reply = Reply(text="«utter_x #0»", custom={"type": "product_cards", "products": [
+        {"price": 5, "available": True}]})
+    assert render_reply(reply, "EUR", cards).endswith(
+        "• «utter_card_product #0» () — €5.00 — «utter_card_in_stock #0»")
+
+
+def test_clerk_ships_a_default_for_every_word_of_the_chat_surfaces() -> None:
+    """Each of the widget's words is a default response, and the script's fallback for a
+    key the server does not send is that same default."""
+    from bot.channels.base import CardWording, clerk_say
+    from bot.channels.widget import WEB_DIR, WIDGET_STRINGS, WidgetWording
+
+    names = {f"utter_widget_{key}" for key in WIDGET_STRINGS} | {
+        "utter_widget_greeting", "utter_card_in_stock", "utter_card_out_of_stock",
+        "utter_card_product"}
+    assert names <= set(default_responses())
+    script = (WEB_DIR / "static" / "clerk-widget.js").read_text(encoding="utf-8")
+    baked = re.search(r"var FALLBACK = (\{.*?\});", script, re.DOTALL)
+    fallback = json.loads(baked.group(1))
+    assert fallback == dict(WidgetWording.from_responses(clerk_say("web")).strings)
+    assert CardWording.clerk() == CardWording("in stock", "out of stock", "Product")
