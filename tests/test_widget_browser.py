@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from bot.store.db import Database
 from bot.store.models import ConversationEvent
+from bot.types import Message, Reply
 from tests.conftest import ROOT, fresh_database
 from tests.live import LiveServer
 
@@ -357,3 +358,65 @@ def test_the_widget_on_another_stores_page(browser, site: CuttableProxy,  # type
     say(other, "hello")
     expect(other.locator(".msg.user[data-state=queued]")).to_have_count(1)  # never delivered
     context.close()
+
+
+class CardManager:
+    """A stand-in for the dialogue manager: every message is answered with one product card."""
+
+    async def handle(self, message: Message) -> list[Reply]:
+        return [Reply(text="Hier bitte:", custom={"type": "product_cards", "products": [
+            {"name": "Lautsprecher", "price": 1024.1, "available": True,
+             "options": {"Farbe": "rot"}}]})]
+
+
+GERMAN = {  # a store that translated the widget's words in its domain.yml
+    "utter_widget_greeting": [{"text": "Hallo! Wie kann ich helfen?"}],
+    "utter_widget_open_chat": [{"text": "Chat mit {title} öffnen"}],
+    "utter_widget_conversation": [{"text": "Unterhaltung mit {title}"}],
+    "utter_widget_online": [{"text": "Verbunden"}],
+    "utter_widget_placeholder": [{"text": "Ihre Nachricht…"}],
+    "utter_widget_message": [{"text": "Nachricht"}],
+    "utter_widget_products": [{"text": "Produkte"}],
+    "utter_widget_in_stock": [{"text": "<b>Auf Lager</b>"}],  # text, never HTML
+}
+
+
+def test_the_widget_in_the_stores_words_and_currency(browser, tmp_path: Path  # type: ignore[no-untyped-def]
+                                                     ) -> None:
+    """A store's translated widget words and its euros, in the browser."""
+    from bot.channels.base import domain_say
+    from bot.channels.widget import WidgetChannel, WidgetLook, WidgetWording, default_greeting
+    from bot.dialogue.domain import Domain
+
+    expect = playwright_api.expect
+    say = domain_say(Domain.from_dict({"responses": GERMAN}), "web")
+    db = Database(f"sqlite:///{tmp_path / 'widget.db'}")
+    db.create_all()
+    channel = WidgetChannel(CardManager(), db,
+                            look=WidgetLook(title="Acme", greeting=default_greeting(say)),
+                            wording=WidgetWording.from_responses(say, "EUR"))
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        with LiveServer(Starlette(routes=channel.routes())) as live:
+            page.goto(live.url + "/")
+            page.get_by_role("button", name="Chat mit Acme öffnen").click()
+            expect(page.get_by_role("log", name="Unterhaltung mit Acme")).to_be_visible()
+            expect(page.locator(".msg.greeting")).to_have_text("Hallo! Wie kann ich helfen?")
+            expect(page.get_by_role("status").filter(has_text="Verbunden")).to_be_visible()
+            box = page.get_by_role("textbox", name="Nachricht")
+            expect(box).to_have_attribute("placeholder", "Ihre Nachricht…")
+            box.fill("Lautsprecher?")
+            box.press("Enter")
+            card = page.get_by_role("list", name="Produkte").locator(".card").first
+            expect(card.locator(".price")).to_have_text("€1,024.10")
+            expect(card.locator(".stock")).to_have_text("<b>Auf Lager</b>")
+            assert card.locator("b").count() == 0
+            screenshot(page, "widget-translated.png")
+    finally:
+        context.close()
+        db.dispose()
+    assert errors == []
