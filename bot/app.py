@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
@@ -33,13 +33,16 @@ from bot.dialogue.domain import Domain
 from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.stories import DialogueData
-from bot.errors import DatabaseUnavailable, Unavailable
+from bot.errors import ConfigError, DatabaseUnavailable, Unavailable
 from bot.generation.wording import AnswerWording
 from bot.inputs import BadInput, client_id, client_string, optional_string
 from bot.ratelimit import LocalMessageLimits, MessageLimits, RedisMessageLimits
 from bot.server import HttpLimits
 from bot.store.db import Database
 from bot.web.openapi import openapi_route
+
+if TYPE_CHECKING:
+    from bot.channels.telegram import TelegramChannel
 
 log = logging.getLogger(__name__)
 
@@ -502,15 +505,25 @@ def web_and_telegram_channels(
         channels.append(SocketIOChannel(manager, origins=origins, limits=limits,
                                         redis_url=settings.redis_url))
     if settings.telegram_token and "telegram" in settings.channels:
-        from bot.channels.telegram import TelegramChannel
-
-        channels.append(TelegramChannel(
-            manager, token=settings.telegram_token, base_url=settings.telegram_base_url,
-            webhook_url=settings.telegram_webhook_url,
-            webhook_secret=settings.telegram_webhook_secret, currency=settings.currency,
-            cards=CardWording.from_responses(domain_say(domain, TelegramChannel.name)),
-        ))
+        channels.append(telegram_channel(settings, manager, domain))
     return channels
+
+
+def telegram_channel(settings: Settings, manager: DialogueManager, domain: Domain, *,
+                     polling: bool = False) -> TelegramChannel:
+    """The Telegram channel (webhook, or ``polling`` for ``clerk telegram --polling``), with
+    the store's currency and the domain's words."""
+    from bot.channels.telegram import TelegramChannel, TelegramWording
+
+    if not settings.telegram_token:
+        raise ConfigError("telegram_token", "set it to the token @BotFather gave you")
+    say = domain_say(domain, TelegramChannel.name)
+    return TelegramChannel(
+        manager, token=settings.telegram_token, base_url=settings.telegram_base_url,
+        webhook_url=settings.telegram_webhook_url, polling=polling,
+        webhook_secret=settings.telegram_webhook_secret, currency=settings.currency,
+        cards=CardWording.from_responses(say), wording=TelegramWording.from_responses(say),
+    )
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -147,7 +147,6 @@ def cmd_shell(args: argparse.Namespace) -> int:
 def cmd_telegram(args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot.channels.telegram import TelegramChannel
 
     settings = _settings(args)
     if not settings.telegram_token:
@@ -179,9 +178,10 @@ def cmd_telegram(args: argparse.Namespace) -> int:
         print("clerk telegram: use --polling, or --set-webhook URL and then `clerk serve`",
               file=sys.stderr)
         return 2
+    from bot.app import telegram_channel
+
     parts = _ready_parts(settings)
-    channel = TelegramChannel(parts.manager, token=settings.telegram_token,
-                              base_url=settings.telegram_base_url, polling=True)
+    channel = telegram_channel(settings, parts.manager, parts.domain, polling=True)
     try:
         asyncio.run(channel.serve_polling())
     finally:

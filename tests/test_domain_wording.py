@@ -338,6 +338,19 @@ def test_telegram_cards_use_the_stores_words_and_currency(euro_channels: Any) ->
     assert "«utter_card_product #0»\n€0.29 · «utter_card_out_of_stock #0»" in message.plain
 
 
+def test_telegrams_own_notices_use_the_stores_words(euro_channels: Any) -> None:
+    from bot.channels.telegram import render_messages
+
+    wording = euro_channels["telegram"].wording
+    assert wording.text_only.startswith("«utter_telegram_text_only #0»")
+    assert wording.try_again.startswith("«utter_telegram_try_again #0»")
+    assert wording.expired_button.startswith("«utter_telegram_expired_button #0»")
+    assert wording.group_notice.startswith("«utter_telegram_group_notice #0» {bot}")
+    reply = Reply(text="«utter_x #0»", image="https://shop.example/kettle.png")
+    [message] = render_messages(reply, currency="EUR", cards=euro_channels["telegram"].cards)
+    assert "«utter_image_link #0»" in message.plain
+
+
 def test_shell_cards_use_the_stores_words(bot: Any) -> None:
     from bot.channels.base import CardWording, domain_say
     from bot.channels.shell import render_reply
@@ -357,7 +370,8 @@ def test_clerk_ships_a_default_for_every_word_of_the_chat_surfaces() -> None:
 
     names = {f"utter_widget_{key}" for key in WIDGET_STRINGS} | {
         "utter_widget_greeting", "utter_card_in_stock", "utter_card_out_of_stock",
-        "utter_card_product"}
+        "utter_card_product", "utter_image_link", "utter_telegram_text_only",
+        "utter_telegram_try_again", "utter_telegram_expired_button", "utter_telegram_group_notice"}
     assert names <= set(default_responses())
     script = (WEB_DIR / "static" / "clerk-widget.js").read_text(encoding="utf-8")
     baked = re.search(r"var FALLBACK = (\{.*?\});", script, re.DOTALL)

@@ -57,18 +57,21 @@ def clerk_say(channel: str | None = None) -> Say:
 
 @dataclass(frozen=True)
 class CardWording:
-    """The words a product card written as text (Telegram, shell) puts around the store's
-    data: the stock labels and the name of a product without one (``utter_card_*``)."""
+    """The words a reply written as text (Telegram, shell) puts around the store's data:
+    a product card's stock labels, the name of a product without one (``utter_card_*``) and
+    the label of an image link (``utter_image_link``)."""
 
     in_stock: str
     out_of_stock: str
     unnamed: str
+    image_link: str = "Image"
 
     @classmethod
     def from_responses(cls, say: Say) -> CardWording:
         return cls(in_stock=say("utter_card_in_stock", {}),
                    out_of_stock=say("utter_card_out_of_stock", {}),
-                   unnamed=say("utter_card_product", {}))
+                   unnamed=say("utter_card_product", {}),
+                   image_link=say("utter_image_link", {}))
 
     @classmethod
     def clerk(cls, channel: str | None = None) -> CardWording:

@@ -76,7 +76,7 @@ from telegram.ext import (
 )
 from telegram.helpers import escape_markdown
 
-from bot.channels.base import CardWording, Channel, card_price
+from bot.channels.base import CardWording, Channel, Say, card_price, clerk_say
 from bot.channels.widget import TurnHandler
 from bot.errors import ClerkError
 from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
@@ -88,10 +88,34 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_TEXT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096, counted after entity parsing
 MAX_CALLBACK_DATA = int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)  # 64 bytes
 ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"]
-TEXT_ONLY = ("Sorry, I can only read text messages for now. "
-             "Please type your question and I'll help.")
-TRY_AGAIN = "Sorry, something went wrong on our side. Please try again in a moment."
-EXPIRED_BUTTON = "This button has expired. Please type your answer instead."
+
+
+@dataclass(frozen=True)
+class TelegramWording:
+    """What the Telegram channel says on its own (``utter_telegram_*`` responses): to a
+    message it cannot read, after a failed turn, to a stale button, and in a group chat."""
+
+    text_only: str
+    try_again: str
+    expired_button: str
+    group_notice: str  # ``{bot}``: the bot's username
+
+    @classmethod
+    def from_responses(cls, say: Say) -> TelegramWording:
+        return cls(text_only=say("utter_telegram_text_only", {}),
+                   try_again=say("utter_telegram_try_again", {}),
+                   expired_button=say("utter_telegram_expired_button", {}),
+                   group_notice=say("utter_telegram_group_notice", {"bot": "{bot}"}))
+
+    @classmethod
+    def clerk(cls) -> TelegramWording:
+        return cls.from_responses(clerk_say("telegram"))
+
+
+_CLERK_WORDING = TelegramWording.clerk()
+TEXT_ONLY = _CLERK_WORDING.text_only  # Clerk's default words (what tests compare with)
+TRY_AGAIN = _CLERK_WORDING.try_again
+EXPIRED_BUTTON = _CLERK_WORDING.expired_button
 COMMANDS = {"/start": "hello", "/help": "what can you do?"}
 
 
@@ -203,7 +227,7 @@ def reply_blocks(reply: Reply, currency: str = "USD",
         block.append(Span("\n" + " · ".join(line)))
         blocks.append(block)
     if reply.image and reply.image.startswith(("http://", "https://")):
-        blocks.append([Span("Image", "link", reply.image)])
+        blocks.append([Span(cards.image_link, "link", reply.image)])
     return blocks
 
 
@@ -281,12 +305,15 @@ class TelegramChannel(Channel):
         path: str = "/webhooks/telegram",
         currency: str = "USD",
         cards: CardWording | None = None,
+        wording: TelegramWording | None = None,
     ) -> None:
         """``currency``: the store's (``Settings.currency``), for product card prices;
-        ``cards``: the domain's words on product cards (Clerk's defaults when not given)."""
+        ``cards``/``wording``: the domain's words on product cards and the channel's own
+        notices (Clerk's defaults when not given)."""
         self.manager = manager
         self.currency = currency
         self.cards = cards or CardWording.clerk(self.name)
+        self.wording = wording or _CLERK_WORDING
         self.token = token
         self.base_url = api_base_url(base_url)
         self.webhook_url = webhook_url
@@ -461,7 +488,7 @@ class TelegramChannel(Channel):
         try:
             text = client_string(msg.text, "text", max_chars=MAX_TEXT * 4)
         except BadInput:
-            await self._send_plain(msg.chat_id, TEXT_ONLY)
+            await self._send_plain(msg.chat_id, self.wording.text_only)
             return
         command = text.split()[0].split("@")[0].lower() if text.startswith("/") else ""
         text = COMMANDS.get(command, text)
@@ -476,7 +503,7 @@ class TelegramChannel(Channel):
         message = query.message
         if not payload or message is None or message.chat.type != ChatType.PRIVATE or \
                 text_problem(payload):
-            await query.answer(EXPIRED_BUTTON)
+            await query.answer(self.wording.expired_button)
             return
         await query.answer()
         with contextlib.suppress(TelegramError):
@@ -486,7 +513,7 @@ class TelegramChannel(Channel):
     async def _on_unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         if chat is not None:
-            await self._send_plain(chat.id, TEXT_ONLY)
+            await self._send_plain(chat.id, self.wording.text_only)
 
     async def _on_group_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg = update.effective_message
@@ -495,9 +522,7 @@ class TelegramChannel(Channel):
         addressed = text.startswith("/") or (me and f"@{me}".lower() in text.lower())
         if msg is None or not addressed:
             return  # group chatter is not for the store's bot
-        await self._send_plain(
-            msg.chat_id, f"I help shoppers one to one, so your order details stay private. "
-                         f"Please message me directly: @{me}")
+        await self._send_plain(msg.chat_id, self.wording.group_notice.replace("{bot}", me))
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.errors += 1
@@ -518,7 +543,7 @@ class TelegramChannel(Channel):
                 ))
             except Exception:
                 log.exception("Telegram turn failed")
-                replies = [Reply(text=TRY_AGAIN)]
+                replies = [Reply(text=self.wording.try_again)]
             for reply in replies:
                 await self.send_reply(chat_id, reply)
 
