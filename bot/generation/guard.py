@@ -354,9 +354,9 @@ class GuardSession:
                     for p in self.catalog.resolve_all(c.title):
                         if p.product not in self._context:
                             self._context.append(p.product)
-        for p in evidence.products:
-            if p not in self._context:
-                self._context.append(p)
+        for product in evidence.products:
+            if product not in self._context:
+                self._context.append(product)
         all_text = "\n".join(f"{c.title}\n{c.text}" for c in evidence.passages)
         self._known_words = frozenset(
             w.lower() for w in re.findall(r"[A-Za-z0-9]+", all_text + "\n" + evidence.support)

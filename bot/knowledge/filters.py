@@ -80,13 +80,16 @@ def narrow_facts(facts: ProductFacts, filters: SearchFilters) -> ProductFacts:
     )
     requested = dict(facts.requested)
     currency = facts.product.currency
+    def money(value: float) -> str:
+        return format_money(Decimal(str(value)), currency)
+
     if filters.min_price is not None and filters.max_price is not None:
-        lo = format_money(filters.min_price, currency)
-        requested["price"] = (f"from {lo} to {format_money(filters.max_price, currency)}",)
+        lo = money(filters.min_price)
+        requested["price"] = (f"from {lo} to {money(filters.max_price)}",)
     elif filters.max_price is not None:
-        requested["price"] = (f"up to {format_money(filters.max_price, currency)}",)
+        requested["price"] = (f"up to {money(filters.max_price)}",)
     elif filters.min_price is not None:
-        requested["price"] = (f"from {format_money(filters.min_price, currency)}",)
+        requested["price"] = (f"from {money(filters.min_price)}",)
     if filters.in_stock is not None:
         requested["availability"] = ("in stock" if filters.in_stock else "out of stock",)
     return replace(

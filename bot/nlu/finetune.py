@@ -26,9 +26,12 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from bot.nlu.heads import learning_rate
 
@@ -136,7 +139,7 @@ def finetune_encoder(
     return out_dir
 
 
-def _pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: F821
+def _pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     import torch
 
     m = mask.unsqueeze(-1).to(hidden.dtype)
@@ -234,7 +237,7 @@ def _batches(rng: np.random.RandomState, y: np.ndarray, size: int, loss: str) ->
     ]
 
 
-def _supervised_contrastive(emb: torch.Tensor, y: torch.Tensor, scale: float) -> torch.Tensor:  # noqa: F821
+def _supervised_contrastive(emb: torch.Tensor, y: torch.Tensor, scale: float) -> torch.Tensor:
     import torch
 
     sim = emb @ emb.T * scale

@@ -100,7 +100,7 @@ def project_actions(actions_dir: Path | None, db: Database, *,
     by_name = {a.name(): a for a in build_actions(db, currency=currency)}
     if actions_dir is not None:
         for cls in project_action_classes(actions_dir):
-            action = cls(db) if issubclass(cls, UsesStore) else cls()
+            action: Action = cls(db) if issubclass(cls, UsesStore) else cls()
             by_name[action.name()] = action
     return list(by_name.values())
 

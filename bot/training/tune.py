@@ -351,6 +351,7 @@ def tune(
     if not complete:
         raise ConfigError("tune", "no trial completed; widen the search space")
     best = study.best_trial
+    assert best.value is not None  # a completed trial has its value
     result = TuneResult(
         best_params=dict(best.params),
         best_value=float(best.value),

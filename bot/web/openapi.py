@@ -195,8 +195,8 @@ def core_paths() -> Schema:
 
 
 def console_paths() -> Schema:
-    read = [{"consoleSession": []}]
-    write = [{"consoleSession": [], "csrfToken": []}]
+    read: list[dict[str, list[str]]] = [{"consoleSession": []}]
+    write: list[dict[str, list[str]]] = [{"consoleSession": [], "csrfToken": []}]
     conversation_id = text(MAX_CONSOLE_ID_CHARS, single_line=True, min_chars=1)
 
     def get(op: str, summary: str, ok: Schema, *errors: int,
