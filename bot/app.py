@@ -136,8 +136,8 @@ def prepare(
     """Make ``settings.home`` ready to serve. Does only what is missing unless forced."""
     from bot.knowledge.imports import read_catalog
     from bot.knowledge.index import ingest
+    from bot.knowledge.store_load import load_store
     from bot.store import migrate
-    from bot.store.demo import load_store
 
     report: dict[str, Any] = {}
     knowledge_dir = settings.project.knowledge_dir  # no project: ProjectNotFound, nothing made

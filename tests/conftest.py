@@ -161,9 +161,9 @@ def bot_settings(prepared_home):  # type: ignore[no-untyped-def]
     database that is migrated and loaded with the demo store."""
     import dataclasses
 
+    from bot.knowledge.store_load import load_store
     from bot.store import migrate
     from bot.store.db import Database
-    from bot.store.demo import load_store
 
     settings, _ = prepared_home
 

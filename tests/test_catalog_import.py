@@ -20,8 +20,8 @@ from bot.knowledge.imports import CatalogFileError, CatalogSpec, read_catalog
 from bot.knowledge.imports.spec import parse_files
 from bot.knowledge.money import parse_price
 from bot.knowledge.passages import build_passages
+from bot.knowledge.store_load import load_store
 from bot.store.db import Database
-from bot.store.demo import load_store
 from bot.store.models import Product, Variant
 
 FIXTURES = Path(__file__).parent / "data" / "catalog"

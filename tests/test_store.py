@@ -17,9 +17,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, func, inspect, select, text
 
 from bot.errors import DataError, StoreError
+from bot.knowledge.store_load import STAGES, load_store
 from bot.store import migrate
 from bot.store.db import Database, normalise_url
-from bot.store.demo import STAGES, load_store
 from bot.store.models import (
     Base,
     Conversation,

@@ -57,8 +57,8 @@ def normalise_url(url: str) -> str:
 
 
 class Database:
-    """Owns one engine and its worker threads. Build it in ``app.py`` (or ``from_env`` in
-    an action server)."""
+    """Owns one engine and its worker threads. Build it in ``app.py`` (an action server's
+    actions use ``bot.store_actions.base.database_from_env``)."""
 
     def __init__(
         self,
@@ -115,13 +115,6 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
-
-    @classmethod
-    def from_env(cls) -> Database:
-        """For processes that are not built by ``app.py`` (a remote rasa-sdk action server)."""
-        from bot.config import Settings
-
-        return cls(Settings.load().database_url)
 
     # ------------------------------------------------------------------ blocking API
     @contextlib.contextmanager

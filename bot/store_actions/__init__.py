@@ -6,7 +6,7 @@ Two ways to run them, same code:
   action, all using the engine's ``Database`` and the store's currency; register them with ``ActionExecutor.register_action``.
 - In a separate action server: ``python -m rasa_sdk --actions bot.store_actions`` (or
   ``ActionExecutor().register_package("bot.store_actions")``) finds the concrete ``Action`` classes
-  and builds them without arguments; they open ``Database.from_env()``
+  and builds them without arguments; they open ``database_from_env()``
   (``CLERK_DATABASE_URL``) and read the currency (``CLERK_CURRENCY``) on first use.
 
 Actions (names as in ``training_data/domain.yml``):

@@ -3,7 +3,7 @@
 Who owns the database: an action built by ``actions.build_actions(db)`` uses that
 ``Database`` (Clerk's engine, in process). An action built with no argument — as rasa-sdk's
 ``ActionExecutor.register_package("bot.store_actions")`` and ``python -m rasa_sdk --actions bot.store_actions``
-build them — opens ``Database.from_env()`` (``CLERK_DATABASE_URL``) the first time it needs
+build them — opens ``database_from_env()`` (``CLERK_DATABASE_URL``) the first time it needs
 it; actions of one process share that engine, one per URL.
 
 The store's currency (``Settings.currency``, in which every price is written) is owned

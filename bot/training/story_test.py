@@ -514,9 +514,9 @@ def isolated_settings(settings: Any, knowledge_dir: Path | None = None) -> Itera
 
 
 def _fresh_store(url: str, knowledge_dir: Path) -> None:
+    from bot.knowledge.store_load import load_store
     from bot.store import migrate
     from bot.store.db import Database
-    from bot.store.demo import load_store
 
     migrate.upgrade(url)
     db = Database(url)
