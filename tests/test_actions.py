@@ -1,10 +1,11 @@
-"""The store's custom actions, run through rasa-sdk's real ``ActionExecutor``.
+"""The store's custom actions, driven through Clerk's real dialogue engine.
 
-Conversations are driven by ``Chat``, a small stand-in for Clerk's engine that speaks the
-same protocol (Rasa 3 forms): slot candidates from the domain's mappings are appended as
-``slot`` events, ``validate_<form>`` runs, the next empty required slot is asked with
-``action_ask_<form>_<slot>`` / ``action_ask_<slot>`` / ``utter_ask_...``, and a completed
-form runs its submit action. Assertions look at the replies and at the database.
+Each test states the shopper's turns; a ``DialogueManager`` with the demo project's domain,
+rules and stories, the in-process action runner (or rasa-sdk's own registration, or a real
+action server) and a real database runs them, so slot mappings, form validation, questions
+and submissions are the engine's. Only the NLU is a stand-in: ``ScriptedParser`` parses
+each text to the intent and entities the test gives it. Assertions look at the replies,
+the conversation's slots (replayed from its stored events) and the database.
 
 Each test gets the demo catalogue (all products) and a handful of customers with their
 orders, in SQLite and in PostgreSQL (the ``db`` fixture).
@@ -12,12 +13,17 @@ orders, in SQLite and in PostgreSQL (the ``db`` fixture).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,7 +34,16 @@ import yaml
 from rasa_sdk.executor import ActionExecutor
 from sqlalchemy import func, select
 
+from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
 from bot.dialogue.domain import Domain
+from bot.dialogue.gate import Outcome
+from bot.dialogue.manager import DialogueManager
+from bot.dialogue.policy import FlowPolicy
+from bot.dialogue.stories import DialogueData
+from bot.dialogue.tracker import Tracker
+from bot.handoff.triggers import HandoffPolicy
+from bot.project import Project
+from bot.store.conversations import load_events
 from bot.store.db import Database
 from bot.store.models import (
     Customer,
@@ -50,20 +65,19 @@ from bot.store_actions.parsing import (
     parse_address,
     ticket_priority,
 )
+from bot.types import ActionExecuted, ActiveLoop, ConversationId, Event, Message, SlotSet
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "knowledge" / "catalog"
-DOMAIN: dict[str, Any] = yaml.safe_load((ROOT / "training_data" / "domain.yml").read_text())
-ENGINE_DOMAIN = Domain.load(ROOT / "training_data" / "domain.yml")
-
-
-def rendered(message: dict[str, Any], slots: dict[str, Any]) -> dict[str, Any]:
-    """An action's message as the engine shows it: its domain response filled in."""
-    [reply] = ENGINE_DOMAIN.render_message(message, slots)
-    return {"text": reply.text, "buttons": [b.to_dict() for b in reply.buttons],
-            "custom": reply.custom}
+PROJECT = Project.find(ROOT)
+DOMAIN: dict[str, Any] = yaml.safe_load(PROJECT.domain.read_text())
+ENGINE_DOMAIN = Domain.load(PROJECT.domain)
+FLOWS = FlowPolicy(DialogueData.load(*PROJECT.dialogue_files))
 ENGINE_ACTIONS = {"action_knowledge_answer", "action_handoff", "action_offer_handoff"}
 STORE_ACTIONS = {a for a in DOMAIN["actions"] if a not in ENGINE_ACTIONS}
+# The engine's own handoff of severe complaints is off here: these tests are about the
+# store's ticket action (tests/test_handoff.py covers complaints handed to a human).
+HANDOFF_POLICY = HandoffPolicy(on_severe_complaint=False)
 
 # customers the tests talk as, plus enough others for co-purchase statistics
 CUSTOMERS = [
@@ -142,14 +156,6 @@ def store(db: Database) -> Database:
     return db
 
 
-def in_process_executor(db: Database) -> ActionExecutor:
-    """Clerk's in-process path: the instances of ``build_actions(db)``."""
-    ex = ActionExecutor()
-    for action in build_actions(db):
-        ex.register_action(action)
-    return ex
-
-
 def package_executor_for(
     database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> ActionExecutor:
@@ -162,210 +168,151 @@ def package_executor_for(
     return ex
 
 
-@pytest.fixture
-def executor(store: Database) -> ActionExecutor:
-    return in_process_executor(store)
+def store_actions_of(executor: ActionExecutor) -> list[Any]:
+    """The store action instances rasa-sdk's executor registered."""
+    return [run.__self__ for run in executor.actions.values()
+            if type(run.__self__).__module__.startswith("bot.store_actions")]
+
+
+# ------------------------------------------------------------- the engine, with scripted NLU
+
+
+@dataclass(frozen=True)
+class Parse:
+    """What the NLU makes of one text: its intent and entities (``{"entity", "value"}``,
+    optionally ``role`` and ``group``)."""
+
+    intent: str
+    entities: tuple[dict[str, Any], ...] = ()
+
+
+class ScriptedParser:
+    """A stand-in for ``bot.nlu.model.NLUModel`` with the same ``parse`` contract: each text
+    parses to the ``Parse`` scripted for it (confidence 1); an unscripted text is a test
+    error (``LookupError``). Thread-safe: the engine parses on its NLU threads."""
+
+    def __init__(self) -> None:
+        self._script: dict[str, Parse] = {}
+        self._lock = threading.Lock()
+
+    def script(self, text: str, parse: Parse) -> None:
+        """From now on ``text`` parses to ``parse``."""
+        with self._lock:
+            self._script[text.strip()] = parse
+
+    def parse(self, text: str) -> dict[str, Any]:
+        with self._lock:
+            scripted = self._script.get(text.strip())
+        if scripted is None:
+            raise LookupError(f"no parse scripted for {text!r}")
+        intent = {"name": scripted.intent, "confidence": 1.0}
+        return {"text": text, "intent": intent, "entities": [dict(e) for e in scripted.entities],
+                "intent_ranking": [intent]}
+
+
+@dataclass
+class Bot:
+    """The demo store's dialogue engine over ``actions``, on ``db``, with scripted NLU."""
+
+    db: Database
+    actions: ActionRunner
+    parser: ScriptedParser = field(default_factory=ScriptedParser)
+
+    def __post_init__(self) -> None:
+        self.manager = DialogueManager(domain=ENGINE_DOMAIN, policy=FLOWS, nlu=self.parser,
+                                       actions=self.actions, db=self.db,
+                                       handoff_policy=HANDOFF_POLICY)
+
+    def chat(self, sender: str | None = None) -> Chat:
+        """A new shopper's conversation (``sender``: its id, by default a fresh one)."""
+        return Chat(self, sender or f"conv-{uuid.uuid4().hex[:10]}")
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+def in_process_bot(store: Database, *, currency: str | None = None) -> Bot:
+    """Clerk's in-process path: ``build_actions(db)`` run by ``InProcessActionRunner``."""
+    return Bot(store, InProcessActionRunner(build_actions(store, currency=currency), db=store))
+
+
+def package_bot(store: Database, database_url: str, monkeypatch: pytest.MonkeyPatch,
+                tmp_path: Path) -> Bot:
+    """rasa-sdk's registration path: the actions open ``CLERK_DATABASE_URL`` themselves and
+    commit their own work, as on an action server."""
+    executor = package_executor_for(database_url, monkeypatch, tmp_path)
+    return Bot(store, InProcessActionRunner(store_actions_of(executor)))
 
 
 @pytest.fixture
-def package_executor(
-    store: Database, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> ActionExecutor:
-    return package_executor_for(database_url, monkeypatch, tmp_path)
+def bot(store: Database) -> Iterator[Bot]:
+    engine = in_process_bot(store)
+    yield engine
+    engine.close()
 
 
 @pytest.fixture(params=["build_actions", "register_package"])
-def any_executor(
+def any_bot(
     request: pytest.FixtureRequest,
     store: Database,
     database_url: str,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-) -> ActionExecutor:
+) -> Iterator[Bot]:
     """Both registration paths, for the tests that must hold for either."""
     if request.param == "build_actions":
-        return in_process_executor(store)
-    return package_executor_for(database_url, monkeypatch, tmp_path)
-
-
-# ------------------------------------------------------------------- a stand-in engine
-
-FORM_FOR_INTENT = {
-    "order_status": "order_status_form",
-    "cancel_order": "cancel_order_form",
-    "return_order": "return_order_form",
-    "exchange_order": "exchange_order_form",
-    "change_address": "change_address_form",
-    "complaint": "complaint_form",
-}
-SUBMIT = {
-    "order_status_form": "action_order_status",
-    "cancel_order_form": "action_cancel_order",
-    "return_order_form": "action_return_order",
-    "exchange_order_form": "action_exchange_order",
-    "change_address_form": "action_change_address",
-    "complaint_form": "action_create_ticket",
-}
-RULE_ACTIONS = {
-    "ticket_status": "action_ticket_status",
-    "recommend_products": "action_recommend_products",
-}
-
-
-def _conditions_hold(mapping: dict[str, Any], loop: str | None, requested: str | None) -> bool:
-    conditions = mapping.get("conditions") or []
-    if not conditions:
-        return True
-    return any(
-        (c.get("active_loop") in (None, loop)) and (c.get("requested_slot") in (None, requested))
-        for c in conditions
-    )
-
-
-def extract_candidates(
-    slots: dict[str, Any], text: str, intent: str, entities: list[dict[str, Any]], loop: str | None
-) -> dict[str, Any]:
-    """Rasa 3's ``action_extract_slots`` for from_entity / from_text / from_intent."""
-    out: dict[str, Any] = {}
-    requested = slots.get("requested_slot")
-    for name, spec in DOMAIN["slots"].items():
-        for m in spec.get("mappings") or []:
-            if not _conditions_hold(m, loop, requested):
-                continue
-            value: Any = None
-            if m["type"] == "from_entity":
-                values = [e["value"] for e in entities if e["entity"] == m["entity"]]
-                value = values[0] if values else None
-            elif m["type"] == "from_text" and text:
-                value = text
-            elif m["type"] == "from_intent" and intent == m["intent"]:
-                value = m["value"]
-            if value is not None:
-                if slots.get(name) != value:
-                    out[name] = value
-                break
-    return out
-
-
-def slot_event(name: str, value: Any) -> dict[str, Any]:
-    return {"event": "slot", "timestamp": time.time(), "name": name, "value": value}
+        engine = in_process_bot(store)
+    else:
+        engine = package_bot(store, database_url, monkeypatch, tmp_path)
+    yield engine
+    engine.close()
 
 
 class Chat:
-    """One conversation with the store's actions, turn by turn."""
+    """One shopper's conversation with the engine, turn by turn."""
 
-    def __init__(self, executor: ActionExecutor, sender: str = "conv-test") -> None:
-        self.executor = executor
-        self.sender = sender
-        self.slots: dict[str, Any] = {name: None for name in DOMAIN["slots"]}
-        self.slots["requested_slot"] = None
-        self.events: list[dict[str, Any]] = []
-        self.form: str | None = None
-        self.latest: dict[str, Any] = {}
+    def __init__(self, bot: Bot, sender: str) -> None:
+        self.bot = bot
+        self.sender = ConversationId(sender)
         self.responses: list[dict[str, Any]] = []
 
-    def set(self, **slots: Any) -> Chat:
-        for name, value in slots.items():
-            self.slots[name] = value
-            self.events.append(slot_event(name, value))
+    async def seed(self, *, form: str | None = None, **slots: Any) -> Chat:
+        """Store the state earlier turns would have left: ``slots`` set and, with ``form``,
+        that form active (``requested_slot`` among the slots says what it asked)."""
+        events: list[Event] = [ActiveLoop(name=form)] if form else []
+        events += [SlotSet(key=k, value=v) for k, v in slots.items()]
+        gate = self.bot.manager.gate
+        async with gate.hold(self.sender, "rest") as holding:
+            await gate.finish(holding, lambda _session: Outcome(
+                events, "none", slots.get("customer_id")))
         return self
-
-    def _tracker(self, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        slots = dict(self.slots)
-        for e in extra or []:
-            slots[e["name"]] = e["value"]
-        return {
-            "sender_id": self.sender,
-            "slots": slots,
-            "latest_message": self.latest,
-            "events": [*self.events, *(extra or [])],
-            "paused": False,
-            "followup_action": None,
-            "active_loop": {"name": self.form} if self.form else {},
-            "latest_action_name": "action_listen",
-        }
-
-    async def run(self, action: str, extra: list[dict[str, Any]] | None = None) -> list[dict]:
-        # logged like Rasa's FormAction: the form's action event, then validation's results
-        logged = self.form if action == f"validate_{self.form}" else action
-        result = await self.executor.run(
-            {
-                "next_action": action,
-                "sender_id": self.sender,
-                "tracker": self._tracker(extra),
-                "domain": DOMAIN,
-                "version": "3.6.21",
-            }
-        )
-        assert result is not None
-        payload = result.model_dump()
-        json.dumps(payload)  # the action-server protocol is JSON
-        self.events.append({"event": "action", "name": logged, "timestamp": time.time()})
-        for e in payload["events"]:
-            assert e["event"] == "slot", e
-            self.slots[e["name"]] = e["value"]
-            self.events.append(e)
-        shown = [rendered(r, self.slots) for r in payload["responses"]]
-        for r, message in zip(shown, payload["responses"], strict=True):
-            self.events.append({"event": "bot", "text": r.get("text"), "timestamp": time.time(),
-                                "metadata": {"utter_action": message.get("response")}})
-        self.responses.extend(shown)
-        return shown
 
     async def say(
         self, text: str, intent: str = "inform", entities: list[dict[str, Any]] | None = None
     ) -> str:
-        """The shopper's message; returns the bot's replies joined by newlines."""
-        entities = entities or []
-        self.responses = []
-        self.latest = {
-            "text": text,
-            "intent": {"name": intent, "confidence": 1.0},
-            "entities": entities,
-            "intent_ranking": [{"name": intent, "confidence": 1.0}],
-        }
-        self.events.append(
-            {"event": "user", "timestamp": time.time(), "text": text, "parse_data": self.latest}
-        )
-        activating = False
-        if self.form is None and intent in FORM_FOR_INTENT:
-            self.form, activating = FORM_FOR_INTENT[intent], True
-        candidates = extract_candidates(self.slots, text, intent, entities, self.form)
-        for name, value in candidates.items():
-            self.slots[name] = value
-            self.events.append(slot_event(name, value))
-        if self.form is None:
-            action = RULE_ACTIONS.get(intent)
-            if action:
-                await self.run(action)
-            return self.text
-        required = DOMAIN["forms"][self.form]["required_slots"]
-        extra = {k: v for k, v in candidates.items() if k in required}
-        if activating:
-            for name in required:
-                if self.slots.get(name) is not None:
-                    extra.setdefault(name, self.slots[name])
-        await self.run(f"validate_{self.form}", [slot_event(k, v) for k, v in extra.items()])
-        missing = next((s for s in required if self.slots.get(s) is None), None)
-        if missing is None:
-            form, self.form = self.form, None
-            self.slots["requested_slot"] = None
-            await self.run(SUBMIT[form])
-        else:
-            self.set(requested_slot=missing)
-            await self.ask(missing)
+        """The shopper's message, parsed as ``intent`` with ``entities``; returns the bot's
+        replies joined by newlines."""
+        self.bot.parser.script(text, Parse(intent, tuple(entities or ())))
+        replies = await self.bot.manager.handle(Message(self.sender, text, channel="rest"))
+        self.responses = [{"text": r.text, "buttons": [b.to_dict() for b in r.buttons],
+                           "custom": r.custom} for r in replies]
         return self.text
 
-    async def ask(self, slot: str) -> None:
-        for name in (f"action_ask_{self.form}_{slot}", f"action_ask_{slot}"):
-            if name in DOMAIN["actions"]:
-                await self.run(name)
-                return
-        for name in (f"utter_ask_{self.form}_{slot}", f"utter_ask_{slot}"):
-            if name in DOMAIN["responses"]:
-                self.responses.append(dict(DOMAIN["responses"][name][0]))
-                return
-        raise AssertionError(f"no question for {slot}")
+    def _tracker(self) -> Tracker:
+        with self.bot.db.session() as s:
+            events = load_events(s, self.sender)
+        return Tracker.from_events(self.sender, ENGINE_DOMAIN.initial_slots(), events)
+
+    @property
+    def slots(self) -> dict[str, Any]:
+        """The conversation's slots, replayed from its stored events."""
+        return self._tracker().slots
+
+    @property
+    def executed(self) -> list[str]:
+        """The actions the engine ran in the conversation, in order (not ``action_listen``)."""
+        return [e.name for e in self._tracker().events
+                if isinstance(e, ActionExecuted) and e.name != "action_listen"]
 
     @property
     def text(self) -> str:
@@ -401,13 +348,10 @@ def get_order(db: Database, order_id: str) -> Order:
 
 
 def test_register_package_registers_exactly_the_store_actions(
-    package_executor: ActionExecutor, store: Database
+    store: Database, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    ours = {
-        name
-        for name, run in package_executor.actions.items()
-        if type(run.__self__).__module__.startswith("bot.store_actions")
-    }
+    package_executor = package_executor_for(database_url, monkeypatch, tmp_path)
+    ours = {a.name() for a in store_actions_of(package_executor)}
     assert ours == STORE_ACTIONS
     assert {a.name() for a in build_actions(store)} == STORE_ACTIONS
     assert len(build_actions(store)) == len(STORE_ACTIONS)
@@ -417,9 +361,9 @@ def test_register_package_registers_exactly_the_store_actions(
 
 
 async def test_shopper_is_verified_by_email_and_sees_their_pending_orders(
-    any_executor: ActionExecutor,
+    any_bot: Bot,
 ) -> None:
-    chat = Chat(any_executor)
+    chat = any_bot.chat()
     reply = await chat.say("I want to cancel an order", intent="cancel_order")
     assert "verify" in reply and chat.slots["requested_slot"] == "customer_id"
 
@@ -441,17 +385,17 @@ async def test_shopper_is_verified_by_email_and_sees_their_pending_orders(
     ["Noah Brown, 80279", "my name is noah brown and my zip is 80279", "Brown Noah 80279."],
 )
 async def test_shopper_is_verified_by_full_name_and_zip(
-    executor: ActionExecutor, text: str
+    bot: Bot, text: str
 ) -> None:
-    chat = Chat(executor)
+    chat = bot.chat()
     await chat.say("where is my order?", intent="order_status")
     reply = await chat.say(text)
     assert chat.slots["customer_id"] == "noah_brown_6181"
     assert "Thanks, Noah" in reply and "#W7678072" in reply
 
 
-async def test_credentials_in_the_opening_message_verify_at_once(executor: ActionExecutor) -> None:
-    chat = Chat(executor)
+async def test_credentials_in_the_opening_message_verify_at_once(bot: Bot) -> None:
+    chat = bot.chat()
     reply = await chat.say(
         "Hi, I'm Noah Brown, zip 80279, where is my order?", intent="order_status"
     )
@@ -459,8 +403,8 @@ async def test_credentials_in_the_opening_message_verify_at_once(executor: Actio
     assert "#W7678072" in reply
 
 
-async def test_wrong_credentials_are_refused_and_asked_again(executor: ActionExecutor) -> None:
-    chat = Chat(executor)
+async def test_wrong_credentials_are_refused_and_asked_again(bot: Bot) -> None:
+    chat = bot.chat()
     await chat.say("cancel my order", intent="cancel_order")
 
     reply = await chat.say("nobody@example.com", entities=email("nobody@example.com"))
@@ -478,9 +422,9 @@ async def test_wrong_credentials_are_refused_and_asked_again(executor: ActionExe
 
 
 async def test_a_second_customer_cannot_take_over_the_conversation(
-    executor: ActionExecutor,
+    bot: Bot,
 ) -> None:
-    chat = Chat(executor)
+    chat = bot.chat()
     await chat.say("cancel", intent="cancel_order")
     await chat.say("noah.brown7922@example.com", entities=email("noah.brown7922@example.com"))
     reply = await chat.say("james.li4495@example.com", entities=email("james.li4495@example.com"))
@@ -492,9 +436,9 @@ async def test_a_second_customer_cannot_take_over_the_conversation(
 
 
 async def test_another_customers_order_is_refused_without_revealing_it(
-    any_executor: ActionExecutor,
+    any_bot: Bot,
 ) -> None:
-    chat = Chat(any_executor)
+    chat = any_bot.chat()
     await chat.say("where is my order", intent="order_status")
     await chat.say("noah.brown7922@example.com", entities=email("noah.brown7922@example.com"))
     reply = await chat.say("#W2611340", entities=order_entity("#W2611340"))  # James's order
@@ -506,9 +450,9 @@ async def test_another_customers_order_is_refused_without_revealing_it(
 
 
 async def test_an_order_named_before_verification_is_checked_after_it(
-    executor: ActionExecutor,
+    bot: Bot,
 ) -> None:
-    chat = Chat(executor)
+    chat = bot.chat()
     reply = await chat.say(
         "cancel order #W2611340", intent="cancel_order", entities=order_entity("#W2611340")
     )
@@ -521,16 +465,18 @@ async def test_an_order_named_before_verification_is_checked_after_it(
 
 
 async def test_submission_rechecks_ownership_even_with_a_confirmation(
-    executor: ActionExecutor, store: Database
+    bot: Bot, store: Database
 ) -> None:
-    chat = Chat(executor).set(
+    chat = await bot.chat().seed(
+        form="cancel_order_form",
         customer_id="noah_brown_6181",
         order_id="#W2417020",  # Emma's pending order
         cancel_reason="no longer needed",
-        confirmed=True,
+        requested_slot="confirmed",
     )
-    await chat.run("action_cancel_order")
-    assert "I can't find order #W2417020 on your account" in chat.text
+    reply = await chat.say("yes", intent="affirm")  # the form completes: the submission runs
+    assert chat.executed[-1] == "action_cancel_order"
+    assert "I can't find order #W2417020 on your account" in reply
     assert get_order(store, "#W2417020").status == "pending"
     assert order_changes(store, "#W2417020") == []
 
@@ -539,9 +485,9 @@ async def test_submission_rechecks_ownership_even_with_a_confirmation(
 
 
 async def test_cancel_a_pending_order_refunds_the_gift_card_and_audits(
-    any_executor: ActionExecutor, store: Database
+    any_bot: Bot, store: Database
 ) -> None:
-    chat = Chat(any_executor, sender="conv-cancel")
+    chat = any_bot.chat("conv-cancel")
     await chat.say("I want to cancel my order", intent="cancel_order")
     await chat.say("emma.smith3991@example.com", entities=email("emma.smith3991@example.com"))
     reply = await chat.say("#W2417020", entities=order_entity("#W2417020"))
@@ -567,7 +513,9 @@ async def test_cancel_a_pending_order_refunds_the_gift_card_and_audits(
     assert change.kind == "cancel" and change.conversation_id == "conv-cancel"
     assert change.data["reason"] == "no longer needed"
     with store.session() as s:
-        card = s.get(Customer, "emma_smith_8564").payment_methods["gift_card_8541487"]
+        emma = s.get(Customer, "emma_smith_8564")
+        assert emma is not None
+        card = emma.payment_methods["gift_card_8541487"]
     assert card["balance"] == pytest.approx(62 + 2674.4)
     # the form's slots are reset, the shopper stays verified
     assert chat.slots["order_id"] is None and chat.slots["confirmed"] is None
@@ -575,9 +523,9 @@ async def test_cancel_a_pending_order_refunds_the_gift_card_and_audits(
 
 
 async def test_cancelling_a_delivered_order_is_refused_with_its_status(
-    executor: ActionExecutor, store: Database
+    bot: Bot, store: Database
 ) -> None:
-    chat = Chat(executor)
+    chat = bot.chat()
     await chat.say("cancel", intent="cancel_order")
     await chat.say("noah.brown7922@example.com", entities=email("noah.brown7922@example.com"))
     reply = await chat.say("#W7678072", entities=order_entity("#W7678072"))
@@ -587,10 +535,9 @@ async def test_cancelling_a_delivered_order_is_refused_with_its_status(
     assert get_order(store, "#W7678072").status == "delivered"
 
 
-async def test_a_reason_outside_the_policy_is_refused(executor: ActionExecutor) -> None:
-    chat = Chat(executor).set(customer_id="emma_smith_8564", order_id="#W2417020")
-    chat.form = "cancel_order_form"
-    chat.set(requested_slot="cancel_reason")
+async def test_a_reason_outside_the_policy_is_refused(bot: Bot) -> None:
+    chat = await bot.chat().seed(form="cancel_order_form", customer_id="emma_smith_8564",
+                                 order_id="#W2417020", requested_slot="cancel_reason")
     reply = await chat.say("it's too expensive")
     assert "either 'no longer needed' or was 'ordered by mistake'" in reply
     assert chat.slots["cancel_reason"] is None
@@ -601,9 +548,9 @@ async def test_a_reason_outside_the_policy_is_refused(executor: ActionExecutor) 
 
 
 async def test_saying_no_at_the_confirmation_changes_nothing(
-    executor: ActionExecutor, store: Database
+    bot: Bot, store: Database
 ) -> None:
-    chat = Chat(executor)
+    chat = bot.chat()
     await chat.say(
         "cancel order #W2417020", intent="cancel_order", entities=order_entity("#W2417020")
     )
@@ -619,13 +566,12 @@ async def test_saying_no_at_the_confirmation_changes_nothing(
 
 
 async def test_a_yes_given_together_with_a_new_order_does_not_count(
-    executor: ActionExecutor,
+    bot: Bot,
 ) -> None:
-    chat = Chat(executor).set(
-        customer_id="emma_smith_8564", order_id="#W2417020", cancel_reason="no longer needed"
+    chat = await bot.chat().seed(
+        form="cancel_order_form", customer_id="emma_smith_8564", order_id="#W2417020",
+        cancel_reason="no longer needed", requested_slot="confirmed",
     )
-    chat.form = "cancel_order_form"
-    chat.set(requested_slot="confirmed")
     await chat.say("yes, but #W3614011", intent="affirm", entities=order_entity("#W3614011"))
     assert chat.slots["order_id"] == "#W3614011"
     # the yes was for another order: answers given for it are asked again
@@ -636,26 +582,23 @@ async def test_a_yes_given_together_with_a_new_order_does_not_count(
 
 
 async def test_a_yes_only_counts_as_the_answer_to_the_confirmation(
-    executor: ActionExecutor,
+    bot: Bot,
 ) -> None:
-    chat = Chat(executor).set(customer_id="emma_smith_8564", requested_slot="order_id")
-    chat.form = "cancel_order_form"
-    chat.latest = {"text": "yes #W2417020", "intent": {"name": "affirm"}, "entities": []}
-    chat.events.append({"event": "user", "text": "yes #W2417020"})
-    await chat.run(
-        "validate_cancel_order_form",
-        [slot_event("order_id", "#W2417020"), slot_event("confirmed", True)],
-    )
+    chat = await bot.chat().seed(form="cancel_order_form", customer_id="emma_smith_8564",
+                                 requested_slot="order_id")
+    reply = await chat.say("yes #W2417020", intent="affirm",
+                           entities=order_entity("#W2417020"))
     assert chat.slots["order_id"] == "#W2417020" and chat.slots["confirmed"] is None
+    assert "Why would you like to cancel it?" in reply  # the reason is asked, not taken as yes
 
 
 # ------------------------------------------------------------------------------- return
 
 
 async def test_return_of_one_named_item_writes_the_request(
-    any_executor: ActionExecutor, store: Database
+    any_bot: Bot, store: Database
 ) -> None:
-    chat = Chat(any_executor, sender="conv-return")
+    chat = any_bot.chat("conv-return")
     await chat.say("I'd like to return something", intent="return_order")
     await chat.say("james.li4495@example.com", entities=email("james.li4495@example.com"))
     reply = await chat.say("#W4435622", entities=order_entity("#W4435622"))
@@ -683,15 +626,15 @@ async def test_return_of_one_named_item_writes_the_request(
 
 
 async def test_return_everything_and_pending_orders_are_not_returnable(
-    executor: ActionExecutor, store: Database
+    bot: Bot, store: Database
 ) -> None:
-    chat = Chat(executor).set(customer_id="james_li_5688")
+    chat = await bot.chat().seed(customer_id="james_li_5688")
     await chat.say("return #W4435622", intent="return_order", entities=order_entity("#W4435622"))
     await chat.say("all of them")
     assert sorted(chat.slots["return_items"]) == ["4694984344", "6777246137"]
     assert "$287.54" in chat.text
 
-    chat = Chat(executor).set(customer_id="emma_smith_8564")
+    chat = await bot.chat().seed(customer_id="emma_smith_8564")
     reply = await chat.say(
         "return #W2417020", intent="return_order", entities=order_entity("#W2417020")
     )
@@ -703,9 +646,9 @@ async def test_return_everything_and_pending_orders_are_not_returnable(
 
 
 async def test_exchange_the_only_item_for_an_available_variant(
-    any_executor: ActionExecutor, store: Database
+    any_bot: Bot, store: Database
 ) -> None:
-    chat = Chat(any_executor, sender="conv-exchange")
+    chat = any_bot.chat("conv-exchange")
     await chat.say("I want to exchange my helmet", intent="exchange_order")
     await chat.say("olivia.smith9157@example.com", entities=email("olivia.smith9157@example.com"))
     reply = await chat.say("#W3794101", entities=order_entity("#W3794101"))
@@ -745,9 +688,9 @@ async def test_exchange_the_only_item_for_an_available_variant(
 
 
 async def test_exchange_asks_which_item_when_the_order_has_several(
-    executor: ActionExecutor,
+    bot: Bot,
 ) -> None:
-    chat = Chat(executor).set(customer_id="noah_brown_6181")
+    chat = await bot.chat().seed(customer_id="noah_brown_6181")
     reply = await chat.say(
         "exchange #W7678072", intent="exchange_order", entities=order_entity("#W7678072")
     )
@@ -759,12 +702,11 @@ async def test_exchange_asks_which_item_when_the_order_has_several(
     assert chat.slots["requested_slot"] == "exchange_variant"
 
 
-async def test_an_unavailable_variant_chosen_by_id_is_refused(executor: ActionExecutor) -> None:
-    chat = Chat(executor).set(
-        customer_id="olivia_smith_8953", order_id="#W3794101", exchange_item="3339188619"
+async def test_an_unavailable_variant_chosen_by_id_is_refused(bot: Bot) -> None:
+    chat = await bot.chat().seed(
+        form="exchange_order_form", customer_id="olivia_smith_8953", order_id="#W3794101",
+        exchange_item="3339188619", requested_slot="exchange_variant",
     )
-    chat.form = "exchange_order_form"
-    chat.set(requested_slot="exchange_variant")
     reply = await chat.say(
         "/inform", entities=[{"entity": "exchange_variant", "value": "7907773809"}]
     )
@@ -775,9 +717,9 @@ async def test_an_unavailable_variant_chosen_by_id_is_refused(executor: ActionEx
 
 
 async def test_change_the_address_of_a_pending_order(
-    executor: ActionExecutor, store: Database
+    bot: Bot, store: Database
 ) -> None:
-    chat = Chat(executor, sender="conv-address")
+    chat = bot.chat("conv-address")
     await chat.say("change my shipping address", intent="change_address")
     await chat.say("Sofia Kovacs 19049")
     reply = await chat.say("#W9869592", entities=order_entity("#W9869592"))
@@ -878,8 +820,8 @@ def test_text_matching_rules() -> None:
 # ------------------------------------------------------------------------------- status
 
 
-async def test_order_status_lists_items_prices_and_tracking(executor: ActionExecutor) -> None:
-    chat = Chat(executor)
+async def test_order_status_lists_items_prices_and_tracking(bot: Bot) -> None:
+    chat = bot.chat()
     await chat.say("where is my order", intent="order_status")
     await chat.say("james.li4495@example.com", entities=email("james.li4495@example.com"))
     reply = await chat.say("W4435622")  # no entity: the id is read from the text
@@ -895,9 +837,9 @@ async def test_order_status_lists_items_prices_and_tracking(executor: ActionExec
 
 
 async def test_complaint_creates_a_ticket_whose_status_can_be_asked(
-    any_executor: ActionExecutor, store: Database
+    any_bot: Bot, store: Database
 ) -> None:
-    chat = Chat(any_executor, sender="conv-complaint")
+    chat = any_bot.chat("conv-complaint")
     reply = await chat.say("I want to complain", intent="complaint")
     assert "Which order is this about?" in reply
     assert {
@@ -921,7 +863,7 @@ async def test_complaint_creates_a_ticket_whose_status_can_be_asked(
         ticket_id = ticket.id
     assert ticket_id in reply and "urgent" in reply
 
-    chat = Chat(any_executor)
+    chat = any_bot.chat()
     reply = await chat.say(
         f"what's the status of {ticket_id}?",
         intent="ticket_status",
@@ -932,15 +874,15 @@ async def test_complaint_creates_a_ticket_whose_status_can_be_asked(
 
     reply = await chat.say("status of T-000000 please", intent="ticket_status")
     assert "I can't find ticket T-000000" in reply
-    chat = Chat(any_executor)
+    chat = any_bot.chat()
     reply = await chat.say("what about my ticket?", intent="ticket_status")
     assert "What's your ticket number?" in reply
 
 
 async def test_complaint_without_an_order_and_an_email_contact(
-    executor: ActionExecutor, store: Database
+    bot: Bot, store: Database
 ) -> None:
-    chat = Chat(executor)
+    chat = bot.chat()
     await chat.say("I have a complaint", intent="complaint")
     await chat.say("no order")
     assert chat.slots["order_id"] == "none"
@@ -969,9 +911,9 @@ def _cards(chat: Chat) -> list[dict[str, Any]]:
 
 
 async def test_anonymous_shoppers_get_popular_in_stock_products(
-    any_executor: ActionExecutor, store: Database
+    any_bot: Bot, store: Database
 ) -> None:
-    chat = Chat(any_executor)
+    chat = any_bot.chat()
     await chat.say("what would you recommend?", intent="recommend_products")
     cards = _cards(chat)
     assert len(cards) == 5
@@ -982,7 +924,7 @@ async def test_anonymous_shoppers_get_popular_in_stock_products(
         )
         for c in cards:
             v = s.get(Variant, c["item_id"])
-            assert v.available and v.product_id == c["product_id"]
+            assert v is not None and v.available and v.product_id == c["product_id"]
     shown = [counts[c["product_id"]] for c in cards]
     assert shown == sorted(shown, reverse=True)
     assert shown[0] == max(counts.values())
@@ -990,9 +932,9 @@ async def test_anonymous_shoppers_get_popular_in_stock_products(
 
 
 async def test_known_shoppers_get_products_they_do_not_have(
-    executor: ActionExecutor, store: Database
+    bot: Bot, store: Database
 ) -> None:
-    chat = Chat(executor).set(customer_id="noah_brown_6181")
+    chat = await bot.chat().seed(customer_id="noah_brown_6181")
     await chat.say("any suggestions for me?", intent="recommend_products")
     cards = _cards(chat)
     owned = {"Electric Kettle", "Gaming Mouse", "Backpack"}
@@ -1019,8 +961,8 @@ async def test_known_shoppers_get_products_they_do_not_have(
             assert together > 0
 
 
-async def test_recommendations_for_a_named_product(executor: ActionExecutor) -> None:
-    chat = Chat(executor)
+async def test_recommendations_for_a_named_product(bot: Bot) -> None:
+    chat = bot.chat()
     await chat.say(
         "something like a water bottle",
         intent="recommend_products",
@@ -1032,7 +974,7 @@ async def test_recommendations_for_a_named_product(executor: ActionExecutor) -> 
     assert len({c["item_id"] for c in cards}) == len(cards)
     assert "Water Bottle options in stock" in chat.text
 
-    chat = Chat(executor)
+    chat = bot.chat()
     await chat.say(
         "recommend a hovercraft",
         intent="recommend_products",
@@ -1041,7 +983,7 @@ async def test_recommendations_for_a_named_product(executor: ActionExecutor) -> 
     assert "couldn't find “hovercraft”" in chat.text
     assert _cards(chat)
 
-    chat = Chat(executor)  # a loose name picks the most ordered of the matching products
+    chat = bot.chat()  # a loose name picks the most ordered of the matching products
     await chat.say(
         "a kettle?",
         intent="recommend_products",
@@ -1059,13 +1001,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_a_real_action_server_cancels_an_order(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'server.db'}"
-    db = Database(url)
-    db.create_all()
-    load_demo_subset(db)
+@contextlib.contextmanager
+def rasa_sdk_server(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """``python -m rasa_sdk --actions bot.store_actions`` on a free port against
+    ``database_url``; its base URL once healthy."""
     port = _free_port()
-    env = {**os.environ, "CLERK_DATABASE_URL": url, "CLERK_CONFIG": str(tmp_path / "none.yml")}
+    env = {**os.environ, "CLERK_DATABASE_URL": database_url,
+           "CLERK_CONFIG": str(tmp_path / "none.yml")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     server = subprocess.Popen(
         [sys.executable, "-m", "rasa_sdk", "--actions", "bot.store_actions", "--port", str(port)],
@@ -1087,38 +1029,7 @@ def test_a_real_action_server_cancels_an_order(tmp_path: Path) -> None:
                 out = server.stdout.read().decode() if server.stdout else ""
                 pytest.fail(f"action server did not start:\n{out[-3000:]}")
             time.sleep(0.2)
-        listed = {a["name"] for a in httpx.get(f"{base}/actions", timeout=10).json()}
-        assert listed == STORE_ACTIONS
-
-        chat = Chat(ActionExecutor(), sender="conv-remote").set(
-            customer_id="emma_smith_8564",
-            order_id="#W2417020",
-            cancel_reason="ordered by mistake",
-            confirmed=True,
-        )
-        response = httpx.post(
-            f"{base}/webhook",
-            json={
-                "next_action": "action_cancel_order",
-                "sender_id": "conv-remote",
-                "tracker": chat._tracker(),
-                "domain": DOMAIN,
-                "version": "3.6.21",
-            },
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-        body = response.json()
-        # the server names the response; the engine words it from the domain
-        assert "order #W2417020 is cancelled" in rendered(body["responses"][0], {})["text"]
-        assert {"event": "slot", "name": "order_id", "value": None} in [
-            {k: e[k] for k in ("event", "name", "value")} for e in body["events"]
-        ]
-        order = get_order(db, "#W2417020")
-        assert order.status == "cancelled"
-        [change] = order_changes(db, "#W2417020")
-        assert change.conversation_id == "conv-remote"
-        assert change.data["reason"] == "ordered by mistake"
+        yield base
     finally:
         server.terminate()
         try:
@@ -1126,6 +1037,40 @@ def test_a_real_action_server_cancels_an_order(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+async def test_a_real_action_server_cancels_an_order(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'server.db'}"
+    db = Database(url)
+    db.create_all()
+    load_demo_subset(db)
+    try:
+        with rasa_sdk_server(url, tmp_path) as base:
+            async with httpx.AsyncClient(timeout=30) as client:
+                listed = {a["name"] for a in (await client.get(f"{base}/actions")).json()}
+                assert listed == STORE_ACTIONS
+                remote = Bot(db, RemoteActionRunner(f"{base}/webhook", client))
+                try:
+                    chat = await remote.chat("conv-remote").seed(
+                        form="cancel_order_form",
+                        customer_id="emma_smith_8564",
+                        order_id="#W2417020",
+                        cancel_reason="ordered by mistake",
+                        requested_slot="confirmed",
+                    )
+                    # validation and the submission run on the server; the engine words
+                    # the replies from the domain
+                    reply = await chat.say("yes", intent="affirm")
+                finally:
+                    remote.close()
+        assert "order #W2417020 is cancelled" in reply
+        assert chat.slots["order_id"] is None
+        order = get_order(db, "#W2417020")
+        assert order.status == "cancelled"
+        [change] = order_changes(db, "#W2417020")
+        assert change.conversation_id == "conv-remote"
+        assert change.data["reason"] == "ordered by mistake"
+    finally:
         db.dispose()
 
 
@@ -1139,20 +1084,18 @@ async def test_a_euro_store_shows_euros_in_order_replies(
 ) -> None:
     """The engine passes the store's currency in; an action server reads CLERK_CURRENCY."""
     if path == "build_actions":
-        executor = ActionExecutor()
-        for action in build_actions(store, currency="EUR"):
-            executor.register_action(action)
+        bot = in_process_bot(store, currency="EUR")
     else:
         monkeypatch.setenv("CLERK_CURRENCY", "EUR")
-        executor = package_executor_for(database_url, monkeypatch, tmp_path)
-    status = Chat(executor, sender="conv-eur-status")
+        bot = package_bot(store, database_url, monkeypatch, tmp_path)
+    status = bot.chat("conv-eur-status")
     await status.say("where is my order", intent="order_status")
     await status.say("james.li4495@example.com", entities=email("james.li4495@example.com"))
     reply = await status.say("W4435622")
     assert "Hiking Boots (size 12, material synthetic, waterproof yes), €239.78" in reply
     assert "$" not in reply
 
-    cancel = Chat(executor, sender="conv-eur-cancel")
+    cancel = bot.chat("conv-eur-cancel")
     await cancel.say("I want to cancel my order", intent="cancel_order")
     await cancel.say("emma.smith3991@example.com", entities=email("emma.smith3991@example.com"))
     await cancel.say("#W2417020", entities=order_entity("#W2417020"))
@@ -1160,3 +1103,4 @@ async def test_a_euro_store_shows_euros_in_order_replies(
     assert "€2,674.40 back to your gift card, right away" in confirm and "$" not in confirm
     done = await cancel.say("yes please", intent="affirm")
     assert "is cancelled" in done and "€2,674.40" in done and "$" not in done
+    bot.close()

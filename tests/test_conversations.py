@@ -93,7 +93,7 @@ def test_order_status_after_email_authentication(chat: Chat, store: Database) ->
 def test_order_status_after_name_and_zip_authentication(chat: Chat) -> None:
     chat.text("I want to check the status of my order")
     reply = chat.text("Aarav Anderson, 19031")
-    assert "#w9300146" in reply or "which order" in reply or "order" in reply
+    assert "thanks, aarav" in reply and "#w9300146" in reply  # verified; the order offered
     answer = chat.text("#W9300146")
     assert "#w9300146" in answer and "pending" in answer and "desk lamp" in answer
 
@@ -104,13 +104,13 @@ def test_another_customers_order_is_never_shown(chat: Chat) -> None:
     # nothing of Ivan's order: its items, tracking number or address
     for secret in ("garden hose", "262530041486", "willow lane", "232.49"):
         assert secret not in reply
-    assert "can't find" in reply or "cannot find" in reply or "not on your account" in reply
+    assert "i can't find order #w6893533 on your account" in reply
 
 
 def test_wrong_credentials_are_refused(chat: Chat) -> None:
     chat.text("where is my order #W6893533?")
     reply = chat.text("nobody.here@example.com")
-    assert "couldn't find" in reply or "could not find" in reply or "no account" in reply
+    assert "couldn't find an account with the email address nobody.here@example.com" in reply
     assert "garden hose" not in reply
 
 
@@ -138,7 +138,7 @@ def test_no_at_the_confirmation_changes_nothing(chat: Chat, store: Database) -> 
     chat.text("olivia.jackson2465@example.com")
     chat.text("no longer needed")
     reply = chat.text("no")
-    assert "nothing" in reply or "not" in reply
+    assert "nothing changed" in reply
     assert order(store, "#W3168895").status == "pending"
     assert changes(store, "#W3168895") == []
 
@@ -208,8 +208,7 @@ def test_complaint_creates_a_ticket_whose_status_can_be_asked(chat: Chat, store:
     status = chat.text(f"what's the status of ticket {ticket_id}?")
     assert ticket_id.lower() in status and "open" in status
     unknown = chat.text("what's the status of ticket T-000000?")
-    assert "t-000000" in unknown and ("can't find" in unknown or "couldn't find" in unknown
-                                      or "no ticket" in unknown)
+    assert "i can't find ticket t-000000" in unknown
 
 
 # ----------------------------------------------------------------------------- knowledge
@@ -245,7 +244,7 @@ def test_recommendations_are_real_in_stock_products(chat: Chat) -> None:
 
 def test_asking_for_a_human_marks_the_conversation(chat: Chat, store: Database) -> None:
     reply = chat.text("I want to talk to a real person")
-    assert "human" in reply or "colleague" in reply
+    assert "i'm passing you to a human colleague now" in reply
     with store.session() as s:
         conv = s.get(Conversation, chat.conversation_id)
         assert conv is not None and conv.handoff_status == "requested"
@@ -254,7 +253,7 @@ def test_asking_for_a_human_marks_the_conversation(chat: Chat, store: Database) 
 
 def test_two_misses_in_a_row_offer_a_human(chat: Chat, store: Database) -> None:
     first = chat.text("blorf snargle wib")
-    assert "rephrase" in first or "understand" in first or "outside" in first
+    assert "sorry, i didn't quite understand that" in first
     offer = chat.say("qwzx vlemp krrpt")
     assert "human" in offer[0]["text"].lower()
     assert {"/affirm", "/deny"} <= {b["payload"] for b in offer[0]["buttons"]}
@@ -269,7 +268,7 @@ def test_declining_the_offered_human_keeps_the_bot(chat: Chat, store: Database) 
     chat.text("blorf snargle wib")
     chat.text("qwzx vlemp krrpt")
     reply = chat.text("/deny")
-    assert "rephras" in reply or "try" in reply
+    assert "please try rephrasing your question" in reply
     with store.session() as s:
         assert s.get(Conversation, chat.conversation_id).handoff_status == "none"
 
@@ -291,7 +290,7 @@ def test_malformed_requests_get_400_and_store_nothing(server: LiveServer, store:
 
 def test_empty_message_prompts_and_stores_nothing(chat: Chat, store: Database) -> None:
     reply = chat.text("   ")
-    assert "empty" in reply or "type" in reply
+    assert "your message was empty" in reply
     assert events(store, chat.conversation_id) == []
 
 
@@ -307,7 +306,7 @@ def test_huge_message_is_refused_and_only_the_refusal_is_stored(chat: Chat, stor
 def test_unknown_order_id_gets_a_clear_reply(chat: Chat) -> None:
     chat.text("where is order #W0000000?")
     reply = chat.text("ivan.santos3158@example.com")
-    assert "#w0000000" in reply and ("can't find" in reply or "couldn't find" in reply)
+    assert "i can't find order #w0000000 on your account" in reply
 
 
 def test_parse_endpoint_returns_rasa_shape(server: LiveServer) -> None:

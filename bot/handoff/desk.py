@@ -139,10 +139,10 @@ class HandoffDesk:
                                customer_id=tracker.slots.get("customer_id"), order_id=order_id,
                                text=ticket_text, conversation_id=conv.id))
         row = Handoff(conversation_id=conv.id, status="requested", reason=trigger.reason[:300],
-                      trigger=trigger.kind, ticket_id=ticket_id)
+                      trigger=trigger.kind.value, ticket_id=ticket_id)
         session.add(row)
         session.flush()
-        data: dict[str, Any] = {"trigger": trigger.kind, "handoff_id": row.id}
+        data: dict[str, Any] = {"trigger": trigger.kind.value, "handoff_id": row.id}
         if ticket_id:
             data["ticket_id"] = ticket_id
         tracker.apply(HandoffEvent(step="requested", reason=trigger.reason, data=data))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 MISSES_MODES = ("offer", "handoff")
 
@@ -35,15 +36,30 @@ class HandoffPolicy:
             raise ValueError("max_misses must be at least 1")
 
 
+class TriggerKind(StrEnum):
+    """Why a conversation goes to a human, in a word (stored as its value: ``handoffs.trigger``
+    and the ``trigger`` of a ``requested`` handoff event)."""
+
+    ASKED = "asked"
+    MISSES = "misses"
+    COMPLAINT = "complaint"
+    ACTION_FAILED = "action_failed"
+    OUT_OF_SCOPE = "out_of_scope"
+    UNANSWERED = "unanswered"
+
+
 @dataclass(frozen=True)
-class Trigger:
+class HandoffTrigger:
     """Why the bot hands off: ``kind`` for queries and metrics, ``reason`` for the agent."""
 
-    kind: str  # asked | misses | complaint | action_failed | out_of_scope | unanswered
+    kind: TriggerKind
     reason: str
 
 
-ASKED = Trigger("asked", "shopper asked for a human")
+Trigger = HandoffTrigger  # the shorter name
+COMPLAINT = TriggerKind.COMPLAINT
+
+ASKED = HandoffTrigger(TriggerKind.ASKED, "shopper asked for a human")
 
 _SAFETY = re.compile(
     r"\b(fire|flames?|caught fire|smok(e|ed|ing)|burn(s|t|ed|ing)?|explod\w*|sparks?|"
@@ -92,10 +108,10 @@ def assess_complaint(text: str) -> Trigger | None:
     """A trigger when a complaint must go to a human at once, else ``None``."""
     safety = _SAFETY.search(text or "")
     if safety:
-        return Trigger("complaint", f"complaint names a safety issue ({safety.group(0).lower()})")
+        return Trigger(COMPLAINT, f"complaint names a safety issue ({safety.group(0).lower()})")
     legal = _LEGAL.search(text or "")
     if legal:
-        return Trigger("complaint", f"complaint names a legal issue ({legal.group(0).lower()})")
+        return Trigger(COMPLAINT, f"complaint names a legal issue ({legal.group(0).lower()})")
     if negativity(text) >= SEVERE_SCORE:
-        return Trigger("complaint", "complaint is strongly negative")
+        return Trigger(COMPLAINT, "complaint is strongly negative")
     return None
