@@ -311,12 +311,12 @@ def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffPa
 
 def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueManager,
                    channels: list[Channel]) -> None:
-    """Give the outbox a push for each channel that can push (REST clients poll instead),
-    and build the console."""
+    """Register with the outbox the delivery each channel offers (``Channel.delivery``:
+    none for a channel whose clients poll, REST), and build the console."""
     from bot.web.console.app import Console
 
     for channel in channels:
-        delivery = shopper_delivery(channel)
+        delivery = channel.delivery()
         if delivery is not None:
             handoff.outbox.register(channel.name, delivery)
     handoff.console = Console(
@@ -325,75 +325,6 @@ def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueM
         secure_cookies=settings.console_secure_cookies,
         trusted_proxies=settings.trusted_proxies,
     )
-
-
-def shopper_delivery(channel: Channel) -> Any:
-    """The ``bot.handoff.outbox.ShopperDelivery`` pushing agents' messages through
-    ``channel``, or ``None`` for a channel that cannot push (REST)."""
-    from bot.channels.socketio_channel import SocketIOChannel
-    from bot.channels.telegram import TelegramChannel
-    from bot.channels.widget import WidgetChannel
-
-    if isinstance(channel, WidgetChannel):
-        return WidgetDelivery(channel)
-    if isinstance(channel, SocketIOChannel):
-        return SocketIODelivery(channel)
-    if isinstance(channel, TelegramChannel):
-        return TelegramDelivery(channel)
-    return None
-
-
-class WidgetDelivery:
-    """Agents' messages as widget ``bot`` frames (id ``agent:<message id>``, the same id
-    the widget's history gives them), to every open socket of the session."""
-
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel
-
-    async def deliver(self, message: Any) -> bool:
-        session_id = str(message.conversation_id).removeprefix("web:")
-        reply = message.to_reply()
-        frame: dict[str, Any] = {"type": "bot", "id": f"agent:{message.id}",
-                                 "reply_to": f"agent:{message.id}", "text": reply.text,
-                                 "custom": reply.custom}
-        return bool(await self.channel.push(session_id, frame))
-
-
-class SocketIODelivery:
-    """Agents' messages as Rasa ``bot_uttered`` events to the session's room; pending
-    while no socket of the session is connected."""
-
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel
-
-    async def deliver(self, message: Any) -> bool:
-        from bot.channels.socketio_channel import rasa_messages
-
-        room = str(message.conversation_id).removeprefix("sio:")
-        if not any(True for _ in self.channel.sio.manager.get_participants("/", room)):
-            return False
-        for payload in rasa_messages(message.to_reply()):
-            await self.channel.sio.emit(self.channel.bot_message_evt, payload, room=room)
-        return True
-
-
-class TelegramDelivery:
-    """Agents' messages through the Bot API (``sendMessage``), signed with the agent's
-    name; a Bot API error keeps the message pending and the outbox retries."""
-
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel
-
-    async def deliver(self, message: Any) -> bool:
-        from bot.types import Reply
-
-        chat = str(message.conversation_id).removeprefix("tg:")
-        if not self.channel.ready or not chat.lstrip("-").isdigit():
-            return False
-        text = f"{message.sender}: {message.text}" if message.kind == "agent" and \
-            message.sender else message.text
-        await self.channel.send_reply(int(chat), Reply(text=text))
-        return True
 
 
 @dataclass
