@@ -533,6 +533,7 @@ def create_app(parts: Parts) -> Starlette:
             return JSONResponse({"error": f"field {exc}"}, status_code=400)
         if not isinstance(n, int) or isinstance(n, bool):
             return JSONResponse({"error": "field 'n' must be an integer"}, status_code=400)
+        assert parts.generation is not None, "build() always makes the generation parts"
         writer = parts.generation.copywriter
         try:
             copies = await asyncio.to_thread(
