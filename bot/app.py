@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bot import privacy
 from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
@@ -41,8 +41,24 @@ from bot.server import HttpLimits
 from bot.store.db import Database
 from bot.web.openapi import openapi_route
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the modules themselves are imported where they are used
+    import httpx
+
     from bot.channels.telegram import TelegramChannel
+    from bot.generation.base import AnswerWriter
+    from bot.generation.copy import CopyWriter
+    from bot.generation.llm import LLM
+    from bot.generation.writer import GenerationStats
+    from bot.handoff.agents import AgentAccounts
+    from bot.handoff.desk import HandoffDesk
+    from bot.handoff.outbox import Outbox, Relay
+    from bot.handoff.triggers import HandoffPolicy
+    from bot.knowledge.catalog import CatalogResolver
+    from bot.knowledge.imports import CatalogSpec
+    from bot.nlu.data import NLUData
+    from bot.nlu.encoder import Encoder
+    from bot.nlu.model import NLUConfig, NLUModel
+    from bot.web.console.app import Console
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +73,14 @@ def nlu_dir(settings: Settings) -> Path:
     return settings.models_dir / "nlu"
 
 
-def make_encoder(settings: Settings):  # type: ignore[no-untyped-def]
+def make_encoder(settings: Settings) -> Encoder:
     from bot.nlu.encoder import Encoder
 
     return Encoder(cache_dir=settings.home / "encoder")
 
 
-def catalog_products(knowledge_dir: Path | None, spec: Any = None) -> list[dict[str, Any]]:
+def catalog_products(knowledge_dir: Path | None,
+                     spec: CatalogSpec | None = None) -> list[dict[str, Any]]:
     """The store's products in the ``products.json`` shape (plus currency, description and
     source), read by ``bot.knowledge.imports.read_catalog`` with ``spec`` (a
     ``CatalogSpec``; default: USD, files found in ``catalog/``); none without knowledge."""
@@ -74,14 +91,14 @@ def catalog_products(knowledge_dir: Path | None, spec: Any = None) -> list[dict[
     return [p.to_dict() for p in read_catalog(knowledge_dir, spec).products]
 
 
-def catalog_spec(settings: Settings) -> Any:
+def catalog_spec(settings: Settings) -> CatalogSpec:
     """The ``CatalogSpec`` the settings give: the store's currency and declared files."""
     from bot.knowledge.imports import CatalogSpec
 
     return CatalogSpec(settings.currency, settings.catalog_files)
 
 
-def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
+def _nlu_inputs(settings: Settings) -> tuple[NLUData, list[dict[str, Any]], NLUConfig]:
     from bot.nlu.data import load_nlu
     from bot.nlu.model import NLUConfig
 
@@ -91,7 +108,7 @@ def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
     return data, catalog_products(project.knowledge_dir, catalog_spec(settings)), config
 
 
-def current_nlu(settings: Settings, encoder: Any) -> Any | None:
+def current_nlu(settings: Settings, encoder: Encoder) -> NLUModel | None:
     """The saved NLU model if it loads and was trained on exactly the current data."""
     from bot.errors import ClerkError
     from bot.nlu.model import NLUModel, training_fingerprint
@@ -106,7 +123,7 @@ def current_nlu(settings: Settings, encoder: Any) -> Any | None:
     return model
 
 
-def train_nlu(settings: Settings, encoder: Any, progress: Progress = _no_progress) -> Path:
+def train_nlu(settings: Settings, encoder: Encoder, progress: Progress = _no_progress) -> Path:
     from bot.nlu.model import NLUModel
 
     """Train the active model from the project's NLU data with its ``config.yml`` (the demo
@@ -129,7 +146,7 @@ def prepare(
     settings: Settings,
     progress: Progress = _no_progress,
     *,
-    encoder: Any = None,
+    encoder: Encoder | None = None,
     force_train: bool = False,
     force_ingest: bool = False,
 ) -> dict[str, Any]:
@@ -182,21 +199,21 @@ class Parts:
     db: Database
     domain: Domain
     manager: DialogueManager
-    nlu: Any
+    nlu: NLUModel
     actions: ActionRunner
     channels: list[Channel] = field(default_factory=list)
     started: float = field(default_factory=time.time)
-    generation: Any = None  # bot.generation: GenerationStats, CopyWriter, the LLM backend
-    handoff: Any = None  # HandoffParts: relay, outbox, desk, agent accounts, console
+    generation: Generation | None = None  # the answer and copy writers, the LLM backend
+    handoff: HandoffParts | None = None  # relay, outbox, desk, agent accounts, console
 
 
 def build(
     settings: Settings,
     *,
-    encoder: Any = None,
+    encoder: Encoder | None = None,
     actions: ActionRunner | None = None,
-    llm: Any = None,
-    nlu: Any = None,
+    llm: LLM | None = None,
+    nlu: NLUModel | None = None,
 ) -> Parts:
     """``llm``: an ``bot.generation.llm.LLM`` to use instead of the one settings name;
     ``nlu``: an already loaded NLU model (from ``prepare``)."""
@@ -277,12 +294,12 @@ class HandoffParts:
     """The human handoff: when the bot hands off, the queue desk, the outbox that carries
     agents' messages to shoppers, the change feed, agent accounts and the console."""
 
-    policy: Any
-    relay: Any
-    outbox: Any
-    desk: Any
-    accounts: Any
-    console: Any = None
+    policy: HandoffPolicy
+    relay: Relay
+    outbox: Outbox
+    desk: HandoffDesk
+    accounts: AgentAccounts
+    console: Console | None = None  # made by ``attach_handoff``, once the channels are
 
 
 def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffParts:
@@ -311,12 +328,12 @@ def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffPa
 
 def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueManager,
                    channels: list[Channel]) -> None:
-    """Give the outbox a push for each channel that can push (REST clients poll instead),
-    and build the console."""
+    """Register with the outbox the delivery each channel offers (``Channel.delivery``:
+    none for a channel whose clients poll, REST), and build the console."""
     from bot.web.console.app import Console
 
     for channel in channels:
-        delivery = shopper_delivery(channel)
+        delivery = channel.delivery()
         if delivery is not None:
             handoff.outbox.register(channel.name, delivery)
     handoff.console = Console(
@@ -327,88 +344,19 @@ def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueM
     )
 
 
-def shopper_delivery(channel: Channel) -> Any:
-    """The ``bot.handoff.outbox.ShopperDelivery`` pushing agents' messages through
-    ``channel``, or ``None`` for a channel that cannot push (REST)."""
-    from bot.channels.socketio_channel import SocketIOChannel
-    from bot.channels.telegram import TelegramChannel
-    from bot.channels.widget import WidgetChannel
-
-    if isinstance(channel, WidgetChannel):
-        return WidgetDelivery(channel)
-    if isinstance(channel, SocketIOChannel):
-        return SocketIODelivery(channel)
-    if isinstance(channel, TelegramChannel):
-        return TelegramDelivery(channel)
-    return None
-
-
-class WidgetDelivery:
-    """Agents' messages as widget ``bot`` frames (id ``agent:<message id>``, the same id
-    the widget's history gives them), to every open socket of the session."""
-
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel
-
-    async def deliver(self, message: Any) -> bool:
-        session_id = str(message.conversation_id).removeprefix("web:")
-        reply = message.to_reply()
-        frame: dict[str, Any] = {"type": "bot", "id": f"agent:{message.id}",
-                                 "reply_to": f"agent:{message.id}", "text": reply.text,
-                                 "custom": reply.custom}
-        return bool(await self.channel.push(session_id, frame))
-
-
-class SocketIODelivery:
-    """Agents' messages as Rasa ``bot_uttered`` events to the session's room; pending
-    while no socket of the session is connected."""
-
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel
-
-    async def deliver(self, message: Any) -> bool:
-        from bot.channels.socketio_channel import rasa_messages
-
-        room = str(message.conversation_id).removeprefix("sio:")
-        if not any(True for _ in self.channel.sio.manager.get_participants("/", room)):
-            return False
-        for payload in rasa_messages(message.to_reply()):
-            await self.channel.sio.emit(self.channel.bot_message_evt, payload, room=room)
-        return True
-
-
-class TelegramDelivery:
-    """Agents' messages through the Bot API (``sendMessage``), signed with the agent's
-    name; a Bot API error keeps the message pending and the outbox retries."""
-
-    def __init__(self, channel: Any) -> None:
-        self.channel = channel
-
-    async def deliver(self, message: Any) -> bool:
-        from bot.types import Reply
-
-        chat = str(message.conversation_id).removeprefix("tg:")
-        if not self.channel.ready or not chat.lstrip("-").isdigit():
-            return False
-        text = f"{message.sender}: {message.text}" if message.kind == "agent" and \
-            message.sender else message.text
-        await self.channel.send_reply(int(chat), Reply(text=text))
-        return True
-
-
 @dataclass
 class Generation:
     """The answer writer, the copy writer and their shared counters (on /health)."""
 
-    backend: str
-    llm: Any
-    writer: Any
-    copywriter: Any
-    stats: Any
-    catalog: Any
+    backend: str  # the LLM's name, or "extractive"
+    llm: LLM | None
+    writer: AnswerWriter
+    copywriter: CopyWriter
+    stats: GenerationStats
+    catalog: CatalogResolver
 
 
-def make_llm(settings: Settings, *, http_client: Any = None) -> Any:
+def make_llm(settings: Settings, *, http_client: httpx.Client | None = None) -> LLM | None:
     """The LLM backend settings name (``CLERK_LLM``), or ``None`` for extractive answers."""
     if settings.llm == "transformers":
         from bot.generation.local import TransformersLLM
@@ -436,7 +384,7 @@ def answer_wording(domain: Domain | None = None) -> AnswerWording:
     return AnswerWording(domain_say(source))
 
 
-def build_generation(settings: Settings, *, llm: Any = None,
+def build_generation(settings: Settings, *, llm: LLM | None = None,
                      domain: Domain | None = None) -> Generation:
     """Answer writer (LLM behind the fact guard, or extractive) and copy writer; answers
     are worded by ``domain``'s responses (Clerk's defaults when not given: ``clerk copy``
@@ -456,7 +404,7 @@ def build_generation(settings: Settings, *, llm: Any = None,
     params = GenerationParams(
         max_new_tokens=settings.llm_max_new_tokens, timeout_s=settings.llm_timeout
     )
-    writer: Any = ExtractiveWriter(answer_wording(domain))
+    writer: AnswerWriter = ExtractiveWriter(answer_wording(domain))
     if llm is not None:
         writer = GuardedWriter(llm, guard, fallback=writer, params=params, stats=stats)
     copy_params = GenerationParams(max_new_tokens=80, timeout_s=settings.llm_timeout)
@@ -585,6 +533,7 @@ def create_app(parts: Parts) -> Starlette:
             return JSONResponse({"error": f"field {exc}"}, status_code=400)
         if not isinstance(n, int) or isinstance(n, bool):
             return JSONResponse({"error": "field 'n' must be an integer"}, status_code=400)
+        assert parts.generation is not None, "build() always makes the generation parts"
         writer = parts.generation.copywriter
         try:
             copies = await asyncio.to_thread(
@@ -609,14 +558,15 @@ def create_app(parts: Parts) -> Starlette:
         return JSONResponse(await asyncio.to_thread(parts.nlu.parse, text))
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as running:
             for channel in parts.channels:
                 await running.enter_async_context(channel.running())
             if parts.handoff is not None:
                 await running.enter_async_context(parts.handoff.relay.running())
                 await running.enter_async_context(parts.handoff.outbox.running())
-                await running.enter_async_context(parts.handoff.console.running())
+                if parts.handoff.console is not None:
+                    await running.enter_async_context(parts.handoff.console.running())
             yield
         await parts.actions.aclose()
         parts.manager.close()
@@ -624,7 +574,7 @@ def create_app(parts: Parts) -> Starlette:
             parts.generation.llm.close()
         parts.db.dispose()
 
-    routes: list[Any] = [
+    routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
         Route("/model/parse", parse, methods=["POST"]),
         Route("/api/copy", copy, methods=["POST"]),
@@ -632,7 +582,7 @@ def create_app(parts: Parts) -> Starlette:
     ]
     for channel in parts.channels:
         routes.extend(channel.routes())
-    if parts.handoff is not None:
+    if parts.handoff is not None and parts.handoff.console is not None:
         routes.extend(parts.handoff.console.routes())
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         Unavailable: unavailable, OperationalError: database_down})

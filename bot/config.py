@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import yaml
 
@@ -29,6 +29,43 @@ from bot.project import Project
 from bot.ratelimit import Network, parse_networks
 
 CHANNELS = ("rest", "socketio", "telegram")  # the chat widget is always served
+
+
+class Get(Protocol):
+    """A setting's raw value: the environment's ``CLERK_<NAME>``, else clerk.yml's, else
+    the project's Rasa files', else ``default``."""
+
+    def __call__(self, name: str, default: Any = None) -> Any: ...
+
+
+Number = TypeVar("Number", int, float)
+
+
+def _number(get: Get, name: str, default: Number, kind: type[Number], *,
+            least: float | None = None, most: float | None = None,
+            above: float | None = None, rule: str = "") -> Number:
+    """Setting ``name`` as a ``kind`` (``int`` or ``float``) within its bounds: at least
+    ``least``, more than ``above``, at most ``most`` (each when given). A value that is
+    not a number, or breaks a bound, is a ``ConfigError`` naming the setting, with ``rule``
+    (what the bounds mean, in words) for a broken bound."""
+    raw = get(name, default)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError, OverflowError):
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(name, f"must be {what}, not {raw!r}") from None
+    inside = ((least is None or value >= least) and (above is None or value > above)
+              and (most is None or value <= most))
+    if not inside:  # NaN is inside no bounds
+        raise ConfigError(name, rule or "out of range")
+    return value
+
+
+def _optional_number(get: Get, name: str, kind: type[Number], **bounds: Any) -> Number | None:
+    """``_number`` for a setting without a default: ``None`` when it is not set."""
+    if get(name) in (None, ""):
+        return None
+    return _number(get, name, kind(0), kind, **bounds)
 
 
 @dataclass(frozen=True)
@@ -136,14 +173,9 @@ class Settings:
         home = Path(get("home", project_dir / ".clerk")).expanduser()
         home = (home if home.is_absolute() else project_dir / home).resolve()
         db_url = get("database_url") or f"sqlite:///{home / 'clerk.db'}"
-        try:
-            raw_threshold = get("nlu_threshold")
-            threshold = None if raw_threshold is None else float(raw_threshold)
-            misses = int(get("max_misses_before_handoff", 2))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError("nlu_threshold/max_misses_before_handoff", str(exc)) from exc
-        if threshold is not None and not 0.0 <= threshold <= 1.0:
-            raise ConfigError("nlu_threshold", "must be between 0 and 1")
+        threshold = _optional_number(get, "nlu_threshold", float, least=0.0, most=1.0,
+                                     rule="must be between 0 and 1")
+        misses = _number(get, "max_misses_before_handoff", 2, int)
         channel_settings = _channel_settings(get)
         return cls(
             home=home,
@@ -214,7 +246,7 @@ _COLOR = re.compile(r"#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20}")
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
-def _channel_settings(get: Any) -> dict[str, Any]:
+def _channel_settings(get: Get) -> dict[str, Any]:
     """The widget's and Telegram's settings, validated (colours end up in CSS)."""
     color = str(get("widget_color", "#0f766e")).strip()
     if not _COLOR.fullmatch(color):
@@ -222,12 +254,8 @@ def _channel_settings(get: Any) -> dict[str, Any]:
     origins = get("widget_origins", ())
     if isinstance(origins, str):
         origins = [o for o in (x.strip() for x in origins.split(",")) if o]
-    try:
-        rate = int(get("widget_rate_limit", 20))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("widget_rate_limit", str(exc)) from exc
-    if rate < 1:
-        raise ConfigError("widget_rate_limit", "must be at least 1 message per minute")
+    rate = _number(get, "widget_rate_limit", 20, int, least=1,
+                   rule="must be at least 1 message per minute")
     secret = get("telegram_webhook_secret") or None
     if secret is not None and not _SECRET.fullmatch(str(secret)):
         raise ConfigError("telegram_webhook_secret", "1-256 characters of A-Z, a-z, 0-9, _ and -")
@@ -247,26 +275,20 @@ def _channel_settings(get: Any) -> dict[str, Any]:
     return out
 
 
-def _serving_settings(get: Any) -> dict[str, Any]:
+def _serving_settings(get: Get) -> dict[str, Any]:
     """The REST token, Redis, and the database thread pool of each worker."""
-    try:
-        pool = int(get("db_pool_size", 10))
-        queue_timeout = float(get("db_queue_timeout", 5.0))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("db_pool_size/db_queue_timeout", str(exc)) from exc
-    if not 1 <= pool <= 200:
-        raise ConfigError("db_pool_size", "must be between 1 and 200")
-    if not 0 < queue_timeout <= 300:
-        raise ConfigError("db_queue_timeout", "must be between 0 and 300 seconds")
     return {
         "rest_token": get("rest_token") or None,
         "redis_url": get("redis_url") or None,
-        "db_pool_size": pool,
-        "db_queue_timeout": queue_timeout,
+        "db_pool_size": _number(get, "db_pool_size", 10, int, least=1, most=200,
+                                rule="must be between 1 and 200"),
+        "db_queue_timeout": _number(get, "db_queue_timeout", 5.0, float, above=0, most=300,
+                                    rule="must be between 0 and 300 seconds"),
     }
 
 
-def _flag(get: Any, name: str, default: bool) -> bool:
+def _flag(get: Get, name: str, default: bool) -> bool:
+    """Setting ``name`` as a yes/no: a YAML boolean, or 1/0, true/false, yes/no, on/off."""
     value = get(name, default)
     if isinstance(value, bool):
         return value
@@ -278,17 +300,12 @@ def _flag(get: Any, name: str, default: bool) -> bool:
     raise ConfigError(name, f"must be true or false, not {value!r}")
 
 
-def _handoff_settings(get: Any) -> dict[str, Any]:
+def _handoff_settings(get: Get) -> dict[str, Any]:
     """When the bot hands off on its own, and the agent console's settings."""
     misses = str(get("handoff_on_misses", "offer")).strip().lower()
     if misses not in ("offer", "handoff"):
         raise ConfigError("handoff_on_misses", "must be 'offer' or 'handoff'")
-    try:
-        wait = float(get("handoff_wait_minutes", 3.0))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("handoff_wait_minutes", str(exc)) from exc
-    if wait <= 0:
-        raise ConfigError("handoff_wait_minutes", "must be positive")
+    wait = _number(get, "handoff_wait_minutes", 3.0, float, above=0, rule="must be positive")
     out: dict[str, Any] = {
         "handoff_on_misses": misses,
         "handoff_on_out_of_scope": _flag(get, "handoff_on_out_of_scope", True),
@@ -307,7 +324,7 @@ def _handoff_settings(get: Any) -> dict[str, Any]:
     return out
 
 
-def _server_settings(get: Any) -> dict[str, Any]:
+def _server_settings(get: Get) -> dict[str, Any]:
     """The HTTP server's timeouts and limit, and the trusted proxies (IPs or CIDRs,
     comma-separated; a list in clerk.yml)."""
     proxies = get("trusted_proxies", ())
@@ -319,24 +336,14 @@ def _server_settings(get: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"trusted_proxies": trusted}
     for name, default in (("http_header_timeout", 10.0), ("http_body_timeout", 30.0),
                           ("http_keepalive", 75.0)):
-        try:
-            value = float(get(name, default))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(name, str(exc)) from exc
-        if not value > 0:
-            raise ConfigError(name, "must be a positive number of seconds")
-        out[name] = value
-    try:
-        limit = int(get("http_limit_concurrency", 1000))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("http_limit_concurrency", str(exc)) from exc
-    if limit < 1:
-        raise ConfigError("http_limit_concurrency", "must be at least 1")
-    out["http_limit_concurrency"] = limit
+        out[name] = _number(get, name, default, float, above=0,
+                            rule="must be a positive number of seconds")
+    out["http_limit_concurrency"] = _number(get, "http_limit_concurrency", 1000, int, least=1,
+                                            rule="must be at least 1")
     return out
 
 
-def _catalog_config(get: Any, catalog: Any) -> dict[str, Any]:
+def _catalog_config(get: Get, catalog: Any) -> dict[str, Any]:
     """``currency`` (CLERK_CURRENCY, clerk.yml ``catalog.currency`` or top-level
     ``currency``) and the declared catalog files (clerk.yml ``catalog.files``)."""
     if catalog is None:
@@ -353,7 +360,7 @@ def _catalog_config(get: Any, catalog: Any) -> dict[str, Any]:
 LLM_BACKENDS = ("extractive", "transformers", "openai")
 
 
-def _llm_settings(get: Any) -> dict[str, Any]:
+def _llm_settings(get: Get) -> dict[str, Any]:
     """The generation backend's settings. Without ``CLERK_LLM`` the backend follows from
     what is configured: a model path -> transformers, a base URL -> openai, else extractive."""
     model = get("llm_model") or None
@@ -366,15 +373,10 @@ def _llm_settings(get: Any) -> dict[str, Any]:
         raise ConfigError("llm_model", "CLERK_LLM=transformers needs a model folder or .gguf file")
     if llm == "openai" and not base_url:
         raise ConfigError("llm_base_url", "CLERK_LLM=openai needs the endpoint's base URL")
-    try:
-        timeout = float(get("llm_timeout", 30.0))
-        max_new_tokens = int(get("llm_max_new_tokens", 160))
-        threads = get("llm_threads")
-        threads = int(threads) if threads not in (None, "") else None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("llm_timeout/llm_max_new_tokens/llm_threads", str(exc)) from exc
-    if timeout <= 0 or max_new_tokens <= 0 or (threads is not None and threads <= 0):
-        raise ConfigError("llm_timeout/llm_max_new_tokens/llm_threads", "must be positive")
+    positive: dict[str, Any] = {"above": 0, "rule": "must be positive"}
+    timeout = _number(get, "llm_timeout", 30.0, float, **positive)
+    max_new_tokens = _number(get, "llm_max_new_tokens", 160, int, **positive)
+    threads = _optional_number(get, "llm_threads", int, **positive)
     return {
         "llm": llm,
         "llm_model": str(Path(str(model)).expanduser()) if model else None,

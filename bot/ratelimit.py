@@ -1,10 +1,32 @@
-"""Rate limiting shared by the channels and the console: a sliding-log counter, and who a
+"""Rate limiting shared by the channels and the console: one sliding-log counter, and who a
 request comes from.
 
 ``client_address`` decides whom to hold responsible for a request: the socket peer, or, only
 when that peer is a configured trusted proxy, the nearest untrusted hop its
 ``X-Forwarded-For`` names. ``address_bucket`` groups addresses one party controls (an IPv6
-/64). ``RateLimiter`` counts events per key in a sliding window, in this process's memory.
+/64).
+
+The window is one algorithm, a sliding log: at most ``limit`` events per key in any
+``window`` seconds; an event is refused while ``limit`` stamps lie within the window,
+answering the seconds until the oldest of them leaves it (at least 0.05). It has two
+backends and no third:
+
+- ``RateLimiter``: this process's memory (bounded, least recently used keys forgotten).
+- ``_SLIDING_LOG``: the same rule as one atomic Redis script (a sorted set of stamps per
+  key, Redis's clock), so every worker counts against one limit.
+
+Two jobs use it, through two interfaces because they ask different questions:
+
+- **Chat messages** (``MessageLimits``: ``LocalMessageLimits``, ``RedisMessageLimits``),
+  for the widget and Socket.IO: "count one message for this session, or say how long to
+  wait". One key, one question, asked on the event loop and, with Redis, of every worker
+  at once: hence async, and a Redis backend.
+- **Console logins** (``bot.web.console.throttle.LoginThrottle``): a policy over three
+  ``RateLimiter`` windows (address and name, address, name) that needs more than "count
+  one": peek at two windows before counting in any (``retry_after``), read a count to
+  compute a delay (``count``), and take a failure back when the password was right
+  (``undo``, ``forget``). It is a rule built on this counter, not a second counter; it
+  counts in each worker's memory, as its docstring says.
 
 This module imports nothing of ``bot``: it sits in the lowest layer with ``types``.
 """
@@ -111,7 +133,8 @@ def address_bucket(address: str) -> str:
 
 
 class RateLimiter:
-    """At most ``limit`` events per key in any ``window`` seconds (a sliding log).
+    """At most ``limit`` events per key in any ``window`` seconds (the sliding log, in
+    memory; ``_SLIDING_LOG`` is the same rule in Redis).
 
     State is this process's memory: at most ``max_keys`` keys, the least recently used
     forgotten first; each key holds at most ``limit`` timestamps. With several worker
@@ -184,7 +207,8 @@ class MessageLimits(Protocol):
 
 
 class LocalMessageLimits:
-    """``limit`` messages per ``window`` seconds per key, counted in this process."""
+    """``limit`` messages per ``window`` seconds per key, counted in this process by a
+    ``RateLimiter``."""
 
     def __init__(self, limit: int, window: float = 60.0) -> None:
         self._counter = RateLimiter(limit, window)
@@ -210,9 +234,10 @@ return '0'
 
 
 class RedisMessageLimits:
-    """The same sliding log, kept in Redis so that every worker counts against one limit
-    (one atomic script per message, on Redis's clock, so hosts' clocks need not agree). If Redis cannot be reached the worker counts on its
-    own until it can (logged), rather than refusing every shopper."""
+    """``RateLimiter``'s sliding log kept in Redis, so that every worker counts against one
+    limit (one atomic script per message, on Redis's clock, so hosts' clocks need not
+    agree). If Redis cannot be reached the worker counts on its own until it can (logged),
+    rather than refusing every shopper."""
 
     def __init__(self, url: str, limit: int, window: float = 60.0,
                  prefix: str = "clerk:limit:") -> None:

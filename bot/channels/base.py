@@ -22,6 +22,7 @@ from bot.types import ConversationId
 
 if TYPE_CHECKING:
     from bot.dialogue.domain import Domain
+    from bot.handoff.outbox import ShopperDelivery
 
 
 def card_price(product: Mapping[str, Any], currency: str) -> str | None:
@@ -96,6 +97,12 @@ class Channel(abc.ABC):
         """The conversation a client's own id names within this channel."""
         return ConversationId(f"{cls.key_prefix}:{local_id}")
 
+    @classmethod
+    def local_id(cls, conversation_id: str) -> str:
+        """The client's own id within this channel: ``conversation_id`` without the
+        channel's ``<key_prefix>:``."""
+        return str(conversation_id).removeprefix(f"{cls.key_prefix}:")
+
     @abc.abstractmethod
     def routes(self) -> list[BaseRoute]:
         """The HTTP/WebSocket routes this channel mounts on the app."""
@@ -105,3 +112,12 @@ class Channel(abc.ABC):
         """Held open while the app serves: start background work (a Telegram client, the
         widget's per-session workers) before yielding, stop it after. Default: nothing."""
         yield
+
+    def delivery(self) -> ShopperDelivery | None:
+        """How messages that answer no shopper turn (a human agent's reply, "Ana joined")
+        reach this channel's shoppers: a ``bot.handoff.outbox.ShopperDelivery`` the
+        composition root registers with the outbox under ``name``. A channel that can push
+        (the widget, Socket.IO, Telegram) implements ``deliver`` itself and returns itself.
+        Default ``None``: the channel cannot push, its clients take the messages when they
+        poll (REST)."""
+        return None

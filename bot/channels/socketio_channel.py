@@ -34,7 +34,7 @@ import re
 import uuid
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from starlette.requests import Request
@@ -47,6 +47,9 @@ from bot.errors import Unavailable
 from bot.inputs import BadInput, client_string
 from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.types import Message, Reply
+
+if TYPE_CHECKING:
+    from bot.handoff.outbox import OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,20 @@ class SocketIOChannel(Channel):
 
     async def status(self, request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    def delivery(self) -> SocketIOChannel:
+        return self
+
+    async def deliver(self, message: OutgoingMessage) -> bool:
+        """A human agent's message (or a handoff notice) as Rasa ``bot_message_evt``
+        events to the session's room; ``False`` (kept pending) while no socket of the
+        session is connected."""
+        room = self.local_id(message.conversation_id)
+        if not any(True for _ in self.sio.manager.get_participants("/", room)):
+            return False
+        for payload in rasa_messages(message.to_reply()):
+            await self.sio.emit(self.bot_message_evt, payload, room=room)
+        return True
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -45,7 +45,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -81,6 +81,9 @@ from bot.channels.widget import TurnHandler
 from bot.errors import ClerkError
 from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
 from bot.types import Button, Message, Reply
+
+if TYPE_CHECKING:
+    from bot.handoff.outbox import OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -546,6 +549,21 @@ class TelegramChannel(Channel):
                 replies = [Reply(text=self.wording.try_again)]
             for reply in replies:
                 await self.send_reply(chat_id, reply)
+
+    def delivery(self) -> TelegramChannel:
+        return self
+
+    async def deliver(self, message: OutgoingMessage) -> bool:
+        """A human agent's message (signed with the agent's name) or a handoff notice,
+        through the Bot API (``sendMessage``). ``False`` (kept pending) before the channel
+        is ready; a Bot API error keeps it pending too, and the outbox retries."""
+        chat = self.local_id(message.conversation_id)
+        if not self.ready or not chat.lstrip("-").isdigit():
+            return False
+        signed = message.kind == "agent" and message.sender
+        text = f"{message.sender}: {message.text}" if signed else message.text
+        await self.send_reply(int(chat), Reply(text=text))
+        return True
 
     async def send_reply(self, chat_id: int, reply: Reply) -> None:
         messages = render_messages(reply, currency=self.currency, cards=self.cards)

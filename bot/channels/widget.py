@@ -62,7 +62,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -79,6 +79,9 @@ from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.store import conversations
 from bot.store.db import Database
 from bot.types import BotUttered, Message, Reply, UserUttered
+
+if TYPE_CHECKING:
+    from bot.handoff.outbox import OutgoingMessage
 
 log = logging.getLogger(__name__)
 
@@ -568,6 +571,19 @@ class WidgetChannel(Channel):
             return False
         await self._broadcast(session, frame)
         return True
+
+    def delivery(self) -> WidgetChannel:
+        return self
+
+    async def deliver(self, message: OutgoingMessage) -> bool:
+        """A human agent's message (or a handoff notice) as a ``bot`` frame with id
+        ``agent:<message id>`` (the id the widget's history gives it), to every open
+        socket of the session; ``False`` (kept pending) while none is open."""
+        reply = message.to_reply()
+        frame: dict[str, Any] = {"type": "bot", "id": f"agent:{message.id}",
+                                 "reply_to": f"agent:{message.id}", "text": reply.text,
+                                 "custom": reply.custom}
+        return await self.push(self.local_id(message.conversation_id), frame)
 
     async def _broadcast(self, session: _Session, frame: dict[str, Any],
                          skip: _Client | None = None) -> None:

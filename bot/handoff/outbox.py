@@ -11,8 +11,9 @@ Return ``True`` once the message reached the shopper (or the transport took it: 
 exception keeps it pending and the outbox retries it every ``retry_every`` seconds. A
 message may be pushed more than once after a failure: ``OutgoingMessage.id`` is stable, so
 a client shows it once. Register one per channel name (``Conversation.channel``) with
-``Outbox.register``; a channel with none (REST) leaves messages pending until the client
-takes them with ``Outbox.take_pending`` (``GET /webhooks/rest/messages?sender=ID``).
+``Outbox.register`` (``bot.app.attach_handoff`` registers what each channel's
+``Channel.delivery()`` offers); a channel with none (REST) leaves messages pending until the
+client takes them with ``Outbox.take_pending`` (``GET /webhooks/rest/messages?sender=ID``).
 
 Database work runs on the database's threads (``Database.call``), never on the event loop.
 """

@@ -51,9 +51,12 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.types import ExceptionHandler
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.errors import InputError
@@ -93,8 +96,46 @@ class ExternalSteps(Protocol):
 
 
 class _Refused(Exception):
+    """A request the console answers with ``response`` as it is (a redirect to the login,
+    401, 403, 413), raised from the checks every endpoint starts with."""
+
     def __init__(self, response: Response) -> None:
         self.response = response
+
+
+# The console's errors as responses: Starlette exception handlers, registered once on the
+# console's routes (``Console.routes``), so endpoints raise and never catch these. Other
+# errors go on to the app's own handlers (``Unavailable``: 503).
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, _Refused)
+    return exc.response
+
+
+async def _bad_input(request: Request, exc: Exception) -> Response:
+    """A client value that breaks ``bot.inputs``' rules: 400 (413) naming the field."""
+    assert isinstance(exc, BadInput)
+    return _refusal(exc)
+
+
+async def _input_error(request: Request, exc: Exception) -> Response:
+    """A request the desk refuses (an empty text, one over its length limit): 400."""
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _conflict(request: Request, exc: Exception) -> Response:
+    """A step that does not fit the conversation's handoff state: 409 with that state."""
+    assert isinstance(exc, HandoffConflict)
+    return JSONResponse({"error": str(exc), "status": exc.status}, status_code=409)
+
+
+ERROR_RESPONSES: dict[Any, ExceptionHandler] = {
+    _Refused: _refused,
+    BadInput: _bad_input,
+    InputError: _input_error,
+    HandoffConflict: _conflict,
+}
 
 
 class Console:
@@ -126,9 +167,10 @@ class Console:
 
     # ------------------------------------------------------------------ routes
     def routes(self) -> list[BaseRoute]:
+        errors = [Middleware(ExceptionMiddleware, handlers=ERROR_RESPONSES)]
         return [
-            Route(PREFIX, self.queue_page, methods=["GET"]),
-            Mount(PREFIX, routes=[
+            Route(PREFIX, self.queue_page, methods=["GET"], middleware=errors),
+            Mount(PREFIX, middleware=errors, routes=[
                 Route("/", self.queue_page, methods=["GET"]),
                 Route("/login", self.login_page, methods=["GET"]),
                 Route("/login", self.login, methods=["POST"]),
@@ -219,14 +261,6 @@ class Console:
             raise _Refused(JSONResponse({"error": "admins only"}, status_code=403))
         return session, data
 
-    async def _guarded(self, handler: Callable[[], Any]) -> Response:
-        try:
-            return await handler()
-        except _Refused as refused:
-            return refused.response
-        except BadInput as exc:
-            return _refusal(exc)
-
     # ------------------------------------------------------------------ login
     async def login_page(self, request: Request) -> Response:
         if await self._session(request) is not None:
@@ -281,108 +315,92 @@ class Console:
         return response
 
     async def logout(self, request: Request) -> Response:
-        async def run() -> Response:
-            await self._post_session(request, api=False)
-            await self._db(self.accounts.close_session, request.cookies.get(COOKIE))
-            response = RedirectResponse(f"{PREFIX}/login", status_code=303)
-            response.delete_cookie(COOKIE, path=PREFIX)
-            return response
-        return await self._guarded(run)
+        await self._post_session(request, api=False)
+        await self._db(self.accounts.close_session, request.cookies.get(COOKIE))
+        response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+        response.delete_cookie(COOKIE, path=PREFIX)
+        return response
 
     # ------------------------------------------------------------------ pages
     async def queue_page(self, request: Request) -> Response:
-        async def run() -> Response:
-            session = await self._page_session(request)
-            return self._render("queue.html", request, session, page="queue")
-        return await self._guarded(run)
+        session = await self._page_session(request)
+        return self._render("queue.html", request, session, page="queue")
 
     async def conversation_page(self, request: Request) -> Response:
-        async def run() -> Response:
-            session = await self._page_session(request)
-            cid = request.query_params.get("id") or ""
-            return self._render("conversation.html", request, session, page="conversation",
-                                conversation_id=cid, canned=self.canned_replies,
-                                settable_slots=SETTABLE_SLOTS)
-        return await self._guarded(run)
+        session = await self._page_session(request)
+        cid = request.query_params.get("id") or ""
+        return self._render("conversation.html", request, session, page="conversation",
+                            conversation_id=cid, canned=self.canned_replies,
+                            settable_slots=SETTABLE_SLOTS)
 
     async def tickets_page(self, request: Request) -> Response:
-        async def run() -> Response:
-            session = await self._page_session(request)
-            status = request.query_params.get("status") or None
-            priority = request.query_params.get("priority") or None
-            status = status if status in TICKET_STATUSES else None
-            priority = priority if priority in TICKET_PRIORITIES else None
-            tickets = await self._db(self.desk.tickets, status=status, priority=priority)
-            agents = await self._db(self.accounts.list)
-            return self._render("tickets.html", request, session, page="tickets",
-                                tickets=tickets, status=status, priority=priority,
-                                statuses=TICKET_STATUSES, priorities=TICKET_PRIORITIES,
-                                agents=[a.name for a in agents if a.active],
-                                flash=request.query_params.get("saved"))
-        return await self._guarded(run)
+        session = await self._page_session(request)
+        status = request.query_params.get("status") or None
+        priority = request.query_params.get("priority") or None
+        status = status if status in TICKET_STATUSES else None
+        priority = priority if priority in TICKET_PRIORITIES else None
+        tickets = await self._db(self.desk.tickets, status=status, priority=priority)
+        agents = await self._db(self.accounts.list)
+        return self._render("tickets.html", request, session, page="tickets",
+                            tickets=tickets, status=status, priority=priority,
+                            statuses=TICKET_STATUSES, priorities=TICKET_PRIORITIES,
+                            agents=[a.name for a in agents if a.active],
+                            flash=request.query_params.get("saved"))
 
     async def tickets_update(self, request: Request) -> Response:
-        async def run() -> Response:
-            _, form = await self._post_session(request, api=False)
-            ticket_id = _id(form.get("id"))
-            assignee = client_string(form.get("assignee") or "", "assignee",
-                                     max_chars=MAX_NAME_CHARS, single_line=True)
-            try:
-                await self._db(
-                    self.desk.update_ticket,
-                    ticket_id, status=str(form.get("status") or "") or None,
-                    priority=str(form.get("priority") or "") or None,
-                    assignee=assignee or None, unassign=assignee == "")
-            except KeyError:
-                return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
-            except ValueError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-            back = _safe_next(str(form.get("back") or f"{PREFIX}/tickets"))
-            sep = "&" if "?" in back else "?"
-            return RedirectResponse(f"{back}{sep}saved={quote(ticket_id)}", status_code=303)
-        return await self._guarded(run)
+        _, form = await self._post_session(request, api=False)
+        ticket_id = _id(form.get("id"))
+        assignee = client_string(form.get("assignee") or "", "assignee",
+                                 max_chars=MAX_NAME_CHARS, single_line=True)
+        try:
+            await self._db(
+                self.desk.update_ticket,
+                ticket_id, status=str(form.get("status") or "") or None,
+                priority=str(form.get("priority") or "") or None,
+                assignee=assignee or None, unassign=assignee == "")
+        except KeyError:
+            return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        back = _safe_next(str(form.get("back") or f"{PREFIX}/tickets"))
+        sep = "&" if "?" in back else "?"
+        return RedirectResponse(f"{back}{sep}saved={quote(ticket_id)}", status_code=303)
 
     async def agents_page(self, request: Request, error: str | None = None,
                           status: int = 200) -> Response:
-        async def run() -> Response:
-            session = await self._page_session(request, admin=True)
-            return self._render("agents.html", request, session, http_status=status,
-                                page="agents",
-                                agents=await self._db(self.accounts.list), error=error)
-        return await self._guarded(run)
+        session = await self._page_session(request, admin=True)
+        return self._render("agents.html", request, session, http_status=status,
+                            page="agents",
+                            agents=await self._db(self.accounts.list), error=error)
 
     async def agents_create(self, request: Request) -> Response:
-        async def run() -> Response:
-            _, form = await self._post_session(request, api=False, admin=True)
-            try:
-                await self._db(self.accounts.add, str(form.get("name") or ""),
-                               str(form.get("password") or ""),
-                               str(form.get("role") or "agent"))
-            except AgentError as exc:
-                return await self.agents_page(request, error=str(exc), status=400)
-            return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
-        return await self._guarded(run)
+        _, form = await self._post_session(request, api=False, admin=True)
+        try:
+            await self._db(self.accounts.add, str(form.get("name") or ""),
+                           str(form.get("password") or ""),
+                           str(form.get("role") or "agent"))
+        except AgentError as exc:
+            return await self.agents_page(request, error=str(exc), status=400)
+        return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
 
     async def agents_update(self, request: Request) -> Response:
-        async def run() -> Response:
-            session, form = await self._post_session(request, api=False, admin=True)
-            raw_id = str(form.get("id") or "").strip()
-            if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 9):
-                return await self.agents_page(request, error="no such agent", status=400)
-            agent_id = int(raw_id)
-            active = {"1": True, "0": False}.get(str(form.get("active") or ""))
-            role = str(form.get("role") or "") or None
-            password = str(form.get("password") or "") or None
-            if agent_id == session.agent.id and (active is False or role == "agent"):
-                return await self.agents_page(
-                    request, error="You cannot demote or deactivate yourself.", status=400)
-            try:
-                await self._db(self.accounts.update, agent_id, role=role,
-                               active=active, password=password)
-            except AgentError as exc:
-                return await self.agents_page(request, error=str(exc), status=400)
-            return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
-        return await self._guarded(run)
+        session, form = await self._post_session(request, api=False, admin=True)
+        raw_id = str(form.get("id") or "").strip()
+        if not (raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 9):
+            return await self.agents_page(request, error="no such agent", status=400)
+        agent_id = int(raw_id)
+        active = {"1": True, "0": False}.get(str(form.get("active") or ""))
+        role = str(form.get("role") or "") or None
+        password = str(form.get("password") or "") or None
+        if agent_id == session.agent.id and (active is False or role == "agent"):
+            return await self.agents_page(
+                request, error="You cannot demote or deactivate yourself.", status=400)
+        try:
+            await self._db(self.accounts.update, agent_id, role=role,
+                           active=active, password=password)
+        except AgentError as exc:
+            return await self.agents_page(request, error=str(exc), status=400)
+        return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -395,60 +413,45 @@ class Console:
 
     # ------------------------------------------------------------------ API: reads
     async def api_me(self, request: Request) -> Response:
-        async def run() -> Response:
-            s = await self._api_session(request)
-            return JSONResponse({"name": s.agent.name, "role": s.agent.role})
-        return await self._guarded(run)
+        s = await self._api_session(request)
+        return JSONResponse({"name": s.agent.name, "role": s.agent.role})
 
     async def api_queue(self, request: Request) -> Response:
-        async def run() -> Response:
-            await self._api_session(request)
-            entries = await self._db(self.desk.queue)
-            return JSONResponse({"now": time.time(), "queue": [e.to_dict() for e in entries]})
-        return await self._guarded(run)
+        await self._api_session(request)
+        entries = await self._db(self.desk.queue)
+        return JSONResponse({"now": time.time(), "queue": [e.to_dict() for e in entries]})
 
     async def api_conversation(self, request: Request) -> Response:
-        async def run() -> Response:
-            await self._api_session(request)
-            cid = _id(request.query_params.get("id"))
-            view = await self._db(self.desk.conversation, cid)
-            if view is None:
-                return JSONResponse({"error": f"no conversation {cid!r}"}, status_code=404)
-            return JSONResponse({"now": time.time(), **view})
-        return await self._guarded(run)
+        await self._api_session(request)
+        cid = _id(request.query_params.get("id"))
+        view = await self._db(self.desk.conversation, cid)
+        if view is None:
+            return JSONResponse({"error": f"no conversation {cid!r}"}, status_code=404)
+        return JSONResponse({"now": time.time(), **view})
 
     async def api_tickets(self, request: Request) -> Response:
-        async def run() -> Response:
-            await self._api_session(request)
-            status = request.query_params.get("status") or None
-            priority = request.query_params.get("priority") or None
-            if status is not None and status not in TICKET_STATUSES:
-                return JSONResponse({"error": f"status must be one of {TICKET_STATUSES}"},
-                                    status_code=400)
-            if priority is not None and priority not in TICKET_PRIORITIES:
-                return JSONResponse({"error": f"priority must be one of {TICKET_PRIORITIES}"},
-                                    status_code=400)
-            tickets = await self._db(self.desk.tickets, status=status, priority=priority)
-            return JSONResponse({"tickets": tickets})
-        return await self._guarded(run)
+        await self._api_session(request)
+        status = request.query_params.get("status") or None
+        priority = request.query_params.get("priority") or None
+        if status is not None and status not in TICKET_STATUSES:
+            return JSONResponse({"error": f"status must be one of {TICKET_STATUSES}"},
+                                status_code=400)
+        if priority is not None and priority not in TICKET_PRIORITIES:
+            return JSONResponse({"error": f"priority must be one of {TICKET_PRIORITIES}"},
+                                status_code=400)
+        tickets = await self._db(self.desk.tickets, status=status, priority=priority)
+        return JSONResponse({"tickets": tickets})
 
     # ------------------------------------------------------------------ API: steps
     async def _step(self, request: Request, make: Callable[[ConsoleSession, dict[str, Any]],
                                                            tuple[Callable[..., Any], Any]]
                     ) -> Response:
-        async def run() -> Response:
-            session, data = await self._post_session(request, api=True)
-            cid = _id(data.get("id"))
-            try:
-                step, guard = make(session, data)
-                result = await self.steps.run_external(cid, step, guard=guard)
-            except HandoffConflict as exc:
-                return JSONResponse({"error": str(exc), "status": exc.status}, status_code=409)
-            except InputError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-            return JSONResponse({"ok": True, "status": getattr(result, "status", None),
-                                 "messages": [m.id for m in getattr(result, "outgoing", [])]})
-        return await self._guarded(run)
+        session, data = await self._post_session(request, api=True)
+        cid = _id(data.get("id"))
+        step, guard = make(session, data)
+        result = await self.steps.run_external(cid, step, guard=guard)
+        return JSONResponse({"ok": True, "status": getattr(result, "status", None),
+                             "messages": [m.id for m in getattr(result, "outgoing", [])]})
 
     async def api_claim(self, request: Request) -> Response:
         def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
@@ -491,26 +494,24 @@ class Console:
         return await self._step(request, make)
 
     async def api_ticket(self, request: Request) -> Response:
-        async def run() -> Response:
-            session, data = await self._post_session(request, api=True)
-            ticket_id = _id(data.get("id"))
-            status, priority, assignee = (
-                None if data.get(key) is None else client_string(
-                    data[key], key, max_chars=MAX_NAME_CHARS, single_line=True)
-                for key in ("status", "priority", "assignee"))
-            if assignee == "me":
-                assignee = session.agent.name
-            try:
-                ticket = await self._db(
-                    self.desk.update_ticket,
-                    ticket_id, status=status, priority=priority,
-                    assignee=assignee or None, unassign=assignee == "")
-            except KeyError:
-                return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
-            except ValueError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-            return JSONResponse({"ok": True, "ticket": ticket})
-        return await self._guarded(run)
+        session, data = await self._post_session(request, api=True)
+        ticket_id = _id(data.get("id"))
+        status, priority, assignee = (
+            None if data.get(key) is None else client_string(
+                data[key], key, max_chars=MAX_NAME_CHARS, single_line=True)
+            for key in ("status", "priority", "assignee"))
+        if assignee == "me":
+            assignee = session.agent.name
+        try:
+            ticket = await self._db(
+                self.desk.update_ticket,
+                ticket_id, status=status, priority=priority,
+                assignee=assignee or None, unassign=assignee == "")
+        except KeyError:
+            return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"ok": True, "ticket": ticket})
 
     # ------------------------------------------------------------------ live updates
     async def websocket(self, ws: WebSocket) -> None:

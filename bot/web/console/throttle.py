@@ -21,6 +21,13 @@ so concurrent attempts cannot slip past a limit; ``succeeded`` takes it back and
 the address-and-name count. Refused attempts are not counted: hammering does not extend
 a lock. Counts live in this process's memory (bounded, least recently used forgotten):
 with several worker processes each counts on its own.
+
+The counting is ``bot.ratelimit.RateLimiter``'s sliding log, the one the chat channels'
+message limits use; this module adds only the rule above. It does not go through
+``MessageLimits`` (nor its Redis backend) because that interface answers one question for
+one key ("count one, or how long to wait"), while an admission must look at two windows
+before counting in either, read the name's count for the delay, and take a failure back on
+success (``retry_after``, ``count``, ``undo``, ``forget``).
 """
 
 from __future__ import annotations
