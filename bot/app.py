@@ -404,9 +404,9 @@ def build_generation(settings: Settings, *, llm: LLM | None = None,
     params = GenerationParams(
         max_new_tokens=settings.llm_max_new_tokens, timeout_s=settings.llm_timeout
     )
-    writer: AnswerWriter = ExtractiveWriter(answer_wording(domain))
-    if llm is not None:
-        writer = GuardedWriter(llm, guard, fallback=writer, params=params, stats=stats)
+    extractive = ExtractiveWriter(answer_wording(domain))
+    writer: AnswerWriter = extractive if llm is None else GuardedWriter(
+        llm, guard, fallback=extractive, params=params, stats=stats)
     copy_params = GenerationParams(max_new_tokens=80, timeout_s=settings.llm_timeout)
     copywriter = CopyWriter(catalog, guard, llm, params=copy_params, stats=stats)
     backend = llm.name if llm is not None else "extractive"
@@ -544,6 +544,7 @@ def create_app(parts: Parts) -> Starlette:
         except InputError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         product = writer.catalog.product(str(product_id))
+        assert product is not None  # write() raised UnknownProduct otherwise
         return JSONResponse({"product_id": str(product_id), "name": product.name,
                              "copies": [c.to_dict() for c in copies]})
 

@@ -197,6 +197,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
         args.product, audience=args.audience, tone=args.tone, n=args.n
     )
     product = generation.catalog.product(args.product)
+    assert product is not None  # write() raised UnknownProduct otherwise
     print(f"{product.name} (product {args.product}), for {args.audience}, tone {args.tone}:")
     for n, c in enumerate(copies, start=1):
         note = f" (model copy stopped: {c.fallback})" if c.fallback else ""
