@@ -10,7 +10,8 @@ Every extractor returns Rasa entity dicts::
 emails, phone numbers and zip codes are found and normalised by ``bot.text_rules``, the rules
 the store actions and the log filter use too. When normalisation changed the surface text,
 ``"processors": ["EntitySynonymMapper"]`` is added, as Rasa does. ``EntityExtractor`` runs
-all three and drops overlapping spans (pattern entities win, then reasons, then catalog terms; longer spans win within a kind).
+all three and drops overlapping spans (pattern entities win, then reasons, then catalog
+terms; longer spans win within a kind).
 
 Extractors are immutable after construction and safe to share between threads. The
 gazetteer serialises to plain JSON (``to_dict``/``from_dict``) so a trained model carries
