@@ -330,7 +330,8 @@ _STREET_TYPES = (
     "terrace|ter|parkway|pkwy|highway|hwy|circle|cir|square|sq|trail|trl"
 )
 _STREET = re.compile(
-    r"(?<![\w#$.,-])\d{1,6}[A-Za-z]?(?:\s+[A-Za-z0-9][\w'.-]*){1,4}?\s+(?:"
+    r"(?<![\w#$.,-])\d{1,6}[A-Za-z]?(?:\s+(?:[A-Za-z][\w'.-]*|\d+(?:st|nd|rd|th)))"
+    r"{1,4}?\s+(?:"
     + _STREET_TYPES
     + r")\b\.?",
     re.IGNORECASE,
@@ -339,7 +340,7 @@ _STREET = re.compile(
 
 def find_street_addresses(text: str) -> list[Match]:
     """"12 Main Street", "100 5th Ave.", "9 old mill rd" in free text (house number, one to
-    four words, a street type). Meant for masking: it may also take "3 days in court"."""
+    four words or ordinals, a street type). Meant for masking: it may also take "3 days in court"."""
     return [
         Match("address", m.group(), m.start(), m.end()) for m in _STREET.finditer(text or "")
     ]
