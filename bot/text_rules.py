@@ -212,6 +212,7 @@ _PHONE_CUE = re.compile(
     r"\b(?:phone|call|cell|mobile|tel|telephone|number|text me|sms|whatsapp|reach me)\b",
     re.IGNORECASE,
 )
+_PHONE_HINT = re.compile(r"\d(?:[\s().-]{0,3}\d){6}")
 _CUE_WINDOW = 40
 _BARE_MIN_DIGITS = 10
 
@@ -235,6 +236,8 @@ def find_phones(
     when it has at least 10 digits (the log filter's setting).
     """
     text = text or ""
+    if not _PHONE_HINT.search(text):
+        return []  # fewer than 7 digits together: spare the matcher (log lines, chat)
     out = []
     for pm in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
         start, end, surface = pm.start, pm.end, pm.raw_string
