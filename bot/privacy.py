@@ -1,35 +1,55 @@
 """Shoppers' personal data in logs: a logging filter that masks emails, phone numbers,
 card-like numbers and street addresses before any record is written.
 
+What counts as each is ``bot.text_rules``', the rules the NLU and the store actions read
+text by, set to mask rather than to understand: every email-*like* candidate (valid or
+not), every phone number the NLU would find plus bare numbers of 10 or more digits without
+a cue word, every 13-19 digit card-like number (Luhn-valid or not), and "12 Main Street"-like
+street addresses in any case. Masking is by span: ``<email>``, ``<phone>``, ``<card>``,
+``<address>``; where spans overlap the longer (then earlier) one is masked.
+
 Installed on the root logger by ``app.py``/``cli.py``; every handler sees masked text.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Callable
 
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "<email>"),
-    (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "<card>"),
-    (re.compile(r"(?<![\w#])(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b"), "<phone>"),
-    (
-        re.compile(
-            r"\b\d{1,6}\s+(?:[A-Z][a-z]+\s){1,3}(?:Street|St|Road|Rd|Avenue|Ave|Drive|Dr|Lane|Ln|"
-            r"Boulevard|Blvd|Court|Ct|Way|Place|Pl)\b\.?",
-        ),
-        "<address>",
-    ),
-]
+from bot import text_rules
+from bot.text_rules import Match
+
+_FINDERS: tuple[tuple[Callable[[str], list[Match]], str], ...] = (
+    (lambda text: text_rules.find_emails(text, validate=False), "<email>"),
+    (text_rules.find_card_numbers, "<card>"),
+    (lambda text: text_rules.find_phones(text, bare_needs_cue=False), "<phone>"),
+    (text_rules.find_street_addresses, "<address>"),
+)
+
+
+def personal_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, mask)`` of the personal data in ``text``: sorted, not overlapping."""
+    found = [(m.start, m.end, mask) for finder, mask in _FINDERS for m in finder(text)]
+    kept: list[tuple[int, int, str]] = []
+    for start, end, mask in sorted(found, key=lambda f: (f[0] - f[1], f[0])):
+        if all(end <= s or start >= e for s, e, _ in kept):
+            kept.append((start, end, mask))
+    return sorted(kept)
 
 
 def redact(text: str) -> str:
-    for pattern, mask in _PATTERNS:
-        text = pattern.sub(mask, text)
-    return text
+    """``text`` with every email, phone number, card number and street address masked."""
+    out, pos = [], 0
+    for start, end, mask in personal_spans(text):
+        out += [text[pos:start], mask]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 class RedactingFilter(logging.Filter):
+    """Masks a record's formatted message (``redact``); lets every record through."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
@@ -41,6 +61,7 @@ class RedactingFilter(logging.Filter):
 
 
 def install(logger: logging.Logger | None = None) -> None:
+    """Add a ``RedactingFilter`` to ``logger`` (the root logger) and its handlers, once."""
     target = logger or logging.getLogger()
     if not any(isinstance(f, RedactingFilter) for f in target.filters):
         target.addFilter(RedactingFilter())

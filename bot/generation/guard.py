@@ -57,6 +57,7 @@ from bot.generation.base import Citation
 from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts
 from bot.knowledge.passages import product_text
 from bot.knowledge.text import STOPWORDS, normalise, terms
+from bot.text_rules import find_emails
 
 # ------------------------------------------------------------------------------- values
 
@@ -132,8 +133,16 @@ _MARKER = re.compile(r"[$€£¥₹]|\b(?:dollars?|euros?|pounds?|bucks|" + _COD
 _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
 _NUMBER = re.compile(r"\b\d+(?:,\d{3})*(?:\.\d+)?\b")
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
+
+
+def _email_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start, m.end) for m in find_emails(text, validate=False)]
+
+
+def _url_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _URL.finditer(text)]
+
 
 _NUMBER_WORDS = {
     "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -447,12 +456,14 @@ class GuardSession:
         support = f"{cited_text}\n{catalog_text}\n{self.evidence.support}"
         rest = _ORDER_ID.sub(" ", s)
 
-        # emails and URLs: verbatim
-        for pattern in (_EMAIL, _URL):
-            for m in pattern.finditer(rest):
-                if m.group(0).rstrip(".,;)").lower() not in support.lower():
-                    out.append(Violation("contact", m.group(0), s))
-            rest = pattern.sub(" ", rest)
+        # emails (bot.text_rules' candidates, valid or not) and URLs: verbatim
+        for find in (_email_spans, _url_spans):
+            spans = find(rest)
+            for start, end in spans:
+                if rest[start:end].rstrip(".,;)").lower() not in support.lower():
+                    out.append(Violation("contact", rest[start:end], s))
+            for start, end in reversed(spans):
+                rest = rest[:start] + " " + rest[end:]
 
         # prices: the catalog's price for the variants in context, or a cited policy price
         passage_prices = {v for c in cited if c.kind != "product" for _, v in prices_in(c.text)}

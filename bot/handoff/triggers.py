@@ -9,14 +9,26 @@
 - ``on_severe_complaint``: a complaint that names a legal or safety issue, or whose text
   is strongly negative, goes to a human at once (with a high-priority ticket).
 
-``assess_complaint(text)`` is a small lexicon scorer: explicit and testable, no model.
+``assess_complaint(text)`` is a small lexicon scorer: explicit and testable, no model. Its
+words are ``bot.text_rules``' severity rules, shared with the ticket priority of the store
+actions, so a complaint handed off as severe always gets a high-priority ticket.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+from bot.text_rules import SEVERE_NEGATIVITY, negativity, severe_issue
+
+__all__ = [
+    "ASKED",
+    "MISSES_MODES",
+    "HandoffPolicy",
+    "Trigger",
+    "assess_complaint",
+    "negativity",
+]
 
 MISSES_MODES = ("offer", "handoff")
 
@@ -61,57 +73,15 @@ COMPLAINT = TriggerKind.COMPLAINT
 
 ASKED = HandoffTrigger(TriggerKind.ASKED, "shopper asked for a human")
 
-_SAFETY = re.compile(
-    r"\b(fire|flames?|caught fire|smok(e|ed|ing)|burn(s|t|ed|ing)?|explod\w*|sparks?|"
-    r"electric(al)? shock|shocked|electrocut\w*|injur\w*|hurt|wounded|bleeding|hospital|"
-    r"poison\w*|chok(e|ed|ing)|allergic reaction|unsafe|dangerous|hazard\w*|toxic)\b",
-    re.IGNORECASE,
-)
-_LEGAL = re.compile(
-    r"\b(legal|lawyers?|attorneys?|lawsuit|sue|suing|court|solicitor|police|"
-    r"consumer protection|trading standards|fraud\w*|scam\w*|stolen|identity theft|"
-    r"unauthori[sz]ed (charge|payment|transaction)s?|chargeback|gdpr|data breach)\b",
-    re.IGNORECASE,
-)
-# strongly negative words and phrases, with weights; two points make a complaint severe
-_NEGATIVE: dict[str, float] = {
-    "terrible": 1, "horrible": 1, "awful": 1, "appalling": 1.5, "disgusting": 1.5,
-    "disgraceful": 1.5, "disgrace": 1.5, "outrageous": 1.5, "outraged": 1.5, "furious": 1.5,
-    "livid": 1.5, "unacceptable": 1, "ridiculous": 1, "pathetic": 1.5, "useless": 1,
-    "worst": 1, "hate": 1, "incompetent": 1.5, "joke": 0.5, "never again": 1.5,
-    "fed up": 1, "sick of": 1, "angry": 1, "rip-off": 1.5, "rip off": 1.5, "shameful": 1.5,
-    "lied": 1, "liars": 1.5, "nightmare": 1, "garbage": 1, "rubbish": 1, "scandal": 1.5,
-}
-_INTENSIFIERS = re.compile(r"\b(absolutely|completely|totally|utterly|so|very|extremely|"
-                           r"beyond|truly)\b", re.IGNORECASE)
-_NEGATIVE_RE = re.compile(
-    r"\b(" + "|".join(re.escape(w) for w in sorted(_NEGATIVE, key=len, reverse=True)) + r")\b",
-    re.IGNORECASE,
-)
-SEVERE_SCORE = 2.0
-
-
-def negativity(text: str) -> float:
-    """A score of how strongly negative ``text`` is (0 for neutral text)."""
-    hits = [m.group(1).lower() for m in _NEGATIVE_RE.finditer(text or "")]
-    score = sum(_NEGATIVE.get(h, 0.0) for h in hits)
-    if hits:
-        score += 0.5 * min(2, len(_INTENSIFIERS.findall(text)))
-        shouted = [w for w in re.findall(r"[A-Za-z]{3,}", text) if w.isupper()]
-        score += 0.5 * min(2, len(shouted))
-        if "!!" in text:
-            score += 0.5
-    return score
-
-
 def assess_complaint(text: str) -> Trigger | None:
-    """A trigger when a complaint must go to a human at once, else ``None``."""
-    safety = _SAFETY.search(text or "")
-    if safety:
-        return Trigger(COMPLAINT, f"complaint names a safety issue ({safety.group(0).lower()})")
-    legal = _LEGAL.search(text or "")
-    if legal:
-        return Trigger(COMPLAINT, f"complaint names a legal issue ({legal.group(0).lower()})")
-    if negativity(text) >= SEVERE_SCORE:
+    """A trigger when a complaint must go to a human at once, else ``None``.
+
+    Severe by ``bot.text_rules``: a safety issue, else a legal one, else strongly negative
+    text; the same rules make ``ticket_priority`` say ``"high"`` for it.
+    """
+    issue = severe_issue(text)
+    if issue is not None:
+        return Trigger(COMPLAINT, f"complaint names a {issue.kind} issue ({issue.word})")
+    if negativity(text) >= SEVERE_NEGATIVITY:
         return Trigger(COMPLAINT, "complaint is strongly negative")
     return None

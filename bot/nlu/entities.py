@@ -6,10 +6,12 @@ Every extractor returns Rasa entity dicts::
      "extractor": "RegexEntityExtractor"}
 
 ``start``/``end`` index the text as given; ``value`` is normalised (``w 2611340`` ->
-``#W2611340``, ``t-shirts`` -> ``T-Shirt``, ``changed my mind`` -> ``no longer needed``).
-When normalisation changed the surface text, ``"processors": ["EntitySynonymMapper"]`` is
-added, as Rasa does. ``EntityExtractor`` runs all three and drops overlapping spans
-(pattern entities win, then reasons, then catalog terms; longer spans win within a kind).
+``#W2611340``, ``t-shirts`` -> ``T-Shirt``, ``changed my mind`` -> ``no longer needed``); ids,
+emails, phone numbers and zip codes are found and normalised by ``bot.text_rules``, the rules
+the store actions and the log filter use too. When normalisation changed the surface text,
+``"processors": ["EntitySynonymMapper"]`` is added, as Rasa does. ``EntityExtractor`` runs
+all three and drops overlapping spans (pattern entities win, then reasons, then catalog
+terms; longer spans win within a kind).
 
 Extractors are immutable after construction and safe to share between threads. The
 gazetteer serialises to plain JSON (``to_dict``/``from_dict``) so a trained model carries
@@ -22,6 +24,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from bot import text_rules
+from bot.text_rules import normalise_order_id, normalise_ticket_id
 
 __all__ = [
     "DEFAULT_PRODUCT_ALIASES",
@@ -40,50 +45,12 @@ __all__ = [
 EntityDict = dict[str, Any]
 
 # ---------------------------------------------------------------------------------------
-# Patterns
+# Patterns: bot.text_rules holds the rules; normalise_* are re-exported from there
 # ---------------------------------------------------------------------------------------
-
-_ORDER_ID = re.compile(
-    r"(?:#\s?w[\s-]?(?P<a>\d{7})|(?<![A-Za-z0-9#])w[\s-]?(?P<b>\d{7}))(?!\d)", re.IGNORECASE
-)
-_EMAIL = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
-)
-_TICKET = re.compile(r"(?<![A-Za-z0-9-])t[-\s]?(?P<n>\d{6})(?!\d)", re.IGNORECASE)
-_UNITS = r"(?:mah|ml|gb|mb|tb|mp|rpm|lbs?|ft|in|inch(?:es)?|k|w|watts?|hours?|hrs?|days?|dollars?|usd|points|pieces|steps|calories|seconds|secs|minutes|mins|weeks|months|years|items|orders|times|people|miles|km)\b"
-_ZIP = re.compile(
-    r"(?<![\w#$€£/.,:-])(?P<zip>\d{5})(?:-\d{4})?(?![\w%]|[.,:]\d|-\d)(?!\s?" + _UNITS + ")",
-    re.IGNORECASE,
-)
-_PHONE_SEPARATED = re.compile(
-    r"(?<![\w+])(?P<cc>\+\d{1,3}[\s.-]?)?"
-    r"(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}(?![\w-])"
-)
-_PHONE_PLUS = re.compile(r"(?<![\w+])\+\d{1,3}[\s.-]?\d{3}[\s.-]?\d{3}[\s.-]?\d{4}(?![\w-])")
-_PHONE_BARE = re.compile(r"(?<![\w+])\d{10}(?!\w)")
-_PHONE_CUE = re.compile(r"\b(?:phone|call|cell|mobile|tel|text me|sms|whatsapp)\b", re.IGNORECASE)
-
-
-def normalise_order_id(raw: str) -> str | None:
-    """``w 2611340``, ``W-2611340``, ``# w2611340`` -> ``#W2611340``; None if not an id."""
-    m = _ORDER_ID.fullmatch(raw.strip())
-    if not m:
-        return None
-    return "#W" + (m.group("a") or m.group("b"))
-
-
-def normalise_ticket_id(raw: str) -> str | None:
-    m = _TICKET.fullmatch(raw.strip())
-    return f"T-{m.group('n')}" if m else None
-
-
-def _phone_value(surface: str) -> str:
-    digits = re.sub(r"\D", "", surface)
-    return ("+" + digits) if surface.lstrip().startswith("+") else digits
 
 
 class RegexEntityExtractor:
-    """order_id, email, ticket_id, phone and US zipcode by pattern.
+    """order_id, email, ticket_id, phone and US zipcode by ``bot.text_rules``' finders.
 
     ``extra`` holds additional patterns per entity (Rasa ``regex:`` tables whose name is an
     entity); their matches are normalised like the built-in ones.
@@ -115,22 +82,11 @@ class RegexEntityExtractor:
         return out
 
     def extract(self, text: str) -> list[EntityDict]:
-        found: list[EntityDict] = []
-        for m in _ORDER_ID.finditer(text):
-            value = "#W" + (m.group("a") or m.group("b"))
-            found.append(self._make("order_id", value, m.start(), m.end(), text))
-        for m in _EMAIL.finditer(text):
-            found.append(self._make("email", m.group().lower(), m.start(), m.end(), text))
-        for m in _TICKET.finditer(text):
-            found.append(self._make("ticket_id", f"T-{m.group('n')}", m.start(), m.end(), text))
-        for rx in (_PHONE_SEPARATED, _PHONE_PLUS):
-            for m in rx.finditer(text):
-                found.append(self._make("phone", _phone_value(m.group()), m.start(), m.end(), text))
-        for m in _PHONE_BARE.finditer(text):
-            if _PHONE_CUE.search(text[max(0, m.start() - 40) : m.start()]):
-                found.append(self._make("phone", m.group(), m.start(), m.end(), text))
-        for m in _ZIP.finditer(text):
-            found.append(self._make("zipcode", m.group("zip"), m.start(), m.end(), text))
+        found = [
+            self._make(m.kind, m.value, m.start, m.end, text)
+            for finder in _FINDERS
+            for m in finder(text)
+        ]
         for entity, rx in self._extra_compiled:
             for m in rx.finditer(text):
                 if m.end() > m.start():
@@ -145,10 +101,19 @@ class RegexEntityExtractor:
         if entity == "ticket_id":
             return normalise_ticket_id(surface) or surface
         if entity == "email":
-            return surface.lower()
+            return text_rules.normalise_email(surface) or surface.lower()
         if entity == "phone":
-            return _phone_value(surface)
+            return text_rules.normalise_phone(surface) or surface
         return surface
+
+
+_FINDERS = (
+    text_rules.find_order_ids,
+    text_rules.find_emails,
+    text_rules.find_ticket_ids,
+    text_rules.find_phones,
+    text_rules.find_zips,
+)
 
 
 # ---------------------------------------------------------------------------------------

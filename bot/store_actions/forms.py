@@ -44,19 +44,11 @@ from bot.store_actions.base import (
 )
 from bot.store_actions.parsing import (
     CANCEL_REASONS,
-    AddressError,
     cancel_reason_from_text,
-    find_emails,
-    find_order_id,
-    find_phone,
-    find_zips,
-    is_email,
+    find_zip_codes,
     match_items,
     match_variant,
     mentions_credentials,
-    normalise_order_id,
-    parse_address,
-    phone_digits,
     same_address,
     says_no_order,
 )
@@ -71,6 +63,16 @@ from bot.store_actions.store import (
     order_line,
     owned_order,
     variant_views,
+)
+from bot.text_rules import (
+    AddressError,
+    find_emails,
+    find_order_id,
+    find_phones,
+    is_email,
+    normalise_order_id,
+    normalise_phone,
+    parse_address,
 )
 
 FORM_INTENTS = {
@@ -230,7 +232,7 @@ class OrderForm(StoreForm, ABC):
         current = tracker.get_slot("customer_id")
         asked = self.requested(tracker, "customer_id")
         emails = [str(v).strip().lower() for v in entity_values(tracker, "email")]
-        emails += [e for e in find_emails(text) if e not in emails]
+        emails += [m.value for m in find_emails(text) if m.value not in emails]
         with self.db.session() as s:
             if emails:
                 found = next((c for c in (customer_by_email(s, e) for e in emails) if c), None)
@@ -244,7 +246,7 @@ class OrderForm(StoreForm, ABC):
                 return {}
             if not (asked or mentions_credentials(text)):
                 return {}
-            if not find_zips(text):
+            if not find_zip_codes(text):
                 if asked and self.answering(tracker) and text.strip():
                     dispatcher.utter_message(response="utter_no_credentials_found")
                 return {}
@@ -611,10 +613,11 @@ class ValidateComplaintForm(StoreForm):
         text = latest_text(tracker)
         emails = find_emails(text)
         if emails:
-            return {"contact": emails[0]}
-        phone = find_phone(text)
-        if phone:
-            return {"contact": phone}
+            return {"contact": emails[0].value}
+        # asked for a contact: bare digits are a phone number without a cue word
+        phones = find_phones(text, bare_needs_cue=False)
+        if phones:
+            return {"contact": text[phones[0].start : phones[0].end]}
         if self.answering(tracker) and text.strip():
             dispatcher.utter_message(response="utter_not_a_contact")
         return {}
@@ -625,7 +628,7 @@ class ValidateComplaintForm(StoreForm):
         text = str(value or "").strip()
         if is_email(text):
             return {"contact": text.lower()}
-        if phone_digits(text) and not any(c.isalpha() for c in text):
+        if normalise_phone(text) is not None:
             return {"contact": text}
         dispatcher.utter_message(response="utter_contact_invalid")
         return {"contact": None}

@@ -26,12 +26,7 @@ from sqlalchemy.orm import Session
 from bot.store.models import Customer, Order, OrderChange, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction
-from bot.store_actions.parsing import (
-    CANCEL_REASONS,
-    AddressError,
-    cancel_reason_from_text,
-    parse_address,
-)
+from bot.store_actions.parsing import CANCEL_REASONS, cancel_reason_from_text
 from bot.store_actions.store import (
     FORM_SLOTS,
     ORDER_RULES,
@@ -45,6 +40,7 @@ from bot.store_actions.store import (
     payment_label,
     tracking_ids,
 )
+from bot.text_rules import AddressError, parse_address
 
 
 class OrderSubmission(StoreAction, ABC):

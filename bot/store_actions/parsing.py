@@ -1,5 +1,8 @@
-"""Reading shopper text: order ids, credentials, cancellation reasons, addresses, ticket
-priority, and which order items or catalogue variants a message points at.
+"""Reading shopper text for the store actions: credentials, cancellation reasons, "no
+order", and which order items or catalogue variants a message points at.
+
+Order and ticket ids, emails, phone numbers, zip codes, addresses and ticket priority are
+``bot.text_rules``' (one set of rules with the NLU, the handoff triggers and the log filter).
 
 Pure functions over strings and plain values; nothing here touches the database, so every
 rule can be tested on its own. Matching is deliberately conservative: when a message does
@@ -14,70 +17,37 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# ------------------------------------------------------------------------------ ids
+from bot.text_rules import AddressError, find_zips, parse_address, ticket_priority
 
-_ORDER_ID_EXACT = re.compile(r"^\s*#?\s*[Ww]?\s*(\d{7})\s*$")
-_ORDER_ID_IN_TEXT = re.compile(r"(?<![\w#])#?[Ww](\d{7})(?!\d)|#(\d{7})(?!\d)")
-_TICKET_ID = re.compile(r"(?<![\w])[Tt]\s*-?\s*(\d{6})(?!\d)")
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_ZIP = re.compile(r"(?<![\w#$.-])(\d{5})(?:-\d{4})?(?![\w.-]*\d)")
-_PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{5,}\d(?![\w])")
+# parse_address, AddressError and ticket_priority live in bot.text_rules (shared with the
+# NLU, the handoff triggers and the log filter); re-exported for the store actions.
+__all__ = [
+    "CANCEL_REASONS",
+    "AddressError",
+    "ItemMatch",
+    "ItemView",
+    "VariantMatch",
+    "VariantView",
+    "cancel_reason_from_text",
+    "contains_words",
+    "find_item_ids",
+    "find_zip_codes",
+    "match_items",
+    "match_variant",
+    "mentions_credentials",
+    "parse_address",
+    "same_address",
+    "says_no_order",
+    "ticket_priority",
+]
+
+# ------------------------------------------------------------------- items, credentials
+
 _ITEM_ID = re.compile(r"(?<!\d)(\d{10})(?!\d)")
 
 
-def normalise_order_id(value: Any) -> str | None:
-    """``"#W2611340"``, ``"w2611340"`` or ``"2611340"`` -> ``"#W2611340"``; else None."""
-    if value is None:
-        return None
-    m = _ORDER_ID_EXACT.match(str(value))
-    return f"#W{m.group(1)}" if m else None
-
-
-def find_order_id(text: str) -> str | None:
-    m = _ORDER_ID_IN_TEXT.search(text or "")
-    if not m:
-        return None
-    return f"#W{m.group(1) or m.group(2)}"
-
-
-def normalise_ticket_id(value: Any) -> str | None:
-    """``"T-123456"``, ``"t123456"`` -> ``"T-123456"``; else None."""
-    if value is None:
-        return None
-    m = _TICKET_ID.search(str(value))
-    return f"T-{m.group(1)}" if m else None
-
-
-def find_emails(text: str) -> list[str]:
-    return [m.group(0).rstrip(".").lower() for m in EMAIL.finditer(text or "")]
-
-
-def find_zips(text: str) -> list[str]:
-    return [m.group(1) for m in _ZIP.finditer(text or "")]
-
-
-def is_email(value: str) -> bool:
-    return EMAIL.fullmatch(value.strip()) is not None
-
-
-def phone_digits(value: str) -> str | None:
-    """The digits of a phone number (7 to 15 of them), or None when it isn't one."""
-    m = _PHONE.search(value or "")
-    if not m:
-        return None
-    digits = re.sub(r"\D", "", m.group(0))
-    return digits if 7 <= len(digits) <= 15 else None
-
-
-def find_phone(text: str) -> str | None:
-    m = _PHONE.search(text or "")
-    if not m:
-        return None
-    digits = re.sub(r"\D", "", m.group(0))
-    return m.group(0).strip() if 7 <= len(digits) <= 15 else None
-
-
 def find_item_ids(text: str) -> list[str]:
+    """The 10-digit item ids in ``text``."""
     return _ITEM_ID.findall(text or "")
 
 
@@ -89,6 +59,11 @@ _CREDENTIAL_HINT = re.compile(
 def mentions_credentials(text: str) -> bool:
     """True when a message offers a name and zip code (``"I'm X, zip 12345"``)."""
     return bool(find_zips(text)) and bool(_CREDENTIAL_HINT.search(text or ""))
+
+
+def find_zip_codes(text: str) -> list[str]:
+    """The zip codes in ``text`` (``bot.text_rules.find_zips``' values)."""
+    return [m.value for m in find_zips(text)]
 
 
 def contains_words(text: str, phrase: str) -> bool:
@@ -134,134 +109,6 @@ def cancel_reason_from_text(text: Any) -> str | None:
 
 # ---------------------------------------------------------------------------- address
 
-STATES = {
-    "AL": "Alabama",
-    "AK": "Alaska",
-    "AZ": "Arizona",
-    "AR": "Arkansas",
-    "CA": "California",
-    "CO": "Colorado",
-    "CT": "Connecticut",
-    "DE": "Delaware",
-    "DC": "District of Columbia",
-    "FL": "Florida",
-    "GA": "Georgia",
-    "HI": "Hawaii",
-    "ID": "Idaho",
-    "IL": "Illinois",
-    "IN": "Indiana",
-    "IA": "Iowa",
-    "KS": "Kansas",
-    "KY": "Kentucky",
-    "LA": "Louisiana",
-    "ME": "Maine",
-    "MD": "Maryland",
-    "MA": "Massachusetts",
-    "MI": "Michigan",
-    "MN": "Minnesota",
-    "MS": "Mississippi",
-    "MO": "Missouri",
-    "MT": "Montana",
-    "NE": "Nebraska",
-    "NV": "Nevada",
-    "NH": "New Hampshire",
-    "NJ": "New Jersey",
-    "NM": "New Mexico",
-    "NY": "New York",
-    "NC": "North Carolina",
-    "ND": "North Dakota",
-    "OH": "Ohio",
-    "OK": "Oklahoma",
-    "OR": "Oregon",
-    "PA": "Pennsylvania",
-    "RI": "Rhode Island",
-    "SC": "South Carolina",
-    "SD": "South Dakota",
-    "TN": "Tennessee",
-    "TX": "Texas",
-    "UT": "Utah",
-    "VT": "Vermont",
-    "VA": "Virginia",
-    "WA": "Washington",
-    "WV": "West Virginia",
-    "WI": "Wisconsin",
-    "WY": "Wyoming",
-    "PR": "Puerto Rico",
-}
-_STATE_BY_NAME = {name.lower(): code for code, name in STATES.items()}
-_COUNTRY_SUFFIX = re.compile(
-    r"[,\s]+(usa|u\.s\.a\.?|us|u\.s\.?|united states(?: of america)?)\s*$", re.IGNORECASE
-)
-_ZIP_AT_END = re.compile(r"[,\s]+(\d{5})(?:-\d{4})?$")
-_PREAMBLE = re.compile(
-    r"^(?:(?:sure|ok|okay|yes|please)[,!.]?\s+)?"
-    r"(?:(?:it'?s|it is|that'?s)\s+|"
-    r"(?:(?:my|the)\s+)?(?:new\s+)?(?:shipping\s+|delivery\s+)?address\s*(?:is|:|=)?\s*|"
-    r"(?:please\s+)?(?:ship|send|deliver|change)\s+(?:it|them|the order|my order)?\s*to\s*:?\s*)",
-    re.IGNORECASE,
-)
-_CITY = re.compile(r"^[A-Za-z][A-Za-z .'-]*$")
-
-
-class AddressError(ValueError):
-    """An address the shopper must correct. ``code`` names what is missing (``zip``,
-    ``state``, ``commas``, ``city``, ``house_number``: the shopper reads the response
-    ``utter_address_missing_<code>``); ``problem`` describes it for logs and tests."""
-
-    def __init__(self, code: str, problem: str) -> None:
-        super().__init__(problem)
-        self.code = code
-        self.problem = problem
-
-
-def parse_address(text: str) -> dict[str, str]:
-    """Parse ``"street, [suite,] city, ST 12345"`` into the store's address shape.
-
-    Returns ``{"address1", "address2", "city", "state", "zip", "country"}`` (address2 may
-    be ``""``; country is ``"USA"``). Raises ``AddressError`` when the zip code (5 digits),
-    the state, the city or the street is missing.
-    """
-    s = re.sub(r"\s+", " ", (text or "").strip()).rstrip(".! ")
-    s = _COUNTRY_SUFFIX.sub("", s)
-    m = _ZIP_AT_END.search(s)
-    if not m:
-        raise AddressError("zip", "a 5-digit zip code at the end")
-    zip_code = m.group(1)
-    before = s[: m.start()].strip().rstrip(",").strip()
-
-    state = None
-    lowered = before.lower()
-    for name, code in sorted(_STATE_BY_NAME.items(), key=lambda kv: -len(kv[0])):
-        if lowered.endswith(name) and (
-            len(lowered) == len(name) or lowered[-len(name) - 1] in " ,"
-        ):
-            state, before = code, before[: -len(name)]
-            break
-    if state is None:
-        sm = re.search(r"(?:^|[\s,])([A-Za-z]{2})$", before)
-        if sm and sm.group(1).upper() in STATES:
-            state, before = sm.group(1).upper(), before[: sm.start(1)]
-    if state is None:
-        raise AddressError("state", "the state (like IL or Illinois) before the zip code")
-
-    parts = [p.strip() for p in before.strip().rstrip(",").split(",") if p.strip()]
-    if len(parts) < 2:
-        raise AddressError("commas", "the street and the city, separated by commas")
-    city = parts[-1]
-    street = _PREAMBLE.sub("", parts[0]).strip()
-    if not _CITY.match(city):
-        raise AddressError("city", "the city name")
-    if not street or not re.search(r"\d", " ".join([street, *parts[1:-1]])):
-        raise AddressError("house_number", "the street with its house number")
-    return {
-        "address1": street,
-        "address2": ", ".join(parts[1:-1]),
-        "city": city,
-        "state": state,
-        "zip": zip_code,
-        "country": "USA",
-    }
-
 
 def same_address(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     keys = ("address1", "address2", "city", "state", "zip")
@@ -270,24 +117,7 @@ def same_address(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     )
 
 
-# --------------------------------------------------------------------- ticket priority
-
-_HIGH_PRIORITY = re.compile(
-    r"\b(broken|broke|shattered|cracked|dangerous|danger|unsafe|hazard\w*|fire|flames?|"
-    r"smok(e|ed|es|ing)|burn(s|t|ed|ing)?|explod\w*|sparks?|electric shock|shocked|"
-    r"legal|lawyers?|attorneys?|lawsuit|sue|suing|court|"
-    r"injur\w*|hurt|wounded|hospital|"
-    r"fraud\w*|scam\w*|stolen|unauthori[sz]ed|"
-    r"never (arrived|came|showed up|got here|received|delivered)|"
-    r"(didn'?t|did not|has not|hasn'?t|have not|haven'?t) (arrive|arrived|come|been delivered))\b",
-    re.IGNORECASE,
-)
-
-
-def ticket_priority(text: str) -> str:
-    """``"high"`` for safety, legal, fraud, breakage and non-delivery; else ``"normal"``."""
-    return "high" if _HIGH_PRIORITY.search(text or "") else "normal"
-
+# ---------------------------------------------------------------------------- no order
 
 _NO_ORDER = re.compile(
     r"^\s*(no|none|nope|n/?a|no order|no order id|not an order|no specific order|"

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot.store.models import Customer, Order, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, form_already_asked
-from bot.store_actions.parsing import AddressError, cancel_reason_from_text, parse_address
+from bot.store_actions.parsing import cancel_reason_from_text
 from bot.store_actions.store import (
     ORDER_RULES,
     alternatives,
@@ -36,6 +36,7 @@ from bot.store_actions.store import (
     owned_order,
     payment_label,
 )
+from bot.text_rules import AddressError, parse_address
 
 MAX_CHOICES = 10
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.knowledge.money import format_money
 from bot.store.models import Order, OrderItem
-from bot.store_actions.parsing import AddressError
+from bot.text_rules import AddressError
 
 
 def price(value: Any, currency: str) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.store.models import Customer, Order, OrderItem, Variant
-from bot.store_actions.parsing import ItemView, VariantView, find_zips
+from bot.store_actions.parsing import ItemView, VariantView, find_zip_codes
 
 CENT = Decimal("0.01")
 
@@ -67,7 +67,7 @@ def customer_by_email(s: Session, email: str) -> Customer | None:
 
 def customers_by_name_and_zip(s: Session, text: str) -> list[Customer]:
     """Customers whose zip code is in ``text`` and whose first and last name both are."""
-    zips = find_zips(text)
+    zips = find_zip_codes(text)
     if not zips:
         return []
     words = set(re.findall(r"[a-z]+(?:['-][a-z]+)*", text.lower()))

@@ -2,7 +2,8 @@
 complaint form's submission) and ``action_ticket_status``.
 
 A ticket id is ``T-`` + 6 random digits, unique in the store. The priority comes from the
-complaint's words (safety, legal, fraud, breakage, non-delivery -> ``high``). The status
+complaint's words by ``bot.text_rules.ticket_priority``: a complaint the handoff policy
+finds severe (safety, legal, strongly negative), breakage and non-delivery -> ``high``. The status
 reply carries status, priority and creation date only: a ticket id is not a credential,
 so no personal data is ever read back from it.
 """
@@ -20,8 +21,8 @@ from sqlalchemy.orm import Session
 from bot.store.models import Order, Ticket
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, first_entity, latest_text
-from bot.store_actions.parsing import normalise_order_id, normalise_ticket_id, ticket_priority
 from bot.store_actions.store import FORM_SLOTS
+from bot.text_rules import find_ticket_id, normalise_order_id, normalise_ticket_id, ticket_priority
 
 _ID_ATTEMPTS = 50
 
@@ -84,7 +85,7 @@ class ActionTicketStatus(StoreAction):
     ) -> list[EventType]:
         raw = (
             first_entity(tracker, "ticket_id")
-            or normalise_ticket_id(latest_text(tracker))
+            or find_ticket_id(latest_text(tracker))
             or tracker.get_slot("ticket_id")
         )
         if not raw:
