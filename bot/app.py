@@ -82,8 +82,8 @@ def catalog_spec(settings: Settings) -> Any:
 
 
 def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
+    from bot.nlu.config import NLUConfig
     from bot.nlu.data import load_nlu
-    from bot.nlu.model import NLUConfig
 
     project = settings.project
     data = load_nlu(project.nlu_files)
@@ -94,7 +94,8 @@ def _nlu_inputs(settings: Settings):  # type: ignore[no-untyped-def]
 def current_nlu(settings: Settings, encoder: Any) -> Any | None:
     """The saved NLU model if it loads and was trained on exactly the current data."""
     from bot.errors import ClerkError
-    from bot.nlu.model import NLUModel, training_fingerprint
+    from bot.nlu.fit import training_fingerprint
+    from bot.nlu.model import NLUModel
 
     try:
         model = NLUModel.load(nlu_dir(settings), encoder)
@@ -107,11 +108,10 @@ def current_nlu(settings: Settings, encoder: Any) -> Any | None:
 
 
 def train_nlu(settings: Settings, encoder: Any, progress: Progress = _no_progress) -> Path:
-    from bot.nlu.model import NLUModel
-
     """Train the active model from the project's NLU data with its ``config.yml`` (the demo
     store's holds the configuration `clerk tune` chose); keep the config file beside it."""
-    from bot.nlu.model import rasa_config_notes
+    from bot.nlu.config import rasa_config_notes
+    from bot.nlu.model import NLUModel
 
     data, catalog, config = _nlu_inputs(settings)
     for note in rasa_config_notes(settings.project.read_config()):
