@@ -148,7 +148,7 @@ class NLUConfig:
             for key, value in nlu.items():
                 if key == "threshold":
                     continue
-                default = fields[key].default
+                default: object = fields[key].default  # float or str below
                 if key == "featurizers":
                     if isinstance(value, str):
                         value = [v.strip() for v in value.split("+")]
@@ -162,7 +162,7 @@ class NLUConfig:
                         raise ValueError(f"{key} must be an integer")
                     kwargs[key] = int(float(value))
                 else:
-                    kwargs[key] = type(default)(value)
+                    kwargs[key] = str(value) if isinstance(default, str) else float(value)
             threshold = nlu.get("threshold", clerk.get("fallback_threshold"))
             if threshold is None:
                 for comp in config.get("pipeline") or []:

@@ -192,7 +192,7 @@ def train_mlp(
         if len(rows):
             val = (
                 _to_tensor(x_val, rows),
-                torch.tensor([index[y_val[i]] for i in rows], dtype=torch.long),
+                torch.tensor([index[y_val[i]] for i in rows.tolist()], dtype=torch.long),
             )
     best_loss, best_state, stale, step = float("inf"), None, 0, 0
     history: list[dict[str, float]] = []
