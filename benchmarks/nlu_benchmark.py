@@ -48,9 +48,10 @@ def _peak_rss_mb() -> float:
 def run_clerk(args: argparse.Namespace) -> dict:
     import numpy as np
 
+    from bot.nlu.config import NLUConfig
     from bot.nlu.data import load_csv
     from bot.nlu.encoder import Encoder
-    from bot.nlu.model import NLUConfig, NLUModel
+    from bot.nlu.model import NLUModel
     from bot.training.evaluate import intent_report
 
     train = load_csv(args.train)

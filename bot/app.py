@@ -55,9 +55,10 @@ if TYPE_CHECKING:  # types only: the modules themselves are imported where they 
     from bot.handoff.triggers import HandoffPolicy
     from bot.knowledge.catalog import CatalogResolver
     from bot.knowledge.imports import CatalogSpec
+    from bot.nlu.config import NLUConfig
     from bot.nlu.data import NLUData
     from bot.nlu.encoder import Encoder
-    from bot.nlu.model import NLUConfig, NLUModel
+    from bot.nlu.model import NLUModel
     from bot.web.console.app import Console
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ def catalog_spec(settings: Settings) -> CatalogSpec:
 
 
 def _nlu_inputs(settings: Settings) -> tuple[NLUData, list[dict[str, Any]], NLUConfig]:
+    from bot.nlu.config import NLUConfig
     from bot.nlu.data import load_nlu
-    from bot.nlu.model import NLUConfig
 
     project = settings.project
     data = load_nlu(project.nlu_files)
@@ -111,7 +112,8 @@ def _nlu_inputs(settings: Settings) -> tuple[NLUData, list[dict[str, Any]], NLUC
 def current_nlu(settings: Settings, encoder: Encoder) -> NLUModel | None:
     """The saved NLU model if it loads and was trained on exactly the current data."""
     from bot.errors import ClerkError
-    from bot.nlu.model import NLUModel, training_fingerprint
+    from bot.nlu.fit import training_fingerprint
+    from bot.nlu.model import NLUModel
 
     try:
         model = NLUModel.load(nlu_dir(settings), encoder)
@@ -124,11 +126,10 @@ def current_nlu(settings: Settings, encoder: Encoder) -> NLUModel | None:
 
 
 def train_nlu(settings: Settings, encoder: Encoder, progress: Progress = _no_progress) -> Path:
-    from bot.nlu.model import NLUModel
-
     """Train the active model from the project's NLU data with its ``config.yml`` (the demo
     store's holds the configuration `clerk tune` chose); keep the config file beside it."""
-    from bot.nlu.model import rasa_config_notes
+    from bot.nlu.config import rasa_config_notes
+    from bot.nlu.model import NLUModel
 
     data, catalog, config = _nlu_inputs(settings)
     for note in rasa_config_notes(settings.project.read_config()):

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from bot.errors import DataError
+from bot.nlu.config import NLUConfig
 from bot.nlu.data import NLUData, TrainingExample, parse_nlu_yaml
-from bot.nlu.model import NLUConfig, NLUModel
+from bot.nlu.model import NLUModel
 from bot.training.evaluate import entity_scores, evaluate, intent_report, out_of_scope_scores
 
 TFIDF = NLUConfig(featurizers=("tfidf_word", "tfidf_char"), C=20.0, threshold=0.0)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from bot.errors import ModelNotTrainedError, TrainingDataError
+from bot.nlu.config import FALLBACK_INTENT, NLUConfig
 from bot.nlu.data import (
     NLUData,
     load_csv,
@@ -30,7 +31,8 @@ from bot.nlu.entities import (
     ReasonExtractor,
     normalise_order_id,
 )
-from bot.nlu.model import FALLBACK_INTENT, NLUConfig, NLUModel, training_fingerprint
+from bot.nlu.fit import training_fingerprint
+from bot.nlu.model import NLUModel
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import pytest
 from bot.cli import main
 from bot.config import Settings
 from bot.errors import ConfigError, ProjectNotFound
-from bot.nlu.model import NLUConfig, rasa_config_notes
+from bot.nlu.config import NLUConfig, rasa_config_notes
 from bot.project import Project
 from bot.scaffold import scaffold
 from tests.live import bot_server

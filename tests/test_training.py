@@ -12,9 +12,11 @@ import pytest
 
 from bot.cli import main
 from bot.errors import ConfigError
+from bot.nlu.config import NLUConfig
 from bot.nlu.data import parse_nlu_yaml
+from bot.nlu.fit import calibrate_threshold
 from bot.nlu.heads import learning_rate
-from bot.nlu.model import NLUConfig, NLUModel, calibrate_threshold
+from bot.nlu.model import NLUModel
 
 YML = """
 nlu:

@@ -13,8 +13,8 @@ import pytest
 from test_training import YML
 
 from bot.errors import ConfigError
+from bot.nlu.config import NLUConfig
 from bot.nlu.data import parse_nlu_yaml
-from bot.nlu.model import NLUConfig
 from bot.training.tune import grid_points, load_space, tune
 
 ROOT = Path(__file__).resolve().parent.parent

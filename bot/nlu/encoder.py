@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -61,6 +61,20 @@ def _read_json(path: Path) -> dict[str, Any]:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return {}
+
+
+class TextEncoder(Protocol):
+    """What the NLU needs of a sentence encoder: ``Encoder``, or a wrapper around one (the
+    tuner's cache)."""
+
+    model_path: Path
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(
+        self, texts: list[str], *, batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray: ...
 
 
 class Encoder:

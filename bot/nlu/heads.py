@@ -16,10 +16,10 @@ Learning-rate schedules (``learning_rate``), per optimiser step ``s`` (0-based),
 
 A warm-up (linear, as for ``cosine``) applies to every schedule when ``W > 0``.
 
-Contract: ``MLPHead`` exposes ``classes_``, ``coef_`` ([units, features]) and
+Contract (``Head``): ``MLPHead`` exposes ``classes_``, ``coef_`` ([units, features]) and
 ``intercept_`` of its first linear layer, and ``head_logits(z)`` maps that layer's output to
-class logits. ``NLUModel`` splits ``coef_`` per feature block exactly as it does for a
-logistic regression, so the two heads serve through the same code.
+class logits. ``bot.nlu.model.FastHead`` splits ``coef_`` per feature block exactly as it
+does for a logistic regression, so the two heads serve through the same code.
 """
 
 from __future__ import annotations
@@ -27,13 +27,40 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-__all__ = ["SCHEDULES", "MLPHead", "MLPSettings", "learning_rate", "train_mlp"]
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from scipy.sparse import spmatrix
+
+    #: Rows of features: dense, or a scipy sparse matrix (as ``Featurizer.transform`` gives).
+    FeatureMatrix: TypeAlias = np.ndarray | spmatrix
+
+__all__ = ["SCHEDULES", "Head", "MLPHead", "MLPSettings", "learning_rate", "train_mlp"]
 
 SCHEDULES = ("constant", "exponential", "step", "cosine")
+
+
+class Head(Protocol):
+    """A fitted classifier head as the NLU trains, saves and serves it: scikit-learn's
+    ``LogisticRegression`` or an ``MLPHead``.
+
+    ``coef_`` ([units, features]) and ``intercept_`` ([units]) are its first linear layer
+    (a binary logistic regression has one unit: the positive class's logit); an optional
+    ``head_logits(z)`` maps that layer's output to class logits. ``predict_proba`` columns
+    follow ``classes_``.
+    """
+
+    classes_: np.ndarray
+    coef_: np.ndarray
+    intercept_: np.ndarray
+
+    def predict(self, x: FeatureMatrix) -> np.ndarray: ...
+
+    def predict_proba(self, x: FeatureMatrix) -> np.ndarray: ...
 
 
 def learning_rate(
@@ -165,7 +192,7 @@ def train_mlp(
         if len(rows):
             val = (
                 _to_tensor(x_val, rows),
-                torch.tensor([index[y_val[int(i)]] for i in rows], dtype=torch.long),
+                torch.tensor([index[y_val[i]] for i in rows.tolist()], dtype=torch.long),
             )
     best_loss, best_state, stale, step = float("inf"), None, 0, 0
     history: list[dict[str, float]] = []

@@ -184,10 +184,10 @@ def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[]
 
 
 def _config_notes(text: str) -> list[str]:
-    """What of a Rasa config.yml Clerk ignores (``bot.nlu.model.rasa_config_notes``)."""
+    """What of a Rasa config.yml Clerk ignores (``bot.nlu.config.rasa_config_notes``)."""
     import yaml
 
-    from bot.nlu.model import rasa_config_notes
+    from bot.nlu.config import rasa_config_notes
 
     data = yaml.safe_load(text) if text else None
     return rasa_config_notes(data) if isinstance(data, dict) else []

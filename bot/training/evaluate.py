@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from bot.errors import DataError
+from bot.nlu.config import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT
 from bot.nlu.data import NLUData
-from bot.nlu.model import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT
 
 __all__ = ["Evaluation", "cross_validate", "entity_scores", "evaluate", "intent_report",
            "out_of_scope_scores"]

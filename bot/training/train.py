@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError, ModelNotTrainedError
+from bot.nlu.config import NLUConfig
 from bot.nlu.data import NLUData, load_nlu
-from bot.nlu.model import NLUConfig, NLUModel
+from bot.nlu.model import NLUModel
 
 __all__ = [
     "TrainResult",

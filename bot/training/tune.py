@@ -36,8 +36,10 @@ from typing import Any
 import numpy as np
 
 from bot.errors import ConfigError
+from bot.nlu.config import NLUConfig
 from bot.nlu.data import NLUData
-from bot.nlu.model import NLUConfig, NLUModel, _validation_split
+from bot.nlu.fit import validation_split
+from bot.nlu.model import NLUModel
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -298,7 +300,7 @@ def tune(
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         splits = [(tr, va) for tr, va in splitter.split(np.zeros(len(labels)), labels)]
     else:
-        tr, va = _validation_split(labels, base.validation_fraction, seed)
+        tr, va = validation_split(labels, base.validation_fraction, seed)
         splits = [(tr, va)]
     cached = encoder if isinstance(encoder, CachingEncoder) else CachingEncoder(encoder)
 
