@@ -2,6 +2,5 @@
 # Install Clerk with its test dependencies and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e ".[test]"
+bash scripts/install.sh
 python3 -m pytest -q "$@"
