@@ -23,8 +23,12 @@ class BuildWithDemoProject(build_py):
         target = Path(self.build_lib) / "bot" / "projects" / "demo-store"
         for part in DEMO_PARTS:
             if (root / part).is_dir():
-                shutil.copytree(root / part, target / part, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(
+                    root / part,
+                    target / part,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                )
 
 
 setup(cmdclass={"build_py": BuildWithDemoProject})

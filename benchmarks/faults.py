@@ -115,15 +115,31 @@ class FakeLLM:
                     await asyncio.wait_for(reader.read(), 600)
                 return
             chunks = ["I don't", " know."]
-            body = "".join(
-                "data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": c}}]})
-                + "\n\n" for c in chunks) + "data: [DONE]\n\n"
+            body = (
+                "".join(
+                    "data: "
+                    + json.dumps({"choices": [{"index": 0, "delta": {"content": c}}]})
+                    + "\n\n"
+                    for c in chunks
+                )
+                + "data: [DONE]\n\n"
+            )
             data = body.encode()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                         b"Connection: close\r\nContent-Length: " + str(len(data)).encode()
-                         + b"\r\n\r\n" + data)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Connection: close\r\nContent-Length: "
+                + str(len(data)).encode()
+                + b"\r\n\r\n"
+                + data
+            )
             await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+        except (
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            ConnectionError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ):
             pass
         finally:
             with contextlib.suppress(Exception):
@@ -211,14 +227,23 @@ def pg_cluster() -> tuple[str, str]:
 
 
 def pg_ready() -> bool:
-    return subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"],
-                          check=False).returncode == 0
+    return (
+        subprocess.run(
+            ["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"], check=False
+        ).returncode
+        == 0
+    )
 
 
 def restart_postgres() -> str:
     ver, cluster = pg_cluster()
-    proc = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", ver, cluster, "restart"],
-                          capture_output=True, text=True, check=False, timeout=120)
+    proc = subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", ver, cluster, "restart"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     return f"pg_ctlcluster {ver} {cluster} restart -> rc {proc.returncode} {proc.stderr[-300:]}"
 
 
@@ -231,8 +256,11 @@ def ensure_postgres_running(wait: float = 60.0) -> bool:
         time.sleep(0.5)
     ver, cluster = pg_cluster()
     L.log(f"PostgreSQL is not answering: pg_ctlcluster {ver} {cluster} start")
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", ver, cluster, "start"],
-                   check=False, timeout=120)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", ver, cluster, "start"],
+        check=False,
+        timeout=120,
+    )
     while time.monotonic() - t < wait:
         if pg_ready():
             return True
@@ -250,8 +278,15 @@ class LoadState:
     conversations: int = 0
 
 
-async def lanes(url: str, pool: L.ShopperPool, n: int, cfg: L.RunConfig, stop_at: float,
-                state: LoadState, run_id: str) -> None:
+async def lanes(
+    url: str,
+    pool: L.ShopperPool,
+    n: int,
+    cfg: L.RunConfig,
+    stop_at: float,
+    state: LoadState,
+    run_id: str,
+) -> None:
     """``n`` lanes playing conversations back to back until ``stop_at``; lane i uses REST
     when i is even, the widget when odd. Two lanes in three play the whole script, a new
     customer each time; every third lane asks only questions (greet, product, policy: no
@@ -287,8 +322,9 @@ async def lanes(url: str, pool: L.ShopperPool, n: int, cfg: L.RunConfig, stop_at
                 out = L.Outcome(shopper, conv.channel)
                 state.outcomes.append(out)
                 try:
-                    await L.run_conversation(conv, shopper, turns, cfg, state.t0, stop_at,
-                                             f"f{tag}", out)
+                    await L.run_conversation(
+                        conv, shopper, turns, cfg, state.t0, stop_at, f"f{tag}", out
+                    )
                 finally:
                     await conv.close()
                 if cfg.think:
@@ -329,8 +365,15 @@ SCENARIOS = {
 }
 
 
-def run_fault(name: str, args: argparse.Namespace, base_home: Path, template: L.PgTemplate,
-              work: Path, workers: int, run_id: str) -> dict[str, Any]:
+def run_fault(
+    name: str,
+    args: argparse.Namespace,
+    base_home: Path,
+    template: L.PgTemplate,
+    work: Path,
+    workers: int,
+    run_id: str,
+) -> dict[str, Any]:
     scenario = SCENARIOS[name]
     db_url = template.copy(name.replace("-", "_"))
     home = L.copy_home(base_home, work / name, with_db=False)
@@ -348,34 +391,52 @@ def run_fault(name: str, args: argparse.Namespace, base_home: Path, template: L.
             if name == "llm-hang":
                 fake_llm = FakeLLM()
                 await fake_llm.start()
-                env.update({"CLERK_LLM": "openai", "CLERK_LLM_BASE_URL": fake_llm.base_url,
-                            "CLERK_LLM_TIMEOUT": str(args.llm_timeout)})
+                env.update(
+                    {
+                        "CLERK_LLM": "openai",
+                        "CLERK_LLM_BASE_URL": fake_llm.base_url,
+                        "CLERK_LLM_TIMEOUT": str(args.llm_timeout),
+                    }
+                )
                 result["llm_timeout_s"] = args.llm_timeout
             if name in ("action-hang", "action-kill"):
                 actions = await asyncio.to_thread(
-                    L.ActionServerProc(db_url, work / "logs", name=f"actions-{name}").start)
+                    L.ActionServerProc(db_url, work / "logs", name=f"actions-{name}").start
+                )
                 endpoint = actions.url
                 if name == "action-hang":
                     proxy = HangProxy(actions.port)
                     await proxy.start()
                     endpoint = f"http://127.0.0.1:{proxy.port}/webhook"
                 env["CLERK_ACTION_ENDPOINT"] = endpoint
-            server = L.ClerkServer(f"fault-{name}", home, database_url=db_url,
-                                   workers=workers if workers > 1 else None, env=env,
-                                   log_dir=work / "logs")
+            server = L.ClerkServer(
+                f"fault-{name}",
+                home,
+                database_url=db_url,
+                workers=workers if workers > 1 else None,
+                env=env,
+                log_dir=work / "logs",
+            )
             await asyncio.to_thread(server.start)
             await asyncio.to_thread(_warm, server.url)
             result["workers_seen"] = len(server.worker_pids())
 
             pool = L.ShopperPool(seed=11)
-            cfg = L.RunConfig(base_url=server.url, timeout=args.timeout, stagger=2.0,
-                              think=args.think, retry=True, turn_deadline=args.turn_deadline,
-                              label=name)
+            cfg = L.RunConfig(
+                base_url=server.url,
+                timeout=args.timeout,
+                stagger=2.0,
+                think=args.think,
+                retry=True,
+                turn_deadline=args.turn_deadline,
+                label=name,
+            )
             state = LoadState(t0=time.monotonic())
             total = args.before + args.fault_for + args.after
             stop_at = state.t0 + total
-            load = asyncio.create_task(lanes(server.url, pool, args.shoppers, cfg, stop_at,
-                                             state, run_id))
+            load = asyncio.create_task(
+                lanes(server.url, pool, args.shoppers, cfg, stop_at, state, run_id)
+            )
             await asyncio.sleep(args.before)
             t_fault = time.monotonic() - state.t0
             L.log(f"{name}: injecting the fault at t={t_fault:.1f} s")
@@ -385,9 +446,14 @@ def run_fault(name: str, args: argparse.Namespace, base_home: Path, template: L.
                 pids = server.worker_pids()
                 victim = pids[0]
                 os.kill(victim, signal.SIGKILL)
-                notes.append(f"SIGKILL worker pid {victim} of {pids}"
-                             + (" (the only process: nothing restarts it)"
-                                if victim == server.proc.pid else ""))  # type: ignore[union-attr]
+                notes.append(
+                    f"SIGKILL worker pid {victim} of {pids}"
+                    + (
+                        " (the only process: nothing restarts it)"
+                        if victim == server.proc.pid
+                        else ""
+                    )
+                )  # type: ignore[union-attr]
                 lifted = t_fault
             elif name == "pg-restart":
                 try:
@@ -417,22 +483,28 @@ def run_fault(name: str, args: argparse.Namespace, base_home: Path, template: L.
                 await asyncio.sleep(args.fault_for)
                 lifted = time.monotonic() - state.t0  # the restart begins: the fault's end
                 await asyncio.to_thread(actions.start)
-                notes.append(f"action server started again on the same port at "
-                             f"t={lifted:.1f} s, healthy at "
-                             f"t={time.monotonic() - state.t0:.1f} s")
+                notes.append(
+                    f"action server started again on the same port at "
+                    f"t={lifted:.1f} s, healthy at "
+                    f"t={time.monotonic() - state.t0:.1f} s"
+                )
             result["notes"] = notes
             L.log(f"{name}: fault over at t={lifted:.1f} s; load continues")
             await load
-            result["timeline"] = {"fault_at_s": round(t_fault, 2),
-                                  "fault_lifted_s": round(lifted or t_fault, 2),
-                                  "load_end_s": round(total, 2)}
+            result["timeline"] = {
+                "fault_at_s": round(t_fault, 2),
+                "fault_lifted_s": round(lifted or t_fault, 2),
+                "load_end_s": round(total, 2),
+            }
             result["server_alive_after"] = await asyncio.to_thread(server.healthy)
             result["worker_pids_after"] = server.worker_pids()
             result["conversations"] = state.conversations
-            part_timeout = {"llm-hang": args.llm_timeout, "action-hang": ACTION_TIMEOUT_S,
-                            "action-kill": ACTION_TIMEOUT_S}.get(name)
-            result.update(analyse(scenario, state, t_fault, lifted or t_fault, args,
-                                  part_timeout))
+            part_timeout = {
+                "llm-hang": args.llm_timeout,
+                "action-hang": ACTION_TIMEOUT_S,
+                "action-kill": ACTION_TIMEOUT_S,
+            }.get(name)
+            result.update(analyse(scenario, state, t_fault, lifted or t_fault, args, part_timeout))
             if not pg_ready():
                 await asyncio.to_thread(ensure_postgres_running)
             rep = await asyncio.to_thread(L.check_transcripts, db_url, state.outcomes)
@@ -463,8 +535,14 @@ def _warm(url: str) -> None:
 ACTION_TIMEOUT_S = 10.0
 
 
-def analyse(sc: Scenario, state: LoadState, t_fault: float, lifted: float,
-            args: argparse.Namespace, part_timeout: float | None = None) -> dict[str, Any]:
+def analyse(
+    sc: Scenario,
+    state: LoadState,
+    t_fault: float,
+    lifted: float,
+    args: argparse.Namespace,
+    part_timeout: float | None = None,
+) -> dict[str, Any]:
     recs = [r for o in state.outcomes for r in o.records]
     window_end = max(lifted, t_fault + args.fault_for)
     # the baseline: turns over before the fault (one that started just before it and ran
@@ -474,8 +552,10 @@ def analyse(sc: Scenario, state: LoadState, t_fault: float, lifted: float,
     # A turn shows the fault when it failed, was wrong or needed a resend; or, for a fault
     # with turns that do not depend on the failed part, when a turn that does took over
     # max(2 s, 3 x the baseline p95 of its kind): it waited on the hanging part.
-    slow = {kind: max(2.0, 3 * (L.percentile([r.latency for r in base if r.kind == kind], 95)
-                               or 0.5)) for kind in ("intent", "knowledge")}
+    slow = {
+        kind: max(2.0, 3 * (L.percentile([r.latency for r in base if r.kind == kind], 95) or 0.5))
+        for kind in ("intent", "knowledge")
+    }
     if part_timeout:  # a turn that waited most of the part's timeout waited on the fault
         slow = {k: max(2.0, min(v, 0.8 * part_timeout)) for k, v in slow.items()}
     partial = sc.unaffected is not _all
@@ -490,8 +570,9 @@ def analyse(sc: Scenario, state: LoadState, t_fault: float, lifted: float,
     # recovered: at the start of the first turn needing the failed part (any turn for a
     # worker kill or a PostgreSQL restart) after the last one that showed the fault; every
     # later turn was fine
-    rest = [r for r in (after[bad[-1] + 1:] if bad else after)
-            if not partial or not sc.unaffected(r)]
+    rest = [
+        r for r in (after[bad[-1] + 1 :] if bad else after) if not partial or not sc.unaffected(r)
+    ]
     recovered = max(0.0, rest[0].start - t_fault) if rest else None
     settled = [r for r in recs if r.start >= lifted + 2.0]
     fails = [r for r in recs if not r.ok]
@@ -505,28 +586,35 @@ def analyse(sc: Scenario, state: LoadState, t_fault: float, lifted: float,
         "turns_retried": sum(1 for r in recs if r.attempts > 1),
         "turns_failed_for_good": sum(1 for r in fails if r.outcome != "wrong"),
         "wrong_replies": sum(1 for r in fails if r.outcome == "wrong"),
-        "wrong_examples": [f"{r.name}: {r.detail[:200]}" for r in fails
-                           if r.outcome == "wrong"][:5],
-        "failure_examples": [f"{r.channel} {r.name}: {r.outcome} {r.detail[:160]}"
-                             for r in fails if r.outcome != "wrong"][:5],
-        "first_attempt_errors": sorted({r.first_error.split(":")[0] for r in recs
-                                        if r.first_error}),
+        "wrong_examples": [f"{r.name}: {r.detail[:200]}" for r in fails if r.outcome == "wrong"][
+            :5
+        ],
+        "failure_examples": [
+            f"{r.channel} {r.name}: {r.outcome} {r.detail[:160]}"
+            for r in fails
+            if r.outcome != "wrong"
+        ][:5],
+        "first_attempt_errors": sorted(
+            {r.first_error.split(":")[0] for r in recs if r.first_error}
+        ),
         "unaffected": sc.unaffected_label,
         "unaffected_before": lat([r for r in base if sc.unaffected(r)]),
         "unaffected_during": lat([r for r in during if sc.unaffected(r)]),
         "affected_during": lat([r for r in during if not sc.unaffected(r)]),
         "affected_started_during": sum(1 for r in during if not sc.unaffected(r)),
-        "errors_during": {"unaffected": sum(1 for r in during if sc.unaffected(r) and not r.ok),
-                          "affected": sum(1 for r in during if not sc.unaffected(r)
-                                          and not r.ok)},
+        "errors_during": {
+            "unaffected": sum(1 for r in during if sc.unaffected(r) and not r.ok),
+            "affected": sum(1 for r in during if not sc.unaffected(r) and not r.ok),
+        },
         "slow_threshold_s": {k: round(v, 3) for k, v in slow.items()} if partial else None,
         "turns_showing_fault": len(bad),
         "all_before": lat(base),
         "all_after_fault_ended": lat(settled),
         "recovered_s": None if recovered is None else round(recovered, 2),
         # negative: turns needing the part were served fine again before the fault ended
-        "recovered_after_lift_s": None if recovered is None else
-        round(recovered - (lifted - t_fault), 2),
+        "recovered_after_lift_s": None
+        if recovered is None
+        else round(recovered - (lifted - t_fault), 2),
     }
     b, d = out["unaffected_before"]["p95_ms"], out["unaffected_during"]["p95_ms"]
     out["unaffected_delay_p95_ms"] = round(d - b, 1) if b is not None and d is not None else None
@@ -534,46 +622,65 @@ def analyse(sc: Scenario, state: LoadState, t_fault: float, lifted: float,
 
 
 def print_fault(r: dict[str, Any]) -> None:
-    print(f"\n== fault {r['fault']} (workers: {r['workers']}, processes seen "
-          f"{r.get('workers_seen')})")
+    print(
+        f"\n== fault {r['fault']} (workers: {r['workers']}, processes seen {r.get('workers_seen')})"
+    )
     for n in r.get("notes", []):
         print(f"   {n}")
     tl = r["timeline"]
-    print(f"   fault at {tl['fault_at_s']} s, over at {tl['fault_lifted_s']} s, load until "
-          f"{tl['load_end_s']} s; {r['conversations']} conversations, {r['turns']} turns "
-          f"({r['turns_ok']} ok, {r['turns_retried']} needed a resend)")
+    print(
+        f"   fault at {tl['fault_at_s']} s, over at {tl['fault_lifted_s']} s, load until "
+        f"{tl['load_end_s']} s; {r['conversations']} conversations, {r['turns']} turns "
+        f"({r['turns_ok']} ok, {r['turns_retried']} needed a resend)"
+    )
     t = r["transcripts"]
-    print(f"   acknowledged turns lost: {r['acked_turns_lost']} (goal 0); duplicated "
-          f"{t['duplicated']}, reordered {t['reordered']}, without bot reply "
-          f"{t['without_bot_reply']}, order/ticket mismatches {t['order_mismatches']}/"
-          f"{t['ticket_mismatches']}")
-    print(f"   turns failed for good: {r['turns_failed_for_good']}, wrong replies: "
-          f"{r['wrong_replies']}; first-attempt errors: {r['first_attempt_errors'] or 'none'}")
+    print(
+        f"   acknowledged turns lost: {r['acked_turns_lost']} (goal 0); duplicated "
+        f"{t['duplicated']}, reordered {t['reordered']}, without bot reply "
+        f"{t['without_bot_reply']}, order/ticket mismatches {t['order_mismatches']}/"
+        f"{t['ticket_mismatches']}"
+    )
+    print(
+        f"   turns failed for good: {r['turns_failed_for_good']}, wrong replies: "
+        f"{r['wrong_replies']}; first-attempt errors: {r['first_attempt_errors'] or 'none'}"
+    )
     for e in r["failure_examples"][:3] + r["wrong_examples"][:3]:
         print(f"     - {e}")
 
     def p(d: dict[str, Any]) -> str:
-        return (f"p50 {d['p50_ms']:.0f} / p95 {d['p95_ms']:.0f} ms (n={d['n']})"
-                if d["n"] else "n=0")
+        return f"p50 {d['p50_ms']:.0f} / p95 {d['p95_ms']:.0f} ms (n={d['n']})" if d["n"] else "n=0"
 
-    print(f"   {r['unaffected']}: before {p(r['unaffected_before'])}; during "
-          f"{p(r['unaffected_during'])} -> p95 delayed by {r['unaffected_delay_p95_ms']} ms; "
-          f"errors during {r['errors_during']['unaffected']}")
-    print(f"   turns needing the failed part, started during: {r['affected_started_during']}; "
-          f"ok ones {p(r['affected_during'])}; failed or wrong {r['errors_during']['affected']}")
-    print(f"   all turns: before {p(r['all_before'])}; from 2 s after the fault ended "
-          f"{p(r['all_after_fault_ended'])}")
+    print(
+        f"   {r['unaffected']}: before {p(r['unaffected_before'])}; during "
+        f"{p(r['unaffected_during'])} -> p95 delayed by {r['unaffected_delay_p95_ms']} ms; "
+        f"errors during {r['errors_during']['unaffected']}"
+    )
+    print(
+        f"   turns needing the failed part, started during: {r['affected_started_during']}; "
+        f"ok ones {p(r['affected_during'])}; failed or wrong {r['errors_during']['affected']}"
+    )
+    print(
+        f"   all turns: before {p(r['all_before'])}; from 2 s after the fault ended "
+        f"{p(r['all_after_fault_ended'])}"
+    )
     rec, after = r["recovered_s"], r["recovered_after_lift_s"]
     if rec is None:
-        when = ("NO (still failing or slow at the end of the load, or no turn needing the "
-                "failed part was seen fine afterwards)")
+        when = (
+            "NO (still failing or slow at the end of the load, or no turn needing the "
+            "failed part was seen fine afterwards)"
+        )
     elif after is not None and after < 0:
-        when = (f"{rec} s after the fault, {-after} s BEFORE it ended (turns needing the part "
-                "were served normally again while it was still failing)")
+        when = (
+            f"{rec} s after the fault, {-after} s BEFORE it ended (turns needing the part "
+            "were served normally again while it was still failing)"
+        )
     else:
         when = f"{rec} s after the fault ({after} s after it ended)"
-    print("   recovered without restarting Clerk: " + when
-          + f"; server healthy afterwards: {r['server_alive_after']}")
+    print(
+        "   recovered without restarting Clerk: "
+        + when
+        + f"; server healthy afterwards: {r['server_alive_after']}"
+    )
     for p_ in t["problems"][:5]:
         print(f"     - {p_}")
 
@@ -588,8 +695,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=float, default=20.0)
     p.add_argument("--think", type=float, default=0.5, help="mean pause between turns (s)")
     p.add_argument("--timeout", type=float, default=15.0, help="seconds per attempt")
-    p.add_argument("--turn-deadline", type=float, default=45.0,
-                   help="seconds of resending before a turn counts as failed")
+    p.add_argument(
+        "--turn-deadline",
+        type=float,
+        default=45.0,
+        help="seconds of resending before a turn counts as failed",
+    )
     p.add_argument("--llm-timeout", type=float, default=5.0, help="CLERK_LLM_TIMEOUT")
     p.add_argument("--home-cache", default=str(L.DEFAULT_HOME_CACHE))
     p.add_argument("--records", action="store_true", help="every turn in the JSON")
@@ -599,14 +710,30 @@ def main(argv: list[str] | None = None) -> int:
 
     run_id = secrets.token_hex(3)
     workers = args.workers
-    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": L.machine(),
-                               "settings": {k: getattr(args, k) for k in (
-                                   "shoppers", "workers", "before", "fault_for", "after",
-                                   "think", "timeout", "turn_deadline", "llm_timeout")},
-                               "faults": {}}
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": L.machine(),
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "shoppers",
+                "workers",
+                "before",
+                "fault_for",
+                "after",
+                "think",
+                "timeout",
+                "turn_deadline",
+                "llm_timeout",
+            )
+        },
+        "faults": {},
+    }
     if workers > 1 and not L.serve_supports_workers():
-        print(f"NOTE: this checkout's `clerk serve` has no --workers option yet: running every "
-              f"fault with ONE worker instead of {workers}")
+        print(
+            f"NOTE: this checkout's `clerk serve` has no --workers option yet: running every "
+            f"fault with ONE worker instead of {workers}"
+        )
         workers = 1
     results["workers_used"] = workers
     with L.work_dir(keep=args.keep) as work:

@@ -82,29 +82,48 @@ def warm_up(url: str) -> None:
 
         async with httpx.AsyncClient() as client:
             t0 = time.monotonic()
-            for conv in (L.RestConversation(client, url, f"warmup-{secrets.token_hex(3)}", 60),
-                         L.WidgetConversation(url, 60)):
+            for conv in (
+                L.RestConversation(client, url, f"warmup-{secrets.token_hex(3)}", 60),
+                L.WidgetConversation(url, 60),
+            ):
                 try:
-                    await L.run_conversation(conv, s, turns, cfg, t0, t0 + 120,
-                                             f"w{secrets.token_hex(3)}")
+                    await L.run_conversation(
+                        conv, s, turns, cfg, t0, t0 + 120, f"w{secrets.token_hex(3)}"
+                    )
                 finally:
                     await conv.close()
 
     asyncio.run(go())
 
 
-def run_load(url: str, n: int, args: argparse.Namespace, label: str, *,
-             channels: list[str] | None = None, knowledge: bool = True,
-             database_url: str | None = None, pool: L.ShopperPool | None = None,
-             no_check: str = "no database URL", timeout: float | None = None) -> dict[str, Any]:
+def run_load(
+    url: str,
+    n: int,
+    args: argparse.Namespace,
+    label: str,
+    *,
+    channels: list[str] | None = None,
+    knowledge: bool = True,
+    database_url: str | None = None,
+    pool: L.ShopperPool | None = None,
+    no_check: str = "no database URL",
+    timeout: float | None = None,
+) -> dict[str, Any]:
     """``n`` shoppers from ``pool`` (default: a fresh pool, for a fresh database)."""
     shoppers = (pool or L.ShopperPool()).take(n)
-    cfg = L.RunConfig(base_url=url, timeout=timeout or args.timeout, deadline=args.deadline,
-                      stagger=args.stagger, think=args.think, label=label)
+    cfg = L.RunConfig(
+        base_url=url,
+        timeout=timeout or args.timeout,
+        deadline=args.deadline,
+        stagger=args.stagger,
+        think=args.think,
+        label=label,
+    )
     planned = sum(len(L.script(s, knowledge=knowledge)) for s in shoppers)
     L.log(f"{label}: {n} shoppers ({'/'.join(channels or ['rest', 'web'])}) ...")
-    outcomes, wall = asyncio.run(L.run_shoppers(shoppers, cfg, channels=channels,
-                                                knowledge=knowledge))
+    outcomes, wall = asyncio.run(
+        L.run_shoppers(shoppers, cfg, channels=channels, knowledge=knowledge)
+    )
     summary = L.summarise([r for o in outcomes for r in o.records], wall, planned)
     summary["shoppers"] = n
     summary["shoppers_completed"] = sum(1 for o in outcomes if o.completed)
@@ -151,16 +170,23 @@ class Targets:
         db_url = self.template.copy(f"{self.n}")
         L.copy_home(self.base_home, home, with_db=False)
         if kind == "pg1":
-            return L.ClerkServer(name, home, database_url=db_url,
-                                 log_dir=self.work / "logs").start()
+            return L.ClerkServer(
+                name, home, database_url=db_url, log_dir=self.work / "logs"
+            ).start()
         if kind == "pg2":
             if not self.workers_ok:
                 raise TargetUnavailable(
                     "pg2 needs `clerk serve --workers N` (and CLERK_REDIS_URL support), which "
-                    "this checkout's bot/cli.py does not have yet; run pg2 once it lands")
-            return L.ClerkServer(name, home, database_url=db_url, workers=2,
-                                 env={"CLERK_REDIS_URL": L.REDIS_URL},
-                                 log_dir=self.work / "logs").start()
+                    "this checkout's bot/cli.py does not have yet; run pg2 once it lands"
+                )
+            return L.ClerkServer(
+                name,
+                home,
+                database_url=db_url,
+                workers=2,
+                env={"CLERK_REDIS_URL": L.REDIS_URL},
+                log_dir=self.work / "logs",
+            ).start()
         raise ValueError(kind)
 
     def close(self) -> None:
@@ -196,20 +222,26 @@ class RasaPrep(threading.Thread):
                 self.error = "no Python 3.10 for Rasa"
                 return
             self.project, self.notes = rasa_peer.make_project(
-                self.work / "rasa-project", self.args.rasa_diet_epochs, self.args.rasa_ted_epochs)
+                self.work / "rasa-project", self.args.rasa_diet_epochs, self.args.rasa_ted_epochs
+            )
             if self.args.rasa_model:
                 self.model = Path(self.args.rasa_model).resolve()
             else:
                 (self.work / "logs").mkdir(parents=True, exist_ok=True)
-                self.model = rasa_peer.train(self.venv, self.project, self.args.rasa_diet_epochs,
-                                             self.args.rasa_ted_epochs,
-                                             self.work / "logs" / "rasa-train.log")
+                self.model = rasa_peer.train(
+                    self.venv,
+                    self.project,
+                    self.args.rasa_diet_epochs,
+                    self.args.rasa_ted_epochs,
+                    self.work / "logs" / "rasa-train.log",
+                )
         except Exception as exc:  # noqa: BLE001 - reported; the Clerk figures still stand
             self.error = f"{type(exc).__name__}: {exc}"
 
 
-def run_peer(args: argparse.Namespace, targets: Targets, prep: RasaPrep,
-             results: dict[str, Any]) -> None:
+def run_peer(
+    args: argparse.Namespace, targets: Targets, prep: RasaPrep, results: dict[str, Any]
+) -> None:
     from benchmarks import rasa_peer
 
     prep.join()
@@ -219,14 +251,21 @@ def run_peer(args: argparse.Namespace, targets: Targets, prep: RasaPrep,
         return
     kind = args.peer_target
     cfg_text = rasa_peer.config_text(args.rasa_diet_epochs, args.rasa_ted_epochs)
-    print(f"\npeer rasa: Rasa 3.6.21 model {prep.model}\n  config (written by this script):\n"
-          + "\n".join("    " + line for line in cfg_text.splitlines()))
+    print(
+        f"\npeer rasa: Rasa 3.6.21 model {prep.model}\n  config (written by this script):\n"
+        + "\n".join("    " + line for line in cfg_text.splitlines())
+    )
     if prep.notes:
         print("  fixes applied to the generated copy of training_data/: " + "; ".join(prep.notes))
-    peer: dict[str, Any] = {"rasa_model": str(prep.model), "rasa_venv": str(prep.venv),
-                            "request_timeout_s": args.peer_timeout,
-                            "rasa_config": cfg_text, "fixes": prep.notes,
-                            "clerk_target": kind, "runs": {}}
+    peer: dict[str, Any] = {
+        "rasa_model": str(prep.model),
+        "rasa_venv": str(prep.venv),
+        "request_timeout_s": args.peer_timeout,
+        "rasa_config": cfg_text,
+        "fixes": prep.notes,
+        "clerk_target": kind,
+        "runs": {},
+    }
     results["peer_rasa"] = peer
     if targets.template is None:
         targets.template = L.PgTemplate(targets.base_home, targets.work, targets.run_id)  # type: ignore[arg-type]
@@ -245,26 +284,44 @@ def run_peer(args: argparse.Namespace, targets: Targets, prep: RasaPrep,
                 continue
             try:
                 warm_up(server.url)
-                run["clerk"] = run_load(server.url, n, args, f"peer clerk {kind} x{n} (REST)",
-                                        channels=["rest"], knowledge=False,
-                                        database_url=server.database_url,
-                                        timeout=args.peer_timeout)
+                run["clerk"] = run_load(
+                    server.url,
+                    n,
+                    args,
+                    f"peer clerk {kind} x{n} (REST)",
+                    channels=["rest"],
+                    knowledge=False,
+                    database_url=server.database_url,
+                    timeout=args.peer_timeout,
+                )
             finally:
                 server.stop()
             # Rasa: a fresh action-server database each run, the same Rasa server
             db_url = targets.template.copy(f"rasa{n}")
-            actions = L.ActionServerProc(db_url, targets.work / "logs", name=f"rasa-actions-{n}",
-                                         port=action_port)
+            actions = L.ActionServerProc(
+                db_url, targets.work / "logs", name=f"rasa-actions-{n}", port=action_port
+            )
             try:
                 actions.start()
                 if rasa is None:
-                    rasa = rasa_peer.RasaServer(prep.venv, prep.project, prep.model, actions.url,
-                                                targets.work / "logs" / "rasa-run.log").start()
+                    rasa = rasa_peer.RasaServer(
+                        prep.venv,
+                        prep.project,
+                        prep.model,
+                        actions.url,
+                        targets.work / "logs" / "rasa-run.log",
+                    ).start()
                     warm_up_rasa(rasa.url)
-                run["rasa"] = run_load(rasa.url, n, args, f"peer rasa x{n} (REST)",
-                                       channels=["rest"], knowledge=False,
-                                       no_check="Rasa keeps its trackers in memory here",
-                                       timeout=args.peer_timeout)
+                run["rasa"] = run_load(
+                    rasa.url,
+                    n,
+                    args,
+                    f"peer rasa x{n} (REST)",
+                    channels=["rest"],
+                    knowledge=False,
+                    no_check="Rasa keeps its trackers in memory here",
+                    timeout=args.peer_timeout,
+                )
             except RuntimeError as exc:  # Rasa or its action server did not start
                 print(f"peer rasa x{n}: not run - {exc}")
                 run["error"] = str(exc)[:2000]
@@ -279,10 +336,12 @@ def run_peer(args: argparse.Namespace, targets: Targets, prep: RasaPrep,
                 "p95": _ratio(c["latency_all"]["p95_ms"], r["latency_all"]["p95_ms"]),
             }
             run["clerk_over_rasa"] = ratio
-            print(f"\n   Clerk/Rasa x{n}: throughput {ratio['throughput']}x "
-                  f"({c['turns_per_s']} vs {r['turns_per_s']} turns/s); latency p50 "
-                  f"{ratio['p50']}x, p95 {ratio['p95']}x (below 1: Clerk faster); errors "
-                  f"{c['errors']} vs {r['errors']}")
+            print(
+                f"\n   Clerk/Rasa x{n}: throughput {ratio['throughput']}x "
+                f"({c['turns_per_s']} vs {r['turns_per_s']} turns/s); latency p50 "
+                f"{ratio['p50']}x, p95 {ratio['p95']}x (below 1: Clerk faster); errors "
+                f"{c['errors']} vs {r['errors']}"
+            )
             peer["runs"][str(n)] = run
     finally:
         if rasa is not None:
@@ -293,8 +352,9 @@ def warm_up_rasa(url: str) -> None:
     import httpx
 
     for text in ("hi", "what can you do?", "thanks"):
-        httpx.post(f"{url}/webhooks/rest/webhook", json={"sender": "warmup", "message": text},
-                   timeout=120)
+        httpx.post(
+            f"{url}/webhooks/rest/webhook", json={"sender": "warmup", "message": text}, timeout=120
+        )
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -308,28 +368,49 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             if "error" in s:
                 continue
             if int(n) >= GOAL_SHOPPERS:
-                lines.append({"goal": f"{GOAL_SHOPPERS} concurrent shoppers, 0 errors",
-                              "target": tname, "shoppers": int(n),
-                              "value": s["errors"] + (0 if (s.get("transcripts") or {})
-                                                      .get("ok", True) else 1),
-                              "pass": s["errors"] == 0 and (s.get("transcripts") or {})
-                              .get("ok", True)})
+                lines.append(
+                    {
+                        "goal": f"{GOAL_SHOPPERS} concurrent shoppers, 0 errors",
+                        "target": tname,
+                        "shoppers": int(n),
+                        "value": s["errors"]
+                        + (0 if (s.get("transcripts") or {}).get("ok", True) else 1),
+                        "pass": s["errors"] == 0 and (s.get("transcripts") or {}).get("ok", True),
+                    }
+                )
             p95 = s["latency_intent_action"]["p95_ms"]
-            lines.append({"goal": f"p95 intent+action < {GOAL_P95_MS:.0f} ms", "target": tname,
-                          "shoppers": int(n), "value": p95,
-                          "pass": p95 is not None and p95 < GOAL_P95_MS})
+            lines.append(
+                {
+                    "goal": f"p95 intent+action < {GOAL_P95_MS:.0f} ms",
+                    "target": tname,
+                    "shoppers": int(n),
+                    "value": p95,
+                    "pass": p95 is not None and p95 < GOAL_P95_MS,
+                }
+            )
     for n, run in ((results.get("peer_rasa") or {}).get("runs") or {}).items():
         ratio = (run.get("clerk_over_rasa") or {}).get("throughput")
-        lines.append({"goal": f"throughput >= {GOAL_RASA_RATIO:.0f}x Rasa", "target":
-                      results["peer_rasa"]["clerk_target"], "shoppers": int(n), "value": ratio,
-                      "pass": ratio is not None and ratio >= GOAL_RASA_RATIO})
+        lines.append(
+            {
+                "goal": f"throughput >= {GOAL_RASA_RATIO:.0f}x Rasa",
+                "target": results["peer_rasa"]["clerk_target"],
+                "shoppers": int(n),
+                "value": ratio,
+                "pass": ratio is not None and ratio >= GOAL_RASA_RATIO,
+            }
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--target", nargs="+", choices=("sqlite", "pg1", "pg2"), default=None,
-                   help="servers to start (default: sqlite pg1 pg2; none with --url)")
+    p.add_argument(
+        "--target",
+        nargs="+",
+        choices=("sqlite", "pg1", "pg2"),
+        default=None,
+        help="servers to start (default: sqlite pg1 pg2; none with --url)",
+    )
     p.add_argument("--url", help="load this running server instead of starting targets")
     p.add_argument("--database-url", help="with --url: its database, for the transcript check")
     p.add_argument("--shoppers", nargs="+", type=int, default=[50, 200])
@@ -338,19 +419,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stagger", type=float, default=1.5, help="shoppers start over this many s")
     p.add_argument("--think", type=float, default=0.0, help="mean pause between turns (s)")
     p.add_argument("--peer", choices=("rasa",), action="append", default=[])
-    p.add_argument("--peer-target", choices=("sqlite", "pg1", "pg2"), default="pg1",
-                   help="the Clerk target compared with Rasa (default pg1: one worker on "
-                   "PostgreSQL, like Rasa's single process whose action server uses it)")
-    p.add_argument("--peer-timeout", type=float, default=120.0,
-                   help="seconds per request in the peer runs (both systems), long enough "
-                   "that a slower system's shoppers queue rather than drop out")
-    p.add_argument("--rasa-venv", default=None,
-                   help="Rasa 3.6 virtualenv (default: nlu_benchmark's, ~/.cache/clerk/rasa-3.6)")
+    p.add_argument(
+        "--peer-target",
+        choices=("sqlite", "pg1", "pg2"),
+        default="pg1",
+        help="the Clerk target compared with Rasa (default pg1: one worker on "
+        "PostgreSQL, like Rasa's single process whose action server uses it)",
+    )
+    p.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=120.0,
+        help="seconds per request in the peer runs (both systems), long enough "
+        "that a slower system's shoppers queue rather than drop out",
+    )
+    p.add_argument(
+        "--rasa-venv",
+        default=None,
+        help="Rasa 3.6 virtualenv (default: nlu_benchmark's, ~/.cache/clerk/rasa-3.6)",
+    )
     p.add_argument("--rasa-model", help="a trained Rasa model (.tar.gz) to reuse")
     p.add_argument("--rasa-diet-epochs", type=int, default=30)
     p.add_argument("--rasa-ted-epochs", type=int, default=20)
-    p.add_argument("--home-cache", default=str(L.DEFAULT_HOME_CACHE),
-                   help="prepared reference home (models, index) reused by every target")
+    p.add_argument(
+        "--home-cache",
+        default=str(L.DEFAULT_HOME_CACHE),
+        help="prepared reference home (models, index) reused by every target",
+    )
     p.add_argument("--out", default=str(L.RESULTS / "load.json"))
     p.add_argument("--keep", action="store_true", help="keep the work dir and databases")
     args = p.parse_args(argv)
@@ -362,14 +457,18 @@ def main(argv: list[str] | None = None) -> int:
         args.target = [] if args.url else ["sqlite", "pg1", "pg2"]
     most = len(L.ShopperPool())
     if any(n > most for n in args.shoppers) or (args.url and sum(args.shoppers) > most):
-        p.error(f"at most {most} shoppers (demo customers with a pending order) per database; "
-                "with --url, all runs together")
+        p.error(
+            f"at most {most} shoppers (demo customers with a pending order) per database; "
+            "with --url, all runs together"
+        )
 
     run_id = secrets.token_hex(3)
     results: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M"), "machine": L.machine(),
-        "settings": {k: getattr(args, k) for k in ("shoppers", "timeout", "deadline", "stagger",
-                                                   "think")},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": L.machine(),
+        "settings": {
+            k: getattr(args, k) for k in ("shoppers", "timeout", "deadline", "stagger", "think")
+        },
         "script": [t.name + ":" + t.kind for t in L.script(L.ShopperPool().take(1)[0])],
         "targets": {},
     }
@@ -385,8 +484,14 @@ def main(argv: list[str] | None = None) -> int:
                 pool = L.ShopperPool()  # one database: every run takes other customers
                 for n in args.shoppers:
                     warm_up(args.url)
-                    runs[str(n)] = run_load(args.url, n, args, f"{args.url} x{n}",
-                                            database_url=args.database_url, pool=pool)
+                    runs[str(n)] = run_load(
+                        args.url,
+                        n,
+                        args,
+                        f"{args.url} x{n}",
+                        database_url=args.database_url,
+                        pool=pool,
+                    )
                 results["targets"]["url"] = runs
             kinds = list(args.target)
             if args.peer and args.peer_target not in kinds:
@@ -411,8 +516,9 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     try:
                         warm_up(server.url)
-                        runs[str(n)] = run_load(server.url, n, args, f"{kind} x{n}",
-                                                database_url=server.database_url)
+                        runs[str(n)] = run_load(
+                            server.url, n, args, f"{kind} x{n}", database_url=server.database_url
+                        )
                         runs[str(n)]["workers"] = len(server.worker_pids())
                     finally:
                         server.stop()
@@ -426,8 +532,10 @@ def main(argv: list[str] | None = None) -> int:
     results["goals"] = goals(results)
     print("\nGoals")
     for g in results["goals"]:
-        print(f"  {'PASS' if g['pass'] else 'FAIL'}  {g['goal']:<36} {g['target']:<7} "
-              f"x{g['shoppers']:<4} value {g['value']}")
+        print(
+            f"  {'PASS' if g['pass'] else 'FAIL'}  {g['goal']:<36} {g['target']:<7} "
+            f"x{g['shoppers']:<4} value {g['value']}"
+        )
     if not results["goals"]:
         print("  (no run measured a goal)")
     L.write_json(Path(args.out), results)

@@ -100,8 +100,11 @@ class ShopperPool:
         products = list(json.loads((CATALOG / "products.json").read_text()).values())
         rows: list[tuple[str, dict[str, Any], str]] = []
         for uid, user in users.items():
-            pending = [o for o in user.get("orders", [])
-                       if o in orders and orders[o]["status"] == "pending"]
+            pending = [
+                o
+                for o in user.get("orders", [])
+                if o in orders and orders[o]["status"] == "pending"
+            ]
             if pending:
                 rows.append((uid, user, pending[0]))
         random.Random(seed).shuffle(rows)
@@ -112,13 +115,30 @@ class ShopperPool:
             opts = variants[0]["options"]
             key = "color" if "color" in opts else next(iter(opts))
             value = str(opts[key])
-            prices = tuple(sorted({f"${float(v['price']):.2f}" for v in variants
-                                   if str(v["options"].get(key)) == value}))
+            prices = tuple(
+                sorted(
+                    {
+                        f"${float(v['price']):.2f}"
+                        for v in variants
+                        if str(v["options"].get(key)) == value
+                    }
+                )
+            )
             policy_q, policy_expect = POLICY_QUESTIONS[i % len(POLICY_QUESTIONS)]
-            self._shoppers.append(Shopper(
-                index=i, customer_id=uid, first_name=user["name"]["first_name"],
-                email=user["email"], order_id=order_id, product=product["name"], option=value,
-                prices=prices, policy_q=policy_q, policy_expect=policy_expect))
+            self._shoppers.append(
+                Shopper(
+                    index=i,
+                    customer_id=uid,
+                    first_name=user["name"]["first_name"],
+                    email=user["email"],
+                    order_id=order_id,
+                    product=product["name"],
+                    option=value,
+                    prices=prices,
+                    policy_q=policy_q,
+                    policy_expect=policy_expect,
+                )
+            )
         self._next = 0
 
     def __len__(self) -> int:
@@ -130,9 +150,11 @@ class ShopperPool:
 
     def take(self, n: int) -> list[Shopper]:
         if n > self.left:
-            raise SystemExit(f"only {self.left} demo customers with a pending order are left "
-                             f"for this database; asked for {n}")
-        out = self._shoppers[self._next:self._next + n]
+            raise SystemExit(
+                f"only {self.left} demo customers with a pending order are left "
+                f"for this database; asked for {n}"
+            )
+        out = self._shoppers[self._next : self._next + n]
         self._next += n
         return out
 
@@ -164,6 +186,7 @@ def _contains(*needles: str) -> Check:
     def check(text: str) -> str | None:
         missing = [n for n in needles if n.lower() not in text]
         return f"expected {missing!r}" if missing else None
+
     return check
 
 
@@ -177,6 +200,7 @@ def _any_of(label: str, options: Iterable[str], also: Sequence[str] = ()) -> Che
         if not any(o in text for o in opts):
             return f"expected one of the {label} {opts[:4]!r}"
         return None
+
     return check
 
 
@@ -189,20 +213,36 @@ def script(s: Shopper, *, knowledge: bool = True) -> list[Turn]:
     turns = [Turn("greet", "hi there", "intent", _contains("clerk"))]
     if knowledge:
         turns += [
-            Turn("product", f"how much is the {s.product} in {s.option}?", "knowledge",
-                 _any_of("prices", s.prices, also=(s.product, "[1]")), frozenset({"llm"})),
-            Turn("policy", s.policy_q, "knowledge", _contains(s.policy_expect, "[1]"),
-                 frozenset({"llm"})),
+            Turn(
+                "product",
+                f"how much is the {s.product} in {s.option}?",
+                "knowledge",
+                _any_of("prices", s.prices, also=(s.product, "[1]")),
+                frozenset({"llm"}),
+            ),
+            Turn(
+                "policy",
+                s.policy_q,
+                "knowledge",
+                _contains(s.policy_expect, "[1]"),
+                frozenset({"llm"}),
+            ),
         ]
     complaint = MILD_COMPLAINTS[s.index % len(MILD_COMPLAINTS)]
     act = frozenset({"actions"})
     turns += [
         Turn("status_ask", f"where is my order {s.order_id}?", "intent", _contains("email"), act),
         Turn("status_auth", s.email, "intent", _contains(oid, "pending"), act),
-        Turn("cancel_ask", f"I'd like to cancel order {s.order_id}", "intent",
-             _contains("why would you like to cancel"), act),
-        Turn("cancel_reason", "no longer needed", "intent", _contains(oid, "shall i go ahead"),
-             act),
+        Turn(
+            "cancel_ask",
+            f"I'd like to cancel order {s.order_id}",
+            "intent",
+            _contains("why would you like to cancel"),
+            act,
+        ),
+        Turn(
+            "cancel_reason", "no longer needed", "intent", _contains(oid, "shall i go ahead"), act
+        ),
         Turn("cancel_yes", "yes", "intent", _contains("done", oid, "cancelled"), act),
         Turn("complaint", "I want to file a complaint", "intent", _contains("which order"), act),
         Turn("complaint_order", s.order_id, "intent", _contains("what went wrong"), act),
@@ -230,8 +270,9 @@ class RestConversation:
 
     channel = "rest"
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, sender: str,
-                 timeout: float) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, base_url: str, sender: str, timeout: float
+    ) -> None:
         self.client = client
         self.url = base_url.rstrip("/") + "/webhooks/rest/webhook"
         self.sender = sender
@@ -288,8 +329,9 @@ class WidgetConversation:
 
         try:
             self.ws = await asyncio.wait_for(
-                connect(self.ws_url, open_timeout=self.timeout, max_size=2**22,
-                        ping_interval=None), self.timeout)
+                connect(self.ws_url, open_timeout=self.timeout, max_size=2**22, ping_interval=None),
+                self.timeout,
+            )
             await self.ws.send(json.dumps({"type": "hello", "session": self.session}))
             deadline = time.monotonic() + self.timeout
             while True:
@@ -345,8 +387,11 @@ class WidgetConversation:
                 if frame.get("duplicate"):
                     # a resend after a reconnect: if the turn finished, its replies are in
                     # the history the welcome brought; otherwise they arrive live
-                    done = [str(f.get("text") or "") for f in self.history
-                            if f.get("type") == "bot" and f.get("reply_to") == message_id]
+                    done = [
+                        str(f.get("text") or "")
+                        for f in self.history
+                        if f.get("type") == "bot" and f.get("reply_to") == message_id
+                    ]
                     if done:
                         return done
             elif kind == "error" and frame.get("id") in (message_id, None):
@@ -428,14 +473,21 @@ def summarise(records: Sequence[TurnRecord], wall_s: float, planned_turns: int) 
         "latency_intent_action": latency_summary([r for r in ok if r.kind == "intent"]),
         "latency_knowledge": latency_summary([r for r in ok if r.kind == "knowledge"]),
         "by_channel": {
-            ch: {"turns_ok": sum(1 for r in ok if r.channel == ch),
-                 "errors": sum(1 for r in records if r.channel == ch and not r.ok),
-                 "latency": latency_summary([r for r in ok if r.channel == ch])}
+            ch: {
+                "turns_ok": sum(1 for r in ok if r.channel == ch),
+                "errors": sum(1 for r in records if r.channel == ch and not r.ok),
+                "latency": latency_summary([r for r in ok if r.channel == ch]),
+            }
             for ch in sorted({r.channel for r in records})
         },
         "error_examples": [
-            {"shopper": r.shopper, "channel": r.channel, "turn": r.name, "outcome": r.outcome,
-             "detail": r.detail[:300]}
+            {
+                "shopper": r.shopper,
+                "channel": r.channel,
+                "turn": r.name,
+                "outcome": r.outcome,
+                "detail": r.detail[:300],
+            }
             for r in [x for x in records if not x.ok][:10]
         ],
     }
@@ -445,19 +497,25 @@ def print_summary(label: str, s: dict[str, Any]) -> None:
     def lat(d: dict[str, Any]) -> str:
         if not d["n"]:
             return "n=0"
-        return f"p50 {d['p50_ms']:.0f} / p95 {d['p95_ms']:.0f} / p99 {d['p99_ms']:.0f} ms (n={d['n']})"
+        return (
+            f"p50 {d['p50_ms']:.0f} / p95 {d['p95_ms']:.0f} / p99 {d['p99_ms']:.0f} ms (n={d['n']})"
+        )
 
     print(f"\n== {label}")
-    print(f"   turns: {s['turns_ok']} ok of {s['turns_planned']} planned "
-          f"({s['turns_sent']} sent, {s['turns_not_run']} not run) in {s['wall_s']} s "
-          f"-> {s['turns_per_s']} turns/s")
+    print(
+        f"   turns: {s['turns_ok']} ok of {s['turns_planned']} planned "
+        f"({s['turns_sent']} sent, {s['turns_not_run']} not run) in {s['wall_s']} s "
+        f"-> {s['turns_per_s']} turns/s"
+    )
     print(f"   latency all           {lat(s['latency_all'])}")
     print(f"   latency intent+action {lat(s['latency_intent_action'])}")
     print(f"   latency knowledge     {lat(s['latency_knowledge'])}")
     print(f"   errors: {s['errors']} {s['errors_by_kind'] or ''}")
     for e in s["error_examples"][:5]:
-        print(f"     - shopper {e['shopper']} {e['channel']} {e['turn']}: {e['outcome']} "
-              f"{e['detail'][:160]!r}")
+        print(
+            f"     - shopper {e['shopper']} {e['channel']} {e['turn']}: {e['outcome']} "
+            f"{e['detail'][:160]!r}"
+        )
 
 
 # ============================================================================ running shoppers
@@ -510,17 +568,32 @@ async def run_conversation(
         await conv.open()
     except TurnFailed as exc:
         if not cfg.retry:
-            out.records.append(TurnRecord(
-                shopper.index, conv.channel, "", "open", "intent", [], "", "",
-                time.monotonic() - t0, 0.0, exc.kind, exc.detail, target=cfg.label))
+            out.records.append(
+                TurnRecord(
+                    shopper.index,
+                    conv.channel,
+                    "",
+                    "open",
+                    "intent",
+                    [],
+                    "",
+                    "",
+                    time.monotonic() - t0,
+                    0.0,
+                    exc.kind,
+                    exc.detail,
+                    target=cfg.label,
+                )
+            )
             return out
     out.conversation = conv.key
     for n, turn in enumerate(turns):
         if time.monotonic() >= stop_at:
             break
         if cfg.think > 0 and n > 0:
-            await asyncio.sleep(min(rng.uniform(0.5, 1.5) * cfg.think,
-                                    max(0.0, stop_at - time.monotonic())))
+            await asyncio.sleep(
+                min(rng.uniform(0.5, 1.5) * cfg.think, max(0.0, stop_at - time.monotonic()))
+            )
         mid = f"{id_prefix}-{n:02d}"
         start = time.monotonic()
         attempts, first_error, acked_once = 0, "", False
@@ -538,20 +611,46 @@ async def run_conversation(
                         await conv.close()  # reconnect with the same session on the resend
                     await asyncio.sleep(min(0.25 * attempts, 2.0))
                     continue
-                rec = TurnRecord(shopper.index, conv.channel, conv.key, turn.name, turn.kind,
-                                 sorted(turn.uses), mid, turn.text, start - t0, now - start,
-                                 exc.kind, exc.detail, acked=False, attempts=attempts,
-                                 target=cfg.label, first_error=first_error)
+                rec = TurnRecord(
+                    shopper.index,
+                    conv.channel,
+                    conv.key,
+                    turn.name,
+                    turn.kind,
+                    sorted(turn.uses),
+                    mid,
+                    turn.text,
+                    start - t0,
+                    now - start,
+                    exc.kind,
+                    exc.detail,
+                    acked=False,
+                    attempts=attempts,
+                    target=cfg.label,
+                    first_error=first_error,
+                )
                 break
             now = time.monotonic()
             joined = "\n".join(texts).lower()
             problem = turn.check(joined)
-            rec = TurnRecord(shopper.index, conv.channel, conv.key, turn.name, turn.kind,
-                             sorted(turn.uses), mid, turn.text, start - t0, now - start,
-                             "wrong" if problem else "ok",
-                             f"{problem}; got {joined[:240]!r}" if problem else "",
-                             acked=True, attempts=attempts, target=cfg.label,
-                             first_error=first_error if attempts > 1 else "")
+            rec = TurnRecord(
+                shopper.index,
+                conv.channel,
+                conv.key,
+                turn.name,
+                turn.kind,
+                sorted(turn.uses),
+                mid,
+                turn.text,
+                start - t0,
+                now - start,
+                "wrong" if problem else "ok",
+                f"{problem}; got {joined[:240]!r}" if problem else "",
+                acked=True,
+                attempts=attempts,
+                target=cfg.label,
+                first_error=first_error if attempts > 1 else "",
+            )
             if turn.name == "cancel_yes" and not problem:
                 out.confirmed_cancel = True
             if turn.name == "complaint_contact" and "ticket t-" in joined:
@@ -583,8 +682,9 @@ async def run_shoppers(
     outcomes and the wall time from the first start to the last answer."""
     run_id = run_id or secrets.token_hex(3)
     channels = list(channels or ["rest", "web"])
-    limits = httpx.Limits(max_connections=len(shoppers) + 20,
-                          max_keepalive_connections=len(shoppers) + 20)
+    limits = httpx.Limits(
+        max_connections=len(shoppers) + 20, max_keepalive_connections=len(shoppers) + 20
+    )
     async with httpx.AsyncClient(limits=limits, timeout=cfg.timeout) as client:
         t0 = time.monotonic()
         stop_at = t0 + cfg.deadline
@@ -594,13 +694,21 @@ async def run_shoppers(
             channel = channels[i % len(channels)]
             conv: RestConversation | WidgetConversation
             if channel == "rest":
-                conv = RestConversation(client, cfg.base_url, f"load-{run_id}-{s.index:03d}",
-                                        cfg.timeout)
+                conv = RestConversation(
+                    client, cfg.base_url, f"load-{run_id}-{s.index:03d}", cfg.timeout
+                )
             else:
                 conv = WidgetConversation(cfg.base_url, cfg.timeout)
             try:
-                return await run_conversation(conv, s, script(s, knowledge=knowledge), cfg,
-                                              t0, stop_at, f"m{run_id}-{s.index:03d}")
+                return await run_conversation(
+                    conv,
+                    s,
+                    script(s, knowledge=knowledge),
+                    cfg,
+                    t0,
+                    stop_at,
+                    f"m{run_id}-{s.index:03d}",
+                )
             finally:
                 await conv.close()
 
@@ -644,8 +752,9 @@ def read_only_engine(database_url: str) -> Any:
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         return create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
-    return create_engine(url, connect_args={"options": "-c default_transaction_read_only=on"},
-                         pool_pre_ping=True)
+    return create_engine(
+        url, connect_args={"options": "-c default_transaction_read_only=on"}, pool_pre_ping=True
+    )
 
 
 def check_transcripts(database_url: str, outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -660,16 +769,25 @@ def check_transcripts(database_url: str, outcomes: Sequence[Outcome]) -> dict[st
 
     engine = read_only_engine(database_url)
     report: dict[str, Any] = {
-        "shoppers": len(outcomes), "conversations_found": 0, "missing_conversations": 0,
-        "acked_messages": 0, "lost": 0, "duplicated": 0, "reordered": 0,
-        "without_bot_reply": 0, "unacked_but_stored": 0, "order_mismatches": 0,
-        "ticket_mismatches": 0, "problems": [],
+        "shoppers": len(outcomes),
+        "conversations_found": 0,
+        "missing_conversations": 0,
+        "acked_messages": 0,
+        "lost": 0,
+        "duplicated": 0,
+        "reordered": 0,
+        "without_bot_reply": 0,
+        "unacked_but_stored": 0,
+        "order_mismatches": 0,
+        "ticket_mismatches": 0,
+        "problems": [],
     }
 
     def problem(o: Outcome, what: str) -> None:
         if len(report["problems"]) < 30:
-            report["problems"].append(f"shopper {o.shopper.index} ({o.channel} "
-                                      f"{o.conversation}): {what}")
+            report["problems"].append(
+                f"shopper {o.shopper.index} ({o.channel} {o.conversation}): {what}"
+            )
 
     try:
         with Session(engine) as s:
@@ -688,10 +806,13 @@ def check_transcripts(database_url: str, outcomes: Sequence[Outcome]) -> dict[st
                         problem(o, "no stored conversation")
                     continue
                 report["conversations_found"] += 1
-                rows = list(s.execute(
-                    select(ConversationEvent.type, ConversationEvent.data)
-                    .where(ConversationEvent.conversation_id == cid)
-                    .order_by(ConversationEvent.seq)))
+                rows = list(
+                    s.execute(
+                        select(ConversationEvent.type, ConversationEvent.data)
+                        .where(ConversationEvent.conversation_id == cid)
+                        .order_by(ConversationEvent.seq)
+                    )
+                )
                 users: list[tuple[str, str]] = []
                 replied: list[bool] = []
                 for kind, data in rows:
@@ -711,11 +832,11 @@ def check_transcripts(database_url: str, outcomes: Sequence[Outcome]) -> dict[st
                 first_seen = list(dict.fromkeys(m for m in stored_ids if m in acked_set))
                 expected = [m for m in acked_ids if m in counts]
                 reordered = first_seen != expected
-                texts_ok = all(
-                    t == dict(o.acked)[m] for m, t in users if m in acked_set)
+                texts_ok = all(t == dict(o.acked)[m] for m, t in users if m in acked_set)
                 unacked = [m for m in dict.fromkeys(stored_ids) if m not in acked_set]
-                no_reply = [users[i][0] for i, r in enumerate(replied)
-                            if not r and users[i][0] in acked_set]
+                no_reply = [
+                    users[i][0] for i, r in enumerate(replied) if not r and users[i][0] in acked_set
+                ]
                 report["lost"] += len(lost)
                 report["duplicated"] += len(dup)
                 report["reordered"] += int(reordered or not texts_ok)
@@ -731,13 +852,20 @@ def check_transcripts(database_url: str, outcomes: Sequence[Outcome]) -> dict[st
                     problem(o, f"no bot event after {no_reply}")
                 # the shopper's order and ticket
                 order = s.get(Order, o.shopper.order_id)
-                n_cancel = s.scalar(select(func.count()).select_from(OrderChange).where(
-                    OrderChange.order_id == o.shopper.order_id, OrderChange.kind == "cancel"))
-                if o.confirmed_cancel and (order is None or order.status != "cancelled"
-                                           or n_cancel != 1):
+                n_cancel = s.scalar(
+                    select(func.count())
+                    .select_from(OrderChange)
+                    .where(OrderChange.order_id == o.shopper.order_id, OrderChange.kind == "cancel")
+                )
+                if o.confirmed_cancel and (
+                    order is None or order.status != "cancelled" or n_cancel != 1
+                ):
                     report["order_mismatches"] += 1
-                    problem(o, f"cancel confirmed but order status "
-                               f"{order.status if order else None}, {n_cancel} cancel rows")
+                    problem(
+                        o,
+                        f"cancel confirmed but order status "
+                        f"{order.status if order else None}, {n_cancel} cancel rows",
+                    )
                 if not o.confirmed_cancel and n_cancel and n_cancel > 1:
                     report["order_mismatches"] += 1
                     problem(o, f"{n_cancel} cancel rows")
@@ -748,19 +876,30 @@ def check_transcripts(database_url: str, outcomes: Sequence[Outcome]) -> dict[st
                         problem(o, f"ticket {o.ticket_id} missing or on another conversation")
     finally:
         engine.dispose()
-    report["ok"] = all(report[k] == 0 for k in (
-        "lost", "duplicated", "reordered", "without_bot_reply", "missing_conversations",
-        "order_mismatches", "ticket_mismatches"))
+    report["ok"] = all(
+        report[k] == 0
+        for k in (
+            "lost",
+            "duplicated",
+            "reordered",
+            "without_bot_reply",
+            "missing_conversations",
+            "order_mismatches",
+            "ticket_mismatches",
+        )
+    )
     return report
 
 
 def print_transcripts(label: str, rep: dict[str, Any]) -> None:
-    print(f"   transcripts ({label}): {rep['conversations_found']}/{rep['shoppers']} found, "
-          f"{rep['acked_messages']} acknowledged messages: lost {rep['lost']}, duplicated "
-          f"{rep['duplicated']}, reordered {rep['reordered']}, without bot reply "
-          f"{rep['without_bot_reply']}, sent-unacknowledged-but-stored "
-          f"{rep['unacked_but_stored']}; orders {rep['order_mismatches']} / tickets "
-          f"{rep['ticket_mismatches']} mismatches -> {'OK' if rep['ok'] else 'FAIL'}")
+    print(
+        f"   transcripts ({label}): {rep['conversations_found']}/{rep['shoppers']} found, "
+        f"{rep['acked_messages']} acknowledged messages: lost {rep['lost']}, duplicated "
+        f"{rep['duplicated']}, reordered {rep['reordered']}, without bot reply "
+        f"{rep['without_bot_reply']}, sent-unacknowledged-but-stored "
+        f"{rep['unacked_but_stored']}; orders {rep['order_mismatches']} / tickets "
+        f"{rep['ticket_mismatches']} mismatches -> {'OK' if rep['ok'] else 'FAIL'}"
+    )
     for p in rep["problems"][:8]:
         print(f"     - {p}")
 
@@ -800,11 +939,18 @@ print("did: " + (", ".join(done) if done else "nothing (already prepared)"))
 """
 
 
-def _clerk_env(home: Path, database_url: str | None = None,
-               extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {**os.environ, "CLERK_HOME": str(home), "PYTHONPATH": str(ROOT),
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CLERK_LOG_LEVEL": "WARNING",
-           "TOKENIZERS_PARALLELISM": "false"}
+def _clerk_env(
+    home: Path, database_url: str | None = None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "CLERK_HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "CLERK_LOG_LEVEL": "WARNING",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     env.pop("CLERK_DATABASE_URL", None)
     env.pop("CLERK_CONFIG", None)
     if database_url:
@@ -819,12 +965,20 @@ def ensure_home(cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     log(f"preparing the reference home {cache} (first time: about a minute)")
     t = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", _PREPARE], cwd=ROOT, env=_clerk_env(cache),
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PREPARE],
+        cwd=ROOT,
+        env=_clerk_env(cache),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"preparing {cache} failed:\n{proc.stderr[-3000:]}")
-    log(f"reference home ready in {time.monotonic() - t:.0f} s; "
-        f"{(proc.stdout.strip().splitlines() or [''])[-1]}")
+    log(
+        f"reference home ready in {time.monotonic() - t:.0f} s; "
+        f"{(proc.stdout.strip().splitlines() or [''])[-1]}"
+    )
     return cache
 
 
@@ -857,9 +1011,14 @@ class PgTemplate:
         log(f"loading the demo store into PostgreSQL database {self.name}")
         t = time.monotonic()
         url = create_database(self.name)
-        proc = subprocess.run([sys.executable, "-c", _PREPARE], cwd=ROOT,
-                              env=_clerk_env(self.home, url), capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", _PREPARE],
+            cwd=ROOT,
+            env=_clerk_env(self.home, url),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"loading {self.name} failed:\n{proc.stderr[-3000:]}")
         self.ready = True
@@ -878,18 +1037,30 @@ class PgTemplate:
 
 
 def serve_supports_workers() -> bool:
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--help"], cwd=ROOT,
-                          env=_clerk_env(Path(tempfile.gettempdir())), capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--help"],
+        cwd=ROOT,
+        env=_clerk_env(Path(tempfile.gettempdir())),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return "--workers" in proc.stdout
 
 
 class ClerkServer:
     """``clerk serve`` in a subprocess (its own process group) on a free port."""
 
-    def __init__(self, name: str, home: Path, *, database_url: str | None = None,
-                 workers: int | None = None, env: dict[str, str] | None = None,
-                 log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        home: Path,
+        *,
+        database_url: str | None = None,
+        workers: int | None = None,
+        env: dict[str, str] | None = None,
+        log_dir: Path,
+    ) -> None:
         self.name = name
         self.home = home
         self.database_url = database_url or f"sqlite:///{home / 'clerk.db'}"
@@ -901,17 +1072,31 @@ class ClerkServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 300.0) -> ClerkServer:
-        cmd = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1",
-               "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if self.workers:
             cmd += ["--workers", str(self.workers)]
-        log(f"starting {self.name}: {' '.join(cmd[1:])}"
-            + (f" (CLERK_REDIS_URL={self.env['CLERK_REDIS_URL']})"
-               if "CLERK_REDIS_URL" in self.env else ""))
+        log(
+            f"starting {self.name}: {' '.join(cmd[1:])}"
+            + (
+                f" (CLERK_REDIS_URL={self.env['CLERK_REDIS_URL']})"
+                if "CLERK_REDIS_URL" in self.env
+                else ""
+            )
+        )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=fh,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
         fh.close()
         t = time.monotonic()
         while time.monotonic() - t < timeout:
@@ -940,8 +1125,11 @@ class ClerkServer:
 
         try:
             parent = psutil.Process(self.proc.pid)
-            kids = [p for p in parent.children(recursive=True)
-                    if "resource_tracker" not in " ".join(p.cmdline())]
+            kids = [
+                p
+                for p in parent.children(recursive=True)
+                if "resource_tracker" not in " ".join(p.cmdline())
+            ]
         except psutil.Error:
             return []
         return [p.pid for p in kids] or [self.proc.pid]
@@ -967,8 +1155,9 @@ class ActionServerProc:
     """``python -m rasa_sdk --actions actions`` (Python 3.11, this checkout) on a free port,
     against ``database_url``."""
 
-    def __init__(self, database_url: str, log_dir: Path, name: str = "action-server",
-                 port: int | None = None) -> None:
+    def __init__(
+        self, database_url: str, log_dir: Path, name: str = "action-server", port: int | None = None
+    ) -> None:
         self.database_url = database_url
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/webhook"
@@ -981,14 +1170,28 @@ class ActionServerProc:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "bot.store_actions", "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "rasa_sdk",
+                "--actions",
+                "bot.store_actions",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         fh.close()
         t = time.monotonic()
         while time.monotonic() - t < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: "
-                                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"{self.name} exited: {self.log_path.read_text(errors='replace')[-2000:]}"
+                )
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
                     log(f"{self.name} ready on port {self.port}")
@@ -1031,8 +1234,12 @@ def machine() -> dict[str, Any]:
         load = os.getloadavg()
     except OSError:
         load = (0.0, 0.0, 0.0)
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "loadavg_at_start": [round(x, 2) for x in load]}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
 
 
 def records_json(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:

@@ -59,8 +59,11 @@ def run_clerk(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="clerk-bench-"))
     encoder = Encoder(cache_dir=work / "encoder")
     encoder.encode(["warm up"])  # the ONNX export is a one-off cost, not training
-    print(f"training Clerk NLU on {len(train.examples)} examples "
-          f"({len(train.intents)} intents), config {args.config}", flush=True)
+    print(
+        f"training Clerk NLU on {len(train.examples)} examples "
+        f"({len(train.intents)} intents), config {args.config}",
+        flush=True,
+    )
     last = {"stage": None}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -126,13 +129,20 @@ policies: []
 
 
 def _find_python310() -> str | None:
-    for candidate in [shutil.which("python3.10"), *sorted(
-            Path.home().glob(".pyenv/versions/3.10*/bin/python3.10"))]:
+    for candidate in [
+        shutil.which("python3.10"),
+        *sorted(Path.home().glob(".pyenv/versions/3.10*/bin/python3.10")),
+    ]:
         if not candidate:
             continue
         try:
-            out = subprocess.run([str(candidate), "--version"], capture_output=True, text=True,
-                                 timeout=30, check=False)
+            out = subprocess.run(
+                [str(candidate), "--version"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         if out.returncode == 0 and "3.10" in out.stdout + out.stderr:
@@ -186,12 +196,26 @@ def run_rasa(args: argparse.Namespace) -> dict | None:
     _csv_to_rasa(Path(args.test), work / "test.yml")
     (work / "config.yml").write_text(RASA_CONFIG.format(epochs=args.rasa_epochs))
     (work / "domain.yml").write_text('version: "3.1"\n')
-    note = "" if args.rasa_epochs >= 100 else (
-        f" (reduced from DIET's default 100 epochs to {args.rasa_epochs})")
+    note = (
+        ""
+        if args.rasa_epochs >= 100
+        else (f" (reduced from DIET's default 100 epochs to {args.rasa_epochs})")
+    )
     print(f"peer rasa: training DIET, {args.rasa_epochs} epochs{note}", flush=True)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cmd = [str(rasa), "train", "nlu", "--config", "config.yml", "--nlu", "data/nlu.yml",
-           "--out", "models", "--fixed-model-name", "diet"]
+    cmd = [
+        str(rasa),
+        "train",
+        "nlu",
+        "--config",
+        "config.yml",
+        "--nlu",
+        "data/nlu.yml",
+        "--out",
+        "models",
+        "--fixed-model-name",
+        "diet",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
     train_seconds = time.perf_counter() - t0
@@ -199,9 +223,24 @@ def run_rasa(args: argparse.Namespace) -> dict | None:
         print(proc.stdout[-3000:], proc.stderr[-3000:])
         raise SystemExit("peer rasa: training failed")
     test = subprocess.run(
-        [str(rasa), "test", "nlu", "--nlu", "test.yml", "--model", "models/diet.tar.gz",
-         "--out", "results", "--no-plot"],
-        cwd=work, env=env, capture_output=True, text=True, check=False)
+        [
+            str(rasa),
+            "test",
+            "nlu",
+            "--nlu",
+            "test.yml",
+            "--model",
+            "models/diet.tar.gz",
+            "--out",
+            "results",
+            "--no-plot",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if test.returncode != 0:
         print(test.stdout[-3000:], test.stderr[-3000:])
         raise SystemExit("peer rasa: testing failed")
@@ -240,9 +279,14 @@ def _rasa_latency(venv: Path, work: Path, args: argparse.Namespace) -> float | N
         texts = [r["text"] for r in csv.DictReader(fh)][: min(args.latency_n, 200)]
     (work / "texts.json").write_text(json.dumps(texts))
     (work / "latency.py").write_text(_RASA_LATENCY)
-    proc = subprocess.run([str(venv / "bin" / "python"), "latency.py", "models/diet.tar.gz",
-                           "texts.json"], cwd=work, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, check=False)
+    proc = subprocess.run(
+        [str(venv / "bin" / "python"), "latency.py", "models/diet.tar.gz", "texts.json"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=False,
+    )
     try:
         return round(float(proc.stdout.strip().splitlines()[-1]), 2)
     except (ValueError, IndexError):
@@ -264,8 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or Path(args.train).resolve().parent.name
     results: dict = {
         "dataset": name,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     out = ROOT / "benchmarks" / "results" / f"nlu_{name}.json"
@@ -295,8 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("clerk", "rasa"):
         r = results.get(key)
         if r:
-            print(f"{r['system']:<22}{r['accuracy']:>9.4f}{r['macro_f1']:>9.4f}"
-                  f"{r['train_seconds']:>9.0f}{(r.get('latency_ms_median') or float('nan')):>11.2f}")
+            print(
+                f"{r['system']:<22}{r['accuracy']:>9.4f}{r['macro_f1']:>9.4f}"
+                f"{r['train_seconds']:>9.0f}{(r.get('latency_ms_median') or float('nan')):>11.2f}"
+            )
     print(f"written to {out}")
     return 0
 

@@ -102,14 +102,20 @@ def adapt_domain(path: Path) -> list[str]:
             new = []
             for cond in conditions:
                 if cond.get("active_loop") is None and cond.get("requested_slot"):
-                    asking = [f for f, fs in forms.items()
-                              if cond["requested_slot"] in (fs.get("required_slots") or [])]
-                    new += [{"active_loop": f, "requested_slot": cond["requested_slot"]}
-                            for f in asking]
-                    notes.append(f"domain.yml slot {slot!r} ({mapping.get('type')} "
-                                 f"{mapping.get('intent', '')}): condition "
-                                 f"{{requested_slot: {cond['requested_slot']}}} -> one per form "
-                                 f"asking for it ({', '.join(asking)})")
+                    asking = [
+                        f
+                        for f, fs in forms.items()
+                        if cond["requested_slot"] in (fs.get("required_slots") or [])
+                    ]
+                    new += [
+                        {"active_loop": f, "requested_slot": cond["requested_slot"]} for f in asking
+                    ]
+                    notes.append(
+                        f"domain.yml slot {slot!r} ({mapping.get('type')} "
+                        f"{mapping.get('intent', '')}): condition "
+                        f"{{requested_slot: {cond['requested_slot']}}} -> one per form "
+                        f"asking for it ({', '.join(asking)})"
+                    )
                 else:
                     new.append(cond)
             mapping["conditions"] = new
@@ -134,7 +140,9 @@ def make_project(work: Path, diet_epochs: int, ted_epochs: int) -> tuple[Path, l
     notes = adapt_domain(work / "domain.yml")
     (work / "config.yml").write_text(config_text(diet_epochs, ted_epochs))
     (work / "credentials.yml").write_text(CREDENTIALS)
-    (work / "endpoints.yml").write_text(ENDPOINTS.format(action_url="http://127.0.0.1:5055/webhook"))
+    (work / "endpoints.yml").write_text(
+        ENDPOINTS.format(action_url="http://127.0.0.1:5055/webhook")
+    )
     return work, notes
 
 
@@ -150,13 +158,18 @@ def fingerprint(diet_epochs: int, ted_epochs: int) -> str:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLERK_")}
     env.pop("PYTHONPATH", None)
-    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-                "RASA_TELEMETRY_ENABLED": "false", "OMP_NUM_THREADS": "2"})
+    env.update(
+        {
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "RASA_TELEMETRY_ENABLED": "false",
+            "OMP_NUM_THREADS": "2",
+        }
+    )
     return env
 
 
-def train(venv: Path, project: Path, diet_epochs: int, ted_epochs: int,
-          log_path: Path) -> Path:
+def train(venv: Path, project: Path, diet_epochs: int, ted_epochs: int, log_path: Path) -> Path:
     """Train (or take from the cache) the model of ``project``; returns the .tar.gz."""
     key = fingerprint(diet_epochs, ted_epochs)
     cached = MODEL_CACHE / key / "clerk-peer.tar.gz"
@@ -167,12 +180,30 @@ def train(venv: Path, project: Path, diet_epochs: int, ted_epochs: int,
     t = time.monotonic()
     with open(log_path, "wb") as fh:
         proc = subprocess.run(
-            [str(venv / "bin" / "rasa"), "train", "--domain", "domain.yml", "--data", "data",
-             "--config", "config.yml", "--out", "models", "--fixed-model-name", "clerk-peer"],
-            cwd=project, env=_env(), stdout=fh, stderr=subprocess.STDOUT, check=False)
+            [
+                str(venv / "bin" / "rasa"),
+                "train",
+                "--domain",
+                "domain.yml",
+                "--data",
+                "data",
+                "--config",
+                "config.yml",
+                "--out",
+                "models",
+                "--fixed-model-name",
+                "clerk-peer",
+            ],
+            cwd=project,
+            env=_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     if proc.returncode != 0:
-        raise RuntimeError(f"rasa train failed (log {log_path}):\n"
-                           f"{log_path.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(
+            f"rasa train failed (log {log_path}):\n{log_path.read_text(errors='replace')[-3000:]}"
+        )
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(project / "models" / "clerk-peer.tar.gz", cached)
     (cached.parent / "config.yml").write_text(config_text(diet_epochs, ted_epochs))
@@ -184,8 +215,9 @@ class RasaServer:
     """``rasa run --enable-api`` on ``model`` with the REST channel, custom actions at
     ``action_url``."""
 
-    def __init__(self, venv: Path, project: Path, model: Path, action_url: str,
-                 log_path: Path) -> None:
+    def __init__(
+        self, venv: Path, project: Path, model: Path, action_url: str, log_path: Path
+    ) -> None:
         self.venv = venv
         self.project = project
         self.model = model
@@ -197,19 +229,38 @@ class RasaServer:
 
     def start(self, timeout: float = 300.0) -> RasaServer:
         (self.project / "endpoints.yml").write_text(ENDPOINTS.format(action_url=self.action_url))
-        cmd = [str(self.venv / "bin" / "rasa"), "run", "--enable-api", "-i", "127.0.0.1",
-               "-p", str(self.port), "-m", str(self.model), "--endpoints", "endpoints.yml",
-               "--credentials", "credentials.yml"]
+        cmd = [
+            str(self.venv / "bin" / "rasa"),
+            "run",
+            "--enable-api",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-m",
+            str(self.model),
+            "--endpoints",
+            "endpoints.yml",
+            "--credentials",
+            "credentials.yml",
+        ]
         log(f"rasa: starting {' '.join(cmd[1:])}")
         fh = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, cwd=self.project, env=_env(), stdout=fh,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.project,
+            env=_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         fh.close()
         t = time.monotonic()
         while time.monotonic() - t < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"rasa run exited:\n"
-                                   f"{self.log_path.read_text(errors='replace')[-3000:]}")
+                raise RuntimeError(
+                    f"rasa run exited:\n{self.log_path.read_text(errors='replace')[-3000:]}"
+                )
             try:
                 r = httpx.get(f"{self.url}/status", timeout=2)
                 if r.status_code == 200 and r.json().get("model_file"):

@@ -58,7 +58,9 @@ def shoppers(knowledge: Path) -> list[dict]:
     for u in users.values():
         pending = [o for o in u["orders"] if orders.get(o, {}).get("status") == "pending"]
         if len(pending) >= 2:
-            out.append({"email": u["email"], "status_order": pending[0], "cancel_order": pending[1]})
+            out.append(
+                {"email": u["email"], "status_order": pending[0], "cancel_order": pending[1]}
+            )
     return out
 
 
@@ -73,14 +75,22 @@ def main() -> int:
     env = {**os.environ, "CLERK_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     env.pop("CLERK_ACTION_ENDPOINT", None)
     print(f"preparing {home} (ingest + train, not timed)…", flush=True)
-    subprocess.run([sys.executable, "-m", "bot.cli", "ingest"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "ingest"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
     port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -136,8 +146,11 @@ def main() -> int:
         "cold_start_s": round(cold_start, 2),
         "server_rss_mb": round(memory, 1),
         "turns": {
-            k: {"n": len(v), "p50_ms": round(percentile(v, 0.5), 1),
-                "p95_ms": round(percentile(v, 0.95), 1)}
+            k: {
+                "n": len(v),
+                "p50_ms": round(percentile(v, 0.5), 1),
+                "p95_ms": round(percentile(v, 0.95), 1),
+            }
             for k, v in times.items()
         },
     }

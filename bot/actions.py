@@ -86,8 +86,11 @@ class InProcessActionRunner(ActionRunner):
         try:
             result = await self._executor.run(payload)
         except ActionExecutionRejection as exc:
-            return {"events": [{"event": "action_execution_rejected", "name": action}],
-                    "responses": [], "rejected": str(exc)}
+            return {
+                "events": [{"event": "action_execution_rejected", "name": action}],
+                "responses": [],
+                "rejected": str(exc),
+            }
         except ActionError:
             raise
         except Exception as exc:  # an action's own bug must not take the turn down
@@ -100,7 +103,11 @@ class InProcessActionRunner(ActionRunner):
 
 class RemoteActionRunner(ActionRunner):
     def __init__(
-        self, endpoint: str, client: httpx.AsyncClient | None = None, *, timeout: float = 10.0,
+        self,
+        endpoint: str,
+        client: httpx.AsyncClient | None = None,
+        *,
+        timeout: float = 10.0,
         retries: int = 1,
     ) -> None:
         self.endpoint = endpoint
@@ -120,16 +127,23 @@ class RemoteActionRunner(ActionRunner):
                 continue
             if resp.status_code == 200:
                 data = resp.json()
-                return {"events": data.get("events") or [], "responses": data.get("responses") or []}
+                return {
+                    "events": data.get("events") or [],
+                    "responses": data.get("responses") or [],
+                }
             if resp.status_code == 400:
                 body = _safe_json(resp)
                 if body.get("error") and "rejected" in str(body.get("error")).lower():
-                    return {"events": [{"event": "action_execution_rejected", "name": action}],
-                            "responses": [], "rejected": body.get("error")}
+                    return {
+                        "events": [{"event": "action_execution_rejected", "name": action}],
+                        "responses": [],
+                        "rejected": body.get("error"),
+                    }
             if resp.status_code == 404:
                 raise ActionError(action, "the action server does not know this action")
-            raise ActionError(action, f"action server answered HTTP {resp.status_code}: "
-                                      f"{resp.text[:200]}")
+            raise ActionError(
+                action, f"action server answered HTTP {resp.status_code}: {resp.text[:200]}"
+            )
         raise ActionServerUnavailable(action, self.endpoint, str(last))
 
     async def aclose(self) -> None:

@@ -80,8 +80,9 @@ def make_encoder(settings: Settings) -> Encoder:
     return Encoder(cache_dir=settings.home / "encoder")
 
 
-def catalog_products(knowledge_dir: Path | None,
-                     spec: CatalogSpec | None = None) -> list[dict[str, Any]]:
+def catalog_products(
+    knowledge_dir: Path | None, spec: CatalogSpec | None = None
+) -> list[dict[str, Any]]:
     """The store's products in the ``products.json`` shape (plus currency, description and
     source), read by ``bot.knowledge.imports.read_catalog`` with ``spec`` (a
     ``CatalogSpec``; default: USD, files found in ``catalog/``); none without knowledge."""
@@ -171,8 +172,9 @@ def prepare(
             catalog = read_catalog(knowledge_dir, catalog_spec(settings))
             report["catalog"] = catalog.report()
             report["store"] = load_store(db, knowledge_dir, progress, catalog=catalog)
-            report["knowledge"] = ingest(db, knowledge_dir, settings.index_dir, encoder,
-                                         progress=progress, catalog=catalog)
+            report["knowledge"] = ingest(
+                db, knowledge_dir, settings.index_dir, encoder, progress=progress, catalog=catalog
+            )
         nlu = None if force_train else current_nlu(settings, encoder)
         if nlu is None:
             t = time.perf_counter()
@@ -225,8 +227,11 @@ def build(
 
     privacy.install()
     encoder = encoder or make_encoder(settings)
-    db = Database(settings.database_url, pool_size=settings.db_pool_size,
-                  queue_timeout=settings.db_queue_timeout)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        queue_timeout=settings.db_queue_timeout,
+    )
     project = settings.project
     domain = Domain.load(project.domain)
     policy = FlowPolicy(DialogueData.load(*project.dialogue_files))
@@ -241,13 +246,13 @@ def build(
             from bot.store_actions import project_actions
 
             actions = InProcessActionRunner(
-                project_actions(project.actions_dir, db, currency=settings.currency), db=db)
+                project_actions(project.actions_dir, db, currency=settings.currency), db=db
+            )
     generation = build_generation(settings, llm=llm, domain=domain)
     answerer = None
     if project.knowledge_dir is not None:
         index = KnowledgeIndex.load(settings.index_dir, encoder)
-        answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer,
-                                     generation.catalog)
+        answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer, generation.catalog)
     handoff = build_handoff(settings, db, domain)
     manager = DialogueManager(
         domain=domain,
@@ -261,11 +266,20 @@ def build(
         handoff_policy=handoff.policy,
         relay=handoff.relay,
     )
-    parts = Parts(settings=settings, db=db, domain=domain, manager=manager, nlu=nlu,
-                  actions=actions, generation=generation, handoff=handoff)
+    parts = Parts(
+        settings=settings,
+        db=db,
+        domain=domain,
+        manager=manager,
+        nlu=nlu,
+        actions=actions,
+        generation=generation,
+        handoff=handoff,
+    )
     if "rest" in settings.channels:
-        parts.channels.append(RestChannel(manager, outbox=handoff.outbox,
-                                          token=settings.rest_token))
+        parts.channels.append(
+            RestChannel(manager, outbox=handoff.outbox, token=settings.rest_token)
+        )
     parts.channels.extend(web_and_telegram_channels(settings, manager, db, domain))
     attach_handoff(handoff, settings, manager, parts.channels)
     return parts
@@ -321,14 +335,17 @@ def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffPa
     )
     relay = RedisRelay(settings.redis_url) if settings.redis_url else Relay()
     outbox = Outbox(db, relay)
-    desk = HandoffDesk(db, outbox, notices=notices,
-                       default_wait_minutes=settings.handoff_wait_minutes)
-    return HandoffParts(policy=policy, relay=relay, outbox=outbox, desk=desk,
-                        accounts=AgentAccounts(db))
+    desk = HandoffDesk(
+        db, outbox, notices=notices, default_wait_minutes=settings.handoff_wait_minutes
+    )
+    return HandoffParts(
+        policy=policy, relay=relay, outbox=outbox, desk=desk, accounts=AgentAccounts(db)
+    )
 
 
-def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueManager,
-                   channels: list[Channel]) -> None:
+def attach_handoff(
+    handoff: HandoffParts, settings: Settings, manager: DialogueManager, channels: list[Channel]
+) -> None:
     """Register with the outbox the delivery each channel offers (``Channel.delivery``:
     none for a channel whose clients poll, REST), and build the console."""
     from bot.web.console.app import Console
@@ -338,7 +355,10 @@ def attach_handoff(handoff: HandoffParts, settings: Settings, manager: DialogueM
         if delivery is not None:
             handoff.outbox.register(channel.name, delivery)
     handoff.console = Console(
-        steps=manager, desk=handoff.desk, accounts=handoff.accounts, relay=handoff.relay,
+        steps=manager,
+        desk=handoff.desk,
+        accounts=handoff.accounts,
+        relay=handoff.relay,
         canned_replies=settings.console_canned_replies,
         secure_cookies=settings.console_secure_cookies,
         trusted_proxies=settings.trusted_proxies,
@@ -385,8 +405,9 @@ def answer_wording(domain: Domain | None = None) -> AnswerWording:
     return AnswerWording(domain_say(source))
 
 
-def build_generation(settings: Settings, *, llm: LLM | None = None,
-                     domain: Domain | None = None) -> Generation:
+def build_generation(
+    settings: Settings, *, llm: LLM | None = None, domain: Domain | None = None
+) -> Generation:
     """Answer writer (LLM behind the fact guard, or extractive) and copy writer; answers
     are worded by ``domain``'s responses (Clerk's defaults when not given: ``clerk copy``
     writes no answers)."""
@@ -397,8 +418,7 @@ def build_generation(settings: Settings, *, llm: LLM | None = None,
     from bot.generation.writer import GenerationStats, GuardedWriter
     from bot.knowledge.catalog import CatalogResolver
 
-    catalog = CatalogResolver(catalog_products(settings.knowledge_dir,
-                                               catalog_spec(settings)))
+    catalog = CatalogResolver(catalog_products(settings.knowledge_dir, catalog_spec(settings)))
     llm = llm if llm is not None else make_llm(settings)
     stats = GenerationStats()
     guard = FactGuard(catalog)
@@ -406,8 +426,11 @@ def build_generation(settings: Settings, *, llm: LLM | None = None,
         max_new_tokens=settings.llm_max_new_tokens, timeout_s=settings.llm_timeout
     )
     extractive = ExtractiveWriter(answer_wording(domain))
-    writer: AnswerWriter = extractive if llm is None else GuardedWriter(
-        llm, guard, fallback=extractive, params=params, stats=stats)
+    writer: AnswerWriter = (
+        extractive
+        if llm is None
+        else GuardedWriter(llm, guard, fallback=extractive, params=params, stats=stats)
+    )
     copy_params = GenerationParams(max_new_tokens=80, timeout_s=settings.llm_timeout)
     copywriter = CopyWriter(catalog, guard, llm, params=copy_params, stats=stats)
     backend = llm.name if llm is not None else "extractive"
@@ -440,26 +463,37 @@ def web_and_telegram_channels(
     origins = OriginPolicy(settings.widget_origins)
     say = domain_say(domain, WidgetChannel.name)
     greeting = settings.widget_greeting
-    look = WidgetLook(title=settings.widget_title, color=settings.widget_color,
-                      greeting=default_greeting(say) if greeting is None else greeting,
-                      server_url=settings.widget_server_url)
+    look = WidgetLook(
+        title=settings.widget_title,
+        color=settings.widget_color,
+        greeting=default_greeting(say) if greeting is None else greeting,
+        server_url=settings.widget_server_url,
+    )
     wording = WidgetWording.from_responses(say, settings.currency)
     limits = message_limits(settings)
     channels: list[Channel] = [
-        WidgetChannel(manager, db, look=look, wording=wording, origins=origins, limits=limits,
-                      demo_products=catalog_products(settings.knowledge_dir,
-                                                     catalog_spec(settings))[:8]),
+        WidgetChannel(
+            manager,
+            db,
+            look=look,
+            wording=wording,
+            origins=origins,
+            limits=limits,
+            demo_products=catalog_products(settings.knowledge_dir, catalog_spec(settings))[:8],
+        ),
     ]
     if "socketio" in settings.channels:
-        channels.append(SocketIOChannel(manager, origins=origins, limits=limits,
-                                        redis_url=settings.redis_url))
+        channels.append(
+            SocketIOChannel(manager, origins=origins, limits=limits, redis_url=settings.redis_url)
+        )
     if settings.telegram_token and "telegram" in settings.channels:
         channels.append(telegram_channel(settings, manager, domain))
     return channels
 
 
-def telegram_channel(settings: Settings, manager: DialogueManager, domain: Domain, *,
-                     polling: bool = False) -> TelegramChannel:
+def telegram_channel(
+    settings: Settings, manager: DialogueManager, domain: Domain, *, polling: bool = False
+) -> TelegramChannel:
     """The Telegram channel (webhook, or ``polling`` for ``clerk telegram --polling``), with
     the store's currency and the domain's words."""
     from bot.channels.telegram import TelegramChannel, TelegramWording
@@ -468,18 +502,26 @@ def telegram_channel(settings: Settings, manager: DialogueManager, domain: Domai
         raise ConfigError("telegram_token", "set it to the token @BotFather gave you")
     say = domain_say(domain, TelegramChannel.name)
     return TelegramChannel(
-        manager, token=settings.telegram_token, base_url=settings.telegram_base_url,
-        webhook_url=settings.telegram_webhook_url, polling=polling,
-        webhook_secret=settings.telegram_webhook_secret, currency=settings.currency,
-        cards=CardWording.from_responses(say), wording=TelegramWording.from_responses(say),
+        manager,
+        token=settings.telegram_token,
+        base_url=settings.telegram_base_url,
+        webhook_url=settings.telegram_webhook_url,
+        polling=polling,
+        webhook_secret=settings.telegram_webhook_secret,
+        currency=settings.currency,
+        cards=CardWording.from_responses(say),
+        wording=TelegramWording.from_responses(say),
     )
 
 
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """``Unavailable`` (the database or a conversation stayed busy): 503, try again."""
     assert isinstance(exc, Unavailable)
-    return JSONResponse({"error": str(exc)}, status_code=503,
-                        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+    return JSONResponse(
+        {"error": str(exc)},
+        status_code=503,
+        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+    )
 
 
 async def database_down(request: Request, exc: Exception) -> JSONResponse:
@@ -487,12 +529,16 @@ async def database_down(request: Request, exc: Exception) -> JSONResponse:
     ``DatabaseUnavailable`` itself): the same 503."""
     log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
     return await unavailable(request, DatabaseUnavailable(type(exc).__name__))
+
+
 def http_limits(settings: Settings) -> HttpLimits:
     """The HTTP server's timeouts and limits (``bot.server.server_config``) from settings."""
-    return HttpLimits(header_timeout=settings.http_header_timeout,
-                      body_timeout=settings.http_body_timeout,
-                      keepalive=settings.http_keepalive,
-                      limit_concurrency=settings.http_limit_concurrency)
+    return HttpLimits(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        keepalive=settings.http_keepalive,
+        limit_concurrency=settings.http_limit_concurrency,
+    )
 
 
 def create_app(parts: Parts) -> Starlette:
@@ -503,17 +549,23 @@ def create_app(parts: Parts) -> Starlette:
                 "status": "ok",
                 "worker": os.getpid(),
                 "uptime_s": round(time.time() - parts.started, 1),
-                "actions": "remote" if isinstance(parts.actions, RemoteActionRunner) else "in-process",
+                "actions": "remote"
+                if isinstance(parts.actions, RemoteActionRunner)
+                else "in-process",
                 "stats": stats.__dict__,
                 "handoff": {
                     "consoles": parts.handoff.relay.subscribers - 1,  # minus the outbox
                     "pushed_or_taken": parts.handoff.outbox.delivered,
                     "push_failures": parts.handoff.outbox.failures,
-                } if parts.handoff else None,
+                }
+                if parts.handoff
+                else None,
                 "generation": {
                     "backend": parts.generation.backend,
                     **parts.generation.stats.as_dict(),
-                } if parts.generation else None,
+                }
+                if parts.generation
+                else None,
             }
         )
 
@@ -538,7 +590,11 @@ def create_app(parts: Parts) -> Starlette:
         writer = parts.generation.copywriter
         try:
             copies = await asyncio.to_thread(
-                writer.write, product_id, audience=audience, tone=tone, n=n,
+                writer.write,
+                product_id,
+                audience=audience,
+                tone=tone,
+                n=n,
             )
         except UnknownProduct as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
@@ -546,8 +602,13 @@ def create_app(parts: Parts) -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=400)
         product = writer.catalog.product(str(product_id))
         assert product is not None  # write() raised UnknownProduct otherwise
-        return JSONResponse({"product_id": str(product_id), "name": product.name,
-                             "copies": [c.to_dict() for c in copies]})
+        return JSONResponse(
+            {
+                "product_id": str(product_id),
+                "name": product.name,
+                "copies": [c.to_dict() for c in copies],
+            }
+        )
 
     async def parse(request: Request) -> JSONResponse:
         data = await read_json_object(request)
@@ -586,7 +647,10 @@ def create_app(parts: Parts) -> Starlette:
         routes.extend(channel.routes())
     if parts.handoff is not None and parts.handoff.console is not None:
         routes.extend(parts.handoff.console.routes())
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        Unavailable: unavailable, OperationalError: database_down})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={Unavailable: unavailable, OperationalError: database_down},
+    )
     app.state.parts = parts
     return app

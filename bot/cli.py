@@ -22,7 +22,10 @@ def progress_bar() -> Iterator[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
         transient=False,
     ) as bar:
         tasks: dict[str, Any] = {}
@@ -109,10 +112,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     if args.workers == 1:
         parts = _ready_parts(settings)
-        print(f"Clerk ready in {time.perf_counter() - t:.1f} s — http://{args.host}:{args.port}",
-              flush=True)
-        uvicorn.run(**server_config(create_app(parts), host=args.host, port=args.port,
-                                    limits=http_limits(settings)))
+        print(
+            f"Clerk ready in {time.perf_counter() - t:.1f} s — http://{args.host}:{args.port}",
+            flush=True,
+        )
+        uvicorn.run(
+            **server_config(
+                create_app(parts), host=args.host, port=args.port, limits=http_limits(settings)
+            )
+        )
         return 0
     # Several worker processes: prepare the home once here, then each worker builds its
     # parts from the same settings (handed down through the environment).
@@ -125,12 +133,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         logging.getLogger("clerk").warning(
             "%d workers without CLERK_REDIS_URL: agents' messages and console updates reach "
-            "shoppers on other workers only through the outbox's periodic retry", args.workers)
-    print(f"Clerk prepared in {time.perf_counter() - t:.1f} s — starting {args.workers} workers "
-          f"on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(**server_config("bot.app:worker_app", host=args.host, port=args.port,
-                                workers=args.workers, factory=True,
-                                limits=http_limits(settings)))
+            "shoppers on other workers only through the outbox's periodic retry",
+            args.workers,
+        )
+    print(
+        f"Clerk prepared in {time.perf_counter() - t:.1f} s — starting {args.workers} workers "
+        f"on http://{args.host}:{args.port}",
+        flush=True,
+    )
+    uvicorn.run(
+        **server_config(
+            "bot.app:worker_app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            factory=True,
+            limits=http_limits(settings),
+        )
+    )
     return 0
 
 
@@ -146,7 +166,6 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 def cmd_telegram(args: argparse.Namespace) -> int:
     import asyncio
-
 
     settings = _settings(args)
     if not settings.telegram_token:
@@ -166,8 +185,9 @@ def cmd_telegram(args: argparse.Namespace) -> int:
 
             try:
                 async with Bot(token, base_url=api_base_url(settings.telegram_base_url)) as bot:
-                    await bot.set_webhook(args.set_webhook, secret_token=secret,
-                                          allowed_updates=ALLOWED_UPDATES)
+                    await bot.set_webhook(
+                        args.set_webhook, secret_token=secret, allowed_updates=ALLOWED_UPDATES
+                    )
             except TelegramError as exc:
                 raise TelegramStartError(f"setWebhook failed: {exc}") from exc
 
@@ -175,8 +195,10 @@ def cmd_telegram(args: argparse.Namespace) -> int:
         print(f"webhook set to {args.set_webhook}; serve it with `clerk serve`")
         return 0
     if not args.polling:
-        print("clerk telegram: use --polling, or --set-webhook URL and then `clerk serve`",
-              file=sys.stderr)
+        print(
+            "clerk telegram: use --polling, or --set-webhook URL and then `clerk serve`",
+            file=sys.stderr,
+        )
         return 2
     from bot.app import telegram_channel
 
@@ -300,8 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the bot over HTTP (REST channel)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5005)
-    p.add_argument("--workers", type=int, default=1,
-                   help="worker processes (share one database; set CLERK_REDIS_URL)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (share one database; set CLERK_REDIS_URL)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("shell", help="talk to the bot in this terminal")
@@ -309,8 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("telegram", help="run the Telegram bot (CLERK_TELEGRAM_TOKEN)")
     p.add_argument("--polling", action="store_true", help="poll Telegram for updates (development)")
-    p.add_argument("--set-webhook", metavar="URL",
-                   help="register URL (ending in /webhooks/telegram) as the webhook, then exit")
+    p.add_argument(
+        "--set-webhook",
+        metavar="URL",
+        help="register URL (ending in /webhooks/telegram) as the webhook, then exit",
+    )
     p.set_defaults(func=cmd_telegram)
 
     p = sub.add_parser("copy", help="write marketing copy for a product from its catalog facts")
@@ -337,13 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_agent)
     a = agentsub.add_parser("list", help="list agents")
     a.set_defaults(func=cmd_agent)
-    for verb, what in (("disable", "disable an agent (ends their sessions)"),
-                       ("enable", "enable an agent again"),
-                       ("password", "set an agent's password")):
+    for verb, what in (
+        ("disable", "disable an agent (ends their sessions)"),
+        ("enable", "enable an agent again"),
+        ("password", "set an agent's password"),
+    ):
         a = agentsub.add_parser(verb, help=what)
         a.add_argument("name")
-        a.add_argument("--password-stdin", action="store_true",
-                       help="read the password from stdin")
+        a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
         a.set_defaults(func=cmd_agent)
 
     p = sub.add_parser("db", help="database commands")
@@ -357,7 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from bot import privacy
 
     privacy.install()

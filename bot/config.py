@@ -41,9 +41,17 @@ class Get(Protocol):
 Number = TypeVar("Number", int, float)
 
 
-def _number(get: Get, name: str, default: Number, kind: type[Number], *,
-            least: float | None = None, most: float | None = None,
-            above: float | None = None, rule: str = "") -> Number:
+def _number(
+    get: Get,
+    name: str,
+    default: Number,
+    kind: type[Number],
+    *,
+    least: float | None = None,
+    most: float | None = None,
+    above: float | None = None,
+    rule: str = "",
+) -> Number:
     """Setting ``name`` as a ``kind`` (``int`` or ``float``) within its bounds: at least
     ``least``, more than ``above``, at most ``most`` (each when given). A value that is
     not a number, or breaks a bound, is a ``ConfigError`` naming the setting, with ``rule``
@@ -54,8 +62,11 @@ def _number(get: Get, name: str, default: Number, kind: type[Number], *,
     except (TypeError, ValueError, OverflowError):
         what = "an integer" if kind is int else "a number"
         raise ConfigError(name, f"must be {what}, not {raw!r}") from None
-    inside = ((least is None or value >= least) and (above is None or value > above)
-              and (most is None or value <= most))
+    inside = (
+        (least is None or value >= least)
+        and (above is None or value > above)
+        and (most is None or value <= most)
+    )
     if not inside:  # NaN is inside no bounds
         raise ConfigError(name, rule or "out of range")
     return value
@@ -173,8 +184,9 @@ class Settings:
         home = Path(get("home", project_dir / ".clerk")).expanduser()
         home = (home if home.is_absolute() else project_dir / home).resolve()
         db_url = get("database_url") or f"sqlite:///{home / 'clerk.db'}"
-        threshold = _optional_number(get, "nlu_threshold", float, least=0.0, most=1.0,
-                                     rule="must be between 0 and 1")
+        threshold = _optional_number(
+            get, "nlu_threshold", float, least=0.0, most=1.0, rule="must be between 0 and 1"
+        )
         misses = _number(get, "max_misses_before_handoff", 2, int)
         channel_settings = _channel_settings(get)
         return cls(
@@ -215,8 +227,10 @@ def rasa_project_settings(project_dir: Path, env: Mapping[str, str]) -> dict[str
         out["channels"] = [c for c in CHANNELS if c in credentials]
         telegram = credentials.get("telegram")
         if isinstance(telegram, dict):
-            for key, name in (("access_token", "telegram_token"),
-                              ("webhook_url", "telegram_webhook_url")):
+            for key, name in (
+                ("access_token", "telegram_token"),
+                ("webhook_url", "telegram_webhook_url"),
+            ):
                 if telegram.get(key):
                     out[name] = _expand(str(telegram[key]), env)
     return out
@@ -254,8 +268,9 @@ def _channel_settings(get: Get) -> dict[str, Any]:
     origins = get("widget_origins", ())
     if isinstance(origins, str):
         origins = [o for o in (x.strip() for x in origins.split(",")) if o]
-    rate = _number(get, "widget_rate_limit", 20, int, least=1,
-                   rule="must be at least 1 message per minute")
+    rate = _number(
+        get, "widget_rate_limit", 20, int, least=1, rule="must be at least 1 message per minute"
+    )
     secret = get("telegram_webhook_secret") or None
     if secret is not None and not _SECRET.fullmatch(str(secret)):
         raise ConfigError("telegram_webhook_secret", "1-256 characters of A-Z, a-z, 0-9, _ and -")
@@ -280,10 +295,18 @@ def _serving_settings(get: Get) -> dict[str, Any]:
     return {
         "rest_token": get("rest_token") or None,
         "redis_url": get("redis_url") or None,
-        "db_pool_size": _number(get, "db_pool_size", 10, int, least=1, most=200,
-                                rule="must be between 1 and 200"),
-        "db_queue_timeout": _number(get, "db_queue_timeout", 5.0, float, above=0, most=300,
-                                    rule="must be between 0 and 300 seconds"),
+        "db_pool_size": _number(
+            get, "db_pool_size", 10, int, least=1, most=200, rule="must be between 1 and 200"
+        ),
+        "db_queue_timeout": _number(
+            get,
+            "db_queue_timeout",
+            5.0,
+            float,
+            above=0,
+            most=300,
+            rule="must be between 0 and 300 seconds",
+        ),
     }
 
 
@@ -329,17 +352,23 @@ def _server_settings(get: Get) -> dict[str, Any]:
     comma-separated; a list in clerk.yml)."""
     proxies = get("trusted_proxies", ())
     try:
-        trusted = parse_networks(proxies if isinstance(proxies, str) else
-                                 [str(p) for p in proxies or ()])
+        trusted = parse_networks(
+            proxies if isinstance(proxies, str) else [str(p) for p in proxies or ()]
+        )
     except (TypeError, ValueError) as exc:
         raise ConfigError("trusted_proxies", str(exc)) from exc
     out: dict[str, Any] = {"trusted_proxies": trusted}
-    for name, default in (("http_header_timeout", 10.0), ("http_body_timeout", 30.0),
-                          ("http_keepalive", 75.0)):
-        out[name] = _number(get, name, default, float, above=0,
-                            rule="must be a positive number of seconds")
-    out["http_limit_concurrency"] = _number(get, "http_limit_concurrency", 1000, int, least=1,
-                                            rule="must be at least 1")
+    for name, default in (
+        ("http_header_timeout", 10.0),
+        ("http_body_timeout", 30.0),
+        ("http_keepalive", 75.0),
+    ):
+        out[name] = _number(
+            get, name, default, float, above=0, rule="must be a positive number of seconds"
+        )
+    out["http_limit_concurrency"] = _number(
+        get, "http_limit_concurrency", 1000, int, least=1, rule="must be at least 1"
+    )
     return out
 
 
@@ -354,7 +383,10 @@ def _catalog_config(get: Get, catalog: Any) -> dict[str, Any]:
     if unknown:
         raise ConfigError("catalog", f"unknown keys {sorted(unknown)}; known: currency, files")
     currency = get("currency") or catalog.get("currency") or "USD"
-    return {"currency": parse_currency(currency), "catalog_files": parse_files(catalog.get("files"))}
+    return {
+        "currency": parse_currency(currency),
+        "catalog_files": parse_files(catalog.get("files")),
+    }
 
 
 LLM_BACKENDS = ("extractive", "transformers", "openai")

@@ -100,8 +100,9 @@ class DatabaseUnavailable(Unavailable):
 
 class ConversationBusy(Unavailable):
     def __init__(self, conversation_id: str, retry_after: float = 1.0) -> None:
-        super().__init__("this conversation is busy with another message; try again shortly",
-                         retry_after)
+        super().__init__(
+            "this conversation is busy with another message; try again shortly", retry_after
+        )
         self.conversation_id = conversation_id
 
 

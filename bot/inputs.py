@@ -48,8 +48,15 @@ def text_problem(value: str, *, single_line: bool = False) -> str | None:
     return None
 
 
-def client_string(value: object, field: str, *, max_chars: int, min_chars: int = 0,
-                  single_line: bool = False, strip: bool = False) -> str:
+def client_string(
+    value: object,
+    field: str,
+    *,
+    max_chars: int,
+    min_chars: int = 0,
+    single_line: bool = False,
+    strip: bool = False,
+) -> str:
     """``value`` as a string that passes the rules, else ``BadInput`` naming ``field``.
     ``single_line``: an id or a name (no line breaks or tabs); ``strip``: surrounding
     whitespace is removed after the characters and ``max_chars`` are checked (so the rules
@@ -66,8 +73,10 @@ def client_string(value: object, field: str, *, max_chars: int, min_chars: int =
     if strip:
         value = value.strip()
     if len(value) < min_chars:
-        raise BadInput(field, "must not be empty" if min_chars == 1 else
-                       f"must have at least {min_chars} characters")
+        raise BadInput(
+            field,
+            "must not be empty" if min_chars == 1 else f"must have at least {min_chars} characters",
+        )
     return value
 
 
@@ -77,12 +86,14 @@ def client_id(value: object, field: str, *, max_chars: int, numbers: bool = True
     decimal text."""
     if numbers and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    return client_string(value, field, max_chars=max_chars, min_chars=1, single_line=True,
-                         strip=True)
+    return client_string(
+        value, field, max_chars=max_chars, min_chars=1, single_line=True, strip=True
+    )
 
 
-def optional_string(data: dict[str, Any], key: str, *, max_chars: int,
-                    single_line: bool = False) -> str | None:
+def optional_string(
+    data: dict[str, Any], key: str, *, max_chars: int, single_line: bool = False
+) -> str | None:
     """``data[key]`` checked as a client string, or ``None`` when absent or null."""
     value = data.get(key)
     if value is None:
@@ -102,8 +113,9 @@ def json_object(body: bytes, *, max_bytes: int) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise BadInput("", "malformed JSON: the body is not UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise BadInput("", f"malformed JSON: {exc.msg} at line {exc.lineno} column "
-                           f"{exc.colno}") from None
+        raise BadInput(
+            "", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except (ValueError, RecursionError):
         # ValueError: an integer over Python's digit limit; RecursionError: too deeply nested
         raise BadInput("", "malformed JSON: a number too long or nesting too deep") from None

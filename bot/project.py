@@ -60,8 +60,9 @@ class Project:
         if domain is None:
             missing.append("domain.yml (or a domain/ folder)")
         if not nlu:
-            missing.append("NLU examples (data/nlu.yml, or any YAML file under data/ "
-                           "with an `nlu:` section)")
+            missing.append(
+                "NLU examples (data/nlu.yml, or any YAML file under data/ with an `nlu:` section)"
+            )
         if missing:
             raise ProjectNotFound(str(root), missing)
         assert domain is not None
@@ -70,14 +71,17 @@ class Project:
             domain=domain,
             nlu_files=nlu,
             dialogue_files=dialogue,
-            config_file=_first_file(root / "config.yml", root / "config.yaml",
-                                    root / "training_data" / "config.yml"),
+            config_file=_first_file(
+                root / "config.yml", root / "config.yaml", root / "training_data" / "config.yml"
+            ),
             knowledge_dir=_dir_or_none(root / "knowledge"),
-            actions_dir=root if (root / "actions" / "__init__.py").is_file()
-            or (root / "actions.py").is_file() else None,
+            actions_dir=root
+            if (root / "actions" / "__init__.py").is_file() or (root / "actions.py").is_file()
+            else None,
             test_files=_test_files(root),
-            nlu_test_files=tuple(p for p in _yaml_files_in(root / "tests")
-                                 if p.name.startswith("nlu")),
+            nlu_test_files=tuple(
+                p for p in _yaml_files_in(root / "tests") if p.name.startswith("nlu")
+            ),
             endpoints_file=_first_file(root / "endpoints.yml", root / "endpoints.yaml"),
             credentials_file=_first_file(root / "credentials.yml", root / "credentials.yaml"),
         )
@@ -113,8 +117,9 @@ def _dir_or_none(path: Path) -> Path | None:
 
 
 def _domain(root: Path) -> Path | None:
-    found = _first_file(root / "domain.yml", root / "domain.yaml",
-                        root / "training_data" / "domain.yml")
+    found = _first_file(
+        root / "domain.yml", root / "domain.yaml", root / "training_data" / "domain.yml"
+    )
     if found is not None:
         return found
     folder = root / "domain"

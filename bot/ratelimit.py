@@ -73,7 +73,7 @@ def _address(text: str) -> Address | None:
     ``::ffff:1.2.3.4``), IPv4-mapped IPv6 as IPv4; ``None`` when it is not an address."""
     text = text.strip().strip('"')
     if text.startswith("[") and "]" in text:
-        text = text[1:text.index("]")]
+        text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # IPv4 with a port
         text = text.split(":", 1)[0]
     try:
@@ -89,8 +89,9 @@ def _trusted(address: Address, proxies: Iterable[Network]) -> bool:
     return any(address.version == net.version and address in net for net in proxies)
 
 
-def client_address(peer: str | None, forwarded_for: Iterable[str] = (),
-                   trusted_proxies: Iterable[Network] = ()) -> str:
+def client_address(
+    peer: str | None, forwarded_for: Iterable[str] = (), trusted_proxies: Iterable[Network] = ()
+) -> str:
     """The address responsible for a request.
 
     ``peer``: the socket peer's host (the ASGI scope's ``client``, as the server saw it, not
@@ -140,8 +141,13 @@ class RateLimiter:
     forgotten first; each key holds at most ``limit`` timestamps. With several worker
     processes each counts on its own. Not thread-safe: use it from one event loop."""
 
-    def __init__(self, limit: int, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, max_keys: int = MAX_KEYS) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
         self.limit = limit
         self.window = window
         self.clock = clock
@@ -239,8 +245,9 @@ class RedisMessageLimits:
     agree). If Redis cannot be reached the worker counts on its own until it can (logged),
     rather than refusing every shopper."""
 
-    def __init__(self, url: str, limit: int, window: float = 60.0,
-                 prefix: str = "clerk:limit:") -> None:
+    def __init__(
+        self, url: str, limit: int, window: float = 60.0, prefix: str = "clerk:limit:"
+    ) -> None:
         import redis.asyncio as aioredis
 
         self._redis = aioredis.from_url(url)
@@ -252,8 +259,9 @@ class RedisMessageLimits:
 
     async def check(self, key: str) -> float:
         try:
-            wait = await self._script(keys=[self.prefix + key], args=[
-                self.window, self.limit, secrets.token_hex(8)])
+            wait = await self._script(
+                keys=[self.prefix + key], args=[self.window, self.limit, secrets.token_hex(8)]
+            )
         except Exception:
             log.warning("Redis rate limit unavailable; counting in this worker", exc_info=True)
             return await self._fallback.check(key)

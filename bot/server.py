@@ -29,8 +29,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
 
-_TIMEOUT_408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                b"content-length: 16\r\nconnection: close\r\n\r\nrequest timeout\n")
+_TIMEOUT_408 = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 16\r\nconnection: close\r\n\r\nrequest timeout\n"
+)
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,9 @@ class TimedH11Protocol(H11Protocol):
     calling the class with its own keywords, so pass the timeouts with
     ``functools.partial`` (see ``server_config``)."""
 
-    def __init__(self, *args: Any, header_timeout: float = 10.0, body_timeout: float = 30.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, header_timeout: float = 10.0, body_timeout: float = 30.0, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
@@ -105,8 +108,7 @@ class TimedH11Protocol(H11Protocol):
         if not self._upgraded and self.conn.their_state is h11.IDLE:
             self._head_started = True
             if self._head_timer is None:
-                self._head_timer = self.loop.call_later(self.header_timeout,
-                                                        self._head_timed_out)
+                self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
         super().data_received(data)
 
     def handle_events(self) -> None:
@@ -130,6 +132,7 @@ class TimedH11Protocol(H11Protocol):
                 if not self._body_expired:
                     raise
                 log.debug("the application failed over a body timeout", exc_info=True)
+
         return run
 
     # ------------------------------------------------------------------ deadlines
@@ -144,8 +147,7 @@ class TimedH11Protocol(H11Protocol):
             self._head_started = False
         if state is h11.SEND_BODY:
             if self._body_timer is None:
-                self._body_timer = self.loop.call_later(self.body_timeout,
-                                                        self._body_timed_out)
+                self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
         elif self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
@@ -160,8 +162,9 @@ class TimedH11Protocol(H11Protocol):
         self._head_timer = None
         if self.transport.is_closing():
             return
-        log.debug("closing %s: request head not complete in %.1f s", self.client,
-                  self.header_timeout)
+        log.debug(
+            "closing %s: request head not complete in %.1f s", self.client, self.header_timeout
+        )
         if self._head_started:
             self.transport.write(_TIMEOUT_408)
         with contextlib.suppress(h11.LocalProtocolError):
@@ -172,8 +175,7 @@ class TimedH11Protocol(H11Protocol):
         self._body_timer = None
         if self.transport.is_closing():
             return
-        log.debug("closing %s: request body not complete in %.1f s", self.client,
-                  self.body_timeout)
+        log.debug("closing %s: request body not complete in %.1f s", self.client, self.body_timeout)
         self._body_expired = True
         cycle = self.cycle
         if cycle is not None and not cycle.response_started:
@@ -185,9 +187,16 @@ class TimedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def server_config(app: Any, *, host: str, port: int, workers: int = 1, factory: bool = False,
-                  limits: HttpLimits | None = None, log_level: str = "warning"
-                  ) -> dict[str, Any]:
+def server_config(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    factory: bool = False,
+    limits: HttpLimits | None = None,
+    log_level: str = "warning",
+) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` (or ``uvicorn.Config``) serving ``app`` with
     ``limits``' timeouts and limits.
 
@@ -208,8 +217,9 @@ def server_config(app: Any, *, host: str, port: int, workers: int = 1, factory: 
         "port": port,
         "workers": workers,
         "factory": factory,
-        "http": functools.partial(TimedH11Protocol, header_timeout=limits.header_timeout,
-                                  body_timeout=limits.body_timeout),
+        "http": functools.partial(
+            TimedH11Protocol, header_timeout=limits.header_timeout, body_timeout=limits.body_timeout
+        ),
         "proxy_headers": False,
         "timeout_keep_alive": limits.keepalive,
         "timeout_graceful_shutdown": limits.graceful_shutdown,

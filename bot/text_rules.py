@@ -239,7 +239,9 @@ def find_phones(
     if not _PHONE_HINT.search(text):
         return []  # fewer than 7 digits together: spare the matcher (log lines, chat)
     out = []
-    for pm in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+    for pm in phonenumbers.PhoneNumberMatcher(
+        text, region, leniency=phonenumbers.Leniency.POSSIBLE
+    ):
         start, end, surface = pm.start, pm.end, pm.raw_string
         if (start > 0 and (text[start - 1].isalnum() or text[start - 1] in "#$-")) or (
             end < len(text) and (text[end].isalnum() or text[end] in "-")
@@ -294,9 +296,7 @@ _ZIP = re.compile(
 
 def find_zips(text: str) -> list[Match]:
     """US zip codes in free text; the value is the 5 digits (``62704-1234`` -> ``62704``)."""
-    return [
-        Match("zipcode", m.group("zip"), m.start(), m.end()) for m in _ZIP.finditer(text or "")
-    ]
+    return [Match("zipcode", m.group("zip"), m.start(), m.end()) for m in _ZIP.finditer(text or "")]
 
 
 # ------------------------------------------------------------------------- card numbers
@@ -334,34 +334,70 @@ _STREET_TYPES = (
 )
 _STREET = re.compile(
     r"(?<![\w#$.,-])\d{1,6}[A-Za-z]?(?:\s+(?:[A-Za-z][\w'.-]*|\d+(?:st|nd|rd|th)))"
-    r"{1,4}?\s+(?:"
-    + _STREET_TYPES
-    + r")\b\.?",
+    r"{1,4}?\s+(?:" + _STREET_TYPES + r")\b\.?",
     re.IGNORECASE,
 )
 
 
 def find_street_addresses(text: str) -> list[Match]:
-    """"12 Main Street", "100 5th Ave.", "9 old mill rd" in free text (house number, one to
+    """ "12 Main Street", "100 5th Ave.", "9 old mill rd" in free text (house number, one to
     four words or ordinals, a street type). Meant for masking: it may also take "3 days in court"."""
-    return [
-        Match("address", m.group(), m.start(), m.end()) for m in _STREET.finditer(text or "")
-    ]
+    return [Match("address", m.group(), m.start(), m.end()) for m in _STREET.finditer(text or "")]
 
 
 STATES = {
-    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
-    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
-    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
-    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
-    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan",
-    "MN": "Minnesota", "MS": "Mississippi", "MO": "Missouri", "MT": "Montana",
-    "NE": "Nebraska", "NV": "Nevada", "NH": "New Hampshire", "NJ": "New Jersey",
-    "NM": "New Mexico", "NY": "New York", "NC": "North Carolina", "ND": "North Dakota",
-    "OH": "Ohio", "OK": "Oklahoma", "OR": "Oregon", "PA": "Pennsylvania",
-    "RI": "Rhode Island", "SC": "South Carolina", "SD": "South Dakota", "TN": "Tennessee",
-    "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia", "WA": "Washington",
-    "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming", "PR": "Puerto Rico",
+    "AL": "Alabama",
+    "AK": "Alaska",
+    "AZ": "Arizona",
+    "AR": "Arkansas",
+    "CA": "California",
+    "CO": "Colorado",
+    "CT": "Connecticut",
+    "DE": "Delaware",
+    "DC": "District of Columbia",
+    "FL": "Florida",
+    "GA": "Georgia",
+    "HI": "Hawaii",
+    "ID": "Idaho",
+    "IL": "Illinois",
+    "IN": "Indiana",
+    "IA": "Iowa",
+    "KS": "Kansas",
+    "KY": "Kentucky",
+    "LA": "Louisiana",
+    "ME": "Maine",
+    "MD": "Maryland",
+    "MA": "Massachusetts",
+    "MI": "Michigan",
+    "MN": "Minnesota",
+    "MS": "Mississippi",
+    "MO": "Missouri",
+    "MT": "Montana",
+    "NE": "Nebraska",
+    "NV": "Nevada",
+    "NH": "New Hampshire",
+    "NJ": "New Jersey",
+    "NM": "New Mexico",
+    "NY": "New York",
+    "NC": "North Carolina",
+    "ND": "North Dakota",
+    "OH": "Ohio",
+    "OK": "Oklahoma",
+    "OR": "Oregon",
+    "PA": "Pennsylvania",
+    "RI": "Rhode Island",
+    "SC": "South Carolina",
+    "SD": "South Dakota",
+    "TN": "Tennessee",
+    "TX": "Texas",
+    "UT": "Utah",
+    "VT": "Vermont",
+    "VA": "Virginia",
+    "WA": "Washington",
+    "WV": "West Virginia",
+    "WI": "Wisconsin",
+    "WY": "Wyoming",
+    "PR": "Puerto Rico",
 }
 _STATE_BY_NAME = {name.lower(): code for code, name in STATES.items()}
 _COUNTRY_SUFFIX = re.compile(
@@ -462,12 +498,38 @@ _URGENT = re.compile(
 )
 # strongly negative words and phrases, with weights
 _NEGATIVE: dict[str, float] = {
-    "terrible": 1, "horrible": 1, "awful": 1, "appalling": 1.5, "disgusting": 1.5,
-    "disgraceful": 1.5, "disgrace": 1.5, "outrageous": 1.5, "outraged": 1.5, "furious": 1.5,
-    "livid": 1.5, "unacceptable": 1, "ridiculous": 1, "pathetic": 1.5, "useless": 1,
-    "worst": 1, "hate": 1, "incompetent": 1.5, "joke": 0.5, "never again": 1.5,
-    "fed up": 1, "sick of": 1, "angry": 1, "rip-off": 1.5, "rip off": 1.5, "shameful": 1.5,
-    "lied": 1, "liars": 1.5, "nightmare": 1, "garbage": 1, "rubbish": 1, "scandal": 1.5,
+    "terrible": 1,
+    "horrible": 1,
+    "awful": 1,
+    "appalling": 1.5,
+    "disgusting": 1.5,
+    "disgraceful": 1.5,
+    "disgrace": 1.5,
+    "outrageous": 1.5,
+    "outraged": 1.5,
+    "furious": 1.5,
+    "livid": 1.5,
+    "unacceptable": 1,
+    "ridiculous": 1,
+    "pathetic": 1.5,
+    "useless": 1,
+    "worst": 1,
+    "hate": 1,
+    "incompetent": 1.5,
+    "joke": 0.5,
+    "never again": 1.5,
+    "fed up": 1,
+    "sick of": 1,
+    "angry": 1,
+    "rip-off": 1.5,
+    "rip off": 1.5,
+    "shameful": 1.5,
+    "lied": 1,
+    "liars": 1.5,
+    "nightmare": 1,
+    "garbage": 1,
+    "rubbish": 1,
+    "scandal": 1.5,
 }
 _INTENSIFIERS = re.compile(
     r"\b(absolutely|completely|totally|utterly|so|very|extremely|beyond|truly)\b",

@@ -230,8 +230,12 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             **kw,
         )
     if kind == "bot":
-        return BotUttered(text=data.get("text"), data=data.get("data") or {},
-                          metadata=data.get("metadata") or {}, **kw)
+        return BotUttered(
+            text=data.get("text"),
+            data=data.get("data") or {},
+            metadata=data.get("metadata") or {},
+            **kw,
+        )
     if kind == "action":
         return ActionExecuted(
             name=data["name"], policy=data.get("policy"), confidence=data.get("confidence"), **kw

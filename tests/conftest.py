@@ -148,8 +148,9 @@ def prepared_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     from bot.config import Settings
 
     home = tmp_path_factory.mktemp("clerk-home")
-    settings = Settings.load({"CLERK_HOME": str(home), "CLERK_PROJECT": str(ROOT)},
-                             config_file=home / "none.yml")
+    settings = Settings.load(
+        {"CLERK_HOME": str(home), "CLERK_PROJECT": str(ROOT)}, config_file=home / "none.yml"
+    )
     encoder = make_encoder(settings)
     prepare(settings, encoder=encoder)
     return settings, encoder

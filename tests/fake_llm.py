@@ -88,8 +88,9 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                fake.requests.append({"path": self.path, "body": body,
-                                      "headers": dict(self.headers)})
+                fake.requests.append(
+                    {"path": self.path, "body": body, "headers": dict(self.headers)}
+                )
                 reply = fake.replies.pop(0) if fake.replies else Scripted("I don't know.")
                 if reply.delay:
                     time.sleep(reply.delay)
@@ -103,8 +104,16 @@ class FakeOpenAI:
                         self.wfile.write(data)
                         return
                     if not (reply.stream and body.get("stream")):
-                        data = json.dumps({"choices": [{"index": 0, "message": {
-                            "role": "assistant", "content": reply.text}}]}).encode()
+                        data = json.dumps(
+                            {
+                                "choices": [
+                                    {
+                                        "index": 0,
+                                        "message": {"role": "assistant", "content": reply.text},
+                                    }
+                                ]
+                            }
+                        ).encode()
                         self.send_response(200)
                         self.send_header("Content-Type", "application/json")
                         self.send_header("Content-Length", str(len(data)))
@@ -296,8 +305,12 @@ def tiny_gguf(folder: Path, path: Path) -> Path:
     return path
 
 
-def raw_greedy(model_dir: Path, messages: Sequence[ChatMessage], max_new_tokens: int,
-               gguf_file: str | None = None) -> str:
+def raw_greedy(
+    model_dir: Path,
+    messages: Sequence[ChatMessage],
+    max_new_tokens: int,
+    gguf_file: str | None = None,
+) -> str:
     """What plain ``model.generate`` (greedy) says, for comparing backends with."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -305,12 +318,21 @@ def raw_greedy(model_dir: Path, messages: Sequence[ChatMessage], max_new_tokens:
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     tok = AutoTokenizer.from_pretrained(model_dir, **extra)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, **extra)
-    ids = tok.apply_chat_template([m.to_dict() for m in messages], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)["input_ids"]
+    ids = tok.apply_chat_template(
+        [m.to_dict() for m in messages],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
     with torch.inference_mode():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
-    return str(tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+        )
+    return str(tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
 
 
 class Unreachable(LLMError):

@@ -38,8 +38,10 @@ class TracebackWatch(logging.Handler):
             return
         if record.exc_info or record.levelno >= logging.ERROR:
             self.records.append(record)
-            self.problems.append(f"{record.name} {record.levelname}: {message}\n"
-                                 f"{self.format(record) if record.exc_info else ''}")
+            self.problems.append(
+                f"{record.name} {record.levelname}: {message}\n"
+                f"{self.format(record) if record.exc_info else ''}"
+            )
 
     def assert_clean(self) -> None:
         assert not self.problems, "\n".join(self.problems[:5])
@@ -88,7 +90,8 @@ def half_written(db: Database) -> list[str]:
         for cid in s.scalars(select(Conversation.id)):
             if BAD_CHARS.search(cid):
                 found.append(f"conversation id {cid!r}")
-        for cid, seq, data in s.execute(select(ConversationEvent.conversation_id,
-                                               ConversationEvent.seq, ConversationEvent.data)):
+        for cid, seq, data in s.execute(
+            select(ConversationEvent.conversation_id, ConversationEvent.seq, ConversationEvent.data)
+        ):
             found.extend(f"{cid!r} event {seq}: {p}" for p in _bad_strings(data))
     return found

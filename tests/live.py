@@ -82,9 +82,20 @@ class ActionServer:
     def __enter__(self) -> Self:
         env = {**os.environ, "CLERK_DATABASE_URL": self.database_url, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "--project", str(ROOT), "actions",
-             "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "--project",
+                str(ROOT),
+                "actions",
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.time() + 60
         while time.time() < deadline:

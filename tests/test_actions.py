@@ -170,8 +170,11 @@ def package_executor_for(
 
 def store_actions_of(executor: ActionExecutor) -> list[Any]:
     """The store action instances rasa-sdk's executor registered."""
-    return [run.__self__ for run in executor.actions.values()
-            if type(run.__self__).__module__.startswith("bot.store_actions")]
+    return [
+        run.__self__
+        for run in executor.actions.values()
+        if type(run.__self__).__module__.startswith("bot.store_actions")
+    ]
 
 
 # ------------------------------------------------------------- the engine, with scripted NLU
@@ -206,8 +209,12 @@ class ScriptedParser:
         if scripted is None:
             raise LookupError(f"no parse scripted for {text!r}")
         intent = {"name": scripted.intent, "confidence": 1.0}
-        return {"text": text, "intent": intent, "entities": [dict(e) for e in scripted.entities],
-                "intent_ranking": [intent]}
+        return {
+            "text": text,
+            "intent": intent,
+            "entities": [dict(e) for e in scripted.entities],
+            "intent_ranking": [intent],
+        }
 
 
 @dataclass
@@ -219,9 +226,14 @@ class Bot:
     parser: ScriptedParser = field(default_factory=ScriptedParser)
 
     def __post_init__(self) -> None:
-        self.manager = DialogueManager(domain=ENGINE_DOMAIN, policy=FLOWS, nlu=self.parser,
-                                       actions=self.actions, db=self.db,
-                                       handoff_policy=HANDOFF_POLICY)
+        self.manager = DialogueManager(
+            domain=ENGINE_DOMAIN,
+            policy=FLOWS,
+            nlu=self.parser,
+            actions=self.actions,
+            db=self.db,
+            handoff_policy=HANDOFF_POLICY,
+        )
 
     def chat(self, sender: str | None = None) -> Chat:
         """A new shopper's conversation (``sender``: its id, by default a fresh one)."""
@@ -236,8 +248,9 @@ def in_process_bot(store: Database, *, currency: str | None = None) -> Bot:
     return Bot(store, InProcessActionRunner(build_actions(store, currency=currency), db=store))
 
 
-def package_bot(store: Database, database_url: str, monkeypatch: pytest.MonkeyPatch,
-                tmp_path: Path) -> Bot:
+def package_bot(
+    store: Database, database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Bot:
     """rasa-sdk's registration path: the actions open ``CLERK_DATABASE_URL`` themselves and
     commit their own work, as on an action server."""
     executor = package_executor_for(database_url, monkeypatch, tmp_path)
@@ -283,8 +296,9 @@ class Chat:
         events += [SlotSet(key=k, value=v) for k, v in slots.items()]
         gate = self.bot.manager.gate
         async with gate.hold(self.sender, "rest") as holding:
-            await gate.finish(holding, lambda _session: Outcome(
-                events, "none", slots.get("customer_id")))
+            await gate.finish(
+                holding, lambda _session: Outcome(events, "none", slots.get("customer_id"))
+            )
         return self
 
     async def say(
@@ -294,8 +308,10 @@ class Chat:
         replies joined by newlines."""
         self.bot.parser.script(text, Parse(intent, tuple(entities or ())))
         replies = await self.bot.manager.handle(Message(self.sender, text, channel="rest"))
-        self.responses = [{"text": r.text, "buttons": [b.to_dict() for b in r.buttons],
-                           "custom": r.custom} for r in replies]
+        self.responses = [
+            {"text": r.text, "buttons": [b.to_dict() for b in r.buttons], "custom": r.custom}
+            for r in replies
+        ]
         return self.text
 
     def _tracker(self) -> Tracker:
@@ -311,8 +327,11 @@ class Chat:
     @property
     def executed(self) -> list[str]:
         """The actions the engine ran in the conversation, in order (not ``action_listen``)."""
-        return [e.name for e in self._tracker().events
-                if isinstance(e, ActionExecuted) and e.name != "action_listen"]
+        return [
+            e.name
+            for e in self._tracker().events
+            if isinstance(e, ActionExecuted) and e.name != "action_listen"
+        ]
 
     @property
     def text(self) -> str:
@@ -384,9 +403,7 @@ async def test_shopper_is_verified_by_email_and_sees_their_pending_orders(
     "text",
     ["Noah Brown, 80279", "my name is noah brown and my zip is 80279", "Brown Noah 80279."],
 )
-async def test_shopper_is_verified_by_full_name_and_zip(
-    bot: Bot, text: str
-) -> None:
+async def test_shopper_is_verified_by_full_name_and_zip(bot: Bot, text: str) -> None:
     chat = bot.chat()
     await chat.say("where is my order?", intent="order_status")
     reply = await chat.say(text)
@@ -536,8 +553,12 @@ async def test_cancelling_a_delivered_order_is_refused_with_its_status(
 
 
 async def test_a_reason_outside_the_policy_is_refused(bot: Bot) -> None:
-    chat = await bot.chat().seed(form="cancel_order_form", customer_id="emma_smith_8564",
-                                 order_id="#W2417020", requested_slot="cancel_reason")
+    chat = await bot.chat().seed(
+        form="cancel_order_form",
+        customer_id="emma_smith_8564",
+        order_id="#W2417020",
+        requested_slot="cancel_reason",
+    )
     reply = await chat.say("it's too expensive")
     assert "either 'no longer needed' or was 'ordered by mistake'" in reply
     assert chat.slots["cancel_reason"] is None
@@ -547,9 +568,7 @@ async def test_a_reason_outside_the_policy_is_refused(bot: Bot) -> None:
     assert chat.slots["cancel_reason"] == "ordered by mistake"
 
 
-async def test_saying_no_at_the_confirmation_changes_nothing(
-    bot: Bot, store: Database
-) -> None:
+async def test_saying_no_at_the_confirmation_changes_nothing(bot: Bot, store: Database) -> None:
     chat = bot.chat()
     await chat.say(
         "cancel order #W2417020", intent="cancel_order", entities=order_entity("#W2417020")
@@ -569,8 +588,11 @@ async def test_a_yes_given_together_with_a_new_order_does_not_count(
     bot: Bot,
 ) -> None:
     chat = await bot.chat().seed(
-        form="cancel_order_form", customer_id="emma_smith_8564", order_id="#W2417020",
-        cancel_reason="no longer needed", requested_slot="confirmed",
+        form="cancel_order_form",
+        customer_id="emma_smith_8564",
+        order_id="#W2417020",
+        cancel_reason="no longer needed",
+        requested_slot="confirmed",
     )
     await chat.say("yes, but #W3614011", intent="affirm", entities=order_entity("#W3614011"))
     assert chat.slots["order_id"] == "#W3614011"
@@ -584,10 +606,10 @@ async def test_a_yes_given_together_with_a_new_order_does_not_count(
 async def test_a_yes_only_counts_as_the_answer_to_the_confirmation(
     bot: Bot,
 ) -> None:
-    chat = await bot.chat().seed(form="cancel_order_form", customer_id="emma_smith_8564",
-                                 requested_slot="order_id")
-    reply = await chat.say("yes #W2417020", intent="affirm",
-                           entities=order_entity("#W2417020"))
+    chat = await bot.chat().seed(
+        form="cancel_order_form", customer_id="emma_smith_8564", requested_slot="order_id"
+    )
+    reply = await chat.say("yes #W2417020", intent="affirm", entities=order_entity("#W2417020"))
     assert chat.slots["order_id"] == "#W2417020" and chat.slots["confirmed"] is None
     assert "Why would you like to cancel it?" in reply  # the reason is asked, not taken as yes
 
@@ -595,9 +617,7 @@ async def test_a_yes_only_counts_as_the_answer_to_the_confirmation(
 # ------------------------------------------------------------------------------- return
 
 
-async def test_return_of_one_named_item_writes_the_request(
-    any_bot: Bot, store: Database
-) -> None:
+async def test_return_of_one_named_item_writes_the_request(any_bot: Bot, store: Database) -> None:
     chat = any_bot.chat("conv-return")
     await chat.say("I'd like to return something", intent="return_order")
     await chat.say("james.li4495@example.com", entities=email("james.li4495@example.com"))
@@ -704,8 +724,11 @@ async def test_exchange_asks_which_item_when_the_order_has_several(
 
 async def test_an_unavailable_variant_chosen_by_id_is_refused(bot: Bot) -> None:
     chat = await bot.chat().seed(
-        form="exchange_order_form", customer_id="olivia_smith_8953", order_id="#W3794101",
-        exchange_item="3339188619", requested_slot="exchange_variant",
+        form="exchange_order_form",
+        customer_id="olivia_smith_8953",
+        order_id="#W3794101",
+        exchange_item="3339188619",
+        requested_slot="exchange_variant",
     )
     reply = await chat.say(
         "/inform", entities=[{"entity": "exchange_variant", "value": "7907773809"}]
@@ -716,9 +739,7 @@ async def test_an_unavailable_variant_chosen_by_id_is_refused(bot: Bot) -> None:
 # ------------------------------------------------------------------------------ address
 
 
-async def test_change_the_address_of_a_pending_order(
-    bot: Bot, store: Database
-) -> None:
+async def test_change_the_address_of_a_pending_order(bot: Bot, store: Database) -> None:
     chat = bot.chat("conv-address")
     await chat.say("change my shipping address", intent="change_address")
     await chat.say("Sofia Kovacs 19049")
@@ -879,9 +900,7 @@ async def test_complaint_creates_a_ticket_whose_status_can_be_asked(
     assert "What's your ticket number?" in reply
 
 
-async def test_complaint_without_an_order_and_an_email_contact(
-    bot: Bot, store: Database
-) -> None:
+async def test_complaint_without_an_order_and_an_email_contact(bot: Bot, store: Database) -> None:
     chat = bot.chat()
     await chat.say("I have a complaint", intent="complaint")
     await chat.say("no order")
@@ -931,9 +950,7 @@ async def test_anonymous_shoppers_get_popular_in_stock_products(
     assert cards[0]["name"] in chat.text
 
 
-async def test_known_shoppers_get_products_they_do_not_have(
-    bot: Bot, store: Database
-) -> None:
+async def test_known_shoppers_get_products_they_do_not_have(bot: Bot, store: Database) -> None:
     chat = await bot.chat().seed(customer_id="noah_brown_6181")
     await chat.say("any suggestions for me?", intent="recommend_products")
     cards = _cards(chat)
@@ -1006,8 +1023,11 @@ def rasa_sdk_server(database_url: str, tmp_path: Path) -> Iterator[str]:
     """``python -m rasa_sdk --actions bot.store_actions`` on a free port against
     ``database_url``; its base URL once healthy."""
     port = _free_port()
-    env = {**os.environ, "CLERK_DATABASE_URL": database_url,
-           "CLERK_CONFIG": str(tmp_path / "none.yml")}
+    env = {
+        **os.environ,
+        "CLERK_DATABASE_URL": database_url,
+        "CLERK_CONFIG": str(tmp_path / "none.yml"),
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     server = subprocess.Popen(
         [sys.executable, "-m", "rasa_sdk", "--actions", "bot.store_actions", "--port", str(port)],
@@ -1079,7 +1099,10 @@ async def test_a_real_action_server_cancels_an_order(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", ["build_actions", "register_package"])
 async def test_a_euro_store_shows_euros_in_order_replies(
-    path: str, store: Database, database_url: str, monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    store: Database,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     """The engine passes the store's currency in; an action server reads CLERK_CURRENCY."""

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_import_contracts_are_kept() -> None:
     exe = shutil.which("lint-imports")
     assert exe, "import-linter is a test dependency; install with pip install -e '.[test]'"
-    result = subprocess.run([exe, "--no-cache"], check=False, cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [exe, "--no-cache"], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout

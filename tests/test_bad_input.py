@@ -57,9 +57,13 @@ def log() -> Iterator[TracebackWatch]:
 
 
 def post_raw(server: LiveServer, path: str, body: bytes, **kw: Any) -> httpx.Response:
-    return httpx.post(server.url + path, content=body, timeout=30,
-                      headers={"content-type": "application/json", **kw.pop("headers", {})},
-                      **kw)
+    return httpx.post(
+        server.url + path,
+        content=body,
+        timeout=30,
+        headers={"content-type": "application/json", **kw.pop("headers", {})},
+        **kw,
+    )
 
 
 def refused(r: httpx.Response, field: str, status: int = 400) -> str:
@@ -85,28 +89,37 @@ def test_a_lone_surrogate_in_parse_text_is_a_400(server: LiveServer, log: Traceb
 
 
 def test_a_lone_surrogate_in_the_rest_webhook_is_a_400_and_stores_nothing(
-        server: LiveServer, store: Database, log: TracebackWatch) -> None:
+    server: LiveServer, store: Database, log: TracebackWatch
+) -> None:
     sender = f"surrogate-{uuid.uuid4().hex[:8]}"
-    r = post_raw(server, "/webhooks/rest/webhook",
-                 b'{"sender": "' + sender.encode() + b'", "message": ' + SURROGATE + b"}")
+    r = post_raw(
+        server,
+        "/webhooks/rest/webhook",
+        b'{"sender": "' + sender.encode() + b'", "message": ' + SURROGATE + b"}",
+    )
     assert "surrogate" in refused(r, "'message'")
-    r = post_raw(server, "/webhooks/rest/webhook",
-                 b'{"sender": ' + SURROGATE + b', "message": "hello"}')
+    r = post_raw(
+        server, "/webhooks/rest/webhook", b'{"sender": ' + SURROGATE + b', "message": "hello"}'
+    )
     refused(r, "'sender'")
-    r = post_raw(server, "/webhooks/rest/webhook",
-                 b'{"sender": "x", "message": "hi", "metadata": {"message_id": '
-                 + SURROGATE + b"}}")
+    r = post_raw(
+        server,
+        "/webhooks/rest/webhook",
+        b'{"sender": "x", "message": "hi", "metadata": {"message_id": ' + SURROGATE + b"}}",
+    )
     refused(r, "'metadata.message_id'")
     assert not conversation_exists(store, sender)
     assert half_written(store) == []
 
 
 def test_a_nul_in_the_rest_sender_is_a_400_and_stores_nothing(
-        server: LiveServer, store: Database, log: TracebackWatch) -> None:
+    server: LiveServer, store: Database, log: TracebackWatch
+) -> None:
     r = post_raw(server, "/webhooks/rest/webhook", b'{"sender": ' + NUL + b', "message": "hi"}')
     assert "NUL" in refused(r, "'sender'")
-    r = post_raw(server, "/webhooks/rest/webhook", b'{"sender": "nul-msg", "message": ' + NUL
-                 + b"}")
+    r = post_raw(
+        server, "/webhooks/rest/webhook", b'{"sender": "nul-msg", "message": ' + NUL + b"}"
+    )
     refused(r, "'message'")
     r = httpx.get(server.url + "/webhooks/rest/messages", params={"sender": "a\x00b"})
     refused(r, "'sender'")
@@ -115,16 +128,21 @@ def test_a_nul_in_the_rest_sender_is_a_400_and_stores_nothing(
 
 
 def test_a_non_string_assignee_is_a_400_and_changes_nothing(
-        server: LiveServer, store: Database, ana: Agent, log: TracebackWatch) -> None:
+    server: LiveServer, store: Database, ana: Agent, log: TracebackWatch
+) -> None:
     ticket_id = f"T-{uuid.uuid4().int % 10**6:06d}"
     with store.session() as s:
         s.add(Ticket(id=ticket_id, text="the kettle leaks", status="open", priority="normal"))
     for assignee in (5, ["ana"], {"name": "ana"}, True, "a\x00b", "x" * 101):
         r = ana.post("ticket", {"id": ticket_id, "assignee": assignee})
         refused(r, "'assignee'")
-    for body, field in (({"id": ticket_id, "status": 5}, "'status'"),
-                        ({"id": ticket_id, "priority": ["high"]}, "'priority'"),
-                        ({"id": 1.5}, "'id'"), ({}, "'id'"), ({"id": "T\x00"}, "'id'")):
+    for body, field in (
+        ({"id": ticket_id, "status": 5}, "'status'"),
+        ({"id": ticket_id, "priority": ["high"]}, "'priority'"),
+        ({"id": 1.5}, "'id'"),
+        ({}, "'id'"),
+        ({"id": "T\x00"}, "'id'"),
+    ):
         refused(ana.post("ticket", body), field)
     with store.session() as s:
         ticket = s.get(Ticket, ticket_id)
@@ -134,19 +152,26 @@ def test_a_non_string_assignee_is_a_400_and_changes_nothing(
 
 
 def test_socketio_events_without_data_get_an_error_event(
-        server: LiveServer, log: TracebackWatch) -> None:
+    server: LiveServer, log: TracebackWatch
+) -> None:
     client = socketio.SimpleClient()
     client.connect(server.url, transports=["websocket"], wait_timeout=10)
     try:
         client.emit("user_uttered")
-        assert client.receive(timeout=10) == ["clerk_error", {
-            "error": "the data must be an object with a 'message'", "event": "user_uttered"}]
+        assert client.receive(timeout=10) == [
+            "clerk_error",
+            {"error": "the data must be an object with a 'message'", "event": "user_uttered"},
+        ]
         client.emit("session_request")  # no data: a new session, as Rasa does
         event, session_id = client.receive(timeout=10)
         assert event == "session_confirm" and len(session_id) == 32
-        for data, field in (("hello", "object"), ([1], "object"), ({"message": 5}, "'message'"),
-                            ({"message": "a\x00b"}, "NUL"),
-                            ({"message": "hi", "session_id": 7}, "'session_id'")):
+        for data, field in (
+            ("hello", "object"),
+            ([1], "object"),
+            ({"message": 5}, "'message'"),
+            ({"message": "a\x00b"}, "NUL"),
+            ({"message": "hi", "session_id": 7}, "'session_id'"),
+        ):
             client.emit("user_uttered", data)
             event, payload = client.receive(timeout=10)
             assert event == "clerk_error" and field in payload["error"], (data, payload)
@@ -173,15 +198,17 @@ def test_malformed_json_bodies_are_400s(server: LiveServer, log: TracebackWatch)
 
 
 def test_a_payload_with_entities_nested_too_deep_is_ignored(
-        server: LiveServer, log: TracebackWatch) -> None:
+    server: LiveServer, log: TracebackWatch
+) -> None:
     text = '/greet{"name":' + "[" * 1900 + "]" * 1900 + "}"  # under 4000 characters
     r = httpx.post(server.url + "/model/parse", json={"text": text}, timeout=30)
     assert r.status_code == 200 and r.json()["intent"]["name"] == "greet"
     assert r.json()["entities"] == []
 
 
-def test_rest_webhook_types_and_metadata(server: LiveServer, store: Database,
-                                         log: TracebackWatch) -> None:
+def test_rest_webhook_types_and_metadata(
+    server: LiveServer, store: Database, log: TracebackWatch
+) -> None:
     url = server.url + "/webhooks/rest/webhook"
     cases: list[tuple[dict[str, Any], str]] = [
         ({"sender": True, "message": "hi"}, "'sender'"),
@@ -191,31 +218,46 @@ def test_rest_webhook_types_and_metadata(server: LiveServer, store: Database,
         ({"sender": "ok", "message": "bell\x07"}, "'message'"),
         ({"sender": "ok", "message": ["hi"]}, "'message'"),
         ({"sender": "ok", "message": "hi", "metadata": "x"}, "'metadata'"),
-        ({"sender": "ok", "message": "hi", "metadata": {"message_id": {"a": 1}}},
-         "'metadata.message_id'"),
-        ({"sender": "ok", "message": "hi", "metadata": {"message_id": "m" * 129}},
-         "'metadata.message_id'"),
+        (
+            {"sender": "ok", "message": "hi", "metadata": {"message_id": {"a": 1}}},
+            "'metadata.message_id'",
+        ),
+        (
+            {"sender": "ok", "message": "hi", "metadata": {"message_id": "m" * 129}},
+            "'metadata.message_id'",
+        ),
     ]
     for body, field in cases:
         refused(httpx.post(url, json=body, timeout=30), field)
     assert not conversation_exists(store, "ok")
     # what stays allowed: numeric senders, line breaks and tabs in a message, an int id
     sender = 4242000 + uuid.uuid4().int % 1000
-    r = httpx.post(url, json={"sender": sender, "message": "hello\n\tthere",
-                              "metadata": {"message_id": 17, "language": "en"}}, timeout=30)
+    r = httpx.post(
+        url,
+        json={
+            "sender": sender,
+            "message": "hello\n\tthere",
+            "metadata": {"message_id": 17, "language": "en"},
+        },
+        timeout=30,
+    )
     assert r.status_code == 200 and r.json()[0]["recipient_id"] == str(sender)
 
 
 def test_copy_fields(server: LiveServer, log: TracebackWatch) -> None:
     url = server.url + "/api/copy"
-    for body, field in (({"product_id": "\x00"}, "'product_id'"),
-                        ({"product_id": [1]}, "'product_id'"),
-                        ({"product_id": "1", "audience": 5}, "'audience'"),
-                        ({"product_id": "1", "tone": "calm\x1b"}, "'tone'"),
-                        ({"product_id": "1", "tone": "x" * 201}, "'tone'")):
+    for body, field in (
+        ({"product_id": "\x00"}, "'product_id'"),
+        ({"product_id": [1]}, "'product_id'"),
+        ({"product_id": "1", "audience": 5}, "'audience'"),
+        ({"product_id": "1", "tone": "calm\x1b"}, "'tone'"),
+        ({"product_id": "1", "tone": "x" * 201}, "'tone'"),
+    ):
         refused(httpx.post(url, json=body, timeout=30), field)
-    refused(post_raw(server, "/api/copy", b'{"product_id": "1", "audience": ' + SURROGATE
-                     + b"}"), "'audience'")
+    refused(
+        post_raw(server, "/api/copy", b'{"product_id": "1", "audience": ' + SURROGATE + b"}"),
+        "'audience'",
+    )
 
 
 def test_console_api_fields(server: LiveServer, ana: Agent, log: TracebackWatch) -> None:
@@ -223,57 +265,67 @@ def test_console_api_fields(server: LiveServer, ana: Agent, log: TracebackWatch)
     refused(r, "'id'")
     refused(ana.http.get("/console/api/conversation"), "'id'")
     for path, body, field in (
-            ("claim", {"id": 1.5}, "'id'"),
-            ("claim", {"id": "a\x00"}, "'id'"),
-            ("message", {"id": "c", "text": "hi\x00"}, "'text'"),
-            ("message", {"id": "c", "text": 5}, "'text'"),
-            ("note", {"id": "c", "text": "\x1b[31m"}, "'text'"),
-            ("close", {"id": "c", "resolution": ["done"]}, "'resolution'"),
-            ("return", {"id": "c", "slots": {"customer_id": 5}}, "customer_id"),
-            ("return", {"id": "c", "slots": {"customer_id": "x" * 101}}, "customer_id"),
-            ("return", {"id": "c", "slots": {"customer_id": "a\x00"}}, "customer_id"),
-            ("return", {"id": "c", "slots": ["customer_id"]}, "'slots'")):
+        ("claim", {"id": 1.5}, "'id'"),
+        ("claim", {"id": "a\x00"}, "'id'"),
+        ("message", {"id": "c", "text": "hi\x00"}, "'text'"),
+        ("message", {"id": "c", "text": 5}, "'text'"),
+        ("note", {"id": "c", "text": "\x1b[31m"}, "'text'"),
+        ("close", {"id": "c", "resolution": ["done"]}, "'resolution'"),
+        ("return", {"id": "c", "slots": {"customer_id": 5}}, "customer_id"),
+        ("return", {"id": "c", "slots": {"customer_id": "x" * 101}}, "customer_id"),
+        ("return", {"id": "c", "slots": {"customer_id": "a\x00"}}, "customer_id"),
+        ("return", {"id": "c", "slots": ["customer_id"]}, "'slots'"),
+    ):
         refused(ana.post(path, body), field)
-    raw = ana.http.post("/console/api/message", content=b'{"id": "c", "text": ' + SURROGATE
-                        + b"}", headers={"X-CSRF-Token": ana.csrf,
-                                         "content-type": "application/json"})
+    raw = ana.http.post(
+        "/console/api/message",
+        content=b'{"id": "c", "text": ' + SURROGATE + b"}",
+        headers={"X-CSRF-Token": ana.csrf, "content-type": "application/json"},
+    )
     refused(raw, "'text'")
-    deep = ana.http.post("/console/api/claim", content=b"[" * 50_000,
-                         headers={"X-CSRF-Token": ana.csrf})
+    deep = ana.http.post(
+        "/console/api/claim", content=b"[" * 50_000, headers={"X-CSRF-Token": ana.csrf}
+    )
     refused(deep, "JSON")
     # a CSRF token in the body that is not a string, or not encodable, is just wrong
     for token in (b"5", SURROGATE):
-        r = ana.http.post("/console/api/claim", content=b'{"id": "c", "csrf_token": ' + token
-                          + b"}")
+        r = ana.http.post(
+            "/console/api/claim", content=b'{"id": "c", "csrf_token": ' + token + b"}"
+        )
         assert r.status_code == 403, r.text
 
 
 def test_console_forms_and_login(server: LiveServer, ana: Agent, log: TracebackWatch) -> None:
     r = ana.http.post("/console/tickets/update", data={"id": "T\x00", "csrf_token": ana.csrf})
     refused(r, "'id'")
-    r = ana.http.post("/console/tickets/update", data={"id": "T-1", "assignee": "a\x00",
-                                                       "csrf_token": ana.csrf})
+    r = ana.http.post(
+        "/console/tickets/update", data={"id": "T-1", "assignee": "a\x00", "csrf_token": ana.csrf}
+    )
     refused(r, "'assignee'")
     login = httpx.Client(base_url=server.url, timeout=10)
     page = login.get("/console/login")
     token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-    r = login.post("/console/login", data={"name": "ana\x00", "password": PASSWORD,
-                                            "csrf_token": token})
+    r = login.post(
+        "/console/login", data={"name": "ana\x00", "password": PASSWORD, "csrf_token": token}
+    )
     assert r.status_code == 400 and "Wrong name or password" in r.text
 
 
-def test_the_widget_refuses_bad_text_with_an_error_frame(server: LiveServer,
-                                                          log: TracebackWatch) -> None:
-    with connect(server.url.replace("http://", "ws://") + "/widget/ws", proxy=None,
-                 open_timeout=10) as ws:
+def test_the_widget_refuses_bad_text_with_an_error_frame(
+    server: LiveServer, log: TracebackWatch
+) -> None:
+    with connect(
+        server.url.replace("http://", "ws://") + "/widget/ws", proxy=None, open_timeout=10
+    ) as ws:
         ws.send(json.dumps({"type": "hello", "session": None}))
         assert json.loads(ws.recv(timeout=30))["type"] == "welcome"
-        for frame, field in (('{"type": "message", "id": "m1", "text": "\\ud800"}', "'text'"),
-                             ('{"type": "message", "id": "m2", "text": "a\\u0000"}', "'text'"),
-                             ('{"type": "message", "id": "m3", "text": "hi", "title": 5}',
-                              "'title'"),
-                             ("[" * 10_000, "malformed"),
-                             ('{"type": ' + "1" * 5000 + "}", "malformed")):
+        for frame, field in (
+            ('{"type": "message", "id": "m1", "text": "\\ud800"}', "'text'"),
+            ('{"type": "message", "id": "m2", "text": "a\\u0000"}', "'text'"),
+            ('{"type": "message", "id": "m3", "text": "hi", "title": 5}', "'title'"),
+            ("[" * 10_000, "malformed"),
+            ('{"type": ' + "1" * 5000 + "}", "malformed"),
+        ):
             ws.send(frame)
             error = json.loads(ws.recv(timeout=10))
             assert error["type"] == "error" and error["code"] == "bad_frame", error
@@ -311,8 +363,9 @@ def telegram() -> Iterator[tuple[LiveServer, Any, list[str]]]:
             yield live, api, seen
 
 
-def test_a_malformed_telegram_update_is_a_400(telegram: tuple[LiveServer, Any, list[str]],
-                                              log: TracebackWatch) -> None:
+def test_a_malformed_telegram_update_is_a_400(
+    telegram: tuple[LiveServer, Any, list[str]], log: TracebackWatch
+) -> None:
     from bot.channels.telegram import SECRET_HEADER, TEXT_ONLY, derived_secret
     from tests.test_telegram import message
 
@@ -321,20 +374,26 @@ def test_a_malformed_telegram_update_is_a_400(telegram: tuple[LiveServer, Any, l
 
     def deliver(body: bytes | dict[str, Any]) -> httpx.Response:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return httpx.post(live.url + "/webhooks/telegram", content=raw, headers=headers,
-                          timeout=30)
+        return httpx.post(live.url + "/webhooks/telegram", content=raw, headers=headers, timeout=30)
 
     chat = 7_100_000 + uuid.uuid4().int % 1000
     good = message(chat, "hello")
-    for body in (b"{", b"[]", b"[" * 50_000, {"update_id": "1"}, {"update_id": [1]},
-                 {"update_id": True}, {"update_id": 1, "message": "text"},
-                 {"update_id": 2, "message": {**good, "date": 10**20}},
-                 {"update_id": 3, "message": {**good, "chat": 5}},
-                 {"update_id": 4, "message": {**good, "text": 5}},
-                 {"update_id": 5, "callback_query": []},
-                 {"update_id": 6, "message": {**good, "text": "a\x00b"}},
-                 b'{"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": {"id": 1,'
-                 b' "type": "private"}, "text": ' + SURROGATE + b"}}"):
+    for body in (
+        b"{",
+        b"[]",
+        b"[" * 50_000,
+        {"update_id": "1"},
+        {"update_id": [1]},
+        {"update_id": True},
+        {"update_id": 1, "message": "text"},
+        {"update_id": 2, "message": {**good, "date": 10**20}},
+        {"update_id": 3, "message": {**good, "chat": 5}},
+        {"update_id": 4, "message": {**good, "text": 5}},
+        {"update_id": 5, "callback_query": []},
+        {"update_id": 6, "message": {**good, "text": "a\x00b"}},
+        b'{"update_id": 7, "message": {"message_id": 1, "date": 0, "chat": {"id": 1,'
+        b' "type": "private"}, "text": ' + SURROGATE + b"}}",
+    ):
         r = deliver(body)
         assert r.status_code == 400 and r.json()["error"], (body, r.text)
     assert deliver({"update_id": 8, "message": message(chat, "bell\x07")}).status_code == 200
@@ -347,27 +406,38 @@ def test_a_malformed_telegram_update_is_a_400(telegram: tuple[LiveServer, Any, l
 def test_openapi_document_is_served(server: LiveServer) -> None:
     doc = httpx.get(server.url + "/openapi.json", timeout=10).json()
     assert doc["openapi"].startswith("3.0")
-    assert {"/health", "/model/parse", "/api/copy", "/webhooks/rest/webhook",
-            "/webhooks/rest/messages", "/webhooks/rest/", "/console/api/ticket"} <= set(
-        doc["paths"])
+    assert {
+        "/health",
+        "/model/parse",
+        "/api/copy",
+        "/webhooks/rest/webhook",
+        "/webhooks/rest/messages",
+        "/webhooks/rest/",
+        "/console/api/ticket",
+    } <= set(doc["paths"])
     webhook = doc["paths"]["/webhooks/rest/webhook"]["post"]
     schema = webhook["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["sender", "message"]
     assert "message_id" in schema["properties"]["metadata"]["properties"]
     assert doc["paths"]["/console/api/claim"]["post"]["security"] == [
-        {"consoleSession": [], "csrfToken": []}]
+        {"consoleSession": [], "csrfToken": []}
+    ]
 
 
 # ------------------------------------------------------------------------- the rules
 
 
 def test_the_rules() -> None:
-    assert client_string("line one\nline\ttwo\r\n", "m", max_chars=100) == \
-        "line one\nline\ttwo\r\n"
+    assert client_string("line one\nline\ttwo\r\n", "m", max_chars=100) == "line one\nline\ttwo\r\n"
     assert client_id(" 42 ", "sender", max_chars=10) == "42"
     assert client_id(42, "sender", max_chars=10) == "42"
-    for value, problem in (("\ud800", "surrogate"), ("\udfff x", "surrogate"),
-                           ("a\x00", "NUL"), ("\x1b", "control"), ("\x7f ok", None)):
+    for value, problem in (
+        ("\ud800", "surrogate"),
+        ("\udfff x", "surrogate"),
+        ("a\x00", "NUL"),
+        ("\x1b", "control"),
+        ("\x7f ok", None),
+    ):
         if problem is None:
             assert client_string(value, "m", max_chars=10) == value
             continue

@@ -30,13 +30,25 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERIC_CSV = {
     "path": "catalog/generic_products.csv",
     "decimal_comma": True,
-    "columns": {"product_id": "id", "name": "title", "price": "price", "stock": "qty",
-                "description": "body", "option.Color": "colour", "item_id": "sku"},
+    "columns": {
+        "product_id": "id",
+        "name": "title",
+        "price": "price",
+        "stock": "qty",
+        "description": "body",
+        "option.Color": "colour",
+        "item_id": "sku",
+    },
 }
 GENERIC_JSON = {
     "path": "catalog/generic_products.json",
-    "columns": {"product_id": "id", "name": "title", "price": "price",
-                "available": "in_stock", "option.Color": "colour"},
+    "columns": {
+        "product_id": "id",
+        "name": "title",
+        "price": "price",
+        "available": "in_stock",
+        "option.Color": "colour",
+    },
 }
 
 
@@ -71,7 +83,10 @@ def test_shopify_export_reads_variants_and_skips_images_and_drafts(tmp_path: Pat
         ("BEANIE-MUST-SM", {"Color": "Mustard", "Size": "S/M"}, Decimal("1024.10"), True),
     ]  # tracked at 0 and "deny": sold out; "continue" sells on
     assert beanie.description.splitlines() == [
-        "A warm beanie knitted from 100% merino wool.", "Hand wash cold", "Made in Portugal"]
+        "A warm beanie knitted from 100% merino wool.",
+        "Hand wash cold",
+        "Made in Portugal",
+    ]
     tote = products["canvas-tote-bag"]
     assert tote.variants[0].options == {} and tote.variants[0].available  # Default Title
     assert "12 oz cotton canvas" in tote.description
@@ -87,7 +102,8 @@ def test_woocommerce_export_reads_simple_and_variable_products(tmp_path: Path) -
     assert set(products) == {"101", "102"}
     mug = products["101"]
     assert [(v.item_id, dict(v.options), v.price) for v in mug.variants] == [
-        ("MUG-01", {"Material": "stoneware"}, Decimal("12.50"))]
+        ("MUG-01", {"Material": "stoneware"}, Decimal("12.50"))
+    ]
     hoodie = products["102"]
     assert hoodie.name == "Organic Hoodie" and "organic cotton" in hoodie.description
     assert [(v.item_id, v.options["Color"], v.price, v.available) for v in hoodie.variants] == [
@@ -131,11 +147,21 @@ def test_generic_csv_and_json_through_a_clerk_yml_mapping(tmp_path: Path) -> Non
         ({"currency": "euro"}, "currency"),
         ({"files": "x.csv"}, "catalog.files"),
         ({"files": [{"path": "catalog/a.txt"}]}, r"catalog.files\[0\].path"),
-        ({"files": [{"path": "catalog/a.csv", "columns": {"name": "t", "price": "p"}}]},
-         "missing product_id"),
-        ({"files": [{"path": "catalog/a.csv", "columns": {"product_id": "i", "name": "t",
-                                                          "price": "p", "colour": "c"}}]},
-         "unknown fields"),
+        (
+            {"files": [{"path": "catalog/a.csv", "columns": {"name": "t", "price": "p"}}]},
+            "missing product_id",
+        ),
+        (
+            {
+                "files": [
+                    {
+                        "path": "catalog/a.csv",
+                        "columns": {"product_id": "i", "name": "t", "price": "p", "colour": "c"},
+                    }
+                ]
+            },
+            "unknown fields",
+        ),
         ({"files": [{"path": "catalog/a.csv", "format": "magento"}]}, "format"),
         ({"mapping": {}}, "unknown keys"),
     ],
@@ -162,9 +188,16 @@ def test_an_unknown_csv_in_the_catalog_folder_is_an_error(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("text", "comma", "expected"),
-    [("19.99", False, "19.99"), ("$19.99", False, "19.99"), ("1,299.00", False, "1299.00"),
-     ("19.99 EUR", False, "19.99"), ("0.1", False, "0.10"), ("19,99", True, "19.99"),
-     ("1.299,00 €", True, "1299.00"), ("7", False, "7.00")],
+    [
+        ("19.99", False, "19.99"),
+        ("$19.99", False, "19.99"),
+        ("1,299.00", False, "1299.00"),
+        ("19.99 EUR", False, "19.99"),
+        ("0.1", False, "0.10"),
+        ("19,99", True, "19.99"),
+        ("1.299,00 €", True, "1299.00"),
+        ("7", False, "7.00"),
+    ],
 )
 def test_prices_are_read_exactly(text: str, comma: bool, expected: str) -> None:
     assert parse_price(text, decimal_comma=comma) == Decimal(expected)
@@ -179,7 +212,11 @@ def test_what_is_not_a_price(text: str) -> None:
 
 def test_prices_are_shown_in_the_stores_currency(tmp_path: Path) -> None:
     assert [format_money(Decimal("19.9"), c) for c in ("USD", "EUR", "GBP", "CHF")] == [
-        "$19.90", "€19.90", "£19.90", "19.90 CHF"]
+        "$19.90",
+        "€19.90",
+        "£19.90",
+        "19.90 CHF",
+    ]
     knowledge = store(tmp_path, "shopify_products.csv")
     catalog = read_catalog(knowledge, CatalogSpec("EUR"))
     [beanie] = [p for p in build_passages(knowledge, catalog) if p.title == "Merino Wool Beanie"]
@@ -201,8 +238,11 @@ def test_the_guard_checks_prices_in_the_stores_currency(tmp_path: Path) -> None:
     assert [v for _, v in prices_in("It is €1,024.10 or 1024.10 EUR")] == [Decimal("1024.10")] * 2
     for good in ("The mustard beanie costs €1024.10.", "The mustard beanie is 1024.10 EUR."):
         assert not [v for v in guard.check(good, evidence).violations if v.kind == "price"], good
-    for bad in ("The mustard beanie costs €19.99.", "The mustard beanie costs $1024.10.",
-                "The mustard beanie is 1024.10 GBP."):
+    for bad in (
+        "The mustard beanie costs €19.99.",
+        "The mustard beanie costs $1024.10.",
+        "The mustard beanie is 1024.10 GBP.",
+    ):
         assert [v for v in guard.check(bad, evidence).violations if v.kind == "price"], bad
 
 
@@ -222,7 +262,8 @@ def test_a_bad_row_is_named_by_file_row_and_column_and_nothing_is_written(
     with pytest.raises(CatalogFileError) as caught:
         load_store(db, knowledge)
     assert str(caught.value) == (
-        "catalog/shopify_products.csv row 3, column 'Variant Price': 'abc' is not a price")
+        "catalog/shopify_products.csv row 3, column 'Variant Price': 'abc' is not a price"
+    )
     assert [(p.row, p.column) for p in caught.value.problems] == [(3, "Variant Price")]
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Product)) == 0
@@ -236,7 +277,10 @@ def test_every_bad_row_of_a_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(CatalogFileError) as caught:
         read_catalog(knowledge)
     assert [(p.row, p.column) for p in caught.value.problems] == [
-        (2, "Regular price"), (4, "Parent"), (5, "Parent")]
+        (2, "Regular price"),
+        (4, "Parent"),
+        (5, "Parent"),
+    ]
     assert "(and 2 more problems)" in str(caught.value)
 
 
@@ -254,8 +298,9 @@ def test_a_generic_json_row_without_a_price_is_named(tmp_path: Path) -> None:
 def test_an_imported_catalog_loads_into_the_database_without_orders(
     tmp_path: Path, db: Database
 ) -> None:
-    knowledge = store(tmp_path, "shopify_products.csv", "woocommerce_products.csv",
-                      "generic_products.csv")
+    knowledge = store(
+        tmp_path, "shopify_products.csv", "woocommerce_products.csv", "generic_products.csv"
+    )
     spec = CatalogSpec("EUR", parse_files([GENERIC_CSV]))
     counts = load_store(db, knowledge, catalog=read_catalog(knowledge, spec))
     assert counts["products_inserted"] == 6 and counts["variants_inserted"] == 11
@@ -265,15 +310,16 @@ def test_an_imported_catalog_loads_into_the_database_without_orders(
     assert prices["BEANIE-MUST-SM"] == Decimal("1024.10")
     assert prices["LS-W"] == Decimal("1299.00") and prices["WS-G"] == Decimal("0.10")
     assert prices["TOTE-1"] == Decimal("0.30")
-    assert load_store(db, knowledge, catalog=read_catalog(knowledge, spec))[
-        "variants_updated"] == 0
+    assert load_store(db, knowledge, catalog=read_catalog(knowledge, spec))["variants_updated"] == 0
 
 
 # ------------------------------------------------------------------------ end to end
 
 
 def test_a_store_with_only_a_shopify_csv_answers_a_price_question(
-    tmp_path: Path, prepared_home: Any, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    prepared_home: Any,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``clerk ingest`` on a project whose catalog is one Shopify CSV, then a shopper asks
@@ -287,8 +333,11 @@ def test_a_store_with_only_a_shopify_csv_answers_a_price_question(
     knowledge = store(tmp_path, "shopify_products.csv")
     shutil.copytree(ROOT / "knowledge" / "policies", knowledge / "policies")
     shutil.copytree(ROOT / "training_data", tmp_path / "training_data")  # the demo's bot
-    env = {"CLERK_PROJECT": str(tmp_path), "CLERK_HOME": str(tmp_path / "home"),
-           "CLERK_CURRENCY": "EUR"}
+    env = {
+        "CLERK_PROJECT": str(tmp_path),
+        "CLERK_HOME": str(tmp_path / "home"),
+        "CLERK_CURRENCY": "EUR",
+    }
     monkeypatch.setattr(cli, "_settings", lambda args: Settings.load(env, tmp_path / "no.yml"))
     monkeypatch.setattr(bot.app, "make_encoder", lambda settings: encoder)
     # the demo's trained NLU model stands in (training one would take minutes)
@@ -297,8 +346,10 @@ def test_a_store_with_only_a_shopify_csv_answers_a_price_question(
 
     assert cli.cmd_ingest(None) == 0  # type: ignore[arg-type]
     printed = capsys.readouterr().out
-    assert ("catalog: catalog/shopify_products.csv (shopify): 4 of 8 rows imported, "
-            "4 skipped (2 draft, 2 image-only row); 2 products, 4 variants") in printed
+    assert (
+        "catalog: catalog/shopify_products.csv (shopify): 4 of 8 rows imported, "
+        "4 skipped (2 draft, 2 image-only row); 2 products, 4 variants"
+    ) in printed
 
     settings = Settings.load(env, tmp_path / "no.yml")
     with bot_server(settings, encoder, nlu=nlu) as server:

@@ -24,16 +24,26 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 TIMEOUT_MS = 20_000
 XSS = '<img src=x onerror="alert(document.cookie)"><script>alert(1)</script>'
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, bot_settings, shared_encoder  # type: ignore[no-untyped-def]
-         ) -> Iterator[LiveServer]:
+def site(
+    tmp_path_factory: pytest.TempPathFactory,
+    bot_settings,
+    shared_encoder,  # type: ignore[no-untyped-def]
+) -> Iterator[LiveServer]:
     from bot.app import build, create_app
 
     with fresh_database("sqlite", tmp_path_factory.mktemp("console-browser")) as url:
@@ -62,7 +72,8 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_a_shopper_and_an_agent_talk_live_then_the_bot_takes_over_again(
-    browser, site: LiveServer  # type: ignore[no-untyped-def]
+    browser,
+    site: LiveServer,  # type: ignore[no-untyped-def]
 ) -> None:
     expect = playwright_api.expect
     pages = []
@@ -111,7 +122,9 @@ def test_a_shopper_and_an_agent_talk_live_then_the_bot_takes_over_again(
     box.fill("Hi, are you there? My parcel never arrived.")
     box.press("Enter")
     user_msgs = agent.locator("#transcript li.msg.user")
-    expect(user_msgs.last.locator(".text")).to_have_text("Hi, are you there? My parcel never arrived.")
+    expect(user_msgs.last.locator(".text")).to_have_text(
+        "Hi, are you there? My parcel never arrived."
+    )
     expect(user_msgs.last.locator(".intent")).to_be_visible()  # what the bot understood
     box.fill(XSS)
     box.press("Enter")
@@ -120,16 +133,20 @@ def test_a_shopper_and_an_agent_talk_live_then_the_bot_takes_over_again(
 
     # agent -> shopper, with a canned reply first
     agent.locator(".canned-reply").first.click()
-    expect(agent.locator("#reply")).to_have_value("Thanks for your patience — I'm looking into this now.")
+    expect(agent.locator("#reply")).to_have_value(
+        "Thanks for your patience — I'm looking into this now."
+    )
     agent.locator("#send").click()
     from_agent = shopper.locator(".msg.agent")
     expect(from_agent.last.locator(".bubble")).to_have_text(
-        "Thanks for your patience — I'm looking into this now.")
+        "Thanks for your patience — I'm looking into this now."
+    )
     expect(from_agent.last.locator(".who")).to_contain_text("Ana")
     agent.locator("#reply").fill("I've found it: it's at the depot and arrives tomorrow.")
     agent.locator("#send").click()
     expect(from_agent.last.locator(".bubble")).to_have_text(
-        "I've found it: it's at the depot and arrives tomorrow.")
+        "I've found it: it's at the depot and arrives tomorrow."
+    )
     agent.locator("#note").fill("Depot confirmed by phone; check again Friday")
     agent.locator("#add-note").click()
     expect(agent.locator("#transcript li.note").last).to_contain_text("Depot confirmed by phone")

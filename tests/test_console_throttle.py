@@ -35,8 +35,15 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def test_the_rule_on_a_fake_clock() -> None:
     now = [0.0]
-    throttle = LoginThrottle(pair_limit=3, address_limit=5, slow_after=4, step=0.5,
-                             max_delay=1.0, window=60, clock=lambda: now[0])
+    throttle = LoginThrottle(
+        pair_limit=3,
+        address_limit=5,
+        slow_after=4,
+        step=0.5,
+        max_delay=1.0,
+        window=60,
+        clock=lambda: now[0],
+    )
     # address and name: three failures, then that address is refused for that name only
     assert [throttle.admit("A", "ana").retry_after for _ in range(3)] == [0, 0, 0]
     assert throttle.admit("A", "ANA ").retry_after == pytest.approx(60)  # case, spaces
@@ -81,8 +88,9 @@ def server(module_database_url: str, bot_settings, shared_encoder) -> Iterator[L
     for name in AGENTS:
         accounts.add(name, PASSWORD, "agent")
     app = create_app(parts)
-    options = server_config(app, host="127.0.0.1", port=0,
-                            limits=HttpLimits(header_timeout=1.0, body_timeout=1.0))
+    options = server_config(
+        app, host="127.0.0.1", port=0, limits=HttpLimits(header_timeout=1.0, body_timeout=1.0)
+    )
     with LiveServer(app, options=options) as live:
         yield live
     parts.db.dispose()
@@ -92,15 +100,21 @@ class Browser:
     """A client at one loopback address, logging in to the console's form."""
 
     def __init__(self, server: LiveServer, address: str) -> None:
-        self.http = httpx.Client(base_url=server.url, timeout=30, follow_redirects=False,
-                                 transport=httpx.HTTPTransport(local_address=address))
+        self.http = httpx.Client(
+            base_url=server.url,
+            timeout=30,
+            follow_redirects=False,
+            transport=httpx.HTTPTransport(local_address=address),
+        )
 
-    def login(self, name: str, password: str, forwarded_for: str | None = None
-              ) -> httpx.Response:
+    def login(self, name: str, password: str, forwarded_for: str | None = None) -> httpx.Response:
         token = TOKEN.search(self.http.get("/console/login").text).group(1)  # type: ignore[union-attr]
         headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-        return self.http.post("/console/login", headers=headers, data={
-            "name": name, "password": password, "csrf_token": token})
+        return self.http.post(
+            "/console/login",
+            headers=headers,
+            data={"name": name, "password": password, "csrf_token": token},
+        )
 
 
 async def attack(server: LiveServer, address: str, name: str, tries: int) -> list[int]:
@@ -111,8 +125,9 @@ async def attack(server: LiveServer, address: str, name: str, tries: int) -> lis
         for n in range(tries):
             page = await http.get("/console/login")
             token = TOKEN.search(page.text).group(1)  # type: ignore[union-attr]
-            r = await http.post("/console/login", data={
-                "name": name, "password": f"guess {n}", "csrf_token": token})
+            r = await http.post(
+                "/console/login", data={"name": name, "password": f"guess {n}", "csrf_token": token}
+            )
             codes.append(r.status_code)
     return codes
 
@@ -124,8 +139,9 @@ def assert_throttled(r: httpx.Response) -> None:
 
 def test_a_forged_forwarded_for_does_not_dodge_the_limit(server: LiveServer) -> None:
     mallory = Browser(server, "127.0.0.1")  # the peer uvicorn would trust by default
-    codes = [mallory.login("ana", "guess", forwarded_for=f"203.0.113.{n}").status_code
-             for n in range(6)]
+    codes = [
+        mallory.login("ana", "guess", forwarded_for=f"203.0.113.{n}").status_code for n in range(6)
+    ]
     assert codes == [401] * 5 + [429]
     # still refused, right password and yet another forged header included
     assert_throttled(mallory.login("ana", PASSWORD, forwarded_for="198.51.100.99"))
@@ -135,8 +151,9 @@ def test_a_forged_forwarded_for_does_not_dodge_the_limit(server: LiveServer) -> 
 
 def test_a_trusted_proxy_names_the_client(server: LiveServer) -> None:
     proxy = Browser(server, PROXY)
-    codes = [proxy.login("bea", "guess", forwarded_for="198.51.100.1").status_code
-             for _ in range(6)]
+    codes = [
+        proxy.login("bea", "guess", forwarded_for="198.51.100.1").status_code for _ in range(6)
+    ]
     assert codes == [401] * 5 + [429]
     # the client forges a left entry; the proxy's own (rightmost) entry counts
     assert_throttled(proxy.login("bea", PASSWORD, forwarded_for="198.51.100.7, 198.51.100.1"))
@@ -147,8 +164,9 @@ def test_a_trusted_proxy_names_the_client(server: LiveServer) -> None:
 
 def test_failures_from_many_addresses_only_slow_the_agent_down(server: LiveServer) -> None:
     async def attackers() -> list[list[int]]:
-        return await asyncio.gather(*(attack(server, f"127.0.0.{n}", "cy", 6)
-                                      for n in (10, 11, 12)))
+        return await asyncio.gather(
+            *(attack(server, f"127.0.0.{n}", "cy", 6) for n in (10, 11, 12))
+        )
 
     for codes in asyncio.run(attackers()):
         assert codes == [401] * 5 + [429]

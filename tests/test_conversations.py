@@ -248,7 +248,10 @@ def test_asking_for_a_human_marks_the_conversation(chat: Chat, store: Database) 
     with store.session() as s:
         conv = s.get(Conversation, chat.conversation_id)
         assert conv is not None and conv.handoff_status == "requested"
-    assert any(e["event"] == "handoff" and e["step"] == "requested" for e in events(store, chat.conversation_id))
+    assert any(
+        e["event"] == "handoff" and e["step"] == "requested"
+        for e in events(store, chat.conversation_id)
+    )
 
 
 def test_two_misses_in_a_row_offer_a_human(chat: Chat, store: Database) -> None:
@@ -294,7 +297,9 @@ def test_empty_message_prompts_and_stores_nothing(chat: Chat, store: Database) -
     assert events(store, chat.conversation_id) == []
 
 
-def test_huge_message_is_refused_and_only_the_refusal_is_stored(chat: Chat, store: Database) -> None:
+def test_huge_message_is_refused_and_only_the_refusal_is_stored(
+    chat: Chat, store: Database
+) -> None:
     reply = chat.text("x" * 4001)
     assert "too long" in reply
     stored = events(store, chat.conversation_id)

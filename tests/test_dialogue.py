@@ -106,8 +106,10 @@ def moodbot(tmp_path: Path) -> tuple[Domain, FlowPolicy]:
 
 
 def _user(t: Tracker, intent: str, text: str = "...", entities: list | None = None) -> UserUttered:
-    e = UserUttered(text=text, parse_data={"intent": {"name": intent, "confidence": 1.0},
-                                           "entities": entities or []})
+    e = UserUttered(
+        text=text,
+        parse_data={"intent": {"name": intent, "confidence": 1.0}, "entities": entities or []},
+    )
     t.apply(ActionExecuted(name="action_listen"))
     t.apply(e)
     return e
@@ -191,8 +193,10 @@ def test_slot_mappings_respect_conditions(data_dir: Path) -> None:
     domain = Domain.load(data_dir / "domain.yml")
     msg = UserUttered(
         text="yes please, order #W2611340",
-        parse_data={"intent": {"name": "affirm"},
-                    "entities": [{"entity": "order_id", "value": "#W2611340"}]},
+        parse_data={
+            "intent": {"name": "affirm"},
+            "entities": [{"entity": "order_id", "value": "#W2611340"}],
+        },
     )
     outside = extract_slots(domain, msg, active_loop=None, requested_slot=None, current={})
     assert {e.key: e.value for e in outside} == {"order_id": "#W2611340"}
@@ -201,8 +205,9 @@ def test_slot_mappings_respect_conditions(data_dir: Path) -> None:
     )
     assert {e.key: e.value for e in inside} == {"order_id": "#W2611340", "confirmed": True}
     text_msg = UserUttered(text="The lid was broken", parse_data={"intent": {"name": "inform"}})
-    got = extract_slots(domain, text_msg, active_loop="complaint_form",
-                        requested_slot="complaint_text", current={})
+    got = extract_slots(
+        domain, text_msg, active_loop="complaint_form", requested_slot="complaint_text", current={}
+    )
     assert {e.key: e.value for e in got} == {"complaint_text": "The lid was broken"}
 
 
@@ -216,8 +221,9 @@ def test_tracker_replays_state_and_round_trips_events() -> None:
     ]
     round_tripped = [event_from_dict(e.to_dict()) for e in events]
     assert round_tripped == events
-    t = Tracker.from_events(ConversationId("c"), {"customer_id": None, "requested_slot": None},
-                            round_tripped)
+    t = Tracker.from_events(
+        ConversationId("c"), {"customer_id": None, "requested_slot": None}, round_tripped
+    )
     assert t.slots["customer_id"] == "noah_brown_6181"
     assert t.active_loop == "order_status_form"
     assert t.handoff_status == "requested"

@@ -39,8 +39,9 @@ def _rewrite(name: str, variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
         new = dict(variant)
         holes = " ".join(PLACEHOLDER.findall(str(variant.get("text") or "")))
         new["text"] = f"«{name} #{k}» {holes}".strip()
-        new["buttons"] = [{**b, "title": f"«{name} #{k}» {i}"}
-                          for i, b in enumerate(variant.get("buttons") or [])]
+        new["buttons"] = [
+            {**b, "title": f"«{name} #{k}» {i}"} for i, b in enumerate(variant.get("buttons") or [])
+        ]
         out.append(new)
     return out
 
@@ -48,8 +49,11 @@ def _rewrite(name: str, variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _original_sentences() -> set[str]:
     """Fragments of every original text (4+ words between placeholders and line breaks)."""
     demo = yaml.safe_load((ROOT / "training_data" / "domain.yml").read_text())["responses"]
-    texts = [str(v.get("text") or "") for vs in [*demo.values(), *default_responses().values()]
-             for v in vs]
+    texts = [
+        str(v.get("text") or "")
+        for vs in [*demo.values(), *default_responses().values()]
+        for v in vs
+    ]
     out = set()
     for text in texts:
         for piece in re.split(r"\{\w+\}|\n|•", text):
@@ -74,12 +78,12 @@ def reworded_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bot(reworded_project: Path, module_database_url: str, bot_settings, shared_encoder
-        ) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+def bot(
+    reworded_project: Path, module_database_url: str, bot_settings, shared_encoder
+) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     from bot.app import build
 
-    settings = dataclasses.replace(bot_settings(module_database_url),
-                                   project_dir=reworded_project)
+    settings = dataclasses.replace(bot_settings(module_database_url), project_dir=reworded_project)
     parts = build(settings, encoder=shared_encoder)
     yield parts
     parts.manager.close()
@@ -102,17 +106,51 @@ class Shopper:
 SCRIPT = [
     ("greeting", ["hello there"]),
     ("order status", ["where is my order #W6893533?", "ivan.santos3158@example.com"]),
-    ("cancel", ["I'd like to cancel order #W8770097", "ivan.santos3158@example.com",
-                "I ordered it by mistake", "yes"]),
-    ("return", ["I want to return something from order #W4316152",
-                "aarav.anderson9752@example.com", "all of them", "yes please"]),
-    ("exchange", ["I need to exchange the hiking boots from order #W1304208",
-                  "yara.ito7353@example.com", "size 9 in leather", "yes"]),
-    ("address", ["please change the shipping address of order #W9300146",
-                 "Aarav Anderson 19031", "12 Main Street, Apt 4, Springfield, IL 62704", "yes"]),
-    ("complaint", ["I want to file a complaint", "#W1633718",
-                   "The coffee maker arrived broken and leaks water everywhere",
-                   "yusuf.hernandez6086@example.com"]),
+    (
+        "cancel",
+        [
+            "I'd like to cancel order #W8770097",
+            "ivan.santos3158@example.com",
+            "I ordered it by mistake",
+            "yes",
+        ],
+    ),
+    (
+        "return",
+        [
+            "I want to return something from order #W4316152",
+            "aarav.anderson9752@example.com",
+            "all of them",
+            "yes please",
+        ],
+    ),
+    (
+        "exchange",
+        [
+            "I need to exchange the hiking boots from order #W1304208",
+            "yara.ito7353@example.com",
+            "size 9 in leather",
+            "yes",
+        ],
+    ),
+    (
+        "address",
+        [
+            "please change the shipping address of order #W9300146",
+            "Aarav Anderson 19031",
+            "12 Main Street, Apt 4, Springfield, IL 62704",
+            "yes",
+        ],
+    ),
+    (
+        "complaint",
+        [
+            "I want to file a complaint",
+            "#W1633718",
+            "The coffee maker arrived broken and leaks water everywhere",
+            "yusuf.hernandez6086@example.com",
+        ],
+    ),
     ("ticket status", ["what's the status of ticket T-000000?"]),
     ("recommendations", ["can you recommend something?"]),
     ("product question", ["how much is the T-Shirt in blue size M?"]),
@@ -155,14 +193,20 @@ def _catalog_words() -> set[str]:
     """Every word of the demo catalog's data: product names, option names and values."""
     products = json.loads((ROOT / "knowledge" / "catalog" / "products.json").read_text())
     text = " ".join(
-        " ".join([p["name"], *(f"{k} {x}" for v in p["variants"].values()
-                               for k, x in v["options"].items())])
-        for p in products.values())
+        " ".join(
+            [
+                p["name"],
+                *(f"{k} {x}" for v in p["variants"].values() for k, x in v["options"].items()),
+            ]
+        )
+        for p in products.values()
+    )
     return set(re.findall(r"[a-z]+", text.lower()))
 
 
-@pytest.mark.parametrize(("topic", "question", "kind"), KNOWLEDGE_QUESTIONS,
-                         ids=[t for t, _, _ in KNOWLEDGE_QUESTIONS])
+@pytest.mark.parametrize(
+    ("topic", "question", "kind"), KNOWLEDGE_QUESTIONS, ids=[t for t, _, _ in KNOWLEDGE_QUESTIONS]
+)
 def test_knowledge_answers_are_store_data_in_the_stores_wording(
     bot: Any, topic: str, question: str, kind: str | None
 ) -> None:
@@ -211,8 +255,16 @@ def test_variations_are_chosen_at_random() -> None:
 
 
 def test_buttons_fill_titles_and_keep_json_payloads() -> None:
-    domain = _domain({"utter_pick": [{"text": "Pick {what}", "buttons": [
-        {"title": "Take {what}", "payload": '/inform{"item": "{item}"}'}]}]})
+    domain = _domain(
+        {
+            "utter_pick": [
+                {
+                    "text": "Pick {what}",
+                    "buttons": [{"title": "Take {what}", "payload": '/inform{"item": "{item}"}'}],
+                }
+            ]
+        }
+    )
     [reply] = domain.render("utter_pick", {}, {"what": "a hat", "item": "h1"})
     assert reply.text == "Pick a hat"
     assert reply.buttons[0].title == "Take a hat"
@@ -220,50 +272,82 @@ def test_buttons_fill_titles_and_keep_json_payloads() -> None:
 
 
 def test_a_channel_variant_is_preferred_on_its_channel() -> None:
-    domain = _domain({"utter_hi": [{"text": "Hi"},
-                                   {"text": "Hi on Telegram", "channel": "telegram"}]})
+    domain = _domain(
+        {"utter_hi": [{"text": "Hi"}, {"text": "Hi on Telegram", "channel": "telegram"}]}
+    )
     assert domain.render("utter_hi", {}, channel="telegram")[0].text == "Hi on Telegram"
     assert domain.render("utter_hi", {}, channel="rest")[0].text == "Hi"
     assert domain.render("utter_hi", {})[0].text == "Hi"
 
 
 def test_conditions_pick_the_variant_whose_slots_match() -> None:
-    domain = _domain({"utter_hi": [
-        {"text": "Hi"},
-        {"text": "Welcome back, gold member", "condition": [
-            {"type": "slot", "name": "tier", "value": "gold"}]},
-        {"text": "Gold on Telegram", "channel": "telegram", "condition": [
-            {"type": "slot", "name": "tier", "value": "gold"}]},
-    ]})
+    domain = _domain(
+        {
+            "utter_hi": [
+                {"text": "Hi"},
+                {
+                    "text": "Welcome back, gold member",
+                    "condition": [{"type": "slot", "name": "tier", "value": "gold"}],
+                },
+                {
+                    "text": "Gold on Telegram",
+                    "channel": "telegram",
+                    "condition": [{"type": "slot", "name": "tier", "value": "gold"}],
+                },
+            ]
+        }
+    )
     assert domain.render("utter_hi", {"tier": "gold"})[0].text == "Welcome back, gold member"
     assert domain.render("utter_hi", {"tier": "silver"})[0].text == "Hi"
     assert domain.render("utter_hi", {"tier": "gold"}, channel="telegram")[0].text == (
-        "Gold on Telegram")
+        "Gold on Telegram"
+    )
     assert domain.render("utter_hi", {"tier": "silver"}, channel="telegram")[0].text == "Hi"
 
 
 def test_missing_values_show_nothing_and_values_are_never_reprs() -> None:
     domain = _domain({"utter_x": [{"text": "A {missing} B {none} C {items} D {address} E"}]})
-    [reply] = domain.render("utter_x", {"none": None},
-                            {"items": ["a", "b"], "address": {"city": "Oslo", "zip": "0150"}})
+    [reply] = domain.render(
+        "utter_x", {"none": None}, {"items": ["a", "b"], "address": {"city": "Oslo", "zip": "0150"}}
+    )
     assert reply.text == "A  B  C a, b D Oslo, 0150 E"
 
 
 def test_phrases_are_responses_inside_responses() -> None:
-    domain = _domain({"utter_refund": [{"text": "{amount} back to {payment}."}],
-                      "utter_card": [{"text": "your card"}],
-                      "utter_done": [{"text": "Done. {refunds}"}]})
+    domain = _domain(
+        {
+            "utter_refund": [{"text": "{amount} back to {payment}."}],
+            "utter_card": [{"text": "your card"}],
+            "utter_done": [{"text": "Done. {refunds}"}],
+        }
+    )
     phrase = {"response": "utter_refund", "amount": "$5.00", "payment": {"response": "utter_card"}}
     [reply] = domain.render("utter_done", {}, {"refunds": [phrase, phrase]})
     assert reply.text == "Done. $5.00 back to your card. $5.00 back to your card."
 
 
 def test_an_actions_message_fills_the_response_with_its_values() -> None:
-    domain = _domain({"utter_status": [{"text": "Order {order_id} is {tier}.", "buttons": [
-        {"title": "Help", "payload": "/help"}]}]})
-    message = {"text": None, "buttons": [{"title": "#W1", "payload": "/inform"}],
-               "elements": [], "custom": {}, "template": "utter_status",
-               "response": "utter_status", "image": None, "attachment": None, "order_id": "#W1"}
+    domain = _domain(
+        {
+            "utter_status": [
+                {
+                    "text": "Order {order_id} is {tier}.",
+                    "buttons": [{"title": "Help", "payload": "/help"}],
+                }
+            ]
+        }
+    )
+    message = {
+        "text": None,
+        "buttons": [{"title": "#W1", "payload": "/inform"}],
+        "elements": [],
+        "custom": {},
+        "template": "utter_status",
+        "response": "utter_status",
+        "image": None,
+        "attachment": None,
+        "order_id": "#W1",
+    }
     [reply] = domain.render_message(message, {"tier": "pending"})
     assert reply.text == "Order #W1 is pending."
     assert [b.title for b in reply.buttons] == ["Help", "#W1"]
@@ -289,9 +373,13 @@ def euro_channels(bot: Any) -> dict[str, Any]:
     """The reworded bot's widget and Telegram channels, for a store selling in euros."""
     from bot.app import web_and_telegram_channels
 
-    settings = dataclasses.replace(bot.settings, currency="EUR", telegram_token="1:x",
-                                   telegram_base_url="http://127.0.0.1:9",
-                                   channels=("telegram",))
+    settings = dataclasses.replace(
+        bot.settings,
+        currency="EUR",
+        telegram_token="1:x",
+        telegram_base_url="http://127.0.0.1:9",
+        channels=("telegram",),
+    )
     channels = web_and_telegram_channels(settings, bot.manager, bot.db, bot.domain)
     return {channel.name: channel for channel in channels}
 
@@ -329,10 +417,21 @@ def test_telegram_cards_use_the_stores_words_and_currency(euro_channels: Any) ->
     from bot.channels.telegram import render_messages
 
     channel = euro_channels["telegram"]
-    reply = Reply(text="«utter_x #0»", custom={"type": "product_cards", "products": [
-        {"name": "Tea Kettle", "price": 1024.1, "available": True, "options": {"color": "red"}},
-        {"price": 0.29, "available": False},
-    ]})
+    reply = Reply(
+        text="«utter_x #0»",
+        custom={
+            "type": "product_cards",
+            "products": [
+                {
+                    "name": "Tea Kettle",
+                    "price": 1024.1,
+                    "available": True,
+                    "options": {"color": "red"},
+                },
+                {"price": 0.29, "available": False},
+            ],
+        },
+    )
     [message] = render_messages(reply, currency=channel.currency, cards=channel.cards)
     assert "Tea Kettle\ncolor: red\n€1,024.10 · «utter_card_in_stock #0»" in message.plain
     assert "«utter_card_product #0»\n€0.29 · «utter_card_out_of_stock #0»" in message.plain
@@ -356,10 +455,13 @@ def test_shell_cards_use_the_stores_words(bot: Any) -> None:
     from bot.channels.shell import render_reply
 
     cards = CardWording.from_responses(domain_say(bot.domain, "shell"))
-    reply = Reply(text="«utter_x #0»", custom={"type": "product_cards", "products": [
-        {"price": 5, "available": True}]})
+    reply = Reply(
+        text="«utter_x #0»",
+        custom={"type": "product_cards", "products": [{"price": 5, "available": True}]},
+    )
     assert render_reply(reply, "EUR", cards).endswith(
-        "• «utter_card_product #0» () — €5.00 — «utter_card_in_stock #0»")
+        "• «utter_card_product #0» () — €5.00 — «utter_card_in_stock #0»"
+    )
 
 
 def test_clerk_ships_a_default_for_every_word_of_the_chat_surfaces() -> None:
@@ -369,9 +471,16 @@ def test_clerk_ships_a_default_for_every_word_of_the_chat_surfaces() -> None:
     from bot.channels.widget import WEB_DIR, WIDGET_STRINGS, WidgetWording
 
     names = {f"utter_widget_{key}" for key in WIDGET_STRINGS} | {
-        "utter_widget_greeting", "utter_card_in_stock", "utter_card_out_of_stock",
-        "utter_card_product", "utter_image_link", "utter_telegram_text_only",
-        "utter_telegram_try_again", "utter_telegram_expired_button", "utter_telegram_group_notice"}
+        "utter_widget_greeting",
+        "utter_card_in_stock",
+        "utter_card_out_of_stock",
+        "utter_card_product",
+        "utter_image_link",
+        "utter_telegram_text_only",
+        "utter_telegram_try_again",
+        "utter_telegram_expired_button",
+        "utter_telegram_group_notice",
+    }
     assert names <= set(default_responses())
     script = (WEB_DIR / "static" / "clerk-widget.js").read_text(encoding="utf-8")
     baked = re.search(r"var FALLBACK = (\{.*?\});", script, re.DOTALL)

@@ -35,8 +35,13 @@ def test_intent_report_matches_hand_computed_figures() -> None:
 
 def test_zero_division_gives_zero_not_nan() -> None:
     r = intent_report(["a", "b"], ["b", "b"])
-    assert r["a"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1,
-                      "confused_with": {"b": 1}}
+    assert r["a"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1-score": 0.0,
+        "support": 1,
+        "confused_with": {"b": 1},
+    }
 
 
 def test_out_of_scope_counts_fallback_as_flagged() -> None:
@@ -47,8 +52,12 @@ def test_out_of_scope_counts_fallback_as_flagged() -> None:
 
 
 def test_entity_scores_exact_spans() -> None:
-    gold = [[{"entity": "order_id", "start": 0, "end": 8}, {"entity": "email", "start": 9, "end": 20}]]
-    pred = [[{"entity": "order_id", "start": 0, "end": 8}, {"entity": "email", "start": 10, "end": 20}]]
+    gold = [
+        [{"entity": "order_id", "start": 0, "end": 8}, {"entity": "email", "start": 9, "end": 20}]
+    ]
+    pred = [
+        [{"entity": "order_id", "start": 0, "end": 8}, {"entity": "email", "start": 10, "end": 20}]
+    ]
     s = entity_scores(gold, pred)
     assert s["order_id"]["f1-score"] == 1.0
     assert s["email"]["precision"] == 0.0 and s["email"]["recall"] == 0.0
@@ -108,8 +117,17 @@ def tiny_model(encoder):  # type: ignore[no-untyped-def]
 def test_evaluate_writes_well_formed_files(tiny_model, tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = evaluate(tiny_model, parse_nlu_yaml(TEST_YML), tmp_path)
     report = json.loads((tmp_path / "report.json").read_text())
-    for key in ("order_status", "greet", "out_of_scope", "accuracy", "macro avg",
-                "weighted avg", "macro_f1", "out_of_scope", "entities"):
+    for key in (
+        "order_status",
+        "greet",
+        "out_of_scope",
+        "accuracy",
+        "macro avg",
+        "weighted avg",
+        "macro_f1",
+        "out_of_scope",
+        "entities",
+    ):
         assert key in report
     assert set(report["greet"]) == {"precision", "recall", "f1-score", "support", "confused_with"}
     assert report["macro avg"]["support"] == 5
@@ -126,8 +144,9 @@ def test_evaluate_writes_well_formed_files(tiny_model, tmp_path) -> None:  # typ
 
 
 def test_unknown_label_in_test_set_is_a_clear_error(tiny_model) -> None:  # type: ignore[no-untyped-def]
-    data = NLUData((TrainingExample("cancel it", "cancel_order"),
-                    TrainingExample("hello", "greet")))
+    data = NLUData(
+        (TrainingExample("cancel it", "cancel_order"), TrainingExample("hello", "greet"))
+    )
     with pytest.raises(DataError, match="cancel_order"):
         evaluate(tiny_model, data)
 

@@ -43,10 +43,12 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module", params=[
-    "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """SQLite, and PostgreSQL (the whole fuzz again)."""
     with fresh_database(request.param, tmp_path_factory.mktemp("fuzz")) as url:
         yield url
@@ -85,14 +87,21 @@ def http(agent: Agent) -> Iterator[requests.Session]:
 
 @pytest.fixture(scope="module")
 def api_schema(server: LiveServer) -> Any:
-    config = SchemathesisConfig.from_dict({
-        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES,
-                       "with-security-parameters": False, "database": "none"},
-        "phases": {"examples": {"enabled": False}, "stateful": {"enabled": False}},
-        # a string longer than the body limit is refused as a whole body: 413
-        "checks": {"negative_data_rejection": {"expected-statuses": [
-            400, 401, 403, 404, 409, 413]}},
-    })
+    config = SchemathesisConfig.from_dict(
+        {
+            "generation": {
+                "mode": "all",
+                "max-examples": MAX_EXAMPLES,
+                "with-security-parameters": False,
+                "database": "none",
+            },
+            "phases": {"examples": {"enabled": False}, "stateful": {"enabled": False}},
+            # a string longer than the body limit is refused as a whole body: 413
+            "checks": {
+                "negative_data_rejection": {"expected-statuses": [400, 401, 403, 404, 409, 413]}
+            },
+        }
+    )
     return schemathesis.openapi.from_url(f"{server.url}/openapi.json", config=config)
 
 
@@ -101,8 +110,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @schema.parametrize()
 @settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
-def test_the_api_never_errs(case: Any, server: LiveServer, http: requests.Session,
-                            watch: TracebackWatch) -> None:
+def test_the_api_never_errs(
+    case: Any, server: LiveServer, http: requests.Session, watch: TracebackWatch
+) -> None:
     response = case.call(base_url=server.url, session=http, timeout=60)
     case.validate_response(response, checks=CHECKS)
     assert not watch.problems, watch.problems[:3]
@@ -111,18 +121,39 @@ def test_the_api_never_errs(case: Any, server: LiveServer, http: requests.Sessio
 # Schemathesis never sends a lone surrogate (it keeps strings encodable). These requests do,
 # through JSON's \ud800 escapes, with NUL and control characters: a well-formed body with
 # one field replaced, so each probe reaches that field's check (and past it, when allowed).
-ODD = st.sampled_from(["\ud800", "\udfff", "\udc00x", "\x00", "\x1b", "\x07", "\x0b", "\n",
-                       "\t", " ", "é", "😀", "/greet", '{"a":', "0"])
+ODD = st.sampled_from(
+    [
+        "\ud800",
+        "\udfff",
+        "\udc00x",
+        "\x00",
+        "\x1b",
+        "\x07",
+        "\x0b",
+        "\n",
+        "\t",
+        " ",
+        "é",
+        "😀",
+        "/greet",
+        '{"a":',
+        "0",
+    ]
+)
 TEXTS = st.lists(st.one_of(ODD, st.text(max_size=3)), min_size=1, max_size=5).map("".join)
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXTS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3),
-    max_leaves=6)
+    max_leaves=6,
+)
 ODD_VALUE = st.one_of(TEXTS, TEXTS, TEXTS, VALUES)  # mostly strings: the interesting case
 PRODUCT = next(iter(json.loads((ROOT / "knowledge" / "catalog" / "products.json").read_text())))
 BASES: dict[str, dict[str, Any]] = {
-    "/webhooks/rest/webhook": {"sender": "odd-1", "message": "hello",
-                               "metadata": {"message_id": "m-1"}},
+    "/webhooks/rest/webhook": {
+        "sender": "odd-1",
+        "message": "hello",
+        "metadata": {"message_id": "m-1"},
+    },
     "/model/parse": {"text": "hello"},
     "/api/copy": {"product_id": PRODUCT, "audience": "runners", "tone": "bold", "n": 1},
     "/console/api/claim": {"id": "odd-1"},
@@ -130,8 +161,12 @@ BASES: dict[str, dict[str, Any]] = {
     "/console/api/note": {"id": "odd-1", "text": "hello"},
     "/console/api/return": {"id": "odd-1", "slots": {"order_id": "#W1"}},
     "/console/api/close": {"id": "odd-1", "resolution": "done"},
-    "/console/api/ticket": {"id": "T-000001", "status": "open", "priority": "low",
-                            "assignee": "me"},
+    "/console/api/ticket": {
+        "id": "T-000001",
+        "status": "open",
+        "priority": "low",
+        "assignee": "me",
+    },
 }
 
 
@@ -148,13 +183,14 @@ def odd_request(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 @given(request=odd_request())
-@settings(max_examples=300, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_odd_strings_in_any_field_get_4xx_or_200(request: tuple[str, bytes], agent: Agent,
-                                                 watch: TracebackWatch) -> None:
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_odd_strings_in_any_field_get_4xx_or_200(
+    request: tuple[str, bytes], agent: Agent, watch: TracebackWatch
+) -> None:
     path, raw = request
-    r = agent.http.post(path, content=raw, headers={
-        "X-CSRF-Token": agent.csrf, "content-type": "application/json"})
+    r = agent.http.post(
+        path, content=raw, headers={"X-CSRF-Token": agent.csrf, "content-type": "application/json"}
+    )
     assert r.status_code in (200, 400, 404, 409), (path, raw[:300], r.status_code, r.text[:300])
     if r.status_code != 200:
         assert isinstance(r.json()["error"], str)
@@ -162,7 +198,8 @@ def test_odd_strings_in_any_field_get_4xx_or_200(request: tuple[str, bytes], age
 
 
 def test_nothing_was_half_written_and_nothing_logged(
-        server: LiveServer, watch: TracebackWatch, database_url: str) -> None:
+    server: LiveServer, watch: TracebackWatch, database_url: str
+) -> None:
     time.sleep(0.2)  # the last requests' log lines
     watch.assert_clean()
     db = Database(database_url)

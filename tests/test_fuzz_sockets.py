@@ -32,14 +32,19 @@ REFUSED_TEXT = re.compile("[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f]")
 SESSION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 WIDGET_FRAMES = {"ack", "error", "user", "typing", "stream", "stream_end", "bot"}
 
-ODD = st.sampled_from(["\ud800", "\udfff", "\x00", "\x1b", "\x07", "\n", "\t", " ", "é",
-                       "😀", "/greet", "hello", "0"])
+ODD = st.sampled_from(
+    ["\ud800", "\udfff", "\x00", "\x1b", "\x07", "\n", "\t", " ", "é", "😀", "/greet", "hello", "0"]
+)
 TEXTS = st.lists(st.one_of(ODD, st.text(max_size=3)), max_size=5).map("".join)
 VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | TEXTS,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXTS, inner, max_size=3),
-    max_leaves=6)
+    max_leaves=6,
+)
 MAYBE = st.one_of(TEXTS, VALUES)
 
 
@@ -88,18 +93,21 @@ class SocketIO:
 
 
 def sio_args() -> st.SearchStrategy[tuple[Any, ...]]:
-    message = st.fixed_dictionaries({"message": MAYBE}, optional={
-        "session_id": st.one_of(st.none(), st.just("fuzz-session"), MAYBE),
-        "customData": VALUES})
-    return st.one_of(st.just(()), st.tuples(VALUES), st.tuples(message),
-                     st.tuples(message, VALUES))
+    message = st.fixed_dictionaries(
+        {"message": MAYBE},
+        optional={
+            "session_id": st.one_of(st.none(), st.just("fuzz-session"), MAYBE),
+            "customData": VALUES,
+        },
+    )
+    return st.one_of(st.just(()), st.tuples(VALUES), st.tuples(message), st.tuples(message, VALUES))
 
 
 @given(event=st.sampled_from(["user_uttered", "session_request"]), args=sio_args())
-@settings(max_examples=120, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_socketio_events_with_any_data(event: str, args: tuple[Any, ...], server: LiveServer,
-                                       watch: TracebackWatch) -> None:
+@settings(max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_socketio_events_with_any_data(
+    event: str, args: tuple[Any, ...], server: LiveServer, watch: TracebackWatch
+) -> None:
     # a connection of its own per example: Socket.IO handles a client's events
     # concurrently, so a slow turn's replies must not reach the next example's reader
     sio = SocketIO(server.url)
@@ -116,15 +124,23 @@ def _check_socketio_event(sio: SocketIO, event: str, args: tuple[Any, ...]) -> N
     if event == "session_request":
         session_id = data.get("session_id") if isinstance(data, dict) else None
         ok = (data is None or isinstance(data, dict)) and (
-            session_id is None or isinstance(session_id, str) and
-            bool(SESSION_ID.fullmatch(session_id)))
+            session_id is None
+            or isinstance(session_id, str)
+            and bool(SESSION_ID.fullmatch(session_id))
+        )
         name, payload = sio.answer({"session_confirm", "clerk_error"})
         assert name == ("session_confirm" if ok else "clerk_error"), (args, payload)
     else:
         session_id = data.get("session_id") if isinstance(data, dict) else None
-        ok = isinstance(data, dict) and readable(data.get("message")) and (
-            session_id is None or isinstance(session_id, str) and
-            bool(SESSION_ID.fullmatch(session_id)))
+        ok = (
+            isinstance(data, dict)
+            and readable(data.get("message"))
+            and (
+                session_id is None
+                or isinstance(session_id, str)
+                and bool(SESSION_ID.fullmatch(session_id))
+            )
+        )
         name, payload = sio.answer({"bot_uttered", "clerk_error"})
         assert name == ("bot_uttered" if ok else "clerk_error"), (args, payload)
         if not ok:
@@ -136,8 +152,9 @@ def _check_socketio_event(sio: SocketIO, event: str, args: tuple[Any, ...]) -> N
 
 class Widget:
     def __init__(self, url: str) -> None:
-        self.ws: ClientConnection = connect(url.replace("http://", "ws://") + "/widget/ws",
-                                            proxy=None, open_timeout=10)
+        self.ws: ClientConnection = connect(
+            url.replace("http://", "ws://") + "/widget/ws", proxy=None, open_timeout=10
+        )
         self.ws.send(json.dumps({"type": "hello", "session": None}))
         welcome = json.loads(self.ws.recv(timeout=30))
         assert welcome["type"] == "welcome"
@@ -164,35 +181,47 @@ def widget(server: LiveServer) -> Iterator[Widget]:
 def widget_frames() -> st.SearchStrategy[Any]:
     message = st.fixed_dictionaries(
         {"type": st.just("message"), "text": MAYBE},  # a fresh id is added when sent
-        optional={"title": MAYBE})
-    return st.one_of(message, message, VALUES,
-                     st.fixed_dictionaries({"type": MAYBE}, optional={"session": MAYBE}))
+        optional={"title": MAYBE},
+    )
+    return st.one_of(
+        message,
+        message,
+        VALUES,
+        st.fixed_dictionaries({"type": MAYBE}, optional={"session": MAYBE}),
+    )
 
 
 @given(frame=widget_frames())
-@settings(max_examples=120, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_widget_frames_with_any_json(frame: Any, widget: Widget,
-                                     watch: TracebackWatch) -> None:
+@settings(max_examples=120, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_widget_frames_with_any_json(frame: Any, widget: Widget, watch: TracebackWatch) -> None:
     kind = frame.get("type") if isinstance(frame, dict) else None
     if kind == "message":
         frame = {**frame, "id": uuid.uuid4().hex}  # ids are the client's, unique
     widget.ws.send(json.dumps(frame))  # ensure_ascii: a lone surrogate travels as \ud800
-    answers = [f for f in widget.until_pong() if f["type"] in ("ack", "error")
-               and f.get("code") != "turn_failed"]
+    answers = [
+        f
+        for f in widget.until_pong()
+        if f["type"] in ("ack", "error") and f.get("code") != "turn_failed"
+    ]
     if kind == "ping":
         assert answers == []  # its pong ended the read
-    elif kind == "message" and readable(frame["text"]) and (
-            "title" not in frame or frame["title"] is None or readable(frame["title"])):
-        assert answers and (answers[0] == {"type": "ack", "id": frame["id"]}
-                            or answers[0].get("code") == "rate_limited"), (frame, answers)
+    elif (
+        kind == "message"
+        and readable(frame["text"])
+        and ("title" not in frame or frame["title"] is None or readable(frame["title"]))
+    ):
+        assert answers and (
+            answers[0] == {"type": "ack", "id": frame["id"]}
+            or answers[0].get("code") == "rate_limited"
+        ), (frame, answers)
     else:
         assert answers and answers[0]["type"] == "error", (frame, answers)
     assert not watch.problems, watch.problems[:3]
 
 
 def test_nothing_was_half_written_and_nothing_logged(
-        server: LiveServer, widget: Widget, watch: TracebackWatch, database_url: str) -> None:
+    server: LiveServer, widget: Widget, watch: TracebackWatch, database_url: str
+) -> None:
     widget.until_pong()  # the widget connection still answers, and so does the server
     sio = SocketIO(server.url)
     try:

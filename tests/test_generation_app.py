@@ -31,8 +31,13 @@ def server(  # type: ignore[no-untyped-def]
     from bot.app import build, create_app
 
     url = f"sqlite:///{tmp_path_factory.mktemp('gen-app') / 'clerk.db'}"
-    settings = bot_settings(url, llm="openai", llm_base_url=fake_llm.base_url,
-                            llm_model_name="scripted", llm_timeout=10.0)
+    settings = bot_settings(
+        url,
+        llm="openai",
+        llm_base_url=fake_llm.base_url,
+        llm_model_name="scripted",
+        llm_timeout=10.0,
+    )
     parts = build(settings, encoder=shared_encoder)
     with LiveServer(create_app(parts)) as live:
         yield live
@@ -66,10 +71,14 @@ def test_a_shopper_gets_the_models_answer_only_when_the_facts_hold(
 
 
 def test_copy_endpoint(server: LiveServer, fake_llm: FakeOpenAI) -> None:
-    fake_llm.script("Our crew neck T-Shirt comes in black, blue, purple and red.",
-                    "Now 50% off for runners, today only!")
-    resp = httpx.post(f"{server.url}/api/copy",
-                      json={"product_id": TSHIRT, "audience": "runners", "tone": "bold", "n": 2})
+    fake_llm.script(
+        "Our crew neck T-Shirt comes in black, blue, purple and red.",
+        "Now 50% off for runners, today only!",
+    )
+    resp = httpx.post(
+        f"{server.url}/api/copy",
+        json={"product_id": TSHIRT, "audience": "runners", "tone": "bold", "n": 2},
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["name"] == "T-Shirt" and len(body["copies"]) == 2
@@ -77,10 +86,12 @@ def test_copy_endpoint(server: LiveServer, fake_llm: FakeOpenAI) -> None:
     assert first["source"] == "openai:scripted" and "purple" in first["text"]
     assert second["source"] == "template" and second["fallback"] == "guard"
     assert "50%" not in second["text"] and "$46.66" in second["text"]
-    for payload, status in (({"product_id": "0000000000"}, 404),
-                            ({"product_id": TSHIRT, "audience": "people over 40"}, 400),
-                            ({"product_id": TSHIRT, "n": 12}, 400),
-                            ({"audience": "runners"}, 400)):
+    for payload, status in (
+        ({"product_id": "0000000000"}, 404),
+        ({"product_id": TSHIRT, "audience": "people over 40"}, 400),
+        ({"product_id": TSHIRT, "n": 12}, 400),
+        ({"audience": "runners"}, 400),
+    ):
         assert httpx.post(f"{server.url}/api/copy", json=payload).status_code == status
 
 
@@ -89,9 +100,23 @@ def test_clerk_copy_command(
 ) -> None:
     for name in ("CLERK_LLM", "CLERK_LLM_MODEL", "CLERK_LLM_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    rc = main(["--home", str(tmp_path), "--config", str(tmp_path / "none.yml"), "copy",
-               "--product", TSHIRT, "--audience", "busy parents", "--tone", "premium",
-               "--n", "2"])
+    rc = main(
+        [
+            "--home",
+            str(tmp_path),
+            "--config",
+            str(tmp_path / "none.yml"),
+            "copy",
+            "--product",
+            TSHIRT,
+            "--audience",
+            "busy parents",
+            "--tone",
+            "premium",
+            "--n",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert "T-Shirt (product 9523456873), for busy parents" in out

@@ -50,8 +50,10 @@ class Agent:
         self.http = httpx.Client(base_url=base_url, timeout=30, follow_redirects=False)
         page = self.http.get("/console/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-        r = self.http.post("/console/login", data={"name": name, "password": password,
-                                                   "csrf_token": token, "next": "/console"})
+        r = self.http.post(
+            "/console/login",
+            data={"name": name, "password": password, "csrf_token": token, "next": "/console"},
+        )
         assert r.status_code == 303, r.text
         queue = self.http.get("/console")
         assert queue.status_code == 200
@@ -63,8 +65,11 @@ class Agent:
         return r.json()
 
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return self.http.post(f"/console/api/{path}", json=body,
-                              headers={"X-CSRF-Token": self.csrf, "Origin": self.base_url})
+        return self.http.post(
+            f"/console/api/{path}",
+            json=body,
+            headers={"X-CSRF-Token": self.csrf, "Origin": self.base_url},
+        )
 
     def do(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         r = self.post(path, body)
@@ -89,10 +94,11 @@ def poll(base_url: str, sender: str) -> list[dict[str, Any]]:
 
 def steps(db: Database, sender: str) -> list[str]:
     with db.session() as s:
-        data = s.scalars(select(ConversationEvent.data)
-                         .where(ConversationEvent.conversation_id == sender,
-                                ConversationEvent.type == "handoff")
-                         .order_by(ConversationEvent.seq)).all()
+        data = s.scalars(
+            select(ConversationEvent.data)
+            .where(ConversationEvent.conversation_id == sender, ConversationEvent.type == "handoff")
+            .order_by(ConversationEvent.seq)
+        ).all()
     return [d["step"] for d in data]
 
 
@@ -244,8 +250,12 @@ async def test_a_failed_action_goes_to_a_human(server: LiveServer, shared_encode
     from bot.store_actions import build_actions
 
     base = server.parts  # type: ignore[attr-defined]
-    parts = build(base.settings, encoder=shared_encoder, nlu=base.nlu,
-                  actions=_FailingActions(InProcessActionRunner(build_actions(base.db), db=base.db)))
+    parts = build(
+        base.settings,
+        encoder=shared_encoder,
+        nlu=base.nlu,
+        actions=_FailingActions(InProcessActionRunner(build_actions(base.db), db=base.db)),
+    )
     cid = ConversationId(f"failing-{uuid.uuid4().hex[:8]}")
 
     async def say(text: str) -> str:
@@ -291,10 +301,14 @@ def test_complaint_assessment() -> None:
 
 
 def test_handoff_settings_are_read_and_checked() -> None:
-    s = Settings.load({"CLERK_HANDOFF_ON_MISSES": "handoff",
-                       "CLERK_HANDOFF_ON_OUT_OF_SCOPE": "false",
-                       "CLERK_CONSOLE_CANNED_REPLIES": "One moment please|Done!"},
-                      config_file="/nonexistent/clerk.yml")
+    s = Settings.load(
+        {
+            "CLERK_HANDOFF_ON_MISSES": "handoff",
+            "CLERK_HANDOFF_ON_OUT_OF_SCOPE": "false",
+            "CLERK_CONSOLE_CANNED_REPLIES": "One moment please|Done!",
+        },
+        config_file="/nonexistent/clerk.yml",
+    )
     assert s.handoff_on_misses == "handoff" and s.handoff_on_out_of_scope is False
     assert s.console_canned_replies == ("One moment please", "Done!")
     with pytest.raises(ConfigError):
@@ -315,13 +329,16 @@ def test_two_agents_taking_over_at_once_exactly_one_wins(
         barrier = threading.Barrier(2)
         results: dict[str, int] = {}
 
-        def take(agent: Agent, sender: str, barrier: threading.Barrier,
-                 results: dict[str, int]) -> None:
+        def take(
+            agent: Agent, sender: str, barrier: threading.Barrier, results: dict[str, int]
+        ) -> None:
             barrier.wait()
             results[agent.name] = agent.post("claim", {"id": sender}).status_code
 
-        threads = [threading.Thread(target=take, args=(a, chat.conversation_id, barrier, results))
-                   for a in (ana, ben)]
+        threads = [
+            threading.Thread(target=take, args=(a, chat.conversation_id, barrier, results))
+            for a in (ana, ben)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -331,7 +348,9 @@ def test_two_agents_taking_over_at_once_exactly_one_wins(
         assert steps(store, chat.conversation_id) == ["requested", "claimed"]
         assert ana.entry(chat.conversation_id)["agent"] == winner  # type: ignore[index]
         with store.session() as s:
-            [h] = s.scalars(select(Handoff).where(Handoff.conversation_id == chat.conversation_id)).all()
+            [h] = s.scalars(
+                select(Handoff).where(Handoff.conversation_id == chat.conversation_id)
+            ).all()
             assert h.status == "claimed" and h.agent == winner
 
 
@@ -348,8 +367,9 @@ def test_the_database_decides_a_claim_race_between_processes(
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def claim(db: Database, sender: str, barrier: threading.Barrier,
-                  outcomes: list[str]) -> None:
+        def claim(
+            db: Database, sender: str, barrier: threading.Barrier, outcomes: list[str]
+        ) -> None:
             with db.session() as s:
                 barrier.wait()
                 try:
@@ -359,8 +379,10 @@ def test_the_database_decides_a_claim_race_between_processes(
                 except HandoffConflict:
                     outcomes.append("lost")
 
-        threads = [threading.Thread(target=claim, args=(d, chat.conversation_id, barrier, outcomes))
-                   for d in dbs]
+        threads = [
+            threading.Thread(target=claim, args=(d, chat.conversation_id, barrier, outcomes))
+            for d in dbs
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -409,7 +431,8 @@ def test_rest_shopper_and_agent_talk_then_the_bot_takes_back_with_the_customer_s
     ana.do("note", {"id": chat.conversation_id, "text": "verified Ivan by phone"})
     got = poll(server.url, chat.sender)
     assert [(m["text"], m["custom"]["agent"]) for m in got] == [
-        ("Sorry about that! Let me check.", "ana")]
+        ("Sorry about that! Let me check.", "ana")
+    ]
     assert poll(server.url, chat.sender) == []  # taken once
     assert all("verified" not in json.dumps(m) for m in got)  # notes stay internal
 
@@ -420,12 +443,18 @@ def test_rest_shopper_and_agent_talk_then_the_bot_takes_back_with_the_customer_s
     answer = chat.text("where is my order #W6893533?")
     assert "delivered" in answer and "garden hose" in answer
     assert steps(store, chat.conversation_id) == [
-        "requested", "claimed", "agent_message", "note", "returned"]
+        "requested",
+        "claimed",
+        "agent_message",
+        "note",
+        "returned",
+    ]
     assert ana.entry(chat.conversation_id) is None
 
 
-def test_closing_with_a_resolution(server: LiveServer, chat: Chat, ana: Agent,
-                                   store: Database) -> None:
+def test_closing_with_a_resolution(
+    server: LiveServer, chat: Chat, ana: Agent, store: Database
+) -> None:
     chat.text("let me talk to a human please")
     ana.do("claim", {"id": chat.conversation_id})
     r = ana.post("close", {"id": chat.conversation_id, "resolution": "refund issued for the lamp"})
@@ -435,8 +464,11 @@ def test_closing_with_a_resolution(server: LiveServer, chat: Chat, ana: Agent,
     assert status(store, chat.conversation_id) == "closed"
     view = ana.view(chat.conversation_id)
     assert view["handoff"]["resolution"] == "refund issued for the lamp"
-    assert view["transcript"][-1] == {**view["transcript"][-1], "step": "closed",
-                                      "reason": "refund issued for the lamp"}
+    assert view["transcript"][-1] == {
+        **view["transcript"][-1],
+        "step": "closed",
+        "reason": "refund issued for the lamp",
+    }
     # after a close the bot answers again, and a new handoff can start
     assert "bot" in chat.text("are you a bot?")
     chat.text("I want to talk to a human")
@@ -447,10 +479,16 @@ def test_closing_with_a_resolution(server: LiveServer, chat: Chat, ana: Agent,
 def test_hand_back_refuses_unknown_slots_and_customers(chat: Chat, ana: Agent) -> None:
     chat.text("I want a human")
     ana.do("claim", {"id": chat.conversation_id})
-    assert ana.post("return", {"id": chat.conversation_id, "slots": {"confirmed": "true"}}
-                    ).status_code == 409
-    assert ana.post("return", {"id": chat.conversation_id, "slots": {"customer_id": "nobody_1"}}
-                    ).status_code == 409
+    assert (
+        ana.post("return", {"id": chat.conversation_id, "slots": {"confirmed": "true"}}).status_code
+        == 409
+    )
+    assert (
+        ana.post(
+            "return", {"id": chat.conversation_id, "slots": {"customer_id": "nobody_1"}}
+        ).status_code
+        == 409
+    )
     assert ana.post("message", {"id": chat.conversation_id, "text": "   "}).status_code == 400
     assert ana.do("return", {"id": chat.conversation_id})["status"] == "none"
 
@@ -523,8 +561,9 @@ def test_an_undeliverable_push_stays_pending_and_is_retried(
 
     def marked() -> bool:  # marked delivered right after the push
         with store.session() as s:
-            rows = s.scalars(select(OutboxMessage)
-                             .where(OutboxMessage.conversation_id == cid)).all()
+            rows = s.scalars(
+                select(OutboxMessage).where(OutboxMessage.conversation_id == cid)
+            ).all()
             return any(r.delivered_at is not None for r in rows)
 
     assert wait_until(marked, timeout=5)
@@ -553,9 +592,11 @@ def test_tickets_are_listed_filtered_changed_and_assigned(
     assert ana.post("ticket", {"id": "T-000000x"}).status_code == 404
 
     # the page form: solve it and hand it to ben
-    r = ana.http.post("/console/tickets/update", data={
-        "csrf_token": ana.csrf, "id": ticket_id, "status": "solved", "assignee": "ben"},
-        headers={"Origin": ana.base_url})
+    r = ana.http.post(
+        "/console/tickets/update",
+        data={"csrf_token": ana.csrf, "id": ticket_id, "status": "solved", "assignee": "ben"},
+        headers={"Origin": ana.base_url},
+    )
     assert r.status_code == 303
     page = ana.http.get("/console/tickets", params={"status": "solved"}).text
     assert ticket_id in page and "Saved ticket" not in page
@@ -563,7 +604,9 @@ def test_tickets_are_listed_filtered_changed_and_assigned(
         t = s.get(Ticket, ticket_id)
         assert t is not None and t.status == "solved" and t.assignee == "ben"
     # the shopper asks the bot
-    assert f"{ticket_id.lower()} is solved" in chat.text(f"what's the status of ticket {ticket_id}?")
+    assert f"{ticket_id.lower()} is solved" in chat.text(
+        f"what's the status of ticket {ticket_id}?"
+    )
 
 
 # --------------------------------------------------------------------------- Telegram
@@ -574,25 +617,37 @@ class FakeTelegram:
 
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
-        self.app = Starlette(routes=[Route("/bot{token}/{method}", self.endpoint,
-                                           methods=["GET", "POST"])])
+        self.app = Starlette(
+            routes=[Route("/bot{token}/{method}", self.endpoint, methods=["GET", "POST"])]
+        )
 
     async def endpoint(self, request: Request) -> JSONResponse:
         from urllib.parse import parse_qsl
 
         method = request.path_params["method"]
         raw = (await request.body()).decode()
-        params = (json.loads(raw) if request.headers.get("content-type", "").startswith(
-            "application/json") else dict(parse_qsl(raw)))
+        params = (
+            json.loads(raw)
+            if request.headers.get("content-type", "").startswith("application/json")
+            else dict(parse_qsl(raw))
+        )
         if method == "getMe":
-            result: Any = {"id": 42, "is_bot": True, "first_name": "Clerk",
-                           "username": "clerk_test_bot"}
+            result: Any = {
+                "id": 42,
+                "is_bot": True,
+                "first_name": "Clerk",
+                "username": "clerk_test_bot",
+            }
         elif method == "sendMessage":
-            result = {"message_id": len(self.sent) + 1, "date": int(time.time()),
-                      "chat": {"id": int(params["chat_id"]), "type": "private"},
-                      "text": params["text"]}
-            self.sent.append({"chat_id": int(params["chat_id"]),
-                              "text": re.sub(r"\\(.)", r"\1", params["text"])})
+            result = {
+                "message_id": len(self.sent) + 1,
+                "date": int(time.time()),
+                "chat": {"id": int(params["chat_id"]), "type": "private"},
+                "text": params["text"],
+            }
+            self.sent.append(
+                {"chat_id": int(params["chat_id"]), "text": re.sub(r"\\(.)", r"\1", params["text"])}
+            )
         else:  # setWebhook, sendChatAction, ...
             result = True
         return JSONResponse({"ok": True, "result": result})
@@ -602,7 +657,10 @@ class FakeTelegram:
 
 
 def test_telegram_shopper_and_agent_talk_through_the_bot_api(
-    server: LiveServer, shared_encoder, module_database_url: str, store: Database  # type: ignore[no-untyped-def]
+    server: LiveServer,
+    shared_encoder,
+    module_database_url: str,
+    store: Database,  # type: ignore[no-untyped-def]
 ) -> None:
     from bot.app import build, create_app
     from bot.channels.telegram import SECRET_HEADER, derived_secret
@@ -610,22 +668,33 @@ def test_telegram_shopper_and_agent_talk_through_the_bot_api(
     fake = FakeTelegram()
     token = "777:TEST-handoff"
     with LiveServer(fake.app) as api:
-        settings = dataclasses.replace(server.parts.settings, telegram_token=token,  # type: ignore[attr-defined]
-                                       telegram_base_url=api.url,
-                                       telegram_webhook_url="https://clerk.example/webhooks/telegram")
+        settings = dataclasses.replace(
+            server.parts.settings,
+            telegram_token=token,  # type: ignore[attr-defined]
+            telegram_base_url=api.url,
+            telegram_webhook_url="https://clerk.example/webhooks/telegram",
+        )
         parts = build(settings, encoder=shared_encoder, nlu=server.parts.nlu)  # type: ignore[attr-defined]
         with LiveServer(create_app(parts)) as tg:
             chat_id = 900_000 + int(uuid.uuid4().int % 99_999)
             update_ids = iter(range(int(time.time() * 1000) % 10**9, 10**10))
 
             def shopper(text: str) -> None:
-                r = httpx.post(f"{tg.url}/webhooks/telegram", headers={
-                    SECRET_HEADER: derived_secret(token)}, json={
-                    "update_id": next(update_ids),
-                    "message": {"message_id": next(update_ids) % 10**6, "date": int(time.time()),
-                                "chat": {"id": chat_id, "type": "private", "first_name": "Ivan"},
-                                "from": {"id": chat_id, "is_bot": False, "first_name": "Ivan"},
-                                "text": text}}, timeout=10)
+                r = httpx.post(
+                    f"{tg.url}/webhooks/telegram",
+                    headers={SECRET_HEADER: derived_secret(token)},
+                    json={
+                        "update_id": next(update_ids),
+                        "message": {
+                            "message_id": next(update_ids) % 10**6,
+                            "date": int(time.time()),
+                            "chat": {"id": chat_id, "type": "private", "first_name": "Ivan"},
+                            "from": {"id": chat_id, "is_bot": False, "first_name": "Ivan"},
+                            "text": text,
+                        },
+                    },
+                    timeout=10,
+                )
                 assert r.status_code == 200
 
             agent = Agent(tg.url, "ana")
@@ -637,20 +706,28 @@ def test_telegram_shopper_and_agent_talk_through_the_bot_api(
             wait_until(lambda: any("ana from our team" in t.lower() for t in fake.texts(chat_id)))
             before = len(fake.texts(chat_id))
             shopper("my blender arrived broken")
-            wait_until(lambda: agent.view(cid)["transcript"][-1].get("text")
-                       == "my blender arrived broken")
+            wait_until(
+                lambda: agent.view(cid)["transcript"][-1].get("text") == "my blender arrived broken"
+            )
             time.sleep(0.3)
             assert len(fake.texts(chat_id)) == before  # the bot stays silent
-            agent.do("message", {"id": cid, "text": "So sorry! A replacement is on its way (2-3 days)."})
-            wait_until(lambda: "ana: So sorry! A replacement is on its way (2-3 days)."
-                       in fake.texts(chat_id))
+            agent.do(
+                "message", {"id": cid, "text": "So sorry! A replacement is on its way (2-3 days)."}
+            )
+            wait_until(
+                lambda: (
+                    "ana: So sorry! A replacement is on its way (2-3 days)." in fake.texts(chat_id)
+                )
+            )
             agent.do("return", {"id": cid})
             wait_until(lambda: any("back with clerk" in t.lower() for t in fake.texts(chat_id)))
             shopper("are you a bot?")
             wait_until(lambda: any("i'm a bot" in t.lower() for t in fake.texts(chat_id)))
         assert steps(store, cid) == ["requested", "claimed", "agent_message", "returned"]
         with store.session() as s:
-            rows = s.scalars(select(OutboxMessage).where(OutboxMessage.conversation_id == cid)).all()
+            rows = s.scalars(
+                select(OutboxMessage).where(OutboxMessage.conversation_id == cid)
+            ).all()
             assert rows and all(r.delivered_at is not None for r in rows)
 
 
@@ -671,9 +748,13 @@ def test_revision_0002_upgrades_a_0001_database_in_place(database_url: str) -> N
     db = Database(database_url)
     try:
         with db.session() as s:  # the columns of revision 0001 only
-            s.execute(sa_text("INSERT INTO conversations (id, channel, handoff_status, "
-                              "created_at, updated_at, event_count) VALUES ('kept', 'rest', "
-                              "'requested', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"))
+            s.execute(
+                sa_text(
+                    "INSERT INTO conversations (id, channel, handoff_status, "
+                    "created_at, updated_at, event_count) VALUES ('kept', 'rest', "
+                    "'requested', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"
+                )
+            )
         migrate.upgrade(database_url)
         assert migrate.current(database_url) == "0003"
         with db.session() as s:
@@ -699,8 +780,9 @@ def test_socketio_shopper_gets_the_agents_messages(server: LiveServer, ana: Agen
         client.emit("session_request", {"session_id": None})
         event, session_id = client.receive(timeout=10)
         assert event == "session_confirm"
-        client.emit("user_uttered", {"message": "I want to talk to a human",
-                                     "session_id": session_id})
+        client.emit(
+            "user_uttered", {"message": "I want to talk to a human", "session_id": session_id}
+        )
         event, data = client.receive(timeout=30)
         assert event == "bot_uttered" and "human colleague" in data["text"]
         cid = f"sio:{session_id}"
@@ -716,7 +798,10 @@ def test_socketio_shopper_gets_the_agents_messages(server: LiveServer, ana: Agen
 
 
 def test_an_agent_on_one_worker_reaches_a_shopper_on_another(
-    server: LiveServer, shared_encoder, bot_settings, module_database_url: str,  # type: ignore[no-untyped-def]
+    server: LiveServer,
+    shared_encoder,
+    bot_settings,
+    module_database_url: str,  # type: ignore[no-untyped-def]
     redis_url: str,
 ) -> None:
     """Two workers (separate processes' worth of parts: their own relays, outboxes and
@@ -726,8 +811,10 @@ def test_an_agent_on_one_worker_reaches_a_shopper_on_another(
     from bot.app import build, create_app
 
     settings = dataclasses.replace(bot_settings(module_database_url), redis_url=redis_url)
-    workers = [build(settings, encoder=shared_encoder, nlu=server.parts.nlu)  # type: ignore[attr-defined]
-               for _ in range(2)]
+    workers = [
+        build(settings, encoder=shared_encoder, nlu=server.parts.nlu)  # type: ignore[attr-defined]
+        for _ in range(2)
+    ]
     for parts in workers:
         parts.handoff.outbox.retry_every = 60.0  # so only the live path can deliver
     with LiveServer(create_app(workers[0])) as a, LiveServer(create_app(workers[1])) as b:

@@ -33,8 +33,9 @@ from tests.live import ROOT, LiveServer, free_port
 
 TIMEOUT = 1.0
 MARGIN = 2.0  # a loaded 2-core machine: closing may come this much after the deadline
-LIMITS = HttpLimits(header_timeout=TIMEOUT, body_timeout=TIMEOUT, keepalive=TIMEOUT,
-                    limit_concurrency=200)
+LIMITS = HttpLimits(
+    header_timeout=TIMEOUT, body_timeout=TIMEOUT, keepalive=TIMEOUT, limit_concurrency=200
+)
 
 
 async def hello(request: Request) -> PlainTextResponse:
@@ -55,9 +56,14 @@ async def ws_echo(ws: WebSocket) -> None:
         await ws.send_text(text)
 
 
-tiny_app = Starlette(routes=[Route("/", hello), Route("/echo", echo, methods=["POST"]),
-                             Route("/early", early, methods=["POST"]),
-                             WebSocketRoute("/ws", ws_echo)])
+tiny_app = Starlette(
+    routes=[
+        Route("/", hello),
+        Route("/echo", echo, methods=["POST"]),
+        Route("/early", early, methods=["POST"]),
+        WebSocketRoute("/ws", ws_echo),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +80,9 @@ def raw(server: LiveServer, payload: bytes = b"") -> socket.socket:
     return sock
 
 
-def wait_closed(socks: list[socket.socket], limit: float
-                ) -> tuple[dict[socket.socket, float], dict[socket.socket, bytes]]:
+def wait_closed(
+    socks: list[socket.socket], limit: float
+) -> tuple[dict[socket.socket, float], dict[socket.socket, bytes]]:
     """Read every socket until the server closes it, for at most ``limit`` seconds: when
     each was closed (monotonic) and what it received."""
     received = {s: b"" for s in socks}
@@ -102,8 +109,12 @@ def wait_closed(socks: list[socket.socket], limit: float
     return closed, received
 
 
-HEADS = [b"", b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: slow",
-         b"POST /echo HT"]
+HEADS = [
+    b"",
+    b"GET / HTTP/1.1\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: slow",
+    b"POST /echo HT",
+]
 BODY_HEAD = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
 
 
@@ -175,8 +186,13 @@ def test_a_head_dribbled_byte_by_byte_is_cut_off(server: LiveServer) -> None:
 def test_slow_but_timely_requests_are_served(server: LiveServer) -> None:
     sock = raw(server)
     try:
-        for piece in (b"POST /echo HTTP/1.1\r\nHost: x\r\n", b"Content-Length: 6\r\n", b"\r\n",
-                      b"abc", b"def"):
+        for piece in (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\n",
+            b"Content-Length: 6\r\n",
+            b"\r\n",
+            b"abc",
+            b"def",
+        ):
             sock.sendall(piece)
             time.sleep(TIMEOUT / 8)
         sock.settimeout(5)
@@ -237,8 +253,9 @@ def test_websockets_outlive_the_request_deadlines(server: LiveServer) -> None:
 
 
 def test_server_config_fits_uvicorn_with_workers_and_a_factory() -> None:
-    kwargs = server_config("tests.test_http_limits:tiny_app", host="127.0.0.1", port=0,
-                           workers=2, limits=LIMITS)
+    kwargs = server_config(
+        "tests.test_http_limits:tiny_app", host="127.0.0.1", port=0, workers=2, limits=LIMITS
+    )
     config = uvicorn.Config(**kwargs)
     assert config.workers == 2 and not config.proxy_headers
     assert config.timeout_keep_alive == TIMEOUT and config.limit_concurrency == 200
@@ -256,13 +273,19 @@ def test_two_worker_processes_keep_the_deadlines() -> None:
     """``uvicorn.run(**server_config("module:app", workers=2))``: the protocol and its
     timeouts reach the spawned workers."""
     port = free_port()
-    script = ("import uvicorn\n"
-              "from bot.server import HttpLimits, server_config\n"
-              f"uvicorn.run(**server_config('tests.test_http_limits:tiny_app', host='127.0.0.1',"
-              f" port={port}, workers=2, limits=HttpLimits(header_timeout={TIMEOUT})))\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    script = (
+        "import uvicorn\n"
+        "from bot.server import HttpLimits, server_config\n"
+        f"uvicorn.run(**server_config('tests.test_http_limits:tiny_app', host='127.0.0.1',"
+        f" port={port}, workers=2, limits=HttpLimits(header_timeout={TIMEOUT})))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -294,15 +317,33 @@ def test_settings_feed_the_limits(tmp_path) -> None:  # type: ignore[no-untyped-
 
     none = tmp_path / "none.yml"
     defaults = http_limits(Settings.load({}, none))
-    assert (defaults.header_timeout, defaults.body_timeout, defaults.keepalive,
-            defaults.limit_concurrency) == (10.0, 30.0, 75.0, 1000)
-    limits = http_limits(Settings.load({"CLERK_HTTP_HEADER_TIMEOUT": "2.5",
-                                        "CLERK_HTTP_BODY_TIMEOUT": "7",
-                                        "CLERK_HTTP_KEEPALIVE": "3",
-                                        "CLERK_HTTP_LIMIT_CONCURRENCY": "50"}, none))
-    assert (limits.header_timeout, limits.body_timeout, limits.keepalive,
-            limits.limit_concurrency) == (2.5, 7.0, 3.0, 50)
-    for key, value in (("CLERK_HTTP_HEADER_TIMEOUT", "0"), ("CLERK_HTTP_BODY_TIMEOUT", "x"),
-                       ("CLERK_HTTP_LIMIT_CONCURRENCY", "0")):
+    assert (
+        defaults.header_timeout,
+        defaults.body_timeout,
+        defaults.keepalive,
+        defaults.limit_concurrency,
+    ) == (10.0, 30.0, 75.0, 1000)
+    limits = http_limits(
+        Settings.load(
+            {
+                "CLERK_HTTP_HEADER_TIMEOUT": "2.5",
+                "CLERK_HTTP_BODY_TIMEOUT": "7",
+                "CLERK_HTTP_KEEPALIVE": "3",
+                "CLERK_HTTP_LIMIT_CONCURRENCY": "50",
+            },
+            none,
+        )
+    )
+    assert (
+        limits.header_timeout,
+        limits.body_timeout,
+        limits.keepalive,
+        limits.limit_concurrency,
+    ) == (2.5, 7.0, 3.0, 50)
+    for key, value in (
+        ("CLERK_HTTP_HEADER_TIMEOUT", "0"),
+        ("CLERK_HTTP_BODY_TIMEOUT", "x"),
+        ("CLERK_HTTP_LIMIT_CONCURRENCY", "0"),
+    ):
         with pytest.raises(ConfigError):
             Settings.load({key: value}, none)

@@ -45,10 +45,12 @@ def server(settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no
         yield live
 
 
-async def say(client: httpx.AsyncClient, sender: str, text: str, **extra: Any
-              ) -> list[dict[str, Any]]:
-    r = await client.post("/webhooks/rest/webhook",
-                          json={"sender": sender, "message": text, **extra})
+async def say(
+    client: httpx.AsyncClient, sender: str, text: str, **extra: Any
+) -> list[dict[str, Any]]:
+    r = await client.post(
+        "/webhooks/rest/webhook", json={"sender": sender, "message": text, **extra}
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -59,16 +61,24 @@ def joined(replies: list[dict[str, Any]]) -> str:
 
 def user_texts(db: Database, cid: str) -> list[str]:
     with db.session() as s:
-        rows = s.scalars(select(ConversationEvent.data)
-                         .where(ConversationEvent.conversation_id == cid)
-                         .order_by(ConversationEvent.seq)).all()
+        rows = s.scalars(
+            select(ConversationEvent.data)
+            .where(ConversationEvent.conversation_id == cid)
+            .order_by(ConversationEvent.seq)
+        ).all()
     return [r["text"] for r in rows if r.get("event") == "user"]
 
 
 def event_count(db: Database, cid: str) -> int:
     with db.session() as s:
-        return int(s.scalar(select(func.count()).select_from(ConversationEvent)
-                            .where(ConversationEvent.conversation_id == cid)) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(ConversationEvent)
+                .where(ConversationEvent.conversation_id == cid)
+            )
+            or 0
+        )
 
 
 # ------------------------------------------------------------------------- identities
@@ -84,7 +94,9 @@ async def test_no_channel_can_address_another_channels_conversation(server, stor
 
     manager = server.parts.manager
     victims = {
-        WidgetChannel: "a" * 24, SocketIOChannel: "b" * 32, TelegramChannel: "424242",
+        WidgetChannel: "a" * 24,
+        SocketIOChannel: "b" * 32,
+        TelegramChannel: "424242",
         RestChannel: "alice-1",
     }
     victim_ids = {}
@@ -92,20 +104,23 @@ async def test_no_channel_can_address_another_channels_conversation(server, stor
         name = channel.name
         cid = channel.conversation_id(local)
         victim_ids[name] = cid
-        await manager.handle(Message(conversation_id=cid, text=f"where is my order {ORDER}?",
-                                     channel=name))
+        await manager.handle(
+            Message(conversation_id=cid, text=f"where is my order {ORDER}?", channel=name)
+        )
         replies = await manager.handle(Message(conversation_id=cid, text=EMAIL, channel=name))
         assert "garden hose" in " ".join(r.text or "" for r in replies).lower(), name
     before = {name: event_count(store, cid) for name, cid in victim_ids.items()}
 
     # every other channel's ids, in full and bare; REST's own in full ("alice-1" bare is
     # simply that REST shopper, as the channel intends)
-    shapes = [s for name, cid in victim_ids.items() if name != "rest"
-              for s in (cid, cid.split(":", 1)[1])]
+    shapes = [
+        s for name, cid in victim_ids.items() if name != "rest" for s in (cid, cid.split(":", 1)[1])
+    ]
     shapes += [victim_ids["rest"], "TG:424242"]
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        answers = await asyncio.gather(*(
-            say(client, shape, f"cancel order {ORDER}") for shape in shapes))
+        answers = await asyncio.gather(
+            *(say(client, shape, f"cancel order {ORDER}") for shape in shapes)
+        )
     for shape, replies in zip(shapes, answers, strict=True):
         text = joined(replies)
         assert "email" in text, (shape, text)  # asked to authenticate: nobody is verified
@@ -116,8 +131,10 @@ async def test_no_channel_can_address_another_channels_conversation(server, stor
     web_shapes = [x for x in shapes if x != victims[WidgetChannel]]
     sio_texts = await asyncio.to_thread(_sio_attempts, server.url, sio_shapes)
     web_texts = await asyncio.to_thread(_widget_attempts, server.url, web_shapes)
-    for shape, text in [*zip(sio_shapes, sio_texts, strict=True),
-                        *zip(web_shapes, web_texts, strict=True)]:
+    for shape, text in [
+        *zip(sio_shapes, sio_texts, strict=True),
+        *zip(web_shapes, web_texts, strict=True),
+    ]:
         assert "email" in text and "garden hose" not in text, (shape, text)
     for name, cid in victim_ids.items():
         assert event_count(store, cid) == before[name], name  # nothing reached them
@@ -139,8 +156,11 @@ def _sio_attempts(url: str, shapes: list[str]) -> list[str]:
         client = RasaWebchat(url)
         try:
             client.start(shape)
-            texts.append(" ".join(str(m.get("text") or "") for m in
-                                  client.utter(f"cancel order {ORDER}")).lower())
+            texts.append(
+                " ".join(
+                    str(m.get("text") or "") for m in client.utter(f"cancel order {ORDER}")
+                ).lower()
+            )
         finally:
             client.client.disconnect()
     return texts
@@ -159,8 +179,7 @@ def _widget_attempts(url: str, shapes: list[str]) -> list[str]:
             ws.send(json.dumps({"type": "hello", "session": shape}))
             welcome = json.loads(ws.recv(timeout=20))
             assert welcome["history"] == []
-            ws.send(json.dumps({"type": "message", "id": f"x{n}",
-                                "text": f"cancel order {ORDER}"}))
+            ws.send(json.dumps({"type": "message", "id": f"x{n}", "text": f"cancel order {ORDER}"}))
             said = []
             while (frame := json.loads(ws.recv(timeout=30))) != {"type": "typing", "on": False}:
                 if frame.get("type") == "bot":
@@ -172,19 +191,22 @@ def _widget_attempts(url: str, shapes: list[str]) -> list[str]:
 async def test_the_rest_channel_can_require_a_bearer_token(settings, shared_encoder) -> None:  # type: ignore[no-untyped-def]
     from bot.app import build, create_app
 
-    parts = build(dataclasses.replace(settings, rest_token="s3cret-token"),
-                  encoder=shared_encoder)
+    parts = build(dataclasses.replace(settings, rest_token="s3cret-token"), encoder=shared_encoder)
     with LiveServer(create_app(parts)) as live:
         async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
             body = {"sender": "tok-1", "message": "hi"}
             assert (await client.post("/webhooks/rest/webhook", json=body)).status_code == 401
-            wrong = await client.post("/webhooks/rest/webhook", json=body,
-                                      headers={"Authorization": "Bearer nope"})
+            wrong = await client.post(
+                "/webhooks/rest/webhook", json=body, headers={"Authorization": "Bearer nope"}
+            )
             assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
             polled = await client.get("/webhooks/rest/messages", params={"sender": "tok-1"})
             assert polled.status_code == 401
-            ok = await client.post("/webhooks/rest/webhook", json=body,
-                                   headers={"Authorization": "Bearer s3cret-token"})
+            ok = await client.post(
+                "/webhooks/rest/webhook",
+                json=body,
+                headers={"Authorization": "Bearer s3cret-token"},
+            )
             assert ok.status_code == 200 and ok.json()[0]["recipient_id"] == "tok-1"
 
 
@@ -194,15 +216,19 @@ async def test_the_rest_channel_can_require_a_bearer_token(settings, shared_enco
 async def test_a_resent_message_is_handled_once_with_the_same_reply(server, store) -> None:  # type: ignore[no-untyped-def]
     sender = "retry-shopper"
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        await say(client, sender, "I'd like to cancel order #W8770097",
-                  metadata={"message_id": "m-1"})
+        await say(
+            client, sender, "I'd like to cancel order #W8770097", metadata={"message_id": "m-1"}
+        )
         await say(client, sender, EMAIL, metadata={"message_id": "m-2"})
         await say(client, sender, "I ordered it by mistake", metadata={"message_id": "m-3"})
         # the client timed out on "yes" and sends it again, three times at once
-        answers = await asyncio.gather(*(
-            say(client, sender, "yes", metadata={"message_id": "m-4"}) for _ in range(3)))
-        bad = await client.post("/webhooks/rest/webhook", json={
-            "sender": sender, "message": "yes", "metadata": {"message_id": "x" * 200}})
+        answers = await asyncio.gather(
+            *(say(client, sender, "yes", metadata={"message_id": "m-4"}) for _ in range(3))
+        )
+        bad = await client.post(
+            "/webhooks/rest/webhook",
+            json={"sender": sender, "message": "yes", "metadata": {"message_id": "x" * 200}},
+        )
     assert bad.status_code == 400
     assert answers[0] == answers[1] == answers[2]
     assert "cancelled" in joined(answers[0])
@@ -218,8 +244,13 @@ async def test_a_resent_message_is_handled_once_with_the_same_reply(server, stor
 
 
 async def test_concurrent_shoppers_each_get_an_ordered_complete_transcript(server, store) -> None:  # type: ignore[no-untyped-def]
-    script = ["hello", "are you a bot?", "how much is the bluetooth speaker?",
-              "can I return an item?", "thanks, bye"]
+    script = [
+        "hello",
+        "are you a bot?",
+        "how much is the bluetooth speaker?",
+        "can I return an item?",
+        "thanks, bye",
+    ]
 
     async def shopper(client: httpx.AsyncClient, n: int) -> list[list[dict[str, Any]]]:
         return [await say(client, f"crowd-{n}", line) for line in script]
@@ -234,9 +265,11 @@ async def test_concurrent_shoppers_each_get_an_ordered_complete_transcript(serve
         assert user_texts(store, f"rest:crowd-{n}") == script
     assert sorted(user_texts(store, "rest:burst-1")) == sorted(burst)
     with store.session() as s:
-        rows = s.scalars(select(ConversationEvent.data)
-                         .where(ConversationEvent.conversation_id == "rest:burst-1")
-                         .order_by(ConversationEvent.seq)).all()
+        rows = s.scalars(
+            select(ConversationEvent.data)
+            .where(ConversationEvent.conversation_id == "rest:burst-1")
+            .order_by(ConversationEvent.seq)
+        ).all()
     kinds = [r["event"] for r in rows if r["event"] in ("user", "bot", "action")]
     # every user message is followed by the bot's turn before the next one starts
     users = [i for i, k in enumerate(kinds) if k == "user"]
@@ -281,9 +314,11 @@ async def test_a_hung_action_server_delays_nobody_else(settings, shared_encoder,
     from bot.app import build, create_app
 
     with HangingServer() as hung:
-        parts = build(dataclasses.replace(settings, action_endpoint=hung.url),
-                      encoder=shared_encoder,
-                      actions=RemoteActionRunner(hung.url, timeout=4.0, retries=0))
+        parts = build(
+            dataclasses.replace(settings, action_endpoint=hung.url),
+            encoder=shared_encoder,
+            actions=RemoteActionRunner(hung.url, timeout=4.0, retries=0),
+        )
         with LiveServer(create_app(parts)) as live:
             async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
                 await say(client, "calm-1", "hello")  # warm
@@ -308,19 +343,23 @@ async def test_a_hung_action_server_delays_nobody_else(settings, shared_encoder,
 
 
 async def test_an_exhausted_database_answers_503_and_health_still_answers(
-        settings, shared_encoder) -> None:  # type: ignore[no-untyped-def]
+    settings, shared_encoder
+) -> None:  # type: ignore[no-untyped-def]
     """One database thread and 50 ms of patience: a burst of shoppers gets answers or 503
     with Retry-After (nothing half-written), /health answers throughout, and the server
     serves normally right after."""
     from bot.app import build, create_app
 
-    parts = build(dataclasses.replace(settings, db_pool_size=1, db_queue_timeout=0.05),
-                  encoder=shared_encoder)
+    parts = build(
+        dataclasses.replace(settings, db_pool_size=1, db_queue_timeout=0.05), encoder=shared_encoder
+    )
     with LiveServer(create_app(parts)) as live:
         async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
+
             async def post(n: int) -> httpx.Response:
-                return await client.post("/webhooks/rest/webhook",
-                                          json={"sender": f"busy-{n}", "message": "hello"})
+                return await client.post(
+                    "/webhooks/rest/webhook", json={"sender": f"busy-{n}", "message": "hello"}
+                )
 
             burst = asyncio.gather(*(post(n) for n in range(30)))
             await asyncio.sleep(0.05)
@@ -334,10 +373,15 @@ async def test_an_exhausted_database_answers_503_and_health_still_answers(
     assert after.status_code == 200 and after.json()
     with parts.db.session() as s:  # a refused turn stored nothing, an answered one all
         for n, r in enumerate(answers):
-            texts = [e["text"] for e in s.scalars(
-                select(ConversationEvent.data)
-                .where(ConversationEvent.conversation_id == f"rest:busy-{n}")) if
-                e.get("event") == "user"]
+            texts = [
+                e["text"]
+                for e in s.scalars(
+                    select(ConversationEvent.data).where(
+                        ConversationEvent.conversation_id == f"rest:busy-{n}"
+                    )
+                )
+                if e.get("event") == "user"
+            ]
             assert texts == (["hello"] if r.status_code == 200 else []), n
 
 

@@ -33,13 +33,55 @@ from bot.nlu.heads import SCHEDULES, MLPHead, learning_rate
 from bot.nlu.model import FastHead, NLUModel
 
 ATOL = 1e-5  # float32 fast paths against float64 (or float32) originals
-SEEDED = settings(derandomize=True, deadline=None, database=None, max_examples=150,
-                  suppress_health_check=list(HealthCheck))
+SEEDED = settings(
+    derandomize=True,
+    deadline=None,
+    database=None,
+    max_examples=150,
+    suppress_health_check=list(HealthCheck),
+)
 
-WORDS = ["where", "is", "my", "order", "cancel", "the", "refund", "please", "shoes", "café",
-         "naïve", "größe", "日本", "取消", "commande", "où", "est", "ma", "ok", "hi", "a", "x"]
-EXTRA = ["W1234567", "#w 7654321", "bob@example.com", "+1 415 555 0100", "T-123456", "90210",
-         "unseenword", "zzz", "🙂", "Ünïcödé", "---", "  ", "\t", "12", "e-mail"]
+WORDS = [
+    "where",
+    "is",
+    "my",
+    "order",
+    "cancel",
+    "the",
+    "refund",
+    "please",
+    "shoes",
+    "café",
+    "naïve",
+    "größe",
+    "日本",
+    "取消",
+    "commande",
+    "où",
+    "est",
+    "ma",
+    "ok",
+    "hi",
+    "a",
+    "x",
+]
+EXTRA = [
+    "W1234567",
+    "#w 7654321",
+    "bob@example.com",
+    "+1 415 555 0100",
+    "T-123456",
+    "90210",
+    "unseenword",
+    "zzz",
+    "🙂",
+    "Ünïcödé",
+    "---",
+    "  ",
+    "\t",
+    "12",
+    "e-mail",
+]
 
 
 def random_texts(rng: np.random.Generator, n: int) -> list[str]:
@@ -51,8 +93,13 @@ def random_texts(rng: np.random.Generator, n: int) -> list[str]:
         words = [pool[int(i)] for i in rng.integers(0, len(pool), size=k)]
         sep = " " if rng.random() < 0.8 else rng.choice([",", "  ", "\n", "!"])
         text = str(sep).join(words)
-        texts.append(text if rng.random() < 0.5 else text.upper() if rng.random() < 0.3
-                     else text.capitalize())
+        texts.append(
+            text
+            if rng.random() < 0.5
+            else text.upper()
+            if rng.random() < 0.3
+            else text.capitalize()
+        )
     return texts
 
 
@@ -79,11 +126,13 @@ def assert_same_transform(vec: TfidfVectorizer, texts: Sequence[str]) -> None:
     width = len(vec.vocabulary_)
     want = vec.transform(list(texts)).toarray()
     for text, expected in zip(texts, want, strict=True):
-        np.testing.assert_allclose(dense(fast, text, width), expected, atol=ATOL, rtol=0,
-                                   err_msg=repr(text))
+        np.testing.assert_allclose(
+            dense(fast, text, width), expected, atol=ATOL, rtol=0, err_msg=repr(text)
+        )
 
 
 # -- TF-IDF: FastTfidf against TfidfVectorizer.transform ---------------------------------
+
 
 def clerk_vectorizers(**overrides: object) -> list[TfidfVectorizer]:
     """The vectorisers exactly as Clerk's ``Featurizer`` configures and fits them."""
@@ -92,10 +141,16 @@ def clerk_vectorizers(**overrides: object) -> list[TfidfVectorizer]:
     return feat.vectorizers
 
 
-@pytest.mark.parametrize("overrides", [
-    {}, {"word_ngram_max": 1}, {"word_ngram_max": 3, "char_ngram_min": 1, "char_ngram_max": 3},
-    {"char_ngram_min": 3, "char_ngram_max": 6},
-], ids=["default", "unigrams", "wide-words-short-chars", "long-chars"])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"word_ngram_max": 1},
+        {"word_ngram_max": 3, "char_ngram_min": 1, "char_ngram_max": 3},
+        {"char_ngram_min": 3, "char_ngram_max": 6},
+    ],
+    ids=["default", "unigrams", "wide-words-short-chars", "long-chars"],
+)
 def test_fast_tfidf_equals_sklearn_for_clerks_vectorizers(overrides: dict[str, object]) -> None:
     rng = np.random.default_rng(1)
     texts = MASKED_CORPUS + random_texts(rng, 200) + ["", " ", "日本 取消 🙂"]
@@ -117,9 +172,15 @@ def test_fast_tfidf_equals_sklearn_on_any_text(text: str) -> None:
 def test_fast_tfidf_equals_sklearn_for_every_supported_option(
     sublinear: bool, norm: str | None, analyzer: str
 ) -> None:
-    vec = TfidfVectorizer(analyzer=analyzer, ngram_range=(1, 3), sublinear_tf=sublinear,
-                          norm=norm, lowercase=True, smooth_idf=not sublinear,
-                          dtype=np.float32).fit(CORPUS)
+    vec = TfidfVectorizer(
+        analyzer=analyzer,
+        ngram_range=(1, 3),
+        sublinear_tf=sublinear,
+        norm=norm,
+        lowercase=True,
+        smooth_idf=not sublinear,
+        dtype=np.float32,
+    ).fit(CORPUS)
     assert_same_transform(vec, CORPUS[:40] + random_texts(np.random.default_rng(2), 100))
 
 
@@ -139,6 +200,7 @@ def test_fast_tfidf_of_nothing_known_is_empty() -> None:
 
 # -- the classifier's forward pass: FastHead against predict_proba and torch ----------------
 
+
 def random_blocks(
     rng: np.random.Generator, n: int, emb_dim: int, widths: Sequence[int]
 ) -> tuple[np.ndarray | None, list[list[tuple[np.ndarray, np.ndarray]]], list[sparse.csr_matrix]]:
@@ -148,8 +210,17 @@ def random_blocks(
     if emb_dim:
         emb = rng.normal(size=(n, emb_dim)).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    mats = [sparse.random(n, w, density=0.2, format="csr", dtype=np.float32,
-                          random_state=int(rng.integers(1 << 30))) for w in widths]
+    mats = [
+        sparse.random(
+            n,
+            w,
+            density=0.2,
+            format="csr",
+            dtype=np.float32,
+            random_state=int(rng.integers(1 << 30)),
+        )
+        for w in widths
+    ]
     rows = []
     for r in range(n):
         blocks = []
@@ -161,8 +232,9 @@ def random_blocks(
     return emb, rows, mats
 
 
-def feature_matrix(emb: np.ndarray | None, weight: float, mats: list[sparse.csr_matrix]
-                   ) -> sparse.csr_matrix:
+def feature_matrix(
+    emb: np.ndarray | None, weight: float, mats: list[sparse.csr_matrix]
+) -> sparse.csr_matrix:
     blocks = ([sparse.csr_matrix(emb * weight)] if emb is not None else []) + mats
     return sparse.hstack(blocks, format="csr", dtype=np.float32)
 
@@ -205,8 +277,9 @@ def torch_net(head: MLPHead) -> object:
     return torch.nn.Sequential(*layers).eval()
 
 
-def random_mlp(rng: np.random.Generator, features: int, hidden: int, classes: int,
-               scale: float = 1.0) -> MLPHead:
+def random_mlp(
+    rng: np.random.Generator, features: int, hidden: int, classes: int, scale: float = 1.0
+) -> MLPHead:
     units = hidden or classes
     head = MLPHead(
         classes_=np.asarray([f"c{i}" for i in range(classes)]),
@@ -247,9 +320,10 @@ def test_softmax_is_stable_for_extreme_logits(hidden: int) -> None:
     emb, rows, mats = random_blocks(rng, 30, 6, widths)
     x = feature_matrix(emb, 1.0, mats)
     want = scipy.special.softmax(head.decision_function(x).astype(np.float64), axis=1)
-    for got in (head.predict_proba(x),
-                FastHead(head, sparse_widths=widths, embedding_weight=1.0).probabilities(emb,
-                                                                                        rows)):
+    for got in (
+        head.predict_proba(x),
+        FastHead(head, sparse_widths=widths, embedding_weight=1.0).probabilities(emb, rows),
+    ):
         assert np.isfinite(got).all()
         np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
         np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=ATOL)
@@ -267,6 +341,7 @@ def test_fast_head_refuses_blocks_that_do_not_fit() -> None:
 
 
 # -- the whole serving path: NLUModel.predict_proba against the batch featurizer ----------
+
 
 class HashEncoder:
     """A stand-in sentence encoder: a seeded random unit vector per text."""
@@ -295,15 +370,25 @@ def nlu_data(rng: np.random.Generator, intents: int) -> NLUData:
     return NLUData(examples=tuple(examples))
 
 
-@pytest.mark.parametrize("config", [
-    NLUConfig(),
-    NLUConfig(featurizers=("tfidf_word", "tfidf_char")),
-    NLUConfig(featurizers=("minilm", "tfidf_char"), C=1.0),
-    NLUConfig(featurizers=("minilm",)),
-    NLUConfig(classifier="mlp", mlp_hidden=16, mlp_epochs=5),
-    NLUConfig(classifier="mlp", mlp_epochs=5, featurizers=("tfidf_word",)),
-], ids=["logreg-all", "logreg-tfidf", "logreg-minilm-char", "logreg-minilm", "mlp-hidden",
-        "mlp-linear-word"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        NLUConfig(),
+        NLUConfig(featurizers=("tfidf_word", "tfidf_char")),
+        NLUConfig(featurizers=("minilm", "tfidf_char"), C=1.0),
+        NLUConfig(featurizers=("minilm",)),
+        NLUConfig(classifier="mlp", mlp_hidden=16, mlp_epochs=5),
+        NLUConfig(classifier="mlp", mlp_epochs=5, featurizers=("tfidf_word",)),
+    ],
+    ids=[
+        "logreg-all",
+        "logreg-tfidf",
+        "logreg-minilm-char",
+        "logreg-minilm",
+        "mlp-hidden",
+        "mlp-linear-word",
+    ],
+)
 @pytest.mark.parametrize("intents", [2, 4])
 def test_served_probabilities_equal_the_fitted_classifiers(
     config: NLUConfig, intents: int, tmp_path: Path
@@ -322,6 +407,7 @@ def test_served_probabilities_equal_the_fitted_classifiers(
 
 # -- learning-rate schedules against torch's schedulers ----------------------------------
 
+
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_learning_rate_equals_torch_schedulers_without_warmup(schedule: str) -> None:
     import torch
@@ -337,14 +423,16 @@ def test_learning_rate_equals_torch_schedulers_without_warmup(schedule: str) -> 
     }
     scheduler = schedulers[schedule]()
     for step in range(total):
-        ours = learning_rate(schedule, step, lr=lr, total_steps=total, gamma=gamma,
-                             step_size=step_size)
+        ours = learning_rate(
+            schedule, step, lr=lr, total_steps=total, gamma=gamma, step_size=step_size
+        )
         assert ours == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-12), step
         opt.step()
         scheduler.step()
 
 
 # -- threshold calibration: the documented choice --------------------------------------
+
 
 def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
     """Macro F1 over the labels in gold or pred, 0 for undefined ratios (sklearn's
@@ -360,8 +448,7 @@ def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> float:
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), with_oos=st.booleans())
 @SEEDED
-def test_calibrated_threshold_is_the_documented_choice(seed: int, n: int,
-                                                       with_oos: bool) -> None:
+def test_calibrated_threshold_is_the_documented_choice(seed: int, n: int, with_oos: bool) -> None:
     rng = np.random.default_rng(seed)
     classes = ["a", "b", "c"]
     probs = rng.dirichlet(np.full(len(classes), 0.5), size=n)
@@ -372,8 +459,13 @@ def test_calibrated_threshold_is_the_documented_choice(seed: int, n: int,
     predicted = [classes[i] for i in probs.argmax(axis=1)]
     if OUT_OF_SCOPE_INTENT in gold:
         grid = [round(0.01 * i, 2) for i in range(100)]
-        f1 = {t: macro_f1(gold, [OUT_OF_SCOPE_INTENT if p < t else c
-                                 for p, c in zip(top, predicted, strict=True)]) for t in grid}
+        f1 = {
+            t: macro_f1(
+                gold,
+                [OUT_OF_SCOPE_INTENT if p < t else c for p, c in zip(top, predicted, strict=True)],
+            )
+            for t in grid
+        }
         best = max(f1.values())
         assert got == min(t for t in grid if f1[t] >= best - 1e-9)
     else:

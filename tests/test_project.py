@@ -33,8 +33,10 @@ def test_the_repository_root_is_the_demo_store_project() -> None:
     assert project.domain == ROOT / "training_data" / "domain.yml"
     assert project.config_file == ROOT / "training_data" / "config.yml"
     assert project.nlu_files == (ROOT / "training_data" / "nlu.yml",)
-    assert set(project.dialogue_files) == {ROOT / "training_data" / "rules.yml",
-                                           ROOT / "training_data" / "stories.yml"}
+    assert set(project.dialogue_files) == {
+        ROOT / "training_data" / "rules.yml",
+        ROOT / "training_data" / "stories.yml",
+    }
     assert project.knowledge_dir == ROOT / "knowledge"
     assert project.actions_dir == ROOT
 
@@ -45,8 +47,10 @@ def test_a_rasa_init_project_is_found_in_rasas_layout(tmp_path: Path) -> None:
     assert project.domain == root / "domain.yml"
     assert project.config_file == root / "config.yml"
     assert project.nlu_files == (root / "data" / "nlu.yml",)
-    assert set(project.dialogue_files) == {root / "data" / "rules.yml",
-                                           root / "data" / "stories.yml"}
+    assert set(project.dialogue_files) == {
+        root / "data" / "rules.yml",
+        root / "data" / "stories.yml",
+    }
     assert project.test_files == (root / "tests" / "test_stories.yml",)
     assert project.knowledge_dir is None
     assert project.actions_dir == root
@@ -60,18 +64,23 @@ def test_data_files_are_sorted_by_what_they_hold_and_a_domain_folder_is_merged(
     (tmp_path / "domain").mkdir()
     (tmp_path / "domain" / "intents.yml").write_text("intents: [greet, buy]\n")
     (tmp_path / "domain" / "responses.yml").write_text(
-        "responses:\n  utter_greet:\n    - text: hi\n")
+        "responses:\n  utter_greet:\n    - text: hi\n"
+    )
     (tmp_path / "data" / "nlu").mkdir(parents=True)
     (tmp_path / "data" / "nlu" / "greet.yml").write_text(
-        "nlu:\n- intent: greet\n  examples: |\n    - hi\n    - hello\n")
+        "nlu:\n- intent: greet\n  examples: |\n    - hi\n    - hello\n"
+    )
     (tmp_path / "data" / "mixed.yaml").write_text(
         "nlu:\n- intent: buy\n  examples: |\n    - I want to buy\n    - purchase\n"
-        "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_greet\n")
+        "rules:\n- rule: r\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+    )
     (tmp_path / "data" / "notes.yml").write_text("just: a note\n")
     project = Project.find(tmp_path)
     assert project.domain == tmp_path / "domain"
-    assert set(project.nlu_files) == {tmp_path / "data" / "nlu" / "greet.yml",
-                                      tmp_path / "data" / "mixed.yaml"}
+    assert set(project.nlu_files) == {
+        tmp_path / "data" / "nlu" / "greet.yml",
+        tmp_path / "data" / "mixed.yaml",
+    }
     assert project.dialogue_files == (tmp_path / "data" / "mixed.yaml",)
     assert project.config_file is None
 
@@ -90,7 +99,9 @@ def test_a_folder_without_a_project_names_what_is_missing(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("command", [["train"], ["serve"], ["ingest"], ["shell"], ["project"]])
 def test_commands_in_a_folder_without_a_project_never_serve_the_demo(
-    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: list[str],
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -117,19 +128,25 @@ def test_home_and_clerk_yml_belong_to_the_project(tmp_path: Path) -> None:
 def test_endpoints_and_credentials_are_read_with_environment_variables(tmp_path: Path) -> None:
     root = write_rasa_init_project(tmp_path / "p")
     (root / "endpoints.yml").write_text(
-        'action_endpoint:\n  url: "http://${ACTIONS_HOST}:5055/webhook"\n')
+        'action_endpoint:\n  url: "http://${ACTIONS_HOST}:5055/webhook"\n'
+    )
     (root / "credentials.yml").write_text(
         "rest:\nsocketio:\n  user_message_evt: user_uttered\n"
         "telegram:\n  access_token: ${TG_TOKEN}\n  verify: mybot\n"
-        "  webhook_url: https://shop.example/webhooks/telegram\n")
+        "  webhook_url: https://shop.example/webhooks/telegram\n"
+    )
     settings = settings_for(root, ACTIONS_HOST="10.0.0.7", TG_TOKEN="123:abc")
     assert settings.action_endpoint == "http://10.0.0.7:5055/webhook"
     assert settings.channels == ("rest", "socketio", "telegram")
     assert settings.telegram_token == "123:abc"
     assert settings.telegram_webhook_url == "https://shop.example/webhooks/telegram"
     # the environment and clerk.yml still win over the project's Rasa files
-    overridden = settings_for(root, ACTIONS_HOST="x", TG_TOKEN="1:a",
-                              CLERK_ACTION_ENDPOINT="http://127.0.0.1:6000/webhook")
+    overridden = settings_for(
+        root,
+        ACTIONS_HOST="x",
+        TG_TOKEN="1:a",
+        CLERK_ACTION_ENDPOINT="http://127.0.0.1:6000/webhook",
+    )
     assert overridden.action_endpoint == "http://127.0.0.1:6000/webhook"
     with pytest.raises(ConfigError, match="ACTIONS_HOST"):
         settings_for(root, TG_TOKEN="1:a")
@@ -160,7 +177,9 @@ def test_a_rasa_config_is_used_where_it_maps_and_the_rest_is_reported() -> None:
 
 
 def test_a_rasa_init_project_trains_and_serves_as_it_is(
-    tmp_path: Path, encoder, caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    encoder,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
 ) -> None:
     from bot.app import prepare
 
@@ -172,16 +191,22 @@ def test_a_rasa_init_project_trains_and_serves_as_it_is(
     ignored = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
     assert len(ignored) == 2 and "DIETClassifier" in ignored[0]
     with bot_server(settings, encoder) as server:
+
         def say(sender: str, text: str) -> list[dict]:
-            r = httpx.post(f"{server.url}/webhooks/rest/webhook",
-                           json={"sender": sender, "message": text}, timeout=30)
+            r = httpx.post(
+                f"{server.url}/webhooks/rest/webhook",
+                json={"sender": sender, "message": text},
+                timeout=30,
+            )
             assert r.status_code == 200, r.text
             return r.json()
 
         assert [m["text"] for m in say("a", "hello")] == ["Hey! How are you?"]
         sad = say("a", "I am sad")
-        assert [m.get("text") for m in sad] == ["Here is something to cheer you up:",
-                                                "Did that help you?"]
+        assert [m.get("text") for m in sad] == [
+            "Here is something to cheer you up:",
+            "Did that help you?",
+        ]
         assert sad[0]["image"] == "https://example.com/cheer-up.jpg"
         assert [m["text"] for m in say("a", "yes")] == ["Great, carry on!"]
         assert [m["text"] for m in say("b", "are you a bot?")] == ["I am a bot, powered by Rasa."]
@@ -249,7 +274,8 @@ def test_another_projects_actions_package_is_not_reused(tmp_path: Path) -> None:
     for name, action in (("one", "action_one"), ("two", "action_two")):
         (tmp_path / name / "actions").mkdir(parents=True)
         (tmp_path / name / "actions" / "__init__.py").write_text(
-            CUSTOM_ACTIONS.replace("action_check_stock", action))
+            CUSTOM_ACTIONS.replace("action_check_stock", action)
+        )
     first = {c().name() for c in project_action_classes(tmp_path / "one")}
     second = {c().name() for c in project_action_classes(tmp_path / "two")}
     assert "action_one" in first and "action_one" not in second and "action_two" in second
@@ -271,7 +297,8 @@ def test_clerk_init_writes_a_project_that_is_found(tmp_path: Path, template: str
     assert (target / "actions" / "__init__.py").is_file()
     if template == "demo-store":
         assert (target / "knowledge" / "catalog" / "products.json").read_bytes() == (
-            ROOT / "knowledge" / "catalog" / "products.json").read_bytes()
+            ROOT / "knowledge" / "catalog" / "products.json"
+        ).read_bytes()
 
 
 def test_clerk_init_never_writes_into_a_folder_with_files(tmp_path: Path) -> None:

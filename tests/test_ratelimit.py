@@ -28,8 +28,7 @@ def test_an_untrusted_peer_is_the_client_whatever_it_forwards() -> None:
 def test_a_trusted_proxy_names_the_rightmost_untrusted_hop() -> None:
     assert client_address("10.0.0.1", ["203.0.113.9"], PROXIES) == "203.0.113.9"
     # the client forged the leftmost entries; proxies appended the real ones
-    assert client_address("10.0.0.1", ["6.6.6.6, 203.0.113.9, 10.1.2.3"],
-                          PROXIES) == "203.0.113.9"
+    assert client_address("10.0.0.1", ["6.6.6.6, 203.0.113.9, 10.1.2.3"], PROXIES) == "203.0.113.9"
     # several header lines are one list, in order
     assert client_address("10.0.0.1", ["6.6.6.6", "203.0.113.9"], PROXIES) == "203.0.113.9"
     assert client_address("fd00::5", ["2001:db8::1"], PROXIES) == "2001:db8::1"
@@ -38,8 +37,7 @@ def test_a_trusted_proxy_names_the_rightmost_untrusted_hop() -> None:
 def test_what_cannot_be_vouched_for_falls_back_to_the_last_trusted_hop() -> None:
     assert client_address("10.0.0.1", [], PROXIES) == "10.0.0.1"
     assert client_address("10.0.0.1", ["unknown"], PROXIES) == "10.0.0.1"
-    assert client_address("10.0.0.1", ["203.0.113.9, garbage, 10.1.0.9"],
-                          PROXIES) == "10.1.0.9"
+    assert client_address("10.0.0.1", ["203.0.113.9, garbage, 10.1.0.9"], PROXIES) == "10.1.0.9"
     assert client_address("10.0.0.1", ["10.1.0.8, 10.1.0.9"], PROXIES) == "10.1.0.8"
 
 
@@ -97,7 +95,9 @@ def test_the_trusted_proxies_setting(tmp_path) -> None:  # type: ignore[no-untyp
     assert loaded.trusted_proxies == parse_networks(["10.0.0.1", "10.1.0.0/16"])
     listed = tmp_path / "clerk.yml"
     listed.write_text("trusted_proxies: [10.0.0.1, 'fd00::/8']\n")
-    assert [str(n) for n in Settings.load({}, listed).trusted_proxies] == ["10.0.0.1/32",
-                                                                            "fd00::/8"]
+    assert [str(n) for n in Settings.load({}, listed).trusted_proxies] == [
+        "10.0.0.1/32",
+        "fd00::/8",
+    ]
     with pytest.raises(ConfigError, match="trusted_proxies"):
         Settings.load({"CLERK_TRUSTED_PROXIES": "10.0.0.1, proxy.internal"}, none)

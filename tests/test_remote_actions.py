@@ -27,9 +27,13 @@ def _order(db: Database, order_id: str) -> Order:
 
 def _events(db: Database, sender: str) -> list[dict[str, Any]]:
     with db.session() as s:
-        return list(s.scalars(select(ConversationEvent.data)
-                              .where(ConversationEvent.conversation_id == sender)
-                              .order_by(ConversationEvent.seq)))
+        return list(
+            s.scalars(
+                select(ConversationEvent.data)
+                .where(ConversationEvent.conversation_id == sender)
+                .order_by(ConversationEvent.seq)
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +70,7 @@ def test_actions_on_a_real_rasa_sdk_action_server(settings, db, shared_encoder) 
 def test_an_action_server_that_is_down_gets_a_polite_reply(settings, db, shared_encoder) -> None:  # type: ignore[no-untyped-def]
     from bot.app import build, create_app
 
-    down = dataclasses.replace(
-        settings, action_endpoint=f"http://127.0.0.1:{free_port()}/webhook"
-    )
+    down = dataclasses.replace(settings, action_endpoint=f"http://127.0.0.1:{free_port()}/webhook")
     parts = build(down, encoder=shared_encoder)
     with LiveServer(create_app(parts)) as server:
         chat = Chat(server.url)
@@ -117,7 +119,10 @@ async def test_a_failing_action_leaves_no_trace(settings, db, shared_encoder) ->
 
 
 async def test_a_turn_whose_events_cannot_be_stored_writes_none_of_them(
-    settings, db, shared_encoder, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    settings,
+    db,
+    shared_encoder,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     """The turn's events are stored in one transaction or not at all, and the conversation
     is free again at once. An action's own change is its own unit of work: committed when
@@ -145,6 +150,7 @@ async def test_a_turn_whose_events_cannot_be_stored_writes_none_of_them(
     monkeypatch.undo()
     # not held by the failed turn: the next message is handled at once
     reply = await asyncio.wait_for(
-        parts.manager.handle(Message(conversation_id=sender, text="are you a bot?")), 5)
+        parts.manager.handle(Message(conversation_id=sender, text="are you a bot?")), 5
+    )
     assert "bot" in " ".join(r.text or "" for r in reply).lower()
     parts.db.dispose()

@@ -33,16 +33,32 @@ class Served:
     def __init__(self, settings: Any, *, workers: int, redis: str | None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "CLERK_HOME": str(settings.home),
-               "CLERK_DATABASE_URL": settings.database_url, "PYTHONPATH": str(ROOT),
-               "CLERK_CONFIG": str(settings.home / "none.yml")}
+        env = {
+            **os.environ,
+            "CLERK_HOME": str(settings.home),
+            "CLERK_DATABASE_URL": settings.database_url,
+            "PYTHONPATH": str(ROOT),
+            "CLERK_CONFIG": str(settings.home / "none.yml"),
+        }
         if redis:
             env["CLERK_REDIS_URL"] = redis
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()", "serve",
-             "--port", str(self.port), "--workers", str(workers)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-c",
+                "from bot.cli import main; main()",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.time() + timeout
@@ -78,11 +94,12 @@ def pg_settings(bot_settings, tmp_path: Path) -> Iterator[Any]:  # type: ignore[
 def _turns_whole(db: Database, cid: str) -> bool:
     """Every stored shopper message is followed by the bot's turn ending in a listen."""
     with db.session() as s:
-        rows = s.scalars(select(ConversationEvent.data)
-                         .where(ConversationEvent.conversation_id == cid)
-                         .order_by(ConversationEvent.seq)).all()
-    return not rows or rows[-1].get("event") == "action" and rows[-1].get("name") == \
-        "action_listen"
+        rows = s.scalars(
+            select(ConversationEvent.data)
+            .where(ConversationEvent.conversation_id == cid)
+            .order_by(ConversationEvent.seq)
+        ).all()
+    return not rows or rows[-1].get("event") == "action" and rows[-1].get("name") == "action_listen"
 
 
 def test_two_workers_share_shoppers_and_stop_on_sigterm(pg_settings, redis_url) -> None:  # type: ignore[no-untyped-def]
@@ -99,8 +116,9 @@ def test_two_workers_share_shoppers_and_stop_on_sigterm(pg_settings, redis_url) 
             codes = []
             async with httpx.AsyncClient(base_url=served.url, timeout=60) as client:
                 for text in ("hello", "how much is the bluetooth speaker?", "are you a bot?"):
-                    r = await client.post("/webhooks/rest/webhook",
-                                          json={"sender": f"w-{n}", "message": text})
+                    r = await client.post(
+                        "/webhooks/rest/webhook", json={"sender": f"w-{n}", "message": text}
+                    )
                     codes.append(r.status_code)
             return codes
 
@@ -112,12 +130,16 @@ def test_two_workers_share_shoppers_and_stop_on_sigterm(pg_settings, redis_url) 
         try:
             for n in range(12):
                 with db.session() as s:
-                    texts = [d["text"] for d in s.scalars(
-                        select(ConversationEvent.data)
-                        .where(ConversationEvent.conversation_id == f"rest:w-{n}")
-                        .order_by(ConversationEvent.seq)) if d.get("event") == "user"]
-                assert texts == ["hello", "how much is the bluetooth speaker?",
-                                 "are you a bot?"]
+                    texts = [
+                        d["text"]
+                        for d in s.scalars(
+                            select(ConversationEvent.data)
+                            .where(ConversationEvent.conversation_id == f"rest:w-{n}")
+                            .order_by(ConversationEvent.seq)
+                        )
+                        if d.get("event") == "user"
+                    ]
+                assert texts == ["hello", "how much is the bluetooth speaker?", "are you a bot?"]
         finally:
             db.dispose()
     finally:
@@ -135,8 +157,10 @@ def test_sigterm_mid_load_stops_within_seconds_and_keeps_turns_whole(pg_settings
             async with httpx.AsyncClient(base_url=served.url, timeout=20) as client:
                 for i in range(20):
                     try:
-                        r = await client.post("/webhooks/rest/webhook", json={
-                            "sender": f"t-{n}", "message": f"how much is the lamp? ({i})"})
+                        r = await client.post(
+                            "/webhooks/rest/webhook",
+                            json={"sender": f"t-{n}", "message": f"how much is the lamp? ({i})"},
+                        )
                         outcomes.append(str(r.status_code))
                     except httpx.HTTPError as exc:
                         outcomes.append(type(exc).__name__)

@@ -27,11 +27,17 @@ from tests.live import LiveServer
 class RasaWebchat:
     """What rasa-webchat does: ask for a session, then utter and read ``bot_uttered``."""
 
-    def __init__(self, url: str, *, transports: list[str] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        transports: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.client = socketio.SimpleClient()
-        self.client.connect(url, transports=transports or ["websocket"], headers=headers or {},
-                            wait_timeout=10)
+        self.client.connect(
+            url, transports=transports or ["websocket"], headers=headers or {}, wait_timeout=10
+        )
         self.session_id: str | None = None
 
     def start(self, session_id: str | None = None) -> str:
@@ -42,8 +48,7 @@ class RasaWebchat:
         return sid
 
     def utter(self, text: str, **extra: Any) -> list[dict[str, Any]]:
-        self.client.emit("user_uttered", {"message": text, "session_id": self.session_id,
-                                          **extra})
+        self.client.emit("user_uttered", {"message": text, "session_id": self.session_id, **extra})
         return self.read()
 
     def read(self, quiet: float = 0.3) -> list[dict[str, Any]]:
@@ -75,8 +80,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def server(database_url: str, bot_settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     from bot.app import build, create_app
 
-    parts = build(bot_settings(database_url, widget_origins=("https://shop.example",)),
-                  encoder=shared_encoder)
+    parts = build(
+        bot_settings(database_url, widget_origins=("https://shop.example",)), encoder=shared_encoder
+    )
     with LiveServer(create_app(parts)) as live:
         yield live
 
@@ -113,8 +119,11 @@ def test_buttons_arrive_as_quick_replies(webchat: RasaWebchat) -> None:
     webchat.start()
     messages = webchat.utter("what can you do?")
     last = messages[-1]
-    assert last["quick_replies"][0] == {"content_type": "text", "title": "Where is my order?",
-                                        "payload": "/order_status"}
+    assert last["quick_replies"][0] == {
+        "content_type": "text",
+        "title": "Where is my order?",
+        "payload": "/order_status",
+    }
     # a quick reply sends its payload, as rasa-webchat does
     assert "email" in webchat.text("/order_status")
 
@@ -143,10 +152,18 @@ def test_the_session_persists_across_connections(server: LiveServer, store: Data
     assert "#w6893533" in answer and "delivered" in answer
     second.close()
     with store.session() as s:
-        users = list(s.scalars(select(ConversationEvent.data).where(
-            ConversationEvent.conversation_id == f"sio:{sid}", ConversationEvent.type == "user")))
-    assert [u["text"] for u in users] == ["where is my order #W6893533?",
-                                          "ivan.santos3158@example.com"]
+        users = list(
+            s.scalars(
+                select(ConversationEvent.data).where(
+                    ConversationEvent.conversation_id == f"sio:{sid}",
+                    ConversationEvent.type == "user",
+                )
+            )
+        )
+    assert [u["text"] for u in users] == [
+        "where is my order #W6893533?",
+        "ivan.santos3158@example.com",
+    ]
     assert all(u["input_channel"] == "socketio" for u in users)
 
 
@@ -213,12 +230,18 @@ def _lifespan(channel: SocketIOChannel):  # type: ignore[no-untyped-def]
 
 
 def test_rasa_messages_shape() -> None:
-    reply = Reply(text="First.\n\nSecond.", buttons=(Button("Yes", "/affirm"),),
-                  image="https://img.example/x.png", custom={"type": "answer"})
+    reply = Reply(
+        text="First.\n\nSecond.",
+        buttons=(Button("Yes", "/affirm"),),
+        image="https://img.example/x.png",
+        custom={"type": "answer"},
+    )
     assert rasa_messages(reply) == [
         {"text": "First."},
-        {"text": "Second.", "quick_replies": [{"content_type": "text", "title": "Yes",
-                                               "payload": "/affirm"}]},
+        {
+            "text": "Second.",
+            "quick_replies": [{"content_type": "text", "title": "Yes", "payload": "/affirm"}],
+        },
         {"attachment": {"type": "image", "payload": {"src": "https://img.example/x.png"}}},
         {"type": "answer"},
     ]

@@ -48,8 +48,9 @@ stories:
 
 
 def clerk_test(home: Path, out: Path, *args: str) -> int:
-    return main(["--home", str(home), "--config", str(home / "none.yml"), "test", *args,
-                 "--out", str(out)])
+    return main(
+        ["--home", str(home), "--config", str(home / "none.yml"), "test", *args, "--out", str(out)]
+    )
 
 
 def db_digest(settings: Any) -> str:
@@ -101,7 +102,10 @@ stories:
 
 
 def test_demo_stories_pass_and_leave_the_store_database_unchanged(
-    prepared_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    prepared_home,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:  # type: ignore[no-untyped-def]
     settings, _ = prepared_home
     before = db_digest(settings)
@@ -135,7 +139,9 @@ def test_a_failing_story_fails_the_run_and_is_reported(
 
     failed = yaml.safe_load((out / "failed_test_stories.yml").read_text())
     assert [s["story"] for s in failed["stories"]] == [
-        "greet answered with a goodbye", "a greeting expected to be a goodbye"]
+        "greet answered with a goodbye",
+        "a greeting expected to be a goodbye",
+    ]
     assert failed["stories"][0]["steps"][1] == {"action": "utter_goodbye"}
     text = (out / "failed_test_stories.yml").read_text()
     assert "# not run" in text  # the turn after the failed one
@@ -150,14 +156,19 @@ def test_a_failing_story_fails_the_run_and_is_reported(
     wrong_intent = by_name["a greeting expected to be a goodbye"]
     assert wrong_intent["passed"] is False
     assert wrong_intent["failures"] == ["expected intent goodbye, predicted greet: hello there"]
-    assert report["conversation_accuracy"] == {"accuracy": pytest.approx(1 / 3), "correct": 1,
-                                               "with_warnings": 0, "total": 3}
+    assert report["conversation_accuracy"] == {
+        "accuracy": pytest.approx(1 / 3),
+        "correct": 1,
+        "with_warnings": 0,
+        "total": 3,
+    }
     assert report["action_level"]["accuracy"] < 1.0
     assert report["actions"]["utter_goodbye"]["recall"] == 0.0
 
 
-def test_no_test_stories_is_an_error(prepared_home, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_no_test_stories_is_an_error(
+    prepared_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     settings, _ = prepared_home
     monkeypatch.chdir(tmp_path)
     assert clerk_test(settings.home, tmp_path / "out", "core") == 2
@@ -187,10 +198,14 @@ def test_cross_validate_scores_every_fold_with_evaluate(tmp_path: Path) -> None:
     from bot.nlu.data import parse_nlu_yaml
     from bot.training.evaluate import cross_validate
 
-    data = parse_nlu_yaml("nlu:\n" + "".join(
-        f"  - intent: {name}\n    examples: |\n" + "".join(f"      - {name} {i}\n"
-                                                           for i in range(4))
-        for name in ("a", "b")))
+    data = parse_nlu_yaml(
+        "nlu:\n"
+        + "".join(
+            f"  - intent: {name}\n    examples: |\n"
+            + "".join(f"      - {name} {i}\n" for i in range(4))
+            for name in ("a", "b")
+        )
+    )
 
     class FirstWord:  # a "model" that reads the intent off the text
         labels = ("a", "b")
@@ -200,8 +215,9 @@ def test_cross_validate_scores_every_fold_with_evaluate(tmp_path: Path) -> None:
             return np.asarray([[1.0, 0.0] if t.startswith("a") else [0.0, 1.0] for t in texts])
 
     trained = []
-    folds, mean = cross_validate(data, lambda d: trained.append(d) or FirstWord(), folds=2,
-                                 out_dir=tmp_path)
+    folds, mean = cross_validate(
+        data, lambda d: trained.append(d) or FirstWord(), folds=2, out_dir=tmp_path
+    )
     assert len(folds) == 2 and len(trained) == 2
     assert all(len(d.examples) == 4 for d in trained)
     assert mean == {"accuracy": 1.0, "macro_f1": 1.0}

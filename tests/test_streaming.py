@@ -7,7 +7,9 @@ from bot.types import ConversationId, Message
 
 
 async def test_knowledge_answers_stream_through_the_manager(
-    module_database_url: str, bot_settings, shared_encoder  # type: ignore[no-untyped-def]
+    module_database_url: str,
+    bot_settings,
+    shared_encoder,  # type: ignore[no-untyped-def]
 ) -> None:
     from bot.app import build
 

@@ -82,13 +82,15 @@ def parse_markdown_v2(text: str) -> tuple[str, list[str]]:
                 end = text.find(")", end + 1)
             if close < 0 or end < 0:
                 raise MarkdownError("Can't parse entities: can't find end of a url")
-            label, _ = parse_markdown_v2(text[i + 1:close])
+            label, _ = parse_markdown_v2(text[i + 1 : close])
             out.append(label)
             i = end + 1
             continue
         if c in RESERVED:
-            raise MarkdownError(f"Can't parse entities: Character '{c}' is reserved and must be "
-                                "escaped with the preceding '\\'")
+            raise MarkdownError(
+                f"Can't parse entities: Character '{c}' is reserved and must be "
+                "escaped with the preceding '\\'"
+            )
         out.append(c)
         i += 1
     if open_bold is not None:
@@ -112,9 +114,11 @@ class FakeBotAPI:
         self._scripted: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self._update_id = 10_000
         self._message_id = 500
-        self.app = Starlette(routes=[
-            Route("/bot{token}/{method}", self.endpoint, methods=["GET", "POST"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/bot{token}/{method}", self.endpoint, methods=["GET", "POST"]),
+            ]
+        )
 
     # -- what tests use
     def push(self, token: str, update: dict[str, Any]) -> int:
@@ -151,7 +155,9 @@ class FakeBotAPI:
         raise AssertionError(f"timed out waiting; calls: {[c[1] for c in self.calls]}")
 
     def replies(self, chat_id: int, at_least: int = 1) -> list[dict[str, Any]]:
-        return self.wait_for(lambda: len(self.sent_to(chat_id)) >= at_least and self.sent_to(chat_id))
+        return self.wait_for(
+            lambda: len(self.sent_to(chat_id)) >= at_least and self.sent_to(chat_id)
+        )
 
     # -- HTTP
     async def endpoint(self, request: Request) -> JSONResponse:
@@ -162,20 +168,25 @@ class FakeBotAPI:
             scripted = self._scripted.get(method)
             script = scripted.pop(0) if scripted else None
         if token not in self.tokens:
-            return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"},
-                                status_code=401)
+            return JSONResponse(
+                {"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401
+            )
         if script is not None:
             return JSONResponse(script[1], status_code=script[0])
         handler = getattr(self, "api_" + method, None)
         if handler is None:
-            return JSONResponse({"ok": False, "error_code": 404,
-                                 "description": "Not Found: method not found"}, status_code=404)
+            return JSONResponse(
+                {"ok": False, "error_code": 404, "description": "Not Found: method not found"},
+                status_code=404,
+            )
         try:
             result = await handler(token, params, request)
         except MarkdownError as exc:
             self.errors.append(str(exc))
-            return JSONResponse({"ok": False, "error_code": 400,
-                                 "description": f"Bad Request: {exc}"}, status_code=400)
+            return JSONResponse(
+                {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"},
+                status_code=400,
+            )
         return JSONResponse({"ok": True, "result": result})
 
     @staticmethod
@@ -196,9 +207,15 @@ class FakeBotAPI:
 
     # -- methods
     async def api_getMe(self, token: str, p: dict[str, Any], request: Any = None) -> dict[str, Any]:
-        return {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "Clerk",
-                "username": BOT_USERNAME, "can_join_groups": True,
-                "can_read_all_group_messages": False, "supports_inline_queries": False}
+        return {
+            "id": int(token.split(":")[0]),
+            "is_bot": True,
+            "first_name": "Clerk",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     async def api_setWebhook(self, token: str, p: dict[str, Any], request: Any = None) -> bool:
         self.webhooks[token] = p
@@ -229,7 +246,9 @@ class FakeBotAPI:
                 return []  # the client gave up on this long poll
             await asyncio.sleep(0.02)
 
-    async def api_sendMessage(self, token: str, p: dict[str, Any], request: Any = None) -> dict[str, Any]:
+    async def api_sendMessage(
+        self, token: str, p: dict[str, Any], request: Any = None
+    ) -> dict[str, Any]:
         text = p["text"]
         bold: list[str] = []
         if p.get("parse_mode") == "MarkdownV2":
@@ -240,24 +259,37 @@ class FakeBotAPI:
             raise MarkdownError("message text is empty")
         with self.lock:
             self._message_id += 1
-            message = {"message_id": self._message_id, "date": int(time.time()),
-                       "chat": {"id": p["chat_id"], "type": "private"},
-                       "from": await self.api_getMe(token, {}), "text": text}
+            message = {
+                "message_id": self._message_id,
+                "date": int(time.time()),
+                "chat": {"id": p["chat_id"], "type": "private"},
+                "from": await self.api_getMe(token, {}),
+                "text": text,
+            }
             if p.get("reply_markup"):
                 message["reply_markup"] = p["reply_markup"]
-            self.sent.append({**message, "chat_id": p["chat_id"], "bold": bold,
-                              "raw": p["text"], "token": token})
+            self.sent.append(
+                {**message, "chat_id": p["chat_id"], "bold": bold, "raw": p["text"], "token": token}
+            )
         return message
 
     async def api_sendChatAction(self, token: str, p: dict[str, Any], request: Any = None) -> bool:
         return True
 
-    async def api_answerCallbackQuery(self, token: str, p: dict[str, Any], request: Any = None) -> bool:
+    async def api_answerCallbackQuery(
+        self, token: str, p: dict[str, Any], request: Any = None
+    ) -> bool:
         return True
 
-    async def api_editMessageReplyMarkup(self, token: str, p: dict[str, Any], request: Any = None) -> dict[str, Any]:
-        return {"message_id": p["message_id"], "date": int(time.time()),
-                "chat": {"id": p["chat_id"], "type": "private"}, "text": "(edited)"}
+    async def api_editMessageReplyMarkup(
+        self, token: str, p: dict[str, Any], request: Any = None
+    ) -> dict[str, Any]:
+        return {
+            "message_id": p["message_id"],
+            "date": int(time.time()),
+            "chat": {"id": p["chat_id"], "type": "private"},
+            "text": "(edited)",
+        }
 
 
 # --------------------------------------------------------------------------- update builders
@@ -269,17 +301,22 @@ def user(chat_id: int) -> dict[str, Any]:
     return {"id": chat_id, "is_bot": False, "first_name": "Ivan", "language_code": "en"}
 
 
-def message(chat_id: int, text: str | None = None, *, chat_type: str = "private",
-            **extra: Any) -> dict[str, Any]:
+def message(
+    chat_id: int, text: str | None = None, *, chat_type: str = "private", **extra: Any
+) -> dict[str, Any]:
     chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
     chat.update({"first_name": "Ivan"} if chat_type == "private" else {"title": "Friends"})
-    out: dict[str, Any] = {"message_id": next(_message_ids), "date": int(time.time()),
-                           "chat": chat, "from": user(abs(chat_id)), **extra}
+    out: dict[str, Any] = {
+        "message_id": next(_message_ids),
+        "date": int(time.time()),
+        "chat": chat,
+        "from": user(abs(chat_id)),
+        **extra,
+    }
     if text is not None:
         out["text"] = text
         if text.startswith("/"):
-            out["entities"] = [{"type": "bot_command", "offset": 0,
-                                "length": len(text.split()[0])}]
+            out["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
     return out
 
 
@@ -289,8 +326,15 @@ def text_update(chat_id: int, text: str, **kw: Any) -> dict[str, Any]:
 
 def callback_update(chat_id: int, sent: dict[str, Any], data: str) -> dict[str, Any]:
     bot_message = {k: sent[k] for k in ("message_id", "date", "chat", "text")}
-    return {"callback_query": {"id": f"cbq-{next(_message_ids)}", "from": user(chat_id),
-                               "chat_instance": "42", "data": data, "message": bot_message}}
+    return {
+        "callback_query": {
+            "id": f"cbq-{next(_message_ids)}",
+            "from": user(chat_id),
+            "chat_instance": "42",
+            "data": data,
+            "message": bot_message,
+        }
+    }
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -323,8 +367,11 @@ def webhook_server(settings, fake_api: FakeBotAPI, shared_encoder) -> Iterator[L
     from bot.app import build, create_app
 
     configured = dataclasses.replace(
-        settings, telegram_token=WEBHOOK_TOKEN, telegram_base_url=fake_api.url,  # type: ignore[attr-defined]
-        telegram_webhook_url="https://clerk.example/webhooks/telegram")
+        settings,
+        telegram_token=WEBHOOK_TOKEN,
+        telegram_base_url=fake_api.url,  # type: ignore[attr-defined]
+        telegram_webhook_url="https://clerk.example/webhooks/telegram",
+    )
     parts = build(configured, encoder=shared_encoder)
     with LiveServer(create_app(parts)) as live:
         live.channel = next(c for c in parts.channels if isinstance(c, TelegramChannel))  # type: ignore[attr-defined]
@@ -336,8 +383,13 @@ def polling_server(settings, fake_api: FakeBotAPI, shared_encoder) -> Iterator[L
     from bot.app import build, create_app
 
     parts = build(settings, encoder=shared_encoder)
-    channel = TelegramChannel(parts.manager, token=TOKEN, base_url=fake_api.url,  # type: ignore[attr-defined]
-                              polling=True, poll_timeout=1)
+    channel = TelegramChannel(
+        parts.manager,
+        token=TOKEN,
+        base_url=fake_api.url,  # type: ignore[attr-defined]
+        polling=True,
+        poll_timeout=1,
+    )
     parts.channels.append(channel)
     with LiveServer(create_app(parts)) as live:
         live.channel = channel  # type: ignore[attr-defined]
@@ -347,7 +399,9 @@ def polling_server(settings, fake_api: FakeBotAPI, shared_encoder) -> Iterator[L
 _webhook_update_ids = iter(range(1, 1_000_000))
 
 
-def deliver(server: LiveServer, update: dict[str, Any], secret: str | None = None) -> httpx.Response:
+def deliver(
+    server: LiveServer, update: dict[str, Any], secret: str | None = None
+) -> httpx.Response:
     """What Telegram does with a webhook: POST the update with the secret token header."""
     body = {"update_id": next(_webhook_update_ids), **update}
     headers = {SECRET_HEADER: secret if secret is not None else derived_secret(WEBHOOK_TOKEN)}
@@ -371,40 +425,56 @@ def test_startup_checks_the_token_and_registers_the_webhook(
     assert set(registered["allowed_updates"]) >= {"message", "callback_query"}
 
 
-def test_webhook_round_trip(webhook_server: LiveServer, fake_api: FakeBotAPI,
-                            database_url: str) -> None:
+def test_webhook_round_trip(
+    webhook_server: LiveServer, fake_api: FakeBotAPI, database_url: str
+) -> None:
     chat = 7001
     assert deliver(webhook_server, text_update(chat, "/start")).status_code == 200
     [greeting] = fake_api.replies(chat)
     assert "clerk" in greeting["text"].lower()
-    assert any(p["chat_id"] == chat and p["action"] == "typing"
-               for p in fake_api.calls_to("sendChatAction"))
+    assert any(
+        p["chat_id"] == chat and p["action"] == "typing"
+        for p in fake_api.calls_to("sendChatAction")
+    )
     db = Database(database_url)
     with db.session() as s:
         conv = s.get(Conversation, f"tg:{chat}")
         assert conv is not None and conv.channel == "telegram"
-        texts = list(s.scalars(select(ConversationEvent.data).where(
-            ConversationEvent.conversation_id == f"tg:{chat}", ConversationEvent.type == "user")))
+        texts = list(
+            s.scalars(
+                select(ConversationEvent.data).where(
+                    ConversationEvent.conversation_id == f"tg:{chat}",
+                    ConversationEvent.type == "user",
+                )
+            )
+        )
     db.dispose()
     assert [t["text"] for t in texts] == ["hello"]  # /start greets
 
 
-def test_webhook_refuses_a_wrong_or_missing_secret(webhook_server: LiveServer,
-                                                   fake_api: FakeBotAPI) -> None:
+def test_webhook_refuses_a_wrong_or_missing_secret(
+    webhook_server: LiveServer, fake_api: FakeBotAPI
+) -> None:
     chat = 7002
     assert deliver(webhook_server, text_update(chat, "hello"), secret="guess").status_code == 403
-    missing = httpx.post(webhook_server.url + "/webhooks/telegram",
-                         json={"update_id": 5, **text_update(chat, "hello")})
+    missing = httpx.post(
+        webhook_server.url + "/webhooks/telegram",
+        json={"update_id": 5, **text_update(chat, "hello")},
+    )
     assert missing.status_code == 403
-    bad = httpx.post(webhook_server.url + "/webhooks/telegram", content=b"{not json",
-                     headers={SECRET_HEADER: derived_secret(WEBHOOK_TOKEN)})
+    bad = httpx.post(
+        webhook_server.url + "/webhooks/telegram",
+        content=b"{not json",
+        headers={SECRET_HEADER: derived_secret(WEBHOOK_TOKEN)},
+    )
     assert bad.status_code == 400
     time.sleep(0.3)
     assert fake_api.sent_to(chat) == []  # nothing reached the bot
 
 
-def test_an_order_check_is_escaped_for_markdown(webhook_server: LiveServer,
-                                                fake_api: FakeBotAPI) -> None:
+def test_an_order_check_is_escaped_for_markdown(
+    webhook_server: LiveServer, fake_api: FakeBotAPI
+) -> None:
     chat = 7003
     deliver(webhook_server, text_update(chat, "where is my order #W6893533?"))
     assert "email" in plain(fake_api.replies(chat, 1))
@@ -417,8 +487,9 @@ def test_an_order_check_is_escaped_for_markdown(webhook_server: LiveServer,
     assert fake_api.errors == []  # Telegram parsed every message
 
 
-def test_a_button_press_is_answered_and_handled(webhook_server: LiveServer,
-                                                fake_api: FakeBotAPI) -> None:
+def test_a_button_press_is_answered_and_handled(
+    webhook_server: LiveServer, fake_api: FakeBotAPI
+) -> None:
     chat = 7004
     deliver(webhook_server, text_update(chat, "what can you do?"))
     [menu] = fake_api.replies(chat)
@@ -428,21 +499,28 @@ def test_a_button_press_is_answered_and_handled(webhook_server: LiveServer,
     deliver(webhook_server, press)
     reply = fake_api.replies(chat, 2)[-1]
     assert "email" in reply["text"].lower()
-    assert any(p["callback_query_id"] == press["callback_query"]["id"]
-               for p in fake_api.calls_to("answerCallbackQuery"))
+    assert any(
+        p["callback_query_id"] == press["callback_query"]["id"]
+        for p in fake_api.calls_to("answerCallbackQuery")
+    )
     [edit] = [p for p in fake_api.calls_to("editMessageReplyMarkup") if p["chat_id"] == chat]
     assert edit["message_id"] == menu["message_id"] and not edit.get("reply_markup")
 
 
-def test_an_expired_button_is_answered_politely(webhook_server: LiveServer,
-                                                fake_api: FakeBotAPI) -> None:
+def test_an_expired_button_is_answered_politely(
+    webhook_server: LiveServer, fake_api: FakeBotAPI
+) -> None:
     chat = 7005
     sent = {"message_id": 1, "date": 0, "chat": {"id": chat, "type": "private"}, "text": "x"}
     press = callback_update(chat, sent, "#h:000000000000000000000000")
     deliver(webhook_server, press)
-    answer = fake_api.wait_for(lambda: [
-        p for p in fake_api.calls_to("answerCallbackQuery")
-        if p["callback_query_id"] == press["callback_query"]["id"]])
+    answer = fake_api.wait_for(
+        lambda: [
+            p
+            for p in fake_api.calls_to("answerCallbackQuery")
+            if p["callback_query_id"] == press["callback_query"]["id"]
+        ]
+    )
     assert answer[0]["text"] == EXPIRED_BUTTON
     assert fake_api.sent_to(chat) == []
 
@@ -450,12 +528,22 @@ def test_an_expired_button_is_answered_politely(webhook_server: LiveServer,
 def test_non_text_updates_get_a_polite_reply_or_are_ignored(
     webhook_server: LiveServer, fake_api: FakeBotAPI, database_url: str
 ) -> None:
-    sticker = {"file_id": "s1", "file_unique_id": "u1", "type": "regular", "width": 512,
-               "height": 512, "is_animated": False, "is_video": False}
+    sticker = {
+        "file_id": "s1",
+        "file_unique_id": "u1",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
     photo = [{"file_id": "p1", "file_unique_id": "u2", "width": 90, "height": 90}]
     voice = {"file_id": "v1", "file_unique_id": "u3", "duration": 2}
-    for chat, extra in ((7101, {"sticker": sticker}), (7102, {"photo": photo}),
-                        (7103, {"voice": voice})):
+    for chat, extra in (
+        (7101, {"sticker": sticker}),
+        (7102, {"photo": photo}),
+        (7103, {"voice": voice}),
+    ):
         assert deliver(webhook_server, {"message": message(chat, **extra)}).status_code == 200
         [reply] = fake_api.replies(chat)
         assert reply["text"] == TEXT_ONLY
@@ -489,8 +577,9 @@ def test_flood_control_is_honoured(webhook_server: LiveServer, fake_api: FakeBot
     deliver(webhook_server, text_update(chat, "hello"))
     [greeting] = fake_api.replies(chat)
     assert "clerk" in greeting["text"].lower()
-    attempts = [(p, t) for _, m, p, t in fake_api.calls if m == "sendMessage"
-                and p["chat_id"] == chat]
+    attempts = [
+        (p, t) for _, m, p, t in fake_api.calls if m == "sendMessage" and p["chat_id"] == chat
+    ]
     assert len(attempts) == 2 and attempts[0][0]["text"] == attempts[1][0]["text"]
     assert attempts[1][1] - attempts[0][1] >= 1.0  # waited the retry_after out
     assert len(fake_api.sent_to(chat)) == 1  # delivered once
@@ -500,8 +589,12 @@ def test_a_reply_telegram_cannot_parse_is_resent_as_plain_text(
     webhook_server: LiveServer, fake_api: FakeBotAPI
 ) -> None:
     chat = 7202
-    fake_api.fail_next("sendMessage", 400, description="Bad Request: can't parse entities: "
-                       "Character '.' is reserved and must be escaped with the preceding '\\'")
+    fake_api.fail_next(
+        "sendMessage",
+        400,
+        description="Bad Request: can't parse entities: "
+        "Character '.' is reserved and must be escaped with the preceding '\\'",
+    )
     deliver(webhook_server, text_update(chat, "are you a bot?"))
     [reply] = fake_api.replies(chat)
     assert "bot" in reply["text"].lower() and "\\" not in reply["raw"]  # plain, unescaped
@@ -514,18 +607,26 @@ def test_a_channel_that_cannot_start_keeps_trying(fake_api: FakeBotAPI) -> None:
             return [Reply(text=f"echo: {m.text}")]
 
     token = "999:not-yet-valid"
-    channel = TelegramChannel(Echo(), token=token, base_url=fake_api.url,  # type: ignore[attr-defined]
-                              retry_start_after=0.2)
+    channel = TelegramChannel(
+        Echo(),
+        token=token,
+        base_url=fake_api.url,  # type: ignore[attr-defined]
+        retry_start_after=0.2,
+    )
     app = Starlette(routes=channel.routes(), lifespan=lambda app: channel.running())
     with LiveServer(app) as live:  # the rest of the app serves meanwhile
         update = {"update_id": 1, **text_update(7301, "hi")}
         headers = {SECRET_HEADER: derived_secret(token)}
-        assert httpx.post(live.url + "/webhooks/telegram", json=update,
-                          headers=headers).status_code == 503  # Telegram will redeliver
+        assert (
+            httpx.post(live.url + "/webhooks/telegram", json=update, headers=headers).status_code
+            == 503
+        )  # Telegram will redeliver
         fake_api.tokens.add(token)
         fake_api.wait_for(lambda: channel.ready, timeout=10)
-        assert httpx.post(live.url + "/webhooks/telegram", json=update,
-                          headers=headers).status_code == 200
+        assert (
+            httpx.post(live.url + "/webhooks/telegram", json=update, headers=headers).status_code
+            == 200
+        )
         assert fake_api.replies(7301)[0]["text"] == "echo: hi"
 
 
@@ -540,8 +641,9 @@ def test_polling_round_trip_with_offsets(polling_server: LiveServer, fake_api: F
     second = fake_api.push(TOKEN, text_update(chat, "are you a bot?"))
     assert "bot" in plain(fake_api.replies(chat, 2)[1:])
     # each update was fetched once, then confirmed by a getUpdates with a higher offset
-    fake_api.wait_for(lambda: any(p.get("offset") == second + 1
-                                  for p in fake_api.calls_to("getUpdates", TOKEN)))
+    fake_api.wait_for(
+        lambda: any(p.get("offset") == second + 1 for p in fake_api.calls_to("getUpdates", TOKEN))
+    )
     assert fake_api.delivered[first] == 1 and fake_api.delivered[second] == 1
     offsets = [p.get("offset") for p in fake_api.calls_to("getUpdates", TOKEN)]
     assert first + 1 in offsets
@@ -552,12 +654,22 @@ def test_polling_buttons_and_a_sticker(polling_server: LiveServer, fake_api: Fak
     chat = 8002
     fake_api.push(TOKEN, text_update(chat, "what can you do?"))
     [menu] = fake_api.replies(chat)
-    human = next(row[0] for row in menu["reply_markup"]["inline_keyboard"]
-                 if row[0]["callback_data"] == "/human_handoff")
+    human = next(
+        row[0]
+        for row in menu["reply_markup"]["inline_keyboard"]
+        if row[0]["callback_data"] == "/human_handoff"
+    )
     fake_api.push(TOKEN, callback_update(chat, menu, human["callback_data"]))
     assert "i'm passing you to a human colleague now" in plain(fake_api.replies(chat, 2)[1:])
-    sticker = {"file_id": "s", "file_unique_id": "u", "type": "regular", "width": 1,
-               "height": 1, "is_animated": False, "is_video": False}
+    sticker = {
+        "file_id": "s",
+        "file_unique_id": "u",
+        "type": "regular",
+        "width": 1,
+        "height": 1,
+        "is_animated": False,
+        "is_video": False,
+    }
     fake_api.push(TOKEN, {"message": message(chat, sticker=sticker)})
     assert fake_api.replies(chat, 3)[-1]["text"] == TEXT_ONLY
     assert polling_server.channel.errors == 0  # type: ignore[attr-defined]
@@ -585,18 +697,27 @@ def test_long_replies_are_split_at_telegrams_limit() -> None:
 def test_product_cards_and_links_render_as_markdown() -> None:
     reply = Reply(
         text="Here are speakers:\n• Bluetooth Speaker (blue), $289.69\n• Other",
-        custom={"type": "product_cards", "products": [
-            {"name": "Bluetooth Speaker", "options": {"color": "blue", "battery life": "10 hours"},
-             "price": 289.69, "available": True},
-            {"name": "Tea Kettle (glass)", "options": {}, "price": 94.01, "available": False},
-        ]},
+        custom={
+            "type": "product_cards",
+            "products": [
+                {
+                    "name": "Bluetooth Speaker",
+                    "options": {"color": "blue", "battery life": "10 hours"},
+                    "price": 289.69,
+                    "available": True,
+                },
+                {"name": "Tea Kettle (glass)", "options": {}, "price": 94.01, "available": False},
+            ],
+        },
         image="https://img.example/a_(1).png",
     )
     [md] = render_markdown(reply)
     text, bold = parse_markdown_v2(md)
     assert bold == ["Bluetooth Speaker", "Tea Kettle (glass)"]
-    assert text.startswith("Here are speakers:\n\nBluetooth Speaker\ncolor: blue, battery life: "
-                           "10 hours\n$289.69 · in stock")
+    assert text.startswith(
+        "Here are speakers:\n\nBluetooth Speaker\ncolor: blue, battery life: "
+        "10 hours\n$289.69 · in stock"
+    )
     assert "Tea Kettle (glass)\n$94.01 · out of stock" in text
     assert "•" not in text  # the cards replace the text's bullet list
     assert "[Image](https://img.example/a_(1\\).png)" in md
@@ -624,13 +745,29 @@ def test_long_button_payloads_travel_as_keys() -> None:
 def test_clerk_telegram_polling_command(settings, fake_api: FakeBotAPI) -> None:  # type: ignore[no-untyped-def]
     token = "777:TEST-cli"
     fake_api.tokens.add(token)
-    env = {**os.environ, "CLERK_DATABASE_URL": settings.database_url,
-           "CLERK_TELEGRAM_TOKEN": token, "CLERK_TELEGRAM_BASE_URL": fake_api.url,  # type: ignore[attr-defined]
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "CLERK_DATABASE_URL": settings.database_url,
+        "CLERK_TELEGRAM_TOKEN": token,
+        "CLERK_TELEGRAM_BASE_URL": fake_api.url,  # type: ignore[attr-defined]
+        "PYTHONPATH": str(ROOT),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "--home", str(settings.home), "--config",
-         str(settings.home / "none.yml"), "telegram", "--polling"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "--home",
+            str(settings.home),
+            "--config",
+            str(settings.home / "none.yml"),
+            "telegram",
+            "--polling",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         fake_api.wait_for(lambda: fake_api.calls_to("getUpdates", token), timeout=120)
@@ -649,13 +786,32 @@ def test_clerk_telegram_polling_command(settings, fake_api: FakeBotAPI) -> None:
 def test_clerk_telegram_set_webhook_command(fake_api: FakeBotAPI, tmp_path) -> None:  # type: ignore[no-untyped-def]
     token = "778:TEST-set"
     fake_api.tokens.add(token)
-    env = {**os.environ, "CLERK_HOME": str(tmp_path), "CLERK_TELEGRAM_TOKEN": token,
-           "CLERK_TELEGRAM_BASE_URL": fake_api.url, "PYTHONPATH": str(ROOT)}  # type: ignore[attr-defined]
+    env = {
+        **os.environ,
+        "CLERK_HOME": str(tmp_path),
+        "CLERK_TELEGRAM_TOKEN": token,
+        "CLERK_TELEGRAM_BASE_URL": fake_api.url,
+        "PYTHONPATH": str(ROOT),
+    }  # type: ignore[attr-defined]
+
     def clerk(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "none.yml"),
-             "telegram", *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "--config",
+                str(tmp_path / "none.yml"),
+                "telegram",
+                *args,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     done = clerk("--set-webhook", "https://clerk.example/webhooks/telegram")
     assert done.returncode == 0, done.stderr
@@ -670,11 +826,21 @@ def test_clerk_telegram_set_webhook_command(fake_api: FakeBotAPI, tmp_path) -> N
 
 
 def test_product_cards_show_the_stores_currency_exactly() -> None:
-    reply = Reply(text="Try these:", custom={"type": "product_cards", "products": [
-        {"name": "Merino Wool Beanie", "options": {"color": "mustard"}, "price": 1024.1,
-         "available": True},
-        {"name": "Tea Kettle", "options": {}, "price": 0.29, "available": False},
-    ]})
+    reply = Reply(
+        text="Try these:",
+        custom={
+            "type": "product_cards",
+            "products": [
+                {
+                    "name": "Merino Wool Beanie",
+                    "options": {"color": "mustard"},
+                    "price": 1024.1,
+                    "available": True,
+                },
+                {"name": "Tea Kettle", "options": {}, "price": 0.29, "available": False},
+            ],
+        },
+    )
     text, _ = parse_markdown_v2(render_markdown(reply, currency="EUR")[0])
     assert "€1,024.10 · in stock" in text and "€0.29 · out of stock" in text
     assert "$" not in text

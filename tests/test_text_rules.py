@@ -271,7 +271,12 @@ def test_find_street_addresses(text: str, expected: list[str]) -> None:
 
 def test_parse_address_and_its_errors() -> None:
     a = parse_address("my new address is 9 Oak Ave, Denver, Colorado 80202-1234, USA")
-    assert (a["address1"], a["city"], a["state"], a["zip"]) == ("9 Oak Ave", "Denver", "CO", "80202")
+    assert (a["address1"], a["city"], a["state"], a["zip"]) == (
+        "9 Oak Ave",
+        "Denver",
+        "CO",
+        "80202",
+    )
     with pytest.raises(AddressError) as err:
         parse_address("12 Main Street, Springfield, 62704")
     assert err.value.code == "state"

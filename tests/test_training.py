@@ -56,11 +56,13 @@ TFIDF = {"featurizers": ("tfidf_word", "tfidf_char"), "threshold": 0.0}
 
 # -- learning-rate schedules: the documented rate at each step --------------------------
 
+
 def test_constant_and_warmup() -> None:
     assert learning_rate("constant", 7, lr=0.1, total_steps=10) == 0.1
     # linear warm-up: (s + 1) / W of the rate during the first W steps, for every schedule
-    assert [learning_rate("constant", s, lr=0.1, total_steps=10, warmup_steps=4)
-            for s in range(5)] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
+    assert [
+        learning_rate("constant", s, lr=0.1, total_steps=10, warmup_steps=4) for s in range(5)
+    ] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
 
 
 def test_exponential_schedule() -> None:
@@ -69,8 +71,9 @@ def test_exponential_schedule() -> None:
 
 
 def test_step_schedule() -> None:
-    rates = [learning_rate("step", s, lr=1.0, total_steps=9, gamma=0.1, step_size=3)
-             for s in range(7)]
+    rates = [
+        learning_rate("step", s, lr=1.0, total_steps=9, gamma=0.1, step_size=3) for s in range(7)
+    ]
     assert rates == pytest.approx([1, 1, 1, 0.1, 0.1, 0.1, 0.01])
 
 
@@ -93,11 +96,28 @@ def test_unknown_schedule_is_rejected() -> None:
 
 # -- configuration ----------------------------------------------------------------------
 
+
 def test_config_reads_every_setting_and_rejects_typos() -> None:
-    cfg = NLUConfig.from_mapping({"clerk": {"nlu": {
-        "classifier": "mlp", "mlp_hidden": 64, "lr_schedule": "step", "mlp_lr": "0.01",
-        "featurizers": "minilm+tfidf_char", "calibrate_threshold": True}}})
-    assert (cfg.classifier, cfg.mlp_hidden, cfg.lr_schedule, cfg.mlp_lr) == ("mlp", 64, "step", 0.01)
+    cfg = NLUConfig.from_mapping(
+        {
+            "clerk": {
+                "nlu": {
+                    "classifier": "mlp",
+                    "mlp_hidden": 64,
+                    "lr_schedule": "step",
+                    "mlp_lr": "0.01",
+                    "featurizers": "minilm+tfidf_char",
+                    "calibrate_threshold": True,
+                }
+            }
+        }
+    )
+    assert (cfg.classifier, cfg.mlp_hidden, cfg.lr_schedule, cfg.mlp_lr) == (
+        "mlp",
+        64,
+        "step",
+        0.01,
+    )
     assert cfg.featurizers == ("minilm", "tfidf_char") and cfg.calibrate_threshold is True
     with pytest.raises(ConfigError, match="mlp_hiden"):
         NLUConfig.from_mapping({"clerk": {"nlu": {"mlp_hiden": 3}}})
@@ -108,11 +128,21 @@ def test_config_reads_every_setting_and_rejects_typos() -> None:
 
 # -- heads, calibration, reproducibility ------------------------------------------------
 
+
 def test_mlp_head_trains_saves_and_parses(encoder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = parse_nlu_yaml(YML)
-    config = NLUConfig(**TFIDF, classifier="mlp", mlp_hidden=16, mlp_epochs=40, mlp_lr=0.02,
-                       lr_schedule="cosine", warmup_steps=3, patience=40, mlp_dropout=0.0,
-                       validation_fraction=0.25)
+    config = NLUConfig(
+        **TFIDF,
+        classifier="mlp",
+        mlp_hidden=16,
+        mlp_epochs=40,
+        mlp_lr=0.02,
+        lr_schedule="cosine",
+        warmup_steps=3,
+        patience=40,
+        mlp_dropout=0.0,
+        validation_fraction=0.25,
+    )
     model = NLUModel.train(data, encoder=encoder, config=config)
     assert model.metrics["validation_size"] == 6  # 2 of 8 per intent held out
     assert model.metrics["history"] and "val_loss" in model.metrics["history"][0]
@@ -126,8 +156,9 @@ def test_mlp_head_trains_saves_and_parses(encoder, tmp_path: Path) -> None:  # t
 
 
 def test_mlp_early_stopping_keeps_best_epoch(encoder) -> None:  # type: ignore[no-untyped-def]
-    config = NLUConfig(**TFIDF, classifier="mlp", mlp_epochs=200, mlp_lr=0.05, patience=2,
-                       validation_fraction=0.25)
+    config = NLUConfig(
+        **TFIDF, classifier="mlp", mlp_epochs=200, mlp_lr=0.05, patience=2, validation_fraction=0.25
+    )
     model = NLUModel.train(parse_nlu_yaml(YML), encoder=encoder, config=config)
     history = model.metrics["history"]
     assert len(history) < 200  # stopped early
@@ -151,8 +182,9 @@ def test_calibrated_threshold_hand_checked() -> None:
 
 def test_calibration_is_applied_and_training_is_reproducible(encoder) -> None:  # type: ignore[no-untyped-def]
     data = parse_nlu_yaml(YML)
-    config = NLUConfig(**TFIDF, calibrate_threshold=True, threshold_quantile=0.1,
-                       validation_fraction=0.25)
+    config = NLUConfig(
+        **TFIDF, calibrate_threshold=True, threshold_quantile=0.1, validation_fraction=0.25
+    )
     a = NLUModel.train(data, encoder=encoder, config=config)
     b = NLUModel.train(data, encoder=encoder, config=config)
     assert a.config.threshold == a.metrics["calibrated_threshold"] > 0
@@ -164,6 +196,7 @@ def test_calibration_is_applied_and_training_is_reproducible(encoder) -> None:  
 
 
 # -- fine-tuning with a tiny random sentence-transformer --------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -178,19 +211,47 @@ def tiny_st(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=64,
-                         max_position_embeddings=64)).save_pretrained(str(folder))
-    (folder / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ]))
-    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 32,
-                                                                  "do_lower_case": False}))
+    BertModel(
+        BertConfig(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+    ).save_pretrained(str(folder))
+    (folder / "modules.json").write_text(
+        json.dumps(
+            [
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                },
+            ]
+        )
+    )
+    (folder / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 32, "do_lower_case": False})
+    )
     (folder / "1_Pooling").mkdir()
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True}))
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True})
+    )
     (folder / "2_Normalize").mkdir()
     return folder
 
@@ -200,8 +261,14 @@ def test_finetuned_encoder_is_saved_and_served(tiny_st: Path, tmp_path: Path, lo
     from bot.nlu.encoder import Encoder
 
     base = Encoder(tiny_st, backend="torch")
-    config = NLUConfig(featurizers=("minilm",), finetune=loss, finetune_epochs=2,
-                       finetune_lr=1e-3, finetune_batch_size=8, threshold=0.0)
+    config = NLUConfig(
+        featurizers=("minilm",),
+        finetune=loss,
+        finetune_epochs=2,
+        finetune_lr=1e-3,
+        finetune_batch_size=8,
+        threshold=0.0,
+    )
     model = NLUModel.train(parse_nlu_yaml(YML), encoder=base, config=config)
     assert model.encoder is not base and model.encoder_dir is not None
     before = base.encode(["where is my order"])
@@ -217,6 +284,7 @@ def test_finetuned_encoder_is_saved_and_served(tiny_st: Path, tmp_path: Path, lo
 
 # -- the commands: versioned artifacts, model list/show, bad inputs ---------------------
 
+
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -227,8 +295,11 @@ def test_clerk_train_writes_versioned_artifact_and_model_commands(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     nlu = _write(tmp_path, "nlu.yml", YML)
-    cfg = _write(tmp_path, "config.yml",
-                 "clerk:\n  nlu:\n    featurizers: [tfidf_word, tfidf_char]\n    C: 5\n")
+    cfg = _write(
+        tmp_path,
+        "config.yml",
+        "clerk:\n  nlu:\n    featurizers: [tfidf_word, tfidf_char]\n    C: 5\n",
+    )
     home = tmp_path / "home"
     assert main(["--home", str(home), "train", "--nlu", str(nlu), "--config", str(cfg)]) == 0
     versions = list((home / "models" / "nlu_versions").iterdir())
@@ -247,7 +318,7 @@ def test_clerk_train_writes_versioned_artifact_and_model_commands(
     capsys.readouterr()
     assert main(["--home", str(home), "model", "show"]) == 0
     out = capsys.readouterr().out
-    shown = json.loads(out[out.index("{"):])
+    shown = json.loads(out[out.index("{") :])
     assert shown["version"] == art.name and shown["test_accuracy"] == 1.0
     assert shown["config"]["C"] == 5.0
 
@@ -256,8 +327,11 @@ def test_clerk_train_writes_versioned_artifact_and_model_commands(
     ("name", "text", "message"),
     [
         ("empty.yml", "", "file is empty"),
-        ("one.yml", "nlu:\n- intent: greet\n  examples: |\n    - hi\n    - hello\n",
-         "at least 2 intents"),
+        (
+            "one.yml",
+            "nlu:\n- intent: greet\n  examples: |\n    - hi\n    - hello\n",
+            "at least 2 intents",
+        ),
         ("bad.yml", "nlu:\n- intent: greet\n  examples: [unclosed\n", "malformed YAML"),
         ("empty.csv", "text,label\n", "no rows"),
     ],
@@ -275,8 +349,12 @@ def test_bad_training_inputs_give_clear_errors(
         assert str(path) in err
 
 
-def test_malformed_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_config_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     nlu = _write(tmp_path, "nlu.yml", YML)
     cfg = _write(tmp_path, "config.yml", "clerk:\n  nlu:\n    classifier: [\n")
-    assert main(["--home", str(tmp_path / "h"), "train", "--nlu", str(nlu), "--config", str(cfg)]) == 2
+    assert (
+        main(["--home", str(tmp_path / "h"), "train", "--nlu", str(nlu), "--config", str(cfg)]) == 2
+    )
     assert "malformed YAML" in capsys.readouterr().err

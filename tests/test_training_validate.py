@@ -72,14 +72,29 @@ def test_every_check_reports_what_it_should(tmp_path: Path) -> None:
     (tmp_path / "domain.yml").write_text(DOMAIN)
     (tmp_path / "rules.yml").write_text(RULES)
     test = parse_nlu_yaml("nlu:\n- intent: greet\n  examples: |\n    - good morning\n    - yo\n")
-    report = validate(parse_nlu_yaml(NLU), test=test, domain_file=tmp_path / "domain.yml",
-                      dialogue_files=[tmp_path / "rules.yml"], min_examples=3,
-                      imbalance_ratio=3.5)
+    report = validate(
+        parse_nlu_yaml(NLU),
+        test=test,
+        domain_file=tmp_path / "domain.yml",
+        dialogue_files=[tmp_path / "rules.yml"],
+        min_examples=3,
+        imbalance_ratio=3.5,
+    )
     errors, warnings = _checks(report, "error"), _checks(report, "warning")
-    assert errors == {"conflicting-label", "undefined-response", "undefined-action",
-                      "entity-mismatch", "train-test-overlap"}
-    assert {"duplicate", "too-few-examples", "class-imbalance", "entity-mismatch",
-            "unknown-intent"} <= warnings
+    assert errors == {
+        "conflicting-label",
+        "undefined-response",
+        "undefined-action",
+        "entity-mismatch",
+        "train-test-overlap",
+    }
+    assert {
+        "duplicate",
+        "too-few-examples",
+        "class-imbalance",
+        "entity-mismatch",
+        "unknown-intent",
+    } <= warnings
     messages = "\n".join(i.message for i in report.issues)
     assert "'hi there' is labelled ['greet', 'order_status']" in messages
     assert "'hello' appears 2 times in 'greet'" in messages  # "Hello!" normalises to "hello"
@@ -93,20 +108,26 @@ def test_every_check_reports_what_it_should(tmp_path: Path) -> None:
 
 
 def test_near_duplicates_across_intents_are_warned() -> None:
-    data = parse_nlu_yaml("nlu:\n- intent: a\n  examples: |\n    - i want to cancel my order right now\n"
-                          "    - x\n- intent: b\n  examples: |\n    - i want to cancel my orders right now\n"
-                          "    - y\n")
+    data = parse_nlu_yaml(
+        "nlu:\n- intent: a\n  examples: |\n    - i want to cancel my order right now\n"
+        "    - x\n- intent: b\n  examples: |\n    - i want to cancel my orders right now\n"
+        "    - y\n"
+    )
     report = validate(data)
     near = [i for i in report.issues if i.check == "near-duplicate-conflict"]
     assert len(near) == 1 and near[0].severity == "warning"
 
 
-def test_clean_data_passes_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_data_passes_and_exit_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good = tmp_path / "good.yml"
-    good.write_text("nlu:\n- intent: a\n  examples: |\n" + "".join(
-        f"    - alpha sentence {w}\n" for w in ["one", "two", "three", "four", "five"]) +
-        "- intent: b\n  examples: |\n" + "".join(
-        f"    - bravo phrase {w}\n" for w in ["six", "seven", "eight", "nine", "ten"]))
+    good.write_text(
+        "nlu:\n- intent: a\n  examples: |\n"
+        + "".join(f"    - alpha sentence {w}\n" for w in ["one", "two", "three", "four", "five"])
+        + "- intent: b\n  examples: |\n"
+        + "".join(f"    - bravo phrase {w}\n" for w in ["six", "seven", "eight", "nine", "ten"])
+    )
     assert main(["--home", str(tmp_path / "h"), "data", "validate", "--nlu", str(good)]) == 0
     assert "OK: 0 errors" in capsys.readouterr().out
     bad = tmp_path / "bad.yml"
@@ -116,7 +137,8 @@ def test_clean_data_passes_and_exit_codes(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_demo_store_data_has_no_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code = main(["--home", str(tmp_path / "h"), "data", "validate", "--data",
-                 str(ROOT / "training_data")])
+    code = main(
+        ["--home", str(tmp_path / "h"), "data", "validate", "--data", str(ROOT / "training_data")]
+    )
     out = capsys.readouterr().out
     assert code == 0, out

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
 
@@ -34,8 +35,22 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) ->
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
-         "-q", "-w", str(out)], cwd=out, env=dict(os.environ))
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+        ],
+        cwd=out,
+        env=dict(os.environ),
+    )
     [built] = out.glob("clerk_bot-*.whl")
     return built
 
@@ -50,22 +65,31 @@ def test_the_wheel_installs_no_top_level_actions_and_carries_the_templates(wheel
     assert "bot/projects/demo-store/tests/stories/test_demo_stories.yml" in names
     assert "bot/projects/minimal/actions/actions.py" in names
     assert "bot/store_actions/__init__.py" in names
-    tracked = subprocess.run(["git", "ls-files", "bot"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "bot"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert set(tracked) <= set(names)  # every file of the package, data files included
 
 
 def test_init_train_serve_from_the_wheel_with_no_checkout(
-    wheel: Path, tmp_path: Path,
+    wheel: Path,
+    tmp_path: Path,
 ) -> None:
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], cwd=tmp_path,
-        env=dict(os.environ))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "CLERK_PROJECT", "CLERK_HOME", "CLERK_CONFIG")}
+    run(
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+        cwd=tmp_path,
+        env=dict(os.environ),
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "CLERK_PROJECT", "CLERK_HOME", "CLERK_CONFIG")
+    }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)], cwd=tmp_path,
-        env=env)
+    run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)], cwd=tmp_path, env=env
+    )
     probe = "import bot, importlib.util as u; print(bot.__file__, u.find_spec('actions'))"
     where = run([str(venv / "bin" / "python"), "-c", probe], cwd=tmp_path, env=env).split()
     assert where[0].startswith(str(venv)), where  # Clerk from the wheel, not the checkout
@@ -78,8 +102,13 @@ def test_init_train_serve_from_the_wheel_with_no_checkout(
     assert "(active)" in trained
     port = free_port()
     log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([clerk, "serve", "--port", str(port)], cwd=shop, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [clerk, "serve", "--port", str(port)],
+        cwd=shop,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.time() + 600
         while time.time() < deadline:

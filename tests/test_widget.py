@@ -45,7 +45,9 @@ class WidgetClient:
 
     def __init__(self, base_url: str, *, origin: str | None = None) -> None:
         self.ws: ClientConnection = connect(
-            base_url.replace("http://", "ws://") + "/widget/ws", origin=origin, proxy=None,
+            base_url.replace("http://", "ws://") + "/widget/ws",
+            origin=origin,
+            proxy=None,
             open_timeout=10,
         )
         self.session: str | None = None
@@ -73,8 +75,9 @@ class WidgetClient:
             if frame == {"type": "typing", "on": False}:
                 return frames
 
-    def say(self, text: str, *, mid: str | None = None, title: str | None = None
-            ) -> list[dict[str, Any]]:
+    def say(
+        self, text: str, *, mid: str | None = None, title: str | None = None
+    ) -> list[dict[str, Any]]:
         """Send one message; the bot messages that answer it."""
         mid = mid or uuid.uuid4().hex
         frame: dict[str, Any] = {"type": "message", "id": mid, "text": text}
@@ -114,18 +117,23 @@ class StreamingManager:
             await on_token(token)
             await asyncio.sleep(0.01)
         return [
-            Reply(text="".join(self.TOKENS),
-                  custom={"type": "answer", "grounded": True, "citations": [{"index": 1}]}),
+            Reply(
+                text="".join(self.TOKENS),
+                custom={"type": "answer", "grounded": True, "citations": [{"index": 1}]},
+            ),
             Reply(text="Anything else?"),
         ]
 
 
 def events_of(db: Database, conversation_id: str) -> list[dict[str, Any]]:
     with db.session() as s:
-        return list(s.scalars(
-            select(ConversationEvent.data)
-            .where(ConversationEvent.conversation_id == conversation_id)
-            .order_by(ConversationEvent.seq)))
+        return list(
+            s.scalars(
+                select(ConversationEvent.data)
+                .where(ConversationEvent.conversation_id == conversation_id)
+                .order_by(ConversationEvent.seq)
+            )
+        )
 
 
 def user_texts(db: Database, conversation_id: str) -> list[str]:
@@ -139,8 +147,12 @@ def user_texts(db: Database, conversation_id: str) -> list[str]:
 def server(module_database_url: str, bot_settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     from bot.app import build, create_app
 
-    settings = bot_settings(module_database_url, widget_origins=(SHOP,),
-                            widget_title="Clerk", widget_greeting="Hi there!")
+    settings = bot_settings(
+        module_database_url,
+        widget_origins=(SHOP,),
+        widget_title="Clerk",
+        widget_greeting="Hi there!",
+    )
     parts = build(settings, encoder=shared_encoder)
     with LiveServer(create_app(parts)) as live:
         live.parts = parts  # type: ignore[attr-defined]
@@ -196,29 +208,48 @@ def test_demo_page_embeds_the_widget_with_one_script_tag(server: LiveServer) -> 
     # everything is served locally: no CDN, no web fonts, no third-party URL at all
     for body in (page.text, script.text, css.text, httpx.get(server.url + "/demo/store.css").text):
         urls = re.findall(r"https?://[^\s\"'<>)]+", body)
-        foreign = [u for u in urls if not u.startswith((server.url, "http://www.w3.org/2000/svg",
-                                                        "https://your-clerk-server"))]
+        foreign = [
+            u
+            for u in urls
+            if not u.startswith(
+                (server.url, "http://www.w3.org/2000/svg", "https://your-clerk-server")
+            )
+        ]
         assert foreign == []
 
 
 def test_the_script_tag_carries_the_stores_look(small_db: Database) -> None:
-    look = WidgetLook(title="</script><b>Acme</b>", color="#7c3aed", greeting="Hoi!",
-                      server_url="https://chat.acme.example/")
+    look = WidgetLook(
+        title="</script><b>Acme</b>",
+        color="#7c3aed",
+        greeting="Hoi!",
+        server_url="https://chat.acme.example/",
+    )
     with channel_server(WidgetChannel(EchoManager(), small_db, look=look)) as live:
         script = httpx.get(live.url + "/widget/clerk.js").text
         page = httpx.get(live.url + "/").text
     raw = re.search(r"var DEFAULTS = (\{.*?\});", script).group(1)
     assert "</script>" not in raw  # cannot close a script element it is inlined into
-    assert json.loads(raw) == {"title": "</script><b>Acme</b>", "color": "#7c3aed",
-                               "greeting": "Hoi!", "server": "https://chat.acme.example"}
+    assert json.loads(raw) == {
+        "title": "</script><b>Acme</b>",
+        "color": "#7c3aed",
+        "greeting": "Hoi!",
+        "server": "https://chat.acme.example",
+    }
     assert '<script src="https://chat.acme.example/widget/clerk.js" defer>' in page
     assert "&lt;/script&gt;&lt;b&gt;Acme&lt;/b&gt;" in page
 
 
 def test_widget_settings_are_read_and_checked() -> None:
-    s = Settings.load({"CLERK_WIDGET_ORIGINS": "https://a.example/, https://b.example",
-                       "CLERK_WIDGET_RATE_LIMIT": "5", "CLERK_WIDGET_COLOR": "#123abc",
-                       "CLERK_WIDGET_TITLE": "Help"}, config_file="/nonexistent.yml")
+    s = Settings.load(
+        {
+            "CLERK_WIDGET_ORIGINS": "https://a.example/, https://b.example",
+            "CLERK_WIDGET_RATE_LIMIT": "5",
+            "CLERK_WIDGET_COLOR": "#123abc",
+            "CLERK_WIDGET_TITLE": "Help",
+        },
+        config_file="/nonexistent.yml",
+    )
     assert s.widget_origins == ("https://a.example", "https://b.example")
     assert (s.widget_rate_limit, s.widget_color, s.widget_title) == (5, "#123abc", "Help")
     with pytest.raises(ConfigError):  # the colour ends up in CSS: nothing else gets in
@@ -245,12 +276,12 @@ def test_an_order_check_over_the_websocket(tab: WidgetClient, store: Database) -
     cid = f"web:{tab.session}"
     with store.session() as s:
         assert s.get(Conversation, cid).channel == "web"
-    assert user_texts(store, cid) == ["where is my order #W6893533?",
-                                      "ivan.santos3158@example.com"]
+    assert user_texts(store, cid) == ["where is my order #W6893533?", "ivan.santos3158@example.com"]
 
 
-def test_a_reload_resumes_the_conversation_with_its_history(server: LiveServer,
-                                                            store: Database) -> None:
+def test_a_reload_resumes_the_conversation_with_its_history(
+    server: LiveServer, store: Database
+) -> None:
     first = WidgetClient(server.url)
     session = first.hello()["session"]
     first.say("where is my order?", mid="q1")
@@ -454,19 +485,30 @@ def test_streamed_tokens_then_the_final_message(small_db: Database) -> None:
 def test_transcript_maps_stored_events_to_frames() -> None:
     events = [
         UserUttered(text="what can you do?", message_id="a"),
-        BotUttered(text="Lots.", data={"buttons": [{"title": "Where is my order?",
-                                                    "payload": "/order_status"}]}),
+        BotUttered(
+            text="Lots.",
+            data={"buttons": [{"title": "Where is my order?", "payload": "/order_status"}]},
+        ),
         UserUttered(text="/order_status", message_id="b"),
         BotUttered(text="Your email?"),
         BotUttered(text=None, data={"custom": {"type": "product_cards", "products": []}}),
     ]
     assert transcript(events) == [
         {"type": "user", "id": "a", "text": "what can you do?"},
-        {"type": "bot", "id": "a:0", "reply_to": "a", "text": "Lots.",
-         "buttons": [{"title": "Where is my order?", "payload": "/order_status"}]},
+        {
+            "type": "bot",
+            "id": "a:0",
+            "reply_to": "a",
+            "text": "Lots.",
+            "buttons": [{"title": "Where is my order?", "payload": "/order_status"}],
+        },
         {"type": "user", "id": "b", "text": "Where is my order?"},
         {"type": "bot", "id": "b:0", "reply_to": "b", "text": "Your email?"},
-        {"type": "bot", "id": "b:1", "reply_to": "b",
-         "custom": {"type": "product_cards", "products": []}},
+        {
+            "type": "bot",
+            "id": "b:1",
+            "reply_to": "b",
+            "custom": {"type": "product_cards", "products": []},
+        },
     ]
     assert len(transcript(events, limit=2)) == 2

@@ -36,8 +36,15 @@ except ImportError:  # pragma: no cover - .ci/run installs it
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = ROOT / "test-artifacts"
 TIMEOUT_MS = 20_000
 
@@ -128,7 +135,8 @@ class StorePage:
             "<!doctype html><html lang=en><head><title>Acme</title></head><body><h1>Acme</h1>"
             f'<script src="{self.clerk_url}/widget/clerk.js" data-title="Acme help" '
             'data-color="#facc15" data-greeting="Ahoy! Ask me anything."></script>'
-            "</body></html>")
+            "</body></html>"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +147,12 @@ def store_page() -> Iterator[StorePage]:
 
 
 @pytest.fixture(scope="module")
-def site(database_url: str, store_page: StorePage, bot_settings, shared_encoder  # type: ignore[no-untyped-def]
-         ) -> Iterator[CuttableProxy]:
+def site(
+    database_url: str,
+    store_page: StorePage,
+    bot_settings,
+    shared_encoder,  # type: ignore[no-untyped-def]
+) -> Iterator[CuttableProxy]:
     from bot.app import build, create_app
 
     settings = bot_settings(database_url, widget_origins=(store_page.url,))
@@ -189,9 +201,14 @@ def user_texts(database_url: str, conversation_id: str) -> list[str]:
     db = Database(database_url)
     try:
         with db.session() as s:
-            rows = s.scalars(select(ConversationEvent.data).where(
-                ConversationEvent.conversation_id == conversation_id,
-                ConversationEvent.type == "user").order_by(ConversationEvent.seq))
+            rows = s.scalars(
+                select(ConversationEvent.data)
+                .where(
+                    ConversationEvent.conversation_id == conversation_id,
+                    ConversationEvent.type == "user",
+                )
+                .order_by(ConversationEvent.seq)
+            )
             return [r["text"] for r in rows]
     finally:
         db.dispose()
@@ -211,7 +228,9 @@ def bot_said(page, text: str):  # type: ignore[no-untyped-def]
 
 
 def test_a_shopper_checks_an_order_reloads_and_survives_a_dropped_connection(
-    page, site: CuttableProxy, database_url: str  # type: ignore[no-untyped-def]
+    page,
+    site: CuttableProxy,
+    database_url: str,  # type: ignore[no-untyped-def]
 ) -> None:
     expect = playwright_api.expect
     page.goto(site.url + "/")
@@ -250,8 +269,9 @@ def test_a_shopper_checks_an_order_reloads_and_survives_a_dropped_connection(
     screenshot(page, "widget-conversation.png")
 
     # reload: the widget reopens with the whole conversation
-    session = page.evaluate("() => Object.entries(localStorage).find(([k]) => "
-                            "k.endsWith(':session'))[1]")
+    session = page.evaluate(
+        "() => Object.entries(localStorage).find(([k]) => k.endsWith(':session'))[1]"
+    )
     page.reload()
     expect(page.get_by_role("dialog", name="Clerk")).to_be_visible()
     expect(page.locator(".msg.bot", has_text="Tracking number")).to_have_count(1)
@@ -280,8 +300,10 @@ def test_a_shopper_checks_an_order_reloads_and_survives_a_dropped_connection(
 
 def test_typed_html_shows_as_text(page, site: CuttableProxy) -> None:  # type: ignore[no-untyped-def]
     expect = playwright_api.expect
-    payload = ('<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
-               '<b>bold</b> https://evil.example/"onmouseover="x')
+    payload = (
+        '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+        '<b>bold</b> https://evil.example/"onmouseover="x'
+    )
     page.goto(site.url + "/")
     page.get_by_role("button", name="Open chat with Clerk").click()
     say(page, payload)
@@ -300,8 +322,9 @@ def test_typed_html_shows_as_text(page, site: CuttableProxy) -> None:  # type: i
 
 def test_keyboard_only_on_a_phone_sized_screen(browser, site: CuttableProxy) -> None:  # type: ignore[no-untyped-def]
     expect = playwright_api.expect
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
-                                  has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(site.url + "/")
@@ -329,8 +352,11 @@ def test_keyboard_only_on_a_phone_sized_screen(browser, site: CuttableProxy) -> 
     context.close()
 
 
-def test_the_widget_on_another_stores_page(browser, site: CuttableProxy,  # type: ignore[no-untyped-def]
-                                           store_page: StorePage) -> None:
+def test_the_widget_on_another_stores_page(
+    browser,
+    site: CuttableProxy,  # type: ignore[no-untyped-def]
+    store_page: StorePage,
+) -> None:
     """One script tag on a page elsewhere, with the store's own look; only origins on the
     allow-list may talk to the bot."""
     expect = playwright_api.expect
@@ -364,9 +390,22 @@ class CardManager:
     """A stand-in for the dialogue manager: every message is answered with one product card."""
 
     async def handle(self, message: Message) -> list[Reply]:
-        return [Reply(text="Hier bitte:", custom={"type": "product_cards", "products": [
-            {"name": "Lautsprecher", "price": 1024.1, "available": True,
-             "options": {"Farbe": "rot"}}]})]
+        return [
+            Reply(
+                text="Hier bitte:",
+                custom={
+                    "type": "product_cards",
+                    "products": [
+                        {
+                            "name": "Lautsprecher",
+                            "price": 1024.1,
+                            "available": True,
+                            "options": {"Farbe": "rot"},
+                        }
+                    ],
+                },
+            )
+        ]
 
 
 GERMAN = {  # a store that translated the widget's words in its domain.yml
@@ -381,8 +420,10 @@ GERMAN = {  # a store that translated the widget's words in its domain.yml
 }
 
 
-def test_the_widget_in_the_stores_words_and_currency(browser, tmp_path: Path  # type: ignore[no-untyped-def]
-                                                     ) -> None:
+def test_the_widget_in_the_stores_words_and_currency(
+    browser,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
     """A store's translated widget words and its euros, in the browser."""
     from bot.channels.base import domain_say
     from bot.channels.widget import WidgetChannel, WidgetLook, WidgetWording, default_greeting
@@ -392,9 +433,12 @@ def test_the_widget_in_the_stores_words_and_currency(browser, tmp_path: Path  # 
     say = domain_say(Domain.from_dict({"responses": GERMAN}), "web")
     db = Database(f"sqlite:///{tmp_path / 'widget.db'}")
     db.create_all()
-    channel = WidgetChannel(CardManager(), db,
-                            look=WidgetLook(title="Acme", greeting=default_greeting(say)),
-                            wording=WidgetWording.from_responses(say, "EUR"))
+    channel = WidgetChannel(
+        CardManager(),
+        db,
+        look=WidgetLook(title="Acme", greeting=default_greeting(say)),
+        wording=WidgetWording.from_responses(say, "EUR"),
+    )
     context = browser.new_context(locale="en-US")
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)

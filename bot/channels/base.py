@@ -69,10 +69,12 @@ class CardWording:
 
     @classmethod
     def from_responses(cls, say: Say) -> CardWording:
-        return cls(in_stock=say("utter_card_in_stock", {}),
-                   out_of_stock=say("utter_card_out_of_stock", {}),
-                   unnamed=say("utter_card_product", {}),
-                   image_link=say("utter_image_link", {}))
+        return cls(
+            in_stock=say("utter_card_in_stock", {}),
+            out_of_stock=say("utter_card_out_of_stock", {}),
+            unnamed=say("utter_card_product", {}),
+            image_link=say("utter_image_link", {}),
+        )
 
     @classmethod
     def clerk(cls, channel: str | None = None) -> CardWording:

@@ -65,8 +65,9 @@ def client_metadata(value: object) -> dict[str, Any]:
         raise BadInput("metadata", "must be an object")
     metadata = dict(value)
     if metadata.get("message_id") is not None:
-        metadata["message_id"] = client_id(metadata["message_id"], "metadata.message_id",
-                                           max_chars=MAX_CLIENT_MESSAGE_ID_CHARS)
+        metadata["message_id"] = client_id(
+            metadata["message_id"], "metadata.message_id", max_chars=MAX_CLIENT_MESSAGE_ID_CHARS
+        )
     return metadata
 
 
@@ -74,8 +75,9 @@ class RestChannel(Channel):
     name = "rest"
     key_prefix = "rest"
 
-    def __init__(self, manager: DialogueManager, outbox: Outbox | None = None, *,
-                 token: str | None = None) -> None:
+    def __init__(
+        self, manager: DialogueManager, outbox: Outbox | None = None, *, token: str | None = None
+    ) -> None:
         self.manager = manager
         self.outbox = outbox
         self.token = token
@@ -85,11 +87,15 @@ class RestChannel(Channel):
         if not self.token:
             return None
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                              self.token.encode()):
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), self.token.encode()
+        ):
             return None
-        return JSONResponse({"error": "a valid 'Authorization: Bearer <token>' is required"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(
+            {"error": "a valid 'Authorization: Bearer <token>' is required"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [
@@ -106,8 +112,9 @@ class RestChannel(Channel):
         if (denied := self._unauthorised(request)) is not None:
             return denied
         try:
-            sender = client_id(request.query_params.get("sender"), "sender",
-                               max_chars=MAX_SENDER_CHARS)
+            sender = client_id(
+                request.query_params.get("sender"), "sender", max_chars=MAX_SENDER_CHARS
+            )
         except BadInput as exc:
             return bad_request(f"query parameter {exc}")
         taken = await self.outbox.take_pending(self.conversation_id(sender))
@@ -130,7 +137,11 @@ class RestChannel(Channel):
         except BadInput as exc:
             return bad_request(f"field {exc}")
         replies = await self.manager.handle(
-            Message(conversation_id=self.conversation_id(sender), text=text, channel=self.name,
-                    metadata=metadata)
+            Message(
+                conversation_id=self.conversation_id(sender),
+                text=text,
+                channel=self.name,
+                metadata=metadata,
+            )
         )
         return JSONResponse([r.to_rasa(sender) for r in replies])

@@ -30,8 +30,14 @@ class ShellChannel:
     name = "shell"
     key_prefix = "shell"
 
-    def __init__(self, manager: DialogueManager, *, sender: str | None = None,
-                 currency: str = "USD", cards: CardWording | None = None) -> None:
+    def __init__(
+        self,
+        manager: DialogueManager,
+        *,
+        sender: str | None = None,
+        currency: str = "USD",
+        cards: CardWording | None = None,
+    ) -> None:
         """``currency``: the store's (``Settings.currency``), for product card prices;
         ``cards``: the domain's words on product cards (Clerk's defaults when not given)."""
         self.manager = manager
@@ -41,8 +47,11 @@ class ShellChannel:
 
     async def say(self, text: str) -> list[Reply]:
         return await self.manager.handle(
-            Message(conversation_id=ConversationId(f"{self.key_prefix}:{self.sender}"), text=text,
-                    channel=self.name)
+            Message(
+                conversation_id=ConversationId(f"{self.key_prefix}:{self.sender}"),
+                text=text,
+                channel=self.name,
+            )
         )
 
     def run(self, read: Callable[[str], str] = input, write: Callable[[str], None] = print) -> None:

@@ -112,8 +112,11 @@ class SocketIOChannel(Channel):
         if redis_url:
             manager_kw["client_manager"] = socketio.AsyncRedisManager(redis_url)
         self.sio = socketio.AsyncServer(
-            async_mode="asgi", cors_allowed_origins=self._origin_allowed, logger=False,
-            engineio_logger=False, **manager_kw,
+            async_mode="asgi",
+            cors_allowed_origins=self._origin_allowed,
+            logger=False,
+            engineio_logger=False,
+            **manager_kw,
         )
         self.sio.on("connect", self._on_connect)
         self.sio.on("session_request", self._on_session_request)
@@ -170,10 +173,12 @@ class SocketIOChannel(Channel):
             await self._refuse(sid, "session_request", "the data must be an object")
             return
         requested = (data or {}).get("session_id")
-        if requested is not None and not (isinstance(requested, str)
-                                          and SESSION_ID_RE.fullmatch(requested)):
-            await self._refuse(sid, "session_request", "'session_id' must be null or 1-100 "
-                               "of A-Z a-z 0-9 _ . : -")
+        if requested is not None and not (
+            isinstance(requested, str) and SESSION_ID_RE.fullmatch(requested)
+        ):
+            await self._refuse(
+                sid, "session_request", "'session_id' must be null or 1-100 of A-Z a-z 0-9 _ . : -"
+            )
             return
         session_id = requested or uuid.uuid4().hex
         await self.sio.enter_room(sid, session_id)
@@ -191,10 +196,12 @@ class SocketIOChannel(Channel):
             await self._refuse(sid, event, str(exc))
             return
         session_id = data.get("session_id")
-        if session_id is not None and not (isinstance(session_id, str)
-                                           and SESSION_ID_RE.fullmatch(session_id)):
-            await self._refuse(sid, event, "'session_id' must be null or 1-100 of "
-                               "A-Z a-z 0-9 _ . : -")
+        if session_id is not None and not (
+            isinstance(session_id, str) and SESSION_ID_RE.fullmatch(session_id)
+        ):
+            await self._refuse(
+                sid, event, "'session_id' must be null or 1-100 of A-Z a-z 0-9 _ . : -"
+            )
             return
         if session_id is None:
             saved = await self.sio.get_session(sid)

@@ -105,10 +105,12 @@ class TelegramWording:
 
     @classmethod
     def from_responses(cls, say: Say) -> TelegramWording:
-        return cls(text_only=say("utter_telegram_text_only", {}),
-                   try_again=say("utter_telegram_try_again", {}),
-                   expired_button=say("utter_telegram_expired_button", {}),
-                   group_notice=say("utter_telegram_group_notice", {"bot": "{bot}"}))
+        return cls(
+            text_only=say("utter_telegram_text_only", {}),
+            try_again=say("utter_telegram_try_again", {}),
+            expired_button=say("utter_telegram_expired_button", {}),
+            group_notice=say("utter_telegram_group_notice", {"bot": "{bot}"}),
+        )
 
     @classmethod
     def clerk(cls) -> TelegramWording:
@@ -204,8 +206,9 @@ def card_intro(text: str) -> str:
     return "\n".join(intro).strip()
 
 
-def reply_blocks(reply: Reply, currency: str = "USD",
-                 cards: CardWording | None = None) -> list[Block]:
+def reply_blocks(
+    reply: Reply, currency: str = "USD", cards: CardWording | None = None
+) -> list[Block]:
     """A reply as blocks of styled text; product cards show prices in ``currency`` and the
     store's ``cards`` wording (Clerk's default responses when not given)."""
     cards = cards or CardWording.clerk("telegram")
@@ -242,8 +245,9 @@ class Rendered:
     plain: str
 
 
-def render_messages(reply: Reply, limit: int = MAX_TEXT, *, currency: str = "USD",
-                    cards: CardWording | None = None) -> list[Rendered]:
+def render_messages(
+    reply: Reply, limit: int = MAX_TEXT, *, currency: str = "USD", cards: CardWording | None = None
+) -> list[Rendered]:
     """A reply as Telegram messages, each at most ``limit`` characters once parsed; product
     card prices in the store's ``currency``, cards in its ``cards`` wording."""
     blocks: list[Block] = []
@@ -279,8 +283,9 @@ def _join(blocks: list[Block]) -> Rendered:
     )
 
 
-def render_markdown(reply: Reply, limit: int = MAX_TEXT, *, currency: str = "USD",
-                    cards: CardWording | None = None) -> list[str]:
+def render_markdown(
+    reply: Reply, limit: int = MAX_TEXT, *, currency: str = "USD", cards: CardWording | None = None
+) -> list[str]:
     return [m.markdown for m in render_messages(reply, limit, currency=currency, cards=cards)]
 
 
@@ -330,7 +335,8 @@ class TelegramChannel(Channel):
         self.markdown_fallbacks = 0  # replies Telegram could not parse, resent as plain text
         self._payloads: OrderedDict[str, str] = OrderedDict()
         self._chat_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = (
-            weakref.WeakValueDictionary())
+            weakref.WeakValueDictionary()
+        )
         self._seen_updates: OrderedDict[int, None] = OrderedDict()
         self._starter: asyncio.Task[None] | None = None
         builder = (
@@ -377,12 +383,15 @@ class TelegramChannel(Channel):
             if self.polling:
                 assert app.updater is not None
                 await app.updater.start_polling(
-                    poll_interval=0.0, timeout=int(self.poll_timeout),
-                    allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False,
+                    poll_interval=0.0,
+                    timeout=int(self.poll_timeout),
+                    allowed_updates=ALLOWED_UPDATES,
+                    drop_pending_updates=False,
                 )
             elif self.webhook_url:
-                await app.bot.set_webhook(self.webhook_url, secret_token=self.secret,
-                                          allowed_updates=ALLOWED_UPDATES)
+                await app.bot.set_webhook(
+                    self.webhook_url, secret_token=self.secret, allowed_updates=ALLOWED_UPDATES
+                )
             await app.start()
         except InvalidToken as exc:
             raise TelegramStartError(f"the Bot API refused the token: {exc}") from exc
@@ -391,8 +400,11 @@ class TelegramChannel(Channel):
                 await app.shutdown()
             raise TelegramStartError(str(exc)) from exc
         self.ready = True
-        log.info("Telegram channel ready (%s) as @%s",
-                 "polling" if self.polling else "webhook", app.bot.username)
+        log.info(
+            "Telegram channel ready (%s) as @%s",
+            "polling" if self.polling else "webhook",
+            app.bot.username,
+        )
 
     async def _keep_starting(self) -> None:
         delay = self.retry_start_after
@@ -421,8 +433,9 @@ class TelegramChannel(Channel):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         async with self.running():
-            print(f"Telegram: polling as @{self.application.bot.username}; Ctrl-C to stop",
-                  flush=True)
+            print(
+                f"Telegram: polling as @{self.application.bot.username}; Ctrl-C to stop", flush=True
+            )
             await stop.wait()
 
     # ------------------------------------------------------------------ webhook
@@ -452,8 +465,9 @@ class TelegramChannel(Channel):
             raise BadInput("update_id", "must be an integer")
         bad = first_bad_string(data)
         if bad is not None:
-            raise BadInput("", f"not a Telegram update: a string at {bad} holds a lone "
-                               "surrogate or a NUL")
+            raise BadInput(
+                "", f"not a Telegram update: a string at {bad} holds a lone surrogate or a NUL"
+            )
         try:
             update = Update.de_json(data, self.application.bot)
         except Exception:  # noqa: BLE001 - PTB builds objects from whatever it is given and
@@ -463,21 +477,28 @@ class TelegramChannel(Channel):
         message = update.effective_message
         if message is not None and not isinstance(message.text, str | None):
             raise BadInput("message.text", "must be a string")
-        if update.callback_query is not None and not isinstance(update.callback_query.data,
-                                                                str | None):
+        if update.callback_query is not None and not isinstance(
+            update.callback_query.data, str | None
+        ):
             raise BadInput("callback_query.data", "must be a string")
         return update
 
     # ------------------------------------------------------------------ handlers
     def _add_handlers(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         # order matters: the first matching handler wins
-        app.add_handler(MessageHandler(filters.UpdateType.EDITED | filters.UpdateType.CHANNEL_POSTS,
-                                       self._ignore))
+        app.add_handler(
+            MessageHandler(
+                filters.UpdateType.EDITED | filters.UpdateType.CHANNEL_POSTS, self._ignore
+            )
+        )
         app.add_handler(CallbackQueryHandler(self._on_button))
         app.add_handler(MessageHandler(filters.ChatType.GROUPS, self._on_group_message))
         app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.TEXT, self._on_text))
-        app.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL,
-                                       self._on_unsupported))
+        app.add_handler(
+            MessageHandler(
+                filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL, self._on_unsupported
+            )
+        )
         app.add_handler(TypeHandler(Update, self._ignore))
         app.add_error_handler(self._on_error)
 
@@ -501,11 +522,18 @@ class TelegramChannel(Channel):
         query = update.callback_query
         if query is None:
             return
-        payload = self._payloads.get(query.data or "") if (query.data or "").startswith("#h:") \
+        payload = (
+            self._payloads.get(query.data or "")
+            if (query.data or "").startswith("#h:")
             else query.data
+        )
         message = query.message
-        if not payload or message is None or message.chat.type != ChatType.PRIVATE or \
-                text_problem(payload):
+        if (
+            not payload
+            or message is None
+            or message.chat.type != ChatType.PRIVATE
+            or text_problem(payload)
+        ):
             await query.answer(self.wording.expired_button)
             return
         await query.answer()
@@ -540,10 +568,14 @@ class TelegramChannel(Channel):
             with contextlib.suppress(TelegramError):
                 await self.application.bot.send_chat_action(chat_id, ChatAction.TYPING)
             try:
-                replies = await self.manager.handle(Message(
-                    conversation_id=self.conversation_id(str(chat_id)), text=text,
-                    channel=self.name, metadata={"message_id": message_id},
-                ))
+                replies = await self.manager.handle(
+                    Message(
+                        conversation_id=self.conversation_id(str(chat_id)),
+                        text=text,
+                        channel=self.name,
+                        metadata={"message_id": message_id},
+                    )
+                )
             except Exception:
                 log.exception("Telegram turn failed")
                 replies = [Reply(text=self.wording.try_again)]
@@ -573,7 +605,9 @@ class TelegramChannel(Channel):
             try:
                 try:
                     await self.application.bot.send_message(
-                        chat_id, message.markdown, parse_mode=ParseMode.MARKDOWN_V2,
+                        chat_id,
+                        message.markdown,
+                        parse_mode=ParseMode.MARKDOWN_V2,
                         reply_markup=markup,
                         link_preview_options=LinkPreviewOptions(is_disabled=True),
                     )
@@ -584,7 +618,9 @@ class TelegramChannel(Channel):
                     self.markdown_fallbacks += 1
                     log.error("Telegram refused our MarkdownV2 (%s); sent as plain text", exc)
                     await self.application.bot.send_message(
-                        chat_id, message.plain, reply_markup=markup,
+                        chat_id,
+                        message.plain,
+                        reply_markup=markup,
                         link_preview_options=LinkPreviewOptions(is_disabled=True),
                     )
             except Forbidden:
@@ -592,16 +628,23 @@ class TelegramChannel(Channel):
                 return
 
     async def _send_plain(self, chat_id: int, text: str) -> None:
-        await self.application.bot.send_message(chat_id, escape_markdown(text, version=2),
-                                                parse_mode=ParseMode.MARKDOWN_V2)
+        await self.application.bot.send_message(
+            chat_id, escape_markdown(text, version=2), parse_mode=ParseMode.MARKDOWN_V2
+        )
 
     def _keyboard(self, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
         if not buttons:
             return None
         return InlineKeyboardMarkup(
-            [[InlineKeyboardButton(b.title[:64] or b.payload[:64],
-                                   callback_data=self._callback_data(b.payload or b.title))]
-             for b in buttons]
+            [
+                [
+                    InlineKeyboardButton(
+                        b.title[:64] or b.payload[:64],
+                        callback_data=self._callback_data(b.payload or b.title),
+                    )
+                ]
+                for b in buttons
+            ]
         )
 
     def _callback_data(self, payload: str) -> str:

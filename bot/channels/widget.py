@@ -169,11 +169,20 @@ def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str
             for b in reply.buttons:
                 buttons.setdefault(b.payload, b.title)
         elif (shown := shopper_message(ev)) is not None:  # a human agent's message, a notice
-            custom = {"type": "agent_message" if shown["kind"] == "agent" else "handoff_notice",
-                      "id": shown["id"], **({"agent": shown["agent"]} if "agent" in shown else {})}
-            out.append({"type": "bot", "id": f"agent:{shown['id']}",
-                        "reply_to": f"agent:{shown['id']}", "text": shown["text"],
-                        "custom": custom})
+            custom = {
+                "type": "agent_message" if shown["kind"] == "agent" else "handoff_notice",
+                "id": shown["id"],
+                **({"agent": shown["agent"]} if "agent" in shown else {}),
+            }
+            out.append(
+                {
+                    "type": "bot",
+                    "id": f"agent:{shown['id']}",
+                    "reply_to": f"agent:{shown['id']}",
+                    "text": shown["text"],
+                    "custom": custom,
+                }
+            )
     return out[-limit:]
 
 
@@ -239,12 +248,29 @@ def default_greeting(say: Say) -> str:
 #: The widget's own words: each key is domain response ``utter_widget_<key>``, with the
 #: ``{placeholders}`` the widget fills in the browser (the title may come from the script tag).
 WIDGET_STRINGS: dict[str, tuple[str, ...]] = {
-    "connecting": (), "reconnecting": (), "online": (), "offline": (),
-    "open_chat": ("title",), "close_chat": (), "conversation": ("title",), "typing": ("title",),
-    "placeholder": (), "message": (), "send": (),
-    "queued": (), "held": (), "sending": (), "not_sent": (),
-    "products": (), "in_stock": (), "out_of_stock": (), "quick_replies": (),
-    "agent": ("agent",), "agent_unnamed": (), "rate_limited": ("seconds",), "turn_failed": (),
+    "connecting": (),
+    "reconnecting": (),
+    "online": (),
+    "offline": (),
+    "open_chat": ("title",),
+    "close_chat": (),
+    "conversation": ("title",),
+    "typing": ("title",),
+    "placeholder": (),
+    "message": (),
+    "send": (),
+    "queued": (),
+    "held": (),
+    "sending": (),
+    "not_sent": (),
+    "products": (),
+    "in_stock": (),
+    "out_of_stock": (),
+    "quick_replies": (),
+    "agent": ("agent",),
+    "agent_unnamed": (),
+    "rate_limited": ("seconds",),
+    "turn_failed": (),
 }
 
 
@@ -264,8 +290,10 @@ class WidgetWording:
     @classmethod
     def from_responses(cls, say: Say, currency: str = "USD") -> WidgetWording:
         """Every ``WIDGET_STRINGS`` key from ``say`` (one variant each, chosen now)."""
-        strings = {key: say(f"utter_widget_{key}", {hole: "{" + hole + "}" for hole in holes})
-                   for key, holes in WIDGET_STRINGS.items()}
+        strings = {
+            key: say(f"utter_widget_{key}", {hole: "{" + hole + "}" for hole in holes})
+            for key, holes in WIDGET_STRINGS.items()
+        }
         return cls(strings, currency)
 
     def as_script_value(self) -> dict[str, Any]:
@@ -318,16 +346,23 @@ class WidgetChannel(Channel):
         source = (WEB_DIR / "static" / "clerk-widget.js").read_text(encoding="utf-8")
         source = source.replace(DEFAULTS_MARKER, _script_json(self.look.as_defaults()), 1)
         source = source.replace(WORDING_MARKER, _script_json(self.wording.as_script_value()), 1)
-        return Response(source, media_type="text/javascript; charset=utf-8",
-                        headers=_asset_headers())
+        return Response(
+            source, media_type="text/javascript; charset=utf-8", headers=_asset_headers()
+        )
 
     async def stylesheet(self, request: Request) -> Response:
-        return Response((WEB_DIR / "static" / "clerk-widget.css").read_text(),
-                        media_type="text/css; charset=utf-8", headers=_asset_headers())
+        return Response(
+            (WEB_DIR / "static" / "clerk-widget.css").read_text(),
+            media_type="text/css; charset=utf-8",
+            headers=_asset_headers(),
+        )
 
     async def demo_stylesheet(self, request: Request) -> Response:
-        return Response((WEB_DIR / "static" / "demo-store.css").read_text(),
-                        media_type="text/css; charset=utf-8", headers=_asset_headers())
+        return Response(
+            (WEB_DIR / "static" / "demo-store.css").read_text(),
+            media_type="text/css; charset=utf-8",
+            headers=_asset_headers(),
+        )
 
     async def demo_page(self, request: Request) -> HTMLResponse:
         page = string.Template((WEB_DIR / "templates" / "demo-store.html").read_text())
@@ -339,12 +374,18 @@ class WidgetChannel(Channel):
             products=_product_grid(self.demo_products),
         )
         csp = (
-            "default-src 'self'; script-src 'self' " + server + "; style-src 'self' " + server
-            + "; connect-src 'self' " + ws_origin + "; img-src 'self' data:; base-uri 'none'; "
+            "default-src 'self'; script-src 'self' "
+            + server
+            + "; style-src 'self' "
+            + server
+            + "; connect-src 'self' "
+            + ws_origin
+            + "; img-src 'self' data:; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'"
         )
-        return HTMLResponse(body, headers={"Content-Security-Policy": csp,
-                                           "X-Content-Type-Options": "nosniff"})
+        return HTMLResponse(
+            body, headers={"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff"}
+        )
 
     # ------------------------------------------------------------------ lifecycle
     @contextlib.asynccontextmanager
@@ -364,8 +405,9 @@ class WidgetChannel(Channel):
 
     # ------------------------------------------------------------------ WebSocket
     async def websocket(self, socket: WebSocket) -> None:
-        if self._closing or not self.origins.allows(socket.headers.get("origin"),
-                                                    socket.headers.get("host")):
+        if self._closing or not self.origins.allows(
+            socket.headers.get("origin"), socket.headers.get("host")
+        ):
             log.info("widget connection refused for origin %r", socket.headers.get("origin"))
             await socket.close(code=1008)  # before accept: the handshake gets HTTP 403
             return
@@ -423,11 +465,16 @@ class WidgetChannel(Channel):
         for entry in history:
             if entry["type"] == "user":
                 session.remember(entry["id"])
-        pending = [{"type": "user", "id": i.id, "text": i.shown} for i in session.queue
-                   if not any(e["id"] == i.id for e in history)]
-        await self._send(client, {"type": "welcome", "session": sid,
-                                  "history": history + pending, "busy": session.busy},
-                         direct=True)
+        pending = [
+            {"type": "user", "id": i.id, "text": i.shown}
+            for i in session.queue
+            if not any(e["id"] == i.id for e in history)
+        ]
+        await self._send(
+            client,
+            {"type": "welcome", "session": sid, "history": history + pending, "busy": session.busy},
+            direct=True,
+        )
         client.ready = True
         held, client.held = client.held, []
         shown = {entry["id"] for entry in history}
@@ -457,8 +504,9 @@ class WidgetChannel(Channel):
     async def _accept(self, session: _Session, client: _Client, data: dict[str, Any]) -> None:
         mid, text, title = data.get("id"), data.get("text"), data.get("title")
         if not isinstance(mid, str) or not MESSAGE_ID_RE.fullmatch(mid):
-            await self._send(client, _error("bad_frame", "a message needs an id (1-64 of "
-                                             "A-Z a-z 0-9 _ -)"))
+            await self._send(
+                client, _error("bad_frame", "a message needs an id (1-64 of A-Z a-z 0-9 _ -)")
+            )
             return
         if not isinstance(text, str):
             await self._send(client, _error("bad_frame", "a message needs a text", mid))
@@ -474,22 +522,29 @@ class WidgetChannel(Channel):
             await self._send(client, {"type": "ack", "id": mid, "duplicate": True})
             return
         if len(session.queue) >= MAX_QUEUED_PER_SESSION:
-            await self._send(client, {**_error("rate_limited", "too many messages waiting",
-                                               mid), "retry_after": 2.0})
+            await self._send(
+                client,
+                {**_error("rate_limited", "too many messages waiting", mid), "retry_after": 2.0},
+            )
             return
         wait = await self.limiter.check(self.conversation_id(session.id))
         if wait:
-            await self._send(client, {**_error(
-                "rate_limited", "You're sending messages faster than I can read them.", mid),
-                "retry_after": round(wait, 2)})
+            await self._send(
+                client,
+                {
+                    **_error(
+                        "rate_limited", "You're sending messages faster than I can read them.", mid
+                    ),
+                    "retry_after": round(wait, 2),
+                },
+            )
             return
         shown = title.strip()[:200] if isinstance(title, str) and title.strip() else text
         item = _Item(id=mid, text=text, shown=shown)
         session.remember(mid)
         session.queue.append(item)
         await self._send(client, {"type": "ack", "id": mid})
-        await self._broadcast(session, {"type": "user", "id": mid, "text": item.shown},
-                              skip=client)
+        await self._broadcast(session, {"type": "user", "id": mid, "text": item.shown}, skip=client)
         if session.worker is None:
             session.worker = asyncio.create_task(self._drain(session))
 
@@ -504,9 +559,14 @@ class WidgetChannel(Channel):
                     await self._turn_with_retries(session, item)
                 except Exception:
                     log.exception("widget turn failed")
-                    await self._broadcast(session, _error(
-                        "turn_failed", "Sorry, something went wrong on our side. "
-                        "Please try again.", item.id))
+                    await self._broadcast(
+                        session,
+                        _error(
+                            "turn_failed",
+                            "Sorry, something went wrong on our side. Please try again.",
+                            item.id,
+                        ),
+                    )
                 finally:
                     session.queue.popleft()
                     session.busy = False
@@ -536,8 +596,7 @@ class WidgetChannel(Channel):
         async def on_token(delta: str) -> None:
             if delta:
                 streamed.append(delta)
-                await self._broadcast(session, {"type": "stream", "id": stream_id,
-                                                "delta": delta})
+                await self._broadcast(session, {"type": "stream", "id": stream_id, "delta": delta})
 
         message = Message(
             conversation_id=self.conversation_id(session.id),
@@ -580,13 +639,18 @@ class WidgetChannel(Channel):
         ``agent:<message id>`` (the id the widget's history gives it), to every open
         socket of the session; ``False`` (kept pending) while none is open."""
         reply = message.to_reply()
-        frame: dict[str, Any] = {"type": "bot", "id": f"agent:{message.id}",
-                                 "reply_to": f"agent:{message.id}", "text": reply.text,
-                                 "custom": reply.custom}
+        frame: dict[str, Any] = {
+            "type": "bot",
+            "id": f"agent:{message.id}",
+            "reply_to": f"agent:{message.id}",
+            "text": reply.text,
+            "custom": reply.custom,
+        }
         return await self.push(self.local_id(message.conversation_id), frame)
 
-    async def _broadcast(self, session: _Session, frame: dict[str, Any],
-                         skip: _Client | None = None) -> None:
+    async def _broadcast(
+        self, session: _Session, frame: dict[str, Any], skip: _Client | None = None
+    ) -> None:
         for client in list(session.clients):
             if client is not skip:
                 await self._send(client, frame)
@@ -629,8 +693,11 @@ def _script_json(value: Any) -> str:
 
 
 def _asset_headers() -> dict[str, str]:
-    return {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff",
-            "Access-Control-Allow-Origin": "*"}
+    return {
+        "Cache-Control": "public, max-age=300",
+        "X-Content-Type-Options": "nosniff",
+        "Access-Control-Allow-Origin": "*",
+    }
 
 
 def _product_grid(products: list[dict[str, Any]]) -> str:
@@ -648,5 +715,3 @@ def _product_grid(products: list[dict[str, Any]]) -> str:
             "</li>"
         )
     return "\n".join(cards)
-
-

@@ -32,7 +32,8 @@ TokenSink = Callable[[str], Awaitable[None]]
 
 # The turn's streaming channel, if any: set by the turn runner around one turn.
 token_sink: contextvars.ContextVar[TokenSink | None] = contextvars.ContextVar(
-    "clerk_token_sink", default=None)
+    "clerk_token_sink", default=None
+)
 
 
 class Answerer(Protocol):
@@ -113,8 +114,14 @@ class KnowledgeAnswerAction:
     an ungrounded answer is worded by ``utter_knowledge_not_found``, no answerer at all by
     ``utter_out_of_scope``."""
 
-    def __init__(self, *, knowledge: Answerer | None, voice: Voice, stats: TurnStats,
-                 threads: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        *,
+        knowledge: Answerer | None,
+        voice: Voice,
+        stats: TurnStats,
+        threads: ThreadPoolExecutor,
+    ) -> None:
         self.knowledge = knowledge
         self.voice = voice
         self.stats = stats
@@ -132,14 +139,16 @@ class KnowledgeAnswerAction:
         stream = getattr(self.knowledge, "answer_stream", None)
         if sink is None or stream is None:
             loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(self.threads, self.knowledge.answer,
-                                                question, entities)
+            answer = await loop.run_in_executor(
+                self.threads, self.knowledge.answer, question, entities
+            )
         else:
             answer = await _stream_from_thread(self.threads, stream, question, entities, sink)
         self.stats.knowledge_answers += 1
         citations = [_citation_dict(c) for c in getattr(answer, "citations", []) or []]
-        data: dict[str, Any] = {"custom": {"type": "answer", "grounded": bool(answer.grounded),
-                                           "citations": citations}}
+        data: dict[str, Any] = {
+            "custom": {"type": "answer", "grounded": bool(answer.grounded), "citations": citations}
+        }
         text = answer.text
         if not answer.grounded:
             # The store's data holds no answer: what the shopper reads is the domain's.
@@ -147,8 +156,13 @@ class KnowledgeAnswerAction:
             for reply in self.voice.replies(tracker, "utter_knowledge_not_found"):
                 text = reply.text
                 data["buttons"] = [b.to_dict() for b in reply.buttons]
-        tracker.apply(BotUttered(text=text, data=data, metadata={
-            "utter_action": None if answer.grounded else "utter_knowledge_not_found"}))
+        tracker.apply(
+            BotUttered(
+                text=text,
+                data=data,
+                metadata={"utter_action": None if answer.grounded else "utter_knowledge_not_found"},
+            )
+        )
 
 
 async def _stream_from_thread(

@@ -72,9 +72,9 @@ class Domain:
     def load(cls, path: str | Path) -> Domain:
         path = Path(path)
         if path.is_dir():
-            candidates = sorted(
-                p for p in path.rglob("*.yml") if _looks_like_domain(p)
-            ) + sorted(p for p in path.rglob("*.yaml") if _looks_like_domain(p))
+            candidates = sorted(p for p in path.rglob("*.yml") if _looks_like_domain(p)) + sorted(
+                p for p in path.rglob("*.yaml") if _looks_like_domain(p)
+            )
             if not candidates:
                 raise TrainingDataError("no domain file found", str(path))
         else:
@@ -88,7 +88,9 @@ class Domain:
     def from_dict(cls, data: dict[str, Any]) -> Domain:
         intents = [_name_of(i) for i in data.get("intents") or []]
         entities = [_name_of(e) for e in data.get("entities") or []]
-        slots = {name: _slot_def(name, spec or {}) for name, spec in (data.get("slots") or {}).items()}
+        slots = {
+            name: _slot_def(name, spec or {}) for name, spec in (data.get("slots") or {}).items()
+        }
         if "requested_slot" not in slots:
             slots["requested_slot"] = SlotDef("requested_slot", "any", None, False, ())
         forms: dict[str, list[str]] = {}
@@ -101,9 +103,9 @@ class Domain:
             for slot in forms[name]:
                 if slot not in slots:
                     raise TrainingDataError(f"form {name!r} requires unknown slot {slot!r}")
-        responses = with_defaults({
-            name: list(variants or []) for name, variants in (data.get("responses") or {}).items()
-        })
+        responses = with_defaults(
+            {name: list(variants or []) for name, variants in (data.get("responses") or {}).items()}
+        )
         session = data.get("session_config") or {}
         raw = dict(data)
         raw.setdefault("forms", {})
@@ -163,8 +165,7 @@ class Domain:
     ) -> list[Reply]:
         """The replies of response ``name`` on ``channel`` (none for an unknown name):
         see ``bot.dialogue.responses`` for how the variant is chosen and filled."""
-        return render_response(self.responses, name, slots, values or {}, channel=channel,
-                               rng=rng)
+        return render_response(self.responses, name, slots, values or {}, channel=channel, rng=rng)
 
     def text(
         self,
@@ -196,19 +197,30 @@ class Domain:
         out = []
         for reply in self.render(str(name), slots, values, channel=channel):
             own = Reply.from_rasa(dict(message))
-            out.append(Reply(
-                text=own.text if own.text else reply.text,
-                buttons=reply.buttons + own.buttons,
-                custom=own.custom if own.custom else reply.custom,
-                image=own.image or reply.image,
-            ))
+            out.append(
+                Reply(
+                    text=own.text if own.text else reply.text,
+                    buttons=reply.buttons + own.buttons,
+                    custom=own.custom if own.custom else reply.custom,
+                    image=own.image or reply.image,
+                )
+            )
         return out
 
 
 # The keys of rasa-sdk's ``utter_message`` dict that are not template values.
 _MESSAGE_KEYS = frozenset(
-    ("text", "buttons", "elements", "custom", "json_message", "template", "response", "image",
-     "attachment")
+    (
+        "text",
+        "buttons",
+        "elements",
+        "custom",
+        "json_message",
+        "template",
+        "response",
+        "image",
+        "attachment",
+    )
 )
 
 

@@ -93,8 +93,10 @@ class FormLoop:
         validator = f"validate_{form}"
         result: dict[str, Any] = {"events": [], "responses": []}
         if validator in self.domain.actions and self.custom.has(validator):
-            extra = [{"event": "slot", "name": k, "value": v, "timestamp": time.time()}
-                     for k, v in candidates.items()]
+            extra = [
+                {"event": "slot", "name": k, "value": v, "timestamp": time.time()}
+                for k, v in candidates.items()
+            ]
             payload = self.custom.payload(validator, _with_loop(tracker, form), extra)
             try:
                 result = await self.custom.call(validator, payload)
@@ -119,10 +121,13 @@ class FormLoop:
         tracker.apply(ActionExecuted(name=form, policy="FormPolicy", confidence=1.0))
         if activating:
             tracker.apply(ActiveLoop(name=form))
-        self.voice.apply_result(tracker, {
-            "events": [e for e in events if e.get("event") != "action_execution_rejected"],
-            "responses": result.get("responses"),
-        })
+        self.voice.apply_result(
+            tracker,
+            {
+                "events": [e for e in events if e.get("event") != "action_execution_rejected"],
+                "responses": result.get("responses"),
+            },
+        )
         requested = [e for e in slot_events if e["name"] == "requested_slot"]
         if requested:
             next_slot = requested[-1].get("value")
@@ -159,8 +164,7 @@ class FormLoop:
     def _interrupt(self, form: str, tracker: Tracker, intent: str | None) -> ActionOutcome:
         """The shopper changed the subject while ``form`` waited for an answer."""
         target = self.flows.rule_action_for_intent(intent)
-        if (intent in ("stop", "human_handoff") or target is None
-                or self.domain.is_form(target)):
+        if intent in ("stop", "human_handoff") or target is None or self.domain.is_form(target):
             self.deactivate(form, tracker)
             return ActionOutcome(queued=(RunAction(target or "utter_ok_cancelled_request"),))
         # Answer the side question, then ask again what the form waits for.

@@ -62,18 +62,22 @@ class Outcome(Generic[R]):
 
 
 class ConversationGate:
-    def __init__(self, db: Database, *, lease_seconds: float = LEASE_SECONDS,
-                 wait_seconds: float = WAIT_SECONDS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease_seconds: float = LEASE_SECONDS,
+        wait_seconds: float = WAIT_SECONDS,
+    ) -> None:
         self.db = db
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @contextlib.asynccontextmanager
-    async def hold(self, cid: ConversationId, channel: str, *, create: bool = True
-                   ) -> AsyncIterator[Holding]:
+    async def hold(
+        self, cid: ConversationId, channel: str, *, create: bool = True
+    ) -> AsyncIterator[Holding]:
         """Hold ``cid`` (created on ``channel`` if new, unless ``create`` is False)."""
         lock = self._locks.get(cid)
         if lock is None:
@@ -96,16 +100,20 @@ class ConversationGate:
         finally:
             lock.release()
 
-    async def finish(self, holding: Holding, write: Callable[[Session], Outcome[R]]
-                     ) -> Outcome[R]:
+    async def finish(self, holding: Holding, write: Callable[[Session], Outcome[R]]) -> Outcome[R]:
         """Run ``write`` and append its events in one transaction, then release."""
 
         def work() -> Outcome[R]:
             with self.db.session() as session:
                 outcome = write(session)
-                ok = conversations.commit(session, holding.snapshot, holding.owner,
-                                          outcome.events, handoff_status=outcome.handoff_status,
-                                          customer_id=outcome.customer_id)
+                ok = conversations.commit(
+                    session,
+                    holding.snapshot,
+                    holding.owner,
+                    outcome.events,
+                    handoff_status=outcome.handoff_status,
+                    customer_id=outcome.customer_id,
+                )
                 if not ok:
                     raise _LeaseLost()
                 return outcome
@@ -114,15 +122,18 @@ class ConversationGate:
             outcome = await self.db.call(work)
         except _LeaseLost:
             holding.lost = True
-            log.warning("lost the lease on %s before committing; the turn is dropped",
-                        holding.snapshot.conversation_id)
+            log.warning(
+                "lost the lease on %s before committing; the turn is dropped",
+                holding.snapshot.conversation_id,
+            )
             raise ConversationBusy(holding.snapshot.conversation_id) from None
         holding.finished = True
         return outcome
 
     # ------------------------------------------------------------------ internals
-    async def _claim(self, cid: ConversationId, channel: str, create: bool,
-                     deadline: float) -> Holding:
+    async def _claim(
+        self, cid: ConversationId, channel: str, create: bool, deadline: float
+    ) -> Holding:
         loop = asyncio.get_running_loop()
         owner = uuid.uuid4().hex
         pause = _POLL_FIRST
@@ -135,11 +146,13 @@ class ConversationGate:
             await asyncio.sleep(pause)
             pause = min(_POLL_MAX, pause * 2)
 
-    def _claim_once(self, cid: ConversationId, channel: str, owner: str, create: bool
-                    ) -> Snapshot | None:
+    def _claim_once(
+        self, cid: ConversationId, channel: str, owner: str, create: bool
+    ) -> Snapshot | None:
         with self.db.session() as session:
-            return conversations.claim(session, cid, channel, owner, self.lease_seconds,
-                                       create=create)
+            return conversations.claim(
+                session, cid, channel, owner, self.lease_seconds, create=create
+            )
 
     async def _heartbeat(self, holding: Holding) -> None:
         cid = holding.snapshot.conversation_id
@@ -160,11 +173,16 @@ class ConversationGate:
 
     async def _release(self, holding: Holding) -> None:
         try:
-            await self.db.call_within(self.lease_seconds, self._release_once,
-                                      holding.snapshot.conversation_id, holding.owner)
+            await self.db.call_within(
+                self.lease_seconds,
+                self._release_once,
+                holding.snapshot.conversation_id,
+                holding.owner,
+            )
         except Exception:  # it expires on its own
-            log.warning("could not release the lease on %s", holding.snapshot.conversation_id,
-                        exc_info=True)
+            log.warning(
+                "could not release the lease on %s", holding.snapshot.conversation_id, exc_info=True
+            )
 
     def _release_once(self, cid: ConversationId, owner: str) -> None:
         with self.db.session() as session:

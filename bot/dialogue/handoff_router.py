@@ -67,19 +67,31 @@ class HandoffRouter:
         waiting = tracker.handoff_status in WAITING
         if decision.action == "utter_out_of_scope" and self.policy.on_out_of_scope and not waiting:
             trigger = HandoffTrigger(TriggerKind.OUT_OF_SCOPE, "request outside the bot's scope")
-            return Decision("action_handoff", decision.policy, decision.confidence,
-                            decision.flow, handoff=trigger)
+            return Decision(
+                "action_handoff",
+                decision.policy,
+                decision.confidence,
+                decision.flow,
+                handoff=trigger,
+            )
         if decision.action in MISS_ACTIONS and (
             tracker.consecutive_fallbacks() + 1 >= self.policy.max_misses
         ):
             if self.policy.misses == "handoff" and not waiting:
                 trigger = HandoffTrigger(
                     TriggerKind.MISSES,
-                    f"bot misunderstood {self.policy.max_misses} messages in a row")
-                return Decision("action_handoff", decision.policy, decision.confidence,
-                                decision.flow, handoff=trigger)
-            return Decision("action_offer_handoff", decision.policy, decision.confidence,
-                            decision.flow)
+                    f"bot misunderstood {self.policy.max_misses} messages in a row",
+                )
+                return Decision(
+                    "action_handoff",
+                    decision.policy,
+                    decision.confidence,
+                    decision.flow,
+                    handoff=trigger,
+                )
+            return Decision(
+                "action_offer_handoff", decision.policy, decision.confidence, decision.flow
+            )
         return decision
 
     def requested_trigger(self, tracker: Tracker, decision: Decision) -> HandoffTrigger:
@@ -91,8 +103,9 @@ class HandoffRouter:
         if intent == "human_handoff":
             return ASKED
         if tracker.latest_action_name == "action_handoff" and _offered(tracker):
-            return HandoffTrigger(TriggerKind.MISSES,
-                                  "bot could not understand; shopper accepted a human")
+            return HandoffTrigger(
+                TriggerKind.MISSES, "bot could not understand; shopper accepted a human"
+            )
         return HandoffTrigger(TriggerKind.UNANSWERED, "bot could not help")
 
     # ------------------------------------------------------------------ actions
@@ -114,8 +127,9 @@ class HandoffRouter:
         """A severe complaint: recorded as ``action_handoff`` decided by the bot, handed off
         with a ticket holding ``text``; the bot then listens."""
         decision = Decision("action_handoff", "", handoff=trigger)
-        tracker.apply(ActionExecuted(name="action_handoff", policy=decision.recorded_policy,
-                                     confidence=1.0))
+        tracker.apply(
+            ActionExecuted(name="action_handoff", policy=decision.recorded_policy, confidence=1.0)
+        )
         await self.hand_off(tracker, trigger, ticket_text=text)
         tracker.apply(ActionExecuted(name=LISTEN))
 
@@ -125,8 +139,9 @@ class HandoffRouter:
             self.voice.utter(tracker, "utter_action_failed")
             return
         self.voice.utter(tracker, "utter_handoff_action_failed")
-        await self.hand_off(tracker, HandoffTrigger(TriggerKind.ACTION_FAILED,
-                                                    f"action {action} failed"))
+        await self.hand_off(
+            tracker, HandoffTrigger(TriggerKind.ACTION_FAILED, f"action {action} failed")
+        )
 
     async def hand_off(
         self, tracker: Tracker, trigger: HandoffTrigger, *, ticket_text: str | None = None
@@ -141,19 +156,25 @@ class HandoffRouter:
         if self.desk is not None:
             ticket_id, minutes = await self.db.call(self._request, tracker, trigger, ticket_text)
             wait = self.voice.phrase(
-                tracker, "utter_wait_one_minute" if minutes == 1 else "utter_wait_minutes",
-                minutes=minutes)
+                tracker,
+                "utter_wait_one_minute" if minutes == 1 else "utter_wait_minutes",
+                minutes=minutes,
+            )
         elif not waiting:
-            tracker.apply(HandoffEvent(step="requested", reason=trigger.reason,
-                                       data={"trigger": trigger.kind.value}))
+            tracker.apply(
+                HandoffEvent(
+                    step="requested", reason=trigger.reason, data={"trigger": trigger.kind.value}
+                )
+            )
         if not waiting:
             self.stats.handoffs += 1
         if ticket_id:
             self.voice.utter(tracker, "utter_handoff_complaint", ticket_id=ticket_id)
         self.voice.utter(tracker, "utter_handoff", wait=wait)
 
-    def _request(self, tracker: Tracker, trigger: HandoffTrigger, ticket_text: str | None
-                 ) -> tuple[str | None, int]:
+    def _request(
+        self, tracker: Tracker, trigger: HandoffTrigger, ticket_text: str | None
+    ) -> tuple[str | None, int]:
         """On a database thread: queue the conversation (its handoff row, a ticket) and
         estimate the wait. Its own short transaction, like an in-process action."""
         assert self.desk is not None
@@ -161,8 +182,7 @@ class HandoffRouter:
             conv = session.get(Conversation, tracker.conversation_id)
             row = None
             if conv is not None:
-                row = self.desk.request(session, conv, tracker, trigger,
-                                        ticket_text=ticket_text)
+                row = self.desk.request(session, conv, tracker, trigger, ticket_text=ticket_text)
             ticket_id = row.ticket_id if row is not None else None
             return ticket_id, self.desk.expected_wait_minutes(session)
 

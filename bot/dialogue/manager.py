@@ -102,20 +102,43 @@ class DialogueManager:
         self._answering = ThreadPoolExecutor(ANSWER_THREADS, thread_name_prefix="clerk-answer")
         self._initial_slots = domain.initial_slots()
         voice = Voice(domain)
-        self.router = HandoffRouter(policy=self.handoff_policy, desk=handoff, db=db,
-                                    voice=voice, stats=self.stats)
-        custom = CustomActions(runner=actions, domain_dict=domain.as_rasa_dict(), voice=voice,
-                               router=self.router, stats=self.stats)
-        self.forms = FormLoop(domain=domain, flows=policy, voice=voice, custom=custom,
-                              router=self.router, stats=self.stats)
-        answer = KnowledgeAnswerAction(knowledge=knowledge, voice=voice, stats=self.stats,
-                                       threads=self._answering)
-        self.builtins = standard_builtins(voice=voice, router=self.router, forms=self.forms,
-                                          knowledge=answer, stats=self.stats)
-        self.turns = TurnRunner(domain=domain, flows=policy, nlu=nlu, gate=self.gate,
-                                voice=voice, router=self.router, forms=self.forms,
-                                custom=custom, builtins=self.builtins, stats=self.stats,
-                                parsing=self._parsing)
+        self.router = HandoffRouter(
+            policy=self.handoff_policy, desk=handoff, db=db, voice=voice, stats=self.stats
+        )
+        custom = CustomActions(
+            runner=actions,
+            domain_dict=domain.as_rasa_dict(),
+            voice=voice,
+            router=self.router,
+            stats=self.stats,
+        )
+        self.forms = FormLoop(
+            domain=domain,
+            flows=policy,
+            voice=voice,
+            custom=custom,
+            router=self.router,
+            stats=self.stats,
+        )
+        answer = KnowledgeAnswerAction(
+            knowledge=knowledge, voice=voice, stats=self.stats, threads=self._answering
+        )
+        self.builtins = standard_builtins(
+            voice=voice, router=self.router, forms=self.forms, knowledge=answer, stats=self.stats
+        )
+        self.turns = TurnRunner(
+            domain=domain,
+            flows=policy,
+            nlu=nlu,
+            gate=self.gate,
+            voice=voice,
+            router=self.router,
+            forms=self.forms,
+            custom=custom,
+            builtins=self.builtins,
+            stats=self.stats,
+            parsing=self._parsing,
+        )
 
     def close(self) -> None:
         """Stop the manager's threads (at shutdown; turns still running finish first)."""
@@ -163,8 +186,9 @@ class DialogueManager:
                     guard(session, cid)
                 conv = session.get(Conversation, cid)
                 result = step(session, conv, tracker)
-                return Outcome(tracker.new_events, tracker.handoff_status, customer_of(tracker),
-                               result=result)
+                return Outcome(
+                    tracker.new_events, tracker.handoff_status, customer_of(tracker), result=result
+                )
 
             outcome = await self.gate.finish(holding, write)
         self._publish(cid, tracker.handoff_status, outcome.events)
@@ -180,6 +204,6 @@ class DialogueManager:
         kinds += [f"handoff:{e.step}" for e in steps]
         if any(e.data.get("message_id") for e in steps):
             kinds.append("outbox")
-        self.relay.publish(Change(conversation_id=cid, status=status,
-                                  kinds=tuple(dict.fromkeys(kinds))))
-
+        self.relay.publish(
+            Change(conversation_id=cid, status=status, kinds=tuple(dict.fromkeys(kinds)))
+        )

@@ -143,8 +143,11 @@ class FlowPolicy:
             return None
         for cond in flow.conditions:
             # (unless the form activated and completed within the same turn)
-            if (cond.kind == "active_loop" and first_view.active_loop_before != cond.name
-                    and not (first_view.kind == "action" and first_view.name == cond.name)):
+            if (
+                cond.kind == "active_loop"
+                and first_view.active_loop_before != cond.name
+                and not (first_view.kind == "action" and first_view.name == cond.name)
+            ):
                 return None
             if cond.kind == "slot" and not _slot_ok(cond, first_view.slots_before):
                 return None

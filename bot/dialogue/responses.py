@@ -64,9 +64,11 @@ def with_defaults(project: Mapping[str, Variants]) -> dict[str, Variants]:
     return {**default_responses(), **project}
 
 
-def choose_variants(variants: Sequence[Variant], slots: Mapping[str, Any],
-                    channel: str | None) -> list[Variant]:
+def choose_variants(
+    variants: Sequence[Variant], slots: Mapping[str, Any], channel: str | None
+) -> list[Variant]:
     """The variants a reply on ``channel`` may use (see the module's order)."""
+
     def on_channel(v: Variant) -> bool:
         wanted = v.get("channel")
         return wanted is not None and wanted in (channel, _CHANNEL_ALIASES.get(channel or ""))
@@ -140,6 +142,7 @@ class Filler:
     def fill(self, template: str, values: Mapping[str, Any]) -> str:
         """``template`` with each ``{name}`` replaced by ``shown(values[name])``; a name
         without a value shows nothing (and is logged)."""
+
         def one(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in values:
@@ -162,8 +165,10 @@ def render_variant(variant: Variant, values: Mapping[str, Any], filler: Filler) 
     """One reply from one variant, its placeholders filled from ``values``."""
     text = variant.get("text")
     buttons = tuple(
-        Button(title=filler.fill(str(b.get("title", "")), values),
-               payload=filler.fill(str(b.get("payload", "")), values))
+        Button(
+            title=filler.fill(str(b.get("title", "")), values),
+            payload=filler.fill(str(b.get("payload", "")), values),
+        )
         for b in variant.get("buttons") or []
     )
     custom = variant.get("custom")
@@ -176,9 +181,15 @@ def render_variant(variant: Variant, values: Mapping[str, Any], filler: Filler) 
     )
 
 
-def render(responses: Mapping[str, Variants], name: str, slots: Mapping[str, Any],
-           values: Mapping[str, Any], *, channel: str | None = None,
-           rng: random.Random | None = None) -> list[Reply]:
+def render(
+    responses: Mapping[str, Variants],
+    name: str,
+    slots: Mapping[str, Any],
+    values: Mapping[str, Any],
+    *,
+    channel: str | None = None,
+    rng: random.Random | None = None,
+) -> list[Reply]:
     """The reply of response ``name`` (none when it is unknown or no variant fits): a
     variant chosen for ``channel`` and ``slots``, filled from ``values`` over ``slots``."""
     fitting = choose_variants(responses.get(name, []), slots, channel)

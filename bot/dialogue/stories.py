@@ -43,7 +43,11 @@ class DialogueData:
         data = cls()
         for path in paths:
             path = Path(path)
-            files = sorted(path.rglob("*.yml")) + sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
+            files = (
+                sorted(path.rglob("*.yml")) + sorted(path.rglob("*.yaml"))
+                if path.is_dir()
+                else [path]
+            )
             for f in files:
                 try:
                     doc = yaml.safe_load(f.read_text()) or {}
@@ -80,7 +84,9 @@ def _steps(raw: list[Any], source: Path, name: str) -> list[Step]:
                 else:
                     out.append(Step("slot", str(entry), "__set__"))
         elif "or" in s:
-            intents = tuple(str(x["intent"]) for x in s["or"] if isinstance(x, dict) and "intent" in x)
+            intents = tuple(
+                str(x["intent"]) for x in s["or"] if isinstance(x, dict) and "intent" in x
+            )
             if intents:
                 out.append(Step("intent", intents[0], alternatives=intents))
         elif "checkpoint" in s or "user" in s or "bot" in s:

@@ -112,8 +112,9 @@ class TurnRunner:
         stored) when the conversation or the database stays busy."""
         text = (message.text or "").strip()
         if not text:
-            return TurnResult(self.domain.render("utter_empty_message", {},
-                                                 channel=message.channel))
+            return TurnResult(
+                self.domain.render("utter_empty_message", {}, channel=message.channel)
+            )
         cid = ConversationId(str(message.conversation_id))
         token = token_sink.set(on_token)
         try:
@@ -127,12 +128,18 @@ class TurnRunner:
                         return TurnResult(earlier)
                 await self._turn(tracker, message, text)
                 new = tracker.new_events
-                await self.gate.finish(holding, lambda _session: Outcome(
-                    new, tracker.handoff_status, customer_of(tracker)))
+                await self.gate.finish(
+                    holding,
+                    lambda _session: Outcome(new, tracker.handoff_status, customer_of(tracker)),
+                )
         finally:
             token_sink.reset(token)
-        return TurnResult([e.to_reply() for e in new if isinstance(e, BotUttered)],
-                          cid, tracker.handoff_status, new)
+        return TurnResult(
+            [e.to_reply() for e in new if isinstance(e, BotUttered)],
+            cid,
+            tracker.handoff_status,
+            new,
+        )
 
     async def _turn(self, tracker: Tracker, message: Message, text: str) -> None:
         """Apply one shopper message to ``tracker``: nothing is written here; in-process
@@ -207,8 +214,12 @@ class TurnRunner:
         if tracker.followup_action:
             return Decision(tracker.followup_action, "Followup")
         last = tracker.steps[-1] if tracker.steps else None
-        if (tracker.active_loop and last is not None and last.kind in ("intent", "slot")
-                and _last_non_slot(tracker) == "intent"):
+        if (
+            tracker.active_loop
+            and last is not None
+            and last.kind in ("intent", "slot")
+            and _last_non_slot(tracker) == "intent"
+        ):
             return Decision(tracker.active_loop, "FormPolicy")
         prediction = self.flows.predict(tracker)
         if prediction is not None:
@@ -226,8 +237,9 @@ class TurnRunner:
         name = decision.action
         if self.domain.is_form(name):
             return await self.forms.run(name, tracker)
-        executed = ActionExecuted(name=name, policy=decision.recorded_policy,
-                                  confidence=decision.confidence)
+        executed = ActionExecuted(
+            name=name, policy=decision.recorded_policy, confidence=decision.confidence
+        )
         if self.domain.is_response(name):
             tracker.apply(executed)
             self.voice.utter(tracker, name)

@@ -56,5 +56,6 @@ def bot_event(reply: Reply, response: str | None = None) -> BotUttered:
         data["custom"] = reply.custom
     if reply.image is not None:
         data["image"] = reply.image
-    return BotUttered(text=reply.text, data=data,
-                      metadata={"utter_action": response} if response else {})
+    return BotUttered(
+        text=reply.text, data=data, metadata={"utter_action": response} if response else {}
+    )

@@ -89,7 +89,9 @@ def check_description(name: str, value: str) -> str:
     if len(value) > MAX_DESCRIPTION_CHARS:
         raise InputError(f"{name} has more than {MAX_DESCRIPTION_CHARS} characters")
     if not _DESCRIPTION.fullmatch(value):
-        raise InputError(f"{name} may hold letters, spaces and punctuation only (no digits, $ or %)")
+        raise InputError(
+            f"{name} may hold letters, spaces and punctuation only (no digits, $ or %)"
+        )
     return value
 
 
@@ -173,7 +175,9 @@ class CopyWriter:
             self.stats.add("guard_rejections")
             self.stats.fallback("guard" if verdict else "empty")
             self.stats.add("copy_template")
-            return replace(template, fallback="guard" if verdict else "empty", violations=violations)
+            return replace(
+                template, fallback="guard" if verdict else "empty", violations=violations
+            )
         self.stats.add("copy_llm")
         return ProductCopy(text, angle, self.llm.name)
 

@@ -208,8 +208,11 @@ class ExtractiveWriter(AnswerWriter):
         if not facts.requested:
             head = say.product_summary(facts, variants, _options_text(options))
             if len(variants) <= self.max_variants:
-                return head + "\n" + "\n".join(
-                    _variant_line(say, v, set(), currency) for v in variants)
+                return (
+                    head
+                    + "\n"
+                    + "\n".join(_variant_line(say, v, set(), currency) for v in variants)
+                )
             if order is not None:
                 head += " " + say.extreme(variants[0], currency, cheapest=order == "asc")
             return head
@@ -220,7 +223,7 @@ class ExtractiveWriter(AnswerWriter):
         shown = variants[: self.max_variants]
         lines += [_variant_line(say, v, fixed, currency) for v in shown]
         if len(variants) > len(shown):
-            lines.append(say.more_variants(variants[len(shown):], currency))
+            lines.append(say.more_variants(variants[len(shown) :], currency))
         return "\n".join(lines)
 
 
@@ -238,8 +241,13 @@ def facts_from_hit(hit: Hit) -> ProductFacts:
         )
         for v in hit.meta.get("variants", [])
     )
-    product = CatalogProduct(str(hit.meta.get("product_id", "")), hit.title, variants,
-                             currency=str(hit.meta.get("currency") or "USD"), source=hit.source)
+    product = CatalogProduct(
+        str(hit.meta.get("product_id", "")),
+        hit.title,
+        variants,
+        currency=str(hit.meta.get("currency") or "USD"),
+        source=hit.source,
+    )
     return ProductFacts(product, variants)
 
 
@@ -276,10 +284,12 @@ def _options_text(options: dict[str, list[str]]) -> str:
 def sources_line(wording: AnswerWording, citations: list[Citation]) -> str:
     """The line an answer ends with, naming each cited passage (``[n] title (file)``);
     every writer ends its answers with it."""
-    return wording.sources([
-        f"[{c.index}] {c.title} ({c.source})" if c.source else f"[{c.index}] {c.title}"
-        for c in citations
-    ])
+    return wording.sources(
+        [
+            f"[{c.index}] {c.title} ({c.source})" if c.source else f"[{c.index}] {c.title}"
+            for c in citations
+        ]
+    )
 
 
 _CITATION_MARK = re.compile(r"\[(\d+)\]")

@@ -126,10 +126,23 @@ _PRICE = re.compile(
     re.IGNORECASE,
 )
 # What a price's currency marker says; "$" and "dollars" fit any dollar currency.
-_MARKERS = {"$": "$", "dollar": "$", "dollars": "$", "bucks": "$", "€": "EUR", "euro": "EUR",
-            "euros": "EUR", "£": "GBP", "pound": "GBP", "pounds": "GBP", "¥": "JPY", "₹": "INR"}
-_MARKER = re.compile(r"[$€£¥₹]|\b(?:dollars?|euros?|pounds?|bucks|" + _CODES + r")\b",
-                     re.IGNORECASE)
+_MARKERS = {
+    "$": "$",
+    "dollar": "$",
+    "dollars": "$",
+    "bucks": "$",
+    "€": "EUR",
+    "euro": "EUR",
+    "euros": "EUR",
+    "£": "GBP",
+    "pound": "GBP",
+    "pounds": "GBP",
+    "¥": "JPY",
+    "₹": "INR",
+}
+_MARKER = re.compile(
+    r"[$€£¥₹]|\b(?:dollars?|euros?|pounds?|bucks|" + _CODES + r")\b", re.IGNORECASE
+)
 _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
 _NUMBER = re.compile(r"\b\d+(?:,\d{3})*(?:\.\d+)?\b")
@@ -151,7 +164,8 @@ _NUMBER_WORDS = {
     "once": 1, "twice": 2, "single": 1, "one": 1, "a": 1, "an": 1,
 }  # fmt: skip
 _WORD_NUMBER = re.compile(
-    r"\b(" + "|".join(k for k in _NUMBER_WORDS if k not in ("a", "an", "one", "once", "single"))
+    r"\b("
+    + "|".join(k for k in _NUMBER_WORDS if k not in ("a", "an", "one", "once", "single"))
     + r")\b",
     re.IGNORECASE,
 )
@@ -199,16 +213,19 @@ COMMITMENT_TERMS = frozenset(
     )
 )
 # Terms that say nothing about the store (chit-chat, the conversation itself).
-_FILLER_TERMS = frozenset(
-    terms(
-        "sure glad happy help assist assistant answer question information shopper customer "
-        "store item items product products thank note certainly course great welcome "
-        "sorry unfortunately however also anything else feel free ask let support team "
-        "passage passages mention mentioned state stated according based not no yes "
-        "come comes offer offers have has sell sells carry get can make made need find "
-        "look looking buy choose pick option options available"
+_FILLER_TERMS = (
+    frozenset(
+        terms(
+            "sure glad happy help assist assistant answer question information shopper customer "
+            "store item items product products thank note certainly course great welcome "
+            "sorry unfortunately however also anything else feel free ask let support team "
+            "passage passages mention mentioned state stated according based not no yes "
+            "come comes offer offers have has sell sells carry get can make made need find "
+            "look looking buy choose pick option options available"
+        )
     )
-) - COMMITMENT_TERMS
+    - COMMITMENT_TERMS
+)
 _OPTION_KEYS = ("color", "colour", "material", "style", "finish", "pattern", "scent", "flavor")
 _LETTER_SIZES = frozenset({"XXS", "XS", "XL", "XXL", "XXXL"})
 _CAPITALISED = re.compile(r"(?<![\w'])([A-Z][a-zA-Z0-9]*(?:[-'][A-Za-z0-9]+)*)")
@@ -419,9 +436,11 @@ class GuardSession:
         words = set(terms(text)) - _FILLER_TERMS
         if len(words) < 3:
             return []
-        known = self._known_terms | self.guard._catalog_terms | {
-            t for p in self._context for t in terms(product_text(p))
-        }
+        known = (
+            self._known_terms
+            | self.guard._catalog_terms
+            | {t for p in self._context for t in terms(product_text(p))}
+        )
         share = len(words & known) / len(words)
         if share < self.evidence.min_overlap:
             return [Violation("offtopic", " ".join(sorted(words - known)[:6]), text)]
@@ -636,9 +655,7 @@ _ALWAYS_ALLOWED = frozenset(
 
 
 def _requested_text(f: ProductFacts) -> str:
-    return f"{f.name} with " + ", ".join(
-        f"{k} {'/'.join(v)}" for k, v in f.requested.items()
-    )
+    return f"{f.name} with " + ", ".join(f"{k} {'/'.join(v)}" for k, v in f.requested.items())
 
 
 def _restating_sentences(claim: set[str], text: str, share: float) -> list[str]:

@@ -80,9 +80,7 @@ class LLM(ABC):
     name: str = "llm"
 
     @abstractmethod
-    def stream(
-        self, messages: Sequence[ChatMessage], params: GenerationParams
-    ) -> Iterator[str]:
+    def stream(self, messages: Sequence[ChatMessage], params: GenerationParams) -> Iterator[str]:
         """Yield the reply to ``messages`` piece by piece (see the module docstring)."""
 
     def complete(self, messages: Sequence[ChatMessage], params: GenerationParams) -> str:

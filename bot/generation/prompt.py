@@ -51,9 +51,7 @@ def facts_passage_text(facts: ProductFacts, max_lines: int = 12) -> str:
         lines.append(f"No {facts.name} variant has {requested}.")
     elif requested:
         in_stock = sum(v.available for v in facts.variants)
-        lines.append(
-            f"{len(facts.variants)} variants with {requested}, {in_stock} in stock:"
-        )
+        lines.append(f"{len(facts.variants)} variants with {requested}, {in_stock} in stock:")
     for v in facts.variants[:max_lines]:
         stock = "in stock" if v.available else "out of stock"
         lines.append(f"- {v.describe()}: {format_money(v.price, facts.product.currency)}, {stock}")

@@ -96,9 +96,14 @@ class AnswerWording:
 
     def variant_line(self, options: str, price: Decimal, currency: str, available: bool) -> str:
         """One listed variant: its options, price and stock."""
-        return self.say("utter_answer_variant_line", {
-            "options": options, "price": format_money(price, currency),
-            "stock": self.stock(available)})
+        return self.say(
+            "utter_answer_variant_line",
+            {
+                "options": options,
+                "price": format_money(price, currency),
+                "stock": self.stock(available),
+            },
+        )
 
     def request(self, facts: ProductFacts) -> str:
         """What the question asked of the product: its options, price bounds and stock."""
@@ -107,11 +112,21 @@ class AnswerWording:
             if key == "price" and (facts.price_from is not None or facts.price_to is not None):
                 parts.append(self._price_bound(facts))
             elif key == "availability" and facts.in_stock is not None:
-                parts.append(self.say("utter_answer_wants_in_stock" if facts.in_stock
-                                      else "utter_answer_wants_out_of_stock", {}))
+                parts.append(
+                    self.say(
+                        "utter_answer_wants_in_stock"
+                        if facts.in_stock
+                        else "utter_answer_wants_out_of_stock",
+                        {},
+                    )
+                )
             else:
-                parts.append(self.say("utter_answer_wants_option", {
-                    "option": self.or_list(key.split("/")), "values": self.or_list(values)}))
+                parts.append(
+                    self.say(
+                        "utter_answer_wants_option",
+                        {"option": self.or_list(key.split("/")), "values": self.or_list(values)},
+                    )
+                )
         return ", ".join(parts)
 
     def _price_bound(self, facts: ProductFacts) -> str:
@@ -126,51 +141,98 @@ class AnswerWording:
 
     # -- product sentences ---------------------------------------------------------------
 
-    def product_summary(self, facts: ProductFacts, variants: Sequence[VariantFact],
-                        options: str) -> str:
-        name = ("utter_answer_product_summary_one" if len(variants) == 1
-                else "utter_answer_product_summary")
-        return self.say(name, {
-            "product": facts.name, "count": str(len(variants)),
-            "in_stock": str(sum(v.available for v in variants)),
-            "price": self.price_range([v.price for v in variants], facts.product.currency),
-            "options": options, "cite": CITE})
+    def product_summary(
+        self, facts: ProductFacts, variants: Sequence[VariantFact], options: str
+    ) -> str:
+        name = (
+            "utter_answer_product_summary_one"
+            if len(variants) == 1
+            else "utter_answer_product_summary"
+        )
+        return self.say(
+            name,
+            {
+                "product": facts.name,
+                "count": str(len(variants)),
+                "in_stock": str(sum(v.available for v in variants)),
+                "price": self.price_range([v.price for v in variants], facts.product.currency),
+                "options": options,
+                "cite": CITE,
+            },
+        )
 
     def extreme(self, variant: VariantFact, currency: str, *, cheapest: bool) -> str:
         """The cheapest (or most expensive) of more variants than are listed."""
         name = "utter_answer_cheapest" if cheapest else "utter_answer_most_expensive"
-        return self.say(name, {"variant": variant.describe(),
-                               "price": format_money(variant.price, currency),
-                               "stock": self.stock(variant.available)})
+        return self.say(
+            name,
+            {
+                "variant": variant.describe(),
+                "price": format_money(variant.price, currency),
+                "stock": self.stock(variant.available),
+            },
+        )
 
     def not_in(self, facts: ProductFacts, options: str) -> str:
         """The product does not come in the colours asked for; ``options``: the ones it has."""
-        return self.say("utter_answer_product_not_in", {
-            "product": facts.name, "unmatched": self.or_list(list(facts.unmatched)),
-            "options": options, "cite": CITE})
+        return self.say(
+            "utter_answer_product_not_in",
+            {
+                "product": facts.name,
+                "unmatched": self.or_list(list(facts.unmatched)),
+                "options": options,
+                "cite": CITE,
+            },
+        )
 
     def no_match(self, facts: ProductFacts, options: str) -> str:
         """No variant has the options asked for; ``options``: the ones it has."""
-        return self.say("utter_answer_product_no_match", {
-            "product": facts.name, "request": self.request(facts), "options": options,
-            "cite": CITE})
+        return self.say(
+            "utter_answer_product_no_match",
+            {
+                "product": facts.name,
+                "request": self.request(facts),
+                "options": options,
+                "cite": CITE,
+            },
+        )
 
     def one_variant(self, facts: ProductFacts, variant: VariantFact) -> str:
         """The one variant the question asked for: price and stock."""
-        name = ("utter_answer_variant_in_stock" if variant.available
-                else "utter_answer_variant_out_of_stock")
-        return self.say(name, {
-            "product": facts.name, "variant": variant.describe(),
-            "price": format_money(variant.price, facts.product.currency), "cite": CITE})
+        name = (
+            "utter_answer_variant_in_stock"
+            if variant.available
+            else "utter_answer_variant_out_of_stock"
+        )
+        return self.say(
+            name,
+            {
+                "product": facts.name,
+                "variant": variant.describe(),
+                "price": format_money(variant.price, facts.product.currency),
+                "cite": CITE,
+            },
+        )
 
     def matches(self, facts: ProductFacts, variants: Sequence[VariantFact]) -> str:
         """The heading of the list of variants matching the question's options."""
-        return self.say("utter_answer_product_matches", {
-            "product": facts.name, "count": str(len(variants)), "request": self.request(facts),
-            "in_stock": str(sum(v.available for v in variants)), "cite": CITE})
+        return self.say(
+            "utter_answer_product_matches",
+            {
+                "product": facts.name,
+                "count": str(len(variants)),
+                "request": self.request(facts),
+                "in_stock": str(sum(v.available for v in variants)),
+                "cite": CITE,
+            },
+        )
 
     def more_variants(self, variants: Sequence[VariantFact], currency: str) -> str:
         """The variants past the listed ones: how many, at what prices."""
-        return self.say("utter_answer_more_variants", {
-            "count": str(len(variants)),
-            "price": self.price_range([v.price for v in variants], currency)})
+        return self.say(
+            "utter_answer_more_variants",
+            {
+                "count": str(len(variants)),
+                "price": self.price_range([v.price for v in variants], currency),
+            },
+        )

@@ -185,7 +185,8 @@ class GuardedWriter(AnswerWriter):
         on_token(tail)
         self.stats.add("llm_answers")
         log.debug(
-            "%s answer passed the guard in %.0f ms", self.llm.name,
+            "%s answer passed the guard in %.0f ms",
+            self.llm.name,
             (time.perf_counter() - started) * 1000,
         )
         return Answer(

@@ -89,8 +89,9 @@ class AgentAccounts:
             raise AgentError("password", f"a password has at least {MIN_PASSWORD} characters")
         try:
             with self.db.session() as s:
-                agent = Agent(name=name, password_hash=self.hasher.hash(password), role=role,
-                              active=True)
+                agent = Agent(
+                    name=name, password_hash=self.hasher.hash(password), role=role, active=True
+                )
                 s.add(agent)
                 s.flush()
                 return _view(agent)
@@ -106,8 +107,14 @@ class AgentAccounts:
             a = s.scalar(select(Agent).where(Agent.name == name))
             return _view(a) if a else None
 
-    def update(self, agent_id: int, *, role: str | None = None, active: bool | None = None,
-               password: str | None = None) -> AgentView:
+    def update(
+        self,
+        agent_id: int,
+        *,
+        role: str | None = None,
+        active: bool | None = None,
+        password: str | None = None,
+    ) -> AgentView:
         if role is not None and role not in ROLES:
             raise AgentError("role", f"role must be one of {', '.join(ROLES)}")
         if password is not None and len(password) < MIN_PASSWORD:
@@ -157,8 +164,14 @@ class AgentAccounts:
         csrf = secrets.token_urlsafe(32)
         with self.db.session() as s:
             s.execute(delete(AgentSession).where(AgentSession.expires_at < _now()))
-            s.add(AgentSession(token_hash=_token_hash(token), agent_id=agent.id, csrf_token=csrf,
-                               expires_at=_now() + dt.timedelta(hours=SESSION_HOURS)))
+            s.add(
+                AgentSession(
+                    token_hash=_token_hash(token),
+                    agent_id=agent.id,
+                    csrf_token=csrf,
+                    expires_at=_now() + dt.timedelta(hours=SESSION_HOURS),
+                )
+            )
         return token, ConsoleSession(agent=agent, csrf_token=csrf)
 
     def session(self, token: str | None) -> ConsoleSession | None:
@@ -187,5 +200,8 @@ class AgentAccounts:
     def online(self, within_minutes: float = 5.0) -> int:
         since = _now() - dt.timedelta(minutes=within_minutes)
         with self.db.session() as s:
-            return len(s.scalars(select(Agent.id).where(Agent.active.is_(True),
-                                                        Agent.last_seen_at >= since)).all())
+            return len(
+                s.scalars(
+                    select(Agent.id).where(Agent.active.is_(True), Agent.last_seen_at >= since)
+                ).all()
+            )

@@ -140,8 +140,13 @@ class RedisRelay(Relay):
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, change: Change) -> None:
-        payload = json.dumps({"conversation_id": change.conversation_id,
-                              "status": change.status, "kinds": list(change.kinds)})
+        payload = json.dumps(
+            {
+                "conversation_id": change.conversation_id,
+                "status": change.status,
+                "kinds": list(change.kinds),
+            }
+        )
         try:
             await self._redis.publish(self.channel, payload)
         except Exception:
@@ -168,9 +173,14 @@ class RedisRelay(Relay):
                         if item.get("type") != "message":
                             continue
                         data = json.loads(item["data"])
-                        Relay.publish(self, Change(conversation_id=str(data["conversation_id"]),
-                                                   status=str(data["status"]),
-                                                   kinds=tuple(data.get("kinds") or ())))
+                        Relay.publish(
+                            self,
+                            Change(
+                                conversation_id=str(data["conversation_id"]),
+                                status=str(data["status"]),
+                                kinds=tuple(data.get("kinds") or ()),
+                            ),
+                        )
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -191,8 +201,10 @@ class OutgoingMessage:
     sender: str | None = None
 
     def to_reply(self) -> Reply:
-        custom: dict[str, Any] = {"type": "agent_message" if self.kind == "agent" else
-                                  "handoff_notice", "id": self.id}
+        custom: dict[str, Any] = {
+            "type": "agent_message" if self.kind == "agent" else "handoff_notice",
+            "id": self.id,
+        }
         if self.sender:
             custom["agent"] = self.sender
         return Reply(text=self.text, custom=custom)
@@ -202,8 +214,14 @@ class OutgoingMessage:
 
     @classmethod
     def from_row(cls, row: OutboxMessage) -> OutgoingMessage:
-        return cls(id=row.message_id, conversation_id=ConversationId(row.conversation_id),
-                   channel=row.channel, kind=row.kind, text=row.text, sender=row.sender)
+        return cls(
+            id=row.message_id,
+            conversation_id=ConversationId(row.conversation_id),
+            channel=row.channel,
+            kind=row.kind,
+            text=row.text,
+            sender=row.sender,
+        )
 
 
 class ShopperDelivery(Protocol):
@@ -215,8 +233,14 @@ def _now() -> dt.datetime:
 
 
 class Outbox:
-    def __init__(self, db: Database, relay: Relay, *, retry_every: float = 5.0, max_age: dt.timedelta = dt.timedelta(hours=24)
-                 ) -> None:
+    def __init__(
+        self,
+        db: Database,
+        relay: Relay,
+        *,
+        retry_every: float = 5.0,
+        max_age: dt.timedelta = dt.timedelta(hours=24),
+    ) -> None:
         self.db = db
         self.relay = relay
         self.retry_every = retry_every
@@ -231,19 +255,36 @@ class Outbox:
 
     # ------------------------------------------------------------------ writing
     @staticmethod
-    def add(session: Session, conversation_id: str, channel: str, text: str, *,
-            kind: str = "agent", sender: str | None = None) -> OutgoingMessage:
+    def add(
+        session: Session,
+        conversation_id: str,
+        channel: str,
+        text: str,
+        *,
+        kind: str = "agent",
+        sender: str | None = None,
+    ) -> OutgoingMessage:
         """Queue a message in the caller's transaction (a handoff step's)."""
-        row = OutboxMessage(message_id=uuid.uuid4().hex, conversation_id=conversation_id,
-                            channel=channel, kind=kind, sender=sender, text=text)
+        row = OutboxMessage(
+            message_id=uuid.uuid4().hex,
+            conversation_id=conversation_id,
+            channel=channel,
+            kind=kind,
+            sender=sender,
+            text=text,
+        )
         session.add(row)
         session.flush()
         return OutgoingMessage.from_row(row)
 
     # ------------------------------------------------------------------ reading
-    def pending(self, conversation_id: str | None = None, *,
-                channels: list[str] | None = None,
-                newer_than: dt.datetime | None = None) -> list[OutgoingMessage]:
+    def pending(
+        self,
+        conversation_id: str | None = None,
+        *,
+        channels: list[str] | None = None,
+        newer_than: dt.datetime | None = None,
+    ) -> list[OutgoingMessage]:
         with self.db.session() as s:
             stmt = select(OutboxMessage).where(OutboxMessage.delivered_at.is_(None))
             if conversation_id is not None:
@@ -258,18 +299,18 @@ class Outbox:
     async def take_pending(self, conversation_id: str) -> list[OutgoingMessage]:
         """The conversation's undelivered messages, oldest first, marked delivered: each is
         returned once, even to two clients polling at the same moment."""
-        taken = await self.db.call(self._take_pending, conversation_id,
-                                   frozenset(self._deliveries))
+        taken = await self.db.call(self._take_pending, conversation_id, frozenset(self._deliveries))
         self.delivered += len(taken)
         return taken
 
-    def _take_pending(self, conversation_id: str, pushed: frozenset[str]
-                      ) -> list[OutgoingMessage]:
+    def _take_pending(self, conversation_id: str, pushed: frozenset[str]) -> list[OutgoingMessage]:
         with self.db.session() as s:
             rows = s.scalars(
                 select(OutboxMessage)
-                .where(OutboxMessage.conversation_id == conversation_id,
-                       OutboxMessage.delivered_at.is_(None))
+                .where(
+                    OutboxMessage.conversation_id == conversation_id,
+                    OutboxMessage.delivered_at.is_(None),
+                )
                 .order_by(OutboxMessage.id)
             ).all()
             taken = []
@@ -292,9 +333,12 @@ class Outbox:
         history). Returns how many were delivered."""
         if not self._deliveries:
             return 0
-        messages = await self.db.call(self.pending, conversation_id,
-                                      channels=list(self._deliveries),
-                                      newer_than=_now() - self.max_age)
+        messages = await self.db.call(
+            self.pending,
+            conversation_id,
+            channels=list(self._deliveries),
+            newer_than=_now() - self.max_age,
+        )
         done = 0
         for m in messages:
             try:
@@ -312,10 +356,11 @@ class Outbox:
 
     def _mark_delivered(self, message_id: str) -> None:
         with self.db.session() as s:
-            s.execute(update(OutboxMessage)
-                      .where(OutboxMessage.message_id == message_id,
-                             OutboxMessage.delivered_at.is_(None))
-                      .values(delivered_at=_now()))
+            s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.message_id == message_id, OutboxMessage.delivered_at.is_(None))
+                .values(delivered_at=_now())
+            )
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -73,6 +73,7 @@ COMPLAINT = TriggerKind.COMPLAINT
 
 ASKED = HandoffTrigger(TriggerKind.ASKED, "shopper asked for a human")
 
+
 def assess_complaint(text: str) -> Trigger | None:
     """A trigger when a complaint must go to a human at once, else ``None``.
 

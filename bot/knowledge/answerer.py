@@ -163,8 +163,7 @@ class KnowledgeAnswerer:
                     facts = narrow_facts(facts, price_only)
             answer = self._write(question, hits, facts, on_token)
         log.debug(
-            "knowledge answer in %.1f ms: kind=%s grounded=%s writer=%s fallback=%s "
-            "citations=%s",
+            "knowledge answer in %.1f ms: kind=%s grounded=%s writer=%s fallback=%s citations=%s",
             (time.perf_counter() - started) * 1000,
             answer.kind,
             answer.grounded,

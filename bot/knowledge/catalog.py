@@ -26,8 +26,16 @@ from bot.errors import DataError
 from bot.knowledge.money import format_money
 from bot.knowledge.text import normalise
 
-__all__ = ["CatalogProduct", "CatalogResolver", "ProductFacts", "VariantFact", "format_money",
-           "format_price", "load_products_json", "normalise_products"]
+__all__ = [
+    "CatalogProduct",
+    "CatalogResolver",
+    "ProductFacts",
+    "VariantFact",
+    "format_money",
+    "format_price",
+    "load_products_json",
+    "normalise_products",
+]
 
 # ------------------------------------------------------------------------------- values
 

@@ -22,8 +22,14 @@ _MONEY = (
     r"|(\d+(?:\.\d{1,2})?)\s?(?:dollars|usd|bucks|euros?|eur|pounds|gbp|€|£)(?!\w))"
 )
 _BETWEEN = re.compile(
-    r"\b(?:between|from)\s+" + _MONEY + r"\s*(?:and|to|-)\s*" + _MONEY
-    + r"|" + _MONEY + r"\s*(?:-|to)\s*" + _MONEY,
+    r"\b(?:between|from)\s+"
+    + _MONEY
+    + r"\s*(?:and|to|-)\s*"
+    + _MONEY
+    + r"|"
+    + _MONEY
+    + r"\s*(?:-|to)\s*"
+    + _MONEY,
     re.IGNORECASE,
 )
 _AT_MOST = re.compile(
@@ -80,6 +86,7 @@ def narrow_facts(facts: ProductFacts, filters: SearchFilters) -> ProductFacts:
     )
     requested = dict(facts.requested)
     currency = facts.product.currency
+
     def money(value: float) -> str:
         return format_money(Decimal(str(value)), currency)
 
@@ -93,7 +100,9 @@ def narrow_facts(facts: ProductFacts, filters: SearchFilters) -> ProductFacts:
     if filters.in_stock is not None:
         requested["availability"] = ("in stock" if filters.in_stock else "out of stock",)
     return replace(
-        facts, variants=variants, requested=requested,
+        facts,
+        variants=variants,
+        requested=requested,
         price_from=None if filters.min_price is None else Decimal(str(filters.min_price)),
         price_to=None if filters.max_price is None else Decimal(str(filters.max_price)),
         in_stock=filters.in_stock,

@@ -60,8 +60,9 @@ def parse_price(text: str, *, decimal_comma: bool = False) -> Decimal:
     return price.quantize(CENT)
 
 
-def format_money(amount: Decimal | str | int, currency: str = "USD", *,
-                 thousands: bool = False) -> str:
+def format_money(
+    amount: Decimal | str | int, currency: str = "USD", *, thousands: bool = False
+) -> str:
     """``$19.99`` / ``€19.99`` / ``19.99 CHF``: the amount with two places in ``currency``
     (exact: a float's binary error never shows; pass ``Decimal`` or text)."""
     exact = Decimal(str(amount)).quantize(CENT)

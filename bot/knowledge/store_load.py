@@ -76,8 +76,10 @@ def load_store(
     if catalog is None:
         catalog = read_catalog(Path(knowledge_dir))
     if not catalog.files:
-        raise DataError(f"{folder}: no catalog (products.json, a Shopify or WooCommerce CSV "
-                        "export, or files listed under catalog.files in clerk.yml)")
+        raise DataError(
+            f"{folder}: no catalog (products.json, a Shopify or WooCommerce CSV "
+            "export, or files listed under catalog.files in clerk.yml)"
+        )
     products, variants = _catalog_rows(catalog)
     customers = _customer_rows(folder / "users.json") if (folder / "users.json").exists() else []
     orders, items = (

@@ -109,7 +109,8 @@ def write_artifact(artifact: Artifact, directory: str | Path) -> Path:
             encoder["finetuned"] = True
             if Path(artifact.encoder_dir).resolve() != (directory / ENCODER_DIR).resolve():
                 shutil.copytree(
-                    artifact.encoder_dir, tmp / ENCODER_DIR,
+                    artifact.encoder_dir,
+                    tmp / ENCODER_DIR,
                     ignore=shutil.ignore_patterns(".onnx*", "onnx", "*.onnx"),
                 )
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -136,8 +137,12 @@ def read_artifact(directory: str | Path) -> Artifact:
 
     directory = Path(directory)
     meta_file = directory / META_FILE
-    files = [meta_file, directory / FEATURIZERS_FILE, directory / CLASSIFIER_FILE,
-             directory / ENTITIES_FILE]
+    files = [
+        meta_file,
+        directory / FEATURIZERS_FILE,
+        directory / CLASSIFIER_FILE,
+        directory / ENTITIES_FILE,
+    ]
     if not all(f.is_file() for f in files):
         raise ModelNotTrainedError(str(directory))
     try:

@@ -104,13 +104,28 @@ class NLUConfig:
             raise ConfigError("clerk.nlu.lr_schedule", f"unknown schedule; use {SCHEDULES}")
         if self.finetune not in FINETUNE_LOSSES:
             raise ConfigError("clerk.nlu.finetune", f"unknown value; use {FINETUNE_LOSSES}")
-        positive = ("C", "embedding_weight", "mlp_lr", "finetune_lr", "max_iter", "mlp_epochs",
-                    "mlp_batch_size", "finetune_batch_size", "word_ngram_max", "char_ngram_min")
+        positive = (
+            "C",
+            "embedding_weight",
+            "mlp_lr",
+            "finetune_lr",
+            "max_iter",
+            "mlp_epochs",
+            "mlp_batch_size",
+            "finetune_batch_size",
+            "word_ngram_max",
+            "char_ngram_min",
+        )
         for key in positive:
             if not getattr(self, key) > 0:
                 raise ConfigError(f"clerk.nlu.{key}", "must be > 0")
-        for key in ("mlp_weight_decay", "mlp_hidden", "warmup_steps", "finetune_epochs",
-                    "finetune_layers"):
+        for key in (
+            "mlp_weight_decay",
+            "mlp_hidden",
+            "warmup_steps",
+            "finetune_epochs",
+            "finetune_layers",
+        ):
             if getattr(self, key) < 0:
                 raise ConfigError(f"clerk.nlu.{key}", "must be >= 0")
         if self.char_ngram_max < self.char_ngram_min:
@@ -225,11 +240,15 @@ def rasa_config_notes(config: Mapping[str, Any]) -> list[str]:
 
     ignored = [n for n in names("pipeline") if n not in USED_RASA_COMPONENTS]
     if ignored:
-        notes.append("pipeline components ignored (Clerk's NLU replaces them; a "
-                     f"FallbackClassifier threshold is used): {', '.join(ignored)}")
+        notes.append(
+            "pipeline components ignored (Clerk's NLU replaces them; a "
+            f"FallbackClassifier threshold is used): {', '.join(ignored)}"
+        )
     if names("policies"):
-        notes.append("policies ignored (Clerk's dialogue engine follows the rules and stories): "
-                     + ", ".join(names("policies")))
+        notes.append(
+            "policies ignored (Clerk's dialogue engine follows the rules and stories): "
+            + ", ".join(names("policies"))
+        )
     language = str(config.get("language") or "en")
     if language != "en":
         notes.append(f"language {language!r}: Clerk's default NLU is English-only")

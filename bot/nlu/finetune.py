@@ -92,7 +92,10 @@ def finetune_encoder(
 
     def embed(batch: list[str]) -> torch.Tensor:
         enc = tokenizer(
-            batch, padding=True, truncation=True, max_length=settings.max_length,
+            batch,
+            padding=True,
+            truncation=True,
+            max_length=settings.max_length,
             return_tensors="pt",
         )
         hidden = model(**enc).last_hidden_state
@@ -105,7 +108,7 @@ def finetune_encoder(
     if top is not None:
         for p in model.parameters():
             p.requires_grad_(False)
-        for layer in layers[-settings.train_layers:]:
+        for layer in layers[-settings.train_layers :]:
             for p in layer.parameters():
                 p.requires_grad_(True)
         groups[0]["params"] = [p for p in model.parameters() if p.requires_grad]
@@ -156,8 +159,14 @@ class _TopLayers:
         self.layers = list(model.encoder.layer)[-k:]
 
     @classmethod
-    def build(cls, model: Any, tokenizer: Any, texts: Sequence[str], settings: FinetuneSettings,
-              progress: Callable[[str, int, int], None] | None) -> _TopLayers | None:
+    def build(
+        cls,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        settings: FinetuneSettings,
+        progress: Callable[[str, int, int], None] | None,
+    ) -> _TopLayers | None:
         import torch
 
         k = settings.train_layers
@@ -168,8 +177,13 @@ class _TopLayers:
         with torch.inference_mode():
             for start in range(0, len(order), 64):
                 rows = order[start : start + 64]
-                enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                max_length=settings.max_length, return_tensors="pt")
+                enc = tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=settings.max_length,
+                    return_tensors="pt",
+                )
                 states = model(**enc, output_hidden_states=True).hidden_states[cut]
                 lengths = enc["attention_mask"].sum(1).tolist()
                 for j, i in enumerate(rows):
@@ -180,8 +194,13 @@ class _TopLayers:
         # self-check: the split forward pass must equal the model's own
         probe = list(range(min(8, len(texts))))
         with torch.inference_mode():
-            enc = tokenizer([texts[i] for i in probe], padding=True, truncation=True,
-                            max_length=settings.max_length, return_tensors="pt")
+            enc = tokenizer(
+                [texts[i] for i in probe],
+                padding=True,
+                truncation=True,
+                max_length=settings.max_length,
+                return_tensors="pt",
+            )
             full = _pool(model(**enc).last_hidden_state, enc["attention_mask"])
             try:
                 split = top.embed(np.asarray(probe))
@@ -191,7 +210,8 @@ class _TopLayers:
             import logging
 
             logging.getLogger(__name__).warning(
-                "partial fine-tuning self-check failed; training all layers")
+                "partial fine-tuning self-check failed; training all layers"
+            )
             return None
         return top
 
@@ -207,8 +227,11 @@ class _TopLayers:
             hidden[j, : s.shape[0]] = s
             mask[j, : s.shape[0]] = 1
         attention, _ = self.model._create_attention_masks(
-            attention_mask=mask, encoder_attention_mask=None, embedding_output=hidden,
-            encoder_hidden_states=None, cache=None,
+            attention_mask=mask,
+            encoder_attention_mask=None,
+            embedding_output=hidden,
+            encoder_hidden_states=None,
+            cache=None,
         )
         for layer in self.layers:
             out = layer(hidden, attention_mask=attention)

@@ -129,7 +129,9 @@ def fit_model(
         extra["validation_accuracy"] = round(float(np.mean(val_pred == y[val_rows])), 4)
         if config.calibrate_threshold:
             threshold = calibrate_threshold(
-                val_probs, y_val, [str(c) for c in clf.classes_],
+                val_probs,
+                y_val,
+                [str(c) for c in clf.classes_],
                 quantile=config.threshold_quantile,
             )
             extra["calibrated_threshold"] = threshold

@@ -205,7 +205,10 @@ class NLUModel:
         from bot.nlu.fit import fit_model, remove_when_unused
 
         fitted = fit_model(
-            data, encoder=encoder, catalog=catalog, config=config or NLUConfig(),
+            data,
+            encoder=encoder,
+            catalog=catalog,
+            config=config or NLUConfig(),
             progress=progress,
         )
         model = cls(
@@ -363,8 +366,7 @@ class NLUModel:
                 if not isinstance(data, dict):
                     raise TypeError("entities must be a JSON object")
             except (ValueError, TypeError, RecursionError) as exc:  # Recursion: too deep
-                log.warning("ignoring malformed entities in payload %r: %s", stripped[:200],
-                            exc)
+                log.warning("ignoring malformed entities in payload %r: %s", stripped[:200], exc)
                 data = {}
             for name, values in data.items():
                 for value in values if isinstance(values, list) else [values]:

@@ -41,8 +41,13 @@ class Snapshot:
 
 
 def claim(
-    session: Session, conversation_id: ConversationId, channel: str, owner: str, ttl: float,
-    *, create: bool = True,
+    session: Session,
+    conversation_id: ConversationId,
+    channel: str,
+    owner: str,
+    ttl: float,
+    *,
+    create: bool = True,
 ) -> Snapshot | None:
     """Take the conversation for ``owner`` for ``ttl`` seconds and read it; ``None`` when
     another owner's lease is still valid (or, with ``create=False``, when there is no such
@@ -55,26 +60,37 @@ def claim(
         _insert_if_missing(session, conversation_id, channel)
     taken = session.execute(
         update(Conversation)
-        .where(Conversation.id == conversation_id,
-               or_(Conversation.lease_owner.is_(None), Conversation.lease_until < now))
+        .where(
+            Conversation.id == conversation_id,
+            or_(Conversation.lease_owner.is_(None), Conversation.lease_until < now),
+        )
         .values(lease_owner=owner, lease_until=now + ttl)
         .execution_options(synchronize_session=False)
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         return None
     row = session.execute(
-        select(Conversation.channel, Conversation.event_count, Conversation.handoff_status,
-               Conversation.customer_id).where(Conversation.id == conversation_id)
+        select(
+            Conversation.channel,
+            Conversation.event_count,
+            Conversation.handoff_status,
+            Conversation.customer_id,
+        ).where(Conversation.id == conversation_id)
     ).one()
-    return Snapshot(conversation_id, row.channel, load_events(session, conversation_id),
-                    row.event_count or 0, row.handoff_status or "none", row.customer_id,
-                    existed=existed)
+    return Snapshot(
+        conversation_id,
+        row.channel,
+        load_events(session, conversation_id),
+        row.event_count or 0,
+        row.handoff_status or "none",
+        row.customer_id,
+        existed=existed,
+    )
 
 
 def _insert_if_missing(session: Session, conversation_id: ConversationId, channel: str) -> None:
     """Create the row; a concurrent creator on another connection wins quietly."""
-    values = {"id": conversation_id, "channel": channel, "event_count": 0,
-              "handoff_status": "none"}
+    values = {"id": conversation_id, "channel": channel, "event_count": 0, "handoff_status": "none"}
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         session.execute(pg_insert(Conversation).values(**values).on_conflict_do_nothing())
@@ -119,15 +135,21 @@ def commit(
     lease, all only if ``owner`` still holds it and nobody appended since the snapshot.
     False (nothing written) otherwise."""
     start = snapshot.event_count
-    values: dict[str, object] = {"event_count": start + len(events),
-                                 "handoff_status": handoff_status,
-                                 "lease_owner": None, "lease_until": None}
+    values: dict[str, object] = {
+        "event_count": start + len(events),
+        "handoff_status": handoff_status,
+        "lease_owner": None,
+        "lease_until": None,
+    }
     if customer_id:
         values["customer_id"] = customer_id
     done = session.execute(
         update(Conversation)
-        .where(Conversation.id == snapshot.conversation_id, Conversation.lease_owner == owner,
-               Conversation.event_count == start)
+        .where(
+            Conversation.id == snapshot.conversation_id,
+            Conversation.lease_owner == owner,
+            Conversation.event_count == start,
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -146,9 +168,7 @@ def load_events(session: Session, conversation_id: ConversationId) -> list[Event
     return [event_from_dict(d) for d in rows]
 
 
-def _insert_events(
-    session: Session, conversation_id: str, start: int, events: list[Event]
-) -> None:
+def _insert_events(session: Session, conversation_id: str, start: int, events: list[Event]) -> None:
     if not events:
         return
     session.execute(

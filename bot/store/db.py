@@ -85,8 +85,12 @@ class Database:
         else:
             # One connection per worker thread, a few spare for synchronous callers
             # (migrations, CLI commands); a caller never waits long for one.
-            kwargs.update(pool_pre_ping=True, pool_size=self.pool_size, max_overflow=4,
-                          pool_timeout=queue_timeout)
+            kwargs.update(
+                pool_pre_ping=True,
+                pool_size=self.pool_size,
+                max_overflow=4,
+                pool_timeout=queue_timeout,
+            )
         self.engine: Engine = create_engine(self.url, **kwargs)
         self._writer = threading.RLock() if self.is_sqlite else None
         if self.is_sqlite:
@@ -164,8 +168,9 @@ class Database:
         variables travel with the call."""
         return await self.call_within(self.queue_timeout, fn, *args, **kwargs)
 
-    async def call_within(self, patience: float, fn: Callable[P, T], *args: P.args,
-                          **kwargs: P.kwargs) -> T:
+    async def call_within(
+        self, patience: float, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """``call`` waiting up to ``patience`` seconds for a thread (clean-up work that
         should rather wait than fail)."""
         slots = self._slot_semaphore()
@@ -176,13 +181,15 @@ class Database:
         try:
             ctx = contextvars.copy_context()
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor(), lambda: ctx.run(fn, *args,
-                                                                               **kwargs))
+            return await loop.run_in_executor(
+                self._executor(), lambda: ctx.run(fn, *args, **kwargs)
+            )
         except (OperationalError, InterfaceError) as exc:
             # unreachable, restarting, locked too long: the work was rolled back; callers
             # retry later (HTTP 503), and the pool reconnects (pre-ping) when it is back
-            raise DatabaseUnavailable(str(exc).splitlines()[0] if str(exc) else
-                                      type(exc).__name__) from exc
+            raise DatabaseUnavailable(
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            ) from exc
         finally:
             slots.release()
 

@@ -91,8 +91,9 @@ def build_actions(db: Database, *, currency: str | None = None) -> list[Action]:
     return [cls(db, currency=currency) for cls in ACTION_CLASSES]
 
 
-def project_actions(actions_dir: Path | None, db: Database, *,
-                    currency: str | None = None) -> list[Action]:
+def project_actions(
+    actions_dir: Path | None, db: Database, *, currency: str | None = None
+) -> list[Action]:
     """Clerk's store actions plus the project's own ``actions`` package (or ``actions.py``)
     found in ``actions_dir``; a project action whose ``name()`` is a built-in's replaces it.
     Project actions derived from ``UsesStore`` get ``db`` (and read the currency from the
@@ -129,8 +130,11 @@ def project_action_classes(actions_dir: Path) -> list[type[Action]]:
     found: dict[str, type[Action]] = {}
     for module in modules:
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if (issubclass(cls, Action) and cls.__module__.startswith("actions")
-                    and not inspect.isabstract(cls)):
+            if (
+                issubclass(cls, Action)
+                and cls.__module__.startswith("actions")
+                and not inspect.isabstract(cls)
+            ):
                 found[f"{cls.__module__}.{cls.__qualname__}"] = cls
     return list(found.values())
 

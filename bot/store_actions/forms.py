@@ -87,14 +87,16 @@ MAX_BUTTONS = 10
 _ANSWER_INTENTS = {"inform", "affirm", "deny", "nlu_fallback", None}
 # (form, order status) pairs with a hint at what the shopper can do instead: the response
 # ``utter_status_hint_<form>_<status>``
-_STATUS_HINTS = frozenset({
-    ("cancel_order_form", "delivered"),
-    ("change_address_form", "delivered"),
-    ("return_order_form", "pending"),
-    ("exchange_order_form", "pending"),
-    ("return_order_form", "processed"),
-    ("exchange_order_form", "processed"),
-})
+_STATUS_HINTS = frozenset(
+    {
+        ("cancel_order_form", "delivered"),
+        ("change_address_form", "delivered"),
+        ("return_order_form", "pending"),
+        ("exchange_order_form", "pending"),
+        ("return_order_form", "processed"),
+        ("exchange_order_form", "processed"),
+    }
+)
 
 
 class StoreForm(StoreFormValidator, ABC):
@@ -176,10 +178,13 @@ class StoreForm(StoreFormValidator, ABC):
         if rule.statuses is not None and order.status not in rule.statuses:
             form = self.form_name()
             dispatcher.utter_message(
-                response="utter_wrong_status", order_id=order.order_id, status=order.status,
+                response="utter_wrong_status",
+                order_id=order.order_id,
+                status=order.status,
                 refusal=replies.refusal(form),
                 hint=replies.phrase(f"utter_status_hint_{form}_{order.status}")
-                if (form, order.status) in _STATUS_HINTS else None,
+                if (form, order.status) in _STATUS_HINTS
+                else None,
             )
             return {"order_id": None}
         problem = self.order_problem(s, order)
@@ -239,8 +244,7 @@ class OrderForm(StoreForm, ABC):
                 if found is not None:
                     return self._identified(found, current, dispatcher)
                 if current is None:
-                    dispatcher.utter_message(response="utter_no_account_for_email",
-                                             email=emails[0])
+                    dispatcher.utter_message(response="utter_no_account_for_email", email=emails[0])
                 return {}
             if current is not None:
                 return {}
@@ -370,8 +374,7 @@ class ValidateReturnOrderForm(OrderForm):
                 return {"return_items": [views[i].item_id for i in match.indices]}
             if asked and self.answering(tracker):
                 if match.ambiguous:
-                    _ask_which_of(dispatcher, order, match.ambiguous, "return_items",
-                                  self.currency)
+                    _ask_which_of(dispatcher, order, match.ambiguous, "return_items", self.currency)
                 else:
                     dispatcher.utter_message(response="utter_which_items_unclear")
         return {}
@@ -388,8 +391,9 @@ class ValidateReturnOrderForm(OrderForm):
                 ids = [line.item_id for line in order.items]
             lines = lines_for(order, ids)
             if not ids or not lines:
-                dispatcher.utter_message(response="utter_items_not_in_order",
-                                         order_id=order.order_id)
+                dispatcher.utter_message(
+                    response="utter_items_not_in_order", order_id=order.order_id
+                )
                 return {"return_items": None}
             return {"return_items": [line.item_id for line in lines]}
 
@@ -430,8 +434,9 @@ class ValidateExchangeOrderForm(OrderForm):
                 return {"exchange_item": distinct[0]}
             if asked and self.answering(tracker):
                 if match.ambiguous:
-                    _ask_which_of(dispatcher, order, match.ambiguous, "exchange_item",
-                                  self.currency)
+                    _ask_which_of(
+                        dispatcher, order, match.ambiguous, "exchange_item", self.currency
+                    )
                 elif len(distinct) > 1:
                     dispatcher.utter_message(response="utter_one_exchange_at_a_time")
                 else:
@@ -447,12 +452,14 @@ class ValidateExchangeOrderForm(OrderForm):
                 return {"exchange_item": None}
             line = order_line(order, str(value))
             if line is None:
-                dispatcher.utter_message(response="utter_item_not_in_order",
-                                         order_id=order.order_id)
+                dispatcher.utter_message(
+                    response="utter_item_not_in_order", order_id=order.order_id
+                )
                 return {"exchange_item": None}
             if not alternatives(s, line.product_id, line.item_id):
-                dispatcher.utter_message(response="utter_item_has_no_alternatives",
-                                         product=line.name)
+                dispatcher.utter_message(
+                    response="utter_item_has_no_alternatives", product=line.name
+                )
                 return {"exchange_item": None}
             return {"exchange_item": line.item_id}
 
@@ -494,7 +501,8 @@ class ValidateExchangeOrderForm(OrderForm):
                 shown = [by_id[c.item_id] for c in match.candidates[:MAX_BUTTONS]]
                 choices = [_variant_text(v, line.options, self.currency) for v in shown]
                 dispatcher.utter_message(
-                    response="utter_which_option", options=replies.bullets(choices),
+                    response="utter_which_option",
+                    options=replies.bullets(choices),
                     buttons=[
                         replies.button(text, replies.inform(exchange_variant=v.item_id))
                         for v, text in zip(shown, choices, strict=True)
@@ -502,10 +510,14 @@ class ValidateExchangeOrderForm(OrderForm):
                 )
             elif match.mentioned:
                 dispatcher.utter_message(
-                    response="utter_no_such_option", product=line.name,
+                    response="utter_no_such_option",
+                    product=line.name,
                     wanted=[
-                        replies.phrase("utter_wanted_option" if n == 0 else "utter_wanted_also",
-                                       option=k, values=" / ".join(vs))
+                        replies.phrase(
+                            "utter_wanted_option" if n == 0 else "utter_wanted_also",
+                            option=k,
+                            values=" / ".join(vs),
+                        )
                         for n, (k, vs) in enumerate(match.mentioned.items())
                     ],
                 )
@@ -531,7 +543,8 @@ class ValidateExchangeOrderForm(OrderForm):
                 return {"exchange_variant": None}
             if not variant.available:
                 dispatcher.utter_message(
-                    response="utter_option_sold_out", product=line.name,
+                    response="utter_option_sold_out",
+                    product=line.name,
                     options=replies.options_text(variant.options),
                 )
                 return {"exchange_variant": None}
@@ -551,14 +564,16 @@ class ValidateChangeAddressForm(OrderForm):
                 replies.address_text(value) if isinstance(value, dict) else str(value or "")
             )
         except AddressError as exc:
-            dispatcher.utter_message(response="utter_address_unusable",
-                                     problem=replies.address_problem(exc))
+            dispatcher.utter_message(
+                response="utter_address_unusable", problem=replies.address_problem(exc)
+            )
             return {"new_address": None}
         with self.db.session() as s:
             order = self.current_order(s, tracker)
             if order is not None and same_address(order.address or {}, address):
-                dispatcher.utter_message(response="utter_address_unchanged",
-                                         order_id=order.order_id)
+                dispatcher.utter_message(
+                    response="utter_address_unchanged", order_id=order.order_id
+                )
                 return {"new_address": None}
         return {"new_address": address}
 
@@ -588,8 +603,9 @@ class ValidateComplaintForm(StoreForm):
         with self.db.session() as s:
             order = owned_order(s, order_id, customer_id) if customer_id else s.get(Order, order_id)
             if order is None:
-                dispatcher.utter_message(response="utter_complaint_order_not_found",
-                                         order_id=order_id)
+                dispatcher.utter_message(
+                    response="utter_complaint_order_not_found", order_id=order_id
+                )
                 return {"order_id": None}
         return {"order_id": order_id}
 
@@ -649,11 +665,14 @@ def _ask_which_of(
             lines.append(line)
     value = (lambda item_id: [item_id]) if slot == "return_items" else (lambda item_id: item_id)
     dispatcher.utter_message(
-        response="utter_which_item", products=" / ".join(names), order_id=order.order_id,
+        response="utter_which_item",
+        products=" / ".join(names),
+        order_id=order.order_id,
         items=replies.bullets([replies.line_text(line, currency) for line in lines]),
         buttons=[
-            replies.button(replies.line_text(line, currency),
-                           replies.inform(**{slot: value(line.item_id)}))
+            replies.button(
+                replies.line_text(line, currency), replies.inform(**{slot: value(line.item_id)})
+            )
             for line in lines[:MAX_BUTTONS]
         ],
     )

@@ -77,8 +77,10 @@ class OrderSubmission(StoreAction, ABC):
             rule = ORDER_RULES[self.form]
             if rule.statuses is not None and order.status not in rule.statuses:
                 dispatcher.utter_message(
-                    response="utter_wrong_status_unchanged", order_id=order.order_id,
-                    status=order.status, refusal=replies.refusal(self.form),
+                    response="utter_wrong_status_unchanged",
+                    order_id=order.order_id,
+                    status=order.status,
+                    refusal=replies.refusal(self.form),
                 )
                 return resets
             customer = s.get(Customer, customer_id)
@@ -105,12 +107,16 @@ class OrderSubmission(StoreAction, ABC):
         )
 
 
-def _refund_sentence(customer: Customer | None, method: str | None, amount: Decimal,
-                     currency: str) -> dict:
+def _refund_sentence(
+    customer: Customer | None, method: str | None, amount: Decimal, currency: str
+) -> dict:
     """The refund of ``amount`` to ``method`` as a phrase (gift cards are refunded at once)."""
     kind = "gift_card" if is_gift_card(customer, method) else "card"
-    return replies.phrase(f"utter_refund_{kind}", amount=replies.price(amount, currency),
-                          payment=payment_label(customer, method))
+    return replies.phrase(
+        f"utter_refund_{kind}",
+        amount=replies.price(amount, currency),
+        payment=payment_label(customer, method),
+    )
 
 
 class ActionOrderStatus(OrderSubmission):
@@ -137,10 +143,13 @@ class ActionOrderStatus(OrderSubmission):
             tracking=replies.phrase(
                 "utter_order_tracking" if len(tracking) == 1 else "utter_order_tracking_many",
                 tracking=tracking,
-            ) if tracking else None,
+            )
+            if tracking
+            else None,
             address=replies.address_text(order.address),
             hint=replies.phrase(f"utter_order_hint_{order.status}")
-            if order.status in ("pending", "delivered") else None,
+            if order.status in ("pending", "delivered")
+            else None,
         )
 
 
@@ -186,7 +195,9 @@ class ActionCancelOrder(OrderSubmission):
             tracker,
         )
         dispatcher.utter_message(
-            response="utter_cancel_done", order_id=order.order_id, reason=reason,
+            response="utter_cancel_done",
+            order_id=order.order_id,
+            reason=reason,
             refunds=[_refund_sentence(customer, m, a, self.currency) for m, a in refunds.items()],
         )
 
@@ -225,7 +236,8 @@ class ActionReturnOrder(OrderSubmission):
             tracker,
         )
         dispatcher.utter_message(
-            response="utter_return_done", order_id=order.order_id,
+            response="utter_return_done",
+            order_id=order.order_id,
             items="; ".join(replies.line_text(line, self.currency) for line in lines),
             refund=_refund_sentence(customer, method, refund, self.currency),
         )
@@ -257,7 +269,8 @@ class ActionExchangeOrder(OrderSubmission):
             return
         if not new.available:
             dispatcher.utter_message(
-                response="utter_exchange_sold_out", product=line.name,
+                response="utter_exchange_sold_out",
+                product=line.name,
                 options=replies.options_text(new.options),
             )
             return
@@ -278,14 +291,18 @@ class ActionExchangeOrder(OrderSubmission):
         difference = None
         if diff > 0:
             difference = replies.phrase(
-                "utter_exchange_charge", amount=replies.price(diff, self.currency),
-                payment=payment_label(customer, method))
+                "utter_exchange_charge",
+                amount=replies.price(diff, self.currency),
+                payment=payment_label(customer, method),
+            )
         elif diff < 0:
             difference = replies.phrase(
                 "utter_exchange_refund",
-                refund=_refund_sentence(customer, method, -diff, self.currency))
+                refund=_refund_sentence(customer, method, -diff, self.currency),
+            )
         dispatcher.utter_message(
-            response="utter_exchange_done", order_id=order.order_id,
+            response="utter_exchange_done",
+            order_id=order.order_id,
             old_item=replies.line_text(line, self.currency),
             new_item=replies.item_text(line.name, new.options, new.price, self.currency),
             difference=difference,
@@ -312,12 +329,16 @@ class ActionChangeAddress(OrderSubmission):
                 replies.address_text(value) if isinstance(value, dict) else str(value or "")
             )
         except AddressError as exc:
-            dispatcher.utter_message(response="utter_address_unusable_unchanged",
-                                     problem=replies.address_problem(exc))
+            dispatcher.utter_message(
+                response="utter_address_unusable_unchanged", problem=replies.address_problem(exc)
+            )
             return
         old = dict(order.address or {})
         new["country"] = old.get("country") or new["country"]
         order.address = new
         self.audit(s, order, "address", {"old": old, "new": new}, tracker)
-        dispatcher.utter_message(response="utter_address_done", order_id=order.order_id,
-                                 address=replies.address_text(new))
+        dispatcher.utter_message(
+            response="utter_address_done",
+            order_id=order.order_id,
+            address=replies.address_text(new),
+        )

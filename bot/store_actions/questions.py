@@ -70,15 +70,19 @@ class ActionAskOrderId(StoreAction):
         more = _showing(len(shown), len(orders))
         if form == "complaint_form":
             dispatcher.utter_message(
-                response="utter_ask_complaint_order_listed" if shown
+                response="utter_ask_complaint_order_listed"
+                if shown
                 else "utter_ask_complaint_order_none",
-                orders=listing, more=more, buttons=buttons,
+                orders=listing,
+                more=more,
+                buttons=buttons,
             )
         elif not shown:
             dispatcher.utter_message(response=f"utter_no_orders_for_{form}")
         else:
-            dispatcher.utter_message(response=f"utter_which_order_{form}", orders=listing,
-                                     more=more, buttons=buttons)
+            dispatcher.utter_message(
+                response=f"utter_which_order_{form}", orders=listing, more=more, buttons=buttons
+            )
         return []
 
 
@@ -98,12 +102,15 @@ class ActionAskReturnItems(StoreAction):
                 return []
             distinct = _distinct_lines(order)
             buttons = [
-                replies.button(replies.line_text(line, self.currency),
-                               replies.inform(return_items=[line.item_id]))
+                replies.button(
+                    replies.line_text(line, self.currency),
+                    replies.inform(return_items=[line.item_id]),
+                )
                 for line in distinct[:MAX_CHOICES]
             ]
             dispatcher.utter_message(
-                response="utter_ask_return_items_listed" if len(order.items) > 1
+                response="utter_ask_return_items_listed"
+                if len(order.items) > 1
                 else "utter_ask_return_item_listed",
                 order_id=order.order_id,
                 items=replies.bullets([replies.line_text(ln, self.currency) for ln in order.items]),
@@ -134,9 +141,11 @@ class ActionAskExchangeItem(StoreAction):
                 response="utter_ask_exchange_item_listed",
                 order_id=order.order_id,
                 items=replies.bullets([replies.line_text(ln, self.currency) for ln in open_]),
-                unavailable=replies.phrase("utter_no_alternatives_for",
-                                           products=[line.name for line in closed])
-                if closed else None,
+                unavailable=replies.phrase(
+                    "utter_no_alternatives_for", products=[line.name for line in closed]
+                )
+                if closed
+                else None,
                 buttons=[
                     replies.button(
                         replies.line_text(line, self.currency),
@@ -166,7 +175,9 @@ class ActionAskExchangeVariant(StoreAction):
                 return []
             alts = alternatives(s, line.product_id, line.item_id)
             shown = alts[:MAX_CHOICES]
-            choices = [_choice_text(v, line.options or {}, line.price, self.currency) for v in shown]
+            choices = [
+                _choice_text(v, line.options or {}, line.price, self.currency) for v in shown
+            ]
             dispatcher.utter_message(
                 response="utter_ask_exchange_variant_listed",
                 item=replies.line_text(line, self.currency),
@@ -201,8 +212,7 @@ class ActionAskConfirmed(StoreAction):
                     "exchange_order_form": _exchange_details,
                     "change_address_form": _address_details,
                 }.get(form or "")
-                details = (describe(s, order, customer, tracker, self.currency) if describe
-                           else None)
+                details = describe(s, order, customer, tracker, self.currency) if describe else None
         if details is None:
             dispatcher.utter_message(response="utter_ask_confirmed_plain")
             return []
@@ -216,11 +226,15 @@ class ActionAskConfirmed(StoreAction):
 Details = dict[str, Any]  # ``utter_message`` arguments: the confirmation's response, values
 
 
-def _refund_text(customer: Customer | None, method: str | None, amount: Decimal,
-                 currency: str) -> dict:
+def _refund_text(
+    customer: Customer | None, method: str | None, amount: Decimal, currency: str
+) -> dict:
     kind = "gift_card" if is_gift_card(customer, method) else "card"
-    return replies.phrase(f"utter_confirm_refund_{kind}", amount=replies.price(amount, currency),
-                          payment=payment_label(customer, method))
+    return replies.phrase(
+        f"utter_confirm_refund_{kind}",
+        amount=replies.price(amount, currency),
+        payment=payment_label(customer, method),
+    )
 
 
 def _cancel_details(
@@ -233,9 +247,12 @@ def _cancel_details(
         "order_id": order.order_id,
         "items": ", ".join(replies.line_text(line, currency) for line in order.items),
         "reason": cancel_reason_from_text(raw) or raw,
-        "refunds": [replies.phrase("utter_confirm_refund_line",
-                                   refund=_refund_text(customer, m, a, currency))
-                    for m, a in refunds.items()],
+        "refunds": [
+            replies.phrase(
+                "utter_confirm_refund_line", refund=_refund_text(customer, m, a, currency)
+            )
+            for m, a in refunds.items()
+        ],
     }
 
 
@@ -264,8 +281,11 @@ def _exchange_details(
     diff = Decimal(new.price) - Decimal(line.price)
     method = original_payment_method(order)
     if diff > 0:
-        money = replies.phrase("utter_confirm_charge", amount=replies.price(diff, currency),
-                               payment=payment_label(customer, method))
+        money = replies.phrase(
+            "utter_confirm_charge",
+            amount=replies.price(diff, currency),
+            payment=payment_label(customer, method),
+        )
     elif diff < 0:
         money = _refund_text(customer, method, -diff, currency)
     else:
@@ -296,7 +316,7 @@ def _address_details(
 
 
 def _showing(shown: int, total: int) -> dict[str, Any] | None:
-    """"Showing 10 of 14" when a list was cut (a phrase), else nothing."""
+    """ "Showing 10 of 14" when a list was cut (a phrase), else nothing."""
     if total <= shown:
         return None
     return replies.phrase("utter_showing_some", shown=shown, total=total)
@@ -312,8 +332,9 @@ def _distinct_lines(order: Order) -> list[Any]:
     return out
 
 
-def _choice_text(variant: Variant, current: dict[str, Any], current_price: Any,
-                 currency: str) -> str:
+def _choice_text(
+    variant: Variant, current: dict[str, Any], current_price: Any, currency: str
+) -> str:
     changed = {k: v for k, v in (variant.options or {}).items() if current.get(k) != v}
     diff = Decimal(variant.price) - Decimal(current_price)
     sign = "+" if diff > 0 else "−" if diff < 0 else "±"

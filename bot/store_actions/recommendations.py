@@ -173,8 +173,13 @@ class ActionRecommendProducts(StoreAction):
                 take = max(MAX_SAME_PRODUCT, MAX_CARDS - len(related))
                 chosen = same[:take] + related
                 chosen += same[take:]
-                kind = ("in_stock_and_related" if related and same
-                        else "in_stock" if same else "out_of_stock")
+                kind = (
+                    "in_stock_and_related"
+                    if related and same
+                    else "in_stock"
+                    if same
+                    else "out_of_stock"
+                )
                 intro = replies.phrase(f"utter_suggest_{kind}", product=product.name)
             elif asked_name:
                 intro = replies.phrase("utter_suggest_unknown_product", product=asked_name)
@@ -192,14 +197,17 @@ class ActionRecommendProducts(StoreAction):
                 chosen = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
                 intro = replies.phrase("utter_suggest_popular")
             picks = chosen[:MAX_CARDS]
-            lines = [replies.item_text(name, v.options, v.price, self.currency)
-                     for v, name in picks]
+            lines = [
+                replies.item_text(name, v.options, v.price, self.currency) for v, name in picks
+            ]
             products = [card(v, name) for v, name in picks]
         if not products:
             dispatcher.utter_message(response="utter_no_suggestions")
             return []
         dispatcher.utter_message(
-            response="utter_suggestions", intro=intro, products=replies.bullets(lines),
+            response="utter_suggestions",
+            intro=intro,
+            products=replies.bullets(lines),
             json_message={"type": "product_cards", "products": products},
         )
         return []

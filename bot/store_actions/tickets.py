@@ -69,7 +69,8 @@ class ActionCreateTicket(StoreAction):
             s.flush()
             ticket_id, priority = ticket.id, ticket.priority
         dispatcher.utter_message(
-            response="utter_ticket_created", ticket_id=ticket_id,
+            response="utter_ticket_created",
+            ticket_id=ticket_id,
             urgent=replies.phrase("utter_ticket_urgent") if priority == "high" else None,
             reach=replies.phrase("utter_ticket_reach", contact=contact) if contact else None,
         )
@@ -103,11 +104,18 @@ class ActionTicketStatus(StoreAction):
             created = ticket.created_at
             status, priority = ticket.status, ticket.priority
         dispatcher.utter_message(
-            response="utter_ticket_status", ticket_id=ticket_id, status=status,
+            response="utter_ticket_status",
+            ticket_id=ticket_id,
+            status=status,
             priority=priority,
-            opened=replies.phrase("utter_date", day=created.day, month=created.month,
-                                  month_name=replies.phrase(f"utter_month_{created.month}"),
-                                  year=created.year)
-            if created else replies.phrase("utter_date_unknown"),
+            opened=replies.phrase(
+                "utter_date",
+                day=created.day,
+                month=created.month,
+                month_name=replies.phrase(f"utter_month_{created.month}"),
+                year=created.year,
+            )
+            if created
+            else replies.phrase("utter_date_unknown"),
         )
         return [SlotSet("ticket_id", ticket_id)]

@@ -18,27 +18,40 @@ from typing import Any
 __all__ = ["register"]
 
 
-def register(sub: Any, settings: Callable[[argparse.Namespace], Any],
-             progress_bar: Callable[[], Any]) -> None:
+def register(
+    sub: Any, settings: Callable[[argparse.Namespace], Any], progress_bar: Callable[[], Any]
+) -> None:
     def data_args(p: argparse.ArgumentParser) -> None:
         g = p.add_mutually_exclusive_group()
-        g.add_argument("--data", help="training data folder (default: the project's "
-                                      "NLU files)")
-        g.add_argument("--nlu", action="append",
-                       help="an NLU file: Rasa 3 nlu.yml or a text,label CSV (repeatable)")
+        g.add_argument("--data", help="training data folder (default: the project's NLU files)")
+        g.add_argument(
+            "--nlu",
+            action="append",
+            help="an NLU file: Rasa 3 nlu.yml or a text,label CSV (repeatable)",
+        )
 
     p = sub.add_parser("train", help="train the NLU model (versioned artifact)")
     data_args(p)
-    p.add_argument("--config", dest="nlu_config",
-                   help="config.yml with a clerk: nlu: section (default: <data>/config.yml)")
+    p.add_argument(
+        "--config",
+        dest="nlu_config",
+        help="config.yml with a clerk: nlu: section (default: <data>/config.yml)",
+    )
     p.add_argument("--out", help="write the artifact to this folder (not activated)")
-    p.add_argument("--no-activate", action="store_true",
-                   help="store the version without making it the active model")
+    p.add_argument(
+        "--no-activate",
+        action="store_true",
+        help="store the version without making it the active model",
+    )
     p.set_defaults(func=lambda a: cmd_train(a, settings(a), progress_bar))
 
     p = sub.add_parser("evaluate", help="evaluate a trained NLU model on test data")
-    p.add_argument("--nlu", required=True, action="append",
-                   help="test file: Rasa nlu.yml or text,label CSV (repeatable)")
+    p.add_argument(
+        "--nlu",
+        required=True,
+        action="append",
+        help="test file: Rasa nlu.yml or text,label CSV (repeatable)",
+    )
     p.add_argument("--model", help="model folder (default: the active model)")
     p.add_argument("--out", help="report folder (default: <model>/evaluation)")
     p.set_defaults(func=lambda a: cmd_evaluate(a, settings(a)))
@@ -49,10 +62,12 @@ def register(sub: Any, settings: Callable[[argparse.Namespace], Any],
     p.add_argument("--trials", type=int, default=20, help="trials run by this process")
     p.add_argument("--space", help="search space YAML (default: built-in)")
     p.add_argument("--metric", choices=("macro_f1", "accuracy"), default="macro_f1")
-    p.add_argument("--folds", type=int, default=3,
-                   help="k-fold cross-validation (1: one validation split)")
-    p.add_argument("--config", dest="nlu_config",
-                   help="base config.yml (default: <data>/config.yml)")
+    p.add_argument(
+        "--folds", type=int, default=3, help="k-fold cross-validation (1: one validation split)"
+    )
+    p.add_argument(
+        "--config", dest="nlu_config", help="base config.yml (default: <data>/config.yml)"
+    )
     p.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user@host/db")
     p.add_argument("--study", help="study name (share it across processes)")
     p.add_argument("--out", help="output folder (default: $CLERK_HOME/tuning/<study>)")
@@ -60,12 +75,17 @@ def register(sub: Any, settings: Callable[[argparse.Namespace], Any],
     p.add_argument("--seed", type=int, default=13)
     p.set_defaults(func=lambda a: cmd_tune(a, settings(a)))
 
-    p = sub.add_parser("test", help="run the project's test stories (and NLU tests), like "
-                                    "`rasa test`; exit 1 when a story fails")
+    p = sub.add_parser(
+        "test",
+        help="run the project's test stories (and NLU tests), like "
+        "`rasa test`; exit 1 when a story fails",
+    )
     test_args(p, None)
     tsub = p.add_subparsers(dest="test_command")
-    for name, what in (("core", "test stories only"),
-                       ("nlu", "NLU only: tests/nlu*.yml, else cross-validation")):
+    for name, what in (
+        ("core", "test stories only"),
+        ("nlu", "NLU only: tests/nlu*.yml, else cross-validation"),
+    ):
         test_args(tsub.add_parser(name, help=what), argparse.SUPPRESS)
     p.set_defaults(func=lambda a: cmd_test(a, settings(a), progress_bar))
 
@@ -111,15 +131,30 @@ def _project(args: argparse.Namespace, settings: Any) -> Any:
 def test_args(p: argparse.ArgumentParser, default: Any) -> None:
     """``clerk test``'s options, on ``test`` and on its subcommands (``default``
     SUPPRESS there, so an option given before the subcommand is kept)."""
-    p.add_argument("--stories", action="append", default=default,
-                   help="test stories file or folder (repeatable; default: "
-                        "tests/test_*.yml and tests/**/test_*.yml)")
-    p.add_argument("--nlu", action="append", default=default,
-                   help="NLU test file (repeatable; default: tests/nlu*.yml)")
-    p.add_argument("--folds", type=int, default=default,
-                   help="cross-validation folds when there is no NLU test file (default 5)")
-    p.add_argument("--model", default=default, help="NLU model folder for the NLU tests "
-                                                    "(default: the active model)")
+    p.add_argument(
+        "--stories",
+        action="append",
+        default=default,
+        help="test stories file or folder (repeatable; default: "
+        "tests/test_*.yml and tests/**/test_*.yml)",
+    )
+    p.add_argument(
+        "--nlu",
+        action="append",
+        default=default,
+        help="NLU test file (repeatable; default: tests/nlu*.yml)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=default,
+        help="cross-validation folds when there is no NLU test file (default 5)",
+    )
+    p.add_argument(
+        "--model",
+        default=default,
+        help="NLU model folder for the NLU tests (default: the active model)",
+    )
     p.add_argument("--out", default=default, help="report folder (default: results/)")
 
 
@@ -162,23 +197,34 @@ def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[]
     data = load_training_data(paths)
     config_file = _config_path(args, paths, settings)
     config, text = load_config(config_file)
-    print(f"training on {len(data.examples)} examples of {len(data.intents)} intents "
-          f"({', '.join(map(str, paths))}); config: {config_file or 'defaults'}")
+    print(
+        f"training on {len(data.examples)} examples of {len(data.intents)} intents "
+        f"({', '.join(map(str, paths))}); config: {config_file or 'defaults'}"
+    )
     for note in _config_notes(text):
         print(f"  config: {note}")
     t = time.perf_counter()
     with progress_bar() as report:
         result = train(
-            data, encoder=_encoder(settings), config=config, config_text=text,
-            models_dir=settings.models_dir, out=Path(args.out) if args.out else None,
-            catalog=_catalog(args, settings), sources=[str(p) for p in paths],
-            activate_model=not args.no_activate, progress=report,
+            data,
+            encoder=_encoder(settings),
+            config=config,
+            config_text=text,
+            models_dir=settings.models_dir,
+            out=Path(args.out) if args.out else None,
+            catalog=_catalog(args, settings),
+            sources=[str(p) for p in paths],
+            activate_model=not args.no_activate,
+            progress=report,
         )
     m = result.model.metrics
-    print(f"model {result.version} written to {result.directory}"
-          f"{' (active)' if result.active else ''} in {time.perf_counter() - t:.1f} s")
-    figures = {k: m[k] for k in ("train_accuracy", "validation_accuracy", "calibrated_threshold")
-               if k in m}
+    print(
+        f"model {result.version} written to {result.directory}"
+        f"{' (active)' if result.active else ''} in {time.perf_counter() - t:.1f} s"
+    )
+    figures = {
+        k: m[k] for k in ("train_accuracy", "validation_accuracy", "calibrated_threshold") if k in m
+    }
     print("  " + ", ".join(f"{k}: {v}" for k, v in figures.items()))
     return 0
 
@@ -204,8 +250,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Any) -> int:
     out = Path(args.out) if args.out else model_dir / "evaluation"
     t = time.perf_counter()
     result = evaluate(model, data, out)
-    print(f"model {model.metrics.get('version', model_dir)} on {', '.join(args.nlu)} "
-          f"({time.perf_counter() - t:.1f} s)")
+    print(
+        f"model {model.metrics.get('version', model_dir)} on {', '.join(args.nlu)} "
+        f"({time.perf_counter() - t:.1f} s)"
+    )
     print(result.summary())
     return 0
 
@@ -220,15 +268,28 @@ def cmd_tune(args: argparse.Namespace, settings: Any) -> int:
     space = load_space(args.space)
     study = args.study or f"clerk-{args.search}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(args.out) if args.out else settings.home / "tuning" / study
-    print(f"tuning on {len(data.examples)} examples, {args.search} search, {args.trials} "
-          f"trials, {f'{args.folds}-fold CV' if args.folds >= 2 else 'validation split'}, "
-          f"metric {args.metric}, study {study!r}"
-          f"{' in ' + _redact(args.storage) if args.storage else ''}")
+    print(
+        f"tuning on {len(data.examples)} examples, {args.search} search, {args.trials} "
+        f"trials, {f'{args.folds}-fold CV' if args.folds >= 2 else 'validation split'}, "
+        f"metric {args.metric}, study {study!r}"
+        f"{' in ' + _redact(args.storage) if args.storage else ''}"
+    )
     result = tune(
-        data, encoder=_encoder(settings), base=base, space=space, search=args.search,
-        trials=args.trials, metric=args.metric, folds=args.folds, storage=args.storage,
-        study_name=study, seed=args.seed, catalog=_catalog(args, settings), out_dir=out,
-        show_progress=True, timeout=args.timeout,
+        data,
+        encoder=_encoder(settings),
+        base=base,
+        space=space,
+        search=args.search,
+        trials=args.trials,
+        metric=args.metric,
+        folds=args.folds,
+        storage=args.storage,
+        study_name=study,
+        seed=args.seed,
+        catalog=_catalog(args, settings),
+        out_dir=out,
+        show_progress=True,
+        timeout=args.timeout,
     )
     print(result.table())
     print(f"\nbest {args.metric}: {result.best_value:.4f} with {result.best_params}")
@@ -256,11 +317,25 @@ def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
     if folder is not None and (folder / "domain.yml").is_file():
         domain_file = folder / "domain.yml"
         dialogue = [f for f in (folder / "rules.yml", folder / "stories.yml") if f.is_file()]
-    report = validate(data, test=test, domain_file=domain_file, dialogue_files=dialogue or (),
-                      min_examples=args.min_examples, imbalance_ratio=args.imbalance_ratio)
+    report = validate(
+        data,
+        test=test,
+        domain_file=domain_file,
+        dialogue_files=dialogue or (),
+        min_examples=args.min_examples,
+        imbalance_ratio=args.imbalance_ratio,
+    )
     if args.json:
-        print(json.dumps({"ok": report.ok, "stats": report.stats,
-                          "issues": [i.__dict__ for i in report.issues]}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "stats": report.stats,
+                    "issues": [i.__dict__ for i in report.issues],
+                },
+                indent=1,
+            )
+        )
     else:
         print(report.render())
     return 0 if report.ok else 1
@@ -273,16 +348,21 @@ def cmd_model_list(args: argparse.Namespace, settings: Any) -> int:
     if not models:
         print(f"no models in {settings.models_dir}; run `clerk train`")
         return 0
-    print(f"{'':2}{'version':<28}{'trained at':<26}{'examples':>9}{'intents':>8}  "
-          f"{'head':<7}{'val acc':>8}{'test acc':>9}{'test F1':>8}")
+    print(
+        f"{'':2}{'version':<28}{'trained at':<26}{'examples':>9}{'intents':>8}  "
+        f"{'head':<7}{'val acc':>8}{'test acc':>9}{'test F1':>8}"
+    )
     for m in models:
+
         def f(v: Any) -> str:
             return "" if v is None else f"{v:.4f}"
 
-        print(f"{'*' if m.get('active') else ' ':2}{m['version']:<28}{m['trained_at'] or '':<26}"
-              f"{m['train_size'] or 0:>9}{m['intents']:>8}  {m['classifier'] or '':<7}"
-              f"{f(m.get('validation_accuracy')):>8}{f(m.get('test_accuracy')):>9}"
-              f"{f(m.get('test_macro_f1')):>8}")
+        print(
+            f"{'*' if m.get('active') else ' ':2}{m['version']:<28}{m['trained_at'] or '':<26}"
+            f"{m['train_size'] or 0:>9}{m['intents']:>8}  {m['classifier'] or '':<7}"
+            f"{f(m.get('validation_accuracy')):>8}{f(m.get('test_accuracy')):>9}"
+            f"{f(m.get('test_macro_f1')):>8}"
+        )
     return 0
 
 
@@ -330,8 +410,11 @@ def cmd_test(args: argparse.Namespace, settings: Any, progress_bar: Callable[[],
     if which in ("all", "core"):
         status = _test_core(_story_paths(args, settings), settings, out, progress_bar)
     if which in ("all", "nlu"):
-        nlu_files = [Path(p) for p in args.nlu] if getattr(args, "nlu", None) \
+        nlu_files = (
+            [Path(p) for p in args.nlu]
+            if getattr(args, "nlu", None)
             else list(project.nlu_test_files)
+        )
         if nlu_files or which == "nlu":
             _test_nlu(args, nlu_files, settings, out / "nlu")
         else:
@@ -339,8 +422,7 @@ def cmd_test(args: argparse.Namespace, settings: Any, progress_bar: Callable[[],
     return status
 
 
-def _test_core(files: list[Path], settings: Any, out: Path,
-               progress_bar: Callable[[], Any]) -> int:
+def _test_core(files: list[Path], settings: Any, out: Path, progress_bar: Callable[[], Any]) -> int:
     """Play the stories against the prepared bot, on a copy of its database."""
     import asyncio
 
@@ -360,8 +442,10 @@ def _test_core(files: list[Path], settings: Any, out: Path,
     with progress_bar() as report:
         prepared = prepare(settings, report, encoder=encoder)
     if settings.action_endpoint:
-        print(f"note: the store actions run in process on a copy of the database, not on "
-              f"the action server {settings.action_endpoint}")
+        print(
+            f"note: the store actions run in process on a copy of the database, not on "
+            f"the action server {settings.action_endpoint}"
+        )
     with isolated_settings(settings) as test_settings:
         parts = build(test_settings, encoder=encoder, nlu=prepared.get("nlu"))
 
@@ -390,12 +474,14 @@ def _test_nlu(args: argparse.Namespace, files: list[Path], settings: Any, out: P
 
     encoder = _encoder(settings)
     if files:
-        model_dir = Path(args.model) if getattr(args, "model", None) \
-            else settings.models_dir / "nlu"
+        model_dir = (
+            Path(args.model) if getattr(args, "model", None) else settings.models_dir / "nlu"
+        )
         model = NLUModel.load(model_dir, encoder)
         result = evaluate(model, load_training_data(files), out)
-        print(f"NLU: model {model.metrics.get('version', model_dir)} on "
-              f"{', '.join(map(str, files))}")
+        print(
+            f"NLU: model {model.metrics.get('version', model_dir)} on {', '.join(map(str, files))}"
+        )
         print(result.summary())
         return
     paths = list(settings.project.nlu_files)
@@ -403,15 +489,18 @@ def _test_nlu(args: argparse.Namespace, files: list[Path], settings: Any, out: P
     config, _ = load_config(_config_path(args, paths, settings))
     folds = getattr(args, "folds", None) or 5
     catalog = _catalog(args, settings)
-    print(f"NLU: {folds}-fold cross-validation on {len(data.examples)} examples "
-          f"({', '.join(map(str, paths))})")
+    print(
+        f"NLU: {folds}-fold cross-validation on {len(data.examples)} examples "
+        f"({', '.join(map(str, paths))})"
+    )
 
     def train_model(train_data: Any) -> Any:
         return NLUModel.train(train_data, encoder=encoder, catalog=catalog, config=config)
 
     results, mean = cross_validate(data, train_model, folds=folds, out_dir=out)
     for k, r in enumerate(results, start=1):
-        print(f"fold {k}: accuracy {r.report['accuracy']:.4f}  "
-              f"macro F1 {r.report['macro_f1']:.4f}")
-    print(f"mean: accuracy {mean['accuracy']:.4f}  macro F1 {mean['macro_f1']:.4f}  "
-          f"(reports in {out})")
+        print(f"fold {k}: accuracy {r.report['accuracy']:.4f}  macro F1 {r.report['macro_f1']:.4f}")
+    print(
+        f"mean: accuracy {mean['accuracy']:.4f}  macro F1 {mean['macro_f1']:.4f}  "
+        f"(reports in {out})"
+    )

@@ -34,8 +34,14 @@ from bot.errors import DataError
 from bot.nlu.config import FALLBACK_INTENT, OUT_OF_SCOPE_INTENT
 from bot.nlu.data import NLUData
 
-__all__ = ["Evaluation", "cross_validate", "entity_scores", "evaluate", "intent_report",
-           "out_of_scope_scores"]
+__all__ = [
+    "Evaluation",
+    "cross_validate",
+    "entity_scores",
+    "evaluate",
+    "intent_report",
+    "out_of_scope_scores",
+]
 
 
 def intent_report(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
@@ -102,8 +108,13 @@ def out_of_scope_scores(
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1-score": f1,
-            "support": int(g.sum()), "flagged": int(p.sum())}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1-score": f1,
+        "support": int(g.sum()),
+        "flagged": int(p.sum()),
+    }
 
 
 def entity_scores(
@@ -145,29 +156,41 @@ class Evaluation:
         """One screen: headline figures and the ten weakest intents."""
         r = self.report
         lines = [
-            (f"examples: {r['macro avg']['support']}   accuracy: {r['accuracy']:.4f}   "
-             f"macro F1: {r['macro_f1']:.4f}   weighted F1: {r['weighted avg']['f1-score']:.4f}"),
+            (
+                f"examples: {r['macro avg']['support']}   accuracy: {r['accuracy']:.4f}   "
+                f"macro F1: {r['macro_f1']:.4f}   weighted F1: {r['weighted avg']['f1-score']:.4f}"
+            ),
         ]
         if "accuracy_top1" in r:
-            lines.append(f"top-1 accuracy (threshold ignored): {r['accuracy_top1']:.4f}   "
-                         f"threshold: {r.get('threshold', 0):.3f}   "
-                         f"fallbacks: {r.get('fallbacks', 0)}")
+            lines.append(
+                f"top-1 accuracy (threshold ignored): {r['accuracy_top1']:.4f}   "
+                f"threshold: {r.get('threshold', 0):.3f}   "
+                f"fallbacks: {r.get('fallbacks', 0)}"
+            )
         if "out_of_scope" in r:
             o = r["out_of_scope"]
-            lines.append(f"out-of-scope: precision {o['precision']:.3f} recall {o['recall']:.3f} "
-                         f"(support {o['support']}, flagged {o['flagged']})")
+            lines.append(
+                f"out-of-scope: precision {o['precision']:.3f} recall {o['recall']:.3f} "
+                f"(support {o['support']}, flagged {o['flagged']})"
+            )
         if "entities" in r:
             e = r["entities"]["micro avg"]
-            lines.append(f"entities: precision {e['precision']:.3f} recall {e['recall']:.3f} "
-                         f"F1 {e['f1-score']:.3f} (support {e['support']})")
+            lines.append(
+                f"entities: precision {e['precision']:.3f} recall {e['recall']:.3f} "
+                f"F1 {e['f1-score']:.3f} (support {e['support']})"
+            )
         intents = [(k, v) for k, v in r.items() if isinstance(v, dict) and "confused_with" in v]
         weakest = sorted(intents, key=lambda kv: (kv[1]["f1-score"], kv[0]))[:10]
         if weakest:
-            lines.append("weakest intents:          precision  recall     F1  support  confused with")
+            lines.append(
+                "weakest intents:          precision  recall     F1  support  confused with"
+            )
             for name, v in weakest:
                 confused = ", ".join(f"{k} ({n})" for k, n in v["confused_with"].items())
-                lines.append(f"  {name[:24]:<24} {v['precision']:9.3f} {v['recall']:7.3f} "
-                             f"{v['f1-score']:6.3f} {v['support']:8d}  {confused}")
+                lines.append(
+                    f"  {name[:24]:<24} {v['precision']:9.3f} {v['recall']:7.3f} "
+                    f"{v['f1-score']:6.3f} {v['support']:8d}  {confused}"
+                )
         lines.append(f"errors: {len(self.errors)}")
         for name, path in self.files.items():
             lines.append(f"  {name}: {path}")
@@ -214,14 +237,18 @@ def evaluate(model: Any, data: NLUData, out_dir: Path | None = None) -> Evaluati
     for i, (g, p) in enumerate(zip(gold, predicted, strict=True)):
         if g != p:
             order = np.argsort(-probs[i])[:3]
-            errors.append({
-                "text": texts[i],
-                "intent": g,
-                "predicted": p,
-                "confidence": round(float(confidence[i]), 4),
-                "ranking": [{"name": labels[j], "confidence": round(float(probs[i, j]), 4)}
-                            for j in order],
-            })
+            errors.append(
+                {
+                    "text": texts[i],
+                    "intent": g,
+                    "predicted": p,
+                    "confidence": round(float(confidence[i]), 4),
+                    "ranking": [
+                        {"name": labels[j], "confidence": round(float(probs[i, j]), 4)}
+                        for j in order
+                    ],
+                }
+            )
     errors.sort(key=lambda e: -e["confidence"])
     result = Evaluation(report=report, errors=errors)
     if out_dir is not None:
@@ -241,17 +268,22 @@ def evaluate(model: Any, data: NLUData, out_dir: Path | None = None) -> Evaluati
         result.files = {
             "report": write_json(out_dir / "report.json", report),
             "errors": write_json(out_dir / "errors.json", errors),
-            "confusion_matrix": plot_confusion_matrix(out_dir / "confusion_matrix.png", matrix,
-                                                      axis),
+            "confusion_matrix": plot_confusion_matrix(
+                out_dir / "confusion_matrix.png", matrix, axis
+            ),
             "confidence_histogram": plot_confidence_histogram(
-                out_dir / "confidence_histogram.png", confidence[right].tolist(),
-                confidence[~right].tolist(), threshold),
+                out_dir / "confidence_histogram.png",
+                confidence[right].tolist(),
+                confidence[~right].tolist(),
+                threshold,
+            ),
         }
     return result
 
 
-def cross_validate(data: NLUData, train_model: Any, *, folds: int = 5, seed: int = 13,
-                   out_dir: Path | None = None) -> tuple[list[Evaluation], dict[str, float]]:
+def cross_validate(
+    data: NLUData, train_model: Any, *, folds: int = 5, seed: int = 13, out_dir: Path | None = None
+) -> tuple[list[Evaluation], dict[str, float]]:
     """Stratified k-fold cross-validation: ``train_model(train_data)`` returns a model
     trained on the other folds, which ``evaluate`` scores on the held-out fold (its report
     files in ``out_dir/fold-<k>``). Returns the folds' evaluations and the mean
@@ -264,16 +296,20 @@ def cross_validate(data: NLUData, train_model: Any, *, folds: int = 5, seed: int
     labels = [e.intent for e in data.examples]
     counts = Counter(labels)
     if folds < 2 or not counts or min(counts.values()) < folds:
-        raise DataError(f"{folds}-fold cross-validation needs at least {max(folds, 2)} "
-                        f"examples of every intent; the smallest has "
-                        f"{min(counts.values()) if counts else 0}")
+        raise DataError(
+            f"{folds}-fold cross-validation needs at least {max(folds, 2)} "
+            f"examples of every intent; the smallest has "
+            f"{min(counts.values()) if counts else 0}"
+        )
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     results = []
     for k, (train_rows, test_rows) in enumerate(
-            splitter.split(np.zeros(len(labels)), labels), start=1):
+        splitter.split(np.zeros(len(labels)), labels), start=1
+    ):
         model = train_model(_subset(data, train_rows))
         fold_dir = None if out_dir is None else Path(out_dir) / f"fold-{k}"
         results.append(evaluate(model, _subset(data, test_rows), fold_dir))
-    mean = {key: float(np.mean([r.report[key] for r in results]))
-            for key in ("accuracy", "macro_f1")}
+    mean = {
+        key: float(np.mean([r.report[key] for r in results])) for key in ("accuracy", "macro_f1")
+    }
     return results, mean

@@ -55,8 +55,15 @@ def plot_confusion_matrix(
         for i in range(n):
             for j in range(n):
                 if matrix[i, j]:
-                    ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        str(int(matrix[i, j])),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +82,13 @@ def plot_confidence_histogram(
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.linspace(0.0, 1.0, 26)
-    ax.hist([list(correct), list(wrong)], bins=bins, label=["correct", "wrong"],
-            color=["#2b8a3e", "#c92a2a"], stacked=False)
+    ax.hist(
+        [list(correct), list(wrong)],
+        bins=bins,
+        label=["correct", "wrong"],
+        color=["#2b8a3e", "#c92a2a"],
+        stacked=False,
+    )
     if threshold is not None and threshold > 0:
         ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.2f}")
     ax.set_xlabel("confidence of the predicted intent")
@@ -90,15 +102,16 @@ def plot_confidence_histogram(
     return path
 
 
-def plot_tuning_history(
-    path: Path, trials: Sequence[Mapping[str, Any]], metric: str
-) -> Path:
+def plot_tuning_history(path: Path, trials: Sequence[Mapping[str, Any]], metric: str) -> Path:
     """Each trial's value (pruned trials marked) and the best value so far."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     done = [(t["number"], t["value"]) for t in trials if t["state"] == "COMPLETE"]
-    pruned = [(t["number"], t["value"]) for t in trials
-              if t["state"] == "PRUNED" and t["value"] is not None]
+    pruned = [
+        (t["number"], t["value"])
+        for t in trials
+        if t["state"] == "PRUNED" and t["value"] is not None
+    ]
     if done:
         xs, ys = zip(*done, strict=True)
         ax.scatter(xs, ys, label="complete", color="#1c7ed6")

@@ -229,11 +229,15 @@ class StoryTestReport:
                 "support": weighted.get("support", 0),
             },
             "stories": [
-                {"story": r.story.name, "file": r.story.source, "passed": r.passed,
-                 "conversation_id": r.conversation_id,
-                 "expected_actions": [a for a in r.gold_actions if a != LISTEN],
-                 "predicted_actions": [a for a in r.predicted_actions if a != LISTEN],
-                 "failures": _failures(r)}
+                {
+                    "story": r.story.name,
+                    "file": r.story.source,
+                    "passed": r.passed,
+                    "conversation_id": r.conversation_id,
+                    "expected_actions": [a for a in r.gold_actions if a != LISTEN],
+                    "predicted_actions": [a for a in r.predicted_actions if a != LISTEN],
+                    "failures": _failures(r),
+                }
                 for r in self.results
             ],
             "actions": actions,
@@ -248,10 +252,14 @@ class StoryTestReport:
             lines.append("")
         s = self.summary()
         c, a = s["conversation_accuracy"], s["action_level"]
-        lines.append(f"stories: {c['correct']}/{c['total']} passed "
-                     f"(conversation accuracy {c['accuracy']:.3f})")
-        lines.append(f"actions: accuracy {a['accuracy']:.3f}  precision {a['precision']:.3f}  "
-                     f"recall {a['recall']:.3f}  F1 {a['f1']:.3f}  (support {a['support']})")
+        lines.append(
+            f"stories: {c['correct']}/{c['total']} passed "
+            f"(conversation accuracy {c['accuracy']:.3f})"
+        )
+        lines.append(
+            f"actions: accuracy {a['accuracy']:.3f}  precision {a['precision']:.3f}  "
+            f"recall {a['recall']:.3f}  F1 {a['f1']:.3f}  (support {a['support']})"
+        )
         for name, path in self.files.items():
             lines.append(f"  {name}: {path}")
         return "\n".join(lines)
@@ -262,8 +270,12 @@ def _failures(r: StoryResult) -> list[str]:
     for o in r.outcomes:
         if o.predicted is not None:
             s = o.step
-            what = {"user": f"intent {s.intent}", "action": f"action {s.name}",
-                    "slot": f"slot {s.name}", "active_loop": f"active_loop {s.name}"}[s.kind]
+            what = {
+                "user": f"intent {s.intent}",
+                "action": f"action {s.name}",
+                "slot": f"slot {s.name}",
+                "active_loop": f"active_loop {s.name}",
+            }[s.kind]
             out.append(f"expected {what}, predicted {o.predicted}")
     out += [f"unexpected action {a}" for a in r.extra]
     return out
@@ -292,13 +304,15 @@ async def _run_story(manager: Any, story: TestStory, cid: ConversationId) -> Sto
     seen = 0
     for user, expected in turns:
         if failed:
-            result.outcomes += [StepOutcome(s, run=False) for s in ([user] if user else [])
-                                + expected]
+            result.outcomes += [
+                StepOutcome(s, run=False) for s in ([user] if user else []) + expected
+            ]
             continue
         events: list[Event] = []
         if user is not None:
-            await manager.handle(Message(conversation_id=cid, text=user.text or "",
-                                         channel=CHANNEL))
+            await manager.handle(
+                Message(conversation_id=cid, text=user.text or "", channel=CHANNEL)
+            )
             stored = await manager.db.call(_load_events, manager.db, cid)
             events, seen = stored[seen:], len(stored)
             all_events = stored
@@ -331,8 +345,14 @@ def _load_events(db: Any, cid: ConversationId) -> list[Event]:
         return load_events(session, cid)
 
 
-def _check_turn(manager: Any, user: TestStep | None, expected: list[TestStep],
-                events: list[Event], all_events: list[Event], result: StoryResult) -> bool:
+def _check_turn(
+    manager: Any,
+    user: TestStep | None,
+    expected: list[TestStep],
+    events: list[Event],
+    all_events: list[Event],
+    result: StoryResult,
+) -> bool:
     """Compare one turn; append its outcomes and action pairs to ``result``; True if it
     went as the story says."""
     ok = True
@@ -345,13 +365,15 @@ def _check_turn(manager: Any, user: TestStep | None, expected: list[TestStep],
             outcome.predicted = f"{predicted}: {_annotated(user, uttered)}"
             ok = False
         result.outcomes.append(outcome)
-    actual = [e.name for e in events
-              if isinstance(e, ActionExecuted) and e.name not in IGNORED_ACTIONS]
+    actual = [
+        e.name for e in events if isinstance(e, ActionExecuted) and e.name not in IGNORED_ACTIONS
+    ]
     wanted = [s.name or "" for s in expected if s.kind == "action"]
     result.gold_actions += wanted + [LISTEN]
     padded = actual + [LISTEN]
-    result.predicted_actions += [padded[i] if i < len(padded) else "None"
-                                 for i in range(len(wanted) + 1)]
+    result.predicted_actions += [
+        padded[i] if i < len(padded) else "None" for i in range(len(wanted) + 1)
+    ]
     tracker = _final_state(manager, all_events)
     i = 0
     for s in expected:
@@ -387,8 +409,11 @@ def _slot_matches(expected: Any, actual: Any) -> bool:
         return actual is not None
     if expected == actual:
         return True
-    return expected is not None and actual is not None and \
-        str(expected).strip().lower() == str(actual).strip().lower()
+    return (
+        expected is not None
+        and actual is not None
+        and str(expected).strip().lower() == str(actual).strip().lower()
+    )
 
 
 def _missing_entities(step: TestStep, uttered: UserUttered | None) -> list[EntityAnnotation]:
@@ -396,26 +421,30 @@ def _missing_entities(step: TestStep, uttered: UserUttered | None) -> list[Entit
         return []
     text = step.text or ""
     got = set()
-    for e in (uttered.entities if uttered is not None else []):
+    for e in uttered.entities if uttered is not None else []:
         start, end = e.get("start"), e.get("end")
         span = text[start:end] if isinstance(start, int) and isinstance(end, int) else ""
         got.add((str(e.get("entity")), span.lower()))
-    return [a for a in step.entities if (a.entity, text[a.start:a.end].lower()) not in got]
+    return [a for a in step.entities if (a.entity, text[a.start : a.end].lower()) not in got]
 
 
 def _annotated(step: TestStep, uttered: UserUttered | None) -> str:
     """The sent text with the entities the bot extracted, in Rasa's annotation syntax."""
     text = step.text or ""
     spans = sorted(
-        (e for e in (uttered.entities if uttered is not None else [])
-         if isinstance(e.get("start"), int) and isinstance(e.get("end"), int)),
-        key=lambda e: e["start"])
+        (
+            e
+            for e in (uttered.entities if uttered is not None else [])
+            if isinstance(e.get("start"), int) and isinstance(e.get("end"), int)
+        ),
+        key=lambda e: e["start"],
+    )
     out, pos = [], 0
     for e in spans:
         if e["start"] < pos:
             continue
-        out.append(text[pos:e["start"]])
-        out.append(f"[{text[e['start']:e['end']]}]({e.get('entity')})")
+        out.append(text[pos : e["start"]])
+        out.append(f"[{text[e['start'] : e['end']]}]({e.get('entity')})")
         pos = e["end"]
     out.append(text[pos:])
     return "".join(out)
@@ -470,8 +499,10 @@ def write_report(report: StoryTestReport, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = out_dir / FAILED_FILE
-    failed.write_text(story_yaml(report.failed) if report.failed else
-                      'version: "3.1"\nstories: []\n', encoding="utf-8")
+    failed.write_text(
+        story_yaml(report.failed) if report.failed else 'version: "3.1"\nstories: []\n',
+        encoding="utf-8",
+    )
     summary = out_dir / REPORT_FILE
     summary.write_text(json.dumps(report.summary(), indent=1, default=str), encoding="utf-8")
     report.files = {"failed stories": failed, "report": summary}
@@ -497,8 +528,7 @@ def isolated_settings(settings: Any, knowledge_dir: Path | None = None) -> Itera
     with tempfile.TemporaryDirectory(prefix="clerk-test-") as tmp:
         target = Path(tmp) / "clerk-test.db"
         url = make_url(settings.database_url)
-        if url.get_backend_name() == "sqlite" and url.database and \
-                Path(url.database).is_file():
+        if url.get_backend_name() == "sqlite" and url.database and Path(url.database).is_file():
             src = sqlite3.connect(url.database)
             dst = sqlite3.connect(target)
             try:

@@ -90,20 +90,24 @@ def train(
     becomes the active model."""
     if out is None and models_dir is None:
         raise ConfigError("train", "give an output folder or a models folder")
-    model = NLUModel.train(data, encoder=encoder, catalog=catalog, config=config,
-                           progress=progress)
+    model = NLUModel.train(data, encoder=encoder, catalog=catalog, config=config, progress=progress)
     version = str(model.metrics["version"])
     directory = Path(out) if out is not None else Path(models_dir) / VERSIONS / version  # type: ignore[arg-type]
     model.save(directory)
-    (directory / "config.yml").write_text(
-        config_text or _config_yaml(config), encoding="utf-8"
+    (directory / "config.yml").write_text(config_text or _config_yaml(config), encoding="utf-8")
+    (directory / "training.json").write_text(
+        json.dumps(
+            {
+                "version": version,
+                "sources": list(sources),
+                "config": model.config.to_dict(),
+                "metrics": model.metrics,
+            },
+            indent=1,
+            default=str,
+        ),
+        encoding="utf-8",
     )
-    (directory / "training.json").write_text(json.dumps({
-        "version": version,
-        "sources": list(sources),
-        "config": model.config.to_dict(),
-        "metrics": model.metrics,
-    }, indent=1, default=str), encoding="utf-8")
     active = False
     if out is None and activate_model:
         activate(Path(models_dir), version)  # type: ignore[arg-type]
@@ -203,4 +207,3 @@ def show_model(models_dir: Path, version: str | None = None) -> dict[str, Any]:
     if report.is_file():
         info["evaluation"] = str(report)
     return info
-

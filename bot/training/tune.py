@@ -109,8 +109,9 @@ class SearchSpace:
             if p.kind == "categorical":
                 out[p.name] = trial.suggest_categorical(p.name, list(p.choices))
             elif p.kind == "int":
-                out[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high),
-                                                step=int(p.step or 1), log=p.log)
+                out[p.name] = trial.suggest_int(
+                    p.name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log
+                )
             else:
                 out[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
         return out
@@ -127,8 +128,9 @@ class SearchSpace:
                 n = round((p.high - p.low) / p.step)
                 grid[p.name] = [round(p.low + k * p.step, 10) for k in range(n + 1)]
             else:
-                raise ConfigError(f"space.{p.name}",
-                                  "grid search needs a list of values or a range with a step")
+                raise ConfigError(
+                    f"space.{p.name}", "grid search needs a list of values or a range with a step"
+                )
         return grid
 
 
@@ -165,13 +167,26 @@ def load_space(source: str | Path | Mapping[str, Any] | None) -> SearchSpace:
             low, high = spec["low"], spec["high"]
             if not high >= low:
                 raise ConfigError(f"space.{name}", "high must be >= low")
-            is_int = isinstance(low, int) and isinstance(high, int) and not isinstance(
-                spec.get("step", 1), float)
-            params.append(Param(name, "int" if is_int else "float", (), float(low), float(high),
-                                spec.get("step"), bool(spec.get("log", False))))
+            is_int = (
+                isinstance(low, int)
+                and isinstance(high, int)
+                and not isinstance(spec.get("step", 1), float)
+            )
+            params.append(
+                Param(
+                    name,
+                    "int" if is_int else "float",
+                    (),
+                    float(low),
+                    float(high),
+                    spec.get("step"),
+                    bool(spec.get("log", False)),
+                )
+            )
         else:
-            raise ConfigError(f"space.{name}",
-                              "use a list of values or a mapping with low/high (step, log)")
+            raise ConfigError(
+                f"space.{name}", "use a list of values or a mapping with low/high (step, log)"
+            )
     return SearchSpace(tuple(params))
 
 
@@ -199,8 +214,7 @@ def _score(gold: Sequence[str], predicted: Sequence[str], metric: str) -> float:
 
 
 def _subset(data: NLUData, rows: Sequence[int]) -> NLUData:
-    return NLUData(tuple(data.examples[i] for i in rows), data.synonyms, data.lookups,
-                   data.regexes)
+    return NLUData(tuple(data.examples[i] for i in rows), data.synonyms, data.lookups, data.regexes)
 
 
 @dataclass
@@ -216,13 +230,19 @@ class TuneResult:
         head = ["#", "state", "value", "seconds", *names]
         rows = [head]
         for t in self.trials:
-            rows.append([str(t["number"]), t["state"],
-                         "" if t["value"] is None else f"{t['value']:.4f}",
-                         "" if t["seconds"] is None else f"{t['seconds']:.1f}",
-                         *[_fmt(t["params"].get(n)) for n in names]])
+            rows.append(
+                [
+                    str(t["number"]),
+                    t["state"],
+                    "" if t["value"] is None else f"{t['value']:.4f}",
+                    "" if t["seconds"] is None else f"{t['seconds']:.1f}",
+                    *[_fmt(t["params"].get(n)) for n in names],
+                ]
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
-                         for r in rows)
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows
+        )
 
 
 def _fmt(v: Any) -> str:
@@ -239,7 +259,7 @@ def _storage(url: str | None) -> Any:
     import optuna
 
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     # Processes started together on a fresh database race to create Optuna's tables; the
     # loser's CREATE fails with a unique violation, and a retry finds the tables in place.
     import random
@@ -294,9 +314,11 @@ def tune(
 
         smallest = min(counts.values())
         if smallest < folds:
-            raise ConfigError("tune.folds",
-                              f"{folds}-fold cross-validation needs >= {folds} examples per "
-                              f"intent; the smallest intent has {smallest}")
+            raise ConfigError(
+                "tune.folds",
+                f"{folds}-fold cross-validation needs >= {folds} examples per "
+                f"intent; the smallest intent has {smallest}",
+            )
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         splits = [(tr, va) for tr, va in splitter.split(np.zeros(len(labels)), labels)]
     else:
@@ -331,8 +353,9 @@ def tune(
             raise optuna.TrialPruned(f"invalid combination: {exc}") from None
         scores = []
         for k, (tr, va) in enumerate(splits):
-            model = NLUModel.train(_subset(data, tr), encoder=cached, catalog=catalog,
-                                   config=config)
+            model = NLUModel.train(
+                _subset(data, tr), encoder=cached, catalog=catalog, config=config
+            )
             gold = [labels[i] for i in va]
             probs = model.predict_proba([data.examples[i].text for i in va])
             predicted = [model.labels[j] for j in probs.argmax(axis=1)]
@@ -346,8 +369,14 @@ def tune(
         if on_trial is not None:
             on_trial(_trial_row(frozen))
 
-    study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[callback],
-                   show_progress_bar=show_progress, gc_after_trial=True)
+    study.optimize(
+        objective,
+        n_trials=trials,
+        timeout=timeout,
+        callbacks=[callback],
+        show_progress_bar=show_progress,
+        gc_after_trial=True,
+    )
     rows = [_trial_row(t) for t in study.trials]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -372,8 +401,13 @@ def _trial_row(t: Any) -> dict[str, Any]:
     value = t.value
     if value is None and t.intermediate_values:
         value = t.intermediate_values[max(t.intermediate_values)]
-    return {"number": t.number, "state": t.state.name, "value": value,
-            "params": dict(t.params), "seconds": seconds}
+    return {
+        "number": t.number,
+        "state": t.state.name,
+        "value": value,
+        "params": dict(t.params),
+        "seconds": seconds,
+    }
 
 
 def _write(result: TuneResult, out: Path, metric: str, search: str, folds: int) -> dict[str, Path]:
@@ -383,21 +417,31 @@ def _write(result: TuneResult, out: Path, metric: str, search: str, folds: int) 
 
     out.mkdir(parents=True, exist_ok=True)
     best = out / "best_config.yml"
-    header = (f"# written by `clerk tune --search {search}` on {time.strftime('%Y-%m-%d %H:%M')}\n"
-              f"# best {metric} {result.best_value:.4f} "
-              f"({f'{folds}-fold CV' if folds >= 2 else 'validation split'})\n"
-              "# use it with: clerk train --config " + str(best) + "\n")
+    header = (
+        f"# written by `clerk tune --search {search}` on {time.strftime('%Y-%m-%d %H:%M')}\n"
+        f"# best {metric} {result.best_value:.4f} "
+        f"({f'{folds}-fold CV' if folds >= 2 else 'validation split'})\n"
+        "# use it with: clerk train --config " + str(best) + "\n"
+    )
     config = result.best_config.to_dict()
-    best.write_text(header + yaml.safe_dump({"clerk": {"nlu": config}}, sort_keys=False),
-                    encoding="utf-8")
+    best.write_text(
+        header + yaml.safe_dump({"clerk": {"nlu": config}}, sort_keys=False), encoding="utf-8"
+    )
     table = out / "trials.csv"
     names = sorted({k for t in result.trials for k in t["params"]})
     with table.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["number", "state", metric, "seconds", *names])
         for t in result.trials:
-            w.writerow([t["number"], t["state"], t["value"], t["seconds"],
-                        *[t["params"].get(n) for n in names]])
+            w.writerow(
+                [
+                    t["number"],
+                    t["state"],
+                    t["value"],
+                    t["seconds"],
+                    *[t["params"].get(n) for n in names],
+                ]
+            )
     (out / "trials.txt").write_text(result.table() + "\n", encoding="utf-8")
     history = plot_tuning_history(out / "tuning_history.png", result.trials, metric)
     return {"best_config": best, "trials": table, "history": history}

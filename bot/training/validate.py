@@ -37,10 +37,19 @@ __all__ = ["Issue", "ValidationReport", "validate"]
 _PUNCT = re.compile(r"[^\w\s#@.]|(?<!\w)\.|\.(?!\w)")
 _SPACES = re.compile(r"\s+")
 _DEFAULT_ACTIONS = {
-    "action_listen", "action_restart", "action_session_start", "action_default_fallback",
-    "action_deactivate_loop", "action_revert_fallback_events", "action_default_ask_affirmation",
-    "action_default_ask_rephrase", "action_two_stage_fallback", "action_unlikely_intent",
-    "action_back", "action_extract_slots", "validate_{form}",
+    "action_listen",
+    "action_restart",
+    "action_session_start",
+    "action_default_fallback",
+    "action_deactivate_loop",
+    "action_revert_fallback_events",
+    "action_default_ask_affirmation",
+    "action_default_ask_rephrase",
+    "action_two_stage_fallback",
+    "action_unlikely_intent",
+    "action_back",
+    "action_extract_slots",
+    "validate_{form}",
 }
 
 
@@ -124,19 +133,26 @@ def validate(
         if n < 2:
             report.add("error", "too-few-examples", f"intent {intent!r} has {n} example(s)")
         elif n < min_examples:
-            report.add("warning", "too-few-examples",
-                       f"intent {intent!r} has {n} examples (< {min_examples})")
+            report.add(
+                "warning",
+                "too-few-examples",
+                f"intent {intent!r} has {n} examples (< {min_examples})",
+            )
     if len(counts) < 2:
-        report.add("error", "too-few-examples",
-                   f"need at least 2 intents to train, found {sorted(counts)}")
+        report.add(
+            "error", "too-few-examples", f"need at least 2 intents to train, found {sorted(counts)}"
+        )
     if counts and len(counts) >= 2:
         largest, smallest = max(counts.values()), min(counts.values())
         if smallest and largest / smallest > imbalance_ratio:
             big = max(counts, key=lambda k: counts[k])
             small = min(counts, key=lambda k: counts[k])
-            report.add("warning", "class-imbalance",
-                       f"{big!r} has {largest} examples, {small!r} {smallest} "
-                       f"(ratio {largest / smallest:.1f} > {imbalance_ratio:g})")
+            report.add(
+                "warning",
+                "class-imbalance",
+                f"{big!r} has {largest} examples, {small!r} {smallest} "
+                f"(ratio {largest / smallest:.1f} > {imbalance_ratio:g})",
+            )
     domain = _load_domain(domain_file, report) if domain_file else None
     _entities(data, report, domain)
     if domain is not None:
@@ -146,9 +162,12 @@ def validate(
         for ex in test.examples:
             hit = seen.get(normalise(ex.text))
             if hit is not None:
-                report.add("error", "train-test-overlap",
-                           f"{ex.text!r} is in the test data and in training ({_where(hit)})",
-                           _where(ex))
+                report.add(
+                    "error",
+                    "train-test-overlap",
+                    f"{ex.text!r} is in the test data and in training ({_where(hit)})",
+                    _where(ex),
+                )
     return report
 
 
@@ -159,14 +178,20 @@ def _duplicates(data: NLUData, report: ValidationReport) -> None:
     for examples in by_text.values():
         intents = sorted({e.intent for e in examples})
         if len(intents) > 1:
-            report.add("error", "conflicting-label",
-                       f"{examples[0].text!r} is labelled {intents} "
-                       f"({', '.join(_where(e) or e.intent for e in examples)})",
-                       _where(examples[0]))
+            report.add(
+                "error",
+                "conflicting-label",
+                f"{examples[0].text!r} is labelled {intents} "
+                f"({', '.join(_where(e) or e.intent for e in examples)})",
+                _where(examples[0]),
+            )
         elif len(examples) > 1:
-            report.add("warning", "duplicate",
-                       f"{examples[0].text!r} appears {len(examples)} times in {intents[0]!r}",
-                       _where(examples[1]))
+            report.add(
+                "warning",
+                "duplicate",
+                f"{examples[0].text!r} appears {len(examples)} times in {intents[0]!r}",
+                _where(examples[1]),
+            )
 
 
 def _near_duplicates(data: NLUData, report: ValidationReport, threshold: float) -> None:
@@ -193,9 +218,12 @@ def _near_duplicates(data: NLUData, report: ValidationReport, threshold: float) 
                     continue
                 reported.add(key)
                 a, b = data.examples[i], data.examples[j]
-                report.add("warning", "near-duplicate-conflict",
-                           f"{a.text!r} ({a.intent}) ~ {b.text!r} ({b.intent}), "
-                           f"similarity {row[j]:.2f}", _where(a))
+                report.add(
+                    "warning",
+                    "near-duplicate-conflict",
+                    f"{a.text!r} ({a.intent}) ~ {b.text!r} ({b.intent}), similarity {row[j]:.2f}",
+                    _where(a),
+                )
 
 
 def _load_domain(path: Path, report: ValidationReport) -> Any:
@@ -220,33 +248,48 @@ def _entities(data: NLUData, report: ValidationReport, domain: Any) -> None:
             surface = ex.text[ent.start : ent.end]
             where = _where(ex)
             if surface != surface.strip():
-                report.add("warning", "entity-mismatch",
-                           f"[{surface}]({ent.entity}) has surrounding spaces in {ex.text!r}",
-                           where)
+                report.add(
+                    "warning",
+                    "entity-mismatch",
+                    f"[{surface}]({ent.entity}) has surrounding spaces in {ex.text!r}",
+                    where,
+                )
             before = ex.text[ent.start - 1] if ent.start > 0 else " "
             after = ex.text[ent.end] if ent.end < len(ex.text) else " "
             if (before.isalnum() and surface[:1].isalnum()) or (
                 after.isalnum() and surface[-1:].isalnum()
             ):
-                report.add("warning", "entity-mismatch",
-                           f"[{surface}]({ent.entity}) cuts a word in {ex.text!r}", where)
+                report.add(
+                    "warning",
+                    "entity-mismatch",
+                    f"[{surface}]({ent.entity}) cuts a word in {ex.text!r}",
+                    where,
+                )
             if declared is not None and ent.entity not in declared:
-                report.add("error", "entity-mismatch",
-                           f"entity {ent.entity!r} is not declared in the domain "
-                           f"(annotated in {ex.text!r})", where)
+                report.add(
+                    "error",
+                    "entity-mismatch",
+                    f"entity {ent.entity!r} is not declared in the domain "
+                    f"(annotated in {ex.text!r})",
+                    where,
+                )
             if ent.entity in RegexEntityExtractor.ENTITIES:
                 if found is None:
-                    found = {(e["entity"], e["start"], e["end"]) for e in
-                             patterns.extract(ex.text)}
+                    found = {(e["entity"], e["start"], e["end"]) for e in patterns.extract(ex.text)}
                 spans = {(s, e) for kind, s, e in found if kind == ent.entity}
                 if not any(s <= ent.start and ent.end <= e for s, e in spans):
-                    report.add("warning", "entity-mismatch",
-                               f"{surface!r} is annotated as {ent.entity} but does not look "
-                               f"like one (in {ex.text!r})", where)
+                    report.add(
+                        "warning",
+                        "entity-mismatch",
+                        f"{surface!r} is annotated as {ent.entity} but does not look "
+                        f"like one (in {ex.text!r})",
+                        where,
+                    )
 
 
-def _dialogue(domain: Any, files: Sequence[Path], nlu_intents: set[str],
-              report: ValidationReport) -> None:
+def _dialogue(
+    domain: Any, files: Sequence[Path], nlu_intents: set[str], report: ValidationReport
+) -> None:
     import yaml
 
     defined = set(domain.actions) | set(domain.forms) | set(domain.responses)
@@ -255,8 +298,7 @@ def _dialogue(domain: Any, files: Sequence[Path], nlu_intents: set[str],
     defined |= BUILTIN_ACTIONS | _DEFAULT_ACTIONS
     defined |= {f"validate_{f}" for f in domain.forms}
     for intent in sorted(set(domain.intents) - nlu_intents):
-        report.add("warning", "unknown-intent",
-                   f"domain intent {intent!r} has no NLU examples")
+        report.add("warning", "unknown-intent", f"domain intent {intent!r} has no NLU examples")
     for path in files:
         try:
             doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -273,19 +315,32 @@ def _dialogue(domain: Any, files: Sequence[Path], nlu_intents: set[str],
                         continue
                     action = step.get("action")
                     if isinstance(action, str) and action not in defined:
-                        check = ("undefined-response" if action.startswith("utter_")
-                                 else "undefined-action")
-                        report.add("error", check,
-                                   f"{kind[:-1]} {name!r} uses {action!r}, which the domain "
-                                   "does not define", str(path))
+                        check = (
+                            "undefined-response"
+                            if action.startswith("utter_")
+                            else "undefined-action"
+                        )
+                        report.add(
+                            "error",
+                            check,
+                            f"{kind[:-1]} {name!r} uses {action!r}, which the domain "
+                            "does not define",
+                            str(path),
+                        )
                     intents = [step["intent"]] if isinstance(step.get("intent"), str) else []
-                    intents += [o["intent"] for o in step.get("or") or []
-                                if isinstance(o, dict) and isinstance(o.get("intent"), str)]
+                    intents += [
+                        o["intent"]
+                        for o in step.get("or") or []
+                        if isinstance(o, dict) and isinstance(o.get("intent"), str)
+                    ]
                     for intent in intents:
                         if intent in BUILTIN_INTENTS:
                             continue
                         if intent not in nlu_intents and intent not in domain.intents:
-                            report.add("warning", "unknown-intent",
-                                       f"{kind[:-1]} {name!r} uses intent {intent!r}, which has "
-                                       "no NLU examples and is not in the domain", str(path))
-
+                            report.add(
+                                "warning",
+                                "unknown-intent",
+                                f"{kind[:-1]} {name!r} uses intent {intent!r}, which has "
+                                "no NLU examples and is not in the domain",
+                                str(path),
+                            )

@@ -31,8 +31,15 @@ from bot.knowledge.imports import generic, shopify, tau, woocommerce
 from bot.knowledge.imports.rows import CatalogFileError, ImportedFile, RowProblem, read_csv
 from bot.knowledge.imports.spec import CatalogSpec, FileSpec
 
-__all__ = ["Catalog", "CatalogFileError", "CatalogSpec", "FileSpec", "ImportedFile",
-           "RowProblem", "read_catalog"]
+__all__ = [
+    "Catalog",
+    "CatalogFileError",
+    "CatalogSpec",
+    "FileSpec",
+    "ImportedFile",
+    "RowProblem",
+    "read_catalog",
+]
 
 CATALOG_SUBDIR = "catalog"
 NOT_CATALOG = frozenset({"users.json", "orders.json"})
@@ -113,9 +120,12 @@ def _check_unique(files: list[ImportedFile]) -> None:
     for f in files:
         for p in f.products:
             if products.setdefault(p.product_id, f.source) != f.source:
-                raise DataError(f"{f.source}: product {p.product_id!r} is also in "
-                                f"{products[p.product_id]}")
+                raise DataError(
+                    f"{f.source}: product {p.product_id!r} is also in {products[p.product_id]}"
+                )
             for v in p.variants:
                 if items.setdefault(v.item_id, f.source + p.product_id) != f.source + p.product_id:
-                    raise DataError(f"{f.source}: item {v.item_id!r} of product "
-                                    f"{p.product_id!r} is used by another product too")
+                    raise DataError(
+                        f"{f.source}: item {v.item_id!r} of product "
+                        f"{p.product_id!r} is used by another product too"
+                    )

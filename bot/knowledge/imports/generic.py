@@ -47,8 +47,13 @@ def json_records(path: Path, source: str) -> tuple[list[str], Iterator[tuple[int
     return header, records()
 
 
-def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], source: str,
-         currency: str, spec: FileSpec) -> ImportedFile:
+def read(
+    records: Iterator[tuple[int, dict[str, str]]],
+    header: list[str],
+    source: str,
+    currency: str,
+    spec: FileSpec,
+) -> ImportedFile:
     """Every row as a variant of its product; ``CatalogFileError`` for bad rows."""
     problems = Problems(source)
     columns = dict(spec.columns)
@@ -59,7 +64,7 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
     descriptions: dict[str, str] = {}
     variants: dict[str, list[VariantFact]] = {}
     items: dict[str, int] = {}
-    options = {k[len("option."):]: v for k, v in columns.items() if k.startswith("option.")}
+    options = {k[len("option.") :]: v for k, v in columns.items() if k.startswith("option.")}
 
     def cell(record: dict[str, str], name: str) -> str:
         return record.get(columns[name], "") if name in columns else ""
@@ -77,14 +82,18 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
         names.setdefault(product_id, name)
         if cell(record, "description"):
             descriptions.setdefault(product_id, plain_text(cell(record, "description")))
-        price = problems.price(number, columns["price"], cell(record, "price"),
-                               decimal_comma=spec.decimal_comma)
+        price = problems.price(
+            number, columns["price"], cell(record, "price"), decimal_comma=spec.decimal_comma
+        )
         available = _available(problems, number, record, columns)
         siblings = variants.setdefault(product_id, [])
         item_id = clean_id(cell(record, "item_id") or f"{product_id}-{len(siblings) + 1}")
         if item_id in items:
-            problems.add(number, columns.get("item_id", columns["product_id"]),
-                         f"item {item_id!r} is also on row {items[item_id]}")
+            problems.add(
+                number,
+                columns.get("item_id", columns["product_id"]),
+                f"item {item_id!r} is also on row {items[item_id]}",
+            )
         items[item_id] = number
         if price is None or available is None:
             continue
@@ -99,13 +108,15 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
     return result
 
 
-def _available(problems: Problems, number: int, record: dict[str, str],
-               columns: dict[str, str]) -> bool | None:
+def _available(
+    problems: Problems, number: int, record: dict[str, str], columns: dict[str, str]
+) -> bool | None:
     if "available" in columns and record.get(columns["available"], ""):
         flag = truthy(record[columns["available"]])
         if flag is None:
-            problems.add(number, columns["available"],
-                         f"{record[columns['available']]!r} is not yes or no")
+            problems.add(
+                number, columns["available"], f"{record[columns['available']]!r} is not yes or no"
+            )
         return flag
     if "stock" in columns and record.get(columns["stock"], ""):
         stock = whole_number(record[columns["stock"]])

@@ -61,8 +61,9 @@ class Problems:
     def add(self, row: int, column: str, message: str) -> None:
         self.items.append(RowProblem(self.source, row, column, message))
 
-    def price(self, row: int, column: str, text: str, *, decimal_comma: bool = False
-              ) -> Decimal | None:
+    def price(
+        self, row: int, column: str, text: str, *, decimal_comma: bool = False
+    ) -> Decimal | None:
         """The price in ``text``, or ``None`` after recording why it is not one."""
         try:
             return parse_price(text, decimal_comma=decimal_comma)
@@ -74,8 +75,9 @@ class Problems:
         if self.items:
             raise CatalogFileError(self.items)
 
-    def require_columns(self, header: list[str], required: Iterable[str],
-                        why: str = "missing column") -> None:
+    def require_columns(
+        self, header: list[str], required: Iterable[str], why: str = "missing column"
+    ) -> None:
         """Reject the file (now) when its header lacks a required column."""
         for column in required:
             if column not in header:
@@ -128,8 +130,10 @@ def read_csv(path: Path, source: str) -> tuple[list[str], Iterator[tuple[int, di
         for number, row in enumerate(rows[1:], start=2):
             if not any(cell.strip() for cell in row):
                 continue
-            yield number, {h: (row[i].strip() if i < len(row) else "") for i, h in
-                           enumerate(header)}
+            yield (
+                number,
+                {h: (row[i].strip() if i < len(row) else "") for i, h in enumerate(header)},
+            )
 
     return header, records()
 

@@ -69,8 +69,9 @@ def _available(record: dict[str, str]) -> bool:
     return quantity > 0 or record.get("Variant Inventory Policy", "").lower() == "continue"
 
 
-def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], source: str,
-         currency: str) -> ImportedFile:
+def read(
+    records: Iterator[tuple[int, dict[str, str]]], header: list[str], source: str, currency: str
+) -> ImportedFile:
     """Every active, published product of the export; ``CatalogFileError`` for bad rows."""
     problems = Problems(source)
     problems.require_columns(header, REQUIRED)
@@ -122,10 +123,10 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
         result.imported += 1
     problems.raise_any()
     result.products = [
-        CatalogProduct(clean_id(p.handle), p.name, tuple(p.variants), currency,
-                       p.description, source)
+        CatalogProduct(
+            clean_id(p.handle), p.name, tuple(p.variants), currency, p.description, source
+        )
         for p in products.values()
         if not p.skip and p.variants
     ]
     return result
-

@@ -91,11 +91,16 @@ def _file(n: int, entry: Any) -> FileSpec:
         raise ConfigError(f"{key}.columns", "must map catalog fields to column names")
     columns = {str(k): str(v).strip() for k, v in columns.items()}
     if fmt == "generic":
-        bad = [k for k in columns if k not in FIELDS and not (
-            k.startswith("option.") and len(k) > len("option."))]
+        bad = [
+            k
+            for k in columns
+            if k not in FIELDS and not (k.startswith("option.") and len(k) > len("option."))
+        ]
         if bad:
-            raise ConfigError(f"{key}.columns", f"unknown fields {bad}; known: "
-                              f"{', '.join(FIELDS)} and option.<Name>")
+            raise ConfigError(
+                f"{key}.columns",
+                f"unknown fields {bad}; known: {', '.join(FIELDS)} and option.<Name>",
+            )
         missing = [k for k in REQUIRED_FIELDS if k not in columns]
         if missing:
             raise ConfigError(f"{key}.columns", f"missing {', '.join(missing)}")

@@ -84,13 +84,16 @@ class _Product:
         self.name = record["Name"]
         text = record.get("Short description") or record.get("Description", "")
         self.description = plain_text(text)
-        self.published = truthy(record.get("Published", "1")) is not False and record.get(
-            "Published", "1").strip() != "-1"
+        self.published = (
+            truthy(record.get("Published", "1")) is not False
+            and record.get("Published", "1").strip() != "-1"
+        )
         self.variants: list[VariantFact] = []
 
 
-def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], source: str,
-         currency: str) -> ImportedFile:
+def read(
+    records: Iterator[tuple[int, dict[str, str]]], header: list[str], source: str, currency: str
+) -> ImportedFile:
     """Every published simple and variable product; ``CatalogFileError`` for bad rows."""
     problems = Problems(source)
     problems.require_columns(header, REQUIRED)
@@ -129,7 +132,8 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
         _claim(problems, items, item_id, number)
         if price is not None:
             product.variants.append(
-                VariantFact(item_id, _attributes(record), price, _available(record)))
+                VariantFact(item_id, _attributes(record), price, _available(record))
+            )
             result.imported += 1
     for number, record in variations:
         parent_ref = record.get("Parent", "")
@@ -149,7 +153,8 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
         _claim(problems, items, item_id, number)
         if price is not None:
             parent.variants.append(
-                VariantFact(item_id, _attributes(record), price, _available(record)))
+                VariantFact(item_id, _attributes(record), price, _available(record))
+            )
             result.imported += 1
     problems.raise_any()
     for p in products.values():
@@ -157,8 +162,7 @@ def read(records: Iterator[tuple[int, dict[str, str]]], header: list[str], sourc
             result.imported -= 1
             result.skipped["no variations"] += 1
     result.products = [
-        CatalogProduct(clean_id(p.id), p.name, tuple(p.variants), currency, p.description,
-                       source)
+        CatalogProduct(clean_id(p.id), p.name, tuple(p.variants), currency, p.description, source)
         for p in products.values()
         if p.published and p.variants
     ]

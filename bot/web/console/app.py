@@ -91,8 +91,13 @@ T = TypeVar("T")
 class ExternalSteps(Protocol):
     """What the console needs of the dialogue manager."""
 
-    async def run_external(self, conversation_id: str, step: Callable[..., Any], *,
-                           guard: Callable[..., None] | None = None) -> Any: ...
+    async def run_external(
+        self,
+        conversation_id: str,
+        step: Callable[..., Any],
+        *,
+        guard: Callable[..., None] | None = None,
+    ) -> Any: ...
 
 
 class _Refused(Exception):
@@ -159,8 +164,10 @@ class Console:
         self.relay = relay
         self.canned_replies = canned_replies
         self.secure_cookies = secure_cookies
-        self.env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
-                               autoescape=select_autoescape(default=True, default_for_string=True))
+        self.env = Environment(
+            loader=FileSystemLoader(str(TEMPLATES)),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+        )
         self.trusted_proxies = trusted_proxies
         self.throttle = throttle or LoginThrottle()
         self._sockets: set[WebSocket] = set()
@@ -170,30 +177,34 @@ class Console:
         errors = [Middleware(ExceptionMiddleware, handlers=ERROR_RESPONSES)]
         return [
             Route(PREFIX, self.queue_page, methods=["GET"], middleware=errors),
-            Mount(PREFIX, middleware=errors, routes=[
-                Route("/", self.queue_page, methods=["GET"]),
-                Route("/login", self.login_page, methods=["GET"]),
-                Route("/login", self.login, methods=["POST"]),
-                Route("/logout", self.logout, methods=["POST"]),
-                Route("/conversation", self.conversation_page, methods=["GET"]),
-                Route("/tickets", self.tickets_page, methods=["GET"]),
-                Route("/tickets/update", self.tickets_update, methods=["POST"]),
-                Route("/admin/agents", self.agents_page, methods=["GET"]),
-                Route("/admin/agents", self.agents_create, methods=["POST"]),
-                Route("/admin/agents/update", self.agents_update, methods=["POST"]),
-                Route("/static/{name}", self.static, methods=["GET"]),
-                Route("/api/me", self.api_me, methods=["GET"]),
-                Route("/api/queue", self.api_queue, methods=["GET"]),
-                Route("/api/conversation", self.api_conversation, methods=["GET"]),
-                Route("/api/tickets", self.api_tickets, methods=["GET"]),
-                Route("/api/claim", self.api_claim, methods=["POST"]),
-                Route("/api/message", self.api_message, methods=["POST"]),
-                Route("/api/note", self.api_note, methods=["POST"]),
-                Route("/api/return", self.api_return, methods=["POST"]),
-                Route("/api/close", self.api_close, methods=["POST"]),
-                Route("/api/ticket", self.api_ticket, methods=["POST"]),
-                WebSocketRoute("/ws", self.websocket),
-            ]),
+            Mount(
+                PREFIX,
+                middleware=errors,
+                routes=[
+                    Route("/", self.queue_page, methods=["GET"]),
+                    Route("/login", self.login_page, methods=["GET"]),
+                    Route("/login", self.login, methods=["POST"]),
+                    Route("/logout", self.logout, methods=["POST"]),
+                    Route("/conversation", self.conversation_page, methods=["GET"]),
+                    Route("/tickets", self.tickets_page, methods=["GET"]),
+                    Route("/tickets/update", self.tickets_update, methods=["POST"]),
+                    Route("/admin/agents", self.agents_page, methods=["GET"]),
+                    Route("/admin/agents", self.agents_create, methods=["POST"]),
+                    Route("/admin/agents/update", self.agents_update, methods=["POST"]),
+                    Route("/static/{name}", self.static, methods=["GET"]),
+                    Route("/api/me", self.api_me, methods=["GET"]),
+                    Route("/api/queue", self.api_queue, methods=["GET"]),
+                    Route("/api/conversation", self.api_conversation, methods=["GET"]),
+                    Route("/api/tickets", self.api_tickets, methods=["GET"]),
+                    Route("/api/claim", self.api_claim, methods=["POST"]),
+                    Route("/api/message", self.api_message, methods=["POST"]),
+                    Route("/api/note", self.api_note, methods=["POST"]),
+                    Route("/api/return", self.api_return, methods=["POST"]),
+                    Route("/api/close", self.api_close, methods=["POST"]),
+                    Route("/api/ticket", self.api_ticket, methods=["POST"]),
+                    WebSocketRoute("/ws", self.websocket),
+                ],
+            ),
         ]
 
     @contextlib.asynccontextmanager
@@ -206,11 +217,20 @@ class Console:
                     await ws.close(code=1001)
 
     # ------------------------------------------------------------------ helpers
-    def _render(self, name: str, request: Request, session: ConsoleSession | None,
-                http_status: int = 200, **context: Any) -> HTMLResponse:
+    def _render(
+        self,
+        name: str,
+        request: Request,
+        session: ConsoleSession | None,
+        http_status: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
         html = self.env.get_template(name).render(
             me=session.agent if session else None,
-            csrf_token=session.csrf_token if session else "", prefix=PREFIX, **context)
+            csrf_token=session.csrf_token if session else "",
+            prefix=PREFIX,
+            **context,
+        )
         return HTMLResponse(html, status_code=http_status, headers=_page_headers(request))
 
     async def _session(self, request: Request | WebSocket) -> ConsoleSession | None:
@@ -220,11 +240,19 @@ class Console:
         session = await self._session(request)
         if session is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            raise _Refused(RedirectResponse(f"{PREFIX}/login?next={quote(target)}",
-                                            status_code=303))
+            raise _Refused(
+                RedirectResponse(f"{PREFIX}/login?next={quote(target)}", status_code=303)
+            )
         if admin and not session.agent.is_admin:
-            raise _Refused(self._render("error.html", request, session, http_status=403,
-                                        message="Only admins can manage agents."))
+            raise _Refused(
+                self._render(
+                    "error.html",
+                    request,
+                    session,
+                    http_status=403,
+                    message="Only admins can manage agents.",
+                )
+            )
         return session
 
     async def _api_session(self, request: Request) -> ConsoleSession:
@@ -233,14 +261,14 @@ class Console:
             raise _Refused(JSONResponse({"error": "log in first"}, status_code=401))
         return session
 
-    async def _post_session(self, request: Request, *, api: bool, admin: bool = False
-                            ) -> tuple[ConsoleSession, dict[str, Any]]:
+    async def _post_session(
+        self, request: Request, *, api: bool, admin: bool = False
+    ) -> tuple[ConsoleSession, dict[str, Any]]:
         """The session of a state-changing request, after the CSRF and origin checks, and
         its body (JSON for the API, form fields for pages)."""
         session = await (self._api_session(request) if api else self._page_session(request))
         if not _same_origin(request):
-            raise _Refused(JSONResponse({"error": "cross-site request refused"},
-                                        status_code=403))
+            raise _Refused(JSONResponse({"error": "cross-site request refused"}, status_code=403))
         body = await request.body()
         if len(body) > MAX_BODY:
             raise _Refused(JSONResponse({"error": "request body too large"}, status_code=413))
@@ -253,10 +281,14 @@ class Console:
         else:
             data = _form_fields(body)
         supplied = request.headers.get("x-csrf-token") or data.get("csrf_token") or ""
-        if not isinstance(supplied, str) or not supplied or not hmac.compare_digest(
-                supplied.encode("utf-8", "replace"), session.csrf_token.encode()):
-            raise _Refused(JSONResponse({"error": "missing or wrong CSRF token"},
-                                        status_code=403))
+        if (
+            not isinstance(supplied, str)
+            or not supplied
+            or not hmac.compare_digest(
+                supplied.encode("utf-8", "replace"), session.csrf_token.encode()
+            )
+        ):
+            raise _Refused(JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403))
         if admin and not session.agent.is_admin:
             raise _Refused(JSONResponse({"error": "admins only"}, status_code=403))
         return session, data
@@ -269,10 +301,24 @@ class Console:
 
     def _login_form(self, request: Request, error: str | None, status: int = 200) -> Response:
         token = secrets.token_urlsafe(24)
-        response = self._render("login.html", request, None, http_status=status, error=error,
-                                login_csrf=token, next=_safe_next(request.query_params.get("next")))
-        response.set_cookie(LOGIN_COOKIE, token, path=f"{PREFIX}/login", httponly=True,
-                            samesite="strict", secure=self.secure_cookies, max_age=3600)
+        response = self._render(
+            "login.html",
+            request,
+            None,
+            http_status=status,
+            error=error,
+            login_csrf=token,
+            next=_safe_next(request.query_params.get("next")),
+        )
+        response.set_cookie(
+            LOGIN_COOKIE,
+            token,
+            path=f"{PREFIX}/login",
+            httponly=True,
+            samesite="strict",
+            secure=self.secure_cookies,
+            max_age=3600,
+        )
         return response
 
     async def login(self, request: Request) -> Response:
@@ -286,18 +332,27 @@ class Console:
             return self._login_form(request, "Wrong name or password.", status=400)
         supplied = str(form.get("csrf_token") or "")
         expected = request.cookies.get(LOGIN_COOKIE) or ""
-        if not _same_origin(request) or not expected or not hmac.compare_digest(
-                supplied.encode(), expected.encode()):
-            return self._login_form(request, "Your login form expired. Please try again.",
-                                    status=403)
-        address = address_bucket(client_address(
-            request.client.host if request.client else None,
-            request.headers.getlist("x-forwarded-for"), self.trusted_proxies))
+        if (
+            not _same_origin(request)
+            or not expected
+            or not hmac.compare_digest(supplied.encode(), expected.encode())
+        ):
+            return self._login_form(
+                request, "Your login form expired. Please try again.", status=403
+            )
+        address = address_bucket(
+            client_address(
+                request.client.host if request.client else None,
+                request.headers.getlist("x-forwarded-for"),
+                self.trusted_proxies,
+            )
+        )
         admission = self.throttle.admit(address, name)
         if admission.retry_after > 0:
             log.info("console login for %r from %s throttled", name[:64], address)
-            response = self._login_form(request, "Too many failed logins. Wait a few minutes.",
-                                        status=429)
+            response = self._login_form(
+                request, "Too many failed logins. Wait a few minutes.", status=429
+            )
             response.headers["Retry-After"] = str(math.ceil(admission.retry_after))
             return response
         if admission.delay > 0:
@@ -309,8 +364,9 @@ class Console:
         self.throttle.succeeded(address, name)
         log.info("agent %s logged in to the console", agent.name)
         response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
-        response.set_cookie(COOKIE, token, path=PREFIX, httponly=True, samesite="strict",
-                            secure=self.secure_cookies)
+        response.set_cookie(
+            COOKIE, token, path=PREFIX, httponly=True, samesite="strict", secure=self.secure_cookies
+        )
         response.delete_cookie(LOGIN_COOKIE, path=f"{PREFIX}/login")
         return response
 
@@ -329,9 +385,15 @@ class Console:
     async def conversation_page(self, request: Request) -> Response:
         session = await self._page_session(request)
         cid = request.query_params.get("id") or ""
-        return self._render("conversation.html", request, session, page="conversation",
-                            conversation_id=cid, canned=self.canned_replies,
-                            settable_slots=SETTABLE_SLOTS)
+        return self._render(
+            "conversation.html",
+            request,
+            session,
+            page="conversation",
+            conversation_id=cid,
+            canned=self.canned_replies,
+            settable_slots=SETTABLE_SLOTS,
+        )
 
     async def tickets_page(self, request: Request) -> Response:
         session = await self._page_session(request)
@@ -341,23 +403,35 @@ class Console:
         priority = priority if priority in TICKET_PRIORITIES else None
         tickets = await self._db(self.desk.tickets, status=status, priority=priority)
         agents = await self._db(self.accounts.list)
-        return self._render("tickets.html", request, session, page="tickets",
-                            tickets=tickets, status=status, priority=priority,
-                            statuses=TICKET_STATUSES, priorities=TICKET_PRIORITIES,
-                            agents=[a.name for a in agents if a.active],
-                            flash=request.query_params.get("saved"))
+        return self._render(
+            "tickets.html",
+            request,
+            session,
+            page="tickets",
+            tickets=tickets,
+            status=status,
+            priority=priority,
+            statuses=TICKET_STATUSES,
+            priorities=TICKET_PRIORITIES,
+            agents=[a.name for a in agents if a.active],
+            flash=request.query_params.get("saved"),
+        )
 
     async def tickets_update(self, request: Request) -> Response:
         _, form = await self._post_session(request, api=False)
         ticket_id = _id(form.get("id"))
-        assignee = client_string(form.get("assignee") or "", "assignee",
-                                 max_chars=MAX_NAME_CHARS, single_line=True)
+        assignee = client_string(
+            form.get("assignee") or "", "assignee", max_chars=MAX_NAME_CHARS, single_line=True
+        )
         try:
             await self._db(
                 self.desk.update_ticket,
-                ticket_id, status=str(form.get("status") or "") or None,
+                ticket_id,
+                status=str(form.get("status") or "") or None,
                 priority=str(form.get("priority") or "") or None,
-                assignee=assignee or None, unassign=assignee == "")
+                assignee=assignee or None,
+                unassign=assignee == "",
+            )
         except KeyError:
             return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
         except ValueError as exc:
@@ -366,19 +440,29 @@ class Console:
         sep = "&" if "?" in back else "?"
         return RedirectResponse(f"{back}{sep}saved={quote(ticket_id)}", status_code=303)
 
-    async def agents_page(self, request: Request, error: str | None = None,
-                          status: int = 200) -> Response:
+    async def agents_page(
+        self, request: Request, error: str | None = None, status: int = 200
+    ) -> Response:
         session = await self._page_session(request, admin=True)
-        return self._render("agents.html", request, session, http_status=status,
-                            page="agents",
-                            agents=await self._db(self.accounts.list), error=error)
+        return self._render(
+            "agents.html",
+            request,
+            session,
+            http_status=status,
+            page="agents",
+            agents=await self._db(self.accounts.list),
+            error=error,
+        )
 
     async def agents_create(self, request: Request) -> Response:
         _, form = await self._post_session(request, api=False, admin=True)
         try:
-            await self._db(self.accounts.add, str(form.get("name") or ""),
-                           str(form.get("password") or ""),
-                           str(form.get("role") or "agent"))
+            await self._db(
+                self.accounts.add,
+                str(form.get("name") or ""),
+                str(form.get("password") or ""),
+                str(form.get("role") or "agent"),
+            )
         except AgentError as exc:
             return await self.agents_page(request, error=str(exc), status=400)
         return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
@@ -394,22 +478,29 @@ class Console:
         password = str(form.get("password") or "") or None
         if agent_id == session.agent.id and (active is False or role == "agent"):
             return await self.agents_page(
-                request, error="You cannot demote or deactivate yourself.", status=400)
+                request, error="You cannot demote or deactivate yourself.", status=400
+            )
         try:
-            await self._db(self.accounts.update, agent_id, role=role,
-                           active=active, password=password)
+            await self._db(
+                self.accounts.update, agent_id, role=role, active=active, password=password
+            )
         except AgentError as exc:
             return await self.agents_page(request, error=str(exc), status=400)
         return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
-        types = {"console.js": "text/javascript; charset=utf-8",
-                 "console.css": "text/css; charset=utf-8"}
+        types = {
+            "console.js": "text/javascript; charset=utf-8",
+            "console.css": "text/css; charset=utf-8",
+        }
         if name not in types:
             return Response("not found", status_code=404)
-        return Response((STATIC / name).read_text(), media_type=types[name],
-                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+        return Response(
+            (STATIC / name).read_text(),
+            media_type=types[name],
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
 
     # ------------------------------------------------------------------ API: reads
     async def api_me(self, request: Request) -> Response:
@@ -434,43 +525,62 @@ class Console:
         status = request.query_params.get("status") or None
         priority = request.query_params.get("priority") or None
         if status is not None and status not in TICKET_STATUSES:
-            return JSONResponse({"error": f"status must be one of {TICKET_STATUSES}"},
-                                status_code=400)
+            return JSONResponse(
+                {"error": f"status must be one of {TICKET_STATUSES}"}, status_code=400
+            )
         if priority is not None and priority not in TICKET_PRIORITIES:
-            return JSONResponse({"error": f"priority must be one of {TICKET_PRIORITIES}"},
-                                status_code=400)
+            return JSONResponse(
+                {"error": f"priority must be one of {TICKET_PRIORITIES}"}, status_code=400
+            )
         tickets = await self._db(self.desk.tickets, status=status, priority=priority)
         return JSONResponse({"tickets": tickets})
 
     # ------------------------------------------------------------------ API: steps
-    async def _step(self, request: Request, make: Callable[[ConsoleSession, dict[str, Any]],
-                                                           tuple[Callable[..., Any], Any]]
-                    ) -> Response:
+    async def _step(
+        self,
+        request: Request,
+        make: Callable[[ConsoleSession, dict[str, Any]], tuple[Callable[..., Any], Any]],
+    ) -> Response:
         session, data = await self._post_session(request, api=True)
         cid = _id(data.get("id"))
         step, guard = make(session, data)
         result = await self.steps.run_external(cid, step, guard=guard)
-        return JSONResponse({"ok": True, "status": getattr(result, "status", None),
-                             "messages": [m.id for m in getattr(result, "outgoing", [])]})
+        return JSONResponse(
+            {
+                "ok": True,
+                "status": getattr(result, "status", None),
+                "messages": [m.id for m in getattr(result, "outgoing", [])],
+            }
+        )
 
     async def api_claim(self, request: Request) -> Response:
         def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
-            return (lambda session, conv, tracker:
-                    self.desk.claim(session, conv, tracker, s.agent.name)), self.desk.claim_guard
+            return (
+                lambda session, conv, tracker: self.desk.claim(session, conv, tracker, s.agent.name)
+            ), self.desk.claim_guard
+
         return await self._step(request, make)
 
     async def api_message(self, request: Request) -> Response:
         def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
             text = _text(data, "text")
-            return (lambda session, conv, tracker:
-                    self.desk.post(session, conv, tracker, s.agent.name, text)), None
+            return (
+                lambda session, conv, tracker: self.desk.post(
+                    session, conv, tracker, s.agent.name, text
+                )
+            ), None
+
         return await self._step(request, make)
 
     async def api_note(self, request: Request) -> Response:
         def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
             text = _text(data, "text")
-            return (lambda session, conv, tracker:
-                    self.desk.note(session, conv, tracker, s.agent.name, text)), None
+            return (
+                lambda session, conv, tracker: self.desk.note(
+                    session, conv, tracker, s.agent.name, text
+                )
+            ), None
+
         return await self._step(request, make)
 
     async def api_return(self, request: Request) -> Response:
@@ -478,35 +588,53 @@ class Console:
             slots = {} if data.get("slots") is None else data["slots"]
             if not isinstance(slots, dict):
                 raise InputError("field 'slots' must map slot names to texts")
-            slots = {client_id(k, "slots (a name)", max_chars=MAX_NAME_CHARS):
-                     client_string(v, f"slots.{k}", max_chars=MAX_NAME_CHARS, single_line=True)
-                     for k, v in slots.items() if v is not None}
+            slots = {
+                client_id(k, "slots (a name)", max_chars=MAX_NAME_CHARS): client_string(
+                    v, f"slots.{k}", max_chars=MAX_NAME_CHARS, single_line=True
+                )
+                for k, v in slots.items()
+                if v is not None
+            }
             slots = {k: v for k, v in slots.items() if v}
-            return (lambda session, conv, tracker:
-                    self.desk.hand_back(session, conv, tracker, s.agent.name, slots)), None
+            return (
+                lambda session, conv, tracker: self.desk.hand_back(
+                    session, conv, tracker, s.agent.name, slots
+                )
+            ), None
+
         return await self._step(request, make)
 
     async def api_close(self, request: Request) -> Response:
         def make(s: ConsoleSession, data: dict[str, Any]) -> tuple[Any, Any]:
             resolution = _text(data, "resolution")
-            return (lambda session, conv, tracker:
-                    self.desk.close(session, conv, tracker, s.agent.name, resolution)), None
+            return (
+                lambda session, conv, tracker: self.desk.close(
+                    session, conv, tracker, s.agent.name, resolution
+                )
+            ), None
+
         return await self._step(request, make)
 
     async def api_ticket(self, request: Request) -> Response:
         session, data = await self._post_session(request, api=True)
         ticket_id = _id(data.get("id"))
         status, priority, assignee = (
-            None if data.get(key) is None else client_string(
-                data[key], key, max_chars=MAX_NAME_CHARS, single_line=True)
-            for key in ("status", "priority", "assignee"))
+            None
+            if data.get(key) is None
+            else client_string(data[key], key, max_chars=MAX_NAME_CHARS, single_line=True)
+            for key in ("status", "priority", "assignee")
+        )
         if assignee == "me":
             assignee = session.agent.name
         try:
             ticket = await self._db(
                 self.desk.update_ticket,
-                ticket_id, status=status, priority=priority,
-                assignee=assignee or None, unassign=assignee == "")
+                ticket_id,
+                status=status,
+                priority=priority,
+                assignee=assignee or None,
+                unassign=assignee == "",
+            )
         except KeyError:
             return JSONResponse({"error": f"no ticket {ticket_id}"}, status_code=404)
         except ValueError as exc:
@@ -536,8 +664,9 @@ class Console:
             changes = feed.__aiter__()
             while not reader.done():
                 nxt = asyncio.ensure_future(changes.__anext__())
-                done, _ = await asyncio.wait({nxt, reader}, timeout=TOUCH_EVERY_S,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {nxt, reader}, timeout=TOUCH_EVERY_S, return_when=asyncio.FIRST_COMPLETED
+                )
                 if nxt not in done:
                     nxt.cancel()
                     with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
@@ -550,9 +679,16 @@ class Console:
                     change = nxt.result()
                 except StopAsyncIteration:
                     break
-                await ws.send_text(json.dumps({
-                    "type": "change", "conversation": change.conversation_id,
-                    "status": change.status, "kinds": list(change.kinds)}))
+                await ws.send_text(
+                    json.dumps(
+                        {
+                            "type": "change",
+                            "conversation": change.conversation_id,
+                            "status": change.status,
+                            "kinds": list(change.kinds),
+                        }
+                    )
+                )
         except Exception:  # a broken socket ends this connection only
             log.debug("console socket ended", exc_info=True)
         finally:
@@ -596,8 +732,9 @@ def _id(value: object) -> str:
 
 
 def _refusal(exc: BadInput) -> JSONResponse:
-    return JSONResponse({"error": f"field {exc}" if exc.field else str(exc)},
-                        status_code=exc.status)
+    return JSONResponse(
+        {"error": f"field {exc}" if exc.field else str(exc)}, status_code=exc.status
+    )
 
 
 def _safe_next(target: str | None) -> str:
@@ -621,9 +758,15 @@ def _same_origin(request: Request | WebSocket) -> bool:
 
 def _page_headers(request: Request) -> dict[str, str]:
     host = request.headers.get("host") or ""
-    csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-           f"connect-src 'self' ws://{host} wss://{host}; form-action 'self'; "
-           "frame-ancestors 'none'; base-uri 'none'")
-    return {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
-            "X-Frame-Options": "DENY"}
+    csp = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' ws://{host} wss://{host}; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    return {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+        "X-Frame-Options": "DENY",
+    }

@@ -52,9 +52,17 @@ class Admission:
 
 
 class LoginThrottle:
-    def __init__(self, *, pair_limit: int = 5, address_limit: int = 30, slow_after: int = 10,
-                 step: float = 0.25, max_delay: float = 3.0, window: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        pair_limit: int = 5,
+        address_limit: int = 30,
+        slow_after: int = 10,
+        step: float = 0.25,
+        max_delay: float = 3.0,
+        window: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.slow_after = slow_after
         self.step = step
         self.max_delay = max_delay

@@ -13,8 +13,13 @@ from rasa_sdk.executor import CollectingDispatcher
 
 # Opening hours per weekday (Monday = 0); None = closed.
 OPENING_HOURS: dict[int, str | None] = {
-    0: "9:00-18:00", 1: "9:00-18:00", 2: "9:00-18:00", 3: "9:00-18:00", 4: "9:00-18:00",
-    5: "10:00-16:00", 6: None,
+    0: "9:00-18:00",
+    1: "9:00-18:00",
+    2: "9:00-18:00",
+    3: "9:00-18:00",
+    4: "9:00-18:00",
+    5: "10:00-16:00",
+    6: None,
 }
 
 
