@@ -58,9 +58,8 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _aware(t: dt.datetime | None) -> dt.datetime | None:
-    if t is None:
-        return None
+def _aware(t: dt.datetime) -> dt.datetime:
+    """``t`` in UTC when it carries no zone (SQLite gives naive datetimes back)."""
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
@@ -331,7 +330,7 @@ class HandoffDesk:
         ).all()
         waits = [
             ((_aware(c) - _aware(r)).total_seconds() / 60.0)
-            for r, c in recent  # type: ignore[operator]
+            for r, c in recent
             if r and c
         ]
         per = statistics.median(waits) if waits else self.default_wait_minutes
@@ -367,7 +366,7 @@ class HandoffDesk:
                         status=c.handoff_status,
                         reason=h.reason,
                         trigger=h.trigger,
-                        requested_at=_aware(h.requested_at).timestamp(),  # type: ignore[union-attr]
+                        requested_at=_aware(h.requested_at).timestamp(),
                         agent=h.agent,
                         customer_id=c.customer_id,
                         customer_name=f"{customer.first_name} {customer.last_name}"
@@ -445,7 +444,7 @@ class HandoffDesk:
                     "trigger": handoff.trigger,
                     "status": handoff.status,
                     "agent": handoff.agent,
-                    "requested_at": _aware(handoff.requested_at).timestamp(),  # type: ignore[union-attr]
+                    "requested_at": _aware(handoff.requested_at).timestamp(),
                     "resolution": handoff.resolution,
                     "ticket_id": handoff.ticket_id,
                 },
@@ -537,7 +536,7 @@ def _ticket_dict(t: Ticket) -> dict[str, Any]:
         "conversation_id": t.conversation_id,
         "assignee": t.assignee,
         "created_at": _aware(t.created_at).timestamp() if t.created_at else None,
-    }  # type: ignore[union-attr]
+    }
 
 
 def _last_user_text(s: Session, conversation_id: str) -> str | None:
