@@ -328,11 +328,7 @@ class HandoffDesk:
             .order_by(Handoff.id.desc())
             .limit(50)
         ).all()
-        waits = [
-            ((_aware(c) - _aware(r)).total_seconds() / 60.0)
-            for r, c in recent
-            if r and c
-        ]
+        waits = [((_aware(c) - _aware(r)).total_seconds() / 60.0) for r, c in recent if r and c]
         per = statistics.median(waits) if waits else self.default_wait_minutes
         waiting = (
             session.scalar(
