@@ -210,6 +210,23 @@ def test_what_is_not_a_price(text: str) -> None:
         parse_price(text)
 
 
+def test_hostile_cells_are_read_in_linear_time() -> None:
+    """A price cell with a long run of spaces and a stock cell with a huge exponent are
+    refused at once (they took seconds, then minutes: regex backtracking, a huge int)."""
+    import time
+
+    from bot.knowledge.imports.rows import whole_number
+
+    start = time.perf_counter()
+    for cell in ("1" + " " * 100_000 + "1", "$" + " " * 100_000 + "x"):
+        with pytest.raises(ValueError):
+            parse_price(cell)
+    assert whole_number("1e1000000000") is None
+    assert whole_number("Infinity") is None
+    assert whole_number("1,200") == 1200
+    assert time.perf_counter() - start < 2
+
+
 def test_prices_are_shown_in_the_stores_currency(tmp_path: Path) -> None:
     assert [format_money(Decimal("19.9"), c) for c in ("USD", "EUR", "GBP", "CHF")] == [
         "$19.90",

@@ -25,7 +25,11 @@ _LIMIT = Decimal(100000000)
 
 #: Symbols written before the amount; other currencies are written as ``19.99 XYZ``.
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
-_STRIP = re.compile(r"^\s*(?:[$€£¥₹]|[A-Za-z]{3}\b)?\s*|\s*(?:[$€£¥₹]|\b[A-Za-z]{3})?\s*$")
+# A currency symbol or code before or after the amount. Matched at one end each, never
+# with ``\s*`` on both sides of an alternation (that backtracked for seconds on a cell
+# holding a run of spaces).
+_LEADING = re.compile(r"[$€£¥₹]|[A-Za-z]{3}\b")
+_TRAILING = re.compile(r"(?:[$€£¥₹]|\b[A-Za-z]{3})\Z")
 _POINT = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 _COMMA = re.compile(r"^(?:\d{1,3}(?:[.' \u00a0]\d{3})+|\d+)(?:,\d+)?$")
 
@@ -41,7 +45,7 @@ def currency_code(value: object) -> str:
 def parse_price(text: str, *, decimal_comma: bool = False) -> Decimal:
     """The price ``text`` states, with two places; ``ValueError("'abc' is not a price")``."""
     raw = str(text)
-    body = _STRIP.sub("", raw)
+    body = _strip_currency(raw)
     pattern = _COMMA if decimal_comma else _POINT
     if not pattern.fullmatch(body):
         raise ValueError(f"{raw!r} is not a price")
@@ -58,6 +62,18 @@ def parse_price(text: str, *, decimal_comma: bool = False) -> Decimal:
     if price >= _LIMIT:
         raise ValueError(f"{raw!r} is too large a price")
     return price.quantize(CENT)
+
+
+def _strip_currency(text: str) -> str:
+    """``text`` without surrounding spaces and a leading or trailing currency mark."""
+    body = text.strip()
+    lead = _LEADING.match(body)
+    if lead:
+        body = body[lead.end() :].lstrip()
+    trail = _TRAILING.search(body)
+    if trail:
+        body = body[: trail.start()].rstrip()
+    return body
 
 
 def format_money(

@@ -172,7 +172,12 @@ def truthy(value: str) -> bool | None:
 
 
 def whole_number(text: str) -> int | None:
+    """A count (``12``, ``1,200``, ``3.0``), or ``None`` when ``text`` is none. Numbers of
+    more than 18 digits are none either: ``int(Decimal("1e1000000"))`` alone takes seconds."""
     try:
-        return int(Decimal(text.replace(",", "")))
-    except (ArithmeticError, ValueError):
+        value = Decimal(text.replace(",", ""))
+    except ArithmeticError:
         return None
+    if not value.is_finite() or (value and value.adjusted() > 18):
+        return None
+    return int(value)
