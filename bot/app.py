@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot import privacy
 from bot.actions import ActionRunner, InProcessActionRunner, RemoteActionRunner
-from bot.channels.base import CardWording, Channel, domain_say
+from bot.channels.base import CardWording, Channel, clerk_say, domain_say
 from bot.channels.rest import RestChannel, read_json_object
 from bot.config import Settings
 from bot.dialogue.domain import Domain
@@ -100,25 +100,32 @@ def catalog_spec(settings: Settings) -> CatalogSpec:
     return CatalogSpec(settings.currency, settings.catalog_files)
 
 
-def _nlu_inputs(settings: Settings) -> tuple[NLUData, list[dict[str, Any]], NLUConfig]:
+def _nlu_inputs(
+    settings: Settings, products: list[dict[str, Any]] | None = None
+) -> tuple[NLUData, list[dict[str, Any]], NLUConfig]:
     from bot.nlu.config import NLUConfig
     from bot.nlu.data import load_nlu
 
     project = settings.project
     data = load_nlu(project.nlu_files)
     config = NLUConfig.from_mapping(project.read_config())
-    return data, catalog_products(project.knowledge_dir, catalog_spec(settings)), config
+    if products is None:
+        products = catalog_products(project.knowledge_dir, catalog_spec(settings))
+    return data, products, config
 
 
-def current_nlu(settings: Settings, encoder: Encoder) -> NLUModel | None:
-    """The saved NLU model if it loads and was trained on exactly the current data."""
+def current_nlu(
+    settings: Settings, encoder: Encoder, *, products: list[dict[str, Any]] | None = None
+) -> NLUModel | None:
+    """The saved NLU model if it loads and was trained on exactly the current data
+    (``products``: the catalog, when the caller has read it already)."""
     from bot.errors import ClerkError
     from bot.nlu.fit import training_fingerprint
     from bot.nlu.model import NLUModel
 
     try:
         model = NLUModel.load(nlu_dir(settings), encoder)
-        data, catalog, config = _nlu_inputs(settings)
+        data, catalog, config = _nlu_inputs(settings, products)
     except (ClerkError, ValueError, OSError):
         return None
     if model.metrics.get("fingerprint") != training_fingerprint(data, catalog, config):
@@ -126,13 +133,20 @@ def current_nlu(settings: Settings, encoder: Encoder) -> NLUModel | None:
     return model
 
 
-def train_nlu(settings: Settings, encoder: Encoder, progress: Progress = _no_progress) -> Path:
+def train_nlu(
+    settings: Settings,
+    encoder: Encoder,
+    progress: Progress = _no_progress,
+    *,
+    products: list[dict[str, Any]] | None = None,
+) -> Path:
     """Train the active model from the project's NLU data with its ``config.yml`` (the demo
-    store's holds the configuration `clerk tune` chose); keep the config file beside it."""
+    store's holds the configuration `clerk tune` chose); keep the config file beside it.
+    ``products``: the catalog, when the caller has read it already."""
     from bot.nlu.config import rasa_config_notes
     from bot.nlu.model import NLUModel
 
-    data, catalog, config = _nlu_inputs(settings)
+    data, catalog, config = _nlu_inputs(settings, products)
     for note in rasa_config_notes(settings.project.read_config()):
         log.info("config.yml: %s", note)
     model = NLUModel.train(data, encoder=encoder, catalog=catalog, config=config, progress=progress)
@@ -166,19 +180,22 @@ def prepare(
     encoder = encoder or make_encoder(settings)
     try:
         index_missing = not (settings.index_dir / "manifest.json").exists()
-        if knowledge_dir is None:
+        catalog = (
+            None if knowledge_dir is None else read_catalog(knowledge_dir, catalog_spec(settings))
+        )
+        products = [p.to_dict() for p in catalog.products] if catalog is not None else []
+        if catalog is None:
             log.info("the project has no knowledge/ folder: no catalog, policy or FAQ answers")
         elif force_ingest or index_missing or _store_empty(db):
-            catalog = read_catalog(knowledge_dir, catalog_spec(settings))
             report["catalog"] = catalog.report()
             report["store"] = load_store(db, knowledge_dir, progress, catalog=catalog)
             report["knowledge"] = ingest(
                 db, knowledge_dir, settings.index_dir, encoder, progress=progress, catalog=catalog
             )
-        nlu = None if force_train else current_nlu(settings, encoder)
+        nlu = None if force_train else current_nlu(settings, encoder, products=products)
         if nlu is None:
             t = time.perf_counter()
-            train_nlu(settings, encoder, progress)
+            train_nlu(settings, encoder, progress, products=products)
             report["nlu_train_seconds"] = round(time.perf_counter() - t, 2)
         else:
             report["nlu"] = nlu  # already loaded: build(nlu=...) need not load it again
@@ -248,7 +265,8 @@ def build(
             actions = InProcessActionRunner(
                 project_actions(project.actions_dir, db, currency=settings.currency), db=db
             )
-    generation = build_generation(settings, llm=llm, domain=domain)
+    products = catalog_products(project.knowledge_dir, catalog_spec(settings))  # read once
+    generation = build_generation(settings, llm=llm, domain=domain, products=products)
     answerer = None
     if project.knowledge_dir is not None:
         index = KnowledgeIndex.load(settings.index_dir, encoder)
@@ -280,7 +298,9 @@ def build(
         parts.channels.append(
             RestChannel(manager, outbox=handoff.outbox, token=settings.rest_token)
         )
-    parts.channels.extend(web_and_telegram_channels(settings, manager, db, domain))
+    parts.channels.extend(
+        web_and_telegram_channels(settings, manager, db, domain, products=products)
+    )
     attach_handoff(handoff, settings, manager, parts.channels)
     return parts
 
@@ -401,16 +421,19 @@ def make_llm(settings: Settings, *, http_client: httpx.Client | None = None) -> 
 def answer_wording(domain: Domain | None = None) -> AnswerWording:
     """The ``AnswerWording`` of knowledge answers: ``domain``'s responses (Clerk's default
     responses without one), rendered as plain text."""
-    source = domain if domain is not None else Domain.from_dict({})
-    return AnswerWording(domain_say(source))
+    return AnswerWording(domain_say(domain) if domain is not None else clerk_say())
 
 
 def build_generation(
-    settings: Settings, *, llm: LLM | None = None, domain: Domain | None = None
+    settings: Settings,
+    *,
+    llm: LLM | None = None,
+    domain: Domain | None = None,
+    products: list[dict[str, Any]] | None = None,
 ) -> Generation:
     """Answer writer (LLM behind the fact guard, or extractive) and copy writer; answers
     are worded by ``domain``'s responses (Clerk's defaults when not given: ``clerk copy``
-    writes no answers)."""
+    writes no answers). ``products``: the catalog, read here when not given."""
     from bot.generation.copy import CopyWriter
     from bot.generation.extractive import ExtractiveWriter
     from bot.generation.guard import FactGuard
@@ -418,7 +441,9 @@ def build_generation(
     from bot.generation.writer import GenerationStats, GuardedWriter
     from bot.knowledge.catalog import CatalogResolver
 
-    catalog = CatalogResolver(catalog_products(settings.knowledge_dir, catalog_spec(settings)))
+    if products is None:
+        products = catalog_products(settings.knowledge_dir, catalog_spec(settings))
+    catalog = CatalogResolver(products)
     llm = llm if llm is not None else make_llm(settings)
     stats = GenerationStats()
     guard = FactGuard(catalog)
@@ -446,11 +471,17 @@ def message_limits(settings: Settings) -> MessageLimits:
 
 
 def web_and_telegram_channels(
-    settings: Settings, manager: DialogueManager, db: Database, domain: Domain
+    settings: Settings,
+    manager: DialogueManager,
+    db: Database,
+    domain: Domain,
+    *,
+    products: list[dict[str, Any]] | None = None,
 ) -> list[Channel]:
     """The chat widget, its Rasa-compatible Socket.IO endpoint and, with a token, Telegram.
     Their own words (the widget's labels and greeting, product card labels) are
-    ``domain``'s responses, read now; prices are in the store's currency."""
+    ``domain``'s responses, read now; prices are in the store's currency. ``products``:
+    the catalog (the demo page shows a few), read here when not given."""
     from bot.channels.socketio_channel import SocketIOChannel
     from bot.channels.widget import (
         OriginPolicy,
@@ -460,6 +491,8 @@ def web_and_telegram_channels(
         default_greeting,
     )
 
+    if products is None:
+        products = catalog_products(settings.knowledge_dir, catalog_spec(settings))
     origins = OriginPolicy(settings.widget_origins)
     say = domain_say(domain, WidgetChannel.name)
     greeting = settings.widget_greeting
@@ -479,7 +512,7 @@ def web_and_telegram_channels(
             wording=wording,
             origins=origins,
             limits=limits,
-            demo_products=catalog_products(settings.knowledge_dir, catalog_spec(settings))[:8],
+            demo_products=products[:8],
         ),
     ]
     if "socketio" in settings.channels:

@@ -359,7 +359,7 @@ def test_a_store_with_only_a_shopify_csv_answers_a_price_question(
     monkeypatch.setattr(bot.app, "make_encoder", lambda settings: encoder)
     # the demo's trained NLU model stands in (training one would take minutes)
     nlu = NLUModel.load(bot.app.nlu_dir(demo_settings), encoder)
-    monkeypatch.setattr(bot.app, "current_nlu", lambda settings, enc: nlu)
+    monkeypatch.setattr(bot.app, "current_nlu", lambda settings, enc, **_: nlu)
 
     assert cli.cmd_ingest(None) == 0  # type: ignore[arg-type]
     printed = capsys.readouterr().out
