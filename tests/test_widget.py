@@ -512,3 +512,23 @@ def test_transcript_maps_stored_events_to_frames() -> None:
         },
     ]
     assert len(transcript(events, limit=2)) == 2
+
+
+def test_a_marker_inside_a_baked_value_stays_text() -> None:
+    """The script's two markers are replaced in one pass: a title holding the other
+    marker's text stays a string, not JSON spliced into a JS string literal."""
+    from starlette.testclient import TestClient
+
+    from bot.channels.widget import WORDING_MARKER
+
+    class Handler:
+        async def handle(self, message: Any) -> Any:
+            return None
+
+    title = WORDING_MARKER + '"</script>'
+    widget = WidgetChannel(Handler(), None, look=WidgetLook(title=title))  # type: ignore[arg-type]
+    script = TestClient(Starlette(routes=widget.routes())).get("/widget/clerk.js").text
+    defaults = re.search(r"var DEFAULTS = (.*);", script)
+    assert defaults is not None
+    assert json.loads(defaults.group(1))["title"] == title
+    assert re.search(r"var WORDING = \{\"currency\": \"USD\"", script)

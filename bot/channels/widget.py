@@ -88,6 +88,7 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DEFAULTS_MARKER = "/*CLERK_DEFAULTS*/{}"
 WORDING_MARKER = "/*CLERK_WORDING*/{}"
+_MARKERS = re.compile("|".join(re.escape(m) for m in (DEFAULTS_MARKER, WORDING_MARKER)))
 
 MAX_FRAME_CHARS = 16_000
 MAX_QUEUED_PER_SESSION = 20
@@ -344,8 +345,13 @@ class WidgetChannel(Channel):
 
     async def script(self, request: Request) -> Response:
         source = (WEB_DIR / "static" / "clerk-widget.js").read_text(encoding="utf-8")
-        source = source.replace(DEFAULTS_MARKER, _script_json(self.look.as_defaults()), 1)
-        source = source.replace(WORDING_MARKER, _script_json(self.wording.as_script_value()), 1)
+        # One pass: a marker's text inside a baked value (a title "/*CLERK_WORDING*/{}")
+        # must never be replaced in turn, which would put JSON inside a JS string literal.
+        baked = {
+            DEFAULTS_MARKER: _script_json(self.look.as_defaults()),
+            WORDING_MARKER: _script_json(self.wording.as_script_value()),
+        }
+        source = _MARKERS.sub(lambda m: baked[m.group(0)], source)
         return Response(
             source, media_type="text/javascript; charset=utf-8", headers=_asset_headers()
         )
