@@ -90,12 +90,6 @@ class Project:
         """The parsed ``config.yml`` ({} when the project has none)."""
         return read_yaml_mapping(self.config_file) if self.config_file else {}
 
-    def read_endpoints(self) -> dict[str, Any]:
-        return read_yaml_mapping(self.endpoints_file) if self.endpoints_file else {}
-
-    def read_credentials(self) -> dict[str, Any]:
-        return read_yaml_mapping(self.credentials_file) if self.credentials_file else {}
-
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """A YAML file whose top level is a mapping (an empty file is ``{}``)."""

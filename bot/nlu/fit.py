@@ -33,7 +33,6 @@ from bot.nlu.artifacts import ENCODER_DIR, FORMAT_VERSION
 from bot.nlu.config import OUT_OF_SCOPE_INTENT, NLUConfig
 from bot.nlu.data import NLUData
 from bot.nlu.encoder import Encoder, TextEncoder
-from bot.nlu.entities import RegexEntityExtractor
 from bot.nlu.entity_tables import build_entity_tables, patterns_from_tables
 from bot.nlu.features import Featurizer
 
@@ -45,7 +44,6 @@ __all__ = [
     "ProgressFn",
     "calibrate_threshold",
     "class_probabilities",
-    "cross_validate",
     "fit_classifier",
     "fit_model",
     "remove_when_unused",
@@ -321,49 +319,3 @@ def remove_when_unused(owner: object, folder: Path) -> None:
     garbage-collected (``save`` has copied it by then, or the model was thrown away, as in
     tuning)."""
     weakref.finalize(owner, shutil.rmtree, str(folder.parent), True)
-
-
-def cross_validate(
-    data: NLUData,
-    *,
-    encoder: TextEncoder,
-    config: NLUConfig | None = None,
-    folds: int = 5,
-) -> dict[str, Any]:
-    """Stratified k-fold intent accuracy and macro F1 (each text encoded once; no entity
-    tables, no validation split, no fine-tuning: the bare features and classifier).
-
-    Returns ``{"accuracy", "macro_f1", "folds", "errors": [(text, gold, predicted), ...]}``.
-    (``bot.training.evaluate.cross_validate``, which the CLI uses, trains whole models.)
-    """
-    from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedKFold
-
-    config = config or NLUConfig()
-    texts = [e.text for e in data.examples]
-    labels = np.asarray([e.intent for e in data.examples])
-    emb = encoder.encode(texts) if "minilm" in config.featurizers else None
-    patterns = RegexEntityExtractor()
-    predicted = np.empty(len(texts), dtype=object)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
-    for train_idx, test_idx in splitter.split(texts, labels):
-        feat = Featurizer(config, patterns).fit([texts[i] for i in train_idx])
-        x_train = feat.transform(
-            [texts[i] for i in train_idx], None if emb is None else emb[train_idx]
-        )
-        clf = fit_classifier(x_train, labels[train_idx], config)
-        x_test = feat.transform(
-            [texts[i] for i in test_idx], None if emb is None else emb[test_idx]
-        )
-        predicted[test_idx] = clf.predict(x_test)
-    errors = [
-        (texts[i], str(labels[i]), str(predicted[i]))
-        for i in range(len(texts))
-        if labels[i] != predicted[i]
-    ]
-    return {
-        "accuracy": float(np.mean(predicted == labels)),
-        "macro_f1": float(f1_score(labels, predicted.astype(str), average="macro")),
-        "folds": folds,
-        "errors": errors,
-    }
