@@ -180,18 +180,23 @@ def prepare(
     encoder = encoder or make_encoder(settings)
     try:
         index_missing = not (settings.index_dir / "manifest.json").exists()
-        catalog = (
-            None if knowledge_dir is None else read_catalog(knowledge_dir, catalog_spec(settings))
-        )
-        products = [p.to_dict() for p in catalog.products] if catalog is not None else []
-        if catalog is None:
+        products: list[dict[str, Any]] = []
+        if knowledge_dir is None:
             log.info("the project has no knowledge/ folder: no catalog, policy or FAQ answers")
-        elif force_ingest or index_missing or _store_empty(db):
-            report["catalog"] = catalog.report()
-            report["store"] = load_store(db, knowledge_dir, progress, catalog=catalog)
-            report["knowledge"] = ingest(
-                db, knowledge_dir, settings.index_dir, encoder, progress=progress, catalog=catalog
-            )
+        else:
+            catalog = read_catalog(knowledge_dir, catalog_spec(settings))  # read once
+            products = [p.to_dict() for p in catalog.products]
+            if force_ingest or index_missing or _store_empty(db):
+                report["catalog"] = catalog.report()
+                report["store"] = load_store(db, knowledge_dir, progress, catalog=catalog)
+                report["knowledge"] = ingest(
+                    db,
+                    knowledge_dir,
+                    settings.index_dir,
+                    encoder,
+                    progress=progress,
+                    catalog=catalog,
+                )
         nlu = None if force_train else current_nlu(settings, encoder, products=products)
         if nlu is None:
             t = time.perf_counter()
