@@ -115,9 +115,12 @@ def project_action_classes(actions_dir: Path) -> list[type[Action]]:
     import pkgutil
     import sys
 
-    root = str(Path(actions_dir).resolve())
+    folder = Path(actions_dir).resolve()
+    root = str(folder)
     loaded = sys.modules.get("actions")
-    if loaded is not None and not str(getattr(loaded, "__file__", "") or "").startswith(root):
+    loaded_file = getattr(loaded, "__file__", None)
+    # a path check, not a string prefix: /srv/shop must not take /srv/shop2's actions
+    if loaded is not None and not (loaded_file and Path(loaded_file).is_relative_to(folder)):
         for name in [m for m in sys.modules if m == "actions" or m.startswith("actions.")]:
             del sys.modules[name]
     if sys.path[:1] != [root]:
