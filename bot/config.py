@@ -25,7 +25,7 @@ import yaml
 
 from bot.errors import ConfigError
 from bot.knowledge.imports.spec import FileSpec, parse_currency, parse_files
-from bot.project import Project
+from bot.project import Project, credentials_file, endpoints_file, read_yaml_mapping
 from bot.ratelimit import Network, parse_networks
 
 CHANNELS = ("rest", "socketio", "telegram")  # the chat widget is always served
@@ -213,17 +213,15 @@ def rasa_project_settings(project_dir: Path, env: Mapping[str, str]) -> dict[str
     ``action_endpoint.url``; ``credentials.yml``'s channels (``rest``, ``socketio``,
     ``telegram``: only those listed are served) and Telegram's ``access_token`` and
     ``webhook_url``. ``${VAR}`` in these files is read from ``env``, as Rasa does."""
-    from bot.project import read_yaml_mapping
-
     out: dict[str, Any] = {}
-    endpoints_file = project_dir / "endpoints.yml"
-    if endpoints_file.is_file():
-        action = read_yaml_mapping(endpoints_file).get("action_endpoint")
+    endpoints = endpoints_file(project_dir)
+    if endpoints is not None:
+        action = read_yaml_mapping(endpoints).get("action_endpoint")
         if isinstance(action, dict) and action.get("url"):
             out["action_endpoint"] = _expand(str(action["url"]), env)
-    credentials_file = project_dir / "credentials.yml"
-    if credentials_file.is_file():
-        credentials = read_yaml_mapping(credentials_file)
+    credentials_path = credentials_file(project_dir)
+    if credentials_path is not None:
+        credentials = read_yaml_mapping(credentials_path)
         out["channels"] = [c for c in CHANNELS if c in credentials]
         telegram = credentials.get("telegram")
         if isinstance(telegram, dict):

@@ -82,8 +82,8 @@ class Project:
             nlu_test_files=tuple(
                 p for p in _yaml_files_in(root / "tests") if p.name.startswith("nlu")
             ),
-            endpoints_file=_first_file(root / "endpoints.yml", root / "endpoints.yaml"),
-            credentials_file=_first_file(root / "credentials.yml", root / "credentials.yaml"),
+            endpoints_file=endpoints_file(root),
+            credentials_file=credentials_file(root),
         )
 
     def read_config(self) -> dict[str, Any]:
@@ -100,6 +100,16 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(str(path), "the top level must be a mapping")
     return data
+
+
+def endpoints_file(root: Path) -> Path | None:
+    """The project's ``endpoints.yml`` (or ``.yaml``), if any."""
+    return _first_file(root / "endpoints.yml", root / "endpoints.yaml")
+
+
+def credentials_file(root: Path) -> Path | None:
+    """The project's ``credentials.yml`` (or ``.yaml``), if any."""
+    return _first_file(root / "credentials.yml", root / "credentials.yaml")
 
 
 def _first_file(*candidates: Path) -> Path | None:

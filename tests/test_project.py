@@ -152,6 +152,21 @@ def test_endpoints_and_credentials_are_read_with_environment_variables(tmp_path:
         settings_for(root, TG_TOKEN="1:a")
 
 
+def test_rasas_yaml_spelling_of_the_files_is_read_too(tmp_path: Path) -> None:
+    root = write_rasa_init_project(tmp_path / "p")
+    (root / "endpoints.yml").unlink()
+    (root / "credentials.yml").rename(root / "credentials.yaml")
+    (root / "endpoints.yaml").write_text(
+        'action_endpoint:\n  url: "http://10.0.0.8:5055/webhook"\n'
+    )
+    project = Project.find(root)
+    assert project.endpoints_file == root / "endpoints.yaml"
+    assert project.credentials_file == root / "credentials.yaml"
+    settings = settings_for(root)
+    assert settings.action_endpoint == "http://10.0.0.8:5055/webhook"
+    assert settings.channels == ("rest",)
+
+
 def test_channels_not_in_credentials_are_not_served(tmp_path: Path) -> None:
     root = write_rasa_init_project(tmp_path / "p")  # its credentials.yml lists rest only
     assert settings_for(root).channels == ("rest",)
