@@ -329,3 +329,17 @@ def test_the_minimal_templates_custom_action_is_loaded(tmp_path: Path) -> None:
     scaffold("minimal", tmp_path / "shop")
     names = {cls().name() for cls in project_action_classes(tmp_path / "shop")}
     assert names == {"action_opening_hours"}
+
+
+def test_data_validate_checks_the_projects_domain_and_stories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_rasa_init_project(tmp_path / "p")
+    rules = root / "data" / "rules.yml"
+    rules.write_text(
+        rules.read_text() + "\n- rule: cheer\n  steps:\n  - intent: greet\n"
+        "  - action: utter_not_in_the_domain\n"
+    )
+    assert main(["--project", str(root), "data", "validate"]) == 1
+    out = capsys.readouterr().out
+    assert "undefined-response" in out and "utter_not_in_the_domain" in out

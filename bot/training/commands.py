@@ -305,6 +305,22 @@ def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
+def _validation_domain(
+    args: argparse.Namespace, paths: list[Path], settings: Any
+) -> tuple[Path | None, list[Path]]:
+    """The domain and rule/story files to check the NLU data against: the project's, or
+    those in a ``--data`` folder of the repository's layout (none for ``--nlu`` files)."""
+    if not _explicit_data(args):
+        project = settings.project
+        return project.domain, list(project.dialogue_files)
+    folder = next((p for p in paths if p.is_dir()), None)
+    if folder is None or not (folder / "domain.yml").is_file():
+        return None, []
+    return folder / "domain.yml", [
+        f for f in (folder / "rules.yml", folder / "stories.yml") if f.is_file()
+    ]
+
+
 def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
     from bot.training.train import load_training_data
     from bot.training.validate import validate
@@ -312,16 +328,12 @@ def cmd_validate(args: argparse.Namespace, settings: Any) -> int:
     paths = _data_paths(args, settings)
     data = load_training_data(paths)
     test = load_training_data([Path(p) for p in args.test]) if args.test else None
-    folder = next((p for p in paths if p.is_dir()), None)
-    domain_file = dialogue = None
-    if folder is not None and (folder / "domain.yml").is_file():
-        domain_file = folder / "domain.yml"
-        dialogue = [f for f in (folder / "rules.yml", folder / "stories.yml") if f.is_file()]
+    domain_file, dialogue = _validation_domain(args, paths, settings)
     report = validate(
         data,
         test=test,
         domain_file=domain_file,
-        dialogue_files=dialogue or (),
+        dialogue_files=dialogue,
         min_examples=args.min_examples,
         imbalance_ratio=args.imbalance_ratio,
     )
