@@ -22,77 +22,9 @@ from bot.types import (
     UserUttered,
     event_from_dict,
 )
-
-MOODBOT_DOMAIN = """
-version: "3.1"
-intents:
-  - greet
-  - goodbye
-  - affirm
-  - deny
-  - mood_great
-  - mood_unhappy
-  - bot_challenge
-responses:
-  utter_greet:
-  - text: "Hey! How are you?"
-  utter_cheer_up:
-  - text: "Here is something to cheer you up:"
-    image: "https://i.imgur.com/nGF1K8f.jpg"
-  utter_did_that_help:
-  - text: "Did that help you?"
-  utter_happy:
-  - text: "Great, carry on!"
-  utter_goodbye:
-  - text: "Bye"
-  utter_iamabot:
-  - text: "I am a bot, powered by Rasa."
-session_config:
-  session_expiration_time: 60
-  carry_over_slots_to_new_session: true
-"""
-
-MOODBOT_STORIES = """
-version: "3.1"
-stories:
-- story: happy path
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_great
-  - action: utter_happy
-- story: sad path 1
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_unhappy
-  - action: utter_cheer_up
-  - action: utter_did_that_help
-  - intent: affirm
-  - action: utter_happy
-- story: sad path 2
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_unhappy
-  - action: utter_cheer_up
-  - action: utter_did_that_help
-  - intent: deny
-  - action: utter_goodbye
-"""
-
-MOODBOT_RULES = """
-version: "3.1"
-rules:
-- rule: Say goodbye anytime the user says goodbye
-  steps:
-  - intent: goodbye
-  - action: utter_goodbye
-- rule: Say 'I am a bot' anytime the user challenges
-  steps:
-  - intent: bot_challenge
-  - action: utter_iamabot
-"""
+from tests.rasa_projects import DOMAIN as MOODBOT_DOMAIN
+from tests.rasa_projects import RULES as MOODBOT_RULES
+from tests.rasa_projects import STORIES as MOODBOT_STORIES
 
 
 @pytest.fixture

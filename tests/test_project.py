@@ -222,7 +222,7 @@ def test_a_rasa_init_project_trains_and_serves_as_it_is(
             "Here is something to cheer you up:",
             "Did that help you?",
         ]
-        assert sad[0]["image"] == "https://example.com/cheer-up.jpg"
+        assert sad[0]["image"] == "https://i.imgur.com/nGF1K8f.jpg"
         assert [m["text"] for m in say("a", "yes")] == ["Great, carry on!"]
         assert [m["text"] for m in say("b", "are you a bot?")] == ["I am a bot, powered by Rasa."]
         # credentials.yml lists no socketio: that endpoint is not served
