@@ -85,19 +85,21 @@ ACTION_CLASSES = (
 )
 
 
-def build_actions(db: Database, *, currency: str | None = None) -> list[Action]:
-    """One instance of every store action, all sharing ``db`` and writing prices in
-    ``currency`` (``None``: the settings' currency, read on first use)."""
+def build_actions(db: Database | None, *, currency: str | None = None) -> list[Action]:
+    """One instance of every store action, all sharing ``db`` (``None``: the settings'
+    database, opened on first use) and writing prices in ``currency`` (``None``: the
+    settings' currency, read on first use)."""
     return [cls(db, currency=currency) for cls in ACTION_CLASSES]
 
 
 def project_actions(
-    actions_dir: Path | None, db: Database, *, currency: str | None = None
+    actions_dir: Path | None, db: Database | None, *, currency: str | None = None
 ) -> list[Action]:
     """Clerk's store actions plus the project's own ``actions`` package (or ``actions.py``)
     found in ``actions_dir``; a project action whose ``name()`` is a built-in's replaces it.
     Project actions derived from ``UsesStore`` get ``db`` (and read the currency from the
-    settings); others are built without arguments, as rasa-sdk builds them."""
+    settings); others are built without arguments, as rasa-sdk builds them. ``db`` ``None``
+    (an action server): every action opens the settings' database on first use."""
     by_name = {a.name(): a for a in build_actions(db, currency=currency)}
     if actions_dir is not None:
         for cls in project_action_classes(actions_dir):

@@ -14,13 +14,11 @@ from rasa_sdk.executor import ActionExecutor
 
 
 def action_executor(actions_dir: Path | None) -> ActionExecutor:
-    from bot.store_actions import ACTION_CLASSES, project_action_classes
+    from bot.store_actions import project_actions
 
     executor = ActionExecutor()
-    for cls in ACTION_CLASSES:
-        executor.register_action(cls())
-    for project_cls in project_action_classes(actions_dir) if actions_dir else []:
-        executor.register_action(project_cls())
+    for action in project_actions(actions_dir, None):
+        executor.register_action(action)
     return executor
 
 
