@@ -1,22 +1,33 @@
-"""NLU benchmark: train Clerk's NLU on a text,label CSV, score it on a held-out CSV.
+"""NLU benchmark: Clerk's NLU with its default config on a text,label CSV pair, three ways.
 
     python benchmarks/nlu_benchmark.py --train ../shared/data/banking77/train.csv \
-        --test ../shared/data/banking77/test.csv [--config benchmarks/banking77.yml] \
-        [--peer rasa [--rasa-epochs N]]
+        --test ../shared/data/banking77/test.csv [--scenario full|fewshot|oos ...] \
+        [--config config.yml] [--peer rasa [--rasa-epochs N]]
 
-Prints accuracy, macro-F1, training wall time, peak memory (max RSS of this process) and
-single-sentence prediction latency (median and p95 of 500 ``parse`` calls on test
-sentences, model loaded from its saved artifact as the server loads it, ONNX encoder).
-The configuration was chosen by ``clerk tune`` on a split of the *training* file only;
-the test file is read once, for the final figures.
+Scenarios (all by default; the draws are seeded and fixed, never tuned):
 
-``--peer rasa`` trains and tests Rasa Open Source 3.6 DIET on the same split, in a Python
-3.10 virtualenv (created with ``python3.10 -m venv`` and ``pip install rasa==3.6.21`` when
-missing; about 4 minutes). It is skipped with a message when no Python 3.10 is found.
-DIET's default is 100 epochs at roughly 85-140 s each on two cores; ``--rasa-epochs``
-sets a smaller count, which the output states.
+* ``full``: the whole training file.
+* ``fewshot``: ``FEWSHOT_PER_INTENT`` (10) training examples of each intent.
+* ``oos``: ``OOS_KNOWN_INTENTS`` (67) intents' training examples only; the test queries of
+  the other intents are out of scope (no out-of-scope example is trained on).
 
-Results are written to ``benchmarks/results/nlu_<name>.json``.
+Each prints closed-set accuracy and macro-F1 (the top intent, as published figures count
+it), accuracy with the calibrated fallback (a fallback counts as wrong), for ``oos``
+in-scope accuracy and out-of-scope recall, training wall time, peak memory, and for
+``full`` single-message ``parse`` latency (median and p95 of 500 calls, the model loaded
+from its saved artifact as the server loads it, ONNX encoder at ``--precision``). Without
+``--config`` the config is ``NLUConfig()``'s defaults: what ``clerk init`` gives a store.
+The test file is read once, for the final figures; nothing was tuned on it.
+
+``--peer rasa`` trains and tests Rasa Open Source 3.6 DIET on the same scenarios, in a
+Python 3.10 virtualenv (created with ``python3.10 -m venv`` and ``pip install rasa==3.6.21``
+when missing; about 4 minutes), its fallback at Rasa's FallbackClassifier default (0.3).
+It is skipped with a message when no Python 3.10 is found. DIET's default is 100 epochs at
+roughly 85-140 s each on two cores for the full set; ``--rasa-epochs`` sets a smaller
+count, which the output states.
+
+Results are written to ``benchmarks/results/nlu_<name>.json`` (``runs``, one entry per
+system and scenario; a later run replaces only its own entries).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,23 +57,69 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_clerk(args: argparse.Namespace) -> dict:
+SCENARIOS = ("full", "fewshot", "oos")
+FEWSHOT_PER_INTENT = 10
+OOS_KNOWN_INTENTS = 67
+SPLIT_SEED = 0  # the few-shot draw and the out-of-scope intents: fixed, never tuned
+
+
+def fewshot_rows(labels: list[str], per_intent: int, seed: int = SPLIT_SEED) -> list[int]:
+    """A seeded draw of ``per_intent`` training rows of every intent (all when fewer)."""
+    import numpy as np
+
+    rng = np.random.RandomState(seed)
+    rows: list[int] = []
+    for label in sorted(set(labels)):
+        mine = np.flatnonzero(np.asarray(labels) == label)
+        rng.shuffle(mine)
+        rows.extend(int(i) for i in mine[:per_intent])
+    return sorted(rows)
+
+
+def known_intents(labels: list[str], n_known: int, seed: int = SPLIT_SEED) -> set[str]:
+    """``n_known`` intents drawn with ``seed``; the others are out of scope."""
+    import numpy as np
+
+    intents = sorted(set(labels))
+    rng = np.random.RandomState(seed)
+    rng.shuffle(intents)
+    return set(intents[:n_known])
+
+
+def scenario_data(scenario: str, train_csv: Path, test_csv: Path) -> tuple[Any, Any, set[str]]:
+    """(training NLUData, test NLUData, out-of-scope intents) of a scenario: ``full`` (the
+    training file), ``fewshot`` (``FEWSHOT_PER_INTENT`` a intent, seeded), ``oos`` (the
+    ``OOS_KNOWN_INTENTS`` seeded intents' training rows; the other intents' test queries
+    are out of scope and no out-of-scope example is trained on)."""
+    from bot.nlu.data import NLUData, load_csv
+
+    train, test = load_csv(train_csv), load_csv(test_csv)
+    labels = [e.intent for e in train.examples]
+    if scenario == "fewshot":
+        rows = fewshot_rows(labels, FEWSHOT_PER_INTENT)
+        return NLUData(examples=tuple(train.examples[i] for i in rows)), test, set()
+    if scenario == "oos":
+        known = known_intents(labels, min(OOS_KNOWN_INTENTS, len(set(labels)) - 1))
+        kept = tuple(e for e in train.examples if e.intent in known)
+        return NLUData(examples=kept), test, set(labels) - known
+    return train, test, set()
+
+
+def run_clerk(args: argparse.Namespace, scenario: str) -> dict:
     import numpy as np
 
     from bot.nlu.config import NLUConfig
-    from bot.nlu.data import load_csv
     from bot.nlu.encoder import Encoder
     from bot.nlu.model import NLUModel
-    from bot.training.evaluate import intent_report
 
-    train = load_csv(args.train)
-    config = NLUConfig.from_file(args.config)
+    train, test, out_of_scope = scenario_data(scenario, Path(args.train), Path(args.test))
+    config = NLUConfig.from_file(args.config) if args.config else NLUConfig()
     work = Path(tempfile.mkdtemp(prefix="clerk-bench-"))
-    encoder = Encoder(cache_dir=work / "encoder")
+    encoder = Encoder(cache_dir=work / "encoder", precision=args.precision)
     encoder.encode(["warm up"])  # the ONNX export is a one-off cost, not training
     print(
-        f"training Clerk NLU on {len(train.examples)} examples "
-        f"({len(train.intents)} intents), config {args.config}",
+        f"[{scenario}] training Clerk NLU on {len(train.examples)} examples "
+        f"({len(train.intents)} intents), config {args.config or 'default'}",
         flush=True,
     )
     last = {"stage": None}
@@ -75,36 +133,85 @@ def run_clerk(args: argparse.Namespace) -> dict:
     model = NLUModel.train(train, encoder=encoder, config=config, progress=progress)
     train_seconds = time.perf_counter() - t0
     model.save(work / "model")
-    served = NLUModel.load(work / "model", Encoder(cache_dir=work / "encoder"))
+    served = NLUModel.load(
+        work / "model", Encoder(cache_dir=work / "encoder", precision=args.precision)
+    )
 
-    test = load_csv(args.test)
     texts = [e.text for e in test.examples]
-    gold = [e.intent for e in test.examples]
     probs = served.predict_proba(texts)
-    predicted = [served.labels[i] for i in np.argmax(probs, axis=1)]
-    report = intent_report(gold, predicted)
+    result: dict[str, Any] = {
+        "system": "clerk",
+        "scenario": scenario,
+        "config": config.to_dict(),
+        "train_examples": len(train.examples),
+        "train_intents": len(train.intents),
+        "test_examples": len(texts),
+        **score(
+            [e.intent for e in test.examples],
+            np.asarray(served.labels)[np.argmax(probs, axis=1)].tolist(),
+            probs.max(axis=1).tolist(),
+            served.threshold,
+            out_of_scope,
+        ),
+        "finetune": model.metrics.get("finetune"),
+        "rejection_estimate": model.metrics.get("rejection"),
+        "train_seconds": round(train_seconds, 1),
+        "peak_rss_mb": round(_peak_rss_mb(), 0),
+    }
+    if scenario == "full":
+        result.update(_latency(served, texts[: args.latency_n]))
+    shutil.rmtree(work, ignore_errors=True)
+    return result
 
-    sample = texts[: args.latency_n]
+
+def score(
+    gold: list[str],
+    predicted: list[str],
+    confidence: list[float],
+    threshold: float,
+    out_of_scope: set[str],
+) -> dict[str, Any]:
+    """The figures of one system on one scenario. ``accuracy``/``macro_f1``: closed-set, the
+    top intent on the in-scope queries, as published intent-detection figures count it.
+    ``accuracy_with_fallback``: what a shopper gets, a fallback (top confidence below
+    ``threshold``) counting as wrong. With ``out_of_scope`` intents: ``in_scope_accuracy``
+    (that same figure on in-scope queries) and ``out_of_scope_recall`` (the share of the
+    out-of-scope intents' queries that fall back)."""
+    import numpy as np
+
+    from bot.training.evaluate import intent_report
+
+    gold_a, pred_a = np.asarray(gold), np.asarray(predicted)
+    kept = np.asarray(confidence) >= threshold
+    in_scope = ~np.isin(gold_a, sorted(out_of_scope))
+    report = intent_report(gold_a[in_scope].tolist(), pred_a[in_scope].tolist())
+    out: dict[str, Any] = {
+        "accuracy": round(report["accuracy"], 4),
+        "macro_f1": round(report["macro_f1"], 4),
+        "accuracy_with_fallback": round(float(np.mean(((pred_a == gold_a) & kept)[in_scope])), 4),
+        "threshold": threshold,
+    }
+    if out_of_scope:
+        out["out_of_scope_intents"] = sorted(out_of_scope)
+        out["in_scope_accuracy"] = out["accuracy_with_fallback"]
+        out["out_of_scope_recall"] = round(float(np.mean(~kept[~in_scope])), 4)
+    return out
+
+
+def _latency(served: Any, sample: list[str]) -> dict[str, Any]:
+    """Single-message ``parse`` latency of the served model (median, p95)."""
+    import numpy as np
+
     served.parse(sample[0])
     timings = []
     for text in sample:
         t = time.perf_counter()
         served.parse(text)
         timings.append((time.perf_counter() - t) * 1000)
-    shutil.rmtree(work, ignore_errors=True)
     return {
-        "system": "clerk",
-        "config": config.to_dict(),
-        "train_examples": len(train.examples),
-        "test_examples": len(texts),
-        "accuracy": round(report["accuracy"], 4),
-        "macro_f1": round(report["macro_f1"], 4),
-        "train_seconds": round(train_seconds, 1),
-        "peak_rss_mb": round(_peak_rss_mb(), 0),
         "latency_ms_median": round(statistics.median(timings), 2),
         "latency_ms_p95": round(float(np.percentile(timings, 95)), 2),
         "latency_n": len(timings),
-        "validation_accuracy": model.metrics.get("validation_accuracy"),
     }
 
 
@@ -150,12 +257,11 @@ def _find_python310() -> str | None:
     return None
 
 
-def _csv_to_rasa(path: Path, out: Path) -> int:
+def _rasa_yaml(data: Any, out: Path) -> int:
+    """Write NLU data as Rasa training YAML; the number of examples written."""
     by_intent: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            label = row.get("label") or row.get("category") or row.get("intent")
-            by_intent.setdefault(label, []).append(row["text"])
+    for e in data.examples:
+        by_intent.setdefault(e.intent, []).append(e.text)
     lines = ['version: "3.1"', "nlu:"]
     for intent, texts in by_intent.items():
         lines += [f"- intent: {intent}", "  examples: |"]
@@ -164,6 +270,10 @@ def _csv_to_rasa(path: Path, out: Path) -> int:
             lines.append("    - " + " ".join(t.replace("[", "(").replace("]", ")").split()))
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return sum(len(v) for v in by_intent.values())
+
+
+#: Rasa's FallbackClassifier default threshold, applied to DIET's confidence.
+RASA_FALLBACK_THRESHOLD = 0.3
 
 
 RASA_VENV = Path.home() / ".cache" / "clerk" / "rasa-3.6"  # shared with benchmarks/load.py
@@ -185,15 +295,16 @@ def ensure_rasa_venv(venv: Path) -> Path | None:
     return venv
 
 
-def run_rasa(args: argparse.Namespace) -> dict | None:
+def run_rasa(args: argparse.Namespace, scenario: str) -> dict | None:
     venv = ensure_rasa_venv(Path(args.rasa_venv))
     if venv is None:
         return None
     rasa = venv / "bin" / "rasa"
     work = Path(tempfile.mkdtemp(prefix="rasa-bench-"))
     (work / "data").mkdir()
-    _csv_to_rasa(Path(args.train), work / "data" / "nlu.yml")
-    _csv_to_rasa(Path(args.test), work / "test.yml")
+    train, test, out_of_scope = scenario_data(scenario, Path(args.train), Path(args.test))
+    _rasa_yaml(train, work / "data" / "nlu.yml")
+    _rasa_yaml(test, work / "test.yml")
     (work / "config.yml").write_text(RASA_CONFIG.format(epochs=args.rasa_epochs))
     (work / "domain.yml").write_text('version: "3.1"\n')
     note = (
@@ -234,6 +345,7 @@ def run_rasa(args: argparse.Namespace) -> dict | None:
             "--out",
             "results",
             "--no-plot",
+            "--successes",
         ],
         cwd=work,
         env=env,
@@ -244,15 +356,25 @@ def run_rasa(args: argparse.Namespace) -> dict | None:
     if test.returncode != 0:
         print(test.stdout[-3000:], test.stderr[-3000:])
         raise SystemExit("peer rasa: testing failed")
-    report = json.loads((work / "results" / "intent_report.json").read_text())
-    latency = _rasa_latency(venv, work, args)
+    rows = []
+    for name in ("intent_successes.json", "intent_errors.json"):
+        path = work / "results" / name
+        if path.exists():
+            rows += json.loads(path.read_text())
+    latency = _rasa_latency(venv, work, args) if scenario == "full" else None
     shutil.rmtree(work, ignore_errors=True)
-    accuracy = report.get("accuracy", report.get("micro avg", {}).get("f1-score"))
     return {
         "system": "rasa-3.6.21-diet",
+        "scenario": scenario,
         "epochs": args.rasa_epochs,
-        "accuracy": round(float(accuracy), 4),
-        "macro_f1": round(float(report["macro avg"]["f1-score"]), 4),
+        "train_examples": len(train.examples),
+        **score(
+            [r["intent"] for r in rows],
+            [r["intent_prediction"]["name"] for r in rows],
+            [float(r["intent_prediction"]["confidence"]) for r in rows],
+            RASA_FALLBACK_THRESHOLD,
+            out_of_scope,
+        ),
         "train_seconds": round(train_seconds, 1),
         "latency_ms_median": latency,
         "note": note.strip(" ()") or None,
@@ -297,7 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--train", required=True)
     p.add_argument("--test", required=True)
-    p.add_argument("--config", default=str(ROOT / "benchmarks" / "banking77.yml"))
+    p.add_argument(
+        "--config", default=None, help="a config.yml (default: Clerk's defaults, untuned)"
+    )
+    p.add_argument("--scenario", choices=SCENARIOS, action="append", default=[])
+    p.add_argument("--precision", choices=("int8", "fp32"), default="int8")
     p.add_argument("--name", default=None, help="results file name (default: from --train)")
     p.add_argument("--latency-n", type=int, default=500)
     p.add_argument("--peer", choices=("rasa",), action="append", default=[])
@@ -305,49 +431,64 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rasa-venv", default=str(RASA_VENV))
     p.add_argument("--skip-clerk", action="store_true", help="run only the peers")
     args = p.parse_args(argv)
+    scenarios = args.scenario or list(SCENARIOS)
     name = args.name or Path(args.train).resolve().parent.name
-    results: dict = {
-        "dataset": name,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-    }
     out = ROOT / "benchmarks" / "results" / f"nlu_{name}.json"
     previous = json.loads(out.read_text()) if out.exists() else {}
+    results: dict = {"runs": previous.get("runs", {})}  # a later run replaces its own entries
+    results.update(
+        {
+            "dataset": name,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+        }
+    )
+    runs: dict = results["runs"]
 
-    def save() -> None:  # after each system, so a long peer run never loses the first figures
-        merged = dict(results)
-        for key in ("clerk", "rasa"):  # keep the other system's figures from an earlier run
-            if key not in merged and key in previous:
-                merged[key] = previous[key]
+    def save() -> None:  # after each run, so a long peer run never loses the first figures
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(merged, indent=1) + "\n")
-        results.update(merged)
+        out.write_text(json.dumps(results, indent=1) + "\n")
 
-    if not args.skip_clerk:
-        clerk = run_clerk(args)
-        results["clerk"] = clerk
-        print(json.dumps(clerk, indent=1), flush=True)
-        save()
-    if "rasa" in args.peer:
-        rasa = run_rasa(args)
-        if rasa is not None:
-            results["rasa"] = rasa
-            print(json.dumps(rasa, indent=1))
-    save()
-    print(f"\n{'system':<22}{'accuracy':>9}{'macro F1':>9}{'train s':>9}{'latency ms':>11}")
-    for key in ("clerk", "rasa"):
-        r = results.get(key)
-        if r:
-            print(
-                f"{r['system']:<22}{r['accuracy']:>9.4f}{r['macro_f1']:>9.4f}"
-                f"{r['train_seconds']:>9.0f}{(r.get('latency_ms_median') or float('nan')):>11.2f}"
-            )
+    for scenario in scenarios:
+        if not args.skip_clerk:
+            runs[f"clerk/{scenario}"] = run_clerk(args, scenario)
+            print(json.dumps(runs[f"clerk/{scenario}"], indent=1), flush=True)
+            save()
+        if "rasa" in args.peer:
+            rasa = run_rasa(args, scenario)
+            if rasa is not None:
+                runs[f"rasa/{scenario}"] = rasa
+                print(json.dumps(rasa, indent=1), flush=True)
+                save()
+    print(table(runs))
     print(f"written to {out}")
     return 0
+
+
+def _cell(run: dict, name: str, width: int, fmt: str = ".4f") -> str:
+    value = run.get(name)
+    return f"{value:>{width}{fmt}}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
+
+
+def table(runs: dict) -> str:
+    """The runs as a text table."""
+    head = (
+        f"{'run':<18}{'accuracy':>9}{'w/ fallback':>12}{'in-scope':>9}{'OOS rec.':>9}"
+        f"{'train s':>8}{'p50 ms':>8}{'p95 ms':>8}"
+    )
+    lines = [head]
+    for key, r in runs.items():
+        lines.append(
+            f"{key:<18}{_cell(r, 'accuracy', 9)}{_cell(r, 'accuracy_with_fallback', 12)}"
+            f"{_cell(r, 'in_scope_accuracy', 9)}{_cell(r, 'out_of_scope_recall', 9)}"
+            f"{_cell(r, 'train_seconds', 8, '.0f')}{_cell(r, 'latency_ms_median', 8, '.2f')}"
+            f"{_cell(r, 'latency_ms_p95', 8, '.2f')}"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

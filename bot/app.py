@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # types only: the modules themselves are imported where they 
     from bot.knowledge.imports import CatalogSpec
     from bot.nlu.config import NLUConfig
     from bot.nlu.data import NLUData
-    from bot.nlu.encoder import Encoder
+    from bot.nlu.encoder import Encoder, Precision
     from bot.nlu.model import NLUModel
     from bot.web.console.app import Console
 
@@ -75,9 +75,12 @@ def nlu_dir(settings: Settings) -> Path:
 
 
 def make_encoder(settings: Settings) -> Encoder:
+    """The sentence encoder the NLU and the knowledge search share: ONNX, exported once
+    into the home, at the settings' precision."""
     from bot.nlu.encoder import Encoder
 
-    return Encoder(cache_dir=settings.home / "encoder")
+    precision: Precision = "fp32" if settings.encoder_precision == "fp32" else "int8"
+    return Encoder(cache_dir=settings.home / "encoder", precision=precision)
 
 
 def catalog_products(

@@ -449,7 +449,7 @@ def test_button_payloads_bypass_the_model(model: NLUModel) -> None:
 
 def test_low_confidence_becomes_nlu_fallback(model: NLUModel) -> None:
     strict = model.with_threshold(0.99)
-    assert model.config.threshold == 0.45
+    assert model.threshold == model.metrics["calibrated_threshold"] > 0  # on its own data
     result = strict.parse("hmm the thing with the stuff")
     assert result["intent"]["name"] == FALLBACK_INTENT
     assert result["intent"]["confidence"] == result["intent_ranking"][0]["confidence"] < 0.99
@@ -503,8 +503,7 @@ def test_save_and_load_give_the_same_parse(
 def test_config_comes_from_the_clerk_section(data_dir: Path) -> None:
     config = NLUConfig.from_file(data_dir / "config.yml")
     assert config.featurizers == ("minilm", "tfidf_word", "tfidf_char")
-    assert (config.C, config.seed, config.threshold) == (4.78, 13, 0.45)  # tuned (issue #3)
-    assert (config.word_ngram_max, config.char_ngram_max) == (3, 6)
+    assert config == NLUConfig()  # the demo runs on the defaults every store gets
     assert NLUConfig.from_mapping({"clerk": {"nlu": {"threshold": 0.3, "C": 2}}}).threshold == 0.3
     assert NLUConfig.from_mapping({}).threshold == NLUConfig().threshold
 

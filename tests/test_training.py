@@ -189,7 +189,8 @@ def test_calibration_is_applied_and_training_is_reproducible(encoder) -> None:  
     b = NLUModel.train(data, encoder=encoder, config=config)
     assert a.config.threshold == a.metrics["calibrated_threshold"] > 0
     assert a.metrics["fingerprint"] == b.metrics["fingerprint"]
-    for key in ("validation_accuracy", "calibrated_threshold", "train_accuracy"):
+    assert a.metrics["rejection"]["threshold"] == a.config.threshold  # held-out intents
+    for key in ("rejection", "calibrated_threshold", "train_accuracy"):
         assert a.metrics[key] == b.metrics[key]
     texts = ["hello", "cancel it", "where is it"]
     assert np.array_equal(a.predict_proba(texts), b.predict_proba(texts))

@@ -4,8 +4,9 @@
 (``validation_split``), optional fine-tuning of the sentence-transformer
 (``bot.nlu.finetune``), features (``bot.nlu.features``), the classifier head
 (``fit_classifier``: scikit-learn's logistic regression or ``bot.nlu.heads``' MLP),
-threshold calibration on the held-out part (``calibrate_threshold``), a logistic regression
-refitted on all data afterwards, and the training metrics, fingerprint included
+threshold calibration (by held-out-intent simulation, ``bot.nlu.rejection``, or, with
+``out_of_scope`` examples, on the held-out part: ``calibrate_threshold``), a logistic
+regression refitted on all data afterwards, and the training metrics, fingerprint included
 (``training_fingerprint``). ``cross_validate`` scores a config by stratified k-fold.
 
 Only training imports this module's heavy dependencies (scikit-learn, torch), inside the
@@ -33,8 +34,11 @@ from bot.nlu.artifacts import ENCODER_DIR, FORMAT_VERSION
 from bot.nlu.config import OUT_OF_SCOPE_INTENT, NLUConfig
 from bot.nlu.data import NLUData
 from bot.nlu.encoder import Encoder, TextEncoder
+from bot.nlu.entities import RegexEntityExtractor
 from bot.nlu.entity_tables import build_entity_tables, patterns_from_tables
 from bot.nlu.features import Featurizer
+from bot.nlu.rejection import ScoreFn, quantile_threshold, simulate_rejection
+from bot.nlu.splits import validation_split
 
 if TYPE_CHECKING:
     from bot.nlu.heads import FeatureMatrix, Head
@@ -89,16 +93,21 @@ def fit_model(
     counts = data.intent_counts()
     if len(counts) < 2:
         raise TrainingDataError(f"need examples of at least 2 intents, got {sorted(counts)}")
-    if config.needs_validation:
+    # With out_of_scope examples the threshold is chosen on a validation split (macro F1);
+    # without, by held-out-intent simulation after the final fit (bot.nlu.rejection).
+    split_calibration = config.calibrates and OUT_OF_SCOPE_INTENT in counts
+    if config.classifier == "mlp" or split_calibration:
         train_rows, val_rows = validation_split(labels, config.validation_fraction, config.seed)
     else:
         train_rows, val_rows = np.arange(len(texts)), np.zeros(0, dtype=np.intp)
     train_texts = [texts[i] for i in train_rows]
     train_labels = [labels[i] for i in train_rows]
+    base_encoder = encoder
     encoder_dir = None
-    if config.finetune != "none" and "minilm" in config.featurizers:
+    loss = config.finetune_loss(len(train_texts))
+    if loss != "none":
         encoder, encoder_dir = finetuned_encoder(
-            encoder, train_texts, train_labels, config, progress
+            encoder, train_texts, train_labels, config, loss, progress
         )
     embeddings = None
     if "minilm" in config.featurizers:
@@ -119,30 +128,43 @@ def fit_model(
     clf = fit_classifier(
         x[train_rows], train_labels, config, x_val=x_val, y_val=y_val, progress=progress
     )
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"finetune": loss}
+    threshold = config.threshold
     if x_val is not None and y_val is not None:
         val_probs = class_probabilities(clf, x_val)
         val_pred = np.asarray(clf.classes_)[val_probs.argmax(axis=1)]
         extra["validation_size"] = len(val_rows)
         extra["validation_accuracy"] = round(float(np.mean(val_pred == y[val_rows])), 4)
-        if config.calibrate_threshold:
+        if split_calibration:
             threshold = calibrate_threshold(
                 val_probs,
                 y_val,
                 [str(c) for c in clf.classes_],
                 quantile=config.threshold_quantile,
             )
-            extra["calibrated_threshold"] = threshold
         if config.classifier == "logreg":  # refit on everything now the split did its job
             featurizer = Featurizer(config, patterns).fit(texts)
             x = featurizer.transform(texts, embeddings)
             clf = fit_classifier(x, labels, config)
+    if config.calibrates and not split_calibration:
+        base_embeddings = embeddings if loss == "none" else None
+        estimate = simulate_rejection(
+            labels,
+            _round_scorer(texts, labels, config, patterns, base_encoder, base_embeddings),
+            quantile=config.threshold_quantile,
+            seed=config.seed,
+            progress=(lambda d, t: progress("calibrate", d, t)) if progress else None,
+        )
+        threshold = estimate.threshold
+        extra["rejection"] = estimate.to_dict()
+    if config.calibrates:
+        extra["calibrated_threshold"] = threshold
     if progress:
         progress("fit", 1, 1)
     # The fingerprint names the configuration asked for, before calibration changes it.
     fingerprint = training_fingerprint(data, catalog, config)
-    if "calibrated_threshold" in extra:
-        config = dataclasses.replace(config, threshold=extra["calibrated_threshold"])
+    if threshold != config.threshold:
+        config = dataclasses.replace(config, threshold=threshold)
     history = getattr(clf, "history", None)  # an MLP's per-epoch losses
     if history:
         extra["history"] = history
@@ -240,32 +262,8 @@ def calibrate_threshold(
             if f1 > best_f1 + 1e-12:
                 best_t, best_f1 = float(t), f1
         return best_t
-    correct = top[predicted == gold_arr]
-    if not len(correct):
-        return 0.0
-    return float(np.round(np.quantile(correct, quantile), 4))
-
-
-def validation_split(
-    labels: Sequence[str], fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train rows, validation rows), each sorted; intents with fewer than 2
-    examples stay in training only; every intent keeps at least one training example.
-    The same labels, fraction and seed give the same split."""
-    rng = np.random.RandomState(seed)
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_label.setdefault(label, []).append(i)
-    train: list[int] = []
-    val: list[int] = []
-    for label in sorted(by_label):
-        rows = np.asarray(by_label[label])
-        rng.shuffle(rows)
-        k = round(len(rows) * fraction) if len(rows) >= 2 else 0
-        k = min(max(k, 1 if len(rows) >= 2 else 0), len(rows) - 1)
-        val.extend(rows[:k].tolist())
-        train.extend(rows[k:].tolist())
-    return np.asarray(sorted(train), dtype=np.intp), np.asarray(sorted(val), dtype=np.intp)
+    threshold = quantile_threshold(top, predicted == gold_arr, quantile)
+    return 0.0 if threshold is None else threshold
 
 
 def training_fingerprint(
@@ -288,22 +286,52 @@ def training_fingerprint(
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _round_scorer(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    config: NLUConfig,
+    patterns: RegexEntityExtractor,
+    encoder: TextEncoder,
+    embeddings: np.ndarray | None,
+) -> ScoreFn:
+    """The rejection simulation's ``score``: features and head as ``fit_model`` builds them,
+    on the rows given. Embeddings come from the base encoder (``embeddings`` when already
+    computed): a fine-tuned one has seen every intent, the hidden ones included."""
+    if embeddings is None and "minilm" in config.featurizers:
+        embeddings = encoder.encode(list(texts))
+
+    def score(train_rows: np.ndarray, test_rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        rows = np.concatenate([train_rows, test_rows])
+        featurizer = Featurizer(config, patterns).fit([texts[i] for i in train_rows])
+        x = featurizer.transform(
+            [texts[i] for i in rows], None if embeddings is None else embeddings[rows]
+        )
+        n = len(train_rows)
+        clf = fit_classifier(x[:n], [labels[i] for i in train_rows], config)
+        probs = class_probabilities(clf, x[n:])
+        classes = np.asarray([str(c) for c in clf.classes_])
+        return probs.max(axis=1), classes[probs.argmax(axis=1)].tolist()
+
+    return score
+
+
 def finetuned_encoder(
     encoder: TextEncoder,
     texts: Sequence[str],
     labels: Sequence[str],
     config: NLUConfig,
+    loss: str,
     progress: ProgressFn | None,
 ) -> tuple[TextEncoder, Path]:
-    """Fine-tune ``encoder``'s model into a temporary ``.../encoder`` folder; an encoder
-    serving it (torch) and the folder. The caller owns the folder's parent (see
+    """Fine-tune ``encoder``'s model with ``loss`` into a temporary ``.../encoder`` folder;
+    an encoder serving it (torch) and the folder. The caller owns the folder's parent (see
     ``remove_when_unused``)."""
     from bot.nlu.finetune import FinetuneSettings, finetune_encoder
 
     folder = Path(tempfile.mkdtemp(prefix="clerk-finetune-")) / ENCODER_DIR
     base = Path(encoder.model_path)
     settings = FinetuneSettings(
-        loss=config.finetune,
+        loss=loss,
         epochs=config.finetune_epochs,
         lr=config.finetune_lr,
         batch_size=config.finetune_batch_size,

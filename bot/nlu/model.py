@@ -51,6 +51,7 @@ from bot.nlu.encoder import Encoder, TextEncoder
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.entity_tables import extractor_from_tables, patterns_from_tables
 from bot.nlu.features import FastTfidf, Featurizer, mask_text
+from bot.nlu.rejection import UNCALIBRATED_THRESHOLD
 
 if TYPE_CHECKING:
     from bot.nlu.fit import ProgressFn
@@ -264,7 +265,11 @@ class NLUModel:
         config = artifact.config
         if artifact.encoder_dir is not None:
             if getattr(encoder, "cache_dir", None) is not None:
-                encoder = Encoder(artifact.encoder_dir, cache_dir=directory / ENCODER_ONNX_DIR)
+                encoder = Encoder(
+                    artifact.encoder_dir,
+                    cache_dir=directory / ENCODER_ONNX_DIR,
+                    precision=getattr(encoder, "precision", "fp32"),
+                )
             else:
                 encoder = Encoder(artifact.encoder_dir, backend="torch")
         trained_dim = artifact.encoder_dim
@@ -307,6 +312,12 @@ class NLUModel:
     def intents(self) -> tuple[str, ...]:
         return self.labels
 
+    @property
+    def threshold(self) -> float:
+        """The fallback threshold (a model built with none set uses Rasa's default)."""
+        threshold = self.config.threshold
+        return UNCALIBRATED_THRESHOLD if threshold is None else threshold
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Class probabilities (float32), one row per text, columns in ``self.labels``
         order."""
@@ -340,7 +351,7 @@ class NLUModel:
         ranking = [{"name": self.labels[i], "confidence": float(probs[i])} for i in order]
         top = ranking[0]
         intent = dict(top)
-        if top["confidence"] < self.config.threshold:
+        if top["confidence"] < self.threshold:
             intent = {"name": FALLBACK_INTENT, "confidence": top["confidence"]}
         return {
             "text": text,

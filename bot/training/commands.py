@@ -178,9 +178,9 @@ def _config_path(args: argparse.Namespace, paths: list[Path], settings: Any) -> 
 
 
 def _encoder(settings: Any) -> Any:
-    from bot.nlu.encoder import Encoder
+    from bot.app import make_encoder
 
-    return Encoder(cache_dir=settings.home / "encoder")
+    return make_encoder(settings)
 
 
 def _catalog(args: argparse.Namespace, settings: Any) -> list[dict[str, Any]]:

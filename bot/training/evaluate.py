@@ -215,7 +215,7 @@ def evaluate(model: Any, data: NLUData, out_dir: Path | None = None) -> Evaluati
     top = probs.argmax(axis=1)
     confidence = probs[np.arange(len(texts)), top]
     top1 = [labels[i] for i in top]
-    threshold = float(model.config.threshold)
+    threshold = model.threshold
     has_oos = OUT_OF_SCOPE_INTENT in set(gold) or OUT_OF_SCOPE_INTENT in known
     predicted = []
     for name, conf in zip(top1, confidence, strict=True):
