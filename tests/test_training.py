@@ -359,3 +359,131 @@ def test_malformed_config_is_a_clear_error(
         main(["--home", str(tmp_path / "h"), "train", "--nlu", str(nlu), "--config", str(cfg)]) == 2
     )
     assert "malformed YAML" in capsys.readouterr().err
+
+
+# -- clerk train --tune DURATION --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90.0),
+        ("10m", 600.0),
+        ("1h", 3600.0),
+        ("1h30m", 5400.0),
+        ("1h0m5s", 3605.0),
+        ("2.5m", 150.0),
+        ("600", 600.0),
+        (" 3S ", 3.0),
+    ],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    from bot.training.tune import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "not a duration"),
+        ("10x", "not a duration"),
+        ("30m1h", "not a duration"),
+        ("1h30", "not a duration"),
+        ("m", "not a duration"),
+        ("0", "more than 0"),
+        ("0m", "more than 0"),
+        ("-5", "more than 0"),
+        ("inf", "more than 0"),
+    ],
+)
+def test_parse_duration_rejects(text: str, message: str) -> None:
+    from bot.training.tune import parse_duration
+
+    with pytest.raises(ValueError, match=message):
+        parse_duration(text)
+
+
+# TF-IDF only, so that the test needs no sentence encoder; the search itself is the one
+# `clerk train --tune` runs on `DEFAULT_SPACE`.
+TFIDF_SPACE = {
+    "C": {"low": 1.0, "high": 100.0, "log": True},
+    "featurizers": ["tfidf_word+tfidf_char", "tfidf_char"],
+    "char_ngram_max": [4, 5, 6],
+}
+
+
+def test_clerk_train_tune_trains_the_best_config_and_records_the_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.training import tune as tune_module
+
+    monkeypatch.setattr(tune_module, "DEFAULT_SPACE", TFIDF_SPACE)
+    project = tmp_path / "store"
+    (project / "data").mkdir(parents=True)
+    _write(project, "domain.yml", "version: '3.1'\nintents: [greet, order_status, cancel_order]\n")
+    _write(project / "data", "nlu.yml", YML)
+    cfg = _write(
+        project,
+        "config.yml",
+        "clerk:\n  nlu:\n    featurizers: [tfidf_word, tfidf_char]\n    C: 5\n    threshold: 0\n",
+    )
+    home = tmp_path / "home"
+    assert main(["--project", str(project), "--home", str(home), "train", "--tune", "3s"]) == 0
+    out = capsys.readouterr().out
+    assert "tuning on 24 examples, bayes search, trials for 3 s, 3-fold CV" in out
+    # the first trial is the starting config, so the best is scored against it
+    first = next(line for line in out.splitlines() if "trial 0:" in line)
+    assert "complete macro_f1" in first
+    assert first.endswith("C=5 char_ngram_max=5 featurizers=tfidf_word+tfidf_char")
+    summary = next(line for line in out.splitlines() if line.startswith("best of"))
+    assert "for the starting config" in summary or "the starting config scored best" in summary
+
+    (art,) = (home / "models" / "nlu_versions").iterdir()
+    training = json.loads((art / "training.json").read_text())
+    tuned = training["metrics"]["tuned"]
+    assert tuned["budget_s"] == 3.0 and tuned["folds"] == 3 and tuned["search"] == "bayes"
+    assert tuned["trials"] >= tuned["completed"] >= 1
+    assert tuned["best_score"] >= tuned["base_score"] > 0
+    assert tuned["seconds"] < 60  # no trial starts after the budget
+    # trained with the tuned config, written beside the model (and kept on activation)
+    best = NLUConfig.from_file(art / "tuned_config.yml")
+    assert best.to_dict() == training["config"]
+    assert {k for k, (old, new) in tuned["changed"].items()} == {
+        k for k, v in best.to_dict().items() if v != NLUConfig.from_file(cfg).to_dict()[k]
+    }
+    assert (art / "config.yml").read_text() == cfg.read_text()  # the starting config
+    assert (home / "models" / "nlu" / "tuned_config.yml").is_file()
+    assert f"tuned config: {art / 'tuned_config.yml'}" in out
+
+    assert main(["--project", str(project), "--home", str(home), "model", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert json.loads(shown[shown.index("{") :])["metrics"]["tuned"] == tuned
+
+
+@pytest.mark.parametrize(("value", "message"), [("10x", "not a duration"), ("0s", "more than 0")])
+def test_clerk_train_tune_rejects_a_bad_duration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    nlu = _write(tmp_path, "nlu.yml", YML)
+    with pytest.raises(SystemExit) as exc:
+        main(["--home", str(tmp_path / "h"), "train", "--nlu", str(nlu), "--tune", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --tune" in err and message in err
+
+
+def test_fold_count_follows_the_smallest_intent() -> None:
+    from bot.training.tune import fold_count
+
+    data = parse_nlu_yaml(YML)  # 8 examples per intent
+    assert fold_count(data, 3) == 3
+    small = parse_nlu_yaml(
+        "nlu:\n- intent: a\n  examples: |\n    - x\n    - y\n"
+        "- intent: b\n  examples: |\n    - p\n    - q\n    - r\n    - s\n"
+    )
+    assert fold_count(small, 3) == 2
+    single = parse_nlu_yaml(
+        "nlu:\n- intent: a\n  examples: |\n    - x\n- intent: b\n  examples: |\n    - p\n    - q\n"
+    )
+    assert fold_count(single, 3) == 1  # one validation split

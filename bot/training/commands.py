@@ -43,6 +43,15 @@ def register(
         action="store_true",
         help="store the version without making it the active model",
     )
+    p.add_argument(
+        "--tune",
+        metavar="DURATION",
+        type=_duration,
+        help="first search the NLU settings (bayes search over the default space of "
+        "`clerk tune`, cross-validated on the same data, starting from the config) for "
+        "DURATION (90s, 10m, 1h30m or seconds), then train with the best config found. "
+        "No trial starts after DURATION; one in progress finishes",
+    )
     p.set_defaults(func=lambda a: cmd_train(a, settings(a), progress_bar))
 
     p = sub.add_parser("evaluate", help="evaluate a trained NLU model on test data")
@@ -109,6 +118,16 @@ def register(
     m = msub.add_parser("activate", help="make a stored version the active model")
     m.add_argument("version")
     m.set_defaults(func=lambda a: cmd_model_activate(a, settings(a)))
+
+
+def _duration(text: str) -> float:
+    """``--tune``'s argument in seconds (``bot.training.tune.parse_duration``)."""
+    from bot.training.tune import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _explicit_data(args: argparse.Namespace) -> bool:
@@ -203,19 +222,25 @@ def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[]
     )
     for note in _config_notes(text):
         print(f"  config: {note}")
+    encoder = _encoder(settings)
+    catalog = _catalog(args, settings)
+    tuned = None
+    if getattr(args, "tune", None) is not None:
+        config, tuned = _tune_before_training(data, config, encoder, catalog, args.tune)
     t = time.perf_counter()
     with progress_bar() as report:
         result = train(
             data,
-            encoder=_encoder(settings),
+            encoder=encoder,
             config=config,
             config_text=text,
             models_dir=settings.models_dir,
             out=Path(args.out) if args.out else None,
-            catalog=_catalog(args, settings),
+            catalog=catalog,
             sources=[str(p) for p in paths],
             activate_model=not args.no_activate,
             progress=report,
+            tuned=tuned,
         )
     m = result.model.metrics
     print(
@@ -226,7 +251,98 @@ def cmd_train(args: argparse.Namespace, settings: Any, progress_bar: Callable[[]
         k: m[k] for k in ("train_accuracy", "validation_accuracy", "calibrated_threshold") if k in m
     }
     print("  " + ", ".join(f"{k}: {v}" for k, v in figures.items()))
+    if tuned is not None:
+        from bot.training.train import TUNED_CONFIG
+
+        print(f"  tuned config: {result.directory / TUNED_CONFIG}")
+        project = _project(args, settings)
+        target = project.config_file if project and project.config_file else None
+        if tuned["changed"] or config_file != target:
+            print(
+                f"  to keep it, copy its clerk: nlu: section into {target or 'config.yml'}: "
+                "`clerk serve` and `clerk test` retrain the active model when the project's "
+                "config.yml differs from the config it was trained with"
+            )
     return 0
+
+
+#: the metric and search ``clerk train --tune`` uses; trials are bounded by time only
+TRAIN_TUNE_METRIC = "macro_f1"
+TRAIN_TUNE_FOLDS = 3
+TRAIN_TUNE_TRIALS = 1_000_000
+
+
+def _tune_before_training(
+    data: Any, base: Any, encoder: Any, catalog: list[dict[str, Any]], budget: float
+) -> tuple[Any, dict[str, Any]]:
+    """``clerk train --tune``: a bayes search over the default space, starting from
+    ``base``, for ``budget`` seconds; the best config and the record of the search."""
+    from bot.training.tune import fold_count, load_space, trial_line, tune
+
+    metric = TRAIN_TUNE_METRIC
+    folds = fold_count(data, TRAIN_TUNE_FOLDS)
+    print(_tune_banner(len(data.examples), "bayes", f"trials for {budget:g} s", folds, metric))
+    started = time.perf_counter()
+    result = tune(
+        data,
+        encoder=encoder,
+        base=base,
+        space=load_space(None),
+        search="bayes",
+        trials=TRAIN_TUNE_TRIALS,
+        metric=metric,
+        folds=folds,
+        catalog=catalog,
+        timeout=budget,
+        on_trial=lambda row: print("  " + trial_line(row, metric)),
+        start_from_base=True,
+    )
+    seconds = time.perf_counter() - started
+    before, after = base.to_dict(), result.best_config.to_dict()
+    changed = {k: [before[k], after[k]] for k in after if after[k] != before.get(k)}
+    completed = sum(row["state"] == "COMPLETE" for row in result.trials)
+    scored = f"{_folds_text(folds)} {metric} {result.best_value:.4f}"
+    if not changed:
+        what = f"the starting config scored best ({scored})"
+    else:
+        what = "; ".join(f"{k} {_show(old)} -> {_show(new)}" for k, (old, new) in changed.items())
+        if result.base_value is not None:
+            what += f" ({scored} vs {result.base_value:.4f} for the starting config)"
+        else:
+            what += f" ({scored}; the starting config lies outside the search space: not scored)"
+    print(f"best of {len(result.trials)} trials ({completed} completed) in {seconds:.1f} s: {what}")
+    record = {
+        "budget_s": budget,
+        "seconds": round(seconds, 2),
+        "search": "bayes",
+        "metric": metric,
+        "folds": folds,
+        "trials": len(result.trials),
+        "completed": completed,
+        "best_score": result.best_value,
+        "base_score": result.base_value,
+        "changed": changed,
+    }
+    return result.best_config, record
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "+".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _folds_text(folds: int) -> str:
+    return f"{folds}-fold CV" if folds >= 2 else "validation split"
+
+
+def _tune_banner(examples: int, search: str, trials: str, folds: int, metric: str) -> str:
+    return (
+        f"tuning on {examples} examples, {search} search, {trials}, "
+        f"{_folds_text(folds)}, metric {metric}"
+    )
 
 
 def _config_notes(text: str) -> list[str]:
@@ -269,10 +385,10 @@ def cmd_tune(args: argparse.Namespace, settings: Any) -> int:
     study = args.study or f"clerk-{args.search}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(args.out) if args.out else settings.home / "tuning" / study
     print(
-        f"tuning on {len(data.examples)} examples, {args.search} search, {args.trials} "
-        f"trials, {f'{args.folds}-fold CV' if args.folds >= 2 else 'validation split'}, "
-        f"metric {args.metric}, study {study!r}"
-        f"{' in ' + _redact(args.storage) if args.storage else ''}"
+        _tune_banner(
+            len(data.examples), args.search, f"{args.trials} trials", args.folds, args.metric
+        )
+        + f", study {study!r}{' in ' + _redact(args.storage) if args.storage else ''}"
     )
     result = tune(
         data,

@@ -4,6 +4,9 @@ A training run writes one versioned artifact folder::
 
     <models>/nlu_versions/<version>/   NLUModel files (meta.json, classifier, ...)
                                        config.yml   the configuration file it was trained with
+                                                    (after `--tune`: the one tuning started from)
+                                       tuned_config.yml  after `clerk train --tune`: the
+                                                    configuration tuning found, trained with
                                        training.json data sources, fingerprint, metrics
                                        evaluation/  written by `clerk evaluate` (optional)
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 VERSIONS = "nlu_versions"
+TUNED_CONFIG = "tuned_config.yml"
 ACTIVE = "nlu"
 Progress = Callable[[str, int, int], None]
 
@@ -84,17 +88,26 @@ def train(
     sources: Sequence[str] = (),
     activate_model: bool = True,
     progress: Progress | None = None,
+    tuned: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train and save. ``out`` given: the artifact goes exactly there (not activated);
     otherwise into ``models_dir/nlu_versions/<version>`` and, with ``activate_model``,
-    becomes the active model."""
+    becomes the active model. ``tuned``: ``config`` came from a search (``clerk train
+    --tune``); what the search did is recorded as the metric ``tuned`` and ``config`` is
+    written beside the model as ``tuned_config.yml``."""
     if out is None and models_dir is None:
         raise ConfigError("train", "give an output folder or a models folder")
     model = NLUModel.train(data, encoder=encoder, catalog=catalog, config=config, progress=progress)
+    if tuned is not None:
+        model.metrics["tuned"] = dict(tuned)
     version = str(model.metrics["version"])
     directory = Path(out) if out is not None else Path(models_dir) / VERSIONS / version  # type: ignore[arg-type]
     model.save(directory)
     (directory / "config.yml").write_text(config_text or _config_yaml(config), encoding="utf-8")
+    if tuned is not None:
+        (directory / TUNED_CONFIG).write_text(
+            _tuned_header(tuned) + _config_yaml(config), encoding="utf-8"
+        )
     (directory / "training.json").write_text(
         json.dumps(
             {
@@ -113,6 +126,19 @@ def train(
         activate(Path(models_dir), version)  # type: ignore[arg-type]
         active = True
     return TrainResult(model=model, directory=directory, version=version, active=active)
+
+
+def _tuned_header(tuned: Mapping[str, Any]) -> str:
+    score = tuned.get("best_score")
+    lines = [
+        "# found by `clerk train --tune`"
+        + (f" with a {tuned['budget_s']:g} s budget" if tuned.get("budget_s") else "")
+        + (f" ({tuned['trials']} trials)" if tuned.get("trials") is not None else ""),
+    ]
+    if score is not None:
+        lines.append(f"# cross-validated {tuned.get('metric', 'score')} {score:.4f}")
+    lines.append("# to keep it, copy the clerk: nlu: section into the project's config.yml")
+    return "\n".join(lines) + "\n"
 
 
 def _config_yaml(config: NLUConfig) -> str:

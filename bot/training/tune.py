@@ -17,6 +17,14 @@ earlier trials at the same fold. ``folds == 1`` is a single stratified validatio
 (``validation_fraction``), which cannot prune. Sentence embeddings are computed once per
 text for the whole study (``CachingEncoder``).
 
+``start_from_base`` enqueues ``base`` itself as the first trial (when each of its values
+lies in the space; not for ``grid``), so the best configuration found is never worse on
+the same folds than the one the search started from, and ``TuneResult.base_value`` is that
+configuration's score.
+
+``clerk train --tune DURATION`` runs a bayes search on the default space for at most that
+long (``parse_duration``), with as many folds as the data allows (``fold_count``).
+
 With a ``storage`` URL (``postgresql://...``, ``sqlite:///...``) processes on several
 machines share one study by name: each runs its ``trials``, Optuna hands out different
 parameters, and all see each other's results.
@@ -27,6 +35,7 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +55,11 @@ __all__ = [
     "CachingEncoder",
     "SearchSpace",
     "TuneResult",
+    "fold_count",
     "grid_points",
     "load_space",
+    "parse_duration",
+    "trial_line",
     "tune",
 ]
 
@@ -60,6 +72,37 @@ DEFAULT_SPACE: dict[str, Any] = {
     "char_ngram_max": [4, 5, 6],
     "featurizers": ["minilm+tfidf_word+tfidf_char", "minilm+tfidf_char", "minilm"],
 }
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: ``"90s"``, ``"10m"``, ``"1h"``, ``"1h30m"`` (hours, minutes,
+    seconds in that order, each optional) or plain seconds (``"600"``). ``ValueError``,
+    with a message for the user, for anything else and for a duration that is not > 0."""
+    s = text.strip().lower()
+    try:
+        seconds = float(s)
+    except ValueError:
+        match = _DURATION.fullmatch(s)
+        if not s or match is None:
+            raise ValueError(
+                f"{text!r} is not a duration: use e.g. 90s, 10m, 1h, 1h30m or plain seconds"
+            ) from None
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"a duration must be more than 0 seconds, got {text!r}")
+    return seconds
+
+
+def fold_count(data: NLUData, wanted: int) -> int:
+    """The most cross-validation folds, up to ``wanted``, that ``data`` allows: stratified
+    k-fold needs k examples of every intent. 1 (one validation split) below 2."""
+    smallest = min(data.intent_counts().values(), default=0)
+    k = min(wanted, smallest)
+    return k if k >= 2 else 1
 
 
 class CachingEncoder:
@@ -115,6 +158,34 @@ class SearchSpace:
             else:
                 out[p.name] = trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
         return out
+
+    def point_of(self, config: NLUConfig) -> dict[str, Any] | None:
+        """``config``'s values of the space's parameters, as ``suggest`` would give them;
+        ``None`` when one lies outside the space."""
+        values = config.to_dict()
+        point: dict[str, Any] = {}
+        for p in self.params:
+            value = values[p.name]
+            if p.kind == "categorical":
+                same = [c for c in p.choices if _same(_as_config_value(p.name, c), value)]
+                if not same:
+                    return None
+                point[p.name] = same[0]
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            if not p.low <= value <= p.high:
+                return None
+            offset = (value - p.low) / p.step if p.step else 0.0
+            if abs(offset - round(offset)) > 1e-9:
+                return None
+            if p.kind == "int":
+                if value != int(value):
+                    return None
+                point[p.name] = int(value)
+            else:
+                point[p.name] = float(value)
+        return point
 
     def grid(self) -> dict[str, list[Any]]:
         """Every parameter's grid values; ``ConfigError`` for a continuous range."""
@@ -196,12 +267,23 @@ def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
     return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
+def _as_config_value(name: str, value: Any) -> Any:
+    """A space value as the config holds it (``"a+b"`` featurizers are a list)."""
+    if name == "featurizers" and isinstance(value, str):
+        return [v.strip() for v in value.split("+")]
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list | tuple) or isinstance(b, list | tuple):
+        return isinstance(a, list | tuple) and isinstance(b, list | tuple) and list(a) == list(b)
+    return bool(a == b)
+
+
 def _config_with(base: NLUConfig, params: Mapping[str, Any]) -> NLUConfig:
     values = base.to_dict()
     for key, value in params.items():
-        if key == "featurizers" and isinstance(value, str):
-            value = [v.strip() for v in value.split("+")]
-        values[key] = value
+        values[key] = _as_config_value(key, value)
     return NLUConfig.from_dict(values)
 
 
@@ -224,6 +306,8 @@ class TuneResult:
     best_config: NLUConfig
     trials: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    #: the score of the configuration the search started from (``start_from_base``)
+    base_value: float | None = None
 
     def table(self) -> str:
         names = sorted({k for t in self.trials for k in t["params"]})
@@ -243,6 +327,14 @@ class TuneResult:
         return "\n".join(
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows
         )
+
+
+def trial_line(row: Mapping[str, Any], metric: str = "macro_f1") -> str:
+    """One trial (a row of ``TuneResult.trials``, as ``on_trial`` gets it) on one line."""
+    value = "" if row["value"] is None else f" {metric} {row['value']:.4f}"
+    seconds = "" if row["seconds"] is None else f" in {row['seconds']:.1f} s"
+    params = " ".join(f"{k}={_fmt(v)}" for k, v in sorted(row["params"].items()))
+    return f"trial {row['number']}: {row['state'].lower()}{value}{seconds}  {params}"
 
 
 def _fmt(v: Any) -> str:
@@ -294,9 +386,12 @@ def tune(
     show_progress: bool = False,
     timeout: float | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
+    start_from_base: bool = False,
 ) -> TuneResult:
     """Run the search; return the best configuration (and write files into ``out_dir``:
-    ``best_config.yml``, ``trials.csv``, ``tuning_history.png``)."""
+    ``best_config.yml``, ``trials.csv``, ``tuning_history.png``). ``timeout``: no trial
+    starts after that many seconds (one in progress finishes). ``start_from_base``: the
+    first trial is ``base`` itself, when the space holds it (see the module's notes)."""
     import optuna
 
     if search not in SEARCHES:
@@ -313,7 +408,7 @@ def tune(
         from sklearn.model_selection import StratifiedKFold
 
         smallest = min(counts.values())
-        if smallest < folds:
+        if fold_count(data, folds) < folds:
             raise ConfigError(
                 "tune.folds",
                 f"{folds}-fold cross-validation needs >= {folds} examples per "
@@ -344,6 +439,9 @@ def tune(
         direction="maximize",
         load_if_exists=True,
     )
+    base_point = space.point_of(base) if start_from_base and search != "grid" else None
+    if base_point is not None:
+        study.enqueue_trial(base_point, user_attrs={"clerk_base": True})
 
     def objective(trial: Any) -> float:
         params = space.suggest(trial)
@@ -389,6 +487,9 @@ def tune(
         best_config=_config_with(base, best.params),
         trials=rows,
     )
+    base_trials = [t for t in complete if t.user_attrs.get("clerk_base")]
+    if base_point is not None and base_trials and base_trials[0].value is not None:
+        result.base_value = float(base_trials[0].value)
     if out_dir is not None:
         result.files = _write(result, Path(out_dir), metric, search, folds)
     return result
