@@ -149,10 +149,10 @@ def run_clerk(args: argparse.Namespace, scenario: str) -> dict:
         **score(
             [e.intent for e in test.examples],
             np.asarray(served.labels)[np.argmax(probs, axis=1)].tolist(),
-            probs.max(axis=1).tolist(),
-            served.threshold,
+            [served.accepts(t, float(c)) for t, c in zip(texts, probs.max(axis=1), strict=True)],
             out_of_scope,
         ),
+        "threshold": served.threshold,
         "finetune": model.metrics.get("finetune"),
         "rejection_estimate": model.metrics.get("rejection"),
         "train_seconds": round(train_seconds, 1),
@@ -165,36 +165,30 @@ def run_clerk(args: argparse.Namespace, scenario: str) -> dict:
 
 
 def score(
-    gold: list[str],
-    predicted: list[str],
-    confidence: list[float],
-    threshold: float,
-    out_of_scope: set[str],
+    gold: list[str], predicted: list[str], kept: list[bool], out_of_scope: set[str]
 ) -> dict[str, Any]:
     """The figures of one system on one scenario. ``accuracy``/``macro_f1``: closed-set, the
     top intent on the in-scope queries, as published intent-detection figures count it.
-    ``accuracy_with_fallback``: what a shopper gets, a fallback (top confidence below
-    ``threshold``) counting as wrong. With ``out_of_scope`` intents: ``in_scope_accuracy``
+    ``accuracy_with_fallback``: what a shopper gets, a fallback (``kept`` false: the system
+    answered its fallback) counting as wrong. With ``out_of_scope`` intents: ``in_scope_accuracy``
     (that same figure on in-scope queries) and ``out_of_scope_recall`` (the share of the
     out-of-scope intents' queries that fall back)."""
     import numpy as np
 
     from bot.training.evaluate import intent_report
 
-    gold_a, pred_a = np.asarray(gold), np.asarray(predicted)
-    kept = np.asarray(confidence) >= threshold
+    gold_a, pred_a, kept_a = np.asarray(gold), np.asarray(predicted), np.asarray(kept)
     in_scope = ~np.isin(gold_a, sorted(out_of_scope))
     report = intent_report(gold_a[in_scope].tolist(), pred_a[in_scope].tolist())
     out: dict[str, Any] = {
         "accuracy": round(report["accuracy"], 4),
         "macro_f1": round(report["macro_f1"], 4),
-        "accuracy_with_fallback": round(float(np.mean(((pred_a == gold_a) & kept)[in_scope])), 4),
-        "threshold": threshold,
+        "accuracy_with_fallback": round(float(np.mean(((pred_a == gold_a) & kept_a)[in_scope])), 4),
     }
     if out_of_scope:
         out["out_of_scope_intents"] = sorted(out_of_scope)
         out["in_scope_accuracy"] = out["accuracy_with_fallback"]
-        out["out_of_scope_recall"] = round(float(np.mean(~kept[~in_scope])), 4)
+        out["out_of_scope_recall"] = round(float(np.mean(~kept_a[~in_scope])), 4)
     return out
 
 
@@ -371,10 +365,10 @@ def run_rasa(args: argparse.Namespace, scenario: str) -> dict | None:
         **score(
             [r["intent"] for r in rows],
             [r["intent_prediction"]["name"] for r in rows],
-            [float(r["intent_prediction"]["confidence"]) for r in rows],
-            RASA_FALLBACK_THRESHOLD,
+            [float(r["intent_prediction"]["confidence"]) >= RASA_FALLBACK_THRESHOLD for r in rows],
             out_of_scope,
         ),
+        "threshold": RASA_FALLBACK_THRESHOLD,
         "train_seconds": round(train_seconds, 1),
         "latency_ms_median": latency,
         "note": note.strip(" ()") or None,

@@ -217,7 +217,12 @@ def evaluate(variant: Variant, config: NLUConfig, encoder: Any) -> dict[str, flo
     probs = model.predict_proba(variant.test_texts)
     predicted = np.asarray(model.labels)[probs.argmax(axis=1)]
     correct = predicted == np.asarray(variant.test_labels)
-    kept = probs.max(axis=1) >= model.threshold
+    kept = np.asarray(
+        [
+            model.accepts(t, float(c))
+            for t, c in zip(variant.test_texts, probs.max(axis=1), strict=True)
+        ]
+    )
     return {
         "accuracy": round(float(np.mean(correct)) * 100, 2),
         "with_fallback": round(float(np.mean(correct & kept)) * 100, 2),

@@ -75,12 +75,17 @@ def nlu_dir(settings: Settings) -> Path:
 
 
 def make_encoder(settings: Settings) -> Encoder:
-    """The sentence encoder the NLU and the knowledge search share: ONNX, exported once
-    into the home, at the settings' precision."""
+    """The sentence encoder: ONNX, exported once into the home (knowledge search, fp32)."""
     from bot.nlu.encoder import Encoder
 
-    precision: Precision = "fp32" if settings.encoder_precision == "fp32" else "int8"
-    return Encoder(cache_dir=settings.home / "encoder", precision=precision)
+    return Encoder(cache_dir=settings.home / "encoder")
+
+
+def nlu_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:
+    """The NLU's encoder: ``encoder``'s model (default: ``make_encoder``'s) at the settings'
+    NLU precision. The NLU trains and serves with it, so both see the same vectors."""
+    precision: Precision = "fp32" if settings.nlu_encoder_precision == "fp32" else "int8"
+    return (encoder or make_encoder(settings)).with_precision(precision)
 
 
 def catalog_products(
@@ -200,10 +205,11 @@ def prepare(
                     progress=progress,
                     catalog=catalog,
                 )
-        nlu = None if force_train else current_nlu(settings, encoder, products=products)
+        nlu_enc = nlu_encoder(settings, encoder)
+        nlu = None if force_train else current_nlu(settings, nlu_enc, products=products)
         if nlu is None:
             t = time.perf_counter()
-            train_nlu(settings, encoder, progress, products=products)
+            train_nlu(settings, nlu_enc, progress, products=products)
             report["nlu_train_seconds"] = round(time.perf_counter() - t, 2)
         else:
             report["nlu"] = nlu  # already loaded: build(nlu=...) need not load it again
@@ -261,7 +267,7 @@ def build(
     domain = Domain.load(project.domain)
     policy = FlowPolicy(DialogueData.load(*project.dialogue_files))
     if nlu is None:
-        nlu = NLUModel.load(nlu_dir(settings), encoder)
+        nlu = NLUModel.load(nlu_dir(settings), nlu_encoder(settings, encoder))
     if settings.nlu_threshold is not None:
         nlu = nlu.with_threshold(settings.nlu_threshold)
     if actions is None:

@@ -87,9 +87,9 @@ class Settings:
     project_dir: Path  # the bot project (CLERK_PROJECT / --project; default: working dir)
     channels: tuple[str, ...] = CHANNELS  # credentials.yml lists them; default: all
     nlu_threshold: float | None = None  # None: the model's own (training_data/config.yml)
-    #: The sentence encoder's ONNX precision (NLU and knowledge search): int8 is about 2.5x
-    #: faster per message at the same NLU accuracy (benchmarks/nlu_defaults.py).
-    encoder_precision: str = "int8"
+    #: The NLU's sentence-encoder ONNX precision: int8 is about 2.5x faster a message at
+    #: the same intent accuracy (benchmarks/nlu_defaults.py). Knowledge search uses fp32.
+    nlu_encoder_precision: str = "int8"
     max_misses_before_handoff: int = 2
     log_level: str = "INFO"
     # web chat widget and its Rasa-compatible Socket.IO endpoint
@@ -294,7 +294,7 @@ def _channel_settings(get: Get) -> dict[str, Any]:
 def _serving_settings(get: Get) -> dict[str, Any]:
     """The REST token, Redis, and the database thread pool of each worker."""
     return {
-        "encoder_precision": _choice(get, "encoder_precision", ENCODER_PRECISIONS, "int8"),
+        "nlu_encoder_precision": _choice(get, "nlu_encoder_precision", ENCODER_PRECISIONS, "int8"),
         "rest_token": get("rest_token") or None,
         "redis_url": get("redis_url") or None,
         "db_pool_size": _number(

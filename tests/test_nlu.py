@@ -520,6 +520,8 @@ def test_training_reports_progress_and_needs_two_intents(encoder: Encoder) -> No
         encoder=encoder,
         progress=lambda stage, done, total: stages.append((stage, done, total)),
     )
+    names = list(dict.fromkeys(stage for stage, _, _ in stages))
+    assert names == ["encode", "fit", "calibrate", "done"]
     assert stages[0] == ("encode", 0, 4) and stages[-1] == ("done", 1, 1)
     assert small.metrics["intent_counts"] == {"goodbye": 2, "greet": 2}
     assert len(small.parse("hello!")["intent_ranking"]) == 2

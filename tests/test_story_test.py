@@ -209,7 +209,10 @@ def test_cross_validate_scores_every_fold_with_evaluate(tmp_path: Path) -> None:
 
     class FirstWord:  # a "model" that reads the intent off the text
         labels = ("a", "b")
-        config = type("C", (), {"threshold": 0.0})()
+        threshold = 0.0
+
+        def accepts(self, text: str, confidence: float) -> bool:
+            return confidence >= self.threshold
 
         def predict_proba(self, texts: list[str]) -> np.ndarray:
             return np.asarray([[1.0, 0.0] if t.startswith("a") else [0.0, 1.0] for t in texts])

@@ -50,8 +50,7 @@ class NLUConfig:
 
     The defaults were chosen by cross-validation over several public intent sets and their
     few-shot subsamples (``benchmarks/nlu_defaults.py``); no threshold is set, so each
-    store's is calibrated on its own data, and small training sets fine-tune the sentence
-    encoder (``finetune: auto``).
+    store's is calibrated on its own data.
     """
 
     featurizers: tuple[str, ...] = FEATURIZERS
@@ -83,9 +82,10 @@ class NLUConfig:
     label_smoothing: float = 0.0
     # -- end-to-end fine-tuning of the sentence-transformer (bot.nlu.finetune) --
     #: ``none``, ``cross_entropy``, ``contrastive``, or ``auto``: contrastive when the
-    #: training set has at most ``finetune_max_examples`` examples (cheap there, and where
-    #: it helps most), none above.
-    finetune: str = "auto"
+    #: training set has at most ``finetune_max_examples`` examples (cheap there), none
+    #: above. Not the default: across datasets it helped some few-shot sets and hurt
+    #: others, and made off-topic messages more confident (benchmarks/nlu_defaults.py).
+    finetune: str = "none"
     finetune_epochs: int = 4
     finetune_lr: float = 1e-4
     finetune_batch_size: int = 32
@@ -94,6 +94,10 @@ class NLUConfig:
     finetune_max_examples: int = 3000
     # -- validation split, threshold calibration --
     validation_fraction: float = 0.1
+    #: Fall back on a message whose words are all Latin-letter words the training data
+    #: never used and in which no entity is found (keyboard mashing, another language):
+    #: a classifier still gives it some intent, often confidently.
+    unknown_words_fallback: bool = True
     #: Calibrate even when ``threshold`` is set (the set value is then ignored).
     calibrate_threshold: bool = False
     #: Without out-of-scope examples: the share of correctly classified in-scope messages
@@ -153,14 +157,16 @@ class NLUConfig:
         if not 0.0 < self.validation_fraction < 0.5:
             raise ConfigError("clerk.nlu.validation_fraction", "must be between 0 and 0.5")
 
-    def finetune_loss(self, n_examples: int) -> str:
+    def finetune_loss(self, n_examples: int, *, finetunable: bool = True) -> str:
         """The fine-tuning objective for a training set of ``n_examples`` (``none``: no
-        fine-tuning); ``auto`` resolved as the field says. Only the ``minilm`` featurizer
-        uses the encoder, so without it there is nothing to fine-tune."""
+        fine-tuning); ``auto`` resolved as the field says, and only for an encoder that is
+        ``finetunable`` (a transformers model folder). Only the ``minilm`` featurizer uses
+        the encoder, so without it there is nothing to fine-tune."""
         if "minilm" not in self.featurizers:
             return "none"
         if self.finetune == "auto":
-            return "contrastive" if n_examples <= self.finetune_max_examples else "none"
+            small = n_examples <= self.finetune_max_examples
+            return "contrastive" if small and finetunable else "none"
         return self.finetune
 
     @property

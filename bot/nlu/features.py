@@ -125,14 +125,24 @@ class Featurizer:
                 dtype=np.float32,
             ).fit(masked)
         if "tfidf_char" in self.config.featurizers:
-            self.char = TfidfVectorizer(
-                analyzer="char_wb",
-                ngram_range=(self.config.char_ngram_min, self.config.char_ngram_max),
-                sublinear_tf=True,
-                min_df=2,
-                lowercase=False,
-                dtype=np.float32,
-            ).fit(masked)
+
+            def char_vectorizer(min_df: int) -> TfidfVectorizer:
+                return TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=(self.config.char_ngram_min, self.config.char_ngram_max),
+                    sublinear_tf=True,
+                    min_df=min_df,
+                    lowercase=False,
+                    dtype=np.float32,
+                )
+
+            # n-grams of a single text are noise, unless no two texts share any (a handful
+            # of examples): then every n-gram is kept rather than none.
+            shared = char_vectorizer(2)
+            try:
+                self.char = shared.fit(masked)
+            except ValueError:  # scikit-learn: "no terms remain"
+                self.char = char_vectorizer(1).fit(masked)
         return self
 
     @property

@@ -104,7 +104,7 @@ def fit_model(
     train_labels = [labels[i] for i in train_rows]
     base_encoder = encoder
     encoder_dir = None
-    loss = config.finetune_loss(len(train_texts))
+    loss = config.finetune_loss(len(train_texts), finetunable=_finetunable(encoder))
     if loss != "none":
         encoder, encoder_dir = finetuned_encoder(
             encoder, train_texts, train_labels, config, loss, progress
@@ -284,6 +284,12 @@ def training_fingerprint(
     }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _finetunable(encoder: TextEncoder | None) -> bool:
+    """Whether ``encoder`` serves a transformers model folder that can be fine-tuned."""
+    path = getattr(encoder, "model_path", None)
+    return path is not None and (Path(path) / "config.json").is_file()
 
 
 def _round_scorer(

@@ -76,6 +76,10 @@ class IntentClassifier(Protocol):
     def parse(self, text: str) -> dict[str, Any]: ...
 
 
+#: The word vectoriser's tokens; the unknown-words rule judges Latin-letter words only.
+_WORD = re.compile(r"(?u)\b\w+\b")
+_LATIN_WORD = re.compile(r"[a-z]+")
+
 _PAYLOAD = re.compile(
     r"^/(?P<intent>[A-Za-z0-9_][A-Za-z0-9_\-/.]*?)(?:@(?P<confidence>[0-9]*\.?[0-9]+))?"
     r"(?P<entities>\{.*\})?\s*$",
@@ -183,6 +187,10 @@ class NLUModel:
         )
         classes = tuple(str(c) for c in self.classifier.classes_)
         self._label_order = [classes.index(label) for label in self.labels]
+        word = self.featurizer.word
+        self._vocabulary: frozenset[str] | None = None
+        if word is not None and self.config.unknown_words_fallback:
+            self._vocabulary = frozenset(t for t in word.vocabulary_ if " " not in t)
 
     # -- training -------------------------------------------------------------------------
 
@@ -332,6 +340,22 @@ class NLUModel:
         masked = mask_text(text, self.featurizer.patterns)
         return [tfidf(masked) for tfidf in self._tfidf]
 
+    def accepts(self, text: str, confidence: float) -> bool:
+        """Whether a message whose top intent has ``confidence`` keeps it (else it falls
+        back): at least the threshold, and, with ``unknown_words_fallback``, not made only
+        of Latin-letter words the training data never used with no entity in it."""
+        if confidence < self.threshold:
+            return False
+        return self._vocabulary is None or not self._only_unknown_words(text, self._vocabulary)
+
+    def _only_unknown_words(self, text: str, vocabulary: frozenset[str]) -> bool:
+        words = _WORD.findall(mask_text(text, self.featurizer.patterns))
+        if not words or not all(_LATIN_WORD.fullmatch(w) for w in words):
+            return False  # numbers, other scripts: the rule does not judge them
+        if any(w in vocabulary for w in words):
+            return False
+        return not self.extractor.extract(text)
+
     def parse(self, text: str) -> dict[str, Any]:
         text = "" if text is None else str(text)
         stripped = text.strip()
@@ -351,7 +375,7 @@ class NLUModel:
         ranking = [{"name": self.labels[i], "confidence": float(probs[i])} for i in order]
         top = ranking[0]
         intent = dict(top)
-        if top["confidence"] < self.threshold:
+        if not self.accepts(text, top["confidence"]):
             intent = {"name": FALLBACK_INTENT, "confidence": top["confidence"]}
         return {
             "text": text,

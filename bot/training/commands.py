@@ -197,9 +197,10 @@ def _config_path(args: argparse.Namespace, paths: list[Path], settings: Any) -> 
 
 
 def _encoder(settings: Any) -> Any:
-    from bot.app import make_encoder
+    """The NLU's encoder, as serving builds it."""
+    from bot.app import nlu_encoder
 
-    return make_encoder(settings)
+    return nlu_encoder(settings)
 
 
 def _catalog(args: argparse.Namespace, settings: Any) -> list[dict[str, Any]]:
@@ -554,7 +555,7 @@ def _test_core(files: list[Path], settings: Any, out: Path, progress_bar: Callab
     """Play the stories against the prepared bot, on a copy of its database."""
     import asyncio
 
-    from bot.app import build, prepare
+    from bot.app import build, make_encoder, prepare
     from bot.errors import DataError
     from bot.training.story_test import (
         isolated_settings,
@@ -566,7 +567,7 @@ def _test_core(files: list[Path], settings: Any, out: Path, progress_bar: Callab
     if not files:
         raise DataError("no test stories: add tests/test_*.yml or pass --stories PATH")
     stories = load_test_stories(files)
-    encoder = _encoder(settings)
+    encoder = make_encoder(settings)  # the bot's: prepare and build derive the NLU's from it
     with progress_bar() as report:
         prepared = prepare(settings, report, encoder=encoder)
     if settings.action_endpoint:

@@ -218,14 +218,16 @@ def evaluate(model: Any, data: NLUData, out_dir: Path | None = None) -> Evaluati
     threshold = model.threshold
     has_oos = OUT_OF_SCOPE_INTENT in set(gold) or OUT_OF_SCOPE_INTENT in known
     predicted = []
-    for name, conf in zip(top1, confidence, strict=True):
-        if conf < threshold:
+    fallbacks = 0
+    for text, name, conf in zip(texts, top1, confidence, strict=True):
+        if not model.accepts(text, float(conf)):
+            fallbacks += 1
             name = OUT_OF_SCOPE_INTENT if has_oos else FALLBACK_INTENT
         predicted.append(name)
     report = intent_report(gold, predicted)
     report["accuracy_top1"] = float(np.mean(np.asarray(top1) == np.asarray(gold)))
     report["threshold"] = threshold
-    report["fallbacks"] = int(np.sum(confidence < threshold))
+    report["fallbacks"] = fallbacks
     if has_oos or threshold > 0:
         report["out_of_scope"] = out_of_scope_scores(gold, predicted)
     annotated = any(e.entities for e in data.examples)
