@@ -57,9 +57,8 @@ class NLUConfig:
     classifier: str = "logreg"
     C: float = 10.0
     seed: int = 13
-    #: The fallback threshold; ``None`` (the default): calibrated at training time, by
-    #: held-out-intent simulation (``bot.nlu.rejection``) or, when the data has
-    #: ``out_of_scope`` examples, on a validation split (``calibrate_threshold``).
+    #: The fallback threshold; ``None`` (the default): calibrated at training time by
+    #: held-out-intent simulation (``bot.nlu.rejection``); see ``calibrate_threshold``.
     threshold: float | None = None
     max_iter: int = 3000
     #: Scales the (unit-length) sentence embedding against the TF-IDF blocks.
@@ -98,7 +97,9 @@ class NLUConfig:
     #: never used and in which no entity is found (keyboard mashing, another language):
     #: a classifier still gives it some intent, often confidently.
     unknown_words_fallback: bool = True
-    #: Calibrate even when ``threshold`` is set (the set value is then ignored).
+    #: Calibrate even when ``threshold`` is set (the set value is then ignored); with
+    #: ``out_of_scope`` examples in the data, on a validation split (the macro-F1-best
+    #: threshold) instead of by simulation.
     calibrate_threshold: bool = False
     #: Without out-of-scope examples: the share of correctly classified in-scope messages
     #: (in the held-out-intent simulation) allowed to fall below the calibrated threshold.

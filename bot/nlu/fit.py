@@ -93,9 +93,10 @@ def fit_model(
     counts = data.intent_counts()
     if len(counts) < 2:
         raise TrainingDataError(f"need examples of at least 2 intents, got {sorted(counts)}")
-    # With out_of_scope examples the threshold is chosen on a validation split (macro F1);
-    # without, by held-out-intent simulation after the final fit (bot.nlu.rejection).
-    split_calibration = config.calibrates and OUT_OF_SCOPE_INTENT in counts
+    # Asked for with out_of_scope examples (calibrate_threshold), the threshold is chosen on
+    # a validation split (macro F1); otherwise, when none is set, by held-out-intent
+    # simulation after the final fit (bot.nlu.rejection), out_of_scope being one intent.
+    split_calibration = config.calibrate_threshold and OUT_OF_SCOPE_INTENT in counts
     if config.classifier == "mlp" or split_calibration:
         train_rows, val_rows = validation_split(labels, config.validation_fraction, config.seed)
     else:
