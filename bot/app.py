@@ -239,6 +239,7 @@ class Parts:
     started: float = field(default_factory=time.time)
     generation: Generation | None = None  # the answer and copy writers, the LLM backend
     handoff: HandoffParts | None = None  # relay, outbox, desk, agent accounts, console
+    search_encoder: Encoder | None = None  # the knowledge search's (fp32; the NLU has its own)
 
 
 def build(
@@ -307,6 +308,7 @@ def build(
         actions=actions,
         generation=generation,
         handoff=handoff,
+        search_encoder=encoder if answerer is not None else None,
     )
     if "rest" in settings.channels:
         parts.channels.append(
@@ -330,6 +332,8 @@ def worker_app() -> Starlette:
 def warm(parts: Parts) -> None:
     """Load the models now, not on the first shopper's message."""
     parts.nlu.parse("hello")
+    if parts.search_encoder is not None:
+        parts.search_encoder.encode(["hello"])
     llm = parts.generation.llm if parts.generation is not None else None
     if llm is not None and hasattr(llm, "load"):
         llm.load()
