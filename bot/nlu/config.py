@@ -82,8 +82,9 @@ class NLUConfig:
     # -- end-to-end fine-tuning of the sentence-transformer (bot.nlu.finetune) --
     #: ``none``, ``cross_entropy``, ``contrastive``, or ``auto``: contrastive when the
     #: training set has at most ``finetune_max_examples`` examples (cheap there), none
-    #: above. Not the default: across datasets it helped some few-shot sets and hurt
-    #: others, and made off-topic messages more confident (benchmarks/nlu_defaults.py).
+    #: above. Opt-in: it scored best on the selection sets (benchmarks/nlu_defaults.py)
+    #: but trains ~10x longer, adds the encoder (90 MB) to every model, and made
+    #: off-topic messages more confident.
     finetune: str = "none"
     finetune_epochs: int = 4
     finetune_lr: float = 1e-4
