@@ -276,6 +276,27 @@ async def test_concurrent_shoppers_each_get_an_ordered_complete_transcript(serve
     assert all(kinds[i + 1] != "user" for i in users if i + 1 < len(kinds))
 
 
+async def test_concurrent_shoppers_get_the_nlu_fallback_only_for_what_it_cannot_read(
+    server, store
+) -> None:  # type: ignore[no-untyped-def]
+    """Keyboard mashing falls back (the unknown-words rule and the calibrated threshold)
+    while, at the same moment, other shoppers' ordinary messages are understood: the
+    served NLU (int8 encoder, read-only model) is shared by every concurrent turn."""
+    mashing = ["blorf snargle wib", "qwzx vlemp krrpt", "zzkr plonq"]
+    ordinary = ["hello", "can I return an item?", "how much is the bluetooth speaker?"]
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+        replies = await asyncio.gather(
+            *(say(client, f"nlu-mash-{n}", mashing[n % 3]) for n in range(12)),
+            *(say(client, f"nlu-ok-{n}", ordinary[n % 3]) for n in range(12)),
+        )
+    for reply in replies[:12]:
+        assert "didn't quite understand" in joined(reply)
+    for reply in replies[12:]:
+        assert reply and "didn't quite understand" not in joined(reply)
+    assert user_texts(store, "rest:nlu-mash-4") == [mashing[1]]
+
+
 class HangingServer:
     """Accepts connections on 127.0.0.1 and never answers (a frozen action server)."""
 
