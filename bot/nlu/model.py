@@ -349,7 +349,9 @@ class NLUModel:
         return self._vocabulary is None or not self._only_unknown_words(text, self._vocabulary)
 
     def _only_unknown_words(self, text: str, vocabulary: frozenset[str]) -> bool:
-        words = _WORD.findall(mask_text(text, self.featurizer.patterns))
+        # The raw words, not the TF-IDF path's masked text: ids and phone numbers hold
+        # digits (not judged) and an email is an entity, so masking would change nothing.
+        words = _WORD.findall(text.lower())
         if not words or not all(_LATIN_WORD.fullmatch(w) for w in words):
             return False  # numbers, other scripts: the rule does not judge them
         if any(w in vocabulary for w in words):
