@@ -33,6 +33,7 @@ from decimal import Decimal
 
 from bot.generation.base import Answer, AnswerWriter, Citation
 from bot.generation.wording import AnswerWording
+from bot.generation.yesno import GENERIC_TERMS, YesNo, decide, reply_polarity
 from bot.knowledge.catalog import CatalogProduct, ProductFacts, VariantFact
 from bot.knowledge.passages import passage_id
 from bot.knowledge.retriever import Hit
@@ -89,8 +90,21 @@ class ExtractiveWriter(AnswerWriter):
     def _passage_answer(self, question: str, relevant: list[Hit]) -> Answer:
         best = max(h.dense for h in relevant)
         sources = [h for h in relevant if h.dense >= best - self.source_margin]
-        sources = sources[: self.max_sources]
-        chosen = self._choose_sentences(question, sources)
+        sources = _faq_first(sources, question)[: self.max_sources]
+        verdict = self._yes_no(question, relevant)
+        if verdict is not None and relevant[verdict.passage] not in sources:
+            sources = [relevant[verdict.passage], *sources][: self.max_sources]
+        pools = [sentences(h.text) for h in sources]
+        forced: set[tuple[int, int]] = set()
+        banned: set[tuple[int, int]] = set()
+        for i, pool in enumerate(pools):
+            for j, sentence in enumerate(pool):
+                said = reply_polarity(sentence)
+                if verdict is not None and sentence == verdict.sentence:
+                    forced.add((i, j))
+                elif said is not None and (verdict is None or said != verdict.yes):
+                    banned.add((i, j))  # a "Yes, ..." nobody confirmed for this question
+        chosen = self._choose_sentences(question, pools, sources, forced, banned)
         parts: list[str] = []
         citations: list[Citation] = []
         seen: set[str] = set()
@@ -105,14 +119,34 @@ class ExtractiveWriter(AnswerWriter):
             citations.append(Citation(n, hit.passage_id, hit.title, hit.source, hit.kind, snippet))
         if not citations:  # passages without any sentence to quote
             return self._not_found()
-        text = " ".join(parts) + "\n\n" + sources_line(self.wording, citations)
+        body = " ".join(parts)
+        if verdict is not None and reply_polarity(body) != verdict.yes:
+            body = f"{self.wording.reply(verdict.yes)} {body}"
+        text = body + "\n\n" + sources_line(self.wording, citations)
         return Answer(text=text, citations=citations, grounded=True, kind=citations[0].kind)
 
-    def _choose_sentences(self, question: str, sources: list[Hit]) -> list[list[str]]:
-        """Per source, the sentences to quote (in passage order). The first source always
-        gives at least one sentence; the budget is ``max_sentences`` in all."""
+    def _yes_no(self, question: str, relevant: list[Hit]) -> YesNo | None:
+        """The yes or no the passages give a yes/no question (``bot.generation.yesno``);
+        ``passage`` indexes ``relevant``."""
+        passages = [(h.title, h.text) for h in relevant if h.kind != "product"]
+        found = decide(question, passages)
+        if found is None:
+            return None
+        own = [h for h in relevant if h.kind != "product"][found.passage]
+        return YesNo(found.yes, relevant.index(own), found.sentence)
+
+    def _choose_sentences(
+        self,
+        question: str,
+        pools: list[list[str]],
+        sources: list[Hit],
+        forced: set[tuple[int, int]],
+        banned: set[tuple[int, int]],
+    ) -> list[list[str]]:
+        """Per source, the sentences to quote (in passage order): the ``forced`` ones,
+        never the ``banned`` ones. The first source always gives at least one sentence;
+        the budget is ``max_sentences`` in all."""
         q_terms = set(terms(question))
-        pools = [sentences(h.text) for h in sources]
         doc_freq: Counter[str] = Counter()
         total = 0
         for pool in pools:
@@ -126,21 +160,28 @@ class ExtractiveWriter(AnswerWriter):
 
         # (score, earlier source first, earlier sentence first, source, sentence)
         scored = [
-            [(score(s), -i, -j, i, j) for j, s in enumerate(pool)] for i, pool in enumerate(pools)
+            [(score(s), -i, -j, i, j) for j, s in enumerate(pool) if (i, j) not in banned]
+            for i, pool in enumerate(pools)
         ]
-        picked: set[tuple[int, int]] = set()
+        picked: set[tuple[int, int]] = set(forced)
         best = max((r[0] for rows in scored for r in rows), default=0.0)
         bar = max(self.extra_sentence_ratio * best, 1e-9)
         for i, rows in enumerate(scored):
             if not rows:
                 continue
             top = max(rows)
+            if any(p[0] == i for p in forced):
+                if i == 0 and sources[0].kind == "faq" and rows[0][4] == 0:
+                    picked.add((0, 0))  # the FAQ's own reply agrees: "Yes, for delivered..."
+                continue
             if i == 0:
                 # the best source always speaks: its best sentence, or its opening when it
                 # matched by meaning rather than by words; a FAQ answer leads with the
-                # direct answer, so its opening comes too
-                picked.add((0, top[4] if top[0] > 0 else 0))
-                if sources[0].kind == "faq":
+                # direct answer, so its opening comes too (unless it is a reply to
+                # another question: "Yes, as long as...")
+                first = rows[0]
+                picked.add((0, top[4] if top[0] > 0 else first[4]))
+                if sources[0].kind == "faq" and first[4] == 0:
                     picked.add((0, 0))
             elif top[0] >= bar:
                 picked.add((i, top[4]))
@@ -152,7 +193,7 @@ class ExtractiveWriter(AnswerWriter):
                 break
             picked.add((i, j))
         while len(picked) > self.max_sentences:  # drop from the weakest source first
-            picked.remove(max(picked))
+            picked.remove(max(p for p in picked if p not in forced))
         return [
             [pools[i][j] for j in range(len(pools[i])) if (i, j) in picked]
             for i in range(len(pools))
@@ -265,6 +306,13 @@ def _price_order(question: str) -> str | None:
     if _DEAREST.search(q):
         return "desc"
     return None
+
+
+def _faq_first(hits: list[Hit], question: str) -> list[Hit]:
+    """FAQ entries whose question shares a term with the shopper's come before policy
+    text of about the same relevance: they are written for shoppers."""
+    asked = set(terms(question)) - GENERIC_TERMS
+    return sorted(hits, key=lambda h: not (h.kind == "faq" and asked & set(terms(h.title))))
 
 
 def _key(sentence: str) -> str:

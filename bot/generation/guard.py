@@ -51,9 +51,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from bot.generation.base import Citation
+from bot.generation.quantities import (
+    CLOCK,
+    DURATION,
+    NEGATION,
+    NUMBER,
+    NUMBER_WORDS,
+    WORD_NUMBER,
+    durations_in,
+    num_value,
+    numbers_in,
+    to_decimal,
+    unit_name,
+)
+from bot.generation.yesno import YesNo, decide, reply_polarity, without_reply
 from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts
 from bot.knowledge.passages import product_text
 from bot.knowledge.text import STOPWORDS, normalise, terms
@@ -97,6 +111,7 @@ class Evidence:
     require_citations: bool = True
     products: tuple[CatalogProduct, ...] = field(default=())
     min_overlap: float = 0.5
+    question: str = ""
 
     def passage(self, index: int) -> Citation | None:
         for p in self.passages:
@@ -144,8 +159,6 @@ _MARKER = re.compile(
     r"[$€£¥₹]|\b(?:dollars?|euros?|pounds?|bucks|" + _CODES + r")\b", re.IGNORECASE
 )
 _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)
-_CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
-_NUMBER = re.compile(r"\b\d+(?:,\d{3})*(?:\.\d+)?\b")
 _URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
 
 
@@ -157,29 +170,6 @@ def _url_spans(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in _URL.finditer(text)]
 
 
-_NUMBER_WORDS = {
-    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
-    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "ninety": 90, "hundred": 100,
-    "once": 1, "twice": 2, "single": 1, "one": 1, "a": 1, "an": 1,
-}  # fmt: skip
-_WORD_NUMBER = re.compile(
-    r"\b("
-    + "|".join(k for k in _NUMBER_WORDS if k not in ("a", "an", "one", "once", "single"))
-    + r")\b",
-    re.IGNORECASE,
-)
-_UNIT = r"(?:(business|working|calendar)[\s-]+)?(minute|hour|day|week|month|year)s?\b"
-_NUM = r"(\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + r")"
-_DURATION = re.compile(
-    r"\b" + _NUM + r"(?:\s*(?:-|\u2013|to|or)\s*" + _NUM + r")?[\s-]+" + _UNIT, re.IGNORECASE
-)
-
-_NEGATION = re.compile(
-    r"\b(?:not|no|never|cannot|can't|won't|don't|doesn't|isn't|aren't|nor|without|unable"
-    r"|no longer|n't)\b",
-    re.IGNORECASE,
-)
 _IN_STOCK = re.compile(r"\b(?:in[\s-]stock|available|availability|ready to ship)\b", re.IGNORECASE)
 _OUT_OF_STOCK = re.compile(
     r"\b(?:out[\s-]of[\s-]stock|sold[\s-]out|unavailable|not (?:currently )?(?:in stock|available)"
@@ -231,25 +221,6 @@ _LETTER_SIZES = frozenset({"XXS", "XS", "XL", "XXL", "XXXL"})
 _CAPITALISED = re.compile(r"(?<![\w'])([A-Z][a-zA-Z0-9]*(?:[-'][A-Za-z0-9]+)*)")
 
 
-def _decimal(text: str) -> Decimal | None:
-    try:
-        return Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        return None
-
-
-def _num_value(token: str) -> Decimal | None:
-    word = token.lower()
-    if word in _NUMBER_WORDS:
-        return Decimal(_NUMBER_WORDS[word])
-    return _decimal(token)
-
-
-def _unit(qualifier: str | None, unit: str) -> str:
-    unit = unit.lower()
-    return f"{qualifier.lower()} {unit}" if qualifier and qualifier.lower() != "calendar" else unit
-
-
 def prices_in(text: str) -> list[tuple[str, Decimal]]:
     out = []
     for m in _PRICE.finditer(text):
@@ -258,7 +229,7 @@ def prices_in(text: str) -> list[tuple[str, Decimal]]:
         )
         if whole is None:
             continue
-        value = _decimal(f"{whole}.{cents}" if cents else whole)
+        value = to_decimal(f"{whole}.{cents}" if cents else whole)
         if value is not None:
             out.append((m.group(0).strip(), value.quantize(Decimal("0.01"))))
     return out
@@ -273,33 +244,6 @@ def price_fits_currency(claim: str, currency: str) -> bool:
     marker = m.group(0).lower()
     meant = _MARKERS.get(marker, marker.upper())
     return meant == currency or (meant == "$" and currency.endswith("D"))
-
-
-def numbers_in(text: str) -> set[Decimal]:
-    """Every number a text states: digits (also inside "32GB", "5-7") and number words."""
-    out: set[Decimal] = set()
-    for m in _NUMBER.finditer(text):
-        v = _decimal(m.group(0))
-        if v is not None:
-            out.add(v.normalize())
-    for m in _WORD_NUMBER.finditer(text):
-        out.add(Decimal(_NUMBER_WORDS[m.group(1).lower()]))
-    for m in _CLOCK.finditer(text):  # "9:00" is also the number 9
-        out.add(Decimal(m.group(0).split(":")[0]))
-    return out
-
-
-def durations_in(text: str) -> set[tuple[Decimal, str]]:
-    out: set[tuple[Decimal, str]] = set()
-    for m in _DURATION.finditer(text):
-        unit = _unit(m.group(3), m.group(4))
-        for token in (m.group(1), m.group(2)):
-            if token is None:
-                continue
-            v = _num_value(token)
-            if v is not None:
-                out.add((v.normalize(), unit))
-    return out
 
 
 def is_decline(text: str) -> bool:
@@ -363,6 +307,9 @@ class FactGuard:
         return GuardSession(self, evidence)
 
 
+_UNDECIDED = object()  # the yes/no verdict is read on the first reply that needs it
+
+
 class GuardSession:
     """Checks one answer's sentence groups in order, remembering which product the answer
     is talking about ("It costs $20" after "The T-Shirt ...")."""
@@ -389,6 +336,7 @@ class GuardSession:
         )
         self._known_terms = frozenset(terms(all_text + "\n" + evidence.support))
         self._said: set[str] = set()
+        self._verdict: YesNo | None | object = _UNDECIDED
 
     # -- one group of sentences ----------------------------------------------------------
 
@@ -405,6 +353,7 @@ class GuardSession:
         cited = list(self.evidence.passages) if not self.evidence.require_citations else valid
         for sentence in sentences:
             violations += self._check_form(sentence)
+            violations += self._check_reply(sentence)
             violations += self._check_sentence(clean_sentence(sentence), cited)
         violations += self._check_topic(sentences)
         return Verdict(tuple(violations))
@@ -420,6 +369,21 @@ class GuardSession:
             out.append(Violation("form", "repeated sentence", sentence))
         self._said.add(key)
         return out
+
+    def _check_reply(self, sentence: str) -> list[Violation]:
+        """A "Yes, ..." or "No, ..." must be the answer the policy passages give, when they
+        settle the question (``bot.generation.yesno.decide``)."""
+        said = reply_polarity(clean_sentence(sentence))
+        if said is None or not self.evidence.question:
+            return []
+        if self._verdict is _UNDECIDED:
+            passages = [(c.title, c.text) for c in self.evidence.passages if c.kind != "product"]
+            self._verdict = decide(self.evidence.question, passages)
+        verdict = self._verdict
+        if isinstance(verdict, YesNo) and verdict.yes != said:
+            wrong = "yes" if said else "no"
+            return [Violation("policy", f"answers {wrong}; the policy says otherwise", sentence)]
+        return []
 
     def check_cited(self, marks: Iterable[int], text: str) -> list[Violation]:
         """At the end of an answer: one that must cite passages has to cite one given."""
@@ -503,12 +467,12 @@ class GuardSession:
 
         # durations: number and unit together
         supported_durations = durations_in(support)
-        for m in _DURATION.finditer(rest):
-            unit = _unit(m.group(3), m.group(4))
+        for m in DURATION.finditer(rest):
+            unit = unit_name(m.group(3), m.group(4))
             for token in (m.group(1), m.group(2)):
                 if token is None or token.lower() in ("a", "an"):
                     continue
-                v = _num_value(token)
+                v = num_value(token)
                 plain = unit.split()[-1]
                 if v is not None and not (
                     (v.normalize(), unit) in supported_durations
@@ -516,26 +480,26 @@ class GuardSession:
                 ):
                     out.append(Violation("duration", m.group(0), s))
                     break
-        rest = _DURATION.sub(" ", rest)
+        rest = DURATION.sub(" ", rest)
 
         # percentages, times of day and all other numbers
         support_numbers = numbers_in(support)
         for m in _PERCENT.finditer(rest):
-            v = _decimal(m.group(1))
+            v = to_decimal(m.group(1))
             if v is None or v.normalize() not in support_numbers:
                 out.append(Violation("number", m.group(0), s))
         rest = _PERCENT.sub(" ", rest)
-        support_clock = set(_CLOCK.findall(support))
-        for m in _CLOCK.finditer(rest):
+        support_clock = set(CLOCK.findall(support))
+        for m in CLOCK.finditer(rest):
             if m.group(0) not in support_clock:
                 out.append(Violation("number", m.group(0), s))
-        rest = _CLOCK.sub(" ", rest)
-        for m in _NUMBER.finditer(rest):
-            v = _decimal(m.group(0))
+        rest = CLOCK.sub(" ", rest)
+        for m in NUMBER.finditer(rest):
+            v = to_decimal(m.group(0))
             if v is None or v.normalize() not in support_numbers:
                 out.append(Violation("number", m.group(0), s))
-        for m in _WORD_NUMBER.finditer(rest):
-            if Decimal(_NUMBER_WORDS[m.group(1).lower()]) not in support_numbers:
+        for m in WORD_NUMBER.finditer(rest):
+            if Decimal(NUMBER_WORDS[m.group(1).lower()]) not in support_numbers:
                 out.append(Violation("number", m.group(0), s))
 
         out += self._check_products(s, in_context, bool(named))
@@ -549,7 +513,7 @@ class GuardSession:
         self, s: str, in_context: list[ProductFacts], named: bool
     ) -> list[Violation]:
         out: list[Violation] = []
-        negated = _NEGATION.search(s) is not None
+        negated = NEGATION.search(s) is not None
         own_ids = {f.product_id for f in in_context}
         # another product's colour/material/style the products in context do not have
         for pattern, value, owners in self.guard._option_patterns:
@@ -639,8 +603,8 @@ class GuardSession:
         # on negation ("it can no longer be cancelled" -> "it can still be cancelled")
         source_text = "\n".join([*(c.text for c in policy_passages), self.evidence.support])
         restated = _restating_sentences(claim, source_text, self.guard.restate_overlap)
-        negated = _NEGATION.search(s) is not None
-        if restated and all((_NEGATION.search(r) is not None) != negated for r in restated):
+        negated = NEGATION.search(without_reply(s)) is not None  # "No, only pending ..."
+        if restated and all((NEGATION.search(r) is not None) != negated for r in restated):
             out.append(Violation("policy", "negation differs from the passage", s))
         return out
 

@@ -32,6 +32,8 @@ Say = Callable[[str, Mapping[str, Any]], str]
 RESPONSES = (
     "utter_knowledge_not_found",
     "utter_answer_sources",
+    "utter_answer_yes",
+    "utter_answer_no",
     "utter_answer_or",
     "utter_answer_price_range",
     "utter_answer_in_stock",
@@ -73,6 +75,10 @@ class AnswerWording:
     def sources(self, entries: Sequence[str]) -> str:
         """The closing line listing the cited passages (``[n] title (file)`` each)."""
         return self.say("utter_answer_sources", {"sources": "; ".join(entries)})
+
+    def reply(self, yes: bool) -> str:
+        """The yes or no a yes/no question's answer opens with."""
+        return self.say("utter_answer_yes" if yes else "utter_answer_no", {})
 
     # -- pieces --------------------------------------------------------------------------
 

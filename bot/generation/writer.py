@@ -133,7 +133,7 @@ class GuardedWriter(AnswerWriter):
             on_token(base.text)
             return base
         passages = self.prompt_passages(base, hits, facts)
-        evidence = Evidence(tuple(passages), facts, support=_body(base))
+        evidence = Evidence(tuple(passages), facts, support=_body(base), question=question)
         run = _GuardedRun(self.guard.session(evidence), on_token)
         started = time.perf_counter()
         reason: str | None = None

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import DataError
+from bot.knowledge.audience import for_shoppers, speaks_to_agents
 from bot.knowledge.catalog import CatalogProduct, format_money, format_price
 from bot.knowledge.imports import Catalog, read_catalog
 from bot.knowledge.money import money_range
@@ -181,9 +182,13 @@ def _paragraph_chunks(body: str, limit: int) -> list[str]:
 
 def policy_passages(markdown: str, source: str) -> list[Passage]:
     """One passage per heading section (long sections in paragraph-bounded parts), each
-    titled with its heading path, e.g. ``Retail agent policy > Cancel pending order``."""
+    titled with its heading path, e.g. ``Retail agent policy > Cancel pending order``.
+    A document written for the store's agents is stored as rewritten for shoppers
+    (``bot.knowledge.audience``), its own words in ``meta["original"]``; a part left
+    empty by the rewrite (only agent instructions) is no passage."""
     out = []
     top = Path(source).stem.replace("-", " ").replace("_", " ").capitalize()
+    rewrite = speaks_to_agents(markdown)
     for section in markdown_sections(markdown, top_title=top):
         body = strip_markdown(section.body)
         if not body:
@@ -192,8 +197,17 @@ def policy_passages(markdown: str, source: str) -> list[Passage]:
         chunks = _paragraph_chunks(body, MAX_SECTION_CHARS)
         for n, chunk in enumerate(chunks, start=1):
             anchor = "/".join(slug(h) for h in section.path) + (f"#{n}" if n > 1 else "")
-            meta = {"heading_path": list(section.path), "part": n, "parts": len(chunks)}
-            out.append(_make("policy", source, anchor, title, chunk, meta))
+            meta: dict[str, Any] = {
+                "heading_path": list(section.path),
+                "part": n,
+                "parts": len(chunks),
+            }
+            text = chunk
+            if rewrite:
+                text = for_shoppers(chunk)
+                meta["original"] = chunk
+            if text:
+                out.append(_make("policy", source, anchor, title, text, meta))
     return out
 
 

@@ -1,0 +1,315 @@
+"""Yes or no, from the store's own words: the one rule that decides how a yes/no question
+is answered, used by the extractive writer (which says it first) and by the fact guard
+(which stops a model that says the opposite).
+
+``decide(question, passages)`` reads the question's terms and the passages' sentences,
+clause by clause, and answers only when a clause settles it; otherwise it returns None
+and nobody says yes or no. The rules, in the order they are tried (a rule that finds
+clauses disagreeing with each other decides nothing):
+
+1. **A condition the question names a value for.** A clause about the question's action
+   ("cancel", "return") that restricts it ("only", "as long as", "while", "if",
+   "within", "at most"...) to a value: a status the knowledge quotes ('pending'), a
+   place or name ("the United States only"), a count ("only once", "one payment
+   method") or a duration ("within 30 days"). The question names a value of the same
+   kind: the same status, a count or duration inside the limit, or a name the clause
+   lists -> yes; another status or name, or more than the limit -> no.
+   "Can I cancel a processed order?" + "An order can only be cancelled if its status is
+   'pending'" -> no. "Can I return it after 40 days?" + "within 30 days" -> no.
+2. **A clause that restates the whole question**: every key term of the question (at
+   least two) is in the clause or its passage's title, and the clause states no
+   condition the question leaves open. Its polarity is the answer: "can I cancel an
+   order that has shipped?" + "Once an order has shipped it can no longer be cancelled"
+   -> no; "Is shipping free?" + "Shipping is free on every order" -> yes.
+3. **The FAQ that asks the same question**: the question's key terms are all in an FAQ
+   entry's title and the entry opens with a reply ("Yes, ...", "Not at the moment.").
+
+Key terms are the question's content terms (``bot.knowledge.text.terms``) without the
+words every store question shares (order, item, product, possible...). A question that
+negates ("can't I...") is not decided. Deterministic and stateless.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.generation.quantities import NEGATION, NUMBER_WORDS, durations_in
+from bot.knowledge.text import normalise, sentences, terms
+
+# ------------------------------------------------------------------------------ values
+
+_YES_NO_QUESTION = re.compile(
+    r"^\W*(?:(?:and|so|but|also|ok|okay|hi|hello)\W+)*"
+    r"(?:can|could|may|might|do|does|did|is|are|was|were|will|would|should|shall|have|has"
+    r"|am)\b(?!\s+(?:you|u)\s+(?:please\s+)?(?:tell|explain|show|help|give|list|describe"
+    r"|let|send|check|find|look|say|know)\b)",
+    re.IGNORECASE,
+)
+_REPLY = re.compile(
+    r"^\W*(?:(yes|yeah|yep|sure|absolutely|of course|certainly|correct)"
+    r"|(no|nope|not (?:at the moment|currently|yet|at this time|right now)|unfortunately not"
+    r"|sorry,? no))\b",
+    re.IGNORECASE,
+)
+_RESTRICTION = re.compile(
+    r"\b(?:only|as long as|while|if|unless|within|at most|up to|no more than|no later than"
+    r"|once per|per order|with the status|until)\b",
+    re.IGNORECASE,
+)
+_QUOTED = re.compile(
+    r"(?<![\w])[\"'\u201c\u2018]([A-Za-z][A-Za-z ()-]{1,40}?)[\"'\u201d\u2019](?![\w])"
+)
+_NAME = re.compile(r"(?<=[a-z,;:] )([A-Z][A-Za-z]+(?: [A-Z][A-Za-z]+)*)")
+_CLAUSE = re.compile(r";|,\s*(?:but|however|and|so|though)\b|\bbut\b")
+_EXCEPT = re.compile(
+    r"\b(?:outside(?: of)?|other than|except|besides|beyond|apart from)\b", re.IGNORECASE
+)
+ORDER_STATES = frozenset(
+    {
+        "pending", "processing", "processed", "shipped", "dispatched", "in transit",
+        "delivered", "cancelled", "canceled", "returned", "refunded", "completed", "on hold",
+    }
+)  # fmt: skip
+#: Terms every store question shares: they say nothing about what is asked.
+GENERIC_TERMS = frozenset(
+    terms(
+        "order orders item items product products thing things something anything possible "
+        "able allowed allow already still also really actually store shop purchase"
+    )
+)
+_DAYS = {"day": 1, "business day": 1, "working day": 1, "week": 7, "month": 30, "year": 365}
+_UNIT_TERMS = frozenset(terms("day days week weeks month months year years business working"))
+
+
+_BARE_REPLIES = frozenset({"yes", "yeah", "yep", "sure", "no", "nope"})
+
+
+@dataclass(frozen=True)
+class YesNo:
+    """The answer (True: yes) and the passage sentence that settles it (``passage``: the
+    position of its passage in the list given)."""
+
+    yes: bool
+    passage: int
+    sentence: str
+
+
+def is_yes_no_question(question: str) -> bool:
+    return bool(_YES_NO_QUESTION.search(question.strip()))
+
+
+def reply_polarity(sentence: str) -> bool | None:
+    """True when a sentence opens with a yes ("Yes, ..."), False with a no ("No, ...",
+    "Not at the moment."), None otherwise."""
+    m = _REPLY.search(normalise(sentence))
+    if m is None:
+        return None
+    return m.group(1) is not None
+
+
+def without_reply(sentence: str) -> str:
+    """The sentence after its opening "Yes,"/"No," (for judging what it states)."""
+    m = _REPLY.search(sentence)
+    if m is None or m.group(0).strip(" ,.!-:").lower() not in _BARE_REPLIES:
+        return sentence
+    return sentence[m.end() :].lstrip(" ,.!-:")
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Clause:
+    passage: int
+    sentence: str
+    text: str
+    terms: frozenset[str]
+    title_terms: frozenset[str]
+    negated: bool
+    restricted: bool
+
+
+@dataclass(frozen=True)
+class _Values:
+    """The values a text names, by kind: quoted statuses (as term sets), names, the
+    counts by what they count (``_counts``) and the longest duration in days."""
+
+    statuses: frozenset[str]
+    names: frozenset[str]
+    counts: dict[str, Decimal]
+    days: Decimal | None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.statuses or self.names or self.counts or self.days)
+
+
+@dataclass(frozen=True)
+class _Question:
+    terms: frozenset[str]  # content terms without the generic ones
+    key: frozenset[str]  # ... and without the values it names
+    values: _Values
+    outside: bool  # "outside the United States": a name the question excludes
+    statuses: frozenset[str]  # the order states the question could name
+
+
+_COUNT = re.compile(
+    r"\b(once|twice|\d+|" + "|".join(k for k in NUMBER_WORDS if len(k) > 2) + r")\b"
+    r"(?!\s*(?:-|to|or)?\s*\d)(?![\s-]+(?:business |working |calendar )?"
+    r"(?:minute|hour|day|week|month|year)s?\b)(?!\s*[%$.:])",
+    re.IGNORECASE,
+)
+
+
+def _counts(text: str) -> dict[str, Decimal]:
+    """Counts a text states, by what they count: "once"/"twice"/"3 times" count times,
+    "two payment methods" counts payments (the next word's term); durations are not."""
+    out: dict[str, Decimal] = {}
+    for m in _COUNT.finditer(text):
+        word = m.group(1).lower()
+        value = NUMBER_WORDS.get(word)
+        count = Decimal(value) if value is not None else Decimal(word)
+        after = terms(text[m.end() : m.end() + 40])
+        noun = "time" if word in ("once", "twice") or not after else after[0]
+        out[noun] = max(count, out.get(noun, count))
+    return out
+
+
+def _negated(text: str) -> bool:
+    return NEGATION.search(normalise(without_reply(text))) is not None
+
+
+def _clauses(passages: Sequence[tuple[str, str]]) -> list[_Clause]:
+    out: list[_Clause] = []
+    for i, (title, text) in enumerate(passages):
+        title_terms = frozenset(terms(title))
+        for sentence in sentences(text):
+            for piece in _CLAUSE.split(sentence):
+                piece = piece.strip()
+                if re.search(r"[A-Za-z]", piece):
+                    out.append(
+                        _Clause(
+                            i,
+                            sentence,
+                            piece,
+                            frozenset(terms(piece)),
+                            title_terms,
+                            _negated(piece),
+                            _RESTRICTION.search(piece) is not None,
+                        )
+                    )
+    return out
+
+
+def _statuses(passages: Sequence[tuple[str, str]]) -> frozenset[str]:
+    """Order states: the common ones, and the values the knowledge quotes ('pending',
+    "return requested"), lower case."""
+    found = set(ORDER_STATES)
+    for title, text in passages:
+        found.update(m.group(1).lower() for m in _QUOTED.finditer(f"{title}\n{text}"))
+    return frozenset(found)
+
+
+def _values(text: str, statuses: frozenset[str]) -> _Values:
+    low = text.lower()
+    named = {v for v in statuses if re.search(r"(?<![\w-])" + re.escape(v) + r"(?![\w-])", low)}
+    # a state inside a longer one named too ("pending" in "pending (items modified)")
+    named = {v for v in named if not any(v != w and v in w for w in named)}
+    names = frozenset(n.lower() for n in _NAME.findall(text))
+    days = [v * _DAYS[unit] for v, unit in durations_in(text) if unit in _DAYS]
+    return _Values(frozenset(named), names, _counts(text), max(days) if days else None)
+
+
+def _read_question(question: str, passages: Sequence[tuple[str, str]]) -> _Question | None:
+    q_terms = frozenset(terms(question)) - GENERIC_TERMS
+    if not q_terms:
+        return None
+    statuses = _statuses(passages)
+    values = _values(question, statuses)
+    named = set(terms(" ".join(values.statuses | values.names)))
+    key = frozenset(
+        t for t in q_terms - named - _UNIT_TERMS if not t.isdigit() and t not in NUMBER_WORDS
+    )
+    return _Question(q_terms, key, values, _EXCEPT.search(question) is not None, statuses)
+
+
+# ---------------------------------------------------------------------------- deciding
+
+
+def decide(question: str, passages: Sequence[tuple[str, str]]) -> YesNo | None:
+    """Yes or no to ``question`` from ``passages`` (title, text), or None when they do
+    not settle it (see the module for the rules)."""
+    if not is_yes_no_question(question) or _negated(question):
+        return None
+    q = _read_question(question, passages)
+    if q is None:
+        return None
+    clauses = _clauses(passages)
+    for found in (
+        _by_condition(clauses, q),
+        _by_restatement(clauses, q),
+        _by_faq(passages, q),
+    ):
+        answers = {d.yes for d in found}
+        if len(answers) == 1:
+            # quote a sentence that does not open with the opposite reply
+            return min(found, key=lambda d: reply_polarity(d.sentence) not in (None, d.yes))
+        if answers:
+            return None  # the clauses disagree: say neither
+    return None
+
+
+def _by_condition(clauses: list[_Clause], q: _Question) -> list[YesNo]:
+    """Rule 1: a restricting clause about the question's action, a value of each."""
+    out: list[YesNo] = []
+    for c in clauses:
+        if c.negated or not q.key & (c.terms | c.title_terms):
+            continue
+        v = _values(c.text, q.statuses)
+        counted = q.values.counts.keys() & v.counts.keys()
+        if not (c.restricted or counted):  # "with one payment method" limits by itself
+            continue
+        low = c.text.lower()
+        verdict: bool | None = None
+        if q.values.statuses and v.statuses:
+            verdict = bool(q.values.statuses & v.statuses)
+        elif q.values.names and v.names and "only" in low:
+            verdict = bool(q.values.names & v.names) != q.outside
+        elif q.values.days is not None and v.days is not None and "within" in low:
+            verdict = q.values.days <= v.days
+        elif counted:
+            verdict = all(q.values.counts[n] <= v.counts[n] for n in counted)
+        if verdict is not None:
+            out.append(YesNo(verdict, c.passage, c.sentence))
+    return out
+
+
+def _by_restatement(clauses: list[_Clause], q: _Question) -> list[YesNo]:
+    """Rule 2: a clause holding the question's terms (two at least; its passage's title
+    may hold the others)."""
+    if len(q.terms) < 2:
+        return []
+    out: list[YesNo] = []
+    for c in clauses:
+        if not q.terms <= (c.terms | c.title_terms) or len(q.terms & c.terms) < 2:
+            continue
+        if c.restricted and not q.values.any:
+            continue  # "while it is pending we can...": a condition the question left open
+        out.append(YesNo(not c.negated, c.passage, c.sentence))
+    return out
+
+
+def _by_faq(passages: Sequence[tuple[str, str]], q: _Question) -> list[YesNo]:
+    """Rule 3: an FAQ entry asking the same question, opening with its reply."""
+    out: list[YesNo] = []
+    for i, (title, text) in enumerate(passages):
+        if not title.rstrip().endswith("?") or not q.terms <= set(terms(title)):
+            continue
+        opening = next(iter(sentences(text)), "")
+        polarity = reply_polarity(opening)
+        if polarity is not None:
+            out.append(YesNo(polarity, i, opening))
+    return out
