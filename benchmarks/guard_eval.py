@@ -1289,6 +1289,7 @@ class StrongFake:
     def __init__(self) -> None:
         self.current: Case | None = None
         self.exchanges: dict[str, Exchange] = {}
+        self.requests: Counter[str] = Counter()  # model calls per case (at most one expected)
         self.evidence: dict[str, Any] = {}
         self.lock = threading.Lock()
 
@@ -1299,6 +1300,7 @@ class StrongFake:
             case = self.current
         if case is None:
             return "I don't know."
+        self.requests[case.id] += 1
         listing = [(p.index, p.kind, p.title) for p in passages]
         if question.strip() != case.question.strip():
             self.exchanges[case.id] = Exchange(question, listing, None, "question_mismatch")
@@ -1365,9 +1367,10 @@ class Pipeline:
     evidence: dict[str, Any]  # the Evidence of the last answer, under "last"
 
 
-def build_pipeline(home: Path, llm: Any) -> Pipeline:
+def build_pipeline(home: str | None, llm: Any) -> Pipeline:
     """The production composition: KnowledgeAnswerer -> GuardedWriter(llm, FactGuard,
-    ExtractiveWriter(answer_wording())); the guard records the evidence it is given."""
+    ExtractiveWriter(answer_wording())); the guard records the evidence it is given.
+    The index is built in ``home`` (kept) or in a temporary folder (removed)."""
     from bot.app import answer_wording
     from bot.generation.extractive import ExtractiveWriter
     from bot.generation.guard import Evidence, FactGuard, GuardSession
@@ -1383,7 +1386,11 @@ def build_pipeline(home: Path, llm: Any) -> Pipeline:
             seen["last"] = evidence
             return super().session(evidence)
 
-    index, _ = qa_eval.build_index(home)
+    if home:
+        index, _ = qa_eval.build_index(Path(home))
+    else:
+        with tempfile.TemporaryDirectory(prefix="clerk-guard-") as tmp:
+            index, _ = qa_eval.build_index(Path(tmp))
     catalog = CatalogResolver.from_json(KNOWLEDGE / "catalog" / "products.json")
     guard = RecordingGuard(catalog)
     stats = GenerationStats()
@@ -1552,7 +1559,9 @@ def cause(violation: str) -> str:
     return f"{m.group(1)}: {m.group(3)}" if m else violation[:60]
 
 
-def summarise(rows: Sequence[Row], elapsed_s: float, stats: dict[str, Any]) -> dict[str, Any]:
+def summarise(
+    rows: Sequence[Row], elapsed_s: float, stats: dict[str, Any], fake: StrongFake
+) -> dict[str, Any]:
     scored = [r for r in rows if r.status in ("shown", "stopped") or r.status.startswith("fall")]
     correct = [r for r in scored if r.label == "correct"]
     wrong = [r for r in scored if r.label == "wrong"]
@@ -1595,6 +1604,16 @@ def summarise(rows: Sequence[Row], elapsed_s: float, stats: dict[str, Any]) -> d
             "stopped_for_the_planted_fact": sum(_names_fact(r) for r in wrong_stopped),
         },
         "guard_timing": timing,
+        "checks": {
+            "model_calls_per_case_max": max(fake.requests.values(), default=0),
+            # the replay (FactGuard session fed the whole reply) and the live streamed run
+            # should agree on whether a reply passes
+            "replay_disagrees_with_live": sum(
+                bool(r.replay.get("violations")) == (r.status == "shown")
+                for r in rows
+                if r.replay and r.status in ("shown", "stopped")
+            ),
+        },
         "goals": {
             "correct_shown_pct": {"goal": f">= {GOALS['correct_shown_pct']}", "got": shown_pct},
             "wrong_shown": {"goal": GOALS["wrong_shown"], "got": len(wrong_shown)},
@@ -1614,7 +1633,7 @@ def summarise(rows: Sequence[Row], elapsed_s: float, stats: dict[str, Any]) -> d
 def print_report(summary: dict[str, Any], rows: Sequence[Row], show: int) -> None:
     c, w, t = summary["correct"], summary["wrong"], summary["guard_timing"]
     print(f"\ncases {summary['cases']} {summary['by_source']}; status {summary['status']}")
-    print(f"left out: {summary['left_out']}")
+    print(f"left out: {summary['left_out']}; checks: {summary['checks']}")
     print(f"CORRECT replies shown: {c['shown']}/{c['scored']} = {c['shown_pct']}%")
     for style, s in c["by_style"].items():
         print(f"  {style:32s} {s['shown']:4d}/{s['n']:<4d} {s['shown_pct']:6.1f}%")
@@ -1655,13 +1674,12 @@ def run_labelled(args: argparse.Namespace) -> dict[str, Any]:
         cases = sorted(
             random.Random(0).sample(cases, min(args.limit, len(cases))), key=lambda c: c.id
         )
-    home = Path(args.home or tempfile.mkdtemp(prefix="clerk-guard-"))
     fake = StrongFake()
     rows: list[Row] = []
     started = time.perf_counter()
     with FakeServer(fake) as server:
         llm = OpenAIChatLLM(server.base_url, MODEL_NAME, client=httpx.Client())
-        pipe = build_pipeline(home, llm)
+        pipe = build_pipeline(args.home, llm)
         print(f"{len(cases)} cases; fake model at {server.base_url}", flush=True)
         for n, case in enumerate(cases, start=1):
             rows.append(ask(pipe, fake, case))
@@ -1676,7 +1694,8 @@ def run_labelled(args: argparse.Namespace) -> dict[str, Any]:
         evidence = fake.evidence.get(row.id)
         if evidence is not None and row.reply:
             row.replay = replay(pipe.guard, evidence, row.reply, args.timing_rounds)
-    summary = summarise(rows, time.perf_counter() - started, pipe.stats.as_dict())
+    summary = summarise(rows, time.perf_counter() - started, pipe.stats.as_dict(), fake)
+    summary["limit"] = args.limit or None
     print_report(summary, rows, args.show)
     return {
         "summary": summary,
@@ -1750,8 +1769,7 @@ def run_local(args: argparse.Namespace) -> dict[str, Any]:
     llm.load()
     load_s = time.perf_counter() - t
     recorder = qa_eval.RecordingLLM(llm)
-    home = Path(args.home or tempfile.mkdtemp(prefix="clerk-guard-"))
-    pipe = build_pipeline(home, recorder)
+    pipe = build_pipeline(args.home, recorder)
     pipe.answerer.writer.params = GenerationParams(
         max_new_tokens=args.max_new_tokens, timeout_s=args.timeout
     )
@@ -1805,6 +1823,9 @@ def run_local(args: argparse.Namespace) -> dict[str, Any]:
         "raw_problem_kinds": dict(
             Counter(p.split()[0] for r in raw_bad for p in r["raw_unsupported"])
         ),
+        "guard_stops_by_first_violation_kind": dict(
+            Counter(cause(r["violations"][0]).split(":")[0] for r in asked if r["violations"])
+        ),
         "stopped_although_auditor_found_nothing": len(clean_stopped),
         "their_first_violation_kinds": dict(
             Counter(
@@ -1815,6 +1836,7 @@ def run_local(args: argparse.Namespace) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 1),
         "seconds_per_question": round(elapsed / len(rows), 2) if rows else None,
         "max_new_tokens": args.max_new_tokens,
+        "limit": args.limit or None,
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},
     }
     print(json.dumps(summary, indent=1))
