@@ -24,8 +24,9 @@ differs from every price of the variants the sentence names, a wrong colour is o
 product does not come in, ...), from a table of policy answers written from ``faq.md`` and
 ``policies/store-policy.md``, and from ``benchmarks/guard_cases.json`` (hand-written).
 A reply names its citations by content: ``{cite:30 days}`` becomes ``[n]``, n being the
-passage of Clerk's prompt whose text holds "30 days" (``{need:...}`` only requires the
-text; ``{badcite}`` cites a passage that was not given). The fake server parses the
+passage of Clerk's prompt whose text holds "30 days" (of several, the one sharing most
+words with the reply); ``{need:...}`` only requires the text; ``{badcite}`` cites a
+passage that was not given. The fake server parses the
 passages and the question out of the prompt Clerk really sent and writes the reply from
 them; when a reply needs a fact that no passage holds, the case is ``not_in_prompt`` and
 left out of the rates. Questions the extractive writer finds unanswerable never reach the
@@ -1231,14 +1232,23 @@ def _flat(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def find_passage(anchor: str, passages: Sequence[PromptPassage]) -> int | None:
-    """The number of the first passage whose title or text holds ``anchor`` (or one of
-    its ``|`` alternatives)."""
-    for p in passages:
-        body = _flat(f"{p.title}\n{p.text}")
-        if any(_flat(a) in body for a in anchor.split("|")):
-            return p.index
-    return None
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
+
+
+def find_passage(anchor: str, passages: Sequence[PromptPassage], reply: str = "") -> int | None:
+    """The number of the passage whose title or text holds ``anchor`` (or one of its
+    ``|`` alternatives); of several, the one sharing most words with ``reply`` (the
+    passage a model would cite for it), then the first."""
+    found = [
+        p
+        for p in passages
+        if any(_flat(a) in _flat(f"{p.title}\n{p.text}") for a in anchor.split("|"))
+    ]
+    if not found:
+        return None
+    said = _words(_PLACEHOLDER.sub(" ", reply))
+    return max(found, key=lambda p: (len(said & _words(p.text)), -p.index)).index
 
 
 def render(reply: str, needs: Iterable[str], passages: Sequence[PromptPassage]) -> str | None:
@@ -1253,7 +1263,7 @@ def render(reply: str, needs: Iterable[str], passages: Sequence[PromptPassage]) 
         nonlocal missing
         if m.group(0) == "{badcite}":
             return f"[{7 if 7 not in given else max(given) + 1}]"
-        n = find_passage(m.group(2), passages)
+        n = find_passage(m.group(2), passages, reply)
         if n is None:
             missing = True
             return ""
