@@ -48,10 +48,12 @@ rejecting (a rejected answer is replaced by the extractive one, which is always 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 
 from bot.generation.base import Citation
 from bot.generation.quantities import (
@@ -61,16 +63,17 @@ from bot.generation.quantities import (
     NUMBER,
     NUMBER_WORDS,
     WORD_NUMBER,
-    durations_in,
+    DurationSpan,
+    duration_spans,
     num_value,
     numbers_in,
     to_decimal,
-    unit_name,
 )
-from bot.generation.yesno import YesNo, decide, reply_polarity, without_reply
+from bot.generation.yesno import ORDER_STATES, YesNo, decide, reply_polarity, without_reply
 from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts
 from bot.knowledge.passages import product_text
-from bot.knowledge.text import STOPWORDS, normalise, terms
+from bot.knowledge.text import STOPWORDS, normalise, stem, terms
+from bot.knowledge.text import sentences as passage_sentences
 from bot.text_rules import find_emails
 
 # ------------------------------------------------------------------------------- values
@@ -162,6 +165,12 @@ _PERCENT = re.compile(r"\b(\d+(?:\.\d+)?)\s?(?:%|percent\b|per cent\b)", re.IGNO
 _URL = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
 
 
+def _blank_emails(text: str) -> str:
+    for start, end in reversed(_email_spans(text)):
+        text = text[:start] + " " + text[end:]
+    return text
+
+
 def _email_spans(text: str) -> list[tuple[int, int]]:
     return [(m.start, m.end) for m in find_emails(text, validate=False)]
 
@@ -191,7 +200,7 @@ POLICY_TERMS = frozenset(
         "business hours open weekend modify modified change changed address account verify "
         "confirm identity status pending processed receipt restocking insurance customs "
         "international abroad countries discount coupon voucher promo code free refundable "
-        "guarantee compensation credit"
+        "guarantee compensation credit swap replace replacement"
     )
 )
 # Stemmed terms that commit the store to something: each must be in a cited passage.
@@ -199,7 +208,7 @@ COMMITMENT_TERMS = frozenset(
     terms(
         "discount discounts coupon voucher promo promotion code free complimentary compensation "
         "compensate waive waived guarantee guaranteed warranty credit rebate cashback "
-        "bonus reward points loyalty gift"
+        "bonus reward points loyalty gift prepaid reimburse reimbursed cover covered label"
     )
 )
 # Terms that say nothing about the store (chit-chat, the conversation itself).
@@ -211,10 +220,69 @@ _FILLER_TERMS = (
             "sorry unfortunately however also anything else feel free ask let support team "
             "passage passages mention mentioned state stated according based not no yes "
             "come comes offer offers have has sell sells carry get can make made need find "
-            "look looking buy choose pick option options available"
+            "look looking buy choose pick option options available long still currently "
+            "current right now yet just simply date work works usually normally typically "
+            "here what each mean means must within only alternatively instead otherwise either "
+            "nothing possible per already follow away go goes receive received"
         )
     )
     - COMMITMENT_TERMS
+)
+# Words that name the same thing in policy text ("update" the address = "change" it):
+# a claim's term is covered when any term of its class is.
+_SYNONYMS = tuple(
+    frozenset(terms(words))
+    for words in (
+        "change modify update edit amend",
+        "swap exchange replace replacement",
+        "charge fee cost",
+        "ship deliver dispatch send",
+        "instant instantly immediately",
+        "outside abroad international internationally",
+        "weekday weekdays monday friday",
+        "receive received have",
+    )
+)
+_CANON = {t: min(cls) for cls in _SYNONYMS for t in cls}
+_NUMBER_TERMS = frozenset(terms(" ".join(NUMBER_WORDS) + " thirty forty sixty ninety"))
+
+
+def _canon(words: Iterable[str]) -> set[str]:
+    return {_CANON.get(w, w) for w in words}
+
+
+_POLICY_CANON = frozenset(_canon(POLICY_TERMS))
+
+
+# Time zones written short, and a word of their long name one of the passages must hold.
+_ZONES = {
+    "et": "eastern", "est": "eastern", "edt": "eastern", "ct": "central", "cst": "central",
+    "cdt": "central", "mt": "mountain", "mst": "mountain", "pt": "pacific", "pst": "pacific",
+    "pdt": "pacific", "utc": "utc", "gmt": "gmt", "cet": "cet", "bst": "bst",
+}  # fmt: skip
+# "N versions", "3 colors": counts of a product's variants or option values
+_COUNTED = re.compile(
+    r"\b(\d+|" + "|".join(k for k in NUMBER_WORDS if len(k) > 2) + r")\s+"
+    r"(?:(?:different|available|distinct|possible|[\w-]+)\s+){0,2}?"
+    r"(versions?|variants?|options?|colou?rs?|sizes?|models?|configurations?|combinations?"
+    r"|styles?|choices?|kinds?|types?|flavou?rs?|materials?|designs?)\b",
+    re.IGNORECASE,
+)
+_ALL_IN_STOCK = re.compile(
+    r"\b(?:all|every one|each|both)(?: of them| \w+)?,? (?:are |is )?(?:in[\s-]stock|available)\b",
+    re.IGNORECASE,
+)
+# an enumeration: "a, b and c" / "a, b, or c" (items are checked one by one)
+_ENUMERATION = re.compile(r"[^,;:.!?]+(?:,\s*[^,;:.!?]+)+,?\s+(?:and|or)\s+[^,;:.!?]+")
+_LIST_HEAD = re.compile(
+    r"^.*\b(?:in|are|is|include|includes|including|accept|accepts|offer|offers|from|like|as"
+    r"|with|take|takes|get|cost|costs|priced|at|for|come|comes)\s+",
+    re.IGNORECASE,
+)
+# where a sentence's clauses part: each is checked (and restated) on its own
+_CLAUSES = re.compile(
+    r"[;:]|,\s*(?:but|however|and|so|though|while)\b|\s+but\s+|\s+(?:—|–|-)\s+"
+    r"|\s+(?:or|and)\s+(?=(?:you|we|it|they|has|have|hasn't|haven't|is|isn't)\b)"
 )
 _OPTION_KEYS = ("color", "colour", "material", "style", "finish", "pattern", "scent", "flavor")
 _LETTER_SIZES = frozenset({"XXS", "XS", "XL", "XXL", "XXXL"})
@@ -265,7 +333,7 @@ class FactGuard:
         self,
         catalog: CatalogResolver,
         *,
-        policy_coverage: float = 0.6,
+        policy_coverage: float = 0.7,
         restate_overlap: float = 0.75,
     ) -> None:
         self.catalog = catalog
@@ -281,10 +349,29 @@ class FactGuard:
                     vocab.update(w.lower() for w in re.findall(r"[A-Za-z0-9]+", key))
                     if any(k in key.lower() for k in _OPTION_KEYS) or value in _LETTER_SIZES:
                         option_words.setdefault(value.lower(), set()).add(p.product_id)
+        owners_any: dict[str, set[str]] = {}
+        phrases: list[str] = []
+        for p in catalog.products:
+            phrases.append(p.name.lower())
+            for values in p.option_values().values():
+                for value in values:
+                    owners_any.setdefault(value.lower(), set()).add(p.product_id)
+                    phrases.append(value.lower())
+        self._catalog_phrases = "\n".join(phrases)
+        self._catalog_pattern = re.compile(
+            r"(?<![\w-])(?:"
+            + "|".join(re.escape(p) for p in sorted(set(phrases), key=len, reverse=True) if p)
+            + r")s?(?![\w-])",
+            re.IGNORECASE,
+        )
         self._catalog_vocab = frozenset(vocab)
         self._catalog_terms = frozenset(terms(" ".join(sorted(vocab))))
         self._option_patterns = [
-            (re.compile(r"(?<![\w-])" + re.escape(v) + r"(?![\w-])", re.IGNORECASE), v, owners)
+            (
+                re.compile(r"(?<![\w-])" + re.escape(v) + r"(?![\w-])", re.IGNORECASE),
+                v,
+                frozenset(owners | owners_any.get(v, set())),
+            )
             for v, owners in sorted(option_words.items(), key=lambda t: -len(t[0]))
         ]
 
@@ -301,6 +388,10 @@ class FactGuard:
             violations += session.check_group(sentences, marks or every).violations
         violations += session.check_cited(every, text)
         return Verdict(tuple(violations))
+
+    def blank_catalog(self, text: str) -> str:
+        """``text`` with every catalog product name and option value blanked out."""
+        return self._catalog_pattern.sub(lambda m: " " * len(m.group(0)), text)
 
     def session(self, evidence: Evidence) -> GuardSession:
         """A checker for one answer, fed sentence groups in order (for streaming)."""
@@ -334,9 +425,14 @@ class GuardSession:
         self._known_words = frozenset(
             w.lower() for w in re.findall(r"[A-Za-z0-9]+", all_text + "\n" + evidence.support)
         )
+        # the support is an answer text: its "[2]" marks are no numbers
+        self._support = CITATION.sub(" ", evidence.support)
         self._known_terms = frozenset(terms(all_text + "\n" + evidence.support))
+        self._known_text = (all_text + "\n" + evidence.support).lower()
         self._said: set[str] = set()
         self._verdict: YesNo | None | object = _UNDECIDED
+        self._quantity_cache: dict[str, tuple[set[Decimal], set[DurationSpan]]] = {}
+        self._unit_cache: dict[tuple[int, ...], tuple[list[_Unit], list[_Unit]]] = {}
 
     # -- one group of sentences ----------------------------------------------------------
 
@@ -436,7 +532,7 @@ class GuardSession:
             ]
         cited_text = "\n".join(f"{c.title}\n{c.text}" for c in cited)
         catalog_text = "\n".join(product_text(f.product) for f in in_context)
-        support = f"{cited_text}\n{catalog_text}\n{self.evidence.support}"
+        support = f"{cited_text}\n{catalog_text}\n{self._support}"
         rest = _ORDER_ID.sub(" ", s)
 
         # emails (bot.text_rules' candidates, valid or not) and URLs: verbatim
@@ -450,7 +546,7 @@ class GuardSession:
 
         # prices: the catalog's price for the variants in context, or a cited policy price
         passage_prices = {v for c in cited if c.kind != "product" for _, v in prices_in(c.text)}
-        extra_prices = {v for _, v in prices_in(self.evidence.support)}
+        extra_prices = {v for _, v in prices_in(self._support)}
         allowed = set(passage_prices)
         if self.evidence.facts is not None:  # the price range the question asked for
             bounds = " ".join(self.evidence.facts.requested.get("price", ()))
@@ -465,25 +561,17 @@ class GuardSession:
                 out.append(Violation("price", claim, s))
         rest = _PRICE.sub(" ", rest)
 
-        # durations: number and unit together
-        supported_durations = durations_in(support)
-        for m in DURATION.finditer(rest):
-            unit = unit_name(m.group(3), m.group(4))
-            for token in (m.group(1), m.group(2)):
-                if token is None or token.lower() in ("a", "an"):
-                    continue
-                v = num_value(token)
-                plain = unit.split()[-1]
-                if v is not None and not (
-                    (v.normalize(), unit) in supported_durations
-                    or (v.normalize(), plain) in supported_durations
-                ):
-                    out.append(Violation("duration", m.group(0), s))
-                    break
+        # durations: number and unit together; a range as a whole ("2 to 3 business days"
+        # is not "1 to 2" and "3 to 7"); "business days" only where the passage says so
+        support_numbers, spans = self._quantities(support)
+        for claim in duration_spans(rest, with_text=True):
+            if not _duration_supported(claim, spans):
+                out.append(Violation("duration", claim.text, s))
         rest = DURATION.sub(" ", rest)
+        if in_context:  # "3 colors", "12 versions": _check_counts
+            rest = _COUNTED.sub(" ", rest)
 
         # percentages, times of day and all other numbers
-        support_numbers = numbers_in(support)
         for m in _PERCENT.finditer(rest):
             v = to_decimal(m.group(1))
             if v is None or v.normalize() not in support_numbers:
@@ -502,6 +590,8 @@ class GuardSession:
             if Decimal(NUMBER_WORDS[m.group(1).lower()]) not in support_numbers:
                 out.append(Violation("number", m.group(0), s))
 
+        own = _own_phrases(in_context)
+        out += self._check_counts(_blank(s, own), s, in_context)
         out += self._check_products(s, in_context, bool(named))
         out += self._check_names(s)
         out += self._check_policy(s, cited, in_context)
@@ -513,19 +603,26 @@ class GuardSession:
         self, s: str, in_context: list[ProductFacts], named: bool
     ) -> list[Violation]:
         out: list[Violation] = []
-        negated = NEGATION.search(s) is not None
+        negated = _negated(s)
         own_ids = {f.product_id for f in in_context}
-        # another product's colour/material/style the products in context do not have
+        # the products' own names and option values are theirs ("Fleece Jacket", "natural
+        # rubber"): another product's value counts only outside them ("space grey" does)
+        own = _spans(s, _own_phrases(in_context))
         for pattern, value, owners in self.guard._option_patterns:
-            if not pattern.search(s) or owners & own_ids:
+            if owners & own_ids or not in_context or negated:
                 continue
-            if in_context and not negated:
-                out.append(Violation("option", value, s))
+            for m in pattern.finditer(s):
+                if not any(a <= m.start() and m.end() <= b for a, b in own):
+                    out.append(Violation("option", value, s))
+                    break
         for f in in_context:
             if f.unmatched and not negated:
                 out.append(Violation("option", ", ".join(f.unmatched), s))
+        if in_context and not negated:
+            out += self._check_listed_options(s)
         stock_out = _OUT_OF_STOCK.search(s)
         stock_in = None if stock_out else _IN_STOCK.search(s)
+        all_in = _ALL_IN_STOCK.search(s)
         has_price = bool(prices_in(s))
         for f in in_context:
             if f.requested and not f.variants and (has_price or stock_in) and not negated:
@@ -540,13 +637,56 @@ class GuardSession:
                 and not any(v.available for v in variants)
             ):
                 out.append(Violation("stock", stock_in.group(0), s))
+            elif all_in and not negated and not all(v.available for v in variants):
+                out.append(Violation("stock", all_in.group(0), s))
         if (stock_out or (stock_in and stock_in.group(0).lower() == "in stock")) and not in_context:
             out.append(Violation("stock", (stock_out or stock_in).group(0), s))  # type: ignore[union-attr]
         return out
 
+    def _check_listed_options(self, s: str) -> list[Violation]:
+        """Each item of an enumeration about a product ("black, blue and teal") must be
+        one of its option values or words the evidence holds."""
+        out: list[Violation] = []
+        text = _PRICE.sub(" ", CITATION.sub(" ", s))
+        claims = [
+            [m.group(1)]
+            for m in _COMES_IN.finditer(text)
+            if not _COUNTED.match(m.group(1))  # "comes in five versions": _check_counts
+        ]
+        for items in _enumerations(text) + claims:
+            for item in items:
+                words = re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*", item.lower())
+                unknown = [
+                    w
+                    for w in words
+                    if w not in STOPWORDS
+                    and w not in self._known_words
+                    and w not in _LIST_WORDS
+                    and not w.isdigit()
+                ]
+                if unknown:
+                    out.append(Violation("option", item.strip(), s))
+        return out
+
+    def _check_counts(self, rest: str, s: str, in_context: list[ProductFacts]) -> list[Violation]:
+        """ "It comes in 3 colors", "12 versions": a count of the variants, or of the
+        values of the option the noun names, of a product in context."""
+        if not in_context:
+            return []
+        out = []
+        for m in _COUNTED.finditer(rest):
+            value = num_value(m.group(1))
+            noun = m.group(2).lower().rstrip("s")
+            in_stock = bool(_IN_STOCK.search(rest[m.end() : m.end() + 24]))
+            allowed = {c for f in in_context for c in _counts_for(f, noun, in_stock=in_stock)}
+            if value is not None and value not in allowed:
+                out.append(Violation("number", m.group(0), s))
+        return out
+
     def _check_names(self, s: str) -> list[Violation]:
         """Capitalised words (not opening the sentence) that neither the evidence nor the
-        catalog contains: invented products, brands, services."""
+        catalog contains: invented products, brands, services. A name of several
+        capitalised words ("Apple Pay") must be there as a whole."""
         out: list[Violation] = []
         for m in _CAPITALISED.finditer(s):
             if m.start() == len(s) - len(s.lstrip()):
@@ -556,16 +696,29 @@ class GuardSession:
                 continue
             word = m.group(1)
             parts = [w.lower() for w in re.split(r"[-']", word) if w]
-            if all(
-                w in STOPWORDS
-                or w in self.guard._catalog_vocab
-                or w in self._known_words
-                or w in _ALWAYS_ALLOWED
-                for w in parts
-            ):
+            if all(self._allowed_word(w) for w in parts):
                 continue
             out.append(Violation("product", word, s))
+        for m in _NAME_RUN.finditer(self.guard.blank_catalog(s)):
+            words = m.group(0).split()
+            if m.start() == len(s) - len(s.lstrip()):
+                words = words[1:]  # the sentence's first word is capitalised anyway
+            if len(words) < 2 or any(w.lower() in STOPWORDS for w in words):
+                continue
+            phrase = " ".join(words).lower()
+            if phrase not in self._known_text and phrase not in self.guard._catalog_phrases:
+                out.append(Violation("product", " ".join(words), s))
         return out
+
+    def _allowed_word(self, w: str) -> bool:
+        if w in _ZONES:  # "ET" where a passage says "Eastern Time"
+            return _ZONES[w] in self._known_words or w in self._known_words
+        return (
+            w in STOPWORDS
+            or w in self.guard._catalog_vocab
+            or w in self._known_words
+            or w in _ALWAYS_ALLOWED
+        )
 
     # -- policy --------------------------------------------------------------------------
 
@@ -575,57 +728,280 @@ class GuardSession:
         sentence_terms = set(terms(s))
         out: list[Violation] = []
         cited_terms = set(terms("\n".join(f"{c.title}\n{c.text}" for c in cited)))
+        support_terms = set(terms(self.evidence.support))
         for t in sorted(sentence_terms & COMMITMENT_TERMS):
-            if t not in cited_terms and t not in set(terms(self.evidence.support)):
+            if t not in cited_terms and t not in support_terms:
                 out.append(Violation("commitment", t, s))
         product_terms: set[str] = set()
         for f in in_context:
             product_terms.update(terms(f.name))
             for key, values in f.product.option_values().items():
                 product_terms.update(terms(key + " " + " ".join(values)))
-        claim = sentence_terms - product_terms - _FILLER_TERMS
-        if not claim & POLICY_TERMS:  # "SD card", "20 hours" are options, not policy
-            return out
+        ignored = product_terms | _FILLER_TERMS | _NUMBER_TERMS
+        text = _URL.sub(" ", _blank_emails(clean_sentence(s)))
+        claim = set(terms(text)) - ignored
+        is_policy = bool(claim & POLICY_TERMS)  # "SD card", "20 hours": options, not policy
         policy_passages = [c for c in cited if c.kind in ("policy", "faq")]
-        support_terms = set(terms(self.evidence.support))
-        if not policy_passages and not (claim <= support_terms):
+        if is_policy and not policy_passages and not (claim <= support_terms):
             return [*out, Violation("policy", "no policy passage cited", s)]
-        best: tuple[float, str] = (0.0, "")
-        for c in policy_passages:
-            covered = len(claim & set(terms(c.title + "\n" + c.text))) / len(claim)
-            if covered > best[0]:
-                best = (covered, c.text)
-        support_cover = len(claim & support_terms) / len(claim)
-        if max(best[0], support_cover) < self.guard.policy_coverage:
-            missing = sorted(claim - set(terms(best[1])) - support_terms)
-            return [*out, Violation("policy", " ".join(missing[:6]), s)]
-        # polarity: a sentence that nearly restates a passage sentence must agree with it
-        # on negation ("it can no longer be cancelled" -> "it can still be cancelled")
-        source_text = "\n".join([*(c.text for c in policy_passages), self.evidence.support])
-        restated = _restating_sentences(claim, source_text, self.guard.restate_overlap)
-        negated = NEGATION.search(without_reply(s)) is not None  # "No, only pending ..."
-        if restated and all((NEGATION.search(r) is not None) != negated for r in restated):
-            out.append(Violation("policy", "negation differs from the passage", s))
+        if not (policy_passages or self._support.strip()):
+            return out
+        statements, clauses = self._units(policy_passages)
+        known = _canon(t for unit in statements for t in unit.terms | unit.title)
+        for clause in _CLAUSES.split(without_reply(text)):
+            stated = {t for t in _canon(set(terms(clause)) - ignored) if not t[0].isdigit()}
+            if is_policy and stated & _POLICY_CANON:
+                # each clause must be said by one statement of a source (its heading helps),
+                # one that holds the clause's durations and order states if it names any
+                spans = duration_spans(clause)
+                states = {stem(w) for w in _states_in(clause)}  # "delivered" ~ "delivery"
+                holding = [
+                    u
+                    for u in statements
+                    if all(_duration_supported(d, u.durations) for d in spans)
+                    and states <= u.states
+                ]
+                if states and not holding:
+                    out.append(Violation("policy", " ".join(sorted(states)), s))
+                    continue
+                before = _BEFORE_STATE.search(clause)
+                if before and not any(_BEFORE_STATE.search(u.text) for u in holding):
+                    # "before it's delivered" where the sources speak of delivered orders
+                    out.append(Violation("policy", before.group(0), s))
+                    continue
+                best = max(
+                    holding or statements,
+                    key=lambda u: len(stated & (u.terms | u.title)),
+                    default=None,
+                )
+                covered = stated & (best.terms | best.title) if best else set()
+                if len(covered) < self.guard.policy_coverage * len(stated):
+                    missing = " ".join(sorted(stated - covered)[:6])
+                    out.append(Violation("policy", missing, s))
+                    continue
+            # polarity: a clause that restates a source clause must agree with it on
+            # negation ("it can no longer be cancelled" -> "it can still be cancelled")
+            restating = stated & known
+            if len(restating) < 2 or (in_context and not is_policy):
+                continue  # a sentence about a product restates no policy
+            restated = _closest(restating, clauses, self.guard.restate_overlap)
+            negated = _negated(clause)
+            if restated and all(u.negated != negated for u in restated):
+                out.append(Violation("policy", "negation differs from the passage", s))
+        if is_policy:
+            out += self._check_listed_terms(text, s, known)
         return out
+
+    def _quantities(self, support: str) -> tuple[set[Decimal], set[DurationSpan]]:
+        """The numbers and durations of a support text (read once an answer)."""
+        if support not in self._quantity_cache:
+            self._quantity_cache[support] = (numbers_in(support), duration_spans(support))
+        return self._quantity_cache[support]
+
+    def _units(self, passages: list[Citation]) -> tuple[list[_Unit], list[_Unit]]:
+        """The statements and clauses of ``passages`` and the support (read once an
+        answer for each set of cited passages)."""
+        key = tuple(c.index for c in passages)
+        if key not in self._unit_cache:
+            self._unit_cache[key] = (
+                _source_units(passages, self._support, _STATEMENT),
+                _source_units(passages, self._support, _CLAUSES),
+            )
+        return self._unit_cache[key]
+
+    def _check_listed_terms(self, text: str, s: str, known: set[str]) -> list[Violation]:
+        """Each item of an enumeration in a policy sentence ("credit cards, PayPal and
+        cash on delivery") must be in the sources."""
+        out = []
+        for items in _enumerations(_PRICE.sub(" ", text)):
+            for item in items:
+                stated = _canon(set(terms(item)) - _FILLER_TERMS)
+                if stated - known:
+                    out.append(Violation("policy", item.strip(), s))
+        return out
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One clause of a source passage: its terms (synonyms folded), its passage's
+    title terms, and whether it is negated."""
+
+    terms: frozenset[str]
+    title: frozenset[str]
+    negated: bool
+    durations: frozenset[DurationSpan] = frozenset()
+    states: frozenset[str] = frozenset()  # stems of the words it holds
+    text: str = ""
+
+
+_STATEMENT = re.compile(r";")  # a source sentence is one statement up to a ";"
+
+
+def _closest(claim: set[str], units: Sequence[_Unit], share: float) -> list[_Unit]:
+    """The units restating ``claim`` most closely: holding ``share`` of its terms, and of
+    those the ones sharing its rarest terms (weighted by how few units hold them), so
+    "place a new order" is restated by "no need to place a new order", not by "each
+    item can be exchanged to a new item"."""
+    held = [u for u in units if len(claim & u.terms) >= share * len(claim)]
+    if len(held) < 2:
+        return held
+    df = {t: sum(t in u.terms for u in units) for t in claim}
+    weight = {t: math.log(1 + len(units) / max(df[t], 1)) for t in claim}
+    scores = [sum(weight[t] for t in claim & u.terms) for u in held]
+    top = max(scores)
+    return [u for u, score in zip(held, scores, strict=True) if score >= top - 1e-9]
+
+
+def _source_units(
+    passages: Sequence[Citation], support: str, split: re.Pattern[str]
+) -> list[_Unit]:
+    """The sources' sentences cut by ``split`` (statements or clauses)."""
+    out: list[_Unit] = []
+    sources = [(c.title, c.text) for c in passages] + [("", support)]
+    for title, text in sources:
+        title_terms = frozenset(_canon(terms(title)))
+        for sentence in passage_sentences(text):  # wrapped lines joined
+            for clause in split.split(clean_sentence(sentence)):
+                words = frozenset(_canon(terms(clause)))
+                if words:
+                    spans = frozenset(duration_spans(clause))
+                    stems = frozenset(terms(clause))
+                    out.append(_Unit(words, title_terms, _negated(clause), spans, stems, clause))
+    return out
+
+
+_STATE = re.compile(
+    r"(?<![\w-])(" + "|".join(sorted(ORDER_STATES, key=len, reverse=True)) + r")(?![\w-])",
+    re.IGNORECASE,
+)
+_BEFORE_STATE = re.compile(
+    r"\bbefore\s+(?:(?:it|its|it's|they|they're|the|your|an?|order|orders|is|are|has|have|been"
+    r"|gets?|being)\s+){0,4}(" + "|".join(sorted(ORDER_STATES, key=len, reverse=True)) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def _states_in(text: str) -> set[str]:
+    """The order states a text names ("pending", "delivered"...), lower case."""
+    return {m.group(1).lower() for m in _STATE.finditer(text)}
+
+
+def _negated(text: str) -> bool:
+    """Whether a clause says no ("not", "can't", "no longer"...), its opening reply aside."""
+    return NEGATION.search(normalise(without_reply(text))) is not None
 
 
 _ALWAYS_ALLOWED = frozenset(
     {
         "i", "i'm", "i'd", "i'll", "ok", "okay", "sorry", "sure", "hi", "hello", "thanks",
-        "unfortunately", "however", "yes", "great", "note", "sources", "source", "est",
-        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+        "unfortunately", "however", "yes", "great", "note", "sources", "source", "am", "pm",
+    }
+    | set(_CODES.split("|"))
+)  # fmt: skip
+
+
+# "it also comes in teal", "available in olive": the option values claimed
+_COMES_IN = re.compile(
+    r"\b(?:comes? in|also in|available in|offered in|get it in|made (?:of|from|in))\s+"
+    r"((?:(?!and\b|or\b)[\w+-]+\s*){1,3})",
+    re.IGNORECASE,
+)
+_NAME_RUN = re.compile(r"(?<![\w'])[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)+")
+# words an enumeration of options may hold besides the values themselves
+_LIST_WORDS = frozenset(
+    {
+        "also", "more", "other", "options", "option", "colors", "colours", "color", "colour",
+        "sizes", "size", "versions", "version", "variants", "variant", "styles", "style",
+        "finish", "finishes", "shades", "shade", "models", "model",
     }
 )  # fmt: skip
 
 
+def _duration_supported(claim: DurationSpan, spans: set[DurationSpan]) -> bool:
+    """A single duration may be any end of a supported one; a range must be one; units
+    agree, except that a plain "days" may stand for "business days" ("calendar days" only
+    for plain ones)."""
+
+    def units_fit(unit: str) -> bool:
+        plain = unit.split()[-1]
+        return claim.unit in (unit, plain) or (claim.unit == f"calendar {plain}" and unit == plain)
+
+    if claim.low == claim.high:
+        return any(units_fit(sp.unit) and claim.low in (sp.low, sp.high) for sp in spans)
+    return any(units_fit(sp.unit) and (sp.low, sp.high) == (claim.low, claim.high) for sp in spans)
+
+
+def _own_phrases(in_context: Sequence[ProductFacts]) -> tuple[str, ...]:
+    """The names and option values of the products in context, longest first."""
+    phrases = {f.name for f in in_context}
+    for f in in_context:
+        for values in f.product.option_values().values():
+            phrases.update(values)
+    return tuple(sorted(phrases, key=lambda p: (-len(p), p)))
+
+
+_VARIANT_NOUNS = frozenset({"version", "variant", "model", "configuration", "combination"})
+
+
+def _counts_for(f: ProductFacts, noun: str, *, in_stock: bool) -> set[Decimal]:
+    """The counts a sentence may give for ``noun`` ("version", "color", "option"...) of a
+    product: its variants (narrowed or all; in stock ones when it says so), or the
+    number of values of the options whose name holds the noun."""
+    out: set[Decimal] = set()
+    if noun in _VARIANT_NOUNS or noun in ("option", "choice"):
+        for group in (f.variants, f.all_variants):
+            out.add(Decimal(sum(v.available for v in group) if in_stock else len(group)))
+    options = f.product.option_values()
+    colour = noun in ("color", "colour")
+    for key, values in options.items():
+        k = key.lower()
+        if (
+            noun in k
+            or (colour and ("color" in k or "colour" in k))
+            or noun in ("option", "choice", "kind", "type")
+        ):
+            out.add(Decimal(len(values)))
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for ``phrases`` (longest first) or their plurals, as whole words."""
+    alternatives = "|".join(re.escape(p) for p in phrases if p) or "(?!)"
+    return re.compile(r"(?<![\w-])(?:" + alternatives + r")s?(?![\w-])", re.IGNORECASE)
+
+
+def _spans(text: str, phrases: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Where ``phrases`` (or their plurals) occur in ``text``."""
+    return [(m.start(), m.end()) for m in _phrase_pattern(phrases).finditer(text)]
+
+
+def _blank(text: str, phrases: tuple[str, ...]) -> str:
+    return _phrase_pattern(phrases).sub(" ", text)
+
+
+def _enumerations(text: str, max_words: int = 4) -> list[list[str]]:
+    """The items of each "a, b and c" enumeration of short items (``max_words`` each) in
+    ``text``; the first item without the words leading up to it ("It comes in black" ->
+    "black"), or left out when no such words are found."""
+    out = []
+    for m in _ENUMERATION.finditer(text):
+        items = [
+            i.strip(" ()")
+            for i in re.split(r",\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+", m.group(0))
+            if i.strip(" ()")
+        ]
+        if len(items) < 3:
+            continue
+        head = _LIST_HEAD.search(items[0])
+        items = ([items[0][head.end() :]] if head else []) + items[1:]
+        if all(len(i.split()) <= max_words for i in items):
+            out.append([i for i in items if i.strip()])
+    return out
+
+
 def _requested_text(f: ProductFacts) -> str:
     return f"{f.name} with " + ", ".join(f"{k} {'/'.join(v)}" for k, v in f.requested.items())
-
-
-def _restating_sentences(claim: set[str], text: str, share: float) -> list[str]:
-    """The sentences of ``text`` holding at least ``share`` of the claim's terms."""
-    found = [clean_sentence(s) for s in split_sentences(text)[0]]
-    return [s for s in found if len(claim & set(terms(s))) >= share * len(claim)]
 
 
 # ----------------------------------------------------------------------------- sentences

@@ -8,9 +8,10 @@ business days; "9:00" is also the number 9.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-NUMBER = re.compile(r"\b\d+(?:,\d{3})*(?:\.\d+)?\b")
+NUMBER = re.compile(r"\b\d+(?:,\d{3})*(?:\.\d+)?(?!\d)")  # also in "32GB", "6pm"
 CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
 
 NUMBER_WORDS = {
@@ -35,7 +36,7 @@ DURATION = re.compile(
 
 NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|can't|won't|don't|doesn't|isn't|aren't|nor|without|unable"
-    r"|no longer|n't)\b",
+    r"|no longer|nothing|none|n't)\b",
     re.IGNORECASE,
 )
 
@@ -56,11 +57,12 @@ def num_value(token: str) -> Decimal | None:
 
 def unit_name(qualifier: str | None, unit: str) -> str:
     unit = unit.lower()
-    return f"{qualifier.lower()} {unit}" if qualifier and qualifier.lower() != "calendar" else unit
+    return f"{qualifier.lower()} {unit}" if qualifier else unit
 
 
 def numbers_in(text: str) -> set[Decimal]:
-    """Every number a text states: digits (also inside "32GB", "5-7") and number words."""
+    """Every number a text states: digits (also inside "32GB", "5-7", "6pm") and number
+    words; a time of day also as its hour on a 12-hour clock."""
     out: set[Decimal] = set()
     for m in NUMBER.finditer(text):
         v = to_decimal(m.group(0))
@@ -68,8 +70,34 @@ def numbers_in(text: str) -> set[Decimal]:
             out.add(v.normalize())
     for m in WORD_NUMBER.finditer(text):
         out.add(Decimal(NUMBER_WORDS[m.group(1).lower()]))
-    for m in CLOCK.finditer(text):  # "9:00" is also the number 9
-        out.add(Decimal(m.group(0).split(":")[0]))
+    for m in CLOCK.finditer(text):  # "18:00" is also the number 18, and 6 (p.m.)
+        hour = int(m.group(0).split(":")[0])
+        out.update({Decimal(hour), Decimal(hour - 12 if hour > 12 else hour)})
+    return out
+
+
+@dataclass(frozen=True)
+class DurationSpan:
+    """One duration as written: "5 to 7 business days" is (5, 7, "business day"), "30
+    days" is (30, 30, "day"); ``text`` is the words (kept only when asked for)."""
+
+    low: Decimal
+    high: Decimal
+    unit: str
+    text: str = field(default="", compare=False)
+
+
+def duration_spans(text: str, *, with_text: bool = False) -> set[DurationSpan]:
+    """Every duration a text states, ranges kept whole ("a week": no number, left out)."""
+    out: set[DurationSpan] = set()
+    for m in DURATION.finditer(text):
+        unit = unit_name(m.group(3), m.group(4))
+        low = None if m.group(1).lower() in ("a", "an") else num_value(m.group(1))
+        high = num_value(m.group(2)) if m.group(2) else low
+        if low is None or high is None:
+            continue
+        words = m.group(0) if with_text else ""
+        out.add(DurationSpan(low.normalize(), high.normalize(), unit, words))
     return out
 
 

@@ -22,7 +22,8 @@ clauses disagreeing with each other decides nothing):
    order that has shipped?" + "Once an order has shipped it can no longer be cancelled"
    -> no; "Is shipping free?" + "Shipping is free on every order" -> yes.
 3. **The FAQ that asks the same question**: the question's key terms are all in an FAQ
-   entry's title and the entry opens with a reply ("Yes, ...", "Not at the moment.").
+   entry's title, and make up most of it (``_SAME_QUESTION``), and the entry opens with
+   a reply ("Yes, ...", "Not at the moment.").
 
 Key terms are the question's content terms (``bot.knowledge.text.terms``) without the
 words every store question shares (order, item, product, possible...). A question that
@@ -70,7 +71,7 @@ _EXCEPT = re.compile(
 ORDER_STATES = frozenset(
     {
         "pending", "processing", "processed", "shipped", "dispatched", "in transit",
-        "delivered", "cancelled", "canceled", "returned", "refunded", "completed", "on hold",
+        "delivered", "cancelled", "canceled", "on hold",
     }
 )  # fmt: skip
 #: Terms every store question shares: they say nothing about what is asked.
@@ -80,7 +81,15 @@ GENERIC_TERMS = frozenset(
         "able allowed allow already still also really actually store shop purchase"
     )
 )
-_DAYS = {"day": 1, "business day": 1, "working day": 1, "week": 7, "month": 30, "year": 365}
+_DAYS = {
+    "day": 1,
+    "calendar day": 1,
+    "business day": 1,
+    "working day": 1,
+    "week": 7,
+    "month": 30,
+    "year": 365,
+}
 _UNIT_TERMS = frozenset(terms("day days week weeks month months year years business working"))
 
 
@@ -215,7 +224,12 @@ def _statuses(passages: Sequence[tuple[str, str]]) -> frozenset[str]:
 
 def _values(text: str, statuses: frozenset[str]) -> _Values:
     low = text.lower()
-    named = {v for v in statuses if re.search(r"(?<![\w-])" + re.escape(v) + r"(?![\w-])", low)}
+    # "be refunded", "get delivered" are what happens, not a state the order is in
+    named = {
+        v
+        for v in statuses
+        if re.search(r"(?<!\bbe )(?<!\bget )(?<![\w-])" + re.escape(v) + r"(?![\w-])", low)
+    }
     # a state inside a longer one named too ("pending" in "pending (items modified)")
     named = {v for v in named if not any(v != w and v in w for w in named)}
     names = frozenset(n.lower() for n in _NAME.findall(text))
@@ -302,12 +316,18 @@ def _by_restatement(clauses: list[_Clause], q: _Question) -> list[YesNo]:
     return out
 
 
+_SAME_QUESTION = 0.6  # share of an FAQ question's terms the shopper's must hold
+
+
 def _by_faq(passages: Sequence[tuple[str, str]], q: _Question) -> list[YesNo]:
     """Rule 3: an FAQ entry asking the same question, opening with its reply."""
     out: list[YesNo] = []
     for i, (title, text) in enumerate(passages):
-        if not title.rstrip().endswith("?") or not q.terms <= set(terms(title)):
+        asked = set(terms(title)) - GENERIC_TERMS
+        if not title.rstrip().endswith("?") or not q.terms <= asked:
             continue
+        if len(q.terms) < _SAME_QUESTION * len(asked):
+            continue  # the FAQ asks more than the shopper did: another question
         opening = next(iter(sentences(text)), "")
         polarity = reply_polarity(opening)
         if polarity is not None:

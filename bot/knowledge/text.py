@@ -11,6 +11,7 @@ full Snowball stemmer to keep the dependency list short; the recall test in
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _STOPWORD_TEXT = """
     a about above after again against all also am an and any are as at be because been before
@@ -26,6 +27,8 @@ _STOPWORD_TEXT = """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _CONTRACTIONS = re.compile(r"n't\b|'(?:s|re|ll|ve|d|m)\b")
+_IRREGULAR_NOT = re.compile(r"\b(?:can't|won't|shan't)")  # not "ca not", "wo not"
+_IRREGULAR_NOT_TO = {"can't": "can not", "won't": "will not", "shan't": "shall not"}
 _WORD = re.compile(r"[a-z0-9]+")
 _DOUBLE = re.compile(r"([b-df-hj-np-rtv-z])\1$")
 
@@ -33,11 +36,14 @@ _DOUBLE = re.compile(r"([b-df-hj-np-rtv-z])\1$")
 def normalise(text: str) -> str:
     """Lower case, typographic quotes made plain, contractions opened."""
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
+    text = _IRREGULAR_NOT.sub(lambda m: _IRREGULAR_NOT_TO[m.group(0)], text)
     return _CONTRACTIONS.sub(lambda m: " not" if m.group(0) == "n't" else "", text)
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light suffix stemmer: plurals, -ed, -ing, -ation, final -e, -y and -ery."""
+    """A light suffix stemmer: plurals, -ed, -ing, -ation, final -e, -y and -ery (cached:
+    the same few thousand words come back on every message)."""
     w = word
     if len(w) <= 3 or w.isdigit():
         return w
