@@ -563,10 +563,10 @@ class GuardSession:
 
         # durations: number and unit together; a range as a whole ("2 to 3 business days"
         # is not "1 to 2" and "3 to 7"); "business days" only where the passage says so
-        support_numbers, spans = self._quantities(support)
-        for claim in duration_spans(rest, with_text=True):
-            if not _duration_supported(claim, spans):
-                out.append(Violation("duration", claim.text, s))
+        support_numbers, supported = self._quantities(support)
+        for duration in duration_spans(rest, with_text=True):
+            if not _duration_supported(duration, supported):
+                out.append(Violation("duration", duration.text, s))
         rest = DURATION.sub(" ", rest)
         if in_context:  # "3 colors", "12 versions": _check_counts
             rest = _COUNTED.sub(" ", rest)
@@ -917,7 +917,7 @@ _LIST_WORDS = frozenset(
 )  # fmt: skip
 
 
-def _duration_supported(claim: DurationSpan, spans: set[DurationSpan]) -> bool:
+def _duration_supported(claim: DurationSpan, spans: Iterable[DurationSpan]) -> bool:
     """A single duration may be any end of a supported one; a range must be one; units
     agree, except that a plain "days" may stand for "business days" ("calendar days" only
     for plain ones)."""
