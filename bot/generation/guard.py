@@ -51,7 +51,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import lru_cache
 
@@ -254,6 +254,10 @@ def _canon(words: Iterable[str]) -> set[str]:
 _POLICY_CANON = frozenset(_canon(POLICY_TERMS))
 
 
+# Words around a price ("costs 50.88 dollars"): the price check reads them.
+_PRICE_WORDS = frozenset(
+    terms("cost costs price priced dollar dollars buck bucks " + _CODES.replace("|", " "))
+)
 # Time zones written short, and a word of their long name one of the passages must hold.
 _ZONES = {
     "et": "eastern", "est": "eastern", "edt": "eastern", "ct": "central", "cst": "central",
@@ -283,6 +287,7 @@ _LIST_HEAD = re.compile(
 _CLAUSES = re.compile(
     r"[;:]|,\s*(?:but|however|and|so|though|while)\b|\s+but\s+|\s+(?:—|–|-)\s+"
     r"|\s+(?:or|and)\s+(?=(?:you|we|it|they|has|have|hasn't|haven't|is|isn't)\b)"
+    r"|(?<=\w)\s+(?=(?:once|if|before|until|unless)\s)"
 )
 _OPTION_KEYS = ("color", "colour", "material", "style", "finish", "pattern", "scent", "flavor")
 _LETTER_SIZES = frozenset({"XXS", "XS", "XL", "XXL", "XXXL"})
@@ -493,7 +498,12 @@ class GuardSession:
         if self.evidence.min_overlap <= 0:
             return []
         text = " ".join(clean_sentence(s) for s in sentences)
-        words = set(terms(text)) - _FILLER_TERMS
+        words = {
+            t
+            for t in set(terms(text)) - _FILLER_TERMS
+            # numbers, prices and time zones are checked on their own
+            if not any(c.isdigit() for c in t) and t not in _ZONES and t not in _PRICE_WORDS
+        }
         if len(words) < 3:
             return []
         known = (
@@ -758,7 +768,8 @@ class GuardSession:
                 holding = [
                     u
                     for u in statements
-                    if all(_duration_supported(d, u.durations) for d in spans)
+                    if (spans or states)
+                    and all(_duration_supported(d, u.durations) for d in spans)
                     and states <= u.states
                 ]
                 if states and not holding:
@@ -774,7 +785,10 @@ class GuardSession:
                     key=lambda u: len(stated & (u.terms | u.title)),
                     default=None,
                 )
-                covered = stated & (best.terms | best.title) if best else set()
+                said = (best.terms | best.title) if best else frozenset()
+                if best is not None and holding:  # "3-7 days after it leaves the warehouse"
+                    said = said | best.around
+                covered = stated & said
                 if len(covered) < self.guard.policy_coverage * len(stated):
                     missing = " ".join(sorted(stated - covered)[:6])
                     out.append(Violation("policy", missing, s))
@@ -830,8 +844,9 @@ class _Unit:
     title: frozenset[str]
     negated: bool
     durations: frozenset[DurationSpan] = frozenset()
-    states: frozenset[str] = frozenset()  # stems of the words it holds
+    states: frozenset[str] = frozenset()  # stems of the words it (and its title) holds
     text: str = ""
+    around: frozenset[str] = frozenset()  # terms of the units before and after it
 
 
 _STATEMENT = re.compile(r";")  # a source sentence is one statement up to a ";"
@@ -860,18 +875,26 @@ def _source_units(
     sources = [(c.title, c.text) for c in passages] + [("", support)]
     for title, text in sources:
         title_terms = frozenset(_canon(terms(title)))
+        title_stems = frozenset(terms(title))
+        units: list[_Unit] = []
         for sentence in passage_sentences(text):  # wrapped lines joined
             for clause in split.split(clean_sentence(sentence)):
                 words = frozenset(_canon(terms(clause)))
                 if words:
                     spans = frozenset(duration_spans(clause))
-                    stems = frozenset(terms(clause))
-                    out.append(_Unit(words, title_terms, _negated(clause), spans, stems, clause))
+                    stems = frozenset(terms(clause)) | title_stems
+                    units.append(_Unit(words, title_terms, _negated(clause), spans, stems, clause))
+        for i, unit in enumerate(units):  # what the statements around it say
+            around = [u.terms for u in units[max(i - 1, 0) : i + 2] if u is not unit]
+            out.append(replace(unit, around=frozenset().union(*around)))
     return out
 
 
+# a state, not the verb ("it can be cancelled", "gets delivered" say what is done)
 _STATE = re.compile(
-    r"(?<![\w-])(" + "|".join(sorted(ORDER_STATES, key=len, reverse=True)) + r")(?![\w-])",
+    r"(?<!\bbe )(?<!\bbeen )(?<!\bget )(?<!\bgets )(?<![\w-])("
+    + "|".join(sorted(ORDER_STATES, key=len, reverse=True))
+    + r")(?![\w-])",
     re.IGNORECASE,
 )
 _BEFORE_STATE = re.compile(
