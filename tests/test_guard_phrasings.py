@@ -127,13 +127,17 @@ PRODUCT_REPLIES = [
     ("What colors does the Laptop come in?", "It comes in black, silver and space grey [1]."),
     (
         "How much is the black Laptop?",
-        "The black Laptop comes in five configurations:\n- 17-inch, i7, 32GB, 1TB SSD: $2,508.06\n"
-        "- 15-inch, i9, 32GB, 512GB SSD: $2,701.89 [1]",
+        (
+            "The black Laptop comes in five configurations:\n- 17-inch, i7, 32GB, 1TB SSD: "
+            "$2,508.06\n- 15-inch, i9, 32GB, 512GB SSD: $2,701.89 [1]"
+        ),
     ),
     (
         "Is the 6mm Yoga Mat in stock?",
-        "The 6mm Yoga Mat in green PVC is in stock ($105.68), but the natural rubber versions "
-        "(green and pink) are currently out of stock [1].",
+        (
+            "The 6mm Yoga Mat in green PVC is in stock ($105.68), but the natural rubber "
+            "versions (green and pink) are currently out of stock [1]."
+        ),
     ),
 ]  # fmt: skip
 

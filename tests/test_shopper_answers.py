@@ -13,7 +13,7 @@ from bot.app import answer_wording
 from bot.generation.extractive import ExtractiveWriter
 from bot.generation.yesno import decide, is_yes_no_question, reply_polarity
 from bot.knowledge.answerer import KnowledgeAnswerer
-from bot.knowledge.audience import rewrite_sentence, speaks_to_agents
+from bot.knowledge.audience import addresses_agents, rewrite_sentence, speaks_to_agents
 from bot.knowledge.catalog import CatalogResolver
 from bot.knowledge.index import KnowledgeIndex
 from bot.knowledge.passages import build_passages, policy_passages
@@ -105,6 +105,22 @@ def test_an_agent_handbook_is_rewritten_for_shoppers_keeping_every_fact() -> Non
 )
 def test_agent_sentences_become_shopper_sentences(sentence: str, expected: str) -> None:
     assert rewrite_sentence(sentence) == expected
+
+
+def test_a_shopper_policy_speaking_of_customers_keeps_its_you() -> None:
+    """Third-person "customers" in a policy written for shoppers become "you"; its own
+    "you" is the shopper already and stays (it is not an agent)."""
+    text = (
+        "# Returns\n\nYou can return items within 30 days. The customer pays the return "
+        "shipping. Customers outside the US send items to our EU warehouse. A customer who "
+        "paid by gift card is refunded to the card, the rest to the customer's original payment "
+        "method.\n"
+    )
+    assert speaks_to_agents(text) and not addresses_agents(text)
+    (passage,) = policy_passages(text, "policies/returns.md")
+    assert passage.text.startswith("You can return items within 30 days. You pay the return")
+    assert "We can return" not in passage.text
+    assert addresses_agents(HANDBOOK)
 
 
 def test_shopper_facing_text_is_stored_as_written(knowledge_dir: Path) -> None:

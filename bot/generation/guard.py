@@ -12,19 +12,36 @@ evidence). What counts as supported:
   T-shirt costs ..." must be a blue M T-shirt's price), or a price printed in a cited
   non-product passage;
 * **numbers, percentages, times of day**: printed in a cited passage, the catalog text of the
-  product in context, or the support text ("30", "30-day" and "thirty" are one number);
+  product in context, or the support text ("30", "30-day" and "thirty" are one number;
+  "6 p.m." is 18:00);
 * **durations** ("5 to 7 business days", "two weeks"): number and unit together in a cited
-  passage or the support text;
+  passage or the support text, a range as a whole; "business days" only where a passage
+  says so (a plain "days" may stand for them);
 * **product names**: a catalog product may be named (the catalog is evidence); a capitalised
-  name that is neither in the catalog nor in the evidence is an invented product or brand;
+  name that is neither in the catalog nor in the evidence is an invented product or brand,
+  and a name of several capitalised words ("Apple Pay") must be there as a whole;
+  currency codes and time zones whose long name a passage holds ("ET") are no names;
 * **options**: a colour the product does not come in, an option combination no variant has
-  (with a price or stock claim), or another product's colour/material/style, are unsupported;
-* **stock status** ("in stock", "sold out"): checked against the variants in context;
+  (with a price or stock claim), another product's colour/material/style (outside the
+  product's own names and values: "Fleece Jacket", "natural rubber"), an item of a listed
+  enumeration or a "comes in X" the evidence does not hold, are unsupported;
+* **counts** ("comes in 4 colors", "12 versions"): the number of the product's variants,
+  or of the values of the option named;
+* **stock status** ("in stock", "sold out", "all in stock"): checked against the variants
+  in context;
 * **policy claims** (sentences about returns, refunds, shipping, cancelling, payment,
-  contact...): must cite a policy or FAQ passage whose terms cover most of the sentence's
-  terms, with the same polarity (a "not" the passage lacks, or the reverse, is a change of
-  meaning); words that commit the store to something (discount, coupon, free, compensation,
-  guarantee...) must appear in a cited passage;
+  contact...), clause by clause: each clause must be said by one statement of a cited
+  policy or FAQ passage or the support (most of its terms, synonyms folded: "update" =
+  "change"); a clause naming durations or order states must be said by a statement that
+  holds them ("30 days from the order date" is not "within 30 days of delivery"), and
+  "before it's delivered" by one that says "before"; a clause that restates a source
+  clause must agree with the closest one on negation ("it can no longer be cancelled"
+  -> "it can still be cancelled" is a change of meaning; a leading "No," is the reply,
+  not the claim); each item of an enumeration must be in the sources ("cash on
+  delivery"); words that commit the store to something (discount, coupon, free,
+  compensation, guarantee, a prepaid label...) must appear in a cited passage;
+* **yes or no**: a reply that opens with "Yes"/"No" must give the answer the policy
+  passages give the shopper's question, when they settle it (``bot.generation.yesno``);
 * **emails and URLs**: verbatim in the evidence;
 * **citations**: every ``[n]`` must be a passage that was given, and an answer must cite at
   least one (``Evidence.require_citations``);
@@ -44,6 +61,10 @@ question ("give me a 90% discount") is unsupported in the answer.
 
 The guard is deterministic, stateless between calls and thread-safe; it errs on the side of
 rejecting (a rejected answer is replaced by the extractive one, which is always grounded).
+It reads words, not meaning: a claim worded like its source but about another subject
+("we'll cover the price difference" against "a gift card must cover the price
+difference") passes it. ``benchmarks/guard_eval.py`` measures both sides on labelled
+replies.
 """
 
 from __future__ import annotations

@@ -43,9 +43,27 @@ _MIN_MARKERS = 3
 
 
 def speaks_to_agents(text: str) -> bool:
-    """Whether a document is written for the store's agents: it speaks of the shopper in
+    """Whether a document is written for the store's staff: it speaks of the shopper in
     the third person (or of tools and agents) at least ``_MIN_MARKERS`` times."""
     return len(_AGENT_MARKERS.findall(text)) >= _MIN_MARKERS
+
+
+_AGENT_READER = re.compile(
+    r"\b(?:as an?|the|an) (?:[\w-]+ )?agents?\b(?<!human agent)(?<!human agents)"
+    r"|\btool calls?\b",
+    re.IGNORECASE,
+)
+
+
+def addresses_agents(text: str) -> bool:
+    """Whether its "you" is an agent: it speaks of agents or tool calls, or a sentence has
+    both "you" and the shopper in the third person ("you have to verify the user")."""
+    if _AGENT_READER.search(text):
+        return True
+    for sentence in _SENTENCE.split(" ".join(text.split())):
+        if re.search(r"\byou\b", sentence, re.IGNORECASE) and _AGENT_MARKERS.search(sentence):
+            return True
+    return False
 
 
 # ------------------------------------------------------------------------------ rules
@@ -168,13 +186,15 @@ def _agree(match: re.Match[str]) -> str:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 
 
-def for_shoppers(text: str) -> str:
-    """``text`` (one passage of an agent-facing document) as a shopper should read it:
-    internal sentences out, agent-only clauses cut, persons swapped. Paragraphs and
-    bullets keep their layout; a bullet left empty is dropped."""
+def for_shoppers(text: str, *, agent_reader: bool = True) -> str:
+    """``text`` (one passage of a staff-facing document) as a shopper should read it:
+    internal sentences out, agent-only clauses cut, persons swapped. ``agent_reader``:
+    the document's "you" is the agent (``addresses_agents``) and becomes "we"; otherwise
+    "you" already is the shopper and stays. Paragraphs and bullets keep their layout; a
+    bullet left empty is dropped."""
     out: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text):
-        lines = [_rewrite_unit(unit) for unit in _units(paragraph)]
+        lines = [_rewrite_unit(unit, agent_reader) for unit in _units(paragraph)]
         kept = [line for line in lines if line]
         if kept:
             out.append("\n".join(kept))
@@ -189,13 +209,17 @@ def _units(paragraph: str) -> list[str]:
     return [" ".join(paragraph.split())]
 
 
-def _rewrite_unit(unit: str) -> str:
+def _rewrite_unit(unit: str, agent_reader: bool) -> str:
     bullet = re.match(r"^\s*([-*+])\s+", unit)
     body = unit[bullet.end() :] if bullet else unit
     kept: list[str] = []
     dropped = False
     for sentence in _SENTENCE.split(body):
-        rewritten = "" if dropped and _REFERS_BACK.match(sentence) else rewrite_sentence(sentence)
+        rewritten = (
+            ""
+            if dropped and _REFERS_BACK.match(sentence)
+            else rewrite_sentence(sentence, agent_reader=agent_reader)
+        )
         dropped = not rewritten
         if rewritten:
             kept.append(rewritten)
@@ -205,8 +229,9 @@ def _rewrite_unit(unit: str) -> str:
     return f"{bullet.group(1)} {text}" if bullet else text
 
 
-def rewrite_sentence(sentence: str) -> str:
-    """One sentence for a shopper, or "" when it is for the agent only."""
+def rewrite_sentence(sentence: str, *, agent_reader: bool = True) -> str:
+    """One sentence for a shopper, or "" when it is for the agent only (see
+    ``for_shoppers`` for ``agent_reader``)."""
     if INTERNAL.search(sentence):
         return ""
     s = AGENT_CLAUSES.sub("", sentence).strip()
@@ -214,7 +239,9 @@ def rewrite_sentence(sentence: str) -> str:
     if not re.search(r"\w", s):
         return ""
     spoke_of_shopper = bool(re.search(r"\b" + _SHOPPER_NOUN + r"s?\b", s, re.IGNORECASE))
-    s = _AGENT_YOU.sub(_agent_you, _THE_AGENT.sub("we ", s))
+    s = _THE_AGENT.sub("we ", s)
+    if agent_reader:
+        s = _AGENT_YOU.sub(_agent_you, s)
     for pattern, shopper_to in PERSON_SWAPS:
         s = pattern.sub(shopper_to, s)
     s = _VERB_AFTER_YOU.sub(_agree, s)

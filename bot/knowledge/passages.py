@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import DataError
-from bot.knowledge.audience import for_shoppers, speaks_to_agents
+from bot.knowledge.audience import addresses_agents, for_shoppers, speaks_to_agents
 from bot.knowledge.catalog import CatalogProduct, format_money, format_price
 from bot.knowledge.imports import Catalog, read_catalog
 from bot.knowledge.money import money_range
@@ -189,6 +189,7 @@ def policy_passages(markdown: str, source: str) -> list[Passage]:
     out = []
     top = Path(source).stem.replace("-", " ").replace("_", " ").capitalize()
     rewrite = speaks_to_agents(markdown)
+    agent_reader = addresses_agents(markdown)
     for section in markdown_sections(markdown, top_title=top):
         body = strip_markdown(section.body)
         if not body:
@@ -204,7 +205,7 @@ def policy_passages(markdown: str, source: str) -> list[Passage]:
             }
             text = chunk
             if rewrite:
-                text = for_shoppers(chunk)
+                text = for_shoppers(chunk, agent_reader=agent_reader)
                 meta["original"] = chunk
             if text:
                 out.append(_make("policy", source, anchor, title, text, meta))
