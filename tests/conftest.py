@@ -132,6 +132,22 @@ def knowledge_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_catalog(knowledge_dir: Path):  # type: ignore[no-untyped-def]
+    """The demo store's catalog, resolved (product names, options, variants)."""
+    from bot.knowledge.catalog import CatalogResolver
+
+    return CatalogResolver.from_json(knowledge_dir / "catalog" / "products.json")
+
+
+@pytest.fixture(scope="session")
+def fact_guard(demo_catalog):  # type: ignore[no-untyped-def]
+    """A fact guard over the demo catalog."""
+    from bot.generation.guard import FactGuard
+
+    return FactGuard(demo_catalog)
+
+
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     return ROOT / "training_data"
 

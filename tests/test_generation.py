@@ -58,13 +58,13 @@ FAQ = "faq.md"
 
 
 @pytest.fixture(scope="module")
-def catalog(knowledge_dir: Path) -> CatalogResolver:
-    return CatalogResolver.from_json(knowledge_dir / "catalog" / "products.json")
+def catalog(demo_catalog: CatalogResolver) -> CatalogResolver:
+    return demo_catalog
 
 
 @pytest.fixture(scope="module")
-def guard(catalog: CatalogResolver) -> FactGuard:
-    return FactGuard(catalog)
+def guard(fact_guard: FactGuard) -> FactGuard:
+    return fact_guard
 
 
 @pytest.fixture(scope="module")

@@ -5,24 +5,12 @@ replies with one invented fact of each kind the guard checks do not.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from bot.generation.base import Citation
 from bot.generation.guard import Evidence, FactGuard
 from bot.generation.prompt import facts_passage_text
 from bot.knowledge.catalog import CatalogResolver
-
-
-@pytest.fixture(scope="module")
-def catalog(knowledge_dir: Path) -> CatalogResolver:
-    return CatalogResolver.from_json(knowledge_dir / "catalog" / "products.json")
-
-
-@pytest.fixture(scope="module")
-def guard(catalog: CatalogResolver) -> FactGuard:
-    return FactGuard(catalog)
 
 
 def product(catalog: CatalogResolver, question: str) -> Evidence:
@@ -163,17 +151,17 @@ POLICY_REPLIES = [
 
 @pytest.mark.parametrize(("question", "reply"), PRODUCT_REPLIES)
 def test_correct_product_replies_are_shown(
-    guard: FactGuard, catalog: CatalogResolver, question: str, reply: str
+    fact_guard: FactGuard, demo_catalog: CatalogResolver, question: str, reply: str
 ) -> None:
-    verdict = guard.check(reply, product(catalog, question))
+    verdict = fact_guard.check(reply, product(demo_catalog, question))
     assert verdict.ok, verdict.violations
 
 
 @pytest.mark.parametrize(("passage", "question", "reply"), POLICY_REPLIES)
 def test_correct_policy_replies_are_shown(
-    guard: FactGuard, passage: Citation, question: str, reply: str
+    fact_guard: FactGuard, passage: Citation, question: str, reply: str
 ) -> None:
-    verdict = guard.check(reply, policy(passage, question))
+    verdict = fact_guard.check(reply, policy(passage, question))
     assert verdict.ok, verdict.violations
 
 
@@ -220,15 +208,15 @@ INVENTED_POLICY_FACTS = [
 
 @pytest.mark.parametrize(("kind", "question", "reply"), INVENTED_PRODUCT_FACTS)
 def test_an_invented_product_fact_is_stopped(
-    guard: FactGuard, catalog: CatalogResolver, kind: str, question: str, reply: str
+    fact_guard: FactGuard, demo_catalog: CatalogResolver, kind: str, question: str, reply: str
 ) -> None:
-    verdict = guard.check(reply, product(catalog, question))
+    verdict = fact_guard.check(reply, product(demo_catalog, question))
     assert kind in {v.kind for v in verdict.violations}, verdict.violations
 
 
 @pytest.mark.parametrize(("kind", "passage", "question", "reply"), INVENTED_POLICY_FACTS)
 def test_an_invented_policy_fact_is_stopped(
-    guard: FactGuard, kind: str, passage: Citation, question: str, reply: str
+    fact_guard: FactGuard, kind: str, passage: Citation, question: str, reply: str
 ) -> None:
-    verdict = guard.check(reply, policy(passage, question))
+    verdict = fact_guard.check(reply, policy(passage, question))
     assert kind in {v.kind for v in verdict.violations}, verdict.violations
