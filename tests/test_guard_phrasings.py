@@ -5,6 +5,8 @@ replies with one invented fact of each kind the guard checks do not.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bot.generation.base import Citation
@@ -102,6 +104,8 @@ def policy(passage: Citation, question: str) -> Evidence:
 # ------------------------------------------------------------------- correct: shown
 
 PRODUCT_REPLIES = [
+    ("How much is the blue M T-Shirt?", "The blue M T-Shirt costs $50.88 in size M [1]."),
+    ("How much is the blue M T-Shirt?", "It's 50.88 USD for size M [1]."),
     ("How much is the blue M T-Shirt?", "The blue M T-Shirt costs $50.88 [1]."),
     ("How much is the blue M T-Shirt?", "The T-Shirt (blue, size M) is $50.88 [1]."),
     ("How much is the blue M T-Shirt?", "It's 50.88 USD [1]."),
@@ -146,6 +150,11 @@ POLICY_REPLIES = [
     (STATUSES, "what does pending mean?", "Pending means we've received your order but haven't shipped it yet [1]."),
     (CONTACT, "when are you open?", "Our team is available Monday–Friday, 9am–6pm ET [1]."),
     (CONTACT, "when are you open?", "Our customer service team is available weekdays from 9 a.m. to 6 p.m. Eastern Time [1]."),
+    (CONTACT, "when are you open?", "We're here Monday to Friday, 9 AM to 6 PM ET [1]."),
+    (CONTACT, "when are you open?", "The team answers from 9:00 AM to 6:00 PM Eastern Time, Monday to Friday [1]."),
+    (ABROAD, "Do you ship to Canada?", "**No**, we deliver to addresses in the United States only [1]."),
+    (CANCEL, "can I cancel my order?", "Yes, while it is still pending [1]. No order can be cancelled once it has shipped [1]."),
+    (CANCEL, "can I cancel my order?", "No problem: you can cancel it while it is still pending [1]."),
 ]  # fmt: skip
 
 
@@ -220,3 +229,14 @@ def test_an_invented_policy_fact_is_stopped(
 ) -> None:
     verdict = fact_guard.check(reply, policy(passage, question))
     assert kind in {v.kind for v in verdict.violations}, verdict.violations
+
+
+def test_a_long_enumeration_is_read_in_linear_time(fact_guard: FactGuard) -> None:
+    """An answer listing many items (a model that rambles, or a shopper's words echoed)
+    must not make the guard's patterns backtrack: 60 items are read at once."""
+    states = ", ".join(f"State{n}" for n in range(60))
+    reply = f"We deliver to {states} within 3 to 7 business days [1]."
+    started = time.perf_counter()
+    verdict = fact_guard.check(reply, policy(SHIPPING_TIME, "where do you ship?"))
+    assert time.perf_counter() - started < 1.0
+    assert not verdict.ok  # the invented names are caught, too

@@ -32,8 +32,9 @@ from collections import Counter
 from decimal import Decimal
 
 from bot.generation.base import Answer, AnswerWriter, Citation
+from bot.generation.claims import reply_polarity
 from bot.generation.wording import AnswerWording
-from bot.generation.yesno import GENERIC_TERMS, YesNo, decide, reply_polarity
+from bot.generation.yesno import GENERIC_TERMS, YesNo, decide
 from bot.knowledge.catalog import CatalogProduct, ProductFacts, VariantFact
 from bot.knowledge.passages import passage_id
 from bot.knowledge.retriever import Hit
@@ -193,7 +194,10 @@ class ExtractiveWriter(AnswerWriter):
                 break
             picked.add((i, j))
         while len(picked) > self.max_sentences:  # drop from the weakest source first
-            picked.remove(max(p for p in picked if p not in forced))
+            droppable = [p for p in picked if p not in forced]
+            if not droppable:
+                break
+            picked.remove(max(droppable))
         return [
             [pools[i][j] for j in range(len(pools[i])) if (i, j) in picked]
             for i in range(len(pools))

@@ -77,20 +77,26 @@ from decimal import Decimal
 from functools import lru_cache
 
 from bot.generation.base import Citation
-from bot.generation.quantities import (
+from bot.generation.claims import (
+    CLAUSES,
     CLOCK,
     DURATION,
-    NEGATION,
     NUMBER,
     NUMBER_WORDS,
+    ORDER_STATES,
     WORD_NUMBER,
+    Count,
     DurationSpan,
+    counts_in,
     duration_spans,
-    num_value,
+    negated,
     numbers_in,
+    reply_polarity,
+    states_in,
     to_decimal,
+    without_reply,
 )
-from bot.generation.yesno import ORDER_STATES, YesNo, decide, reply_polarity, without_reply
+from bot.generation.yesno import YesNo, decide
 from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts
 from bot.knowledge.passages import product_text
 from bot.knowledge.text import STOPWORDS, normalise, stem, terms
@@ -261,11 +267,10 @@ _SYNONYMS = tuple(
         "instant instantly immediately",
         "outside abroad international internationally",
         "weekday weekdays monday friday",
-        "receive received have",
     )
 )
 _CANON = {t: min(cls) for cls in _SYNONYMS for t in cls}
-_NUMBER_TERMS = frozenset(terms(" ".join(NUMBER_WORDS) + " thirty forty sixty ninety"))
+_NUMBER_TERMS = frozenset(terms(" ".join(NUMBER_WORDS)))
 
 
 def _canon(words: Iterable[str]) -> set[str]:
@@ -285,30 +290,26 @@ _ZONES = {
     "cdt": "central", "mt": "mountain", "mst": "mountain", "pt": "pacific", "pst": "pacific",
     "pdt": "pacific", "utc": "utc", "gmt": "gmt", "cet": "cet", "bst": "bst",
 }  # fmt: skip
-# "N versions", "3 colors": counts of a product's variants or option values
-_COUNTED = re.compile(
-    r"\b(\d+|" + "|".join(k for k in NUMBER_WORDS if len(k) > 2) + r")\s+"
-    r"(?:(?:different|available|distinct|possible|[\w-]+)\s+){0,2}?"
-    r"(versions?|variants?|options?|colou?rs?|sizes?|models?|configurations?|combinations?"
-    r"|styles?|choices?|kinds?|types?|flavou?rs?|materials?|designs?)\b",
-    re.IGNORECASE,
-)
+# what "N versions", "3 colors" count: a product's variants or an option's values
+_COUNT_NOUNS = frozenset(
+    {
+        "version", "variant", "option", "color", "colour", "size", "model", "configuration",
+        "combination", "style", "choice", "kind", "type", "flavor", "flavour", "material",
+        "design",
+    }
+)  # fmt: skip
 _ALL_IN_STOCK = re.compile(
     r"\b(?:all|every one|each|both)(?: of them| \w+)?,? (?:are |is )?(?:in[\s-]stock|available)\b",
     re.IGNORECASE,
 )
 # an enumeration: "a, b and c" / "a, b, or c" (items are checked one by one)
-_ENUMERATION = re.compile(r"[^,;:.!?]+(?:,\s*[^,;:.!?]+)+,?\s+(?:and|or)\s+[^,;:.!?]+")
+_ENUMERATION = re.compile(
+    r"(?<![^,;:.!?])[^,;:.!?]+(?:,[^,;:.!?]+)+,?\s+(?:and|or)\s+[^,;:.!?]+"
+)  # items start after a delimiter and hold their spaces: no nested choice to backtrack
 _LIST_HEAD = re.compile(
     r"^.*\b(?:in|are|is|include|includes|including|accept|accepts|offer|offers|from|like|as"
     r"|with|take|takes|get|cost|costs|priced|at|for|come|comes)\s+",
     re.IGNORECASE,
-)
-# where a sentence's clauses part: each is checked (and restated) on its own
-_CLAUSES = re.compile(
-    r"[;:]|,\s*(?:but|however|and|so|though|while)\b|\s+but\s+|\s+(?:—|–|-)\s+"
-    r"|\s+(?:or|and)\s+(?=(?:you|we|it|they|has|have|hasn't|haven't|is|isn't)\b)"
-    r"|(?<=\w)\s+(?=(?:once|if|before|until|unless)\s)"
 )
 _OPTION_KEYS = ("color", "colour", "material", "style", "finish", "pattern", "scent", "flavor")
 _LETTER_SIZES = frozenset({"XXS", "XS", "XL", "XXL", "XXXL"})
@@ -457,6 +458,7 @@ class GuardSession:
         self._known_text = (all_text + "\n" + evidence.support).lower()
         self._said: set[str] = set()
         self._verdict: YesNo | None | object = _UNDECIDED
+        self._replied = False  # the first sentence has been read
         self._quantity_cache: dict[str, tuple[set[Decimal], set[DurationSpan]]] = {}
         self._unit_cache: dict[tuple[int, ...], tuple[list[_Unit], list[_Unit]]] = {}
 
@@ -493,9 +495,13 @@ class GuardSession:
         return out
 
     def _check_reply(self, sentence: str) -> list[Violation]:
-        """A "Yes, ..." or "No, ..." must be the answer the policy passages give, when they
-        settle the question (``bot.generation.yesno.decide``)."""
-        said = reply_polarity(clean_sentence(sentence))
+        """An answer opening "Yes, ..." or "No, ..." must give the answer the policy
+        passages give, when they settle the question (``bot.generation.yesno.decide``).
+        Only the answer's first sentence is a reply ("No restocking fee is charged" later
+        on is a claim)."""
+        first = not self._replied
+        self._replied = True
+        said = reply_polarity(clean_sentence(sentence)) if first else None
         if said is None or not self.evidence.question:
             return []
         if self._verdict is _UNDECIDED:
@@ -599,8 +605,11 @@ class GuardSession:
             if not _duration_supported(duration, supported):
                 out.append(Violation("duration", duration.text, s))
         rest = DURATION.sub(" ", rest)
-        if in_context:  # "3 colors", "12 versions": _check_counts
-            rest = _COUNTED.sub(" ", rest)
+        # "3 colors", "12 versions": counts of the product's variants or values
+        counted = [c for c in counts_in(rest) if in_context and _count_noun(c)]
+        out += self._check_counts(counted, rest, s, in_context)
+        for c in counted:
+            rest = rest.replace(c.text, " ", 1)
 
         # percentages, times of day and all other numbers
         for m in _PERCENT.finditer(rest):
@@ -608,9 +617,9 @@ class GuardSession:
             if v is None or v.normalize() not in support_numbers:
                 out.append(Violation("number", m.group(0), s))
         rest = _PERCENT.sub(" ", rest)
-        support_clock = set(CLOCK.findall(support))
+        support_clock = {_clock(m) for m in CLOCK.finditer(support)}
         for m in CLOCK.finditer(rest):
-            if m.group(0) not in support_clock:
+            if _clock(m) not in support_clock:  # "6:00 PM" is "18:00"
                 out.append(Violation("number", m.group(0), s))
         rest = CLOCK.sub(" ", rest)
         for m in NUMBER.finditer(rest):
@@ -621,8 +630,6 @@ class GuardSession:
             if Decimal(NUMBER_WORDS[m.group(1).lower()]) not in support_numbers:
                 out.append(Violation("number", m.group(0), s))
 
-        own = _own_phrases(in_context)
-        out += self._check_counts(_blank(s, own), s, in_context)
         out += self._check_products(s, in_context, bool(named))
         out += self._check_names(s)
         out += self._check_policy(s, cited, in_context)
@@ -634,29 +641,29 @@ class GuardSession:
         self, s: str, in_context: list[ProductFacts], named: bool
     ) -> list[Violation]:
         out: list[Violation] = []
-        negated = _negated(s)
+        says_no = negated(s)
         own_ids = {f.product_id for f in in_context}
         # the products' own names and option values are theirs ("Fleece Jacket", "natural
         # rubber"): another product's value counts only outside them ("space grey" does)
         own = _spans(s, _own_phrases(in_context))
         for pattern, value, owners in self.guard._option_patterns:
-            if owners & own_ids or not in_context or negated:
+            if owners & own_ids or not in_context or says_no:
                 continue
             for m in pattern.finditer(s):
                 if not any(a <= m.start() and m.end() <= b for a, b in own):
                     out.append(Violation("option", value, s))
                     break
         for f in in_context:
-            if f.unmatched and not negated:
+            if f.unmatched and not says_no:
                 out.append(Violation("option", ", ".join(f.unmatched), s))
-        if in_context and not negated:
+        if in_context and not says_no:
             out += self._check_listed_options(s)
         stock_out = _OUT_OF_STOCK.search(s)
         stock_in = None if stock_out else _IN_STOCK.search(s)
         all_in = _ALL_IN_STOCK.search(s)
         has_price = bool(prices_in(s))
         for f in in_context:
-            if f.requested and not f.variants and (has_price or stock_in) and not negated:
+            if f.requested and not f.variants and (has_price or stock_in) and not says_no:
                 out.append(Violation("option", _requested_text(f), s))
             variants = f.variants if (f.requested or f.unmatched) else f.all_variants
             if stock_out and not any(not v.available for v in variants):
@@ -664,11 +671,11 @@ class GuardSession:
             elif (
                 stock_in
                 and (named or f.requested)
-                and not negated
+                and not says_no
                 and not any(v.available for v in variants)
             ):
                 out.append(Violation("stock", stock_in.group(0), s))
-            elif all_in and not negated and not all(v.available for v in variants):
+            elif all_in and not says_no and not all(v.available for v in variants):
                 out.append(Violation("stock", all_in.group(0), s))
         if (stock_out or (stock_in and stock_in.group(0).lower() == "in stock")) and not in_context:
             out.append(Violation("stock", (stock_out or stock_in).group(0), s))  # type: ignore[union-attr]
@@ -682,7 +689,7 @@ class GuardSession:
         claims = [
             [m.group(1)]
             for m in _COMES_IN.finditer(text)
-            if not _COUNTED.match(m.group(1))  # "comes in five versions": _check_counts
+            if not counts_in(m.group(1))  # "comes in five versions": _check_counts
         ]
         for items in _enumerations(text) + claims:
             for item in items:
@@ -699,19 +706,19 @@ class GuardSession:
                     out.append(Violation("option", item.strip(), s))
         return out
 
-    def _check_counts(self, rest: str, s: str, in_context: list[ProductFacts]) -> list[Violation]:
+    def _check_counts(
+        self, counted: list[Count], rest: str, s: str, in_context: list[ProductFacts]
+    ) -> list[Violation]:
         """ "It comes in 3 colors", "12 versions": a count of the variants, or of the
         values of the option the noun names, of a product in context."""
-        if not in_context:
-            return []
         out = []
-        for m in _COUNTED.finditer(rest):
-            value = num_value(m.group(1))
-            noun = m.group(2).lower().rstrip("s")
-            in_stock = bool(_IN_STOCK.search(rest[m.end() : m.end() + 24]))
-            allowed = {c for f in in_context for c in _counts_for(f, noun, in_stock=in_stock)}
-            if value is not None and value not in allowed:
-                out.append(Violation("number", m.group(0), s))
+        for c in counted:
+            at = rest.find(c.text)
+            in_stock = bool(_IN_STOCK.search(rest[at + len(c.text) : at + len(c.text) + 24]))
+            noun = _count_noun(c)
+            allowed = {n for f in in_context for n in _counts_for(f, noun, in_stock=in_stock)}
+            if c.value not in allowed:
+                out.append(Violation("number", c.text, s))
         return out
 
     def _check_names(self, s: str) -> list[Violation]:
@@ -731,7 +738,7 @@ class GuardSession:
                 continue
             out.append(Violation("product", word, s))
         for m in _NAME_RUN.finditer(self.guard.blank_catalog(s)):
-            words = m.group(0).split()
+            words = [w for w in m.group(0).split() if w.lower().strip(".") not in _TIME_WORDS]
             if m.start() == len(s) - len(s.lstrip()):
                 words = words[1:]  # the sentence's first word is capitalised anyway
             if len(words) < 2 or any(w.lower() in STOPWORDS for w in words):
@@ -759,8 +766,9 @@ class GuardSession:
         sentence_terms = set(terms(s))
         out: list[Violation] = []
         cited_terms = set(terms("\n".join(f"{c.title}\n{c.text}" for c in cited)))
-        support_terms = set(terms(self.evidence.support))
-        for t in sorted(sentence_terms & COMMITMENT_TERMS):
+        support_terms = set(terms(self._support))
+        product_words = self.guard._catalog_terms if in_context else frozenset()
+        for t in sorted(sentence_terms & COMMITMENT_TERMS - product_words):  # "a gift card"
             if t not in cited_terms and t not in support_terms:
                 out.append(Violation("commitment", t, s))
         product_terms: set[str] = set()
@@ -779,13 +787,13 @@ class GuardSession:
             return out
         statements, clauses = self._units(policy_passages)
         known = _canon(t for unit in statements for t in unit.terms | unit.title)
-        for clause in _CLAUSES.split(without_reply(text)):
+        for clause in CLAUSES.split(without_reply(text)):
             stated = {t for t in _canon(set(terms(clause)) - ignored) if not t[0].isdigit()}
             if is_policy and stated & _POLICY_CANON:
                 # each clause must be said by one statement of a source (its heading helps),
                 # one that holds the clause's durations and order states if it names any
                 spans = duration_spans(clause)
-                states = {stem(w) for w in _states_in(clause)}  # "delivered" ~ "delivery"
+                states = {stem(w) for w in states_in(clause)}  # "delivered" ~ "delivery"
                 holding = [
                     u
                     for u in statements
@@ -797,7 +805,9 @@ class GuardSession:
                     out.append(Violation("policy", " ".join(sorted(states)), s))
                     continue
                 before = _BEFORE_STATE.search(clause)
-                if before and not any(_BEFORE_STATE.search(u.text) for u in holding):
+                if before and not any(
+                    _BEFORE_STATE.search(u.text) for u in (holding or statements)
+                ):
                     # "before it's delivered" where the sources speak of delivered orders
                     out.append(Violation("policy", before.group(0), s))
                     continue
@@ -820,8 +830,8 @@ class GuardSession:
             if len(restating) < 2 or (in_context and not is_policy):
                 continue  # a sentence about a product restates no policy
             restated = _closest(restating, clauses, self.guard.restate_overlap)
-            negated = _negated(clause)
-            if restated and all(u.negated != negated for u in restated):
+            says_no = negated(clause)
+            if restated and all(u.negated != says_no for u in restated):
                 out.append(Violation("policy", "negation differs from the passage", s))
         if is_policy:
             out += self._check_listed_terms(text, s, known)
@@ -840,7 +850,7 @@ class GuardSession:
         if key not in self._unit_cache:
             self._unit_cache[key] = (
                 _source_units(passages, self._support, _STATEMENT),
-                _source_units(passages, self._support, _CLAUSES),
+                _source_units(passages, self._support, CLAUSES),
             )
         return self._unit_cache[key]
 
@@ -904,35 +914,18 @@ def _source_units(
                 if words:
                     spans = frozenset(duration_spans(clause))
                     stems = frozenset(terms(clause)) | title_stems
-                    units.append(_Unit(words, title_terms, _negated(clause), spans, stems, clause))
+                    units.append(_Unit(words, title_terms, negated(clause), spans, stems, clause))
         for i, unit in enumerate(units):  # what the statements around it say
             around = [u.terms for u in units[max(i - 1, 0) : i + 2] if u is not unit]
             out.append(replace(unit, around=frozenset().union(*around)))
     return out
 
 
-# a state, not the verb ("it can be cancelled", "gets delivered" say what is done)
-_STATE = re.compile(
-    r"(?<!\bbe )(?<!\bbeen )(?<!\bget )(?<!\bgets )(?<![\w-])("
-    + "|".join(sorted(ORDER_STATES, key=len, reverse=True))
-    + r")(?![\w-])",
-    re.IGNORECASE,
-)
 _BEFORE_STATE = re.compile(
     r"\bbefore\s+(?:(?:it|its|it's|they|they're|the|your|an?|order|orders|is|are|has|have|been"
     r"|gets?|being)\s+){0,4}(" + "|".join(sorted(ORDER_STATES, key=len, reverse=True)) + r")\b",
     re.IGNORECASE,
 )
-
-
-def _states_in(text: str) -> set[str]:
-    """The order states a text names ("pending", "delivered"...), lower case."""
-    return {m.group(1).lower() for m in _STATE.finditer(text)}
-
-
-def _negated(text: str) -> bool:
-    """Whether a clause says no ("not", "can't", "no longer"...), its opening reply aside."""
-    return NEGATION.search(normalise(without_reply(text))) is not None
 
 
 _ALWAYS_ALLOWED = frozenset(
@@ -950,6 +943,7 @@ _COMES_IN = re.compile(
     r"((?:(?!and\b|or\b)[\w+-]+\s*){1,3})",
     re.IGNORECASE,
 )
+_TIME_WORDS = frozenset({"am", "pm", "a.m", "p.m", *_ZONES})  # "9 AM to 6 PM ET"
 _NAME_RUN = re.compile(r"(?<![\w'])[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)+")
 # words an enumeration of options may hold besides the values themselves
 _LIST_WORDS = frozenset(
@@ -985,6 +979,27 @@ def _own_phrases(in_context: Sequence[ProductFacts]) -> tuple[str, ...]:
 
 
 _VARIANT_NOUNS = frozenset({"version", "variant", "model", "configuration", "combination"})
+
+
+_PM = re.compile(r"\s*p\.?\s?m\b\.?", re.IGNORECASE)
+
+
+def _clock(m: re.Match[str]) -> tuple[int, int]:
+    """A time of day as (hour on 24 hours, minute): "6:00 PM" and "18:00" are (18, 0)."""
+    hour, minute = (int(x) for x in m.group(0).split(":"))
+    if hour < 12 and _PM.match(m.string, m.end()):
+        hour += 12
+    return hour, minute
+
+
+def _count_noun(count: Count) -> str:
+    """What a count counts among ``_COUNT_NOUNS`` ("2 connectivity options" -> "option"),
+    or ""."""
+    for word in count.words[:3]:
+        singular = word.removesuffix("s")
+        if singular in _COUNT_NOUNS:
+            return singular
+    return ""
 
 
 def _counts_for(f: ProductFacts, noun: str, *, in_stock: bool) -> set[Decimal]:

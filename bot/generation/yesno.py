@@ -34,11 +34,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from bot.generation.quantities import NEGATION, NUMBER_WORDS, durations_in
-from bot.knowledge.text import normalise, sentences, terms
+from bot.generation.claims import (
+    MAIN_CLAUSES,
+    NUMBER_WORDS,
+    ORDER_STATES,
+    clauses,
+    counts_in,
+    durations_in,
+    negated,
+    reply_polarity,
+    states_in,
+)
+from bot.knowledge.text import sentences, terms
 
 # ------------------------------------------------------------------------------ values
 
@@ -47,12 +57,6 @@ _YES_NO_QUESTION = re.compile(
     r"(?:can|could|may|might|do|does|did|is|are|was|were|will|would|should|shall|have|has"
     r"|am)\b(?!\s+(?:you|u)\s+(?:please\s+)?(?:tell|explain|show|help|give|list|describe"
     r"|let|send|check|find|look|say|know)\b)",
-    re.IGNORECASE,
-)
-_REPLY = re.compile(
-    r"^\W*(?:(yes|yeah|yep|sure|absolutely|of course|certainly|correct)"
-    r"|(no|nope|not (?:at the moment|currently|yet|at this time|right now)|unfortunately not"
-    r"|sorry,? no))\b",
     re.IGNORECASE,
 )
 _RESTRICTION = re.compile(
@@ -64,16 +68,9 @@ _QUOTED = re.compile(
     r"(?<![\w])[\"'\u201c\u2018]([A-Za-z][A-Za-z ()-]{1,40}?)[\"'\u201d\u2019](?![\w])"
 )
 _NAME = re.compile(r"(?<=[a-z,;:] )([A-Z][A-Za-z]+(?: [A-Z][A-Za-z]+)*)")
-_CLAUSE = re.compile(r";|,\s*(?:but|however|and|so|though)\b|\bbut\b")
 _EXCEPT = re.compile(
     r"\b(?:outside(?: of)?|other than|except|besides|beyond|apart from)\b", re.IGNORECASE
 )
-ORDER_STATES = frozenset(
-    {
-        "pending", "processing", "processed", "shipped", "dispatched", "in transit",
-        "delivered", "cancelled", "canceled", "on hold",
-    }
-)  # fmt: skip
 #: Terms every store question shares: they say nothing about what is asked.
 GENERIC_TERMS = frozenset(
     terms(
@@ -91,15 +88,15 @@ _DAYS = {
     "year": 365,
 }
 _UNIT_TERMS = frozenset(terms("day days week weeks month months year years business working"))
-
-
-_BARE_REPLIES = frozenset({"yes", "yeah", "yep", "sure", "no", "nope"})
+_NUMBER_TERMS = frozenset(terms(" ".join(NUMBER_WORDS)))
 
 
 @dataclass(frozen=True)
 class YesNo:
     """The answer (True: yes) and the passage sentence that settles it (``passage``: the
-    position of its passage in the list given)."""
+    position of its passage in the list given); ``sentence`` is "" when the only one
+    opens with the opposite reply ("Yes, as long as it is pending" settles a shipped
+    order's "no") and cannot be quoted after the answer."""
 
     yes: bool
     passage: int
@@ -108,23 +105,6 @@ class YesNo:
 
 def is_yes_no_question(question: str) -> bool:
     return bool(_YES_NO_QUESTION.search(question.strip()))
-
-
-def reply_polarity(sentence: str) -> bool | None:
-    """True when a sentence opens with a yes ("Yes, ..."), False with a no ("No, ...",
-    "Not at the moment."), None otherwise."""
-    m = _REPLY.search(normalise(sentence))
-    if m is None:
-        return None
-    return m.group(1) is not None
-
-
-def without_reply(sentence: str) -> str:
-    """The sentence after its opening "Yes,"/"No," (for judging what it states)."""
-    m = _REPLY.search(sentence)
-    if m is None or m.group(0).strip(" ,.!-:").lower() not in _BARE_REPLIES:
-        return sentence
-    return sentence[m.end() :].lstrip(" ,.!-:")
 
 
 # ---------------------------------------------------------------------------- reading
@@ -165,51 +145,23 @@ class _Question:
     statuses: frozenset[str]  # the order states the question could name
 
 
-_COUNT = re.compile(
-    r"\b(once|twice|\d+|" + "|".join(k for k in NUMBER_WORDS if len(k) > 2) + r")\b"
-    r"(?!\s*(?:-|to|or)?\s*\d)(?![\s-]+(?:business |working |calendar )?"
-    r"(?:minute|hour|day|week|month|year)s?\b)(?!\s*[%$.:])",
-    re.IGNORECASE,
-)
-
-
-def _counts(text: str) -> dict[str, Decimal]:
-    """Counts a text states, by what they count: "once"/"twice"/"3 times" count times,
-    "two payment methods" counts payments (the next word's term); durations are not."""
-    out: dict[str, Decimal] = {}
-    for m in _COUNT.finditer(text):
-        word = m.group(1).lower()
-        value = NUMBER_WORDS.get(word)
-        count = Decimal(value) if value is not None else Decimal(word)
-        after = terms(text[m.end() : m.end() + 40])
-        noun = "time" if word in ("once", "twice") or not after else after[0]
-        out[noun] = max(count, out.get(noun, count))
-    return out
-
-
-def _negated(text: str) -> bool:
-    return NEGATION.search(normalise(without_reply(text))) is not None
-
-
 def _clauses(passages: Sequence[tuple[str, str]]) -> list[_Clause]:
     out: list[_Clause] = []
     for i, (title, text) in enumerate(passages):
         title_terms = frozenset(terms(title))
         for sentence in sentences(text):
-            for piece in _CLAUSE.split(sentence):
-                piece = piece.strip()
-                if re.search(r"[A-Za-z]", piece):
-                    out.append(
-                        _Clause(
-                            i,
-                            sentence,
-                            piece,
-                            frozenset(terms(piece)),
-                            title_terms,
-                            _negated(piece),
-                            _RESTRICTION.search(piece) is not None,
-                        )
+            for piece in clauses(sentence, MAIN_CLAUSES):
+                out.append(
+                    _Clause(
+                        i,
+                        sentence,
+                        piece,
+                        frozenset(terms(piece)),
+                        title_terms,
+                        negated(piece),
+                        _RESTRICTION.search(piece) is not None,
                     )
+                )
     return out
 
 
@@ -223,18 +175,12 @@ def _statuses(passages: Sequence[tuple[str, str]]) -> frozenset[str]:
 
 
 def _values(text: str, statuses: frozenset[str]) -> _Values:
-    low = text.lower()
-    # "be refunded", "get delivered" are what happens, not a state the order is in
-    named = {
-        v
-        for v in statuses
-        if re.search(r"(?<!\bbe )(?<!\bget )(?<![\w-])" + re.escape(v) + r"(?![\w-])", low)
-    }
-    # a state inside a longer one named too ("pending" in "pending (items modified)")
-    named = {v for v in named if not any(v != w and v in w for w in named)}
     names = frozenset(n.lower() for n in _NAME.findall(text))
     days = [v * _DAYS[unit] for v, unit in durations_in(text) if unit in _DAYS]
-    return _Values(frozenset(named), names, _counts(text), max(days) if days else None)
+    counts: dict[str, Decimal] = {}
+    for c in counts_in(text):
+        counts[c.counted] = max(c.value, counts.get(c.counted, c.value))
+    return _Values(frozenset(states_in(text, statuses)), names, counts, max(days) if days else None)
 
 
 def _read_question(question: str, passages: Sequence[tuple[str, str]]) -> _Question | None:
@@ -244,9 +190,7 @@ def _read_question(question: str, passages: Sequence[tuple[str, str]]) -> _Quest
     statuses = _statuses(passages)
     values = _values(question, statuses)
     named = set(terms(" ".join(values.statuses | values.names)))
-    key = frozenset(
-        t for t in q_terms - named - _UNIT_TERMS if not t.isdigit() and t not in NUMBER_WORDS
-    )
+    key = frozenset(t for t in q_terms - named - _UNIT_TERMS - _NUMBER_TERMS if not t.isdigit())
     return _Question(q_terms, key, values, _EXCEPT.search(question) is not None, statuses)
 
 
@@ -256,30 +200,31 @@ def _read_question(question: str, passages: Sequence[tuple[str, str]]) -> _Quest
 def decide(question: str, passages: Sequence[tuple[str, str]]) -> YesNo | None:
     """Yes or no to ``question`` from ``passages`` (title, text), or None when they do
     not settle it (see the module for the rules)."""
-    if not is_yes_no_question(question) or _negated(question):
+    if not is_yes_no_question(question) or negated(question):
         return None
     q = _read_question(question, passages)
     if q is None:
         return None
-    clauses = _clauses(passages)
-    for found in (
-        _by_condition(clauses, q),
-        _by_restatement(clauses, q),
-        _by_faq(passages, q),
-    ):
+    units = _clauses(passages)
+    settled: YesNo | None = None
+    for found in (_by_condition(units, q), _by_restatement(units, q), _by_faq(passages, q)):
         answers = {d.yes for d in found}
-        if len(answers) == 1:
-            # quote a sentence that does not open with the opposite reply
-            return min(found, key=lambda d: reply_polarity(d.sentence) not in (None, d.yes))
-        if answers:
+        if len(answers) > 1 or (settled is not None and answers and answers != {settled.yes}):
             return None  # the clauses disagree: say neither
-    return None
+        if answers:
+            # a sentence to quote that does not open with the opposite reply ("Yes, as
+            # long as it is pending." settles "no" for a shipped order, but cannot say it)
+            quotable = [d for d in found if reply_polarity(d.sentence) in (None, d.yes)]
+            if quotable:
+                return quotable[0]
+            settled = replace(found[0], sentence="")
+    return settled
 
 
-def _by_condition(clauses: list[_Clause], q: _Question) -> list[YesNo]:
+def _by_condition(units: list[_Clause], q: _Question) -> list[YesNo]:
     """Rule 1: a restricting clause about the question's action, a value of each."""
     out: list[YesNo] = []
-    for c in clauses:
+    for c in units:
         if c.negated or not q.key & (c.terms | c.title_terms):
             continue
         v = _values(c.text, q.statuses)
@@ -301,13 +246,13 @@ def _by_condition(clauses: list[_Clause], q: _Question) -> list[YesNo]:
     return out
 
 
-def _by_restatement(clauses: list[_Clause], q: _Question) -> list[YesNo]:
+def _by_restatement(units: list[_Clause], q: _Question) -> list[YesNo]:
     """Rule 2: a clause holding the question's terms (two at least; its passage's title
     may hold the others)."""
     if len(q.terms) < 2:
         return []
     out: list[YesNo] = []
-    for c in clauses:
+    for c in units:
         if not q.terms <= (c.terms | c.title_terms) or len(q.terms & c.terms) < 2:
             continue
         if c.restricted and not q.values.any:

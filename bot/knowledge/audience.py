@@ -78,7 +78,7 @@ INTERNAL = re.compile(
 
 # Clauses addressed to the agent inside a sentence that also states a rule.
 AGENT_CLAUSES = re.compile(
-    r",?\s*(?:and|so)?\s*you (?:should|must|need to|have to) (?:check|verify|look up)\b"
+    r",?\s*(?:(?:and|so)\s+)?you (?:should|must|need to|have to) (?:check|verify|look up)\b"
     r"[^.;]*?\bbefore (?:taking|making|calling|doing)\b[^.;,]*"
     r"|(?:^|(?<=[.;]))\s*(?:in particular,\s*)?remember to\b[^.;]*[.;]?"
     r"|(?:^|(?<=[.;]))\s*so confirm\b[^.;]*[.;]?"
@@ -89,54 +89,87 @@ AGENT_CLAUSES = re.compile(
 _LEAD_IN = re.compile(r"^\s*as an? (?:[\w-]+ )*?agents?,\s*", re.IGNORECASE)
 
 
-# (pattern, replacement) in order: possessives and compounds first, then subjects, then
-# the agent. Every replacement is lower case; sentence starts are capitalised at the end.
+_APOS = "['\u2019]"
+# words after which "the customer" is part of a name, not the shopper ("customer support")
+_NOT_SHOPPER = r"(?!\s+(?:support|service|care|experience|team|satisfaction|feedback|base)\b)"
+_COMPOUND = (
+    r"(confirmation|identity|id|profile|account|details|information|address|email|data"
+    r"|history|name|consent)"
+)
+_SUBJECT = "you\x00"  # "you" that took the place of a subject: its verb must agree
+
+
+def _shopper(match: re.Match[str]) -> str:
+    """ "you", marked as a subject when it stands where one does ("If the user provides"
+    -> "If you provide"; "offer the user options" -> "offer you options")."""
+    before = match.string[: match.start()].rstrip()
+    previous = before.split()[-1].lower() if before.split() else ""
+    subject = not before or before[-1] in ",;:" or previous in _SUBJECT_BEFORE
+    return _SUBJECT if subject else "you"
+
+
+# (pattern, replacement) in order: possessives and compounds first, then subjects and
+# objects. Every replacement is lower case; sentence starts are capitalised at the end.
 PERSON_SWAPS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
-    # "the user's", "the customers'" -> "your"
-    (re.compile(r"\b(?:the|each|a) " + _SHOPPER_NOUN + r"(?:'s|s')", re.IGNORECASE), "your"),
-    # "explicit user confirmation", "the user identity" -> "your (explicit) confirmation"
+    # "the user's", "the customer\u2019s" -> "your"; "customers' orders" -> "your orders"
+    (
+        re.compile(
+            r"\b(?:the|each|a) " + _SHOPPER_NOUN + "(?:" + _APOS + "s|s" + _APOS + ")",
+            re.IGNORECASE,
+        ),
+        "your",
+    ),
+    (re.compile(r"\b" + _SHOPPER_NOUN + "s" + _APOS + r"(?=\s)", re.IGNORECASE), "your"),
+    # "explicit user confirmation", "the user email" -> "your (explicit) confirmation"
     (
         re.compile(
             r"\b(?:the |an? )?((?:explicit|written|own) )?"
             + _SHOPPER_NOUN
-            + r" (confirmation|identity|id|profile|account|details|information|address)\b",
+            + " "
+            + _COMPOUND
+            + r"\b",
             re.IGNORECASE,
         ),
         r"your \1\2",
     ),
     # "the user", "a customer", "users", "customers" -> "you"
-    (re.compile(r"\b(?:the|a|each) " + _SHOPPER_NOUN + r"\b", re.IGNORECASE), "you"),
-    (re.compile(r"(?<!other )(?<!any )\b" + _SHOPPER_NOUN + r"s\b", re.IGNORECASE), "you"),
+    (
+        re.compile(r"\b(?:the|a|each) " + _SHOPPER_NOUN + r"\b" + _NOT_SHOPPER, re.IGNORECASE),
+        _shopper,
+    ),
+    (
+        re.compile(
+            r"(?<!other )(?<!any )\b" + _SHOPPER_NOUN + r"s\b" + _NOT_SHOPPER, re.IGNORECASE
+        ),
+        _shopper,
+    ),
 )
 
 # The agent (the document's reader) becomes the store: "the agent", "you", "your".
-_THE_AGENT = re.compile(r"\b(?:the|an) agent(?:'s)? (?=\w)", re.IGNORECASE)
+_THE_AGENT = re.compile(r"\b(?:the|an) agent(" + _APOS + r"s)? (?=\w)", re.IGNORECASE)
 _AGENT_YOU = re.compile(r"(?:(\w+)([,;:]?\s+))?\b(you|your|yourself)\b", re.IGNORECASE)
-# after these (or at a clause's start) "you" is a subject: "we"; elsewhere an object: "us"
+# after these (or at a clause's start) a "you" that stands for the shopper is a subject
 _SUBJECT_BEFORE = frozenset(
-    [
-        "and",
-        "or",
-        "but",
-        "if",
-        "when",
-        "that",
-        "then",
-        "so",
-        "before",
-        "after",
-        "once",
-        "unless",
-        "while",
-        "because",
-        "where",
-        "which",
-        "who",
-        "also",
-        "only",
-        "still",
-    ]
-)
+    {
+        "and", "or", "but", "if", "when", "that", "then", "so", "before", "after", "once",
+        "unless", "while", "because", "where", "which", "who", "also", "only", "still",
+        "until", "as",
+    }
+)  # fmt: skip
+# after these the agent's "you" is an object: "us" ("the user tells you" -> "tells us");
+# elsewhere a subject: "we" ("Any action you take" -> "Any action we take")
+_OBJECT_BEFORE = frozenset(
+    {
+        "to", "for", "with", "from", "about", "by", "of", "at", "on", "help", "helps", "ask",
+        "asks", "tell", "tells", "give", "gives", "send", "sends", "contact", "contacts",
+        "assist", "assists", "remind", "reminds", "let", "lets", "allow", "allows", "call",
+        "calls", "email", "emails", "inform", "informs", "notify", "notifies", "thank",
+    }
+)  # fmt: skip
+
+
+def _the_agent(match: re.Match[str]) -> str:
+    return "our " if match.group(1) else "we "
 
 
 def _agent_you(match: re.Match[str]) -> str:
@@ -146,24 +179,43 @@ def _agent_you(match: re.Match[str]) -> str:
         return lead + "our"
     if word == "yourself":
         return lead + "ourselves"
-    subject = before is None or before.lower() in _SUBJECT_BEFORE or gap.strip() != ""
-    return lead + ("we" if subject else "us")
+    obj = before is not None and not gap.strip() and before.lower() in _OBJECT_BEFORE
+    return lead + ("us" if obj else "we")
 
 
-# After "the user" became "you": third-person verbs agree ("you needs" -> "you need").
+# After "the user" became a subject "you", its verb agrees ("you needs" -> "you need").
 _IRREGULAR = {"has": "have", "is": "are", "was": "were", "does": "do", "goes": "go"}
 _NOT_VERBS = frozenset({"always", "perhaps", "sometimes", "afterwards", "towards", "unless"})
 _VERB_AFTER_YOU = re.compile(
-    r"\b(you)(\s+(?:(?:also|only|then|already|still|first|just)\s+)?)([a-z]+)\b"
+    "(" + _SUBJECT + r")(\s+(?:(?:also|only|then|already|still|first|just)\s+)?)([a-z]+)\b"
 )
 _DOUBLE_YOUR = re.compile(r"\byour ((?:\w+ )?)your\b")
 # a sentence that only illustrates the one before it goes when that one went
 _REFERS_BACK = re.compile(
     r"^(?:for example|for instance|e\.g\.|this|that|these|those)\b", re.IGNORECASE
 )
-# "they", "their", "them" in a sentence that spoke of the user mean the shopper
+# "they", "their", "them" right after the shopper was named mean the shopper
 _THEY = re.compile(r"\b(they|their|them|themselves)\b", re.IGNORECASE)
 _THEY_TO = {"they": "you", "their": "your", "them": "you", "themselves": "yourself"}
+_NOT_PLURAL = frozenset({"is", "was", "has", "its", "this", "does", "always", "unless", "yes"})
+
+
+def _their(s: str) -> str:
+    """Pronouns that follow "you" (the shopper) with no other plural in between become
+    "you"/"your": "remind you to confirm they have..." -> "...you have"; "items if they
+    are unused" keeps its "they"."""
+
+    def swap(m: re.Match[str]) -> str:
+        before = s[: m.start()]
+        last = max(before.rfind("you"), before.rfind(_SUBJECT))
+        if last < 0:
+            return m.group(0)
+        between = re.findall(r"[a-z]+", before[last + 3 :].lower())
+        if any(len(w) > 3 and w.endswith("s") and w not in _NOT_PLURAL for w in between):
+            return m.group(0)
+        return _THEY_TO[m.group(1).lower()]
+
+    return _THEY.sub(swap, s)
 
 
 def _agree(match: re.Match[str]) -> str:
@@ -203,14 +255,14 @@ def for_shoppers(text: str, *, agent_reader: bool = True) -> str:
 
 def _units(paragraph: str) -> list[str]:
     """A paragraph's bullet items (each with its marker), or the paragraph as one unit."""
-    if re.search(r"^\s*[-*+]\s", paragraph, re.MULTILINE):
-        items = re.split(r"\n(?=\s*[-*+]\s)", paragraph)
+    if re.search(r"^\s*(?:[-*+]|\d+[.)])\s", paragraph, re.MULTILINE):
+        items = re.split(r"\n(?=\s*(?:[-*+]|\d+[.)])\s)", paragraph)
         return [" ".join(i.split()) for i in items]
     return [" ".join(paragraph.split())]
 
 
 def _rewrite_unit(unit: str, agent_reader: bool) -> str:
-    bullet = re.match(r"^\s*([-*+])\s+", unit)
+    bullet = re.match(r"^\s*([-*+]|\d+[.)])\s+", unit)
     body = unit[bullet.end() :] if bullet else unit
     kept: list[str] = []
     dropped = False
@@ -239,14 +291,15 @@ def rewrite_sentence(sentence: str, *, agent_reader: bool = True) -> str:
     if not re.search(r"\w", s):
         return ""
     spoke_of_shopper = bool(re.search(r"\b" + _SHOPPER_NOUN + r"s?\b", s, re.IGNORECASE))
-    s = _THE_AGENT.sub("we ", s)
+    s = _THE_AGENT.sub(_the_agent, s)
     if agent_reader:
         s = _AGENT_YOU.sub(_agent_you, s)
     for pattern, shopper_to in PERSON_SWAPS:
         s = pattern.sub(shopper_to, s)
     s = _VERB_AFTER_YOU.sub(_agree, s)
     if spoke_of_shopper:
-        s = _THEY.sub(lambda m: _THEY_TO[m.group(1).lower()], s)
+        s = _their(s)
+    s = s.replace(_SUBJECT, "you")
     s = re.sub(r" {2,}", " ", _DOUBLE_YOUR.sub(r"your \1", s))
     s = re.sub(r"\s+([,.;!?])", r"\1", s).strip()
     if s and s[-1] not in ".!?":
