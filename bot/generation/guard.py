@@ -459,8 +459,6 @@ class GuardSession:
         self._said: set[str] = set()
         self._verdict: YesNo | None | object = _UNDECIDED
         self._replied = False  # the first sentence has been read
-        self._quantity_cache: dict[str, tuple[set[Decimal], set[DurationSpan]]] = {}
-        self._unit_cache: dict[tuple[int, ...], tuple[list[_Unit], list[_Unit]]] = {}
 
     # -- one group of sentences ----------------------------------------------------------
 
@@ -600,7 +598,7 @@ class GuardSession:
 
         # durations: number and unit together; a range as a whole ("2 to 3 business days"
         # is not "1 to 2" and "3 to 7"); "business days" only where the passage says so
-        support_numbers, supported = self._quantities(support)
+        support_numbers, supported = _quantities(cited_text, catalog_text, self._support)
         for duration in duration_spans(rest, with_text=True):
             if not _duration_supported(duration, supported):
                 out.append(Violation("duration", duration.text, s))
@@ -837,22 +835,10 @@ class GuardSession:
             out += self._check_listed_terms(text, s, known)
         return out
 
-    def _quantities(self, support: str) -> tuple[set[Decimal], set[DurationSpan]]:
-        """The numbers and durations of a support text (read once an answer)."""
-        if support not in self._quantity_cache:
-            self._quantity_cache[support] = (numbers_in(support), duration_spans(support))
-        return self._quantity_cache[support]
-
-    def _units(self, passages: list[Citation]) -> tuple[list[_Unit], list[_Unit]]:
-        """The statements and clauses of ``passages`` and the support (read once an
-        answer for each set of cited passages)."""
-        key = tuple(c.index for c in passages)
-        if key not in self._unit_cache:
-            self._unit_cache[key] = (
-                _source_units(passages, self._support, _STATEMENT),
-                _source_units(passages, self._support, CLAUSES),
-            )
-        return self._unit_cache[key]
+    def _units(self, passages: list[Citation]) -> tuple[Sequence[_Unit], Sequence[_Unit]]:
+        """The statements and clauses of ``passages`` and the support."""
+        sources = tuple((c.title, c.text) for c in passages) + (("", self._support),)
+        return _source_units(sources, _STATEMENT), _source_units(sources, CLAUSES)
 
     def _check_listed_terms(self, text: str, s: str, known: set[str]) -> list[Violation]:
         """Each item of an enumeration in a policy sentence ("credit cards, PayPal and
@@ -898,12 +884,13 @@ def _closest(claim: set[str], units: Sequence[_Unit], share: float) -> list[_Uni
     return [u for u, score in zip(held, scores, strict=True) if score >= top - 1e-9]
 
 
+@lru_cache(maxsize=1024)
 def _source_units(
-    passages: Sequence[Citation], support: str, split: re.Pattern[str]
-) -> list[_Unit]:
-    """The sources' sentences cut by ``split`` (statements or clauses)."""
+    sources: tuple[tuple[str, str], ...], split: re.Pattern[str]
+) -> tuple[_Unit, ...]:
+    """The sentences of ``sources`` (title, text) cut by ``split`` (statements or
+    clauses); cached, as the same passages back many answers."""
     out: list[_Unit] = []
-    sources = [(c.title, c.text) for c in passages] + [("", support)]
     for title, text in sources:
         title_terms = frozenset(_canon(terms(title)))
         title_stems = frozenset(terms(title))
@@ -918,7 +905,7 @@ def _source_units(
         for i, unit in enumerate(units):  # what the statements around it say
             around = [u.terms for u in units[max(i - 1, 0) : i + 2] if u is not unit]
             out.append(replace(unit, around=frozenset().union(*around)))
-    return out
+    return tuple(out)
 
 
 _BEFORE_STATE = re.compile(
@@ -953,6 +940,29 @@ _LIST_WORDS = frozenset(
         "finish", "finishes", "shades", "shade", "models", "model",
     }
 )  # fmt: skip
+
+
+def clear_caches() -> None:
+    """Forget the passages read so far (for measuring the guard on text it has not seen)."""
+    _text_quantities.cache_clear()
+    _source_units.cache_clear()
+
+
+def _quantities(*texts: str) -> tuple[set[Decimal], set[DurationSpan]]:
+    """The numbers and durations ``texts`` state together."""
+    numbers: set[Decimal] = set()
+    spans: set[DurationSpan] = set()
+    for text in texts:
+        more_numbers, more_spans = _text_quantities(text)
+        numbers |= more_numbers
+        spans |= more_spans
+    return numbers, spans
+
+
+@lru_cache(maxsize=2048)
+def _text_quantities(text: str) -> tuple[frozenset[Decimal], frozenset[DurationSpan]]:
+    # cached: a product's facts and a policy's passages come back answer after answer
+    return frozenset(numbers_in(text)), frozenset(duration_spans(text))
 
 
 def _duration_supported(claim: DurationSpan, spans: Iterable[DurationSpan]) -> bool:
