@@ -30,8 +30,10 @@ from bot.channels.base import CardWording, Channel, clerk_say, domain_say
 from bot.channels.rest import RestChannel, read_json_object
 from bot.config import Settings
 from bot.dialogue.domain import Domain
+from bot.dialogue.gate import ConversationGate
 from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
+from bot.dialogue.sealing import Sealer
 from bot.dialogue.stories import DialogueData
 from bot.errors import ConfigError, DatabaseUnavailable, Unavailable
 from bot.generation.wording import AnswerWording
@@ -286,7 +288,8 @@ def build(
     if project.knowledge_dir is not None:
         index = KnowledgeIndex.load(settings.index_dir, encoder)
         answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer, generation.catalog)
-    handoff = build_handoff(settings, db, domain)
+    sealer = transcript_sealer(settings)
+    handoff = build_handoff(settings, db, domain, sealer)
     manager = DialogueManager(
         domain=domain,
         policy=policy,
@@ -298,6 +301,7 @@ def build(
         handoff=handoff.desk,
         handoff_policy=handoff.policy,
         relay=handoff.relay,
+        gate=ConversationGate(db, sealer=sealer),
     )
     parts = Parts(
         settings=settings,
@@ -355,7 +359,15 @@ class HandoffParts:
     console: Console | None = None  # made by ``attach_handoff``, once the channels are
 
 
-def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffParts:
+def transcript_sealer(settings: Settings) -> Sealer | None:
+    """What seals shoppers' personal data in stored conversations (``CLERK_TRANSCRIPT_KEY``;
+    None without a key: transcripts are stored as said)."""
+    return Sealer(settings.transcript_key) if settings.transcript_key else None
+
+
+def build_handoff(
+    settings: Settings, db: Database, domain: Domain, sealer: Sealer | None = None
+) -> HandoffParts:
     from bot.handoff.agents import AgentAccounts
     from bot.handoff.desk import HandoffDesk
     from bot.handoff.outbox import Outbox, RedisRelay, Relay
@@ -374,7 +386,11 @@ def build_handoff(settings: Settings, db: Database, domain: Domain) -> HandoffPa
     relay = RedisRelay(settings.redis_url) if settings.redis_url else Relay()
     outbox = Outbox(db, relay)
     desk = HandoffDesk(
-        db, outbox, notices=notices, default_wait_minutes=settings.handoff_wait_minutes
+        db,
+        outbox,
+        notices=notices,
+        default_wait_minutes=settings.handoff_wait_minutes,
+        reveal=sealer.open_data if sealer else None,
     )
     return HandoffParts(
         policy=policy, relay=relay, outbox=outbox, desk=desk, accounts=AgentAccounts(db)

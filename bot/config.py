@@ -123,6 +123,8 @@ class Settings:
     # serving several shoppers, workers and hosts
     rest_token: str | None = field(default=None, repr=False)  # REST channel bearer token
     redis_url: str | None = None  # workers share the change feed, Socket.IO, rate limits
+    # a Fernet key: shoppers' personal data in stored conversations is sealed with it
+    transcript_key: str | None = field(default=None, repr=False)
     db_pool_size: int = 10  # database threads = pooled connections per worker
     db_queue_timeout: float = 5.0  # seconds a request waits for one, then HTTP 503
     console_canned_replies: tuple[str, ...] = (
@@ -297,6 +299,7 @@ def _serving_settings(get: Get) -> dict[str, Any]:
         "nlu_encoder_precision": _choice(get, "nlu_encoder_precision", ENCODER_PRECISIONS, "int8"),
         "rest_token": get("rest_token") or None,
         "redis_url": get("redis_url") or None,
+        "transcript_key": get("transcript_key") or None,
         "db_pool_size": _number(
             get, "db_pool_size", 10, int, least=1, most=200, rule="must be between 1 and 200"
         ),

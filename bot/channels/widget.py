@@ -493,7 +493,8 @@ class WidgetChannel(Channel):
     def _history(self, sid: str) -> list[dict[str, Any]]:
         with self.db.session() as s:
             events = conversations.load_events(s, self.conversation_id(sid))
-        return transcript(events)
+        sealer = getattr(getattr(self.manager, "gate", None), "sealer", None)
+        return transcript(sealer.open(events) if sealer else events)  # the shopper's own
 
     def _session(self, sid: str) -> _Session:
         session = self._sessions.get(sid)

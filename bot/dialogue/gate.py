@@ -20,11 +20,12 @@ import logging
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from sqlalchemy.orm import Session
 
+from bot.dialogue.sealing import Sealer
 from bot.errors import ConversationBusy
 from bot.store import conversations
 from bot.store.conversations import Snapshot
@@ -68,8 +69,12 @@ class ConversationGate:
         *,
         lease_seconds: float = LEASE_SECONDS,
         wait_seconds: float = WAIT_SECONDS,
+        sealer: Sealer | None = None,
     ) -> None:
+        """``sealer``: seals shoppers' personal data in the events written and opens it
+        in the events read (``bot.dialogue.sealing``; None: stored as said)."""
         self.db = db
+        self.sealer = sealer
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -110,7 +115,7 @@ class ConversationGate:
                     session,
                     holding.snapshot,
                     holding.owner,
-                    outcome.events,
+                    self.sealer.seal(outcome.events) if self.sealer else outcome.events,
                     handoff_status=outcome.handoff_status,
                     customer_id=outcome.customer_id,
                 )
@@ -150,9 +155,12 @@ class ConversationGate:
         self, cid: ConversationId, channel: str, owner: str, create: bool
     ) -> Snapshot | None:
         with self.db.session() as session:
-            return conversations.claim(
+            snapshot = conversations.claim(
                 session, cid, channel, owner, self.lease_seconds, create=create
             )
+        if snapshot is None or self.sealer is None:
+            return snapshot
+        return replace(snapshot, events=self.sealer.open(snapshot.events))
 
     async def _heartbeat(self, holding: Holding) -> None:
         cid = holding.snapshot.conversation_id

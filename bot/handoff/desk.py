@@ -18,6 +18,7 @@ import math
 import secrets
 import statistics
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -117,9 +118,18 @@ def new_ticket_id(session: Session) -> str:
 
 class HandoffDesk:
     def __init__(
-        self, db: Database, outbox: Outbox, *, notices: Notices, default_wait_minutes: float = 3.0
+        self,
+        db: Database,
+        outbox: Outbox,
+        *,
+        notices: Notices,
+        default_wait_minutes: float = 3.0,
+        reveal: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
+        """``reveal``: opens a stored event's sealed personal data for the agent
+        (``bot.dialogue.sealing``; None when transcripts are stored as said)."""
         self.db = db
+        self.reveal = reveal or (lambda data: data)
         self.outbox = outbox
         self.notices = notices
         self.default_wait_minutes = default_wait_minutes
@@ -368,7 +378,7 @@ class HandoffDesk:
                         customer_name=f"{customer.first_name} {customer.last_name}"
                         if customer
                         else None,
-                        last_message=_last_user_text(s, c.id),
+                        last_message=_last_user_text(s, c.id, self.reveal),
                         ticket_id=h.ticket_id,
                     )
                 )
@@ -388,7 +398,7 @@ class HandoffDesk:
                 .where(ConversationEvent.conversation_id == conversation_id)
                 .order_by(ConversationEvent.seq)
             ).all()
-            events = [event_from_dict(d) for d in raw]
+            events = [event_from_dict(self.reveal(d)) for d in raw]
             handoff = s.scalar(
                 select(Handoff)
                 .where(Handoff.conversation_id == conversation_id)
@@ -535,7 +545,9 @@ def _ticket_dict(t: Ticket) -> dict[str, Any]:
     }
 
 
-def _last_user_text(s: Session, conversation_id: str) -> str | None:
+def _last_user_text(
+    s: Session, conversation_id: str, reveal: Callable[[dict[str, Any]], dict[str, Any]]
+) -> str | None:
     data = s.scalar(
         select(ConversationEvent.data)
         .where(
@@ -544,7 +556,7 @@ def _last_user_text(s: Session, conversation_id: str) -> str | None:
         .order_by(ConversationEvent.seq.desc())
         .limit(1)
     )
-    return (data or {}).get("text") if data else None
+    return reveal(data).get("text") if data else None
 
 
 def transcript(events: list[Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,114 @@
+"""Shoppers' personal data sealed in stored conversations (``CLERK_TRANSCRIPT_KEY``): the
+database holds tokens, not the emails, phones, cards and addresses shoppers typed, while
+the conversation's own later turns still get the real values. Conversations run through
+the REST channel of a real server on 127.0.0.1, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+
+from bot.dialogue.sealing import Sealer, masked
+from bot.errors import ConfigError
+from bot.store.db import Database
+from bot.store.models import ConversationEvent, Order, Ticket
+from bot.types import BotUttered, SlotSet, UserUttered
+from tests.live import Chat, LiveServer, bot_server
+
+KEY = Fernet.generate_key().decode()
+STREET = "12 Main Street"
+EMAIL = "yusuf.hernandez6086@example.com"
+
+
+# ------------------------------------------------------------------------------- sealer
+
+
+def test_personal_data_is_sealed_and_opened_again() -> None:
+    sealer = Sealer(KEY)
+    said = f"write to {EMAIL} or call +1 415 555 0100; card 4111 1111 1111 1111"
+    events = [
+        UserUttered(said, {"entities": [{"entity": "email", "value": EMAIL}]}),
+        BotUttered(f"I'll write to {EMAIL}."),
+        SlotSet("contact", EMAIL),
+    ]
+    sealed = sealer.seal(events)
+    stored = json.dumps([e.to_dict() for e in sealed])
+    for secret in (EMAIL, "415 555 0100", "4111 1111 1111 1111"):
+        assert secret not in stored
+    assert sealer.open(sealed) == events  # the same events back, timestamps included
+    assert masked(sealed[1].text or "") == "I'll write to <email>."
+    # another key cannot read them
+    assert Sealer(Fernet.generate_key().decode()).open_text(sealed[1].text or "") == (
+        "I'll write to <email>."
+    )
+
+
+def test_a_bad_key_is_a_clear_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="CLERK_TRANSCRIPT_KEY"):
+        Sealer("not a key")
+
+
+# --------------------------------------------------------------- a conversation, stored
+
+
+@pytest.fixture(scope="module")
+def server(module_database_url: str, bot_settings, shared_encoder) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    settings = bot_settings(module_database_url, transcript_key=KEY)
+    with bot_server(settings, shared_encoder) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def store(server: LiveServer, module_database_url: str) -> Iterator[Database]:
+    db = Database(module_database_url)
+    yield db
+    db.dispose()
+
+
+def stored_events(db: Database, sender: str) -> str:
+    with db.session() as s:
+        rows = s.scalars(
+            select(ConversationEvent.data)
+            .where(ConversationEvent.conversation_id == sender)
+            .order_by(ConversationEvent.seq)
+        ).all()
+    return json.dumps(list(rows), ensure_ascii=False)
+
+
+def test_an_address_given_in_one_turn_is_used_in_the_next_but_stored_sealed(
+    server: LiveServer, store: Database
+) -> None:
+    chat = Chat(server.url)
+    chat.text("please change the shipping address of order #W9300146")
+    chat.text("Aarav Anderson 19031")
+    summary = chat.text(f"{STREET}, Apt 4, Springfield, IL 62704")
+    assert "yes" in summary
+    chat.text("yes")  # the next turn reads the address back from the stored conversation
+    with store.session() as s:
+        order = s.get(Order, "#W9300146")
+        assert order is not None
+        assert order.address["address1"].startswith(STREET)
+        assert order.address["zip"] == "62704"
+    raw = stored_events(store, chat.conversation_id)
+    assert STREET not in raw and "\u27e6address:" in raw
+    opened = [Sealer(KEY).open_data(d) for d in json.loads(raw)]
+    assert any(STREET in (d.get("text") or "") for d in opened)
+
+
+def test_an_email_for_a_complaint_reaches_the_ticket_but_not_the_transcript(
+    server: LiveServer, store: Database
+) -> None:
+    chat = Chat(server.url)
+    chat.text("I want to file a complaint")
+    chat.text("#W1633718")
+    chat.text("The coffee maker arrived broken and leaks water everywhere")
+    reply = chat.text(EMAIL)
+    ticket_id = "T-" + reply.split("t-", 1)[1][:6]
+    with store.session() as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None and ticket.customer_id == "yusuf_hernandez_6467"
+    assert EMAIL not in stored_events(store, chat.conversation_id)
