@@ -41,8 +41,39 @@ Rules, and the answer chosen where earlier copies disagreed:
 - **Card number**: 13 to 19 digits, single spaces or hyphens between them. The log filter
   masks every candidate; ``luhn_valid`` tells a real card number from a typo.
 - **Street address**: ``parse_address`` reads a US address answer (street, city, state,
-  zip); ``find_street_addresses`` finds "12 Main Street"-like spans in free text for the log
-  filter (a house number, one to four words, a street type; any case).
+  zip). ``find_street_addresses`` finds addresses in free text *for masking* (only the log
+  filter calls it), so it errs toward masking, but leaves shop text alone: order ids,
+  prices, quantities ("2 items", "5 to 7 business days"), times ("9:00 to 18:00"), dates
+  ("12 March") and product names ("iPhone 15 Pro", "10x Digital Camera", "Size 10 Running
+  Shoes"). It does not rest on a short list of street types:
+
+  - *house number first* (a number, optionally "221B", "12-14", "5/12"), then:
+    a street type among the next five words ("12 Baker Street", "15 rose terrace",
+    "9 old mill rd", "1 E 42nd St NW"; about a hundred types, any case, the words before it
+    no function words); or a type written first ("12 rue de la Paix", "1 Place de la
+    Concorde"); or, with no type at all, one to four Titlecase words ("7 Rosebank",
+    "3 The Paddock") -- but only after an address cue (``to``, ``at``, ``is``, ``from``,
+    ``address``... or a comma, a colon, the start of the text). That cue is what tells
+    "ship to 7 Rosebank" from "I want 2 Blue Shirts"; a Titlecase street with no type
+    typed all in lowercase ("7 rosebank") is therefore not found;
+  - never a number that follows "size", "model", "pack of", "top", ... or that a quantity,
+    unit, time, month or weekday word follows ("2 Items", "3 Days", "12 March", "9 PM"),
+    nor one whose words are product words ("15 Pro", "55 Inch TV");
+  - *number after the name*: a German, Dutch or Nordic street word ("Hauptstraße 5",
+    "Bahnhofstr. 3a", "Keizersgracht 123", "Große Hamburger Straße 17"), a German
+    preposition ("Am Markt 3", "Unter den Linden 77"), or a type written first ("Calle
+    Mayor 12", "Via Roma 1", "Rue de Rivoli 10", "Calle de Alcalá, 45"); English-looking
+    types ("avenue", "place", "route") need a Titlecase name ("via UPS 2 days" is no
+    address: a quantity word follows);
+  - units ("Flat 3", "Apt 4B", "Suite 200", "Unit C2"), "PO Box 123", and postcodes where
+    their shape says so: UK ("SW1A 1AA"), Canadian ("K1A 0B1", with its space), a US zip
+    after a state ("IL 62704-1234"; a lower-case state only after a comma), an Australian
+    one after a state ("NSW 2000"), and a European one right after an address
+    ("..., 10115 Berlin", "..., 1015 CJ Amsterdam"). Parts next to each other
+    ("Flat 3, 12 Baker Street") are one match.
+
+  ``tests/test_privacy_masking.py`` checks it on 400 generated addresses in nine
+  countries' formats and on a list of shop sentences that must come out unchanged.
 - **Severity**: ``severe_issue`` names a *safety* issue (fire, injury, shock, ...) or a
   *legal* one (lawyer, police, fraud, ...); ``negativity`` scores strongly negative words.
   A complaint with a severe issue or a negativity of ``SEVERE_NEGATIVITY`` is *severe*: the
@@ -328,23 +359,6 @@ def find_card_numbers(text: str) -> list[Match]:
 
 # ---------------------------------------------------------------------------- addresses
 
-_STREET_TYPES = (
-    "street|st|road|rd|avenue|ave|drive|dr|lane|ln|boulevard|blvd|court|ct|way|place|pl|"
-    "terrace|ter|parkway|pkwy|highway|hwy|circle|cir|square|sq|trail|trl"
-)
-_STREET = re.compile(
-    r"(?<![\w#$.,-])\d{1,6}[A-Za-z]?(?:\s+(?:[A-Za-z][\w'.-]*|\d+(?:st|nd|rd|th)))"
-    r"{1,4}?\s+(?:" + _STREET_TYPES + r")\b\.?",
-    re.IGNORECASE,
-)
-
-
-def find_street_addresses(text: str) -> list[Match]:
-    """ "12 Main Street", "100 5th Ave.", "9 old mill rd" in free text (house number, one to
-    four words or ordinals, a street type). Meant for masking: it may also take "3 days in court"."""
-    return [Match("address", m.group(), m.start(), m.end()) for m in _STREET.finditer(text or "")]
-
-
 STATES = {
     "AL": "Alabama",
     "AK": "Alaska",
@@ -471,6 +485,339 @@ def parse_address(text: str) -> dict[str, str]:
         "zip": zip_code,
         "country": "USA",
     }
+
+
+# ------------------------------------------------------------- street addresses in text
+
+
+def _words(spec: str) -> frozenset[str]:
+    return frozenset(spec.split())
+
+
+# Street types written after the name ("Baker Street", "Rose Terrace", "Old Mill Rd").
+# They make a match *strong*: any case, no cue needed. Without one, Titlecase words after
+# a house number still count, but only after an address cue (see find_street_addresses).
+_TRAILING_TYPES = _words(
+    """street st str road rd avenue ave av boulevard blvd bvd lane ln drive dr drv terrace
+    ter terr tce crescent cres cresc parkway pkwy highway hwy freeway fwy expressway close cl
+    way wy place pl court ct crt square sq circle cir circus trail trl row parade pde walk
+    wynd gardens gdns grove gr mews hill hl rise view vale park pk gate path loop alley
+    quay wharf esplanade promenade broadway plaza pike turnpike crossing xing heights hts
+    common heath ridge crest glen hollow chase croft fold garth brae loan vennel causeway
+    bypass embankment green grn end approach mall meadow meadows fields field yard bank
+    avenida calle"""
+)
+# Types that may carry a dot: "Ave.", "St."; after a full word a dot ends the sentence.
+_ABBREVIATED_TYPES = _words(
+    """st str rd ave av blvd bvd ln dr drv ter terr tce cres cresc pkwy hwy fwy cl wy pl ct
+    crt sq cir trl pde gdns gr hl pk hts grn"""
+)
+# Street types written before the name ("rue de Rivoli", "Calle Mayor", "Via Roma"). The
+# ambiguous ones are English words too: they need a Titlecase name or a particle after.
+_LEADING_TYPES = _words(
+    """rue avenue av avda avenida boulevard bd bld place chemin allée allee impasse quai
+    cours route rte passage via viale vicolo piazza piazzale corso largo strada calle c/
+    carrer plaza plaça paseo passeig pasaje ronda camino travesía rua praça travessa
+    estrada alameda rambla carretera avinguda laan"""
+)
+_AMBIGUOUS_LEADING = _words("avenue av boulevard bd place route passage largo")
+_PARTICLES = _words(
+    """de du des d' la le les l' del della delle dei degli di da do dos das el los las y e i
+    van der den von zu am of the et sur aux au"""
+)
+_STOPWORDS = _words(
+    """a an the to of in on at for and or but nor with without by from into onto over under
+    my your our his her their its is are was were be been it this that these those as per
+    each every all any some more less than then so not no yes if i we you he she they me
+    us them will would can could should have has had do does did just only also about
+    after before ago later left up down out off again still please thanks thank via"""
+)
+# Words after a number that make it a quantity, a time or a date, not a house number.
+_QUANTITY_WORDS = _words(
+    """item items piece pieces pcs pc pack packs pk unit units day days week weeks month
+    months year years yr yrs hour hours hr hrs minute minutes min mins seconds secs sec
+    business working time times order orders people persons person pair pairs set sets box
+    boxes bottle bottles can cans bag bags color colors colour colours size sizes star stars
+    review reviews point points pts percent pct x inch inches ft feet foot cm mm m km kg g
+    lb lbs oz ml l gb tb mb mp mph w v mah hz ghz k am pm a.m. p.m. eastern pacific central
+    mountain edt pst pdt cst cdt mst et pt gmt utc bst cet o'clock noon midnight
+    morning evening night today tomorrow yesterday
+    january february march april may june july august september october november december
+    jan feb mar apr jun jul aug sep sept oct nov dec
+    monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thurs fri
+    sat sun
+    dollars dollar usd eur euro euros gbp pounds pound cents cent bucks
+    products product passages passage documents document records record rows row files file
+    results result errors error warnings warning requests request workers worker users user
+    customers customer shoppers shopper agents agent tickets ticket messages message
+    conversations replies answers questions intents examples epochs steps step tokens chars
+    characters words bytes lines entries variants variant retries attempts locations
+    addresses stores shops"""
+)
+# Words of product names ("iPhone 15 Pro", "55 Inch TV", "10 Running Shoes").
+_PRODUCT_WORDS = _words(
+    """pro max plus ultra mini lite edition gen generation series model version bundle kit
+    hd uhd 4k oled led lcd usb wifi bluetooth wireless digital camera cameras phone phones
+    laptop laptops tablet tablets watch watches shoe shoes running sneakers boots shirt
+    shirts t-shirt t-shirts jacket jackets pants jeans socks dress dresses hoodie headphones
+    earbuds speaker speakers charger chargers cable cables case cases cover covers tv tvs
+    monitor printer console controller mouse keyboard mug mugs chair chairs desk lamp
+    backpack wallet gift gifts card cards free pro's"""
+)
+# Words right before a number that make it a size, a model or a count ("size 10", "pack of 12").
+_NUMBER_BLOCKERS = _words(
+    """size sizes model models version ver v gen generation series mark mk pack of qty
+    quantity top chapter season episode level grade type class page step day week month
+    year room number no nr total only just about around over under approx approximately
+    first last next another buy get save x"""
+)
+# Words right before a number that announce an address ("ship to 7 Rosebank").
+_ADDRESS_CUES = _words("to at from is be address addr near live lives reside resides moved")
+_DIRECTIONS = _words("N S E W NE NW SE SW N. S. E. W.")  # compared in upper case
+
+_TOKEN = re.compile(r"[^\W_][\w'’&.-]*")
+_HOUSE_NUMBER = r"\d{1,5}(?:[A-Ha-h](?![\w]))?(?:[ \t]?[-/–][ \t]?\d{1,5}(?:[A-Ha-h](?![\w]))?)?"
+# a house number, then (looked at, not taken) up to six words on the same line, the first
+# a word or an ordinal ("12 Baker", "100 5th")
+_NUMBER_FIRST = re.compile(
+    r"(?<![\w#$€£¥%.,:;/+&@=~-])(?P<num>" + _HOUSE_NUMBER + r")(?:[ \t]+(?:bis|ter)\b)?"
+    r"(?=(?P<words>[ \t]+(?:[^\W\d_]|\d+(?:st|nd|rd|th)\b)[\w'’&.-]*"
+    r"(?:[ \t]+[^\W_][\w'’&.-]*){0,5}))"
+)
+_NUMBER_AFTER = (
+    r"[ \t]*,?[ \t]*(?P<num>\d{1,4}(?:[A-Za-z](?![\w]))?(?:[ \t]?[-/][ \t]?\d{1,4}[A-Za-z]?)?)"
+    r"(?![\w%]|[.,:]\d)"
+)
+_SUFFIXES = (
+    r"straße|strasse|str\.|weg|gasse|platz|allee|damm|ufer|chaussee|steig|pfad|graben|gracht|"
+    r"straat|laan|plein|kade|singel|dijk|steeg|burgwal|vej|gade|gatan|gata|vägen|väg|veien|katu"
+)
+# "Hauptstraße 5", "Bahnhofstr. 3", "Keizersgracht 123", "Große Hamburger Straße 5"
+_COMPOUND_STREET = re.compile(
+    r"(?<![\w'’-])(?P<pre>(?:[^\W\d_][\w'’-]*[ \t]+){0,2})"
+    r"(?P<street>(?:[^\W\d_][\w'’-]*?)?(?i:"
+    + _SUFFIXES
+    + r"))(?<=\.|\w)(?![\w'’-])"
+    + _NUMBER_AFTER
+)
+# "Am Markt 3", "Unter den Linden 77"
+_GERMAN_PREPOSITION = re.compile(
+    r"(?<![\w'’-])(?:Am|Im|Beim|Zum|Zur|An der|An den|Auf der|Auf dem|In der|In den|Unter den|"
+    r"Hinter der|Vor dem)[ \t]+[A-ZÄÖÜ][\w'’-]*(?:[ \t]+[A-ZÄÖÜ][\w'’-]*)?" + _NUMBER_AFTER
+)
+# "Calle Mayor 12", "Via Roma 1", "Rue de Rivoli 10", "Avenida Paulista 1578"
+_LEADING_THEN_NUMBER = re.compile(
+    r"(?<![\w'’-])(?P<type>(?i:"
+    + "|".join(sorted((re.escape(t) for t in _LEADING_TYPES), key=len, reverse=True))
+    + r"))\.?(?P<names>(?:[ \t]+[^\W\d_][\w'’-]*){1,4})"
+    + _NUMBER_AFTER
+)
+_UNIT = re.compile(
+    r"(?<![\w-])(?i:flat|apt|apartment|unit|suite|ste|bldg|building)\.?[ \t]*(?:#|no\.?)?[ \t]*"
+    r"(?:\d{1,5}(?:[A-Za-z](?![\w]))?|[A-Za-z]\d{1,3}|[A-Z])(?![\w%]|[.,:]\d)"
+)
+_PO_BOX = re.compile(r"(?<![\w-])(?i:p\.?[ \t]?o\.?[ \t]*box)[ \t]*#?[ \t]*\d{1,6}(?!\w)")
+_UK_POSTCODE = re.compile(
+    r"(?<![\w-])(?:[A-PR-UWYZ](?:[A-HK-Y]\d[ABEHMNPRVWXY\d]?|\d[A-HJKPSTUW\d]?)"
+    r"(?P<space>[ \t]?)\d(?!GB|TB)[ABD-HJLNP-UW-Z]{2})(?![\w-])",
+    re.IGNORECASE,
+)
+_CA_POSTCODE = re.compile(
+    r"(?<![\w-])[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]\d[ABCEGHJ-NPRSTV-Z]\d(?![\w-])",
+    re.IGNORECASE,
+)
+_AU_POSTCODE = re.compile(
+    r"(?<![\w-])(?P<state>NSW|VIC|QLD|WA|SA|TAS|ACT|NT)[ \t]+(?P<code>\d{4})(?![\w-])",
+    re.IGNORECASE,
+)
+_US_ZIP = re.compile(
+    r"(?<![\w-])(?P<state>"
+    + "|".join(sorted([*STATES, *STATES.values()], key=len, reverse=True))
+    + r")[ \t]*,?[ \t]+(?P<code>\d{5}(?:-\d{4})?)(?![\w-])",
+    re.IGNORECASE,
+)
+# a postcode right after an address: "…, 10115 Berlin", "…, 1015 CJ Amsterdam"
+_POSTCODE_AFTER = re.compile(r"[ \t]*,?[ \t]*(?:\d{4}[ \t]?[A-Za-z]{2}|\d{4,5})(?=[ \t]+[^\W\d_])")
+_NEXT_WORD = re.compile(r"[ \t]*([^\W_][\w'’&.-]*)")
+_LAST_WORD = re.compile(r"[^\W_][\w'’&.-]*\Z")
+_GAP = re.compile(r"[ \t]*,?[ \t]*")
+
+
+def _bare(word: str) -> str:
+    return word.lower().rstrip(".")
+
+
+def _titlecase(word: str) -> bool:
+    return word[:1].isupper() and (len(word) == 1 or not word.isupper())
+
+
+def _quantity_follows(text: str, end: int) -> bool:
+    m = _NEXT_WORD.match(text, end)
+    return m is not None and _bare(m[1]) in _QUANTITY_WORDS
+
+
+def _cue_before(text: str, start: int) -> tuple[bool, str]:
+    """Whether an address cue precedes ``start``, and the word right before it ("" if
+    punctuation or the start of the text is nearer)."""
+    before = text[max(0, start - 40) : start].rstrip(" \t")
+    if not before or before[-1] in ",;:(\n\r[{\"'":
+        return True, ""
+    m = _LAST_WORD.search(before)
+    if not m or m.start() == 0 and start > 40:
+        return False, ""
+    word = m.group()
+    return _bare(word) in _ADDRESS_CUES, word
+
+
+def _number_first_end(text: str, m: re.Match[str]) -> int | None:
+    """Where the address starting at house number ``m`` ends, or None when it is none."""
+    cue, previous = _cue_before(text, m.start())
+    if _bare(previous) in _NUMBER_BLOCKERS:
+        return None
+    base = m.start("words")
+    tokens = [(t.group(), base + t.start(), base + t.end()) for t in _TOKEN.finditer(m["words"])]
+    words = [w for w, _, _ in tokens]
+    bare = [_bare(w) for w in words]
+    if not words or bare[0] in _QUANTITY_WORDS:
+        return None
+    end: int | None = None
+    # "12 rue de la Paix", "1 Avenue of the Americas"
+    if (
+        bare[0] in _LEADING_TYPES
+        and len(words) > 1
+        and (bare[0] not in _AMBIGUOUS_LEADING or bare[1] in _PARTICLES or _titlecase(words[1]))
+    ):
+        for (word, _, stop), low in zip(tokens[1:5], bare[1:5]):
+            if low in _PARTICLES:
+                continue
+            if low in _STOPWORDS or low in _QUANTITY_WORDS or not word[0].isalpha():
+                break
+            end = stop
+        if end is not None:
+            return _trim(text, m.start(), end)
+    # "12 Baker Street", "9 old mill rd", "1 E 42nd St", "221B Baker St NW"
+    for j in range(min(len(words) - 1, 4), 0, -1):
+        if bare[j] not in _TRAILING_TYPES:
+            continue
+        names = bare[:j]
+        if any(w in _PRODUCT_WORDS for w in names) or any(
+            w in _STOPWORDS and not (i == 0 and w == "the") for i, w in enumerate(names)
+        ):
+            continue
+        end = tokens[j][2] if bare[j] in _ABBREVIATED_TYPES else tokens[j][1] + len(bare[j])
+        if j + 1 < len(words) and words[j + 1].upper() in _DIRECTIONS:
+            end = tokens[j + 1][2] if words[j + 1].endswith(".") else tokens[j + 1][1] + 2
+        return end
+    # "to 7 Rosebank", "at 12 Kingsway, Leeds": Titlecase words, only after a cue
+    if not cue:
+        return None
+    for (word, _, stop), low in zip(tokens[:4], bare[:4]):
+        if not (_titlecase(word) and word[0].isalpha()) or low in _QUANTITY_WORDS:
+            break
+        if low in _PRODUCT_WORDS or (low in _STOPWORDS and low != "the"):
+            return None
+        end = stop
+    if end is not None and (len(words[0]) > 1 and _bare(words[0]) != "the" or end > tokens[0][2]):
+        return _trim(text, m.start(), end)
+    return None
+
+
+def _trim(text: str, start: int, end: int) -> int:
+    """``end`` without a sentence's final dot (kept after an abbreviated street type)."""
+    if text[end - 1] == "." and _bare(text[start:end].split()[-1]) not in _ABBREVIATED_TYPES:
+        return end - 1
+    return end
+
+
+def _number_after_ok(text: str, m: re.Match[str]) -> bool:
+    return not _quantity_follows(text, m.end())
+
+
+def _compound_street_start(m: re.Match[str]) -> int:
+    """Where "Große Hamburger Straße 5" starts: the words before the street word count
+    up to a function word or a cue ("I live on hauptstraße 5", "ship to Lindenweg 2")."""
+    start = m.start("street")
+    for word in reversed(list(_TOKEN.finditer(m["pre"]))):
+        if _bare(word.group()) in _STOPWORDS or _bare(word.group()) in _ADDRESS_CUES:
+            break
+        start = m.start("pre") + word.start()
+    return start
+
+
+def _postcode_ok(text: str, m: re.Match[str]) -> bool:
+    """A state written in capitals ("IL 62704"), or in any case after a comma ("denver, co
+    80202"): "in 12345 steps" is no state and zip."""
+    return m["state"].isupper() or text[: m.start()].rstrip(" \t").endswith(",")
+
+
+def _leading_then_number_ok(text: str, m: re.Match[str]) -> bool:
+    names = m["names"].split()
+    if _bare(names[-1]) in _PARTICLES or _bare(names[-1]) in _STOPWORDS:
+        return False
+    if any(_bare(n) in _STOPWORDS and _bare(n) not in _PARTICLES for n in names):
+        return False
+    if _bare(m["type"]) in _AMBIGUOUS_LEADING and not all(
+        _titlecase(n) or _bare(n) in _PARTICLES for n in names
+    ):
+        return False
+    return _number_after_ok(text, m)
+
+
+def find_street_addresses(text: str) -> list[Match]:
+    """Street addresses, units and postcodes in free text, for masking (the rule is in the
+    module docstring); adjacent parts ("Flat 3, 12 Baker Street") are one match."""
+    text = text or ""
+    if not any(c.isdigit() for c in text):
+        return []
+    spans: list[tuple[int, int]] = []
+    for m in _NUMBER_FIRST.finditer(text):
+        end = _number_first_end(text, m)
+        if end is not None:
+            spans.append((m.start(), end))
+    spans += [
+        (_compound_street_start(m), m.end())
+        for m in _COMPOUND_STREET.finditer(text)
+        if _number_after_ok(text, m)
+    ]
+    for pattern, ok in (
+        (_GERMAN_PREPOSITION, _number_after_ok),
+        (_LEADING_THEN_NUMBER, _leading_then_number_ok),
+    ):
+        spans += [(m.start(), m.end()) for m in pattern.finditer(text) if ok(text, m)]
+    for m in _UNIT.finditer(text):
+        _, previous = _cue_before(text, m.start())
+        after_name = previous and _titlecase(previous) and previous.upper() not in _DIRECTIONS
+        if after_name and _bare(previous) not in _TRAILING_TYPES:
+            continue  # "Office Suite 2021"
+        if not _quantity_follows(text, m.end()):
+            spans.append((m.start(), m.end()))
+    spans += [(m.start(), m.end()) for m in _PO_BOX.finditer(text)]
+    spans += [(m.start(), m.end()) for m in _CA_POSTCODE.finditer(text)]
+    spans += [
+        (m.start(), m.end())
+        for m in _UK_POSTCODE.finditer(text)
+        if m["space"] or m.group().isupper()
+    ]
+    for pattern in (_AU_POSTCODE, _US_ZIP):
+        spans += [
+            (m.start("code"), m.end("code"))
+            for m in pattern.finditer(text)
+            if _postcode_ok(text, m) or pattern is _AU_POSTCODE
+        ]
+    return [Match("address", text[s:e], s, e) for s, e in _merged(text, spans)]
+
+
+def _merged(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        post = _POSTCODE_AFTER.match(text, end)
+        if post:
+            end = post.end()
+        if out and (start <= out[-1][1] or _GAP.fullmatch(text, out[-1][1], start)):
+            out[-1] = (out[-1][0], max(end, out[-1][1]))
+        else:
+            out.append((start, end))
+    return out
 
 
 # ----------------------------------------------------------------------------- severity
