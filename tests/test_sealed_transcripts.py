@@ -5,7 +5,9 @@ the REST channel of a real server on 127.0.0.1, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -112,3 +114,52 @@ def test_an_email_for_a_complaint_reaches_the_ticket_but_not_the_transcript(
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None and ticket.customer_id == "yusuf_hernandez_6467"
     assert EMAIL not in stored_events(store, chat.conversation_id)
+
+
+PERSONAL = {
+    "email": "jane.doe+shop@example.com",
+    "phone": "+1 415 555 0147",
+    "card": "4111 1111 1111 1111",
+    "street": "15 Rose Terrace",
+}
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Every record any logger writes during the test, as a handler formats it."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield out
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def test_a_conversation_full_of_personal_data_leaves_none_in_logs_or_transcripts(
+    server: LiveServer, store: Database, log_output: io.StringIO
+) -> None:
+    """The shopper types an email, a phone number, a card number and a street address
+    (into a complaint and into small talk); the logs and the stored conversation hold
+    none of them in clear. The ticket keeps the complaint for the agent, by design."""
+    chat = Chat(server.url)
+    chat.text(f"hi, I'm Jane, my email is {PERSONAL['email']} and my phone {PERSONAL['phone']}")
+    chat.text(f"I paid with card {PERSONAL['card']}, ship to {PERSONAL['street']}, Leeds LS1 4AP")
+    chat.text("I want to file a complaint")
+    chat.text("#W1633718")
+    chat.text(f"The kettle leaks; call {PERSONAL['phone']} or write to {PERSONAL['email']}")
+    chat.text(PERSONAL["email"])
+    logging.getLogger("clerk.test").warning(
+        "shopper said %s", f"{PERSONAL['street']} {PERSONAL['card']}"
+    )
+    logs = log_output.getvalue()
+    transcript = stored_events(store, chat.conversation_id)
+    assert "shopper said" in logs  # the capture works
+    for kind, value in PERSONAL.items():
+        assert value not in logs, kind
+        assert value not in transcript, kind
