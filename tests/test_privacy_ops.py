@@ -1,20 +1,24 @@
-"""A shopper's personal data: export, erasure, retention purge and its daily schedule.
-Every test runs on SQLite and PostgreSQL."""
+"""A shopper's personal data: export, erasure, retention purge and its daily schedule, and
+the `clerk privacy` commands. Every test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.cli import main
 from bot.config import Settings
 from bot.errors import ConfigError, InputError, UnknownCustomer
+from bot.store import migrate
 from bot.store.db import Database
 from bot.store.models import (
     Base,
@@ -487,3 +491,68 @@ def test_retention_setting() -> None:
     for bad in ("-1", "ninety"):
         with pytest.raises(ConfigError, match="retention_days"):
             Settings.load({"CLERK_RETENTION_DAYS": bad}, "/nonexistent.yml")
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+
+@pytest.fixture
+def cli_db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Database:
+    """The database `clerk` commands use (CLERK_DATABASE_URL), migrated and seeded."""
+    monkeypatch.setenv("CLERK_DATABASE_URL", database_url)
+    migrate.upgrade(database_url)
+    database = Database(database_url)
+    seed(database)
+    yield database  # type: ignore[misc]
+    database.dispose()
+
+
+def test_clerk_privacy_export(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["privacy", "export", "--customer", MIA]) == 0
+    assert json.loads(capsys.readouterr().out)["profile"]["first_name"] == "Mia"
+
+    out = tmp_path / "mia.json"
+    assert main(["privacy", "export", "--customer", MIA, "--out", str(out)]) == 0
+    assert len(json.loads(out.read_text())["conversations"]) == 2
+
+    assert main(["privacy", "export", "--customer", "nobody_0000"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no customer 'nobody_0000'" in captured.err
+
+
+def test_clerk_privacy_delete_asks_first(
+    cli_db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    assert main(["privacy", "delete", "--customer", MIA]) == 1
+    assert "nothing deleted" in capsys.readouterr().err
+    assert "mia.garcia@example.com" in every_row(cli_db)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("yes\n"))
+    assert main(["privacy", "delete", "--customer", MIA]) == 0
+    out = capsys.readouterr().out
+    assert "2 conversations (3 events) deleted" in out and "2 tickets and 1 orders" in out
+    assert "mia.garcia@example.com" not in every_row(cli_db)
+
+    assert main(["privacy", "delete", "--customer", MIA, "--yes"]) == 0
+    assert "already erased, nothing left" in capsys.readouterr().out
+    assert main(["privacy", "delete", "--customer", "nobody_0000", "--yes"]) == 2
+    assert "no customer 'nobody_0000'" in capsys.readouterr().err
+
+
+def test_clerk_privacy_purge(cli_db: Database, capsys: pytest.CaptureFixture[str]) -> None:
+    with cli_db.session() as s:
+        s.add_all(
+            conversation(
+                "rest:ancient", None, ["old"], updated=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+            )
+        )
+
+    assert main(["privacy", "purge", "--older-than", "520w"]) == 0  # ten years
+    assert "1 conversations (1 events) deleted" in capsys.readouterr().out
+    assert conversation_ids(cli_db) == ["rest:mia", "rest:noah", "web:mia-widget"]
+
+    assert main(["privacy", "purge", "--older-than", "3 months"]) == 2
+    assert "'3 months' is not an age" in capsys.readouterr().err
