@@ -41,6 +41,7 @@ from bot.inputs import BadInput, client_id, client_string, optional_string
 from bot.ratelimit import LocalMessageLimits, MessageLimits, RedisMessageLimits
 from bot.server import HttpLimits
 from bot.store.db import Database
+from bot.store.personal_data import retention_running
 from bot.web.openapi import openapi_route
 
 if TYPE_CHECKING:  # types only: the modules themselves are imported where they are used
@@ -697,6 +698,10 @@ def create_app(parts: Parts) -> Starlette:
                 await running.enter_async_context(parts.handoff.outbox.running())
                 if parts.handoff.console is not None:
                     await running.enter_async_context(parts.handoff.console.running())
+            if parts.settings.retention_days > 0:
+                await running.enter_async_context(
+                    retention_running(parts.db, parts.settings.retention_days)
+                )
             yield
         await parts.actions.aclose()
         parts.manager.close()

@@ -298,6 +298,69 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy(args: argparse.Namespace) -> int:
+    """``clerk privacy export --customer ID [--out FILE]`` / ``delete --customer ID [--yes]``
+    / ``purge --older-than 90d``: one shopper's data as JSON, their erasure, retention."""
+    import json
+
+    from bot.store import migrate
+    from bot.store import personal_data as pd
+    from bot.store.db import Database
+
+    days = pd.parse_age(args.older_than) if args.privacy_command == "purge" else 0.0
+    settings = _settings(args)
+    if args.privacy_command == "delete" and not args.yes and not _confirmed(args.customer):
+        print("nothing deleted", file=sys.stderr)
+        return 1
+    migrate.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        if args.privacy_command == "export":
+            data = json.dumps(pd.export_customer(db, args.customer), indent=2, ensure_ascii=False)
+            if args.out:
+                Path(args.out).write_text(data + "\n", encoding="utf-8")
+                print(f"exported customer {args.customer} to {args.out}", file=sys.stderr)
+            else:
+                print(data)
+        elif args.privacy_command == "delete":
+            erased = pd.delete_customer(db, args.customer)
+            if erased.already_erased:
+                print(f"customer {args.customer}: already erased, nothing left to delete")
+            else:
+                print(
+                    f"customer {args.customer} erased: profile {_done(erased.profile)}, "
+                    f"{erased.conversations} conversations ({erased.events} events) deleted, "
+                    f"{erased.tickets} tickets and {erased.orders} orders anonymised, "
+                    f"{erased.order_changes} order changes unlinked; "
+                    f"audit subject {erased.subject}"
+                )
+        else:
+            purged = pd.purge_older_than(db, days)
+            print(
+                f"purged what was last updated before {purged.cutoff:%Y-%m-%d %H:%M} UTC: "
+                f"{purged.conversations} conversations ({purged.events} events) deleted, "
+                f"{purged.tickets} solved tickets anonymised"
+            )
+    finally:
+        db.dispose()
+    return 0
+
+
+def _confirmed(customer_id: str) -> bool:
+    print(
+        f"Erase customer {customer_id}? Their conversations are deleted; their profile, "
+        "tickets and orders are anonymised. This cannot be undone. [y/N] ",
+        end="",
+        flush=True,
+    )
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _done(n: int) -> str:
+    return "anonymised" if n else "not found"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clerk", description="Clerk customer-service bot")
     parser.add_argument("--project", help="the bot project folder (CLERK_PROJECT; default: .)")
@@ -375,6 +438,20 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("name")
         a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
         a.set_defaults(func=cmd_agent)
+
+    p = sub.add_parser("privacy", help="a shopper's personal data: export, erase, retention")
+    privsub = p.add_subparsers(dest="privacy_command", required=True)
+    a = privsub.add_parser("export", help="everything about one shopper, as JSON")
+    a.add_argument("--customer", required=True, metavar="ID", help="the shopper's customer id")
+    a.add_argument("--out", metavar="FILE", help="write the JSON here (default: stdout)")
+    a.set_defaults(func=cmd_privacy)
+    a = privsub.add_parser("delete", help="erase one shopper (tickets and orders anonymised)")
+    a.add_argument("--customer", required=True, metavar="ID", help="the shopper's customer id")
+    a.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    a.set_defaults(func=cmd_privacy)
+    a = privsub.add_parser("purge", help="delete conversations older than an age")
+    a.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12w or 24h")
+    a.set_defaults(func=cmd_privacy)
 
     p = sub.add_parser("db", help="database commands")
     dbsub = p.add_subparsers(dest="db_command", required=True)

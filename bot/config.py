@@ -143,6 +143,9 @@ class Settings:
     # files}`; CLERK_CURRENCY also sets the currency
     currency: str = "USD"  # ISO 4217 code of every catalog price
     catalog_files: tuple[FileSpec, ...] = ()  # files read through a declared mapping
+    # personal data (bot/store/personal_data.py): `clerk serve` purges conversations and
+    # anonymises solved tickets older than this once a day; 0 keeps them forever
+    retention_days: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
@@ -203,6 +206,14 @@ class Settings:
             nlu_threshold=threshold,
             max_misses_before_handoff=misses,
             log_level=str(get("log_level", "INFO")).upper(),
+            retention_days=_number(
+                get,
+                "retention_days",
+                0,
+                int,
+                least=0,
+                rule="must be a whole number of days (0: keep forever)",
+            ),
             **channel_settings,
             **_llm_settings(get),
             **_handoff_settings(get),

@@ -8,7 +8,8 @@ and carries the data a caller needs to react, not only a message.
     │   └── TrainingDataError       (path, line) of malformed Rasa YAML or CSV
     ├── ModelNotTrainedError        a model artifact is missing (path)
     ├── InputError                  a request the caller must fix (HTTP 400)
-    │   └── MessageTooLongError     (length, limit)
+    │   ├── MessageTooLongError     (length, limit)
+    │   └── UnknownCustomer         no profile, conversation or ticket has this id (customer_id)
     ├── StoreError                  database failure during a turn (the turn is rolled back)
     ├── Unavailable                 try again later (HTTP 503 with Retry-After: retry_after)
     │   ├── Overloaded              every database thread stayed busy (resource)
@@ -71,6 +72,14 @@ class MessageTooLongError(InputError):
         super().__init__(f"message has {length} characters; the limit is {limit}")
         self.length = length
         self.limit = limit
+
+
+class UnknownCustomer(InputError):
+    def __init__(self, customer_id: str) -> None:
+        super().__init__(
+            f"no customer {customer_id!r}: no profile, conversation or ticket has this id"
+        )
+        self.customer_id = customer_id
 
 
 class StoreError(ClerkError):

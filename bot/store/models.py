@@ -273,3 +273,24 @@ class OutboxMessage(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True, index=True
     )
+
+
+# ----------------------------------------------------------------------------- privacy
+
+
+class PrivacyAudit(Base):
+    """What a privacy command did (revision 0004): one row per export, erasure or
+    retention purge. ``subject`` is never a shopper's id in clear: it is a truncated
+    SHA-256 of it (``bot.store.personal_data.subject_hash``), or ``None`` for a purge;
+    ``counts`` says how many rows of each kind were exported, deleted or anonymised."""
+
+    __tablename__ = "privacy_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(20))  # export | delete | purge
+    subject: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+Index("ix_privacy_audit_action_created_at", PrivacyAudit.action, PrivacyAudit.created_at)
