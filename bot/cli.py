@@ -303,6 +303,7 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     / ``purge --older-than 90d``: one shopper's data as JSON, their erasure, retention."""
     import json
 
+    from bot.app import transcript_sealer
     from bot.store import migrate
     from bot.store import personal_data as pd
     from bot.store.db import Database
@@ -316,7 +317,11 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     try:
         if args.privacy_command == "export":
-            data = json.dumps(pd.export_customer(db, args.customer), indent=2, ensure_ascii=False)
+            exported = pd.export_customer(db, args.customer)
+            sealer = transcript_sealer(settings)  # the shopper gets their own words back
+            if sealer is not None:
+                exported = sealer.open_data(exported)
+            data = json.dumps(exported, indent=2, ensure_ascii=False)
             if args.out:
                 Path(args.out).write_text(data + "\n", encoding="utf-8")
                 print(f"exported customer {args.customer} to {args.out}", file=sys.stderr)

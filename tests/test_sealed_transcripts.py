@@ -163,3 +163,27 @@ def test_a_conversation_full_of_personal_data_leaves_none_in_logs_or_transcripts
     for kind, value in PERSONAL.items():
         assert value not in logs, kind
         assert value not in transcript, kind
+
+
+def test_an_export_opens_the_sealed_values_for_the_shopper(
+    server: LiveServer,
+    store: Database,
+    module_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`clerk privacy export` with the key gives the shopper their own words back."""
+    from bot.cli import main
+
+    chat = Chat(server.url)
+    chat.text("I want to file a complaint")
+    chat.text("#W1633718")
+    chat.text("The kettle arrived dented")
+    chat.text(EMAIL)  # identifies yusuf_hernandez_6467 and is the ticket's contact
+    assert EMAIL not in stored_events(store, chat.conversation_id)
+    monkeypatch.setenv("CLERK_DATABASE_URL", module_database_url)
+    monkeypatch.setenv("CLERK_TRANSCRIPT_KEY", KEY)
+    capsys.readouterr()
+    assert main(["privacy", "export", "--customer", "yusuf_hernandez_6467"]) == 0
+    exported = capsys.readouterr().out
+    assert EMAIL in exported and "\u27e6" not in exported

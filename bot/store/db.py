@@ -175,7 +175,10 @@ class Database:
         should rather wait than fail)."""
         slots = self._slot_semaphore()
         try:
-            await asyncio.wait_for(slots.acquire(), patience)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel
+            # that arrives as the semaphore is acquired (a task then never stops)
+            async with asyncio.timeout(patience):
+                await slots.acquire()
         except TimeoutError:
             raise Overloaded("database", retry_after=max(1.0, self.queue_timeout)) from None
         try:
