@@ -187,3 +187,23 @@ def test_an_export_opens_the_sealed_values_for_the_shopper(
     assert main(["privacy", "export", "--customer", "yusuf_hernandez_6467"]) == 0
     exported = capsys.readouterr().out
     assert EMAIL in exported and "\u27e6" not in exported
+
+
+def test_the_agent_console_shows_the_sealed_values_opened(
+    server: LiveServer, store: Database
+) -> None:
+    """What an agent needs: the console's conversation view opens sealed values (its
+    desk is given the key); without the key it would show only tokens."""
+    from bot.handoff.desk import HandoffDesk
+    from bot.handoff.outbox import Outbox, Relay
+
+    chat = Chat(server.url)
+    chat.text(f"hello, my email is {EMAIL}")
+
+    def desk(reveal):  # type: ignore[no-untyped-def]
+        return HandoffDesk(store, Outbox(store, Relay()), notices=lambda *a, **k: "", reveal=reveal)
+
+    opened = json.dumps(desk(Sealer(KEY).open_data).conversation(chat.conversation_id))
+    sealed = json.dumps(desk(None).conversation(chat.conversation_id), ensure_ascii=False)
+    assert EMAIL in opened
+    assert EMAIL not in sealed and "\u27e6email:" in sealed
