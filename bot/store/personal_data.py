@@ -66,6 +66,14 @@ from bot.store.models import (
 log = logging.getLogger(__name__)
 
 ERASED = "[erased]"
+# what an anonymised ticket keeps: status, priority, order, times; the rest is blanked
+_ANONYMOUS_TICKET: dict[str, Any] = {
+    "text": ERASED,
+    "contact": None,
+    "customer_id": None,
+    "conversation_id": None,
+    "updated_at": Ticket.updated_at,  # anonymising is not an update of the ticket
+}
 #: Handoff states in which a human agent is involved: a purge leaves these conversations.
 ACTIVE_HANDOFF = ("requested", "claimed")
 #: Ticket states after which a ticket may be anonymised by the retention purge (the
@@ -200,13 +208,7 @@ def delete_customer(
             s.execute(
                 update(Ticket)
                 .where(_tickets_of(customer_id, conversation_ids))
-                .values(
-                    text=ERASED,
-                    contact=None,
-                    customer_id=None,
-                    conversation_id=None,
-                    updated_at=Ticket.updated_at,
-                )
+                .values(**_ANONYMOUS_TICKET)
                 .execution_options(synchronize_session=False)
             )
         )
@@ -428,13 +430,7 @@ def _purge(s: Session, days: float, now: dt.datetime, *, scheduled: bool) -> Pur
                 Ticket.updated_at < cutoff,
                 Ticket.text != ERASED,
             )
-            .values(
-                text=ERASED,
-                contact=None,
-                customer_id=None,
-                conversation_id=None,
-                updated_at=Ticket.updated_at,
-            )
+            .values(**_ANONYMOUS_TICKET)
             .execution_options(synchronize_session=False)
         )
     )
