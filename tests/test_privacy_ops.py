@@ -556,3 +556,26 @@ def test_clerk_privacy_purge(cli_db: Database, capsys: pytest.CaptureFixture[str
 
     assert main(["privacy", "purge", "--older-than", "3 months"]) == 2
     assert "'3 months' is not an age" in capsys.readouterr().err
+
+
+def test_a_served_bot_with_a_retention_period_purges_at_start(
+    database_url: str,
+    bot_settings,
+    shared_encoder,  # type: ignore[no-untyped-def]
+) -> None:
+    """`clerk serve` with CLERK_RETENTION_DAYS runs the daily purge: its first check comes
+    as the server starts, so the audit shows a purge by then."""
+    import time
+
+    from tests.live import bot_server
+
+    settings = bot_settings(database_url, retention_days=30)
+    db = Database(database_url)
+    try:
+        with bot_server(settings, shared_encoder):
+            deadline = time.time() + 20
+            while not audit_rows(db, "purge") and time.time() < deadline:
+                time.sleep(0.1)
+            assert audit_rows(db, "purge")
+    finally:
+        db.dispose()

@@ -374,8 +374,8 @@ async def retention_loop(
     hourly against the 23-hour guard purges about once a day, however often workers
     restart. A failure is logged and tried again at the next check.
 
-    ``stop``, not only cancellation, ends it: Python 3.11's ``asyncio.wait_for`` (inside
-    ``Database.call``) can swallow a cancellation that arrives as its wait completes."""
+    ``stop``, not only cancellation, ends it: the loop leaves between two checks, whatever
+    a cancellation meets on its way."""
     while not stop.is_set():
         try:
             done = await db.call_within(60.0, run_retention_once, db, retention_days, clock())
