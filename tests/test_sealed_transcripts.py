@@ -207,3 +207,35 @@ def test_the_agent_console_shows_the_sealed_values_opened(
     sealed = json.dumps(desk(None).conversation(chat.conversation_id), ensure_ascii=False)
     assert EMAIL in opened
     assert EMAIL not in sealed and "\u27e6email:" in sealed
+
+
+async def test_concurrent_shoppers_each_get_their_own_sealed_values_back(
+    server: LiveServer, store: Database
+) -> None:
+    """16 shoppers at once (``httpx.AsyncClient`` + ``asyncio.gather``), each typing their
+    own email and phone over two turns: nothing of theirs is stored in clear, and each
+    conversation opens to that shopper's values only."""
+    import asyncio
+
+    import httpx
+
+    def email(n: int) -> str:
+        return f"shopper.{n}.sealed@example.com"
+
+    async def shopper(client: httpx.AsyncClient, n: int) -> None:
+        sender = f"sealed-{n}-{KEY[:6]}"
+        for text in (f"hi, my email is {email(n)}", f"and my phone is +1 415 555 01{n:02d}"):
+            r = await client.post(
+                "/webhooks/rest/webhook", json={"sender": sender, "message": text}
+            )
+            assert r.status_code == 200, r.text
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+        await asyncio.gather(*(shopper(client, n) for n in range(16)))
+    sealer = Sealer(KEY)
+    for n in range(16):
+        raw = stored_events(store, f"rest:sealed-{n}-{KEY[:6]}")
+        assert email(n) not in raw and f"555 01{n:02d}" not in raw
+        opened = json.dumps([sealer.open_data(d) for d in json.loads(raw)])
+        assert email(n) in opened
+        assert not any(email(m) in opened for m in range(16) if m != n)
