@@ -548,6 +548,7 @@ def web_and_telegram_channels(
             origins=origins,
             limits=limits,
             demo_products=products[:8],
+            sealer=manager.gate.sealer,
         ),
     ]
     if "socketio" in settings.channels:

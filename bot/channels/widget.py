@@ -71,6 +71,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from bot.channels.base import Channel, Say, clerk_say
+from bot.dialogue.sealing import Sealer
 from bot.errors import Unavailable
 from bot.handoff.desk import shopper_message
 from bot.inputs import BadInput, client_string
@@ -318,11 +319,14 @@ class WidgetChannel(Channel):
         rate_limit: int = 20,
         limits: MessageLimits | None = None,
         demo_products: list[dict[str, Any]] | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         """``look`` and ``wording``: Clerk's defaults (its greeting, words and USD) when not
-        given; ``bot.app`` passes the store's."""
+        given; ``bot.app`` passes the store's. ``sealer``: opens the personal data sealed
+        in stored conversations, for the history shown to the shopper it belongs to."""
         self.manager = manager
         self.db = db
+        self.sealer = sealer
         say = clerk_say(self.name)
         self.look = look or WidgetLook(greeting=default_greeting(say))
         self.wording = wording or WidgetWording.from_responses(say)
@@ -493,8 +497,7 @@ class WidgetChannel(Channel):
     def _history(self, sid: str) -> list[dict[str, Any]]:
         with self.db.session() as s:
             events = conversations.load_events(s, self.conversation_id(sid))
-        sealer = getattr(getattr(self.manager, "gate", None), "sealer", None)
-        return transcript(sealer.open(events) if sealer else events)  # the shopper's own
+        return transcript(self.sealer.open(events) if self.sealer else events)
 
     def _session(self, sid: str) -> _Session:
         session = self._sessions.get(sid)

@@ -129,12 +129,11 @@ class ExtractiveWriter(AnswerWriter):
     def _yes_no(self, question: str, relevant: list[Hit]) -> YesNo | None:
         """The yes or no the passages give a yes/no question (``bot.generation.yesno``);
         ``passage`` indexes ``relevant``."""
-        passages = [(h.title, h.text) for h in relevant if h.kind != "product"]
-        found = decide(question, passages)
+        texts = [h for h in relevant if h.kind != "product"]
+        found = decide(question, [(h.title, h.text) for h in texts])
         if found is None:
             return None
-        own = [h for h in relevant if h.kind != "product"][found.passage]
-        return YesNo(found.yes, relevant.index(own), found.sentence)
+        return YesNo(found.yes, relevant.index(texts[found.passage]), found.sentence)
 
     def _choose_sentences(
         self,

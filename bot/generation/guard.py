@@ -1045,10 +1045,6 @@ def _spans(text: str, phrases: tuple[str, ...]) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in _phrase_pattern(phrases).finditer(text)]
 
 
-def _blank(text: str, phrases: tuple[str, ...]) -> str:
-    return _phrase_pattern(phrases).sub(" ", text)
-
-
 def _enumerations(text: str, max_words: int = 4) -> list[list[str]]:
     """The items of each "a, b and c" enumeration of short items (``max_words`` each) in
     ``text``; the first item without the words leading up to it ("It comes in black" ->
