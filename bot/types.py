@@ -205,6 +205,23 @@ class HandoffEvent(Event):
 
 
 @dataclass(frozen=True)
+class FeedbackGiven(Event):
+    """The shopper's rating of the conversation (CSAT), given when the bot asked for it at
+    the end of a conversation: ``rating`` is ``"up"`` or ``"down"`` (``FEEDBACK_RATINGS``).
+    A later rating in the same conversation replaces an earlier one for analytics."""
+
+    rating: str
+
+    type_name = "feedback"
+
+    def payload(self) -> dict[str, Any]:
+        return {"rating": self.rating}
+
+
+FEEDBACK_RATINGS = ("up", "down")
+
+
+@dataclass(frozen=True)
 class UnknownEvent(Event):
     """An event type Clerk does not interpret; kept verbatim so nothing is lost."""
 
@@ -256,4 +273,6 @@ def event_from_dict(data: dict[str, Any]) -> Event:
         return HandoffEvent(
             step=data["step"], reason=data.get("reason"), data=data.get("data") or {}, **kw
         )
+    if kind == "feedback" and data.get("rating") in FEEDBACK_RATINGS:
+        return FeedbackGiven(rating=str(data["rating"]), **kw)
     return UnknownEvent(raw=dict(data), **kw)
