@@ -303,6 +303,7 @@ def build(
         handoff_policy=handoff.policy,
         relay=handoff.relay,
         gate=ConversationGate(db, sealer=sealer),
+        feedback_after=settings.feedback_after,
     )
     parts = Parts(
         settings=settings,

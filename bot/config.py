@@ -91,6 +91,10 @@ class Settings:
     #: the same intent accuracy (benchmarks/nlu_defaults.py). Knowledge search uses fp32.
     nlu_encoder_precision: str = "int8"
     max_misses_before_handoff: int = 2
+    #: The closing responses after which the bot asks the shopper to rate the conversation
+    #: (CSAT, bot/dialogue/feedback.py); empty: only action_ask_feedback and an agent
+    #: closing a handoff ask.
+    feedback_after: tuple[str, ...] = ("utter_goodbye",)
     log_level: str = "INFO"
     # web chat widget and its Rasa-compatible Socket.IO endpoint
     widget_title: str = "Clerk"
@@ -205,6 +209,7 @@ class Settings:
             channels=_channels(get("channels", CHANNELS)),
             nlu_threshold=threshold,
             max_misses_before_handoff=misses,
+            feedback_after=_names(get("feedback_after", ("utter_goodbye",)), "feedback_after"),
             log_level=str(get("log_level", "INFO")).upper(),
             retention_days=_number(
                 get,
@@ -260,6 +265,17 @@ def _expand(text: str, env: Mapping[str, str]) -> str:
         return env[m.group(1)]
 
     return _ENV_REF.sub(value, text)
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    """A list of response names: comma-separated (environment) or a YAML list; ``none``
+    (or an empty list) for none."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return ()
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(key, "must be a list of response names")
+    return tuple(n.strip() for n in names if n.strip())
 
 
 def _channels(value: Any) -> tuple[str, ...]:

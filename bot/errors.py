@@ -9,7 +9,12 @@ and carries the data a caller needs to react, not only a message.
     ├── ModelNotTrainedError        a model artifact is missing (path)
     ├── InputError                  a request the caller must fix (HTTP 400)
     │   ├── MessageTooLongError     (length, limit)
-    │   └── UnknownCustomer         no profile, conversation or ticket has this id (customer_id)
+    │   ├── UnknownCustomer         no profile, conversation or ticket has this id (customer_id)
+    │   └── FeedbackRefused         a CSAT rating that cannot be recorded (conversation_id,
+    │       │                       reason; HTTP status)
+    │       ├── BadRating           not one of FEEDBACK_RATINGS (400)
+    │       ├── UnknownConversation no such conversation in the caller's channel (404)
+    │       └── FeedbackNotAsked    the bot never asked this conversation for a rating (409)
     ├── StoreError                  database failure during a turn (the turn is rolled back)
     ├── Unavailable                 try again later (HTTP 503 with Retry-After: retry_after)
     │   ├── Overloaded              every database thread stayed busy (resource)
@@ -80,6 +85,45 @@ class UnknownCustomer(InputError):
             f"no customer {customer_id!r}: no profile, conversation or ticket has this id"
         )
         self.customer_id = customer_id
+
+
+class FeedbackRefused(InputError):
+    """A shopper's rating that is not recorded (nothing is stored). ``reason``: a short
+    code for clients (``bad_rating``, ``unknown_conversation``, ``not_asked``);
+    ``status``: the HTTP status a channel answers with."""
+
+    reason = "refused"
+    status = 400
+
+    def __init__(self, message: str, conversation_id: str | None = None) -> None:
+        super().__init__(message)
+        self.conversation_id = conversation_id
+
+
+class BadRating(FeedbackRefused):
+    reason = "bad_rating"
+    status = 400
+
+    def __init__(self, rating: object, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"'rating' must be one of {', '.join(map(repr, allowed))}")
+        self.rating = rating
+        self.allowed = allowed
+
+
+class UnknownConversation(FeedbackRefused):
+    reason = "unknown_conversation"
+    status = 404
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__("no such conversation", conversation_id)
+
+
+class FeedbackNotAsked(FeedbackRefused):
+    reason = "not_asked"
+    status = 409
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__("this conversation was not asked for a rating", conversation_id)
 
 
 class StoreError(ClerkError):

@@ -31,6 +31,7 @@ BUILTIN_ACTIONS = {
     "action_knowledge_answer",
     "action_handoff",
     "action_offer_handoff",
+    "action_ask_feedback",
 }
 
 

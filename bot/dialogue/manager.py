@@ -22,7 +22,7 @@ stored stores none of them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -30,6 +30,13 @@ from bot.actions import ActionRunner
 from bot.dialogue.builtins import Answerer, KnowledgeAnswerAction, standard_builtins
 from bot.dialogue.custom_actions import CustomActions
 from bot.dialogue.domain import Domain
+from bot.dialogue.feedback import (
+    ASK_ACTION,
+    DEFAULT_ASK_AFTER,
+    Feedback,
+    checked_rating,
+    ever_asked,
+)
 from bot.dialogue.forms import FormLoop
 from bot.dialogue.gate import ConversationGate, Outcome
 from bot.dialogue.handoff_router import HandoffRouter
@@ -38,13 +45,15 @@ from bot.dialogue.steps import TurnStats
 from bot.dialogue.tracker import Tracker
 from bot.dialogue.turns import Parser, TurnRunner, customer_of, replies_to
 from bot.dialogue.voice import Voice
+from bot.errors import FeedbackNotAsked, UnknownConversation
 from bot.handoff.desk import HandoffConflict, HandoffDesk
-from bot.handoff.outbox import Change, Relay
+from bot.handoff.outbox import Change, Outbox, Relay
 from bot.handoff.triggers import HandoffPolicy
 from bot.store.db import Database
 from bot.store.models import Conversation
 from bot.types import (
     ActionExecuted,
+    BotUttered,
     ConversationId,
     Event,
     HandoffEvent,
@@ -77,13 +86,17 @@ class DialogueManager:
         handoff_policy: HandoffPolicy | None = None,
         relay: Relay | None = None,
         gate: ConversationGate | None = None,
+        feedback_after: Iterable[str] = DEFAULT_ASK_AFTER,
     ) -> None:
         """``handoff``: the desk that queues conversations for agents (without one, a
         handoff is only recorded in the tracker); ``handoff_policy``: when the bot hands
         off on its own (default: offer a human after ``max_misses``, hand off on failed
         actions, out-of-scope requests and severe complaints); ``relay``: where changes
         of conversations in handoff are published for the console; ``gate``: how turns
-        take a conversation (default: leases in ``db``)."""
+        take a conversation (default: leases in ``db``); ``feedback_after``: the closing
+        responses after which the bot asks the shopper to rate the conversation
+        (``bot.dialogue.feedback``; empty: only ``action_ask_feedback`` and a handoff
+        closed by an agent ask)."""
         self.domain = domain
         self.policy = policy
         self.nlu = nlu
@@ -126,6 +139,13 @@ class DialogueManager:
         self.builtins = standard_builtins(
             voice=voice, router=self.router, forms=self.forms, knowledge=answer, stats=self.stats
         )
+        self.feedback = Feedback(domain, feedback_after)
+
+        async def ask_feedback(tracker: Tracker, decision: object) -> None:
+            if self.feedback.may_ask(tracker):
+                self.feedback.ask(tracker)
+
+        self.builtins.register(ASK_ACTION, ask_feedback)
         self.turns = TurnRunner(
             domain=domain,
             flows=policy,
@@ -138,6 +158,7 @@ class DialogueManager:
             builtins=self.builtins,
             stats=self.stats,
             parsing=self._parsing,
+            feedback=self.feedback,
         )
 
     def close(self) -> None:
@@ -186,6 +207,7 @@ class DialogueManager:
                     guard(session, cid)
                 conv = session.get(Conversation, cid)
                 result = step(session, conv, tracker)
+                self._ask_after_close(session, conv, tracker)
                 return Outcome(
                     tracker.new_events, tracker.handoff_status, customer_of(tracker), result=result
                 )
@@ -193,6 +215,46 @@ class DialogueManager:
             outcome = await self.gate.finish(holding, write)
         self._publish(cid, tracker.handoff_status, outcome.events)
         return outcome.result  # type: ignore[return-value]
+
+    def _ask_after_close(self, session: Any, conv: Conversation, tracker: Tracker) -> None:
+        """A human agent closed the conversation's handoff in this step: the end of the
+        conversation, so the shopper is asked for a rating (once a session), through the
+        outbox in the step's own transaction, right after the closing notice."""
+        closed = any(isinstance(e, HandoffEvent) and e.step == "closed" for e in tracker.new_events)
+        if not closed or not self.feedback.may_ask(tracker):
+            return
+        request = self.feedback.request(tracker.slots, conv.channel)
+        out = Outbox.add_reply(session, conv.id, conv.channel, request, kind="feedback")
+        self.feedback.ask(tracker, channel=conv.channel, message_id=out.id)
+
+    async def record_feedback(
+        self, conversation_id: ConversationId, rating: object, *, channel: str
+    ) -> list[Reply]:
+        """Record the shopper's rating of conversation ``conversation_id`` of ``channel``
+        (``Channel.name``; the id made by that channel from the client's own id), without
+        a bot turn: ``FeedbackGiven(rating)`` and the thanks appended in one short
+        transaction under the conversation's lease. Returns the thanks to show.
+
+        Refused, nothing stored (``FeedbackRefused``): ``BadRating`` (not "up" or "down"),
+        ``UnknownConversation`` (none with that id, or it belongs to another channel),
+        ``FeedbackNotAsked`` (the bot never asked it). A second rating is stored too; the
+        last one counts. Raises ``Unavailable`` when the conversation stays busy."""
+        rating = checked_rating(rating)
+        cid = ConversationId(str(conversation_id))
+        async with self.gate.hold(cid, channel, create=False) as holding:
+            snapshot = holding.snapshot
+            if not snapshot.existed or snapshot.channel != channel:
+                raise UnknownConversation(cid)
+            if not ever_asked(snapshot.events):
+                raise FeedbackNotAsked(cid)
+            tracker = Tracker.from_events(cid, self._initial_slots, snapshot.events)
+            new = self.feedback.rate(tracker, rating, channel=channel)
+            await self.gate.finish(
+                holding,
+                lambda _session: Outcome(new, tracker.handoff_status, customer_of(tracker)),
+            )
+        self._publish(cid, tracker.handoff_status, new)
+        return [e.to_reply() for e in new if isinstance(e, BotUttered)]
 
     def _publish(self, cid: ConversationId, status: str, new: list[Event]) -> None:
         """Tell the console what changed in a conversation (and the outbox about messages

@@ -6,7 +6,8 @@ parses the text, hands a severe complaint to a human, stays silent while an agen
 conversation, fills slots from the domain's mappings, and runs actions until the bot
 listens: queued steps first, then a follow-up action, the active form, rules and stories
 (``FlowPolicy``), the intent's rule action or the fallback, each decision routed through
-the handoff policy. The turn's events are appended in one short, fenced transaction.
+the handoff policy; after a closing response it asks for a rating
+(``bot.dialogue.feedback``). The turn's events are appended in one short, fenced transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 from bot.dialogue.builtins import BuiltinActions, token_sink
 from bot.dialogue.custom_actions import CustomActions
 from bot.dialogue.domain import Domain
+from bot.dialogue.feedback import Feedback
 from bot.dialogue.forms import FormLoop
 from bot.dialogue.gate import ConversationGate, Outcome
 from bot.dialogue.handoff_router import HandoffRouter
@@ -91,8 +93,12 @@ class TurnRunner:
         builtins: BuiltinActions,
         stats: TurnStats,
         parsing: ThreadPoolExecutor,
+        feedback: Feedback | None = None,
     ) -> None:
+        """``feedback``: asks for a rating after the store's closing responses (none:
+        never)."""
         self.domain = domain
+        self.feedback = feedback
         self.flows = flows
         self.nlu = nlu
         self.gate = gate
@@ -205,6 +211,8 @@ class TurnRunner:
             if outcome.after is After.LISTEN:
                 break
             queued.extend(outcome.queued)
+        if self.feedback is not None and self.feedback.due(tracker):
+            self.feedback.ask(tracker)  # the end of the conversation: rate it
         tracker.apply(ActionExecuted(name=LISTEN))
 
     def _next(self, tracker: Tracker) -> Decision:

@@ -191,16 +191,26 @@ class RedisRelay(Relay):
 # --------------------------------------------------------------------------- the outbox
 
 
+#: Kinds of outbox message that carry a structured payload (``Reply.custom``) besides their
+#: text: the row's ``text`` column holds ``{"text", "custom"}`` as JSON (no column of its
+#: own, so the outbox table needs no migration). ``feedback``: the request for a CSAT
+#: rating sent when an agent closes a handoff (``bot.dialogue.feedback``).
+STRUCTURED_KINDS = frozenset({"feedback"})
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
     id: str
     conversation_id: ConversationId
     channel: str
-    kind: str  # agent (a human agent's reply) | notice (the system: "Ana joined")
+    kind: str  # agent (a human agent's reply) | notice (the system: "Ana joined") | feedback
     text: str
     sender: str | None = None
+    custom: dict[str, Any] | None = None  # the payload of a ``STRUCTURED_KINDS`` message
 
     def to_reply(self) -> Reply:
+        if self.kind in STRUCTURED_KINDS:
+            return Reply(text=self.text or None, custom={**(self.custom or {}), "id": self.id})
         custom: dict[str, Any] = {
             "type": "agent_message" if self.kind == "agent" else "handoff_notice",
             "id": self.id,
@@ -214,13 +224,18 @@ class OutgoingMessage:
 
     @classmethod
     def from_row(cls, row: OutboxMessage) -> OutgoingMessage:
+        text, custom = row.text, None
+        if row.kind in STRUCTURED_KINDS:
+            stored = json.loads(row.text)
+            text, custom = str(stored.get("text") or ""), dict(stored.get("custom") or {})
         return cls(
             id=row.message_id,
             conversation_id=ConversationId(row.conversation_id),
             channel=row.channel,
             kind=row.kind,
-            text=row.text,
+            text=text,
             sender=row.sender,
+            custom=custom,
         )
 
 
@@ -276,6 +291,17 @@ class Outbox:
         session.add(row)
         session.flush()
         return OutgoingMessage.from_row(row)
+
+    @staticmethod
+    def add_reply(
+        session: Session, conversation_id: str, channel: str, reply: Reply, *, kind: str
+    ) -> OutgoingMessage:
+        """Queue a message with a structured payload (``reply.custom``; ``kind`` one of
+        ``STRUCTURED_KINDS``) in the caller's transaction."""
+        if kind not in STRUCTURED_KINDS:
+            raise ValueError(f"kind {kind!r} carries no payload; use Outbox.add")
+        stored = json.dumps({"text": reply.text or "", "custom": reply.custom or {}})
+        return Outbox.add(session, conversation_id, channel, stored, kind=kind)
 
     # ------------------------------------------------------------------ reading
     def pending(
