@@ -14,6 +14,14 @@ While a human agent holds a conversation the bot stays silent (the webhook answe
 the agent's messages wait in the outbox until the client takes them with
 ``GET /webhooks/rest/messages?sender=ID``: ``[{"recipient_id", "text", "custom": {"type":
 "agent_message" | "handoff_notice", "id", "agent"?}}]``, oldest first, each returned once.
+
+CSAT: when the bot asks for a rating (a reply with ``custom.type == "feedback_request"``,
+see ``bot.dialogue.feedback``), the client posts the shopper's thumb to
+``POST /webhooks/rest/feedback`` with ``{"sender", "rating": "up" | "down"}`` and gets the
+thanks as the webhook's replies (``custom.type == "feedback_thanks"``). Refused, nothing
+stored, with ``{"error", "reason"}``: a bad body or rating 400 (``bad_rating``), a sender
+without a conversation 404 (``unknown_conversation``), a conversation the bot never asked
+409 (``not_asked``).
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.channels.base import Channel
+from bot.dialogue.feedback import checked_rating
 from bot.dialogue.manager import DialogueManager
+from bot.errors import FeedbackRefused
 from bot.handoff.outbox import Outbox
 from bot.inputs import BadInput, client_id, client_string, json_object
 from bot.types import Message
@@ -100,6 +110,7 @@ class RestChannel(Channel):
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = [
             Route("/webhooks/rest/webhook", self.webhook, methods=["POST"]),
+            Route("/webhooks/rest/feedback", self.feedback, methods=["POST"]),
             Route("/webhooks/rest/", self.status, methods=["GET"]),
         ]
         if self.outbox is not None:
@@ -145,3 +156,23 @@ class RestChannel(Channel):
             )
         )
         return JSONResponse([r.to_rasa(sender) for r in replies])
+
+    async def feedback(self, request: Request) -> JSONResponse:
+        """The shopper's rating of their conversation (see the module's docstring)."""
+        if (denied := self._unauthorised(request)) is not None:
+            return denied
+        data = await read_json_object(request)
+        if isinstance(data, JSONResponse):
+            return data
+        try:
+            sender = client_id(data.get("sender"), "sender", max_chars=MAX_SENDER_CHARS)
+        except BadInput as exc:
+            return bad_request(f"field {exc}")
+        try:
+            rating = checked_rating(data.get("rating"))
+            thanks = await self.manager.record_feedback(
+                self.conversation_id(sender), rating, channel=self.name
+            )
+        except FeedbackRefused as exc:
+            return JSONResponse({"error": str(exc), "reason": exc.reason}, status_code=exc.status)
+        return JSONResponse([r.to_rasa(sender) for r in thanks])

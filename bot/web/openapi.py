@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bot.handoff.desk import MAX_AGENT_TEXT, TICKET_PRIORITIES, TICKET_STATUSES
+from bot.types import FEEDBACK_RATINGS
 
 # The limits the handlers apply (bot.channels.rest, bot.app, bot.web.console.app).
 MAX_BODY_BYTES = 64 * 1024
@@ -266,6 +267,34 @@ def core_paths() -> Schema:
                     400,
                     413,
                     ok_text="The bot's replies ([] while an agent holds the conversation)",
+                ),
+            }
+        },
+        "/webhooks/rest/feedback": {
+            "post": {
+                "summary": "The shopper's rating (CSAT) of a conversation the bot asked to rate",
+                "description": "After a reply with custom.type 'feedback_request'. The last "
+                "rating of a conversation counts; a second one is stored too. Errors carry "
+                "a 'reason': bad_rating (400), unknown_conversation (404), not_asked (409).",
+                "operationId": "restFeedback",
+                "requestBody": body(
+                    obj(
+                        {
+                            "sender": identifier(
+                                MAX_SENDER_CHARS, "The conversation, as the client names it"
+                            ),
+                            "rating": {"type": "string", "enum": list(FEEDBACK_RATINGS)},
+                        },
+                        ("sender", "rating"),
+                    )
+                ),
+                "responses": responses(
+                    {"type": "array", "items": ref("RasaMessage")},
+                    400,
+                    404,
+                    409,
+                    413,
+                    ok_text="The thanks (custom.type 'feedback_thanks')",
                 ),
             }
         },
