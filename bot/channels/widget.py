@@ -18,6 +18,8 @@ The WebSocket speaks JSON text frames. Client to server::
                                                     title: a quick reply's label (text = payload);
                                                     a text or title breaking the rules of
                                                     bot.inputs gets error bad_frame
+    {"type": "feedback", "rating": "up" | "down"}   the shopper's thumb on a feedback request
+                                                    (CSAT) of this session's conversation
     {"type": "ping"}
 
 Server to client::
@@ -33,9 +35,18 @@ Server to client::
                                                     the stream is over: its bubble becomes bot
                                                     message ``final`` (sent next), or goes away
     {"type": "error", "code": str, "message": str, "id"?: str, "retry_after"?: float}
+                                                    a refused rating: code feedback_refused
+                                                    with "reason" (bad_rating, not_asked...)
     {"type": "pong"}
 
+A bot message with ``custom.type == "feedback_request"`` asks the shopper to rate the
+conversation (``custom.ratings``: ``[{"rating", "label"}]``, the labels the domain's); the
+thanks comes back as a bot message with ``custom.type == "feedback_thanks"`` (and
+``custom.rating``) to every open tab. In the history a request already answered carries
+``custom.rated``: the last rating given.
+
 History entries are ``user`` and ``bot`` frames. Bot message ids are ``<user message id>:<n>``
+(``agent:<id>`` for messages sent outside a turn: an agent's, a notice, a rating's thanks)
 both live and in history, so a client renders each message once whatever the order in which
 a reconnect, the history and a live broadcast reach it.
 
@@ -72,14 +83,14 @@ from starlette.websockets import WebSocket, WebSocketState
 
 from bot.channels.base import Channel, Say, clerk_say
 from bot.dialogue.sealing import Sealer
-from bot.errors import Unavailable
+from bot.errors import FeedbackRefused, Unavailable
 from bot.handoff.desk import shopper_message
 from bot.inputs import BadInput, client_string
 from bot.knowledge.money import format_money
 from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.store import conversations
 from bot.store.db import Database
-from bot.types import BotUttered, Message, Reply, UserUttered
+from bot.types import BotUttered, FeedbackGiven, Message, Reply, UserUttered
 
 if TYPE_CHECKING:
     from bot.handoff.outbox import OutgoingMessage
@@ -98,6 +109,7 @@ MAX_SESSIONS = 10_000
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TURN_ATTEMPTS = 3
+FEEDBACK_REQUEST = "feedback_request"  # bot.dialogue.feedback.REQUEST_TYPE
 
 
 class TurnHandler(Protocol):
@@ -157,6 +169,7 @@ def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str
     turn_id = "start"
     n = 0
     buttons: dict[str, str] = {}
+    request: dict[str, Any] | None = None  # the latest feedback request's frame
     for ev in events:
         if isinstance(ev, UserUttered):
             turn_id = ev.message_id or f"u{len(out)}"
@@ -166,8 +179,14 @@ def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str
             buttons = {}
         elif isinstance(ev, BotUttered):
             reply = ev.to_reply()
-            out.append(reply_frame(reply, f"{turn_id}:{n}", turn_id))
-            n += 1
+            outside = ev.metadata.get("message_id")  # said outside a turn (out of the outbox)
+            if outside:
+                out.append(reply_frame(reply, f"agent:{outside}", f"agent:{outside}"))
+            else:
+                out.append(reply_frame(reply, f"{turn_id}:{n}", turn_id))
+                n += 1
+            if (reply.custom or {}).get("type") == FEEDBACK_REQUEST:
+                request = out[-1]
             for b in reply.buttons:
                 buttons.setdefault(b.payload, b.title)
         elif (shown := shopper_message(ev)) is not None:  # a human agent's message, a notice
@@ -185,6 +204,8 @@ def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str
                     "custom": custom,
                 }
             )
+        elif isinstance(ev, FeedbackGiven) and request is not None:
+            request["custom"] = {**request["custom"], "rated": ev.rating}
     return out[-limit:]
 
 
@@ -457,6 +478,11 @@ class WidgetChannel(Channel):
                         await self._send(client, _error("hello_first", "send hello first"))
                         continue
                     await self._accept(session, client, data)
+                elif kind == "feedback":
+                    if session is None:
+                        await self._send(client, _error("hello_first", "send hello first"))
+                        continue
+                    await self._feedback(session, client, data.get("rating"))
                 else:
                     await self._send(client, _error("bad_frame", f"unknown type {kind!r}"))
         except Exception:  # a broken socket ends this connection, never the session
@@ -557,6 +583,39 @@ class WidgetChannel(Channel):
         await self._broadcast(session, {"type": "user", "id": mid, "text": item.shown}, skip=client)
         if session.worker is None:
             session.worker = asyncio.create_task(self._drain(session))
+
+    async def _feedback(self, session: _Session, client: _Client, rating: object) -> None:
+        """The shopper's rating of this session's conversation (the only one it may rate):
+        recorded without a turn; the thanks goes to every open tab of the session."""
+        cid = self.conversation_id(session.id)
+        wait = await self.limiter.check(cid)
+        if wait:
+            await self._send(
+                client,
+                {
+                    **_error("rate_limited", "too many messages", None),
+                    "retry_after": round(wait, 2),
+                },
+            )
+            return
+        record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
+        if record is None:
+            await self._send(client, _error("feedback_refused", "ratings are not recorded here"))
+            return
+        try:
+            thanks: list[Reply] = await record(cid, rating, channel=self.name)
+        except FeedbackRefused as exc:
+            await self._send(client, {**_error("feedback_refused", str(exc)), "reason": exc.reason})
+            return
+        except Unavailable as exc:
+            await self._send(
+                client,
+                {**_error("busy", "try again shortly"), "retry_after": round(exc.retry_after, 2)},
+            )
+            return
+        for reply in thanks:  # the id the history gives it: the event's message_id
+            frame_id = f"agent:{(reply.custom or {}).get('id')}"
+            await self._broadcast(session, reply_frame(reply, frame_id, frame_id))
 
     # ------------------------------------------------------------------ turns
     async def _drain(self, session: _Session) -> None:

@@ -300,9 +300,57 @@
       });
       node.appendChild(group);
     }
+    if (custom.type === "feedback_request" && Array.isArray(custom.ratings)) {
+      node.appendChild(feedbackButtons(custom, msg.text));
+    }
     var old = find(msg.id);
     if (old) { log.replaceChild(node, old); } else { log.appendChild(node); }
+    if (custom.type === "feedback_thanks") { markRated(custom.rating); }
     scrollDown();
+  }
+  var THUMBS = { up: "\uD83D\uDC4D", down: "\uD83D\uDC4E" };
+  /** A request for a rating (CSAT): one 👍/👎 button per rating, named for screen readers
+   * by the domain's labels; a click sends the rating over this session's socket. */
+  function feedbackButtons(custom, question) {
+    var group = el("div", { class: "feedback", role: "group", "aria-label": question || "" });
+    custom.ratings.forEach(function (r) {
+      if (!THUMBS[r.rating]) { return; }
+      var label = String(r.label || r.rating);
+      var btn = el("button", {
+        type: "button", class: "thumb", "data-rating": r.rating, "aria-label": label,
+        title: label, "aria-pressed": "false", text: THUMBS[r.rating]
+      });
+      btn.addEventListener("click", function () {
+        if (btn.disabled) { return; }
+        group.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+        btn.setAttribute("aria-pressed", "true");
+        if (!frame({ type: "feedback", rating: r.rating })) { enableFeedback(); }
+      });
+      group.appendChild(btn);
+    });
+    if (custom.rated) { disableFeedback(group, custom.rated); }
+    return group;
+  }
+  function disableFeedback(group, rating) {
+    group.setAttribute("data-rated", rating);
+    group.querySelectorAll("button").forEach(function (b) {
+      b.disabled = true;
+      b.setAttribute("aria-pressed", b.getAttribute("data-rating") === rating ? "true" : "false");
+    });
+  }
+  /** The rating was recorded: every request's buttons are done, the chosen one pressed. */
+  function markRated(rating) {
+    log.querySelectorAll(".feedback").forEach(function (g) { disableFeedback(g, rating); });
+  }
+  /** A rating that did not get through (offline, busy): the shopper may press again. */
+  function enableFeedback() {
+    log.querySelectorAll(".feedback").forEach(function (g) {
+      if (g.getAttribute("data-rated")) { return; }
+      g.querySelectorAll("button").forEach(function (b) {
+        b.disabled = false;
+        b.setAttribute("aria-pressed", "false");
+      });
+    });
   }
   /** Quick replies answer the latest question only. */
   function retireQuickReplies() {
@@ -445,6 +493,8 @@
       renderSystem(t("rate_limited", { seconds: Math.ceil(wait) }));
       clearTimeout(holdTimer);
       holdTimer = setTimeout(flush, wait * 1000 + 50);
+    } else if (msg.code === "busy" || (msg.code === "rate_limited" && !msg.id)) {
+      enableFeedback();  // only a rating is answered so without a message id
     } else if (msg.code === "turn_failed") {
       renderSystem(t("turn_failed"));
     } else if (msg.id) {
