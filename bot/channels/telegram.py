@@ -14,6 +14,13 @@ What a chat gets:
 - text goes to the dialogue manager (``/start`` greets, ``/help`` asks what the bot can do);
 - buttons become an inline keyboard; pressing one answers the callback query, removes the
   keyboard (a choice is made once) and sends the button's payload as the shopper's message;
+- a request for a rating (CSAT, ``custom.type == "feedback_request"``) becomes a 👍/👎
+  inline keyboard with callback data ``#fb:up`` / ``#fb:down`` (a button payload of the
+  store's own starting with ``#fb:`` travels hashed, so it can never pass for one); pressing
+  one records the rating for that chat's conversation only, answers the callback query,
+  removes the keyboard and sends the thanks. Callback data ``#fb:`` with anything else, a
+  chat that was never asked, or one that is not private, gets the answer
+  ``utter_feedback_refused`` and nothing is stored (the keyboard stays);
 - replies are MarkdownV2 with every piece of text escaped, product cards as bold names with
   options, price and stock, and split into messages of at most 4096 characters at
   paragraph, line or word boundaries;
@@ -78,7 +85,7 @@ from telegram.helpers import escape_markdown
 
 from bot.channels.base import CardWording, Channel, Say, card_price, clerk_say
 from bot.channels.widget import TurnHandler
-from bot.errors import ClerkError
+from bot.errors import ClerkError, FeedbackRefused, Unavailable
 from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
 from bot.types import Button, Message, Reply
 
@@ -91,6 +98,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_TEXT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096, counted after entity parsing
 MAX_CALLBACK_DATA = int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)  # 64 bytes
 ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"]
+FEEDBACK_PREFIX = "#fb:"  # callback data of a rating button: #fb:up, #fb:down
+FEEDBACK_REQUEST = "feedback_request"  # bot.dialogue.feedback.REQUEST_TYPE
+THUMBS = {"up": "\U0001f44d", "down": "\U0001f44e"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class TelegramWording:
     try_again: str
     expired_button: str
     group_notice: str  # ``{bot}``: the bot's username
+    feedback_refused: str = "Sorry, I couldn't record that rating."
 
     @classmethod
     def from_responses(cls, say: Say) -> TelegramWording:
@@ -110,6 +121,7 @@ class TelegramWording:
             try_again=say("utter_telegram_try_again", {}),
             expired_button=say("utter_telegram_expired_button", {}),
             group_notice=say("utter_telegram_group_notice", {"bot": "{bot}"}),
+            feedback_refused=say("utter_feedback_refused", {}),
         )
 
     @classmethod
@@ -522,6 +534,9 @@ class TelegramChannel(Channel):
         query = update.callback_query
         if query is None:
             return
+        if (query.data or "").startswith(FEEDBACK_PREFIX):
+            await self._on_feedback(update)
+            return
         payload = (
             self._payloads.get(query.data or "")
             if (query.data or "").startswith("#h:")
@@ -540,6 +555,34 @@ class TelegramChannel(Channel):
         with contextlib.suppress(TelegramError):
             await query.edit_message_reply_markup(reply_markup=None)
         await self._turn(message.chat.id, payload, f"tgcb{query.id}")
+
+    async def _on_feedback(self, update: Update) -> None:
+        """A 👍/👎 press: the rating of this private chat's conversation, and nothing else."""
+        query = update.callback_query
+        assert query is not None
+        message = query.message
+        rating = (query.data or "").removeprefix(FEEDBACK_PREFIX)
+        record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
+        if message is None or message.chat.type != ChatType.PRIVATE or record is None:
+            await query.answer(self.wording.feedback_refused)
+            return
+        chat_id = message.chat.id
+        try:
+            thanks: list[Reply] = await record(
+                self.conversation_id(str(chat_id)), rating, channel=self.name
+            )
+        except FeedbackRefused as exc:
+            log.info("Telegram rating refused (%s)", exc.reason)
+            await query.answer(self.wording.feedback_refused)
+            return
+        except Unavailable:
+            await query.answer(self.wording.try_again)
+            return
+        await query.answer()
+        with contextlib.suppress(TelegramError):
+            await query.edit_message_reply_markup(reply_markup=None)
+        for reply in thanks:
+            await self.send_reply(chat_id, reply)
 
     async def _on_unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
@@ -592,6 +635,9 @@ class TelegramChannel(Channel):
         chat = self.local_id(message.conversation_id)
         if not self.ready or not chat.lstrip("-").isdigit():
             return False
+        if message.custom is not None:  # a structured message: a request for a rating
+            await self.send_reply(int(chat), message.to_reply())
+            return True
         signed = message.kind == "agent" and message.sender
         text = f"{message.sender}: {message.text}" if signed else message.text
         await self.send_reply(int(chat), Reply(text=text))
@@ -599,7 +645,7 @@ class TelegramChannel(Channel):
 
     async def send_reply(self, chat_id: int, reply: Reply) -> None:
         messages = render_messages(reply, currency=self.currency, cards=self.cards)
-        keyboard = self._keyboard(reply.buttons)
+        keyboard = self._feedback_keyboard(reply) or self._keyboard(reply.buttons)
         for i, message in enumerate(messages):
             markup = keyboard if i == len(messages) - 1 else None
             try:
@@ -647,9 +693,28 @@ class TelegramChannel(Channel):
             ]
         )
 
+    @staticmethod
+    def _feedback_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+        """A request for a rating as one row of 👍/👎 buttons with the domain's labels."""
+        custom = reply.custom or {}
+        if custom.get("type") != FEEDBACK_REQUEST:
+            return None
+        row = [
+            InlineKeyboardButton(
+                f"{THUMBS[r['rating']]} {r.get('label') or ''}".strip()[:64],
+                callback_data=FEEDBACK_PREFIX + r["rating"],
+            )
+            for r in custom.get("ratings") or []
+            if isinstance(r, dict) and r.get("rating") in THUMBS
+        ]
+        return InlineKeyboardMarkup([row]) if row else None
+
     def _callback_data(self, payload: str) -> str:
-        """Telegram carries at most 64 bytes; longer payloads travel as a key to a map."""
-        if len(payload.encode()) <= MAX_CALLBACK_DATA and not payload.startswith("#h:"):
+        """Telegram carries at most 64 bytes; longer payloads travel as a key to a map (and
+        so do payloads that would read as a key or a rating)."""
+        if len(payload.encode()) <= MAX_CALLBACK_DATA and not payload.startswith(
+            ("#h:", FEEDBACK_PREFIX)
+        ):
             return payload
         key = "#h:" + hashlib.sha256(payload.encode()).hexdigest()[:24]
         self._payloads[key] = payload
