@@ -112,7 +112,7 @@ class TelegramWording:
     try_again: str
     expired_button: str
     group_notice: str  # ``{bot}``: the bot's username
-    feedback_refused: str = "Sorry, I couldn't record that rating."
+    feedback_refused: str  # a rating button that cannot be recorded
 
     @classmethod
     def from_responses(cls, say: Say) -> TelegramWording:
