@@ -308,7 +308,11 @@
     if (custom.type === "feedback_thanks") { markRated(custom.rating); }
     scrollDown();
   }
-  var THUMBS = { up: "\uD83D\uDC4D", down: "\uD83D\uDC4E" };
+  // 👍/👎 drawn as icons (an emoji font is not on every system)
+  var THUMBS = {
+    up: "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z",
+    down: "M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2c0 1.1.9 2 2 2h6.31l-.95 4.57-.03.32c0 .41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58-1.41V5c0-1.1-.9-2-2-2zm4 0v12h4V3h-4z"
+  };
   /** A request for a rating (CSAT): one 👍/👎 button per rating, named for screen readers
    * by the domain's labels; a click sends the rating over this session's socket. */
   function feedbackButtons(custom, question) {
@@ -318,8 +322,8 @@
       var label = String(r.label || r.rating);
       var btn = el("button", {
         type: "button", class: "thumb", "data-rating": r.rating, "aria-label": label,
-        title: label, "aria-pressed": "false", text: THUMBS[r.rating]
-      });
+        title: label, "aria-pressed": "false"
+      }, [svg(THUMBS[r.rating])]);
       btn.addEventListener("click", function () {
         if (btn.disabled) { return; }
         group.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
