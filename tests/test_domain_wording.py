@@ -159,6 +159,7 @@ SCRIPT = [
     ("fallback and offer", ["blorf snargle wib", "qwzx vlemp krrpt", "yes"]),
     ("handoff request", ["I want to talk to a real person"]),
     ("empty", ["   "]),
+    ("goodbye", ["bye"]),
 ]
 
 
@@ -178,6 +179,20 @@ def test_every_reply_uses_the_stores_wording(bot: Any, topic: str, lines: list[s
         for button in reply.buttons:
             if not button.payload.startswith("/inform"):  # data choices are values
                 assert MARKER.search(button.title), button
+
+
+def test_the_request_for_a_rating_and_the_thanks_are_the_stores_words(bot: Any) -> None:
+    shopper = Shopper(bot, "wording-feedback")
+    request = shopper.say("bye")[-1]
+    assert request.text == "«utter_ask_feedback #0»"
+    assert request.custom is not None and request.custom["type"] == "feedback_request"
+    assert [r["label"] for r in request.custom["ratings"]] == [
+        "«utter_feedback_up #0»",
+        "«utter_feedback_down #0»",
+    ]
+    record = bot.manager.record_feedback(shopper.cid, "up", channel="rest")
+    [thanks] = asyncio.run(record)
+    assert thanks.text == "«utter_thanks_for_feedback #0»"
 
 
 KNOWLEDGE_QUESTIONS = [
@@ -445,6 +460,7 @@ def test_telegrams_own_notices_use_the_stores_words(euro_channels: Any) -> None:
     assert wording.try_again.startswith("«utter_telegram_try_again #0»")
     assert wording.expired_button.startswith("«utter_telegram_expired_button #0»")
     assert wording.group_notice.startswith("«utter_telegram_group_notice #0» {bot}")
+    assert wording.feedback_refused.startswith("«utter_feedback_refused #0»")
     reply = Reply(text="«utter_x #0»", image="https://shop.example/kettle.png")
     [message] = render_messages(reply, currency="EUR", cards=euro_channels["telegram"].cards)
     assert "«utter_image_link #0»" in message.plain
@@ -480,6 +496,11 @@ def test_clerk_ships_a_default_for_every_word_of_the_chat_surfaces() -> None:
         "utter_telegram_try_again",
         "utter_telegram_expired_button",
         "utter_telegram_group_notice",
+        "utter_ask_feedback",
+        "utter_feedback_up",
+        "utter_feedback_down",
+        "utter_thanks_for_feedback",
+        "utter_feedback_refused",
     }
     assert names <= set(default_responses())
     script = (WEB_DIR / "static" / "clerk-widget.js").read_text(encoding="utf-8")

@@ -460,15 +460,14 @@ def test_closing_with_a_resolution(
     r = ana.post("close", {"id": chat.conversation_id, "resolution": "refund issued for the lamp"})
     assert r.status_code == 200
     notices = poll(server.url, chat.sender)
-    assert "closed this conversation" in notices[-1]["text"]
+    assert "closed this conversation" in notices[-2]["text"]
+    assert notices[-1]["custom"]["type"] == "feedback_request"  # the end: rate it (CSAT)
     assert status(store, chat.conversation_id) == "closed"
     view = ana.view(chat.conversation_id)
     assert view["handoff"]["resolution"] == "refund issued for the lamp"
-    assert view["transcript"][-1] == {
-        **view["transcript"][-1],
-        "step": "closed",
-        "reason": "refund issued for the lamp",
-    }
+    closed, asked = view["transcript"][-2:]  # the close, then the request for a rating
+    assert closed == {**closed, "step": "closed", "reason": "refund issued for the lamp"}
+    assert asked["type"] == "bot" and asked["text"] == notices[-1]["text"]
     # after a close the bot answers again, and a new handoff can start
     assert "bot" in chat.text("are you a bot?")
     chat.text("I want to talk to a human")

@@ -320,6 +320,53 @@ def test_typed_html_shows_as_text(page, site: CuttableProxy) -> None:  # type: i
     assert widget.locator(".msg.user a").count() == 0  # shopper text is never linkified
 
 
+def test_a_shopper_rates_the_conversation_with_a_thumb(  # type: ignore[no-untyped-def]
+    page, site: CuttableProxy, database_url: str
+) -> None:
+    """CSAT: a goodbye brings 👍/👎 (named for screen readers by the domain's labels); a
+    click stores a ``feedback`` event, disables both and shows the thanks, also after a
+    reload."""
+    expect = playwright_api.expect
+    page.goto(site.url + "/")
+    page.get_by_role("button", name="Open chat with Clerk").click()
+    expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible()
+    say(page, "bye")
+    bot_said(page, "how did we do today?")
+    thumbs = page.get_by_role("group", name="Before you go: how did we do today?")
+    up = thumbs.get_by_role("button", name="Good, this helped")
+    down = thumbs.get_by_role("button", name="Bad, this did not help")
+    expect(up.locator("svg")).to_have_count(1)  # 👍 and 👎 drawn as icons
+    expect(down.locator("svg")).to_have_count(1)
+    up.click()
+    bot_said(page, "Thanks for your feedback!")
+    expect(up).to_be_disabled()
+    expect(down).to_be_disabled()
+    expect(up).to_have_attribute("aria-pressed", "true")
+    screenshot(page, "widget-feedback.png")
+    session = page.evaluate(
+        "() => Object.entries(localStorage).find(([k]) => k.endsWith(':session'))[1]"
+    )
+    db = Database(database_url)
+    try:
+        with db.session() as s:
+            rated = s.scalars(
+                select(ConversationEvent.data).where(
+                    ConversationEvent.conversation_id == f"web:{session}",
+                    ConversationEvent.type == "feedback",
+                )
+            ).all()
+    finally:
+        db.dispose()
+    assert [r["rating"] for r in rated] == ["up"]
+    page.reload()  # the history shows the request as answered
+    again = page.get_by_role("group", name="Before you go: how did we do today?")
+    expect(again.get_by_role("button", name="Good, this helped")).to_be_disabled()
+    expect(again.get_by_role("button", name="Good, this helped")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    expect(page.locator(".msg.bot", has_text="Thanks for your feedback!")).to_have_count(1)
+
+
 def test_keyboard_only_on_a_phone_sized_screen(browser, site: CuttableProxy) -> None:  # type: ignore[no-untyped-def]
     expect = playwright_api.expect
     context = browser.new_context(
