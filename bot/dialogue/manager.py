@@ -70,7 +70,8 @@ T = TypeVar("T")
 
 class DialogueManager:
     """One bot's dialogue: ``handle`` runs a shopper's turn, ``run_external`` an agent's
-    step, ``stats`` counts what happened, ``close`` stops the threads."""
+    step, ``record_feedback`` keeps a shopper's rating (CSAT), ``stats`` counts what
+    happened, ``close`` stops the threads."""
 
     def __init__(
         self,
