@@ -85,6 +85,7 @@ from telegram.helpers import escape_markdown
 
 from bot.channels.base import CardWording, Channel, Say, card_price, clerk_say
 from bot.channels.widget import TurnHandler
+from bot.dialogue.feedback import REQUEST_TYPE as FEEDBACK_REQUEST
 from bot.errors import ClerkError, FeedbackRefused, Unavailable
 from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
 from bot.types import Button, Message, Reply
@@ -99,7 +100,6 @@ MAX_TEXT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096, counted after entity parsi
 MAX_CALLBACK_DATA = int(InlineKeyboardButtonLimit.MAX_CALLBACK_DATA)  # 64 bytes
 ALLOWED_UPDATES = ["message", "edited_message", "channel_post", "callback_query"]
 FEEDBACK_PREFIX = "#fb:"  # callback data of a rating button: #fb:up, #fb:down
-FEEDBACK_REQUEST = "feedback_request"  # bot.dialogue.feedback.REQUEST_TYPE
 THUMBS = {"up": "\U0001f44d", "down": "\U0001f44e"}
 
 

@@ -82,6 +82,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from bot.channels.base import Channel, Say, clerk_say
+from bot.dialogue.feedback import REQUEST_TYPE as FEEDBACK_REQUEST
 from bot.dialogue.sealing import Sealer
 from bot.errors import FeedbackRefused, Unavailable
 from bot.handoff.desk import shopper_message
@@ -109,7 +110,6 @@ MAX_SESSIONS = 10_000
 SESSION_RE = re.compile(r"[A-Za-z0-9_-]{20,64}")
 MESSAGE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TURN_ATTEMPTS = 3
-FEEDBACK_REQUEST = "feedback_request"  # bot.dialogue.feedback.REQUEST_TYPE
 
 
 class TurnHandler(Protocol):
