@@ -376,6 +376,32 @@ def test_the_widget_gets_the_request_live_when_an_agent_closes(
     assert shown["id"] == request["id"] and shown["custom"]["rated"] == "down"
 
 
+def test_a_socketio_client_rates_its_own_sessions_conversation_only(
+    server: LiveServer, store: Database
+) -> None:
+    from tests.test_socketio import RasaWebchat
+
+    webchat, other = RasaWebchat(server.url), RasaWebchat(server.url)
+    try:
+        session = webchat.start()
+        said = webchat.utter("bye")
+        [request] = [m for m in said if m.get("type") == "feedback_request"]
+        assert [r["rating"] for r in request["ratings"]] == ["up", "down"]
+        other.start()
+        other.utter("hello")
+        # naming the first session in the data changes nothing: it rates its own, never asked
+        other.client.emit("feedback", {"rating": "up", "session_id": session})
+        event, refusal = other.client.receive(timeout=10)
+        assert event == "clerk_error" and refusal["reason"] == "not_asked"
+        webchat.client.emit("feedback", {"rating": "up"})
+        thanks = webchat.read()
+        assert thanks[0]["text"] == THANKS and thanks[-1]["type"] == "feedback_thanks"
+    finally:
+        webchat.close()
+        other.close()
+    assert ratings(store, f"sio:{session}") == ["up"]
+
+
 # --------------------------------------------------------------------------- Telegram
 
 

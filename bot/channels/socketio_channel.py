@@ -17,6 +17,13 @@ session id, a ``message`` that is not a string or breaks the rules of ``bot.inpu
 answered on that socket only with ``clerk_error {"error": str, "event": str}`` and nothing
 is stored; the connection stays open.
 
+CSAT: a bot message with ``"type": "feedback_request"`` asks for a rating
+(``bot.dialogue.feedback``); the client answers ``feedback {"rating": "up" | "down"}``,
+which rates the conversation of the socket's own session (the one ``session_request``
+confirmed, never one named in the data). The thanks comes as ``bot_uttered`` to the
+session's room; a refusal as ``clerk_error`` with a ``reason`` (``bad_rating``,
+``unknown_conversation``, ``not_asked``), nothing stored.
+
 A socket joins the room of its session id, and the bot's messages go to that room: every
 socket of the session (a reload, a second tab) sees them, and the conversation
 (``sio:<session_id>``) continues across connections. A message without a session id uses
@@ -43,7 +50,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from bot.channels.base import Channel
 from bot.channels.widget import MAX_FRAME_CHARS, OriginPolicy, TurnHandler
-from bot.errors import Unavailable
+from bot.errors import FeedbackRefused, Unavailable
 from bot.inputs import BadInput, client_string
 from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.types import Message, Reply
@@ -121,6 +128,7 @@ class SocketIOChannel(Channel):
         self.sio.on("connect", self._on_connect)
         self.sio.on("session_request", self._on_session_request)
         self.sio.on(self.user_message_evt, self._on_user_message)
+        self.sio.on("feedback", self._on_feedback)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -184,6 +192,35 @@ class SocketIOChannel(Channel):
         await self.sio.enter_room(sid, session_id)
         await self.sio.save_session(sid, {"session_id": session_id})
         await self.sio.emit("session_confirm", session_id, room=sid)
+
+    async def _on_feedback(self, sid: str, data: Any = None, *extra: Any) -> None:
+        """A rating of the socket's own session's conversation (see the module docstring)."""
+        if not isinstance(data, dict):
+            await self._refuse(sid, "feedback", "the data must be an object with a 'rating'")
+            return
+        session_id = (await self.sio.get_session(sid)).get("session_id")
+        record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
+        if not session_id or record is None:
+            await self._refuse(sid, "feedback", "send session_request first")
+            return
+        cid = self.conversation_id(session_id)
+        if await self.limiter.check(cid):
+            await self.sio.emit(self.bot_message_evt, {"text": SLOW_DOWN}, room=sid)
+            return
+        try:
+            thanks: list[Reply] = await record(cid, data.get("rating"), channel=self.name)
+        except FeedbackRefused as exc:
+            log.info("socket.io feedback refused: %s", exc.reason)
+            await self.sio.emit(
+                ERROR_EVT, {"error": str(exc), "event": "feedback", "reason": exc.reason}, to=sid
+            )
+            return
+        except Unavailable as exc:
+            await self._refuse(sid, "feedback", str(exc))
+            return
+        for reply in thanks:
+            for payload in rasa_messages(reply):
+                await self.sio.emit(self.bot_message_evt, payload, room=session_id)
 
     async def _on_user_message(self, sid: str, data: Any = None, *extra: Any) -> None:
         event = self.user_message_evt
