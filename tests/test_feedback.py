@@ -2,10 +2,11 @@
 
 Through real servers on 127.0.0.1, on SQLite and PostgreSQL, with transcripts sealed
 (``CLERK_TRANSCRIPT_KEY``): a goodbye gets the request once a session; an agent closing a
-handoff sends it; REST clients post the rating, the widget sends it over its socket (and in
-Chromium, a click on 👍), Telegram's inline keyboard answers the callback query; refusals
-(a bad rating, another shopper's or another channel's conversation, one never asked) store
-nothing; 16 shoppers rate at once, each in their own conversation.
+handoff sends it; REST clients post the rating, the widget and Socket.IO send it over their
+socket, Telegram's inline keyboard answers the callback query (the Chromium click on 👍 is
+in test_widget_browser.py); refusals (a bad rating, another shopper's or another channel's
+conversation, one never asked) store nothing; 16 shoppers rate at once, each in their own
+conversation.
 """
 
 from __future__ import annotations
