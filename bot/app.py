@@ -62,6 +62,7 @@ if TYPE_CHECKING:  # types only: the modules themselves are imported where they 
     from bot.nlu.data import NLUData
     from bot.nlu.encoder import Encoder, Precision
     from bot.nlu.model import NLUModel
+    from bot.recommend.engine import Recommender
     from bot.web.console.app import Console
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,14 @@ def make_encoder(settings: Settings) -> Encoder:
     from bot.nlu.encoder import Encoder
 
     return Encoder(cache_dir=settings.home / "encoder")
+
+
+def make_recommender(db: Database, encoder: Encoder) -> Recommender:
+    """The recommendation engine over the store's ``db``, its products embedded with the
+    knowledge search's (fp32) ``encoder`` (once per catalog content, on first use)."""
+    from bot.recommend.engine import Recommender
+
+    return Recommender(db, encoder.encode)
 
 
 def nlu_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:
@@ -280,8 +289,12 @@ def build(
         else:
             from bot.store_actions import project_actions
 
+            recommender = make_recommender(db, encoder)
             actions = InProcessActionRunner(
-                project_actions(project.actions_dir, db, currency=settings.currency), db=db
+                project_actions(
+                    project.actions_dir, db, currency=settings.currency, recommender=recommender
+                ),
+                db=db,
             )
     products = catalog_products(project.knowledge_dir, catalog_spec(settings))  # read once
     generation = build_generation(settings, llm=llm, domain=domain, products=products)

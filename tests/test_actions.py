@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -924,8 +925,18 @@ def _cards(chat: Chat) -> list[dict[str, Any]]:
     json.dumps(custom)
     assert 1 <= len(custom["products"]) <= 5
     for c in custom["products"]:
-        assert set(c) == {"product_id", "item_id", "name", "options", "price", "available"}
+        assert set(c) == {
+            "product_id",
+            "item_id",
+            "name",
+            "options",
+            "price",
+            "available",
+            "reason",
+        }
         assert c["available"] is True and isinstance(c["price"], float)
+        assert isinstance(c["reason"], str) and c["reason"]
+        assert f"— {c['reason']}" in chat.text  # the text list shows each card's reason
     return custom["products"]
 
 
@@ -954,28 +965,39 @@ async def test_known_shoppers_get_products_they_do_not_have(bot: Bot, store: Dat
     chat = await bot.chat().seed(customer_id="noah_brown_6181")
     await chat.say("any suggestions for me?", intent="recommend_products")
     cards = _cards(chat)
-    owned = {"Electric Kettle", "Gaming Mouse", "Backpack"}
-    assert not owned & {c["name"] for c in cards}
-    assert "Often bought together with things you've ordered" in chat.text
-    with store.session() as s:  # each is really bought together with something Noah has
-        for c in cards:
-            together = s.execute(
-                select(func.count())
-                .select_from(OrderItem)
-                .where(
-                    OrderItem.product_id == c["product_id"],
-                    OrderItem.order_id.in_(
-                        select(OrderItem.order_id).where(
-                            OrderItem.product_id.in_(
-                                select(OrderItem.product_id).where(
-                                    OrderItem.order_id == "#W7678072"
-                                )
+    owned = {
+        "Electric Kettle": "1075968781",
+        "Gaming Mouse": "5713490933",
+        "Backpack": "2524789262",
+    }
+    assert not set(owned) & {c["name"] for c in cards}
+    assert "Picked for you, from what you've ordered" in chat.text
+    with_yours = 0
+    for c in cards:
+        reason = re.fullmatch(
+            r"often bought with your (.+)|similar to the (.+) you bought|popular with our customers",
+            c["reason"],
+        )
+        assert reason, c["reason"]
+        bought_with, similar_to = reason.groups()
+        assert (bought_with or similar_to or "Electric Kettle") in owned
+        if bought_with:  # really bought together with that product of Noah's
+            with_yours += 1
+            with store.session() as s:
+                both = s.execute(
+                    select(func.count())
+                    .select_from(OrderItem)
+                    .where(
+                        OrderItem.product_id == c["product_id"],
+                        OrderItem.order_id.in_(
+                            select(OrderItem.order_id).where(
+                                OrderItem.product_id == owned[bought_with]
                             )
-                        )
-                    ),
-                )
-            ).scalar_one()
-            assert together > 0
+                        ),
+                    )
+                ).scalar_one()
+            assert both > 0
+    assert with_yours >= 1
 
 
 async def test_recommendations_for_a_named_product(bot: Bot) -> None:

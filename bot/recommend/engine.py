@@ -1,0 +1,331 @@
+"""``Recommender``: suggestions for one shopper, each with the reason it is suggested.
+
+Contract:
+
+- ``recommend(query)`` reads the store through ``db.session()`` in short blocks (inside an
+  engine turn that is the turn's session; the engine holds it, not this class) and never
+  waits on a network call. The only slow step, embedding the catalog's product texts, runs
+  once per catalog content (names and options; prices and stock do not count) and its
+  vectors are kept in this instance; its embedding of the shopper's text (for the kind of
+  product asked about, when no word of a product name matched) is one short sentence.
+- ``embed`` (texts -> one vector per text, e.g. ``Encoder.encode``) is optional: without
+  it, or when it fails (logged as a warning, counted in ``content_failures``), the
+  recommender uses co-purchase and popularity only, and ``Recommendations.degraded`` says
+  so.
+- Safe to share between threads: the cached vectors are replaced whole, under a lock.
+
+What it suggests (``Query`` -> ``Recommendations``):
+
+- **anchors**: the products the shopper named in the conversation, then the ones they
+  ordered (most recent order first). Candidates are scored from the anchors by
+  co-purchase, content similarity and popularity (``bot.recommend.scoring``).
+- **a product named**: its own variants first (up to ``same_product``), then related ones.
+- **the kind of product asked about** (``Wishes.category``), or with no anchors and no
+  word matched, the products whose content is closest to what the shopper wrote: only
+  those, by popularity among them — how a shopper nobody knows is served.
+- **filters**: a variant must be in stock, not one the shopper ordered, within the price
+  range asked for and have the options asked for; a product the shopper ordered is not
+  suggested again unless they name it.
+- each product is shown through its best variant (most ordered, then cheapest); each
+  ``Suggestion`` has a ``Reason`` (data, not words: the caller words it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+import numpy as np
+
+from bot.errors import UnknownCustomer
+from bot.recommend.scoring import ContentIndex, Embed, Weights, product_text, score_products
+from bot.recommend.store import (
+    Catalog,
+    CatalogProduct,
+    CatalogVariant,
+    History,
+    customer_exists,
+    read_catalog,
+    read_history,
+    read_purchases,
+    variant_orders,
+)
+from bot.recommend.wishes import OptionWish, Wishes, read_wishes
+from bot.store.db import Database
+from bot.text_rules import PriceRange
+
+log = logging.getLogger(__name__)
+
+#: With no word of a product name in the text, products this close to the text (cosine)
+#: and this near the closest one are the kind of product asked about.
+CONTENT_CATEGORY_MIN = 0.45
+CONTENT_CATEGORY_NEAR = 0.08
+
+Situation = Literal["asked_product", "unknown_product", "category", "personal", "popular"]
+ReasonKind = Literal[
+    "asked_for",
+    "bought_with",
+    "bought_with_yours",
+    "similar_to",
+    "similar_to_yours",
+    "popular_in",
+    "popular",
+]
+
+
+@dataclass(frozen=True)
+class Query:
+    """Who asks and what they said. ``texts``: the shopper's messages, oldest first;
+    ``product``: the product entity or slot value, if any."""
+
+    customer_id: str | None = None
+    texts: tuple[str, ...] = ()
+    product: str | None = None
+    k: int = 5
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a product is suggested: ``kind`` with the product it refers to (``product``,
+    a name) or the kind asked about (``category``), plus what it matches of the request
+    (``options`` as the shopper said them, ``price``)."""
+
+    kind: ReasonKind
+    product: str | None = None
+    category: str | None = None
+    options: tuple[str, ...] = ()
+    price: PriceRange = field(default_factory=PriceRange)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    product_id: str
+    item_id: str
+    name: str
+    options: dict[str, Any]
+    price: Decimal
+    available: bool
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    suggestions: tuple[Suggestion, ...]
+    situation: Situation
+    subject: str | None = None  # the product or kind asked about, as named
+    related: bool = False  # with a product asked about: others are suggested with it
+    degraded: bool = False  # content similarity was not available
+
+
+class Recommender:
+    """Recommends from ``db``; ``embed`` as in the module doc; ``weights`` of the blend;
+    at most ``same_product`` variants of one product."""
+
+    def __init__(
+        self,
+        db: Database,
+        embed: Embed | None = None,
+        *,
+        weights: Weights | None = None,
+        same_product: int = 3,
+    ) -> None:
+        self.db = db
+        self.weights = weights or Weights()
+        self.same_product = same_product
+        self.content_failures = 0
+        self._embed = embed
+        self._lock = threading.Lock()
+        self._content: tuple[str, ContentIndex] | None = None
+
+    # ------------------------------------------------------------------ content vectors
+
+    def content_index(self, catalog: Catalog) -> ContentIndex | None:
+        """The catalog's product vectors (computed once per catalog content); ``None``
+        without an embedding function or when it failed."""
+        if self._embed is None:
+            return None
+        key = hashlib.sha256(
+            "\n".join(f"{p.product_id}\t{product_text(p)}" for p in catalog.products).encode()
+        ).hexdigest()
+        cached = self._content
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with self._lock:
+            if self._content is not None and self._content[0] == key:
+                return self._content[1]
+            try:
+                index = ContentIndex.build(catalog, self._embed)
+            except Exception as exc:  # noqa: BLE001 - an encoder that cannot load or run: degrade, logged
+                self.content_failures += 1
+                log.warning("recommendations without content similarity: %s", exc)
+                return None
+            self._content = (key, index)
+            return index
+
+    def _text_scores(self, index: ContentIndex, text: str) -> dict[str, float]:
+        assert self._embed is not None
+        try:
+            return index.to_vector(np.asarray(self._embed([text]))[0])
+        except Exception as exc:  # noqa: BLE001 - as above: degrade, logged and counted
+            self.content_failures += 1
+            log.warning("recommendations without the text's similarity: %s", exc)
+            return {}
+
+    # -------------------------------------------------------------------- recommending
+
+    def check_customer(self, customer_id: str) -> None:
+        """``UnknownCustomer`` unless the store has this customer."""
+        with self.db.session() as s:
+            if not customer_exists(s, customer_id):
+                raise UnknownCustomer(customer_id)
+
+    def recommend(self, query: Query) -> Recommendations:
+        with self.db.session() as s:
+            catalog = read_catalog(s)
+            history = read_history(s, query.customer_id) if query.customer_id else History()
+        wishes = read_wishes(query.texts, catalog, named=query.product)
+        index = self.content_index(catalog)
+        category, label = wishes.category, wishes.category_label
+        if not category and not wishes.products and index is not None:
+            latest = query.texts[-1] if query.texts else ""
+            if not history.products and latest.strip():
+                category, label = self._category_by_content(index, catalog, latest)
+        anchors = list(wishes.products) + [p for p in history.products if p not in wishes.products]
+        with self.db.session() as s:
+            purchases = read_purchases(s, anchors)
+            ordered = variant_orders(s, [p.product_id for p in catalog.products])
+        owned = set(history.products) - set(wishes.products)
+        pool = [
+            pid
+            for pid in (category or [p.product_id for p in catalog.products])
+            if pid not in owned and pid not in wishes.products
+        ]
+        similar = index.similar(anchors) if index is not None and anchors else None
+        if category:
+            # the kind asked about: popularity among them, personalised when possible
+            weights = Weights(
+                co_purchase=self.weights.co_purchase if anchors else 0.0,
+                content=0.0,
+                popularity=1.0,
+            )
+        else:
+            weights = self.weights if anchors else Weights(0.0, 0.0, 1.0)
+        ranked = score_products(pool, anchors, purchases, similar, weights)
+        picks: list[Suggestion] = []
+        for pid in wishes.products[:1]:  # the product asked about, first
+            product = catalog.by_id[pid]
+            for v in self._variants(product, wishes, history, ordered)[: self.same_product]:
+                picks.append(
+                    self._suggestion(product, v, Reason("asked_for", product.name), wishes)
+                )
+        asked_count = len(picks)
+        per_product = self.same_product if category else 1
+        for scored in ranked:
+            if len(picks) >= query.k:
+                break
+            product = catalog.by_id[scored.product_id]
+            variants = self._variants(product, wishes, history, ordered)[:per_product]
+            reason = self._reason(scored.signal, scored.anchor, catalog, history, label, category)
+            picks.extend(self._suggestion(product, v, reason, wishes) for v in variants)
+        picks = picks[: query.k]
+        if wishes.products:
+            situation: Situation = "asked_product"
+            subject: str | None = catalog.name(wishes.products[0])
+        elif wishes.unknown_product:
+            situation, subject = "unknown_product", wishes.unknown_product
+        elif category:
+            situation, subject = "category", label
+        elif history.products:
+            situation, subject = "personal", None
+        else:
+            situation, subject = "popular", None
+        return Recommendations(
+            suggestions=tuple(picks),
+            situation=situation,
+            subject=subject,
+            related=len(picks) > asked_count > 0,
+            degraded=self._embed is None or index is None,
+        )
+
+    # ----------------------------------------------------------------------- the parts
+
+    def _category_by_content(
+        self, index: ContentIndex, catalog: Catalog, text: str
+    ) -> tuple[tuple[str, ...], str | None]:
+        """The products closest to ``text`` when it is close enough to any: the kind of
+        product asked about, named after the closest."""
+        scores = self._text_scores(index, text)
+        best = max(scores.values(), default=0.0)
+        if best < CONTENT_CATEGORY_MIN:
+            return (), None
+        near = sorted(
+            (p for p in scores if scores[p] >= best - CONTENT_CATEGORY_NEAR),
+            key=lambda p: -scores[p],
+        )
+        return tuple(near), catalog.name(near[0])
+
+    def _reason(
+        self,
+        signal: str,
+        anchor: str | None,
+        catalog: Catalog,
+        history: History,
+        label: str | None,
+        category: Sequence[str],
+    ) -> Reason:
+        name = catalog.name(anchor) if anchor else None
+        yours = anchor in history.products
+        if signal == "bought_with" and name:
+            return Reason("bought_with_yours" if yours else "bought_with", name)
+        if signal == "similar_to" and name:
+            return Reason("similar_to_yours" if yours else "similar_to", name)
+        if category and label:
+            return Reason("popular_in", category=label)
+        return Reason("popular")
+
+    @staticmethod
+    def _variants(
+        product: CatalogProduct, wishes: Wishes, history: History, ordered: dict[str, int]
+    ) -> list[CatalogVariant]:
+        """The product's variants a shopper may be offered, best first."""
+        fitting = [
+            v
+            for v in product.variants
+            if v.available
+            and v.item_id not in history.items
+            and wishes.price.holds(float(v.price))
+            and all(_has(v, o) for o in wishes.options)
+        ]
+        return sorted(fitting, key=lambda v: (-ordered.get(v.item_id, 0), v.price, v.item_id))
+
+    @staticmethod
+    def _suggestion(
+        product: CatalogProduct, v: CatalogVariant, reason: Reason, wishes: Wishes
+    ) -> Suggestion:
+        if wishes.narrowing:
+            reason = Reason(
+                reason.kind,
+                reason.product,
+                reason.category,
+                options=tuple(o.said for o in wishes.options),
+                price=wishes.price,
+            )
+        return Suggestion(
+            product_id=product.product_id,
+            item_id=v.item_id,
+            name=product.name,
+            options=dict(v.options),
+            price=v.price,
+            available=v.available,
+            reason=reason,
+        )
+
+
+def _has(v: CatalogVariant, wish: OptionWish) -> bool:
+    """The variant has the option asked for (a product without that option has not)."""
+    return str(v.options.get(wish.key, "")).lower() == wish.value.lower()
