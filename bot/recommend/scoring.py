@@ -7,7 +7,9 @@
 
 Each signal is scaled to [0, 1] over the candidates (divided by its maximum; cosines
 min-max scaled), and the score is their weighted sum (``Weights``). A candidate's *signal*
-is the one that adds most to its score, with the anchor behind it: what its reason says.
+is what its reason says, the most personal one that clearly holds: bought with an anchor
+in at least ``MIN_TOGETHER`` orders and in the upper half of the shopper's co-purchase
+counts; else a cosine of at least ``MIN_SIMILAR`` to an anchor; else popular.
 Pure functions over plain values: the same code ranks for a shopper and in
 ``benchmarks/recs_eval.py``.
 """
@@ -27,15 +29,19 @@ Embed = Callable[[list[str]], np.ndarray]
 
 #: Ties are broken by popularity, at a weight no real signal reaches.
 _TIE_BREAK = 1e-6
+#: What a reason needs to say "often bought with" / "similar to" (see the module doc).
+MIN_TOGETHER = 2
+MIN_SIMILAR = 0.5
 
 
 @dataclass(frozen=True)
 class Weights:
     """How much each signal counts. The defaults were chosen on a validation split of the
-    demo store's orders (``benchmarks/recs_eval.py``), never on its held-out orders."""
+    demo store's orders (``benchmarks/recs_eval.py``: the second-to-last orders), never on
+    its held-out orders."""
 
-    co_purchase: float = 1.0
-    content: float = 0.25
+    co_purchase: float = 0.25
+    content: float = 0.1
     popularity: float = 1.0
 
 
@@ -143,17 +149,17 @@ def score_products(
     )
     out = []
     for c in candidates:
-        parts: list[tuple[float, Signal, str | None]] = [
-            (weights.co_purchase * co.get(c, 0.0), "bought_with", co_anchor.get(c)),
-            (
-                weights.content * content.get(c, 0.0),
-                "similar_to",
-                similar[c][1] if similar and c in similar else None,
-            ),
-            (weights.popularity * pop.get(c, 0.0), "popular", None),
-        ]
-        score = sum(p[0] for p in parts) + _TIE_BREAK * pop.get(c, 0.0)
-        lead = max((p for p in parts if p[1] == "popular" or p[2] is not None), key=lambda p: p[0])
-        out.append(Scored(c, score, lead[1], lead[2]))
+        score = (
+            weights.co_purchase * co.get(c, 0.0)
+            + weights.content * content.get(c, 0.0)
+            + weights.popularity * pop.get(c, 0.0)
+            + _TIE_BREAK * pop.get(c, 0.0)
+        )
+        if weights.co_purchase and co_raw.get(c, 0) >= MIN_TOGETHER and co.get(c, 0) >= 0.5:
+            out.append(Scored(c, score, "bought_with", co_anchor[c]))
+        elif weights.content and similar and c in similar and similar[c][0] >= MIN_SIMILAR:
+            out.append(Scored(c, score, "similar_to", similar[c][1]))
+        else:
+            out.append(Scored(c, score, "popular", None))
     out.sort(key=lambda s: (-s.score, s.product_id))
     return out
