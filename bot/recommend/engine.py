@@ -328,4 +328,4 @@ class Recommender:
 
 def _has(v: CatalogVariant, wish: OptionWish) -> bool:
     """The variant has the option asked for (a product without that option has not)."""
-    return str(v.options.get(wish.key, "")).lower() == wish.value.lower()
+    return any(str(v.options.get(key, "")).lower() == wish.value for key in wish.keys)

@@ -45,8 +45,11 @@ def words(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class OptionWish:
-    key: str  # the catalog's option name ("color")
-    value: str  # the catalog's value ("black")
+    """An option value asked for: a variant has it when one of its options ``keys`` has
+    ``value`` (compared in lower case)."""
+
+    keys: tuple[str, ...]  # the catalog's option names with this value ("color", ...)
+    value: str  # lower case ("black")
     said: str  # as a reason shows it: "black", "size M"
 
 
@@ -107,38 +110,46 @@ def _category(text: str, catalog: Catalog) -> tuple[tuple[str, ...], str | None]
     return (), None
 
 
-def _options(text: str, catalog: Catalog) -> dict[str, OptionWish]:
+def _options(text: str, catalog: Catalog) -> list[OptionWish]:
+    """The option values ``text`` asks for; one wish per value, with every option name
+    the catalog has that value under ("black": color, frame color...)."""
     lower = [t.lower() for t in _TOKEN.findall(text)]
-    found: dict[str, OptionWish] = {}
-    seen: set[tuple[str, str]] = set()
+    keys: dict[tuple[str, str], list[str]] = {}
     for p in catalog.products:
         for v in p.variants:
             for key, value in v.options.items():
-                pair = (str(key), str(value))
-                if pair in seen:
-                    continue
-                seen.add(pair)
-                val = [t.lower() for t in _TOKEN.findall(pair[1])]
-                key_words = [t.lower() for t in _TOKEN.findall(pair[0])]
+                val = [t.lower() for t in _TOKEN.findall(str(value))]
                 if not val:
                     continue
                 needs_key = (
-                    len(pair[1]) <= 2
-                    or pair[1].replace(".", "").isdigit()
-                    or pair[1].lower() in _KEY_REQUIRED
+                    len(str(value)) <= 2
+                    or not re.search(r"[^\W\d_]", str(value))  # "10", "60%", "1.5"
+                    or str(value).lower() in _KEY_REQUIRED
                 )
+                key_words = [t.lower() for t in _TOKEN.findall(str(key))]
                 if _contains(lower, key_words + val):
-                    found[pair[0]] = OptionWish(pair[0], pair[1], f"{pair[0]} {pair[1]}")
-                elif not needs_key and _contains(lower, val) and pair[0] not in found:
-                    found[pair[0]] = OptionWish(pair[0], pair[1], pair[1])
-    return found
+                    said = f"{key} {value}"
+                elif not needs_key and _contains(lower, val):
+                    said = str(value)
+                else:
+                    continue
+                found = keys.setdefault((str(value).lower(), said), [])
+                if str(key) not in found:
+                    found.append(str(key))
+    # a value said with its option's name is that option only
+    named = {value for (value, said) in keys if said.lower() != value}
+    return [
+        OptionWish(tuple(ks), value, said)
+        for (value, said), ks in keys.items()
+        if said.lower() != value or value not in named
+    ]
 
 
 def read_wishes(texts: Sequence[str], catalog: Catalog, *, named: str | None = None) -> Wishes:
     """What ``texts`` (the shopper's messages, oldest first) and ``named`` (the product
     entity or slot) ask for; see the module doc."""
     products: list[str] = []
-    options: dict[str, OptionWish] = {}
+    options: list[OptionWish] = []
     price = PriceRange()
     category: tuple[str, ...] = ()
     label: str | None = None
@@ -149,7 +160,8 @@ def read_wishes(texts: Sequence[str], catalog: Catalog, *, named: str | None = N
             if p.product_id in products:
                 products.remove(p.product_id)
             products.insert(0, p.product_id)
-        options.update(_options(text, catalog))
+        for wish in _options(text, catalog):  # a later wish replaces one on its options
+            options = [o for o in options if not set(o.keys) & set(wish.keys)] + [wish]
         stated = find_price_range(text, bare_amounts=True)
         if stated.stated:
             price = stated
@@ -177,7 +189,7 @@ def read_wishes(texts: Sequence[str], catalog: Catalog, *, named: str | None = N
         products=tuple(products),
         category=category,
         category_label=label,
-        options=tuple(options.values()),
+        options=tuple(options),
         price=price,
         unknown_product=unknown,
     )
