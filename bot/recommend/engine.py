@@ -61,10 +61,13 @@ from bot.text_rules import PriceRange
 
 log = logging.getLogger(__name__)
 
-#: With no word of a product name in the text, products this close to the text (cosine)
-#: and this near the closest one are the kind of product asked about.
-CONTENT_CATEGORY_MIN = 0.45
-CONTENT_CATEGORY_NEAR = 0.08
+#: With no word of a product name in the text, the products whose names are this close to
+#: the text (cosine) and this near the closest one are the kind of product asked about.
+#: On the demo catalog requests with no product in mind ("can you recommend something?",
+#: "what goes well with my order") stay under 0.38; "something to listen to music" ->
+#: Headphones 0.52, "I want to take photos on my trip" -> Digital Camera 0.45.
+CONTENT_CATEGORY_MIN = 0.42
+CONTENT_CATEGORY_NEAR = 0.06
 
 Situation = Literal["asked_product", "unknown_product", "category", "personal", "popular"]
 ReasonKind = Literal[

@@ -68,20 +68,26 @@ def product_text(product: CatalogProduct) -> str:
 
 @dataclass(frozen=True)
 class ContentIndex:
-    """Unit vectors of a catalog's products (``product_text`` embedded), row ``i`` for
-    ``ids[i]``. Immutable; safe to share between threads."""
+    """Unit vectors of a catalog's products, row ``i`` for ``ids[i]``: ``vectors`` of
+    ``product_text`` (product to product), ``name_vectors`` of the names alone (a
+    shopper's text to products: options in a product's text make any sentence about
+    sizes or colours look close to it). Immutable; safe to share between threads."""
 
     ids: tuple[str, ...]
     vectors: np.ndarray
+    name_vectors: np.ndarray
 
     @classmethod
     def build(cls, catalog: Catalog, embed: Embed) -> ContentIndex:
+        """One ``embed`` call for the products' texts and names."""
         ids = tuple(p.product_id for p in catalog.products)
         if not ids:
-            return cls(ids, np.zeros((0, 1), dtype=np.float32))
-        vectors = np.asarray(embed([product_text(p) for p in catalog.products]), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return cls(ids, vectors / np.maximum(norms, 1e-12))
+            empty = np.zeros((0, 1), dtype=np.float32)
+            return cls(ids, empty, empty)
+        texts = [product_text(p) for p in catalog.products] + [p.name for p in catalog.products]
+        vectors = np.asarray(embed(texts), dtype=np.float32)
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return cls(ids, vectors[: len(ids)], vectors[len(ids) :])
 
     def similar(self, anchors: Collection[str]) -> dict[str, tuple[float, str]]:
         """For every product, its highest cosine to one of ``anchors`` (itself excluded)
@@ -101,10 +107,10 @@ class ContentIndex:
         }
 
     def to_vector(self, vector: np.ndarray) -> dict[str, float]:
-        """Every product's cosine to ``vector`` (a text's embedding)."""
+        """Every product name's cosine to ``vector`` (a shopper's text's embedding)."""
         v = np.asarray(vector, dtype=np.float32).reshape(-1)
         v = v / max(float(np.linalg.norm(v)), 1e-12)
-        return {pid: float(s) for pid, s in zip(self.ids, self.vectors @ v, strict=True)}
+        return {pid: float(s) for pid, s in zip(self.ids, self.name_vectors @ v, strict=True)}
 
 
 def _scaled(
