@@ -1031,6 +1031,34 @@ async def test_recommendations_for_a_named_product(bot: Bot) -> None:
     assert _cards(chat)[0]["name"] in ("Electric Kettle", "Tea Kettle")
 
 
+async def test_options_and_a_price_asked_for_in_the_conversation_shape_the_cards(
+    bot: Bot, store: Database
+) -> None:
+    chat = bot.chat()
+    await chat.say("hi there", intent="greet")
+    await chat.say("could you suggest something in black under $100?", intent="recommend_products")
+    cards = _cards(chat)
+    with store.session() as s:
+        for c in cards:
+            v = s.get(Variant, c["item_id"])
+            assert v is not None and v.price <= 100
+            assert "black" in {str(value).lower() for value in v.options.values()}
+    for c in cards:
+        assert c["reason"].startswith("matches “black” under $100.00 · "), c["reason"]
+        assert f"— {c['reason']}" in chat.text
+
+
+async def test_a_shopper_asking_about_a_kind_of_product_gets_the_popular_ones(
+    any_bot: Bot, store: Database
+) -> None:
+    chat = any_bot.chat()
+    await chat.say("which kettles do you recommend?", intent="recommend_products")
+    cards = _cards(chat)
+    assert {c["name"] for c in cards} <= {"Electric Kettle", "Tea Kettle"}
+    assert "popular picks for “kettles”" in chat.text
+    assert all(c["reason"] == "popular in kettles" for c in cards)
+
+
 # ------------------------------------------------------------------- real action server
 
 
