@@ -19,7 +19,8 @@ Protocol:
 - **Methods**, all through ``bot.recommend.scoring.score_products`` (the engine's own
   ranking) with anchors = the user's history products, most recent first: popularity;
   co-purchase (ties by popularity); content similarity (all-MiniLM-L6-v2 over
-  ``product_text``; ties by popularity); the blend.
+  ``product_text``; ties by popularity); the blend. For scale, a seeded random order
+  (chance; its weights are reported as all zero).
 - **Blend weights** are chosen on a *validation* split, never on the held-out orders: for
   users with at least three orders the second-to-last order is held out, counts come from
   the orders neither split holds out, and a grid of weights is scored by NDCG@10 there.
@@ -167,6 +168,17 @@ def evaluate(
     return out
 
 
+def evaluate_random(cases: Sequence[Case], catalog: Catalog, seed: int) -> np.ndarray:
+    """Per user (HR@10, NDCG@10) of a random order of the candidates (seeded): chance."""
+    rng = np.random.default_rng(seed)
+    all_ids = [p.product_id for p in catalog.products]
+    out = np.zeros((len(cases), 2))
+    for i, case in enumerate(cases):
+        candidates = [p for p in all_ids if p not in set(case.history)]
+        out[i] = metrics([candidates[j] for j in rng.permutation(len(candidates))], case.targets)
+    return out
+
+
 def bootstrap(
     per_user: dict[str, np.ndarray], resamples: int, seed: int
 ) -> tuple[dict[str, dict[str, list[float]]], np.ndarray]:
@@ -251,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, w in methods.items():
         progress(f"test split: {name}")
         per_user[name] = evaluate(test_cases, catalog, test_counts, index, w)
+    progress("test split: random order (chance)")
+    per_user["random"] = evaluate_random(test_cases, catalog, args.seed)
+    methods["random"] = Weights(0.0, 0.0, 0.0)
     progress(f"bootstrap: {args.resamples} resamples of {len(test_cases)} users, seed {args.seed}")
     cis, idx = bootstrap(per_user, args.resamples, args.seed)
     diff = per_user["blend"] - per_user["popularity"]
