@@ -252,6 +252,7 @@ class Parts:
     generation: Generation | None = None  # the answer and copy writers, the LLM backend
     handoff: HandoffParts | None = None  # relay, outbox, desk, agent accounts, console
     search_encoder: Encoder | None = None  # the knowledge search's (fp32; the NLU has its own)
+    recommender: Recommender | None = None  # the in-process store actions' (none: remote)
 
 
 def build(
@@ -283,6 +284,7 @@ def build(
         nlu = NLUModel.load(nlu_dir(settings), nlu_encoder(settings, encoder))
     if settings.nlu_threshold is not None:
         nlu = nlu.with_threshold(settings.nlu_threshold)
+    recommender = None
     if actions is None:
         if settings.action_endpoint:
             actions = RemoteActionRunner(settings.action_endpoint)
@@ -327,6 +329,7 @@ def build(
         generation=generation,
         handoff=handoff,
         search_encoder=encoder if answerer is not None else None,
+        recommender=recommender,
     )
     if "rest" in settings.channels:
         parts.channels.append(
@@ -352,6 +355,8 @@ def warm(parts: Parts) -> None:
     parts.nlu.parse("hello")
     if parts.search_encoder is not None:
         parts.search_encoder.encode(["hello"])
+    if parts.recommender is not None:  # the catalog's vectors, before the first shopper asks
+        parts.recommender.warm()
     llm = parts.generation.llm if parts.generation is not None else None
     if llm is not None and hasattr(llm, "load"):
         llm.load()

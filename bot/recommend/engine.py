@@ -20,9 +20,10 @@ What it suggests (``Query`` -> ``Recommendations``):
   ordered (most recent order first). Candidates are scored from the anchors by
   co-purchase, content similarity and popularity (``bot.recommend.scoring``).
 - **a product named**: its own variants first (up to ``same_product``), then related ones.
-- **the kind of product asked about** (``Wishes.category``), or with no anchors and no
-  word matched, the products whose content is closest to what the shopper wrote: only
-  those, by popularity among them — how a shopper nobody knows is served.
+- **the kind of product asked about** (``Wishes.category``), or with no product named and
+  no word matched, the products whose names are closest in meaning to the shopper's
+  latest message (when close enough): only those, by popularity among them (and
+  co-purchase with the shopper's products) — how a shopper nobody knows is served.
 - **filters**: a variant must be in stock, not one the shopper ordered, within the price
   range asked for and have the options asked for; a product the shopper ordered is not
   suggested again unless they name it.
@@ -181,6 +182,13 @@ class Recommender:
 
     # -------------------------------------------------------------------- recommending
 
+    def warm(self) -> None:
+        """Compute the catalog's vectors now (at start-up), not in a shopper's turn."""
+        if self._embed is not None:
+            with self.db.session() as s:
+                catalog = read_catalog(s)
+            self.content_index(catalog)
+
     def check_customer(self, customer_id: str) -> None:
         """``UnknownCustomer`` unless the store has this customer."""
         with self.db.session() as s:
@@ -196,7 +204,7 @@ class Recommender:
         category, label = wishes.category, wishes.category_label
         if not category and not wishes.products and index is not None:
             latest = query.texts[-1] if query.texts else ""
-            if not history.products and latest.strip():
+            if latest.strip():
                 category, label = self._category_by_content(index, catalog, latest)
         anchors = list(wishes.products) + [p for p in history.products if p not in wishes.products]
         with self.db.session() as s:
