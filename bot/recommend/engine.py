@@ -209,7 +209,7 @@ class Recommender:
         anchors = list(wishes.products) + [p for p in history.products if p not in wishes.products]
         with self.db.session() as s:
             purchases = read_purchases(s, anchors)
-            ordered = variant_orders(s, [p.product_id for p in catalog.products])
+            ordered = variant_orders(s)
         owned = set(history.products) - set(wishes.products)
         pool = [
             pid
@@ -217,23 +217,13 @@ class Recommender:
             if pid not in owned and pid not in wishes.products
         ]
         similar = index.similar(anchors) if index is not None and anchors else None
-        if category:
-            # the kind asked about: popularity among them, personalised when possible
-            weights = Weights(
-                co_purchase=self.weights.co_purchase if anchors else 0.0,
-                content=0.0,
-                popularity=1.0,
-            )
-        else:
-            weights = self.weights if anchors else Weights(0.0, 0.0, 1.0)
-        ranked = score_products(pool, anchors, purchases, similar, weights)
+        ranked = score_products(pool, anchors, purchases, similar, self._weights(category, anchors))
         picks: list[Suggestion] = []
         for pid in wishes.products[:1]:  # the product asked about, first
             product = catalog.by_id[pid]
             for v in self._variants(product, wishes, history, ordered)[: self.same_product]:
-                picks.append(
-                    self._suggestion(product, v, Reason("asked_for", product.name), wishes)
-                )
+                reason = Reason("asked_for", product.name)
+                picks.append(self._suggestion(product, v, reason, wishes))
         asked_count = len(picks)
         per_product = self.same_product if category else 1
         for scored in ranked:
@@ -244,17 +234,7 @@ class Recommender:
             reason = self._reason(scored.signal, scored.anchor, catalog, history, label, category)
             picks.extend(self._suggestion(product, v, reason, wishes) for v in variants)
         picks = picks[: query.k]
-        if wishes.products:
-            situation: Situation = "asked_product"
-            subject: str | None = catalog.name(wishes.products[0])
-        elif wishes.unknown_product:
-            situation, subject = "unknown_product", wishes.unknown_product
-        elif category:
-            situation, subject = "category", label
-        elif history.products:
-            situation, subject = "personal", None
-        else:
-            situation, subject = "popular", None
+        situation, subject = _situation(wishes, catalog, history, category, label)
         return Recommendations(
             suggestions=tuple(picks),
             situation=situation,
@@ -262,6 +242,13 @@ class Recommender:
             related=len(picks) > asked_count > 0,
             degraded=self._embed is None or index is None,
         )
+
+    def _weights(self, category: Sequence[str], anchors: Sequence[str]) -> Weights:
+        """The blend's weights; for a kind of product asked about, popularity among them
+        (with co-purchase when the shopper has products); without anchors, popularity."""
+        if category:
+            return Weights(self.weights.co_purchase if anchors else 0.0, 0.0, 1.0)
+        return self.weights if anchors else Weights(0.0, 0.0, 1.0)
 
     # ----------------------------------------------------------------------- the parts
 
@@ -340,3 +327,20 @@ class Recommender:
 def _has(v: CatalogVariant, wish: OptionWish) -> bool:
     """The variant has the option asked for (a product without that option has not)."""
     return any(str(v.options.get(key, "")).lower() == wish.value for key in wish.keys)
+
+
+def _situation(
+    wishes: Wishes,
+    catalog: Catalog,
+    history: History,
+    category: Sequence[str],
+    label: str | None,
+) -> tuple[Situation, str | None]:
+    """What the suggestions answer, and the product or kind it is about."""
+    if wishes.products:
+        return "asked_product", catalog.name(wishes.products[0])
+    if wishes.unknown_product:
+        return "unknown_product", wishes.unknown_product
+    if category:
+        return "category", label
+    return ("personal" if history.products else "popular"), None
