@@ -68,7 +68,14 @@ CATALOG: dict[str, tuple[str, list[tuple[str, dict[str, str], str, bool]]]] = {
         "Tea Kettle",
         [("tkettle-1", {"color": "red", "material": "enamel"}, "45.00", True)],
     ),
-    "puzzle": ("Jigsaw Puzzle", [("puzzle-1", {"pieces": "1000"}, "19.00", True)]),
+    "puzzle": (
+        "Jigsaw Puzzle",
+        [("puzzle-1", {"pieces": "1000", "difficulty": "beginner"}, "19.00", True)],
+    ),
+    "daypack": (
+        "Daypack",
+        [("daypack-1", {"color": "green", "compartment": "bottle"}, "70.00", True)],
+    ),
     "phones": ("Headphones", [("phones-1", {"color": "white"}, "80.00", True)]),
 }
 
@@ -263,6 +270,23 @@ def test_options_asked_for_in_the_conversation_are_honoured(engine: Recommender)
     # a later colour replaces the earlier one
     recs = engine.recommend(Query(texts=("in black", "actually, blue"), k=20))
     assert [s.item_id for s in recs.suggestions] == ["bottle-blue"]
+
+
+def test_words_of_product_names_and_other_products_options_do_not_narrow(
+    engine: Recommender,
+) -> None:
+    """ "bottle" names the Water Bottle, not the Daypack's bottle compartment; a water
+    bottle "for a beginner" is not narrowed by the puzzle's difficulty."""
+    recs = engine.recommend(Query(texts=("any good bottle for my hikes?",), k=20))
+    assert recs.situation == "category"
+    assert {s.name for s in recs.suggestions} == {"Water Bottle"}
+    assert all(not s.reason.options for s in recs.suggestions)
+    recs = engine.recommend(Query(texts=("recommend a water bottle for a beginner",), k=20))
+    assert recs.situation == "asked_product"
+    assert [s.item_id for s in recs.suggestions][:2] == ["bottle-black", "bottle-blue"]
+    assert recs.suggestions[0].reason == Reason("asked_for", "Water Bottle")
+    recs = engine.recommend(Query(texts=("something with a compartment bottle",), k=20))
+    assert [s.name for s in recs.suggestions] == ["Daypack"]
 
 
 # --------------------------------------------------------------------- unknown shoppers

@@ -25,10 +25,12 @@ What it suggests (``Query`` -> ``Recommendations``):
   latest message (when close enough): only those, by popularity among them (and
   co-purchase with the shopper's products) — how a shopper nobody knows is served.
 - **filters**: a variant must be in stock, not one the shopper ordered, within the price
-  range asked for and have the options asked for; a product the shopper ordered is not
-  suggested again unless they name it.
-- each product is shown through its best variant (most ordered, then cheapest); each
-  ``Suggestion`` has a ``Reason`` (data, not words: the caller words it).
+  range asked for and have the options asked for (with a product named: those of its
+  options); a product the shopper ordered is not suggested again unless they name it.
+- each product is shown through its best variant (most ordered, then cheapest); for a
+  kind of product asked about, the next best variants follow (``same_product`` at most),
+  after one of each product. Each ``Suggestion`` has a ``Reason`` (data, not words: the
+  caller words it).
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -50,6 +52,7 @@ from bot.recommend.store import (
     CatalogProduct,
     CatalogVariant,
     History,
+    Purchases,
     customer_exists,
     read_catalog,
     read_history,
@@ -199,41 +202,34 @@ class Recommender:
         with self.db.session() as s:
             catalog = read_catalog(s)
             history = read_history(s, query.customer_id) if query.customer_id else History()
-        wishes = read_wishes(query.texts, catalog, named=query.product)
+        wishes = _about_the_product_named(
+            read_wishes(query.texts, catalog, named=query.product), catalog
+        )
         index = self.content_index(catalog)
         category, label = wishes.category, wishes.category_label
+        guessed = False
         if not category and not wishes.products and index is not None:
             latest = query.texts[-1] if query.texts else ""
             if latest.strip():
                 category, label = self._category_by_content(index, catalog, latest)
+                guessed = bool(category)
         anchors = list(wishes.products) + [p for p in history.products if p not in wishes.products]
         with self.db.session() as s:
             purchases = read_purchases(s, anchors)
             ordered = variant_orders(s)
-        owned = set(history.products) - set(wishes.products)
-        pool = [
-            pid
-            for pid in (category or [p.product_id for p in catalog.products])
-            if pid not in owned and pid not in wishes.products
-        ]
-        similar = index.similar(anchors) if index is not None and anchors else None
-        ranked = score_products(pool, anchors, purchases, similar, self._weights(category, anchors))
-        picks: list[Suggestion] = []
-        for pid in wishes.products[:1]:  # the product asked about, first
-            product = catalog.by_id[pid]
-            for v in self._variants(product, wishes, history, ordered)[: self.same_product]:
-                reason = Reason("asked_for", product.name)
-                picks.append(self._suggestion(product, v, reason, wishes))
-        asked_count = len(picks)
-        per_product = self.same_product if category else 1
-        for scored in ranked:
-            if len(picks) >= query.k:
-                break
-            product = catalog.by_id[scored.product_id]
-            variants = self._variants(product, wishes, history, ordered)[:per_product]
-            reason = self._reason(scored.signal, scored.anchor, catalog, history, label, category)
-            picks.extend(self._suggestion(product, v, reason, wishes) for v in variants)
-        picks = picks[: query.k]
+        ctx = _Context(
+            catalog=catalog,
+            history=history,
+            wishes=wishes,
+            anchors=tuple(anchors),
+            purchases=purchases,
+            ordered=ordered,
+            similar=index.similar(anchors) if index is not None and anchors else None,
+        )
+        picks, asked_count = self._pick(ctx, category, label, query.k)
+        if not picks and guessed:  # a kind guessed from meaning that has nothing asked for
+            category, label = (), None
+            picks, asked_count = self._pick(ctx, category, label, query.k)
         situation, subject = _situation(wishes, catalog, history, category, label)
         return Recommendations(
             suggestions=tuple(picks),
@@ -242,6 +238,39 @@ class Recommender:
             related=len(picks) > asked_count > 0,
             degraded=self._embed is None or index is None,
         )
+
+    def _pick(
+        self, ctx: _Context, category: Sequence[str], label: str | None, k: int
+    ) -> tuple[list[Suggestion], int]:
+        """Up to ``k`` suggestions: the product named first, then the ranked ones (within
+        ``category`` when given); and how many are of the product named."""
+        owned = set(ctx.history.products) - set(ctx.wishes.products)
+        pool = [
+            pid
+            for pid in (category or [p.product_id for p in ctx.catalog.products])
+            if pid not in owned and pid not in ctx.wishes.products
+        ]
+        weights = self._weights(category, ctx.anchors)
+        ranked = score_products(pool, ctx.anchors, ctx.purchases, ctx.similar, weights)
+        picks: list[Suggestion] = []
+        for pid in ctx.wishes.products[:1]:  # the product asked about, first
+            product = ctx.catalog.by_id[pid]
+            for v in self._variants(product, ctx)[: self.same_product]:
+                picks.append(self._suggestion(product, v, Reason("asked_for", product.name), ctx))
+        asked_count = len(picks)
+        # one variant per product; for a kind of product asked about, then more of each
+        rounds: list[list[Suggestion]] = []
+        for scored in ranked:
+            if len(picks) + len(rounds) >= k and not category:
+                break
+            product = ctx.catalog.by_id[scored.product_id]
+            variants = self._variants(product, ctx)
+            if variants:
+                reason = self._reason(scored.signal, scored.anchor, ctx, label, category)
+                rounds.append([self._suggestion(product, v, reason, ctx) for v in variants])
+        for n in range(self.same_product if category else 1):
+            picks.extend(r[n] for r in rounds if len(r) > n)
+        return picks[:k], asked_count
 
     def _weights(self, category: Sequence[str], anchors: Sequence[str]) -> Weights:
         """The blend's weights; for a kind of product asked about, popularity among them
@@ -271,13 +300,12 @@ class Recommender:
         self,
         signal: str,
         anchor: str | None,
-        catalog: Catalog,
-        history: History,
+        ctx: _Context,
         label: str | None,
         category: Sequence[str],
     ) -> Reason:
-        name = catalog.name(anchor) if anchor else None
-        yours = anchor in history.products
+        name = ctx.catalog.name(anchor) if anchor else None
+        yours = anchor in ctx.history.products
         if signal == "bought_with" and name:
             return Reason("bought_with_yours" if yours else "bought_with", name)
         if signal == "similar_to" and name:
@@ -287,31 +315,29 @@ class Recommender:
         return Reason("popular")
 
     @staticmethod
-    def _variants(
-        product: CatalogProduct, wishes: Wishes, history: History, ordered: dict[str, int]
-    ) -> list[CatalogVariant]:
+    def _variants(product: CatalogProduct, ctx: _Context) -> list[CatalogVariant]:
         """The product's variants a shopper may be offered, best first."""
         fitting = [
             v
             for v in product.variants
             if v.available
-            and v.item_id not in history.items
-            and wishes.price.holds(float(v.price))
-            and all(_has(v, o) for o in wishes.options)
+            and v.item_id not in ctx.history.items
+            and ctx.wishes.price.holds(float(v.price))
+            and all(_has(v, o) for o in ctx.wishes.options)
         ]
-        return sorted(fitting, key=lambda v: (-ordered.get(v.item_id, 0), v.price, v.item_id))
+        return sorted(fitting, key=lambda v: (-ctx.ordered.get(v.item_id, 0), v.price, v.item_id))
 
     @staticmethod
     def _suggestion(
-        product: CatalogProduct, v: CatalogVariant, reason: Reason, wishes: Wishes
+        product: CatalogProduct, v: CatalogVariant, reason: Reason, ctx: _Context
     ) -> Suggestion:
-        if wishes.narrowing:
+        if ctx.wishes.narrowing:
             reason = Reason(
                 reason.kind,
                 reason.product,
                 reason.category,
-                options=tuple(o.said for o in wishes.options),
-                price=wishes.price,
+                options=tuple(o.said for o in ctx.wishes.options),
+                price=ctx.wishes.price,
             )
         return Suggestion(
             product_id=product.product_id,
@@ -322,6 +348,19 @@ class Recommender:
             available=v.available,
             reason=reason,
         )
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What one request reads before picking: the store's side and the shopper's."""
+
+    catalog: Catalog
+    history: History
+    wishes: Wishes
+    anchors: tuple[str, ...]
+    purchases: Purchases
+    ordered: Mapping[str, int]
+    similar: Mapping[str, tuple[float, str]] | None
 
 
 def _has(v: CatalogVariant, wish: OptionWish) -> bool:
@@ -344,3 +383,13 @@ def _situation(
     if category:
         return "category", label
     return ("personal" if history.products else "popular"), None
+
+
+def _about_the_product_named(wishes: Wishes, catalog: Catalog) -> Wishes:
+    """With a product named, only the options it has count ("a yoga mat for a beginner":
+    ``beginner`` is a puzzle's difficulty, not a wish about yoga mats)."""
+    if not wishes.products:
+        return wishes
+    product = catalog.by_id[wishes.products[0]]
+    keys = {k for v in product.variants for k in v.options}
+    return replace(wishes, options=tuple(o for o in wishes.options if set(o.keys) & keys))

@@ -10,9 +10,10 @@
   store's names carry the kind, in any store. (The engine falls back to content
   similarity when no word matches.)
 - **options**: a value of one of the catalog's options ("in black", "1000ml"); a value of
-  two characters or fewer, a number, yes or no counts only right after its option's name
-  ("size M", "size 10", "waterproof yes"). A later message replaces an option of the same
-  name;
+  two characters or fewer, a number, yes or no, or a word of a product name counts only
+  right after its option's name ("size M", "size 10", "waterproof yes", "compartment
+  laptop": "a good laptop" asks for a Laptop, not a backpack's laptop compartment). A
+  later message replaces an option of the same name;
 - **price range**: ``bot.text_rules.find_price_range`` with plain budgets allowed
   ("under 100", "between 20 and 50"); the latest message that states one wins.
 
@@ -68,11 +69,17 @@ class Wishes:
         return bool(self.options) or self.price.stated
 
 
-def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
+def _find(haystack: Sequence[str], needle: Sequence[str]) -> int | None:
+    """Where ``needle`` starts in ``haystack`` (first), or None."""
     n = len(needle)
-    return n > 0 and any(
-        list(haystack[i : i + n]) == list(needle) for i in range(len(haystack) - n + 1)
-    )
+    for i in range(len(haystack) - n + 1):
+        if n and list(haystack[i : i + n]) == list(needle):
+            return i
+    return None
+
+
+def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
+    return _find(haystack, needle) is not None
 
 
 def named_products(text: str, catalog: Catalog) -> list[CatalogProduct]:
@@ -87,14 +94,18 @@ def named_products(text: str, catalog: Catalog) -> list[CatalogProduct]:
     ]
 
 
-def _category(text: str, catalog: Catalog) -> tuple[tuple[str, ...], str | None]:
+def _category(
+    text: str, catalog: Catalog, skip: frozenset[int] = frozenset()
+) -> tuple[tuple[str, ...], str | None]:
+    """The products of the kind a word of ``text`` names (tokens at ``skip`` left out:
+    the words of an option asked for by name, "compartment bottle")."""
     option_values = {
         _norm(str(value))
         for p in catalog.products
         for v in p.variants
         for value in v.options.values()
     }
-    tokens = _TOKEN.findall(text)
+    tokens = [t for i, t in enumerate(_TOKEN.findall(text)) if i not in skip]
     for pass_ in ("head", "any"):
         for token in tokens:
             w = _norm(token)
@@ -110,11 +121,14 @@ def _category(text: str, catalog: Catalog) -> tuple[tuple[str, ...], str | None]
     return (), None
 
 
-def _options(text: str, catalog: Catalog) -> list[OptionWish]:
+def _options(text: str, catalog: Catalog) -> tuple[list[OptionWish], frozenset[int]]:
     """The option values ``text`` asks for; one wish per value, with every option name
-    the catalog has that value under ("black": color, frame color...)."""
+    the catalog has that value under ("black": color, frame color...); and the positions
+    of the tokens an option named with its value took ("compartment bottle")."""
     lower = [t.lower() for t in _TOKEN.findall(text)]
+    name_words = {w for p in catalog.products for w in words(p.name)}
     keys: dict[tuple[str, str], list[str]] = {}
+    used: set[int] = set()
     for p in catalog.products:
         for v in p.variants:
             for key, value in v.options.items():
@@ -125,10 +139,13 @@ def _options(text: str, catalog: Catalog) -> list[OptionWish]:
                     len(str(value)) <= 2
                     or not re.search(r"[^\W\d_]", str(value))  # "10", "60%", "1.5"
                     or str(value).lower() in _KEY_REQUIRED
+                    or any(_norm(t) in name_words for t in val)  # "laptop", "Bluetooth"
                 )
                 key_words = [t.lower() for t in _TOKEN.findall(str(key))]
-                if _contains(lower, key_words + val):
+                start = _find(lower, key_words + val)
+                if start is not None:
                     said = f"{key} {value}"
+                    used.update(range(start, start + len(key_words) + len(val)))
                 elif not needs_key and _contains(lower, val):
                     said = str(value)
                 else:
@@ -138,11 +155,12 @@ def _options(text: str, catalog: Catalog) -> list[OptionWish]:
                     found.append(str(key))
     # a value said with its option's name is that option only
     named = {value for (value, said) in keys if said.lower() != value}
-    return [
+    wishes = [
         OptionWish(tuple(ks), value, said)
         for (value, said), ks in keys.items()
         if said.lower() != value or value not in named
     ]
+    return wishes, frozenset(used)
 
 
 def read_wishes(texts: Sequence[str], catalog: Catalog, *, named: str | None = None) -> Wishes:
@@ -160,12 +178,13 @@ def read_wishes(texts: Sequence[str], catalog: Catalog, *, named: str | None = N
             if p.product_id in products:
                 products.remove(p.product_id)
             products.insert(0, p.product_id)
-        for wish in _options(text, catalog):  # a later wish replaces one on its options
+        wished, used = _options(text, catalog)
+        for wish in wished:  # a later wish replaces one on its options
             options = [o for o in options if not set(o.keys) & set(wish.keys)] + [wish]
         stated = find_price_range(text, bare_amounts=True)
         if stated.stated:
             price = stated
-        hits, word = _category(text, catalog)
+        hits, word = _category(text, catalog, used)
         if hits:
             category, label, last_category = hits, word, i
     unknown = None
