@@ -380,7 +380,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         db.dispose()
     words = Filler(Domain.load(settings.project.domain).responses, {}, "shell")
     if not recs.suggestions:
-        print(words.phrase(replies.phrase("utter_no_suggestions")))
+        nothing = "utter_no_suggestions_matching" if recs.narrowed else "utter_no_suggestions"
+        print(words.phrase(replies.phrase(nothing)))
         return 0
     print(f"{args.customer}: {words.phrase(intro(recs))}")
     for n, s in enumerate(recs.suggestions, start=1):

@@ -1177,3 +1177,14 @@ async def test_a_euro_store_shows_euros_in_order_replies(
     done = await cancel.say("yes please", intent="affirm")
     assert "is cancelled" in done and "€2,674.40" in done and "$" not in done
     bot.close()
+
+
+async def test_when_nothing_fits_what_was_asked_the_bot_says_so(bot: Bot) -> None:
+    chat = bot.chat()
+    reply = await chat.say(
+        "a black t-shirt in size M under $60?",
+        intent="recommend_products",
+        entities=[{"entity": "product", "value": "t-shirt"}],
+    )
+    assert "nothing in stock matches what you asked for" in reply
+    assert not [r for r in chat.responses if r.get("custom")]

@@ -126,6 +126,7 @@ class Recommendations:
     situation: Situation
     subject: str | None = None  # the product or kind asked about, as named
     related: bool = False  # with a product asked about: others are suggested with it
+    narrowed: bool = False  # options or a price range were asked for
     degraded: bool = False  # content similarity was not available
 
 
@@ -236,6 +237,7 @@ class Recommender:
             situation=situation,
             subject=subject,
             related=len(picks) > asked_count > 0,
+            narrowed=wishes.narrowing,
             degraded=self._embed is None or index is None,
         )
 

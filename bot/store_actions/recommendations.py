@@ -185,7 +185,8 @@ class ActionRecommendProducts(StoreAction):
             )
         )
         if not recs.suggestions:
-            dispatcher.utter_message(response="utter_no_suggestions")
+            nothing = "utter_no_suggestions_matching" if recs.narrowed else "utter_no_suggestions"
+            dispatcher.utter_message(response=nothing)
             return []
         lines, cards = [], []
         for s in recs.suggestions:
