@@ -62,6 +62,7 @@ if TYPE_CHECKING:  # types only: the modules themselves are imported where they 
     from bot.nlu.data import NLUData
     from bot.nlu.encoder import Encoder, Precision
     from bot.nlu.model import NLUModel
+    from bot.recommend.engine import Recommender
     from bot.web.console.app import Console
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,14 @@ def make_encoder(settings: Settings) -> Encoder:
     from bot.nlu.encoder import Encoder
 
     return Encoder(cache_dir=settings.home / "encoder")
+
+
+def make_recommender(db: Database, encoder: Encoder) -> Recommender:
+    """The recommendation engine over the store's ``db``, its products embedded with the
+    knowledge search's (fp32) ``encoder`` (once per catalog content, on first use)."""
+    from bot.recommend.engine import Recommender
+
+    return Recommender(db, encoder.encode)
 
 
 def nlu_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:
@@ -243,6 +252,7 @@ class Parts:
     generation: Generation | None = None  # the answer and copy writers, the LLM backend
     handoff: HandoffParts | None = None  # relay, outbox, desk, agent accounts, console
     search_encoder: Encoder | None = None  # the knowledge search's (fp32; the NLU has its own)
+    recommender: Recommender | None = None  # the in-process store actions' (none: remote)
 
 
 def build(
@@ -274,14 +284,19 @@ def build(
         nlu = NLUModel.load(nlu_dir(settings), nlu_encoder(settings, encoder))
     if settings.nlu_threshold is not None:
         nlu = nlu.with_threshold(settings.nlu_threshold)
+    recommender = None
     if actions is None:
         if settings.action_endpoint:
             actions = RemoteActionRunner(settings.action_endpoint)
         else:
             from bot.store_actions import project_actions
 
+            recommender = make_recommender(db, encoder)
             actions = InProcessActionRunner(
-                project_actions(project.actions_dir, db, currency=settings.currency), db=db
+                project_actions(
+                    project.actions_dir, db, currency=settings.currency, recommender=recommender
+                ),
+                db=db,
             )
     products = catalog_products(project.knowledge_dir, catalog_spec(settings))  # read once
     generation = build_generation(settings, llm=llm, domain=domain, products=products)
@@ -315,6 +330,7 @@ def build(
         generation=generation,
         handoff=handoff,
         search_encoder=encoder if answerer is not None else None,
+        recommender=recommender,
     )
     if "rest" in settings.channels:
         parts.channels.append(
@@ -340,6 +356,8 @@ def warm(parts: Parts) -> None:
     parts.nlu.parse("hello")
     if parts.search_encoder is not None:
         parts.search_encoder.encode(["hello"])
+    if parts.recommender is not None:  # the catalog's vectors, before the first shopper asks
+        parts.recommender.warm()
     llm = parts.generation.llm if parts.generation is not None else None
     if llm is not None and hasattr(llm, "load"):
         llm.load()

@@ -351,6 +351,48 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace) -> int:
+    """``clerk recommend --customer ID [--k 5] [--product NAME]``: what the bot would
+    suggest to that shopper, with prices and reasons in the domain's words. An unknown
+    customer id is an error (exit code 2)."""
+    from bot.app import make_encoder, make_recommender
+    from bot.dialogue.domain import Domain
+    from bot.dialogue.responses import Filler
+    from bot.recommend.engine import Query
+    from bot.store import migrate
+    from bot.store.db import Database
+    from bot.store_actions import replies
+    from bot.store_actions.recommendations import intro, reason_phrase
+
+    settings = _settings(args)
+    if args.k < 1:
+        raise ConfigError("--k", "must be at least 1")
+    migrate.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        recommender = make_recommender(db, make_encoder(settings))
+        recommender.check_customer(args.customer)
+        texts = (args.product,) if args.product else ()
+        recs = recommender.recommend(
+            Query(customer_id=args.customer, texts=texts, product=args.product, k=args.k)
+        )
+    finally:
+        db.dispose()
+    words = Filler(Domain.load(settings.project.domain).responses, {}, "shell")
+    if not recs.suggestions:
+        nothing = "utter_no_suggestions_matching" if recs.narrowed else "utter_no_suggestions"
+        print(words.phrase(replies.phrase(nothing)))
+        return 0
+    print(f"{args.customer}: {words.phrase(intro(recs))}")
+    for n, s in enumerate(recs.suggestions, start=1):
+        item = replies.item_text(s.name, s.options, s.price, settings.currency)
+        reason = words.phrase(reason_phrase(s.reason, settings.currency))
+        print(f"{n}. {item} — {reason}")
+    if recs.degraded:
+        print("(content similarity unavailable: co-purchase and popularity only)", file=sys.stderr)
+    return 0
+
+
 def _confirmed(customer_id: str) -> bool:
     print(
         f"Erase customer {customer_id}? Their conversations are deleted; their profile, "
@@ -457,6 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = privsub.add_parser("purge", help="delete conversations older than an age")
     a.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12w or 24h")
     a.set_defaults(func=cmd_privacy)
+
+    p = sub.add_parser("recommend", help="what the bot would suggest to a customer, and why")
+    p.add_argument("--customer", required=True, metavar="ID", help="the shopper's customer id")
+    p.add_argument("--k", type=int, default=5, help="how many suggestions (default 5)")
+    p.add_argument("--product", metavar="NAME", help="as if the shopper asked about NAME")
+    p.set_defaults(func=cmd_recommend)
 
     p = sub.add_parser("db", help="database commands")
     dbsub = p.add_subparsers(dest="db_command", required=True)

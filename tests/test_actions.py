@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -924,8 +925,18 @@ def _cards(chat: Chat) -> list[dict[str, Any]]:
     json.dumps(custom)
     assert 1 <= len(custom["products"]) <= 5
     for c in custom["products"]:
-        assert set(c) == {"product_id", "item_id", "name", "options", "price", "available"}
+        assert set(c) == {
+            "product_id",
+            "item_id",
+            "name",
+            "options",
+            "price",
+            "available",
+            "reason",
+        }
         assert c["available"] is True and isinstance(c["price"], float)
+        assert isinstance(c["reason"], str) and c["reason"]
+        assert f"— {c['reason']}" in chat.text  # the text list shows each card's reason
     return custom["products"]
 
 
@@ -954,28 +965,39 @@ async def test_known_shoppers_get_products_they_do_not_have(bot: Bot, store: Dat
     chat = await bot.chat().seed(customer_id="noah_brown_6181")
     await chat.say("any suggestions for me?", intent="recommend_products")
     cards = _cards(chat)
-    owned = {"Electric Kettle", "Gaming Mouse", "Backpack"}
-    assert not owned & {c["name"] for c in cards}
-    assert "Often bought together with things you've ordered" in chat.text
-    with store.session() as s:  # each is really bought together with something Noah has
-        for c in cards:
-            together = s.execute(
-                select(func.count())
-                .select_from(OrderItem)
-                .where(
-                    OrderItem.product_id == c["product_id"],
-                    OrderItem.order_id.in_(
-                        select(OrderItem.order_id).where(
-                            OrderItem.product_id.in_(
-                                select(OrderItem.product_id).where(
-                                    OrderItem.order_id == "#W7678072"
-                                )
+    owned = {
+        "Electric Kettle": "1075968781",
+        "Gaming Mouse": "5713490933",
+        "Backpack": "2524789262",
+    }
+    assert not set(owned) & {c["name"] for c in cards}
+    assert "Picked for you, from what you've ordered" in chat.text
+    with_yours = 0
+    for c in cards:
+        reason = re.fullmatch(
+            r"often bought with your (.+)|similar to the (.+) you bought|popular with our customers",
+            c["reason"],
+        )
+        assert reason, c["reason"]
+        bought_with, similar_to = reason.groups()
+        assert (bought_with or similar_to or "Electric Kettle") in owned
+        if bought_with:  # really bought together with that product of Noah's
+            with_yours += 1
+            with store.session() as s:
+                both = s.execute(
+                    select(func.count())
+                    .select_from(OrderItem)
+                    .where(
+                        OrderItem.product_id == c["product_id"],
+                        OrderItem.order_id.in_(
+                            select(OrderItem.order_id).where(
+                                OrderItem.product_id == owned[bought_with]
                             )
-                        )
-                    ),
-                )
-            ).scalar_one()
-            assert together > 0
+                        ),
+                    )
+                ).scalar_one()
+            assert both > 0
+    assert with_yours >= 1
 
 
 async def test_recommendations_for_a_named_product(bot: Bot) -> None:
@@ -1007,6 +1029,34 @@ async def test_recommendations_for_a_named_product(bot: Bot) -> None:
         entities=[{"entity": "product", "value": "kettle"}],
     )
     assert _cards(chat)[0]["name"] in ("Electric Kettle", "Tea Kettle")
+
+
+async def test_options_and_a_price_asked_for_in_the_conversation_shape_the_cards(
+    bot: Bot, store: Database
+) -> None:
+    chat = bot.chat()
+    await chat.say("hi there", intent="greet")
+    await chat.say("could you suggest something in black under $100?", intent="recommend_products")
+    cards = _cards(chat)
+    with store.session() as s:
+        for c in cards:
+            v = s.get(Variant, c["item_id"])
+            assert v is not None and v.price <= 100
+            assert "black" in {str(value).lower() for value in v.options.values()}
+    for c in cards:
+        assert c["reason"].startswith("matches “black” under $100.00 · "), c["reason"]
+        assert f"— {c['reason']}" in chat.text
+
+
+async def test_a_shopper_asking_about_a_kind_of_product_gets_the_popular_ones(
+    any_bot: Bot, store: Database
+) -> None:
+    chat = any_bot.chat()
+    await chat.say("which kettles do you recommend?", intent="recommend_products")
+    cards = _cards(chat)
+    assert {c["name"] for c in cards} <= {"Electric Kettle", "Tea Kettle"}
+    assert "popular picks for “kettles”" in chat.text
+    assert all(c["reason"] == "popular in kettles" for c in cards)
 
 
 # ------------------------------------------------------------------- real action server
@@ -1127,3 +1177,14 @@ async def test_a_euro_store_shows_euros_in_order_replies(
     done = await cancel.say("yes please", intent="affirm")
     assert "is cancelled" in done and "€2,674.40" in done and "$" not in done
     bot.close()
+
+
+async def test_when_nothing_fits_what_was_asked_the_bot_says_so(bot: Bot) -> None:
+    chat = bot.chat()
+    reply = await chat.say(
+        "a black t-shirt in size M under $60?",
+        intent="recommend_products",
+        entities=[{"entity": "product", "value": "t-shirt"}],
+    )
+    assert "nothing in stock matches what you asked for" in reply
+    assert not [r for r in chat.responses if r.get("custom")]

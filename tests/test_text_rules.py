@@ -17,6 +17,7 @@ from bot.text_rules import (
     find_order_id,
     find_order_ids,
     find_phones,
+    find_price_range,
     find_street_addresses,
     find_ticket_id,
     find_zips,
@@ -435,3 +436,33 @@ def test_log_filter_masks_card_numbers_phones_and_emails_but_not_ids() -> None:
     assert privacy.redact(text) == (
         "order #W2611340, ticket T-004211: card <card>, <email>, <phone>, item <phone>"
     )
+
+
+# ------------------------------------------------------------------------- price range
+
+
+@pytest.mark.parametrize(
+    ("text", "money_only", "with_bare"),
+    [
+        ("under $100", (None, 100.0), (None, 100.0)),
+        ("between $50 and $100", (50.0, 100.0), (50.0, 100.0)),
+        ("$20-$50", (20.0, 50.0), (20.0, 50.0)),
+        ("over 20 euros", (20.0, None), (20.0, None)),
+        ("between 20 and 50", (None, None), (20.0, 50.0)),
+        ("black ones under 100 please", (None, None), (None, 100.0)),
+        ("under 100.", (None, None), (None, 100.0)),
+        ("can I return it within 30 days?", (None, None), (None, None)),
+        ("under 2 kg", (None, None), (None, None)),
+        ("between 8 and 10 inches", (None, None), (None, None)),
+        ("size 8-10", (None, None), (None, None)),
+    ],
+)
+def test_price_ranges_read_money_and_with_bare_amounts_plain_budgets(
+    text: str,
+    money_only: tuple[float | None, float | None],
+    with_bare: tuple[float | None, float | None],
+) -> None:
+    got = find_price_range(text)
+    assert (got.low, got.high) == money_only
+    got = find_price_range(text, bare_amounts=True)
+    assert (got.low, got.high) == with_bare

@@ -13,7 +13,8 @@ from bot.types import ConversationId, Message, Reply
 
 def render_reply(reply: Reply, currency: str = "USD", cards: CardWording | None = None) -> str:
     """A reply as terminal text; product card prices in the store's ``currency``, cards in
-    its ``cards`` wording (Clerk's default responses when not given)."""
+    its ``cards`` wording (Clerk's default responses when not given), each card's
+    ``reason`` (already worded by the engine) on the line under it."""
     cards = cards or CardWording.clerk("shell")
     lines = [reply.text or ""]
     for i, b in enumerate(reply.buttons, 1):
@@ -22,7 +23,9 @@ def render_reply(reply: Reply, currency: str = "USD", cards: CardWording | None 
         for p in reply.custom.get("products", []):
             opts = ", ".join(f"{k}: {v}" for k, v in (p.get("options") or {}).items())
             price = card_price(p, currency) or ""
-            lines.append(f"   • {cards.name(p)} ({opts}) — {price} — {cards.stock(p)}")
+            line = f"   • {cards.name(p)} ({opts}) — {price} — {cards.stock(p)}"
+            reason = p.get("reason")
+            lines.append(f"{line}\n     {reason}" if isinstance(reason, str) and reason else line)
     return "\n".join(x for x in lines if x)
 
 

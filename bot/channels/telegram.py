@@ -193,12 +193,14 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
 @dataclass(frozen=True)
 class Span:
     text: str
-    style: str = "plain"  # plain | bold | link
+    style: str = "plain"  # plain | bold | italic | link
     url: str = ""
 
     def markdown(self) -> str:
         if self.style == "bold":
             return "*" + escape_markdown(self.text, version=2) + "*"
+        if self.style == "italic":
+            return "_" + escape_markdown(self.text, version=2) + "_"
         if self.style == "link":
             url = escape_markdown(self.url, version=2, entity_type="text_link")
             return "[" + escape_markdown(self.text, version=2) + "](" + url + ")"
@@ -221,8 +223,9 @@ def card_intro(text: str) -> str:
 def reply_blocks(
     reply: Reply, currency: str = "USD", cards: CardWording | None = None
 ) -> list[Block]:
-    """A reply as blocks of styled text; product cards show prices in ``currency`` and the
-    store's ``cards`` wording (Clerk's default responses when not given)."""
+    """A reply as blocks of styled text; product cards show prices in ``currency``, the
+    store's ``cards`` wording (Clerk's default responses when not given) and, in italics,
+    each card's ``reason`` (worded by the engine)."""
     cards = cards or CardWording.clerk("telegram")
     custom = reply.custom or {}
     products = custom.get("products") if custom.get("type") == "product_cards" else None
@@ -243,6 +246,9 @@ def reply_blocks(
         if options:
             block.append(Span("\n" + options))
         block.append(Span("\n" + " · ".join(line)))
+        reason = p.get("reason")
+        if isinstance(reason, str) and reason:  # worded by the engine from the domain
+            block.extend([Span("\n"), Span(reason, "italic")])
         blocks.append(block)
     if reply.image and reply.image.startswith(("http://", "https://")):
         blocks.append([Span(cards.image_link, "link", reply.image)])

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bot.dialogue.responses import Filler, with_defaults
 from bot.dialogue.responses import render as render_response
-from bot.dialogue.responses import with_defaults
 from bot.errors import TrainingDataError
 from bot.types import Reply
 
@@ -190,14 +190,18 @@ class Domain:
         With ``response``: that response rendered, its placeholders filled from the
         message's other keyword arguments, then the slots; the action's own ``buttons``
         follow the response's, and its ``text``, ``image`` and ``custom`` (json_message),
-        when given, replace the response's (Rasa's rule). Without: the message as it is."""
+        when given, replace the response's (Rasa's rule). Without: the message as it is.
+        Phrases inside the action's ``custom`` are replaced by their text either way."""
         name = message.get("response") or message.get("template")
+        filler = Filler(self.responses, slots, channel)
+        own = Reply.from_rasa(dict(message))
+        if own.custom:  # phrases in the action's own payload are worded here
+            own = replace(own, custom=filler.shown_phrases(own.custom))
         if not name:
-            return [Reply.from_rasa(dict(message))]
+            return [own]
         values = {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}
         out = []
         for reply in self.render(str(name), slots, values, channel=channel):
-            own = Reply.from_rasa(dict(message))
             out.append(
                 Reply(
                     text=own.text if own.text else reply.text,

@@ -16,8 +16,12 @@ Contract (Rasa 3's responses, as far as Clerk uses them):
   ", ", a mapping shows its values, ``None`` or a missing value shows nothing. A *phrase*
   — a mapping ``{"response": name, **values}`` — shows the text of that response, filled
   from its own values (then the slots); a list of phrases joins with a space (they are
-  sentences). Braces that are not a ``{word}`` (the JSON of an ``/inform{...}`` payload)
-  stay as they are.
+  sentences); *lines* — a mapping ``{"lines": [...]}`` — show one item per line (a list
+  of suggestions, each a phrase). Braces that are not a ``{word}`` (the JSON of an
+  ``/inform{...}`` payload) stay as they are.
+- An action's own ``custom`` payload (rasa-sdk's ``json_message``) is sent as it is, but
+  for the phrases in it, which are replaced by their text (``shown_phrases``): a product
+  card's ``reason`` is worded by the domain like any reply.
 - Clerk ships default responses for its engine messages and built-in store actions in
   ``default_responses.yml`` next to this module; a project's own responses replace them
   name by name (``with_defaults``).
@@ -98,6 +102,13 @@ def is_phrase(value: Any) -> bool:
     return isinstance(value, Mapping) and isinstance(value.get("response"), str)
 
 
+def is_lines(value: Any) -> bool:
+    """A value shown one item per line (see the module doc)."""
+    return (
+        isinstance(value, Mapping) and set(value) == {"lines"} and isinstance(value["lines"], list)
+    )
+
+
 @dataclass(frozen=True)
 class Filler:
     """Fills placeholders for one reply: ``responses`` to render phrases from, the
@@ -114,6 +125,8 @@ class Filler:
             return ""
         if is_phrase(value):
             return self.phrase(value)
+        if is_lines(value):
+            return "\n".join(self.shown(v) for v in value["lines"])
         if isinstance(value, bool):
             return str(value).lower()
         if isinstance(value, Decimal | float) and value == int(value):
@@ -150,6 +163,17 @@ class Filler:
             return self.shown(values.get(name))
 
         return _PLACEHOLDER.sub(one, template)
+
+    def shown_phrases(self, data: Any) -> Any:
+        """``data`` (an action's custom payload) with every phrase in it replaced by its
+        text; everything else as it is."""
+        if is_phrase(data):
+            return self.phrase(data)
+        if isinstance(data, Mapping):
+            return {k: self.shown_phrases(v) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self.shown_phrases(v) for v in data]
+        return data
 
     def fill_custom(self, data: Any, values: Mapping[str, Any]) -> Any:
         if isinstance(data, str):

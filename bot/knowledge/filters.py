@@ -1,9 +1,9 @@
 """Price and stock constraints stated in a question, as ``SearchFilters``.
 
 "blue T-shirts under $30", "speakers between $50 and $100", "which backpacks are in
-stock?": ``question_filters`` reads the price range (only amounts written as money: ``$30``,
-``30 dollars``) and the stock constraint; amounts in euros or pounds (``€30``, ``30 EUR``) count as well, in
-the store's currency; ``narrow_facts`` keeps a product's variants that
+stock?": ``question_filters`` reads the price range (``bot.text_rules.find_price_range``:
+only amounts written as money, ``$30``, ``30 dollars``, ``€30``, ``30 EUR``, in the store's
+currency) and the stock constraint; ``narrow_facts`` keeps a product's variants that
 meet them and records them in ``ProductFacts.requested`` (keys ``price`` and
 ``availability``) so the answer can say what was asked for.
 """
@@ -16,55 +16,16 @@ from decimal import Decimal
 
 from bot.knowledge.catalog import ProductFacts, format_money
 from bot.knowledge.retriever import SearchFilters
+from bot.text_rules import find_price_range
 
-_MONEY = (
-    r"(?:(?:[$€£]|\b(?:usd|eur|gbp)\s?)\s?(\d+(?:\.\d{1,2})?)"
-    r"|(\d+(?:\.\d{1,2})?)\s?(?:dollars|usd|bucks|euros?|eur|pounds|gbp|€|£)(?!\w))"
-)
-_BETWEEN = re.compile(
-    r"\b(?:between|from)\s+"
-    + _MONEY
-    + r"\s*(?:and|to|-)\s*"
-    + _MONEY
-    + r"|"
-    + _MONEY
-    + r"\s*(?:-|to)\s*"
-    + _MONEY,
-    re.IGNORECASE,
-)
-_AT_MOST = re.compile(
-    r"\b(?:under|below|less than|cheaper than|up to|at most|max(?:imum)?|no more than|"
-    r"within|not over|under budget of|budget of)\s+" + _MONEY,
-    re.IGNORECASE,
-)
-_AT_LEAST = re.compile(
-    r"\b(?:over|above|more than|at least|min(?:imum)?|pricier than|starting at)\s+" + _MONEY,
-    re.IGNORECASE,
-)
 _OUT_OF_STOCK = re.compile(r"\b(?:out[\s-]of[\s-]stock|sold[\s-]out|unavailable)\b", re.IGNORECASE)
 _IN_STOCK = re.compile(r"\b(?:in[\s-]stock|available (?:now|today)|ready to ship)\b", re.IGNORECASE)
 
 
-def _amounts(m: re.Match[str]) -> list[float]:
-    return [float(g) for g in m.groups() if g is not None]
-
-
 def question_filters(question: str) -> SearchFilters:
     """The price range and stock constraint ``question`` states (none: an empty filter)."""
-    lo: float | None = None
-    hi: float | None = None
-    between = _BETWEEN.search(question)
-    if between:
-        values = _amounts(between)
-        if len(values) == 2:
-            lo, hi = min(values), max(values)
-    else:
-        at_most = _AT_MOST.search(question)
-        at_least = _AT_LEAST.search(question)
-        if at_most:
-            hi = _amounts(at_most)[0]
-        if at_least:
-            lo = _amounts(at_least)[0]
+    price = find_price_range(question)
+    lo, hi = price.low, price.high
     in_stock: bool | None = None
     if _OUT_OF_STOCK.search(question):
         in_stock = False

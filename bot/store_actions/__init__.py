@@ -2,12 +2,15 @@
 
 Two ways to run them, same code:
 
-- In Clerk's engine: ``build_actions(db, currency=...)`` returns one instance of every
-  action, all using the engine's ``Database`` and the store's currency; register them with ``ActionExecutor.register_action``.
+- In Clerk's engine: ``build_actions(db, currency=..., recommender=...)`` returns one
+  instance of every action, all using the engine's ``Database`` and the store's currency
+  (and the recommendations its ``Recommender``); register them with
+  ``ActionExecutor.register_action``.
 - In a separate action server: ``python -m rasa_sdk --actions bot.store_actions`` (or
   ``ActionExecutor().register_package("bot.store_actions")``) finds the concrete ``Action`` classes
   and builds them without arguments; they open ``database_from_env()``
-  (``CLERK_DATABASE_URL``) and read the currency (``CLERK_CURRENCY``) on first use.
+  (``CLERK_DATABASE_URL``) and read the currency (``CLERK_CURRENCY``) on first use; the
+  recommendation action builds its ``Recommender`` from the settings on first use.
 
 Actions (names as in ``training_data/domain.yml``):
 
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from rasa_sdk import Action
 
+from bot.recommend.engine import Recommender
 from bot.store.db import Database
 from bot.store_actions.base import UsesStore
 from bot.store_actions.forms import (
@@ -85,22 +89,34 @@ ACTION_CLASSES = (
 )
 
 
-def build_actions(db: Database | None, *, currency: str | None = None) -> list[Action]:
+def build_actions(
+    db: Database | None, *, currency: str | None = None, recommender: Recommender | None = None
+) -> list[Action]:
     """One instance of every store action, all sharing ``db`` (``None``: the settings'
     database, opened on first use) and writing prices in ``currency`` (``None``: the
-    settings' currency, read on first use)."""
-    return [cls(db, currency=currency) for cls in ACTION_CLASSES]
+    settings' currency, read on first use). ``action_recommend_products`` uses
+    ``recommender`` (``None``: its own, built from the settings on first use)."""
+    return [
+        cls(db, currency=currency, recommender=recommender)
+        if cls is ActionRecommendProducts
+        else cls(db, currency=currency)
+        for cls in ACTION_CLASSES
+    ]
 
 
 def project_actions(
-    actions_dir: Path | None, db: Database | None, *, currency: str | None = None
+    actions_dir: Path | None,
+    db: Database | None,
+    *,
+    currency: str | None = None,
+    recommender: Recommender | None = None,
 ) -> list[Action]:
     """Clerk's store actions plus the project's own ``actions`` package (or ``actions.py``)
     found in ``actions_dir``; a project action whose ``name()`` is a built-in's replaces it.
     Project actions derived from ``UsesStore`` get ``db`` (and read the currency from the
     settings); others are built without arguments, as rasa-sdk builds them. ``db`` ``None``
     (an action server): every action opens the settings' database on first use."""
-    by_name = {a.name(): a for a in build_actions(db, currency=currency)}
+    by_name = {a.name(): a for a in build_actions(db, currency=currency, recommender=recommender)}
     if actions_dir is not None:
         for cls in project_action_classes(actions_dir):
             action: Action = cls(db) if issubclass(cls, UsesStore) else cls()

@@ -1,224 +1,203 @@
-"""``action_recommend_products``: suggestions drawn from the store's own data.
+"""``action_recommend_products``: suggestions from ``bot.recommend``, each with its reason.
 
-- A product named (``product`` entity or slot, or a catalogue name in the text): other
-  in-stock variants of it, then the products most often bought together with it.
-- Else, a verified shopper: products most often bought together with what they bought,
-  leaving out products they already have.
-- Else: the most ordered products that are in stock.
+The action asks its ``Recommender`` (built by the composition root and passed to
+``build_actions``; an action built without one, as rasa-sdk builds it, makes its own on
+first use: ``recommender_from_env``) for suggestions for the verified shopper
+(``customer_id`` slot), the shopper's messages in this conversation (products, options and
+price ranges asked for) and the ``product`` entity or slot.
 
-Co-purchase counts are orders that contain both products. Each suggested product is
-shown through one in-stock variant (its most ordered one, then the cheapest). The reply
-is a text plus a ``custom`` payload ``{"type": "product_cards", "products": [...]}`` of at
-most ``MAX_CARDS`` JSON-serialisable cards.
+The reply is the response ``utter_suggestions`` with ``{intro}`` (one of ``utter_suggest_*``)
+and ``{products}`` (one ``utter_suggestion_line`` per suggestion: the item and its reason),
+plus a ``custom`` payload ``{"type": "product_cards", "products": [...]}`` of at most
+``MAX_CARDS`` JSON-serialisable cards, each with its ``reason`` (a phrase the engine words
+from the domain: ``utter_reason_*``).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+import logging
+import threading
 from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, aliased
 
-from bot.store.models import Order, OrderItem, Product, Variant
+from bot.recommend.engine import Query, Reason, Recommendations, Recommender, Suggestion
+from bot.store.db import Database
 from bot.store_actions import replies
-from bot.store_actions.base import StoreAction, first_entity, latest_text
+from bot.store_actions.base import StoreAction, first_entity
+
+log = logging.getLogger(__name__)
 
 MAX_CARDS = 5
-MAX_SAME_PRODUCT = 3
+#: The shopper's messages the recommender reads, the latest last.
+CONVERSATION_WINDOW = 6
+
+_env_lock = threading.Lock()
+_env_recommenders: dict[str, Recommender] = {}
 
 
-def _words(text: str) -> list[str]:
-    out = []
-    for w in re.findall(r"[a-z0-9]+", text.lower().replace("-", "")):
-        out.append(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
-    return out
+def recommender_from_env(db: Database) -> Recommender:
+    """The process's ``Recommender`` over ``db`` (one per database URL) for an action
+    server started alone: it embeds products with the encoder the settings give
+    (``bot.app.make_encoder``'s: the ONNX export cached in the home). When the encoder
+    cannot be built or run, recommendations use co-purchase and popularity only, with a
+    logged warning."""
+    with _env_lock:
+        found = _env_recommenders.get(db.url)
+        if found is None:
+            found = _env_recommenders[db.url] = Recommender(db, _encoder_from_env())
+        return found
 
 
-def find_product(s: Session, name: str | None, text: str) -> Product | None:
-    """The catalogue product ``name`` (or, failing that, the text) refers to."""
-    products = list(s.scalars(select(Product).order_by(Product.name)))
-    for query in (name, text):
-        if not query:
-            continue
-        q = _words(str(query))
-        if not q:
-            continue
-        exact = [p for p in products if _words(p.name) == q]
-        if exact:
-            return exact[0]
-        contained = [p for p in products if _contains(q, _words(p.name))]
-        if contained:
-            return max(contained, key=lambda p: len(p.name))
-        if query is name:  # a loose entity value: "bottle" -> Water Bottle
-            heads = [p for p in products if _words(p.name) and _words(p.name)[-1] in q]
-            if heads:  # "kettle": the most ordered of the kettles
-                order = popular(s, set(), len(products))
-                return min(heads, key=lambda p: (_rank(order, p.product_id), p.name))
+def _encoder_from_env() -> Any:
+    from bot.config import Settings
+    from bot.errors import ClerkError
+    from bot.nlu.encoder import Encoder
+
+    try:
+        encoder = Encoder(cache_dir=Settings.load().home / "encoder")
+    except (ClerkError, OSError, ImportError) as exc:
+        log.warning("recommendations without content similarity: no encoder (%s)", exc)
+        return None
+    return encoder.encode
+
+
+def shopper_texts(tracker: Tracker, limit: int = CONVERSATION_WINDOW) -> tuple[str, ...]:
+    """The shopper's last ``limit`` messages in the conversation, oldest first (since the
+    last restart)."""
+    texts: list[str] = []
+    for e in reversed(tracker.events or []):
+        if e.get("event") == "restart":
+            break
+        if e.get("event") == "user" and e.get("text"):
+            texts.append(str(e["text"]))
+            if len(texts) >= limit:
+                break
+    latest = str((tracker.latest_message or {}).get("text") or "")
+    if latest and (not texts or texts[0] != latest):
+        texts.insert(0, latest)
+    return tuple(reversed(texts))
+
+
+def reason_phrase(reason: Reason, currency: str) -> dict[str, Any]:
+    """A suggestion's reason as a phrase (``utter_reason_<kind>``), after what it matches
+    of the request (``utter_reason_matches*``) when options or a price were asked for."""
+    because = replies.phrase(
+        f"utter_reason_{reason.kind}", product=reason.product, category=reason.category
+    )
+    price = _price_phrase(reason, currency)
+    options = ", ".join(reason.options)
+    if options and price:
+        match = replies.phrase("utter_reason_matches_options_price", options=options, price=price)
+    elif options:
+        match = replies.phrase("utter_reason_matches_options", options=options)
+    elif price:
+        match = replies.phrase("utter_reason_matches_price", price=price)
+    else:
+        return because
+    return replies.phrase("utter_reason_both", match=match, because=because)
+
+
+def _price_phrase(reason: Reason, currency: str) -> dict[str, Any] | None:
+    low, high = reason.price.low, reason.price.high
+    if low is not None and high is not None:
+        return replies.phrase(
+            "utter_reason_price_between",
+            low=replies.price(low, currency),
+            high=replies.price(high, currency),
+        )
+    if high is not None:
+        return replies.phrase("utter_reason_price_under", high=replies.price(high, currency))
+    if low is not None:
+        return replies.phrase("utter_reason_price_over", low=replies.price(low, currency))
     return None
 
 
-def _rank(ordered: Sequence[str], product_id: str) -> int:
-    return ordered.index(product_id) if product_id in ordered else len(ordered)
-
-
-def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
-    n = len(needle)
-    return n > 0 and any(
-        list(haystack[i : i + n]) == list(needle) for i in range(len(haystack) - n + 1)
-    )
-
-
-def co_purchased(
-    s: Session, product_ids: Sequence[str], exclude: set[str], limit: int
-) -> list[str]:
-    """Products most often in the same order as any of ``product_ids``."""
-    if not product_ids:
-        return []
-    a, b = aliased(OrderItem), aliased(OrderItem)
-    n = func.count(func.distinct(b.order_id)).label("n")
-    stmt = (
-        select(b.product_id, n)
-        .join(a, a.order_id == b.order_id)
-        .where(a.product_id.in_(list(product_ids)), b.product_id.not_in(list(product_ids)))
-        .group_by(b.product_id)
-        .order_by(n.desc(), b.product_id)
-    )
-    out = []
-    for product_id, _count in s.execute(stmt):
-        if product_id not in exclude:
-            out.append(product_id)
-        if len(out) >= limit:
-            break
-    return out
-
-
-def popular(s: Session, exclude: set[str], limit: int) -> list[str]:
-    n = func.count(func.distinct(OrderItem.order_id)).label("n")
-    stmt = (
-        select(OrderItem.product_id, n)
-        .group_by(OrderItem.product_id)
-        .order_by(n.desc(), OrderItem.product_id)
-    )
-    return [p for p, _ in s.execute(stmt) if p not in exclude][:limit]
-
-
-def in_stock_variants(s: Session, product_id: str, exclude_items: set[str]) -> list[Variant]:
-    """Available variants of a product, most ordered first, then cheapest."""
-    times = (
-        select(OrderItem.item_id, func.count().label("n")).group_by(OrderItem.item_id).subquery()
-    )
-    stmt = (
-        select(Variant)
-        .outerjoin(times, times.c.item_id == Variant.item_id)
-        .where(Variant.product_id == product_id, Variant.available.is_(True))
-        .order_by(func.coalesce(times.c.n, 0).desc(), Variant.price, Variant.item_id)
-    )
-    return [v for v in s.scalars(stmt) if v.item_id not in exclude_items]
-
-
-Pick = tuple[Variant, str]  # a variant to suggest and its product's name
-
-
-def card(variant: Variant, name: str) -> dict[str, Any]:
+def card(s: Suggestion, reason: dict[str, Any]) -> dict[str, Any]:
     """A product card (``product_cards`` in the reply's custom data): ``price`` is a JSON
     number in the store's currency (``Settings.currency``); channels write it with
-    ``format_money``."""
+    ``format_money``; ``reason`` is a phrase the engine turns into its text."""
     return {
-        "product_id": variant.product_id,
-        "item_id": variant.item_id,
-        "name": name,
-        "options": dict(variant.options or {}),
-        "price": float(variant.price),
-        "available": bool(variant.available),
+        "product_id": s.product_id,
+        "item_id": s.item_id,
+        "name": s.name,
+        "options": dict(s.options),
+        "price": float(s.price),
+        "available": bool(s.available),
+        "reason": reason,
     }
 
 
+def intro(recs: Recommendations) -> dict[str, Any]:
+    """The sentence before the list (``utter_suggest_*``)."""
+    if recs.situation == "asked_product":
+        asked = any(s.reason.kind == "asked_for" for s in recs.suggestions)
+        kind = (
+            "in_stock_and_related"
+            if asked and recs.related
+            else "in_stock"
+            if asked
+            else "out_of_stock"
+        )
+        return replies.phrase(f"utter_suggest_{kind}", product=recs.subject)
+    if recs.situation == "unknown_product":
+        return replies.phrase("utter_suggest_unknown_product", product=recs.subject)
+    if recs.situation == "category":
+        return replies.phrase("utter_suggest_category", category=recs.subject)
+    if recs.situation == "personal":
+        return replies.phrase("utter_suggest_for_you")
+    return replies.phrase("utter_suggest_popular")
+
+
 class ActionRecommendProducts(StoreAction):
+    def __init__(
+        self,
+        db: Database | None = None,
+        *,
+        currency: str | None = None,
+        recommender: Recommender | None = None,
+    ) -> None:
+        super().__init__(db, currency=currency)
+        self._recommender = recommender
+
     def name(self) -> str:
         return "action_recommend_products"
+
+    @property
+    def recommender(self) -> Recommender:
+        if self._recommender is None:
+            self._recommender = recommender_from_env(self.db)
+        return self._recommender
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        asked_name = first_entity(tracker, "product") or tracker.get_slot("product")
-        customer_id = tracker.get_slot("customer_id")
-        with self.db.session() as s:
-            owned_items: set[str] = set()
-            owned_products: list[str] = []
-            if customer_id:
-                rows = s.execute(
-                    select(OrderItem.item_id, OrderItem.product_id)
-                    .join(Order, Order.order_id == OrderItem.order_id)
-                    .where(Order.user_id == customer_id)
-                    .order_by(OrderItem.id)
-                ).all()
-                owned_items = {r[0] for r in rows}
-                owned_products = list(dict.fromkeys(r[1] for r in rows))
-            product = find_product(s, asked_name, latest_text(tracker))
-            names = {p.product_id: p.name for p in s.scalars(select(Product))}
-            chosen: list[Pick] = []
-            intro: dict[str, Any] = {}
-            if product is not None:
-                variants = in_stock_variants(s, product.product_id, owned_items)
-                related = self._representatives(
-                    s, co_purchased(s, [product.product_id], set(), MAX_CARDS), names, owned_items
-                )
-                same = [(v, product.name) for v in variants]
-                take = max(MAX_SAME_PRODUCT, MAX_CARDS - len(related))
-                chosen = same[:take] + related
-                chosen += same[take:]
-                kind = (
-                    "in_stock_and_related"
-                    if related and same
-                    else "in_stock"
-                    if same
-                    else "out_of_stock"
-                )
-                intro = replies.phrase(f"utter_suggest_{kind}", product=product.name)
-            elif asked_name:
-                intro = replies.phrase("utter_suggest_unknown_product", product=asked_name)
-                chosen = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
-            elif owned_products:
-                together = co_purchased(s, owned_products, set(owned_products), MAX_CARDS * 2)
-                chosen = self._representatives(s, together, names, owned_items)
-                intro = replies.phrase("utter_suggest_bought_together")
-                if not chosen:
-                    chosen = self._representatives(
-                        s, popular(s, set(owned_products), MAX_CARDS * 2), names, owned_items
-                    )
-                    intro = replies.phrase("utter_suggest_popular_with_others")
-            else:
-                chosen = self._representatives(s, popular(s, set(), MAX_CARDS * 2), names, set())
-                intro = replies.phrase("utter_suggest_popular")
-            picks = chosen[:MAX_CARDS]
-            lines = [
-                replies.item_text(name, v.options, v.price, self.currency) for v, name in picks
-            ]
-            products = [card(v, name) for v, name in picks]
-        if not products:
-            dispatcher.utter_message(response="utter_no_suggestions")
+        asked = first_entity(tracker, "product") or tracker.get_slot("product")
+        recs = self.recommender.recommend(
+            Query(
+                customer_id=tracker.get_slot("customer_id") or None,
+                texts=shopper_texts(tracker),
+                product=str(asked) if asked else None,
+                k=MAX_CARDS,
+            )
+        )
+        if not recs.suggestions:
+            nothing = "utter_no_suggestions_matching" if recs.narrowed else "utter_no_suggestions"
+            dispatcher.utter_message(response=nothing)
             return []
+        lines, cards = [], []
+        for s in recs.suggestions:
+            reason = reason_phrase(s.reason, self.currency)
+            item = replies.item_text(s.name, s.options, s.price, self.currency)
+            lines.append(replies.phrase("utter_suggestion_line", item=item, reason=reason))
+            cards.append(card(s, reason))
         dispatcher.utter_message(
             response="utter_suggestions",
-            intro=intro,
-            products=replies.bullets(lines),
-            json_message={"type": "product_cards", "products": products},
+            intro=intro(recs),
+            products=replies.lines(lines),
+            json_message={"type": "product_cards", "products": cards},
         )
         return []
-
-    @staticmethod
-    def _representatives(
-        s: Session, product_ids: Sequence[str], names: dict[str, str], owned_items: set[str]
-    ) -> list[Pick]:
-        out = []
-        for product_id in product_ids:
-            variants = in_stock_variants(s, product_id, owned_items)
-            if variants:
-                out.append((variants[0], names.get(product_id, "")))
-        return out

@@ -58,6 +58,11 @@ def address_text(address: Mapping[str, Any] | None) -> str:
     return ", ".join(p for p in (head, tail) if p)
 
 
+def lines(values: list[Any]) -> dict[str, list[Any]]:
+    """A value the engine shows one item per line (each item a phrase, or text)."""
+    return {"lines": list(values)}
+
+
 def inform(**entities: Any) -> str:
     """A button payload in Rasa's ``/intent{entities}`` form."""
     return "/inform" + json.dumps(entities, ensure_ascii=False)

@@ -254,7 +254,8 @@
         el("h3", { text: String(p.name || "") }),
         opts.length ? el("p", { class: "opts", text: opts.join(" · ") }) : null,
         p.price != null ? el("p", { class: "price", text: money.format(Number(p.price)) }) : null,
-        el("p", { class: "stock " + (available ? "in" : "out"), text: t(available ? "in_stock" : "out_of_stock") })
+        el("p", { class: "stock " + (available ? "in" : "out"), text: t(available ? "in_stock" : "out_of_stock") }),
+        p.reason ? el("p", { class: "reason", text: String(p.reason) }) : null
       ]));
     });
     return list;

@@ -1,0 +1,157 @@
+"""What the recommender reads from the store: the catalog, a shopper's history and the
+purchase counts, each in one short query on the caller's ``Session``.
+
+Every function takes a ``Session`` from ``Database.session()`` (inside an engine turn, the
+turn's own) and never commits or writes. None of them waits on anything but the database.
+Purchases count *orders*: a product bought twice in one order counts once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from bot.store.models import Customer, Order, OrderItem, Product, Variant
+
+#: Orders with these statuses do not make their products the shopper's own.
+NOT_OWNING_STATUSES = frozenset({"cancelled"})
+
+
+@dataclass(frozen=True)
+class CatalogVariant:
+    item_id: str
+    product_id: str
+    options: Mapping[str, Any]
+    price: Decimal
+    available: bool
+
+
+@dataclass(frozen=True)
+class CatalogProduct:
+    product_id: str
+    name: str
+    variants: tuple[CatalogVariant, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The store's products with their variants, ordered by product id."""
+
+    products: tuple[CatalogProduct, ...]
+    by_id: Mapping[str, CatalogProduct] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {p.product_id: p for p in self.products})
+
+    def name(self, product_id: str) -> str:
+        product = self.by_id.get(product_id)
+        return product.name if product else ""
+
+
+@dataclass(frozen=True)
+class History:
+    """What a shopper ordered (cancelled orders left out): products, most recent order
+    first (orders by id, as the store has no order dates), and the variants."""
+
+    products: tuple[str, ...] = ()
+    items: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Purchases:
+    """Purchase counts over a set of orders.
+
+    ``popularity[p]``: orders containing product ``p``. ``together[a][b]``: orders
+    containing both ``a`` and ``b`` (present for the anchors it was built for; every
+    product when built ``from_baskets``)."""
+
+    popularity: Mapping[str, int]
+    together: Mapping[str, Mapping[str, int]]
+
+    @classmethod
+    def from_baskets(cls, baskets: Iterable[Collection[str]]) -> Purchases:
+        """Counts over ``baskets`` (each the product ids of one order)."""
+        popularity: dict[str, int] = defaultdict(int)
+        together: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for basket in baskets:
+            products = set(basket)
+            for a in products:
+                popularity[a] += 1
+                for b in products:
+                    if a != b:
+                        together[a][b] += 1
+        return cls(dict(popularity), {a: dict(bs) for a, bs in together.items()})
+
+
+def read_catalog(s: Session) -> Catalog:
+    """Every product with its variants (two queries)."""
+    variants: dict[str, list[CatalogVariant]] = defaultdict(list)
+    for v in s.scalars(select(Variant).order_by(Variant.product_id, Variant.item_id)):
+        variants[v.product_id].append(
+            CatalogVariant(
+                item_id=v.item_id,
+                product_id=v.product_id,
+                options=dict(v.options or {}),
+                price=Decimal(v.price),
+                available=bool(v.available),
+            )
+        )
+    products = tuple(
+        CatalogProduct(pid, name, tuple(variants.get(pid, ())))
+        for pid, name in s.execute(
+            select(Product.product_id, Product.name).order_by(Product.product_id)
+        )
+    )
+    return Catalog(products)
+
+
+def customer_exists(s: Session, customer_id: str) -> bool:
+    return s.get(Customer, customer_id) is not None
+
+
+def read_history(s: Session, customer_id: str) -> History:
+    """The shopper's ordered products and variants (one query)."""
+    rows = s.execute(
+        select(OrderItem.product_id, OrderItem.item_id)
+        .join(Order, Order.order_id == OrderItem.order_id)
+        .where(Order.user_id == customer_id, Order.status.not_in(sorted(NOT_OWNING_STATUSES)))
+        .order_by(Order.order_id.desc(), OrderItem.id)
+    ).all()
+    return History(
+        products=tuple(dict.fromkeys(r[0] for r in rows)),
+        items=frozenset(r[1] for r in rows),
+    )
+
+
+def read_purchases(s: Session, anchors: Collection[str]) -> Purchases:
+    """Popularity of every product and co-purchase counts of ``anchors`` (two queries)."""
+    n = func.count(func.distinct(OrderItem.order_id))
+    popularity = {
+        pid: int(count)
+        for pid, count in s.execute(select(OrderItem.product_id, n).group_by(OrderItem.product_id))
+    }
+    together: dict[str, dict[str, int]] = defaultdict(dict)
+    if anchors:
+        a, b = aliased(OrderItem), aliased(OrderItem)
+        both = func.count(func.distinct(b.order_id))
+        stmt = (
+            select(a.product_id, b.product_id, both)
+            .join(b, a.order_id == b.order_id)
+            .where(a.product_id.in_(sorted(anchors)), b.product_id != a.product_id)
+            .group_by(a.product_id, b.product_id)
+        )
+        for anchor, other, count in s.execute(stmt):
+            together[anchor][other] = int(count)
+    return Purchases(popularity, dict(together))
+
+
+def variant_orders(s: Session) -> dict[str, int]:
+    """How many order lines each variant has (one query)."""
+    stmt = select(OrderItem.item_id, func.count()).group_by(OrderItem.item_id)
+    return {item: int(count) for item, count in s.execute(stmt)}
