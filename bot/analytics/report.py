@@ -472,12 +472,15 @@ def _messages(
         )
         .subquery("rows")
     )
-    order = {"partition_by": rows.c.conversation_id, "order_by": rows.c.seq}
+
+    def over(fn: Any) -> Any:
+        return fn.over(partition_by=rows.c.conversation_id, order_by=rows.c.seq)
+
     ahead = [
         (
-            func.lead(rows.c.type, k).over(**order).label(f"type{k}"),
-            func.lead(rows.c.act, k).over(**order).label(f"act{k}"),
-            func.lead(rows.c.step, k).over(**order).label(f"step{k}"),
+            over(func.lead(rows.c.type, k)).label(f"type{k}"),
+            over(func.lead(rows.c.act, k)).label(f"act{k}"),
+            over(func.lead(rows.c.step, k)).label(f"step{k}"),
         )
         for k in range(1, HANDOFF_LOOKAHEAD + 1)
     ]
@@ -486,8 +489,8 @@ def _messages(
         rows.c.intent,
         rows.c.meant,
         rows.c.confidence,
-        func.lag(rows.c.type).over(**order).label("prev_type"),
-        func.lag(rows.c.act).over(**order).label("prev_act"),
+        over(func.lag(rows.c.type)).label("prev_type"),
+        over(func.lag(rows.c.act)).label("prev_act"),
         *(col for cols in ahead for col in cols),
     ).subquery("seen")
     c = seen.c
@@ -618,7 +621,7 @@ def _csat(session: Session, since: dt.datetime, until: dt.datetime) -> Csat:
         )
         .subquery("last")
     )
-    counts = dict(
+    counts: dict[str, int] = dict(
         session.execute(
             select(last.c.rating, func.count())
             .where(last.c.nth == literal(1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from bot.analytics.report import Report
@@ -42,7 +43,7 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -
 
 def format_report(report: Report) -> str:
     r = report
-    days = {}
+    days: dict[dt.date, dict[str, int]] = {}
     for d in r.by_day:
         days.setdefault(d.day, {})[d.channel] = d.conversations
     channels = [c for c, _ in r.by_channel]
