@@ -80,6 +80,7 @@ from bot.types import MISS_ACTIONS
 DEFAULT_LOW_CONFIDENCE = 0.5
 TOP = 10  # rows of the intent and reason tables
 HANDOFF_LOOKAHEAD = 3  # actions / handoff steps after a message that count as its answer
+LISTEN = "action_listen"
 
 Pairs = tuple[tuple[str, int], ...]
 
@@ -406,11 +407,11 @@ def _conversations(
     handed = exists().where(
         Handoff.conversation_id == Conversation.id, Handoff.requested_at < until
     )
+    # the shopper-message EXISTS in WHERE, where PostgreSQL plans it as a semi-join
     engaged, handed_off = session.execute(
-        select(
-            func.coalesce(func.sum(case((said, 1), else_=0)), 0),
-            func.coalesce(func.sum(case((and_(said, handed), 1), else_=0)), 0),
-        ).where(window)
+        select(func.count(), func.coalesce(func.sum(case((handed, 1), else_=0)), 0))
+        .select_from(Conversation)
+        .where(window, said)
     ).one()
 
     episodes = session.execute(
@@ -438,21 +439,34 @@ def _conversations(
 def _messages(
     session: Session, since_ts: float, until_ts: float, low_confidence: float
 ) -> dict[str, Any]:
-    """Shopper messages of the window with their answer, the row before and the rows after,
-    in one pass of window functions; grouped by (recognised, meant) intent."""
+    """Shopper messages of the window with the step before and the steps after them (one
+    letter each, ``action_listen`` left out), in one pass of window functions; grouped by
+    (recognised, meant) intent."""
     e = ConversationEvent
     action = e.data["name"].as_string()
-    step = e.data["step"].as_string()
     recognised = e.data[("parse_data", "intent", "name")].as_string()
     best_guess = e.data[("parse_data", "intent_ranking", 0, "name")].as_string()
     confidence = e.data[("parse_data", "intent", "confidence")].as_float()
+    # each row in one letter: u shopper message, m miss action, a other action,
+    # l action_listen, h handoff requested, o other handoff step
+    code = case(
+        (e.type == "user", literal("u")),
+        (
+            e.type == "action",
+            case(
+                (action == LISTEN, literal("l")),
+                (action.in_(sorted(MISS_ACTIONS)), literal("m")),
+                else_=literal("a"),
+            ),
+        ),
+        (e.data["step"].as_string() == "requested", literal("h")),
+        else_=literal("o"),
+    )
     rows = (
         select(
             e.conversation_id,
             e.seq,
-            e.type,
-            case((e.type == "action", action), else_=None).label("act"),
-            case((e.type == "handoff", step), else_=None).label("step"),
+            code.label("code"),
             case((e.type == "user", recognised), else_=None).label("intent"),
             case(
                 (
@@ -468,41 +482,32 @@ def _messages(
             e.type.in_(("user", "action", "handoff")),
             e.timestamp >= since_ts,
             e.timestamp < until_ts,
-            or_(e.type != "action", func.coalesce(action, "") != "action_listen"),
         )
         .subquery("rows")
     )
+    steps = select(rows).where(rows.c.code != "l").subquery("steps")  # listening is no step
 
     def over(fn: Any) -> Any:
-        return fn.over(partition_by=rows.c.conversation_id, order_by=rows.c.seq)
+        return fn.over(partition_by=steps.c.conversation_id, order_by=steps.c.seq)
 
-    ahead = [
-        (
-            over(func.lead(rows.c.type, k)).label(f"type{k}"),
-            over(func.lead(rows.c.act, k)).label(f"act{k}"),
-            over(func.lead(rows.c.step, k)).label(f"step{k}"),
-        )
-        for k in range(1, HANDOFF_LOOKAHEAD + 1)
-    ]
     seen = select(
-        rows.c.type,
-        rows.c.intent,
-        rows.c.meant,
-        rows.c.confidence,
-        over(func.lag(rows.c.type)).label("prev_type"),
-        over(func.lag(rows.c.act)).label("prev_act"),
-        *(col for cols in ahead for col in cols),
+        steps.c.code,
+        steps.c.intent,
+        steps.c.meant,
+        steps.c.confidence,
+        over(func.lag(steps.c.code)).label("before"),
+        *(
+            over(func.lead(steps.c.code, k)).label(f"after{k}")
+            for k in range(1, HANDOFF_LOOKAHEAD + 1)
+        ),
     ).subquery("seen")
     c = seen.c
-    misses = tuple(sorted(MISS_ACTIONS))
-    missed = and_(c.type1 == "action", c.act1.in_(misses))
-    rephrased = and_(c.prev_type == "action", c.prev_act.in_(misses))
+    missed = c.after1 == "m"
+    rephrased = c.before == "m"
     handoff_terms = []
     for k in range(1, HANDOFF_LOOKAHEAD + 1):
-        earlier = [func.coalesce(c[f"type{j}"], "") != "user" for j in range(1, k)]
-        handoff_terms.append(
-            and_(*earlier, c[f"type{k}"] == "handoff", c[f"step{k}"] == "requested")
-        )
+        earlier = [func.coalesce(c[f"after{j}"], "") != "u" for j in range(1, k)]
+        handoff_terms.append(and_(*earlier, c[f"after{k}"] == "h"))
     handed_off = or_(*handoff_terms)
     low = or_(c.intent == FALLBACK_INTENT, c.confidence < low_confidence)
 
@@ -520,7 +525,7 @@ def _messages(
             flag(handed_off),
             flag(or_(low, missed, rephrased, handed_off)),
         )
-        .where(c.type == "user")
+        .where(c.code == "u")
         .group_by(c.intent, c.meant)
     ).all()
     top: Counter[str] = Counter()
