@@ -17,8 +17,10 @@ Two populations, each stated with its figures:
 * **the window's events**: events whose ``timestamp`` is in ``[since, until)``, of any
   conversation. Shopper messages, fallback rate, intents, guard interventions.
 
-Definitions (a *shopper message* is a ``user`` event; the bot's *answer* to it is the next
-action other than ``action_listen`` before the shopper's next message):
+Definitions. A *shopper message* is a ``user`` event. A conversation's *steps* are its
+shopper messages, actions other than ``action_listen`` and handoff steps, in ``seq``
+order; the steps before and after a message are looked up among the window's events. The
+bot's *answer* to a message is the step right after it.
 
 * **engaged**: a window conversation with at least one shopper message;
 * **handed off**: an engaged conversation with a ``handoffs`` row requested before
@@ -33,10 +35,10 @@ action other than ``action_listen`` before the shopper's next message):
 * **misunderstood intents**, per *meant* intent: the recognised intent, or for a fallback
   the NLU's best guess (``intent_ranking[0]``). For each, messages that were
   **low confidence** (fell back, or intent confidence below ``low_confidence``),
-  **missed**, **rephrased** (the message comes right after a miss: the bot's answer to the
-  shopper's previous message was a miss action, so this one says it again) and **handed
-  off** (a ``requested`` handoff step among the next three actions / handoff steps after
-  the message, before the shopper's next message: the bot's answer to it handed off).
+  **missed**, **rephrased** (the message comes right after a miss: the step right before
+  it is a miss action, the bot's answer to the shopper's previous message, so this one
+  says it again) and **handed off** (a ``requested`` handoff step among the three steps
+  after the message, before the shopper's next message: the bot's answer handed off).
   An intent's **troubled** count is its messages with at least one of these; the table
   lists the intents with the most troubled messages;
 * **guard interventions**: knowledge answers (``bot`` events whose metadata names a
