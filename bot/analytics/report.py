@@ -464,20 +464,15 @@ def _messages(
         (e.data["step"].as_string() == "requested", literal("h")),
         else_=literal("o"),
     )
+    # each event's JSON is read once, in this fenced (materialised) step: the database may
+    # not copy these expressions into the window's projection or the filter below
     rows = (
         select(
             e.conversation_id,
             e.seq,
             code.label("code"),
             case((e.type == "user", recognised), else_=None).label("intent"),
-            case(
-                (
-                    and_(e.type == "user", recognised == FALLBACK_INTENT, best_guess.is_not(None)),
-                    best_guess,
-                ),
-                (e.type == "user", recognised),
-                else_=None,
-            ).label("meant"),
+            case((e.type == "user", best_guess), else_=None).label("guess"),
             case((e.type == "user", confidence), else_=None).label("confidence"),
         )
         .where(
@@ -485,17 +480,22 @@ def _messages(
             e.timestamp >= since_ts,
             e.timestamp < until_ts,
         )
-        .subquery("rows")
+        .cte("rows")
+        .prefix_with("MATERIALIZED")
     )
     steps = select(rows).where(rows.c.code != "l").subquery("steps")  # listening is no step
 
     def over(fn: Any) -> Any:
         return fn.over(partition_by=steps.c.conversation_id, order_by=steps.c.seq)
 
+    meant = case(
+        (and_(steps.c.intent == FALLBACK_INTENT, steps.c.guess.is_not(None)), steps.c.guess),
+        else_=steps.c.intent,
+    )
     seen = select(
         steps.c.code,
         steps.c.intent,
-        steps.c.meant,
+        meant.label("meant"),
         steps.c.confidence,
         over(func.lag(steps.c.code)).label("before"),
         *(
