@@ -369,7 +369,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     migrate.upgrade(settings.database_url)
     db = Database(settings.database_url)
     try:
-        with db.session() as session:
+        with db.read() as session:
             report = build_report(session, since, until, low_confidence=args.low_confidence)
     finally:
         db.dispose()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from bot.handoff.outbox import Outbox, Relay
 from bot.store import migrate
 from bot.store.db import Database
 from bot.store.models import Ticket
-from tests.analytics_scenario import DAY2, EXPECTED, SHOPPER_TEXTS, SINCE, UNTIL, build
+from tests.analytics_scenario import DAY2, EXPECTED, SHOPPER_TEXTS, SINCE, UNTIL, build, write
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -79,6 +81,23 @@ def test_the_window_is_half_open(db: Database) -> None:
     assert after.conversations == 1 and after.messages == 1 and after.missed == 1
     assert after.handoffs == 0
     assert first_instant.messages == 1 and first_instant.conversations == 0
+
+
+def test_a_report_reads_one_snapshot_and_never_holds_up_a_writer(db: Database) -> None:
+    """The dashboard reads with ``Database.read()``: a turn committing meanwhile (another
+    thread) is not held up, and the report's statements all see the same snapshot."""
+    build(db)
+    late = SINCE + dt.timedelta(hours=1)
+    with db.read() as s:
+        before = build_report(s, SINCE, UNTIL)
+        writer = threading.Thread(target=write, args=(db, "web:late", "web", late, []))
+        started = time.perf_counter()
+        writer.start()
+        writer.join(timeout=10)
+        assert not writer.is_alive() and time.perf_counter() - started < 5
+        assert build_report(s, SINCE, UNTIL) == before  # still the snapshot
+    with db.read() as s:
+        assert build_report(s, SINCE, UNTIL).conversations == before.conversations + 1
 
 
 def test_an_empty_window_has_no_rates(db: Database) -> None:

@@ -558,7 +558,7 @@ class Console:
             raise
 
     def _build_report(self, since: dt.datetime, until: dt.datetime) -> Report:
-        with self.desk.db.session() as session:
+        with self.desk.db.read() as session:  # turns keep committing meanwhile
             return build_report(session, since, until)
 
     async def dashboard_page(self, request: Request) -> Response:
