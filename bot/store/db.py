@@ -4,7 +4,8 @@
 opens a unit of work: any code running in the same context (an in-process action and the
 helpers it calls) that asks for ``session()`` gets that same session, so the unit commits
 once or rolls back as a whole. Outside a unit, ``session()`` opens its own session and
-commits when the block ends without error.
+commits when the block ends without error. ``Database.read()`` is for long reads (the
+support report): one snapshot, never a write lock.
 
 All of these are blocking calls. Async code never calls them directly: it hands a function
 to ``await Database.call(fn, ...)``, which runs it on the database's own worker threads.
@@ -44,6 +45,7 @@ _unit_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
 )
 
 DEFAULT_POOL_SIZE = 10
+READ_ONLY = "clerk_read_only"  # connection option: SQLite begins a deferred transaction
 DEFAULT_QUEUE_TIMEOUT = 5.0
 
 
@@ -105,7 +107,8 @@ class Database:
 
             @event.listens_for(self.engine, "begin")
             def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                read_only = conn.get_execution_options().get(READ_ONLY, False)
+                conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._threads: ThreadPoolExecutor | None = None
@@ -129,6 +132,23 @@ class Database:
             return
         with self._transaction() as s:
             yield s
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session on one consistent snapshot, rolled back at the end, for long
+        reads (the support report). On SQLite it takes neither the writer slot nor
+        SQLite's write lock (a deferred ``BEGIN``; in WAL mode a reader never blocks the
+        writer), so turns keep committing while it reads."""
+        with self.engine.connect() as conn:
+            options: dict[str, Any] = {READ_ONLY: True}
+            if not self.is_sqlite:  # a SQLite transaction is one snapshot already
+                options["isolation_level"] = "REPEATABLE READ"
+            conn.execution_options(**options)
+            with Session(bind=conn) as s:
+                try:
+                    yield s
+                finally:
+                    s.rollback()
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[Session]:
