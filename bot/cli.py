@@ -351,6 +351,39 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """``clerk report --since 7d [--until ...] [--out DIR] [--json]``: the support report's
+    figures (tables, or JSON) and its charts as PNG files in ``--out``."""
+    import json
+
+    from bot.analytics import build_report, parse_window
+    from bot.analytics.charts import write_charts
+    from bot.analytics.tables import format_report
+    from bot.store import migrate
+    from bot.store.db import Database
+
+    since, until = parse_window(args.since, args.until)  # InputError: exit 2, nothing read
+    if not 0.0 <= args.low_confidence <= 1.0:
+        raise ConfigError("--low-confidence", "must be between 0 and 1")
+    settings = _settings(args)
+    migrate.upgrade(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            report = build_report(session, since, until, low_confidence=args.low_confidence)
+    finally:
+        db.dispose()
+    out = Path(args.out)
+    charts = write_charts(report, out)
+    (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n", "utf-8")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(format_report(report))
+        print(f"charts: {', '.join(str(p) for p in charts)}")
+    return 0
+
+
 def _confirmed(customer_id: str) -> bool:
     print(
         f"Erase customer {customer_id}? Their conversations are deleted; their profile, "
@@ -457,6 +490,21 @@ def build_parser() -> argparse.ArgumentParser:
     a = privsub.add_parser("purge", help="delete conversations older than an age")
     a.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12w or 24h")
     a.set_defaults(func=cmd_privacy)
+
+    p = sub.add_parser("report", help="support analytics: figures and charts for a period")
+    p.add_argument(
+        "--since", required=True, help="start: 7d, 24h, 2w (before now) or a date, 2026-11-01"
+    )
+    p.add_argument("--until", help="end (same forms; default: now)")
+    p.add_argument("--out", default="results/report", help="chart folder (default: results/report)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--low-confidence",
+        type=float,
+        default=0.5,
+        help="intent confidence below which a message counts as low confidence (default 0.5)",
+    )
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("db", help="database commands")
     dbsub = p.add_subparsers(dest="db_command", required=True)

@@ -18,6 +18,11 @@ TicketId = NewType("TicketId", str)
 
 MAX_MESSAGE_CHARS = 4000
 
+#: Actions that answer a shopper's message the bot did not understand (a "miss"): the
+#: default fallback, out of scope, and the offer of a human after misses. The dialogue
+#: counts misses in a row with it; analytics counts fallbacks with it.
+MISS_ACTIONS = frozenset({"action_default_fallback", "utter_out_of_scope", "action_offer_handoff"})
+
 
 @dataclass(frozen=True)
 class Button:

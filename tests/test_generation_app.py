@@ -1,17 +1,24 @@
 """The generation layer wired into the served bot: a shopper talks to Clerk through the
 REST channel while Clerk's LLM is a fake OpenAI-compatible server on 127.0.0.1 with
-scripted replies; ``/health`` counts what the fact guard stopped; ``POST /api/copy`` and
-``clerk copy`` write product copy."""
+scripted replies; ``/health`` counts what the fact guard stopped, the tracker records who
+wrote each knowledge answer (and why a model's was replaced) and the support report counts
+it; ``POST /api/copy`` and ``clerk copy`` write product copy."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from bot.analytics import build_report
 from bot.cli import main
+from bot.store.db import Database
+from bot.store.models import ConversationEvent
 from tests.fake_llm import FakeOpenAI, Scripted
 from tests.live import Chat, LiveServer
 
@@ -40,6 +47,7 @@ def server(  # type: ignore[no-untyped-def]
     )
     parts = build(settings, encoder=shared_encoder)
     with LiveServer(create_app(parts)) as live:
+        live.database_url = url  # type: ignore[attr-defined]
         yield live
 
 
@@ -50,6 +58,7 @@ def test_a_shopper_gets_the_models_answer_only_when_the_facts_hold(
         "An order can only be cancelled while its status is pending [1].",
         Scripted("The blue Bluetooth Speaker costs $19.99 and ships free [1]."),
     )
+    started = dt.datetime.now(dt.UTC)
     chat = Chat(server.url)
     replies = chat.say("can I cancel a processed order?")
     assert replies[0]["text"].startswith(
@@ -68,6 +77,31 @@ def test_a_shopper_gets_the_models_answer_only_when_the_facts_hold(
     assert health["backend"] == "openai:scripted"
     assert health["llm_answers"] == 1 and health["guard_rejections"] == 1
     assert health["fallbacks"]["guard"] == 1
+
+    # the tracker says who wrote each answer and why the model's second one was replaced,
+    # never what the guard objected to; the support report counts the intervention
+    db = Database(server.database_url)  # type: ignore[attr-defined]
+    try:
+        with db.session() as s:
+            said = s.scalars(
+                select(ConversationEvent.data)
+                .where(
+                    ConversationEvent.conversation_id == chat.conversation_id,
+                    ConversationEvent.type == "bot",
+                )
+                .order_by(ConversationEvent.seq)
+            ).all()
+            report = build_report(s, started, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    finally:
+        db.dispose()
+    answers = [d["metadata"] for d in said if "writer" in d["metadata"]]
+    assert answers == [
+        {"utter_action": None, "writer": "openai:scripted", "fallback": None},
+        {"utter_action": None, "writer": "extractive", "fallback": "guard"},
+    ]
+    assert "19.99" not in json.dumps([d["metadata"] for d in said])
+    assert report.guard.knowledge_answers == 2 and report.guard.model_answers == 1
+    assert report.guard.replaced == (("guard", 1),)
 
 
 def test_copy_endpoint(server: LiveServer, fake_llm: FakeOpenAI) -> None:

@@ -60,7 +60,7 @@ def test_upgrade_creates_exactly_the_models_schema(database_url: str) -> None:
 
     migrate.upgrade(database_url)
 
-    assert migrate.current(database_url) == migrate.head_revision() == "0004"
+    assert migrate.current(database_url) == migrate.head_revision() == "0005"
     assert table_names(database_url) == set(Base.metadata.tables) | {"alembic_version"}
     assert schema_diff(database_url) == []
 
@@ -96,7 +96,7 @@ def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
 
         migrate.upgrade(database_url)
 
-        assert migrate.current(database_url) == "0004"
+        assert migrate.current(database_url) == "0005"
         with db.session() as s:
             assert s.get(Conversation, "c-1") is not None
     finally:
@@ -120,7 +120,7 @@ def test_concurrent_upgrades_serialise(database_url: str) -> None:
 
     assert stuck == []
     assert [w.exitcode for w in workers] == [0, 0]
-    assert migrate.current(database_url) == "0004"
+    assert migrate.current(database_url) == "0005"
     assert schema_diff(database_url) == []
 
 
@@ -146,7 +146,7 @@ def test_upgrade_adopts_a_schema_made_by_create_all(db: Database, database_url: 
 
     migrate.upgrade(database_url)
 
-    assert migrate.current(database_url) == "0004"
+    assert migrate.current(database_url) == "0005"
     with db.session() as s:
         assert s.get(Conversation, "c-1") is not None
 

@@ -112,7 +112,9 @@ class KnowledgeAnswerAction:
     """``action_knowledge_answer``: the shopper's latest message answered from the store's
     knowledge on ``threads`` (streamed to the turn's ``token_sink`` when the answerer can);
     an ungrounded answer is worded by ``utter_knowledge_not_found``, no answerer at all by
-    ``utter_out_of_scope``."""
+    ``utter_out_of_scope``. The answer's ``BotUttered`` metadata records ``writer`` (what
+    wrote the text: ``extractive`` or the LLM's name) and ``fallback`` (why a model's answer
+    was replaced: ``guard``, ``timeout``, ``error``, ``declined``, ``empty``; else None)."""
 
     def __init__(
         self,
@@ -160,7 +162,13 @@ class KnowledgeAnswerAction:
             BotUttered(
                 text=text,
                 data=data,
-                metadata={"utter_action": None if answer.grounded else "utter_knowledge_not_found"},
+                metadata={
+                    "utter_action": None if answer.grounded else "utter_knowledge_not_found",
+                    # what wrote the text, and why a model's answer was replaced (analytics'
+                    # guard interventions); never the guard's violations
+                    "writer": str(getattr(answer, "writer", "extractive") or "extractive"),
+                    "fallback": getattr(answer, "fallback", None),
+                },
             )
         )
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 from bot.dialogue.forms import deactivate_form
 from bot.dialogue.policy import LISTEN
 from bot.dialogue.steps import Decision, TurnStats
-from bot.dialogue.tracker import MISS_ACTIONS, Tracker
+from bot.dialogue.tracker import Tracker
 from bot.dialogue.voice import Voice
 from bot.handoff.triggers import ASKED, HandoffPolicy, HandoffTrigger, TriggerKind, assess_complaint
 from bot.store.models import Conversation
-from bot.types import ActionExecuted, HandoffEvent, UserUttered
+from bot.types import MISS_ACTIONS, ActionExecuted, HandoffEvent, UserUttered
 
 if TYPE_CHECKING:
     from bot.handoff.desk import HandoffDesk

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.types import (
+    MISS_ACTIONS,
     ActionExecuted,
     ActiveLoop,
     AllSlotsReset,
@@ -22,8 +23,6 @@ from bot.types import (
     SlotSet,
     UserUttered,
 )
-
-MISS_ACTIONS = frozenset({"action_default_fallback", "utter_out_of_scope", "action_offer_handoff"})
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from bot.store.models import (
     Order,
     Ticket,
 )
+from bot.store.personal_data import CLOSED_TICKET_STATUSES
 from bot.types import HandoffEvent, SlotSet, UserUttered
 
 TICKET_STATUSES = ("open", "pending", "solved")
@@ -495,7 +496,9 @@ class HandoffDesk:
         assignee: str | None = None,
         unassign: bool = False,
     ) -> dict[str, Any]:
-        """Change a ticket's status, priority or assignee. Raises ``KeyError`` for an unknown
+        """Change a ticket's status, priority or assignee; ``resolved_at`` is set when the
+        status becomes resolved (``CLOSED_TICKET_STATUSES``) and cleared when it is reopened.
+        Raises ``KeyError`` for an unknown
         ticket and ``ValueError`` for a status or priority outside the allowed ones."""
         if status is not None and status not in TICKET_STATUSES:
             raise ValueError(f"status must be one of {', '.join(TICKET_STATUSES)}")
@@ -505,7 +508,13 @@ class HandoffDesk:
             t = s.get(Ticket, ticket_id)
             if t is None:
                 raise KeyError(ticket_id)
-            if status is not None:
+            if status is not None and status != t.status:
+                # resolution time for analytics: set as it becomes resolved, cleared if reopened
+                resolved = status in CLOSED_TICKET_STATUSES
+                if resolved and t.status not in CLOSED_TICKET_STATUSES:
+                    t.resolved_at = _now()
+                elif not resolved:
+                    t.resolved_at = None
                 t.status = status
             if priority is not None:
                 t.priority = priority

@@ -47,7 +47,10 @@ class Conversation(Base):
     customer_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # none | requested | claimed | closed  (derived from handoff events, kept for queries)
     handoff_status: Mapped[str] = mapped_column(String(20), default="none", index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # when the conversation started (its first message): analytics counts conversations by it
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
@@ -70,6 +73,10 @@ class ConversationEvent(Base):
     type: Mapped[str] = mapped_column(String(40))
     timestamp: Mapped[float] = mapped_column(Float)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# the analytics report reads the window's events of a few types (revision 0005)
+Index("ix_conversation_events_type_timestamp", ConversationEvent.type, ConversationEvent.timestamp)
 
 
 # ----------------------------------------------------------------------------- catalog
@@ -180,9 +187,16 @@ class Ticket(Base):
     contact: Mapped[str | None] = mapped_column(String(200), nullable=True)
     conversation_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     assignee: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    # when the status last became resolved (``solved``); None while open or pending
+    # (revision 0005). ``updated_at`` moves with any edit, so it cannot time a resolution.
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
     )
 
 
@@ -249,7 +263,9 @@ class Handoff(Base):
     ticket_id: Mapped[str | None] = mapped_column(String(20), nullable=True)
     agent: Mapped[str | None] = mapped_column(String(100), nullable=True)
     resolution: Mapped[str | None] = mapped_column(Text, nullable=True)
-    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requested_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -9,6 +9,9 @@ Pages (HTML, server-rendered with autoescaping; live parts are filled in by
     GET  /console/conversation?id=ID    one conversation (live)
     GET  /console/tickets?status=&priority=     POST /console/tickets/update
     GET  /console/admin/agents (admins)         POST /console/admin/agents[/update]
+    GET  /console/admin/dashboard?since=7d&until=   support analytics (admins)
+    GET  /console/admin/dashboard/chart/NAME.png?since=&until=   its charts (admins)
+    GET  /console/admin/dashboard.csv?since=&until=              its figures as CSV (admins)
 
 JSON API (``/console/api``; POST bodies are JSON objects)::
 
@@ -39,7 +42,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import datetime as dt
 import hmac
+import io
 import json
 import logging
 import math
@@ -48,7 +54,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.middleware import Middleware
@@ -59,6 +65,8 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ExceptionHandler
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from bot.analytics import Report, build_report, parse_window
+from bot.analytics.charts import CAPTIONS, CHARTS, render
 from bot.errors import InputError
 from bot.handoff.agents import AgentAccounts, AgentError, ConsoleSession
 from bot.handoff.desk import (
@@ -85,6 +93,11 @@ MAX_BODY = 64 * 1024
 MAX_ID_CHARS = 200  # conversation and ticket ids, as stored
 MAX_NAME_CHARS = 100  # agent names (assignees) and slot values, as stored
 TOUCH_EVERY_S = 60.0
+DASHBOARD_PERIODS = ("24h", "7d", "30d", "90d")  # the period selector's presets
+DEFAULT_PERIOD = "7d"
+REPORT_TTL_S = 60.0  # a report is reused this long for the same window (page, charts, CSV)
+MAX_REPORTS = 8
+MAX_PERIOD_CHARS = 64
 T = TypeVar("T")
 
 
@@ -171,6 +184,9 @@ class Console:
         self.trusted_proxies = trusted_proxies
         self.throttle = throttle or LoginThrottle()
         self._sockets: set[WebSocket] = set()
+        # window -> (when computed, the report being computed or done), for REPORT_TTL_S
+        self._reports: dict[tuple[dt.datetime, dt.datetime], tuple[float, asyncio.Future[Report]]]
+        self._reports = {}
 
     # ------------------------------------------------------------------ routes
     def routes(self) -> list[BaseRoute]:
@@ -191,6 +207,11 @@ class Console:
                     Route("/admin/agents", self.agents_page, methods=["GET"]),
                     Route("/admin/agents", self.agents_create, methods=["POST"]),
                     Route("/admin/agents/update", self.agents_update, methods=["POST"]),
+                    Route("/admin/dashboard", self.dashboard_page, methods=["GET"]),
+                    Route("/admin/dashboard.csv", self.dashboard_csv, methods=["GET"]),
+                    Route(
+                        "/admin/dashboard/chart/{name}.png", self.dashboard_chart, methods=["GET"]
+                    ),
                     Route("/static/{name}", self.static, methods=["GET"]),
                     Route("/api/me", self.api_me, methods=["GET"]),
                     Route("/api/queue", self.api_queue, methods=["GET"]),
@@ -236,7 +257,13 @@ class Console:
     async def _session(self, request: Request | WebSocket) -> ConsoleSession | None:
         return await self._db(self.accounts.session, request.cookies.get(COOKIE))
 
-    async def _page_session(self, request: Request, *, admin: bool = False) -> ConsoleSession:
+    async def _page_session(
+        self,
+        request: Request,
+        *,
+        admin: bool = False,
+        refusal: str = "Only admins can manage agents.",
+    ) -> ConsoleSession:
         session = await self._session(request)
         if session is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -250,7 +277,7 @@ class Console:
                     request,
                     session,
                     http_status=403,
-                    message="Only admins can manage agents.",
+                    message=refusal,
                 )
             )
         return session
@@ -488,6 +515,127 @@ class Console:
             return await self.agents_page(request, error=str(exc), status=400)
         return RedirectResponse(f"{PREFIX}/admin/agents", status_code=303)
 
+    # ------------------------------------------------------------------ admin: dashboard
+    async def _dashboard_session(self, request: Request) -> ConsoleSession:
+        return await self._page_session(
+            request, admin=True, refusal="Only admins can see the dashboard."
+        )
+
+    def _window(self, request: Request) -> tuple[str, str, tuple[dt.datetime, dt.datetime]]:
+        """The period asked for (as typed) and the window it names; ``InputError`` when it
+        names none."""
+        since = client_string(
+            request.query_params.get("since") or DEFAULT_PERIOD,
+            "since",
+            max_chars=MAX_PERIOD_CHARS,
+            single_line=True,
+        )
+        until = client_string(
+            request.query_params.get("until") or "",
+            "until",
+            max_chars=MAX_PERIOD_CHARS,
+            single_line=True,
+        )
+        return since, until, parse_window(since, until or None)
+
+    async def _report(self, since: dt.datetime, until: dt.datetime) -> Report:
+        """The report for the window: computed once on a database thread and shared by the
+        page, its charts and its CSV for ``REPORT_TTL_S`` seconds."""
+        now = time.monotonic()
+        for key, (made, _) in list(self._reports.items()):
+            if now - made > REPORT_TTL_S:
+                del self._reports[key]
+        entry = self._reports.get((since, until))
+        if entry is None:
+            while len(self._reports) >= MAX_REPORTS:
+                del self._reports[next(iter(self._reports))]
+            future = asyncio.ensure_future(self._db(self._build_report, since, until))
+            entry = self._reports[(since, until)] = (now, future)
+        try:
+            return await asyncio.shield(entry[1])
+        except Exception:
+            self._reports.pop((since, until), None)
+            raise
+
+    def _build_report(self, since: dt.datetime, until: dt.datetime) -> Report:
+        with self.desk.db.session() as session:
+            return build_report(session, since, until)
+
+    async def dashboard_page(self, request: Request) -> Response:
+        session = await self._dashboard_session(request)
+        context: dict[str, Any] = {"page": "dashboard", "periods": DASHBOARD_PERIODS}
+        try:
+            since_text, until_text, (since, until) = self._window(request)
+        except InputError as exc:
+            return self._render(
+                "dashboard.html",
+                request,
+                session,
+                http_status=400,
+                error=str(exc),
+                since=request.query_params.get("since", "")[:MAX_PERIOD_CHARS],
+                until=request.query_params.get("until", "")[:MAX_PERIOD_CHARS],
+                report=None,
+                **context,
+            )
+        report = await self._report(since, until)
+        window = urlencode({"since": since.isoformat(), "until": until.isoformat()})
+        return self._render(
+            "dashboard.html",
+            request,
+            session,
+            since=since_text,
+            until=until_text,
+            report=report,
+            by_day=_days_by_channel(report),
+            charts=[
+                (name, CAPTIONS[name], f"{PREFIX}/admin/dashboard/chart/{name}.png?{window}")
+                for name in CHARTS
+            ],
+            csv_url=f"{PREFIX}/admin/dashboard.csv?{window}",
+            error=None,
+            **context,
+        )
+
+    async def dashboard_chart(self, request: Request) -> Response:
+        await self._dashboard_session(request)
+        name = request.path_params["name"]
+        if name not in CHARTS:
+            return Response("not found", status_code=404)
+        try:
+            _, _, (since, until) = self._window(request)
+        except InputError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        report = await self._report(since, until)
+        png = await asyncio.to_thread(render, report, name)
+        return Response(
+            png,
+            media_type="image/png",
+            headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"},
+        )
+
+    async def dashboard_csv(self, request: Request) -> Response:
+        await self._dashboard_session(request)
+        try:
+            _, _, (since, until) = self._window(request)
+        except InputError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        report = await self._report(since, until)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(("section", "name", "value"))
+        writer.writerows(report.rows())
+        filename = f"clerk-report-{since:%Y%m%d}-{until:%Y%m%d}.csv"
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         types = {
@@ -707,6 +855,18 @@ class Console:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _days_by_channel(report: Report) -> list[tuple[dt.date, list[int], int]]:
+    """Rows of the per-day table: the day, its conversations per channel of
+    ``report.by_channel`` (in that order), and their total; every day of the window."""
+    counts = {(d.day, d.channel): d.conversations for d in report.by_day}
+    channels = [c for c, _ in report.by_channel]
+    rows = []
+    for day in report.days():
+        values = [counts.get((day, c), 0) for c in channels]
+        rows.append((day, values, sum(values)))
+    return rows
 
 
 def _form_fields(body: bytes) -> dict[str, str]:

@@ -1,0 +1,272 @@
+"""The support report on a scenario with known answers (``tests/analytics_scenario.py``,
+written through the tracker store), on SQLite and PostgreSQL: every figure exactly, the
+window's boundaries, that no shopper text reaches it, ticket resolution times kept by the
+desk, the period parser, and ``clerk report`` (tables, JSON, PNG charts, exit 2 on a bad
+period)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.analytics import build_report, parse_window
+from bot.analytics.report import IntentTrouble
+from bot.cli import main
+from bot.errors import InputError
+from bot.handoff.desk import HandoffDesk
+from bot.handoff.outbox import Outbox, Relay
+from bot.store import migrate
+from bot.store.db import Database
+from bot.store.models import Ticket
+from tests.analytics_scenario import DAY2, EXPECTED, SHOPPER_TEXTS, SINCE, UNTIL, build
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_figure_of_the_report_is_exact(db: Database) -> None:
+    build(db)
+    with db.session() as s:
+        report = build_report(s, SINCE, UNTIL)
+    assert report.to_dict() == EXPECTED
+    # the ranked tables in their order: most first, then by name
+    assert report.by_channel == (("web", 5), ("rest", 1), ("telegram", 1))
+    assert [k for k, _ in report.top_intents] == [
+        "greet",
+        "nlu_fallback",
+        "order_status",
+        "policy_question",
+        "product_question",
+        "affirm",
+        "cancel_order",
+        "human_handoff",
+    ]
+    assert report.misunderstood[0] == IntentTrouble("cancel_order", 2, 2, 2, 1, 0, 2)
+    assert [t.intent for t in report.misunderstood] == [
+        "cancel_order",
+        "order_status",
+        "affirm",
+        "human_handoff",
+        "product_question",
+    ]
+    assert report.tickets.opened == (("normal", 2), ("high", 1), ("low", 1))
+    assert report.guard.guard_stopped == 1 and report.guard.replaced_total == 2
+
+
+def test_the_window_is_half_open(db: Database) -> None:
+    build(db)
+    with db.session() as s:
+        day1 = build_report(s, SINCE, DAY2)
+        day2 = build_report(s, DAY2, UNTIL)
+        last_second = build_report(s, UNTIL - dt.timedelta(seconds=1), UNTIL)
+        after = build_report(s, UNTIL, UNTIL + dt.timedelta(days=1))
+        first_instant = build_report(s, SINCE, SINCE + dt.timedelta(microseconds=1))
+    assert (day1.conversations, day2.conversations) == (2, 5)  # A B | C D E F I
+    assert (day1.messages, day2.messages) == (5, 10)  # G's at SINCE counts on day 1
+    assert (day1.missed, day2.missed) == (1, 2)
+    assert (day1.csat.up, day1.csat.down, day2.csat.up, day2.csat.down) == (2, 0, 0, 1)
+    assert day1.handoffs == 0 and dict(day2.handoffs_by_trigger) == {"asked": 1, "misses": 1}
+    # tickets: T1 opened and resolved on day 1; T2 opened day 1, resolved day 2
+    assert dict(day1.tickets.opened) == {"high": 1, "normal": 1} and day1.tickets.resolved == 1
+    assert day1.tickets.median_resolution_s == 7200.0
+    assert dict(day2.tickets.opened) == {"normal": 1, "low": 1} and day2.tickets.resolved == 2
+    # I started in the window's last second; its handoff at UNTIL is outside
+    assert last_second.conversations == 1 and last_second.handed_off == 0
+    assert last_second.containment == 100.0
+    # H starts at UNTIL exactly: the next window's; I's handoff is of a conversation before it
+    assert after.conversations == 1 and after.messages == 1 and after.missed == 1
+    assert after.handoffs == 0
+    assert first_instant.messages == 1 and first_instant.conversations == 0
+
+
+def test_an_empty_window_has_no_rates(db: Database) -> None:
+    with db.session() as s:
+        report = build_report(s, SINCE, UNTIL)
+    assert report.conversations == report.messages == 0
+    assert report.containment is None and report.handoff_rate is None
+    assert report.fallback_rate is None and report.csat.percent is None
+    assert report.tickets.median_resolution_s is None and report.tickets.p90_resolution_s is None
+    assert report.misunderstood == () and report.top_intents == ()
+    assert [d.isoformat() for d in report.days()] == ["2026-11-02", "2026-11-03"]
+    with pytest.raises(ValueError, match="must come after"):
+        build_report(s, UNTIL, SINCE)
+
+
+def test_no_shopper_text_reaches_the_report(db: Database) -> None:
+    build(db)
+    with db.session() as s:
+        report = build_report(s, SINCE, UNTIL)
+    everything = json.dumps(report.to_dict(), ensure_ascii=False) + repr(report.rows())
+    for text in SHOPPER_TEXTS:
+        assert text not in everything
+    assert "⟦" not in everything and "quokka" not in everything
+
+
+def test_the_low_confidence_bar_is_a_parameter(db: Database) -> None:
+    build(db)
+    with db.session() as s:
+        strict = build_report(s, SINCE, UNTIL, low_confidence=0.9)
+    low = {t.intent: t.low_confidence for t in strict.misunderstood}
+    # below 0.9: B1 fallback, A2 0.9 is not below; B2 0.85; C1 C2; E 0.8 0.7 0.75 0.45;
+    # D2 greet 0.6
+    assert low == {
+        "cancel_order": 2,
+        "order_status": 2,
+        "affirm": 0,
+        "human_handoff": 0,
+        "product_question": 2,
+        "policy_question": 2,
+        "greet": 1,
+    }
+
+
+def test_the_desk_times_a_tickets_resolution(db: Database) -> None:
+    desk = HandoffDesk(db, Outbox(db, Relay()), notices=lambda r, c, **v: r)
+    with db.session() as s:
+        s.add(Ticket(id="T-123456", status="open", priority="normal", text="broken"))
+
+    def resolved_at() -> dt.datetime | None:
+        with db.session() as s:
+            t = s.get(Ticket, "T-123456")
+            assert t is not None
+            return t.resolved_at
+
+    desk.update_ticket("T-123456", status="pending")
+    assert resolved_at() is None
+    desk.update_ticket("T-123456", status="solved")
+    first = resolved_at()
+    assert first is not None
+    desk.update_ticket("T-123456", priority="high", assignee="ana")  # an edit, not a resolution
+    desk.update_ticket("T-123456", status="solved")  # already solved: the time stays
+    assert resolved_at() == first
+    desk.update_ticket("T-123456", status="open")  # reopened
+    assert resolved_at() is None
+
+
+def test_migration_0005_dates_tickets_solved_before_it(database_url: str) -> None:
+    from sqlalchemy import text
+
+    migrate.upgrade(database_url, "0004")
+    db = Database(database_url)
+    try:
+        with db.session() as s:
+            for tid, status in (("T-000001", "solved"), ("T-000002", "open")):
+                s.execute(
+                    text(
+                        "INSERT INTO tickets (id, status, priority, text, created_at, updated_at)"
+                        " VALUES (:id, :status, 'normal', 'x', :created, :updated)"
+                    ),
+                    {
+                        "id": tid,
+                        "status": status,
+                        "created": SINCE,
+                        "updated": SINCE + dt.timedelta(hours=5),
+                    },
+                )
+        migrate.upgrade(database_url)
+        with db.session() as s:
+            solved, still_open = s.get(Ticket, "T-000001"), s.get(Ticket, "T-000002")
+            assert solved is not None and still_open is not None
+            assert solved.resolved_at is not None and still_open.resolved_at is None
+            took = build_report(s, SINCE, UNTIL).tickets
+            assert took.resolved == 1 and took.median_resolution_s == 5 * 3600.0
+    finally:
+        db.dispose()
+
+
+def test_periods_people_type() -> None:
+    now = dt.datetime(2026, 11, 10, 12, 0, tzinfo=dt.UTC)
+    assert parse_window("7d", now=now) == (now - dt.timedelta(days=7), now)
+    assert parse_window("24h", "1h", now=now) == (
+        now - dt.timedelta(hours=24),
+        now - dt.timedelta(hours=1),
+    )
+    assert parse_window("2w", now=now)[0] == now - dt.timedelta(weeks=2)
+    assert parse_window("2026-11-01", "2026-11-03T06:30", now=now) == (
+        dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 3, 6, 30, tzinfo=dt.UTC),
+    )
+    assert parse_window("2026-11-01T02:00+02:00", now=now)[0] == dt.datetime(
+        2026, 11, 1, tzinfo=dt.UTC
+    )
+    for bad in ("", "7", "d7", "0d", "yesterday", "2026-13-01"):
+        with pytest.raises(InputError):
+            parse_window(bad, now=now)
+    with pytest.raises(InputError, match="the window is empty"):
+        parse_window("2026-11-05", "2026-11-04", now=now)
+
+
+# ------------------------------------------------------------------------- clerk report
+
+
+@pytest.fixture
+def reported(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    migrate.upgrade(database_url)
+    db = Database(database_url)
+    try:
+        build(db)
+    finally:
+        db.dispose()
+    monkeypatch.setenv("CLERK_DATABASE_URL", database_url)
+    return database_url
+
+
+def test_clerk_report_prints_the_figures_and_writes_charts(
+    reported: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "charts"
+    code = main(["report", "--since", "2026-11-02", "--until", "2026-11-04", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Support report 2026-11-02 00:00 to 2026-11-04 00:00 UTC" in printed
+    lines = printed.splitlines()
+    assert any(line.split() == ["containment", "66.7%"] for line in lines)
+    assert any(line.split() == ["fallback", "rate", "20.0%"] for line in lines)
+    assert any(line.split() == ["2026-11-03", "4", "1", "0", "5"] for line in lines)
+    assert any(line.split() == ["cancel_order", "2", "2", "2", "2", "1", "0"] for line in lines)
+    assert any(line.split() == ["replaced:", "guard", "1"] for line in lines)
+    assert any(line.split()[:4] == ["time", "to", "resolution,", "median"] for line in lines)
+    for text in SHOPPER_TEXTS:
+        assert text not in printed
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "conversations.png",
+        "csat.png",
+        "handoffs.png",
+        "intents.png",
+        "rates.png",
+        "report.json",
+    ]
+    from PIL import Image
+
+    for png in out.glob("*.png"):
+        assert png.read_bytes().startswith(PNG)
+        with Image.open(png) as image:
+            image.verify()
+            assert image.size[0] >= 400 and image.size[1] >= 250
+    assert json.loads((out / "report.json").read_text()) == EXPECTED
+
+
+def test_clerk_report_json(
+    reported: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["report", "--since", "2026-11-02", "--until", "2026-11-04"]
+    assert main([*args, "--json", "--out", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out) == EXPECTED
+
+
+def test_clerk_report_refuses_a_bad_period_with_exit_2(
+    reported: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for args, why in (
+        (["--since", "7x"], "'7x' is not a span or a date; use e.g. 7d, 24h"),
+        (["--since", "2026-11-04", "--until", "2026-11-02"], "the window is empty"),
+        (["--since", "7d", "--low-confidence", "2"], "must be between 0 and 1"),
+    ):
+        code = main(["report", *args, "--out", str(tmp_path / "never")])
+        assert code == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("clerk: error: ") and why in err, err
+    assert not (tmp_path / "never").exists()
