@@ -627,6 +627,7 @@ def create_app(parts: Parts) -> Starlette:
                     "consoles": parts.handoff.relay.subscribers - 1,  # minus the outbox
                     "pushed_or_taken": parts.handoff.outbox.delivered,
                     "push_failures": parts.handoff.outbox.failures,
+                    "bad_payloads": parts.handoff.outbox.bad_payloads,
                 }
                 if parts.handoff
                 else None,

@@ -30,8 +30,9 @@ from bot.config import Settings
 from bot.dialogue.feedback import asked_in_session, checked_rating, ever_asked
 from bot.errors import BadRating
 from bot.handoff.agents import AgentAccounts
+from bot.handoff.outbox import Outbox, OutgoingMessage, Relay
 from bot.store.db import Database
-from bot.store.models import ConversationEvent
+from bot.store.models import Conversation, ConversationEvent, OutboxMessage
 from bot.types import BotUttered, FeedbackGiven, SessionStarted, UserUttered
 from tests.live import Chat, LiveServer, bot_server
 from tests.test_handoff import PASSWORD, Agent, poll, wait_until
@@ -188,11 +189,60 @@ def test_an_agent_closing_a_handoff_asks_through_the_outbox(
     assert request["custom"]["id"]  # the outbox message's id, stable across pushes
     [event] = requests(store, chat.conversation_id)
     assert event["metadata"]["message_id"] == request["custom"]["id"]
+    # the row holds the plain question in ``text`` (what a worker that does not know the
+    # kind sends) and the thumbs in ``payload``
+    with store.session() as s:
+        row = s.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.conversation_id == chat.conversation_id,
+                OutboxMessage.kind == "feedback",
+            )
+        ).one()
+        assert row.text == ASK
+        assert row.payload == {k: v for k, v in request["custom"].items() if k != "id"}
     thanks = rate(server, chat.sender, "up")
     assert thanks.status_code == 200, thanks.text
     assert ratings(store, chat.conversation_id) == ["up"]
     # the shopper then says goodbye in the same session: not asked a second time
     assert feedback_request(chat.say("bye")) is None
+
+
+async def test_an_unreadable_payload_goes_as_text_and_stops_nothing(db: Database) -> None:
+    """A feedback row without a readable payload (a bad write, a row an older worker made)
+    is sent as its plain text and counted; the messages queued after it still go."""
+    with db.session() as s:
+        s.add(Conversation(id="web:broken", channel="web"))
+        s.flush()
+        Outbox.add(s, "web:broken", "web", ASK, kind="feedback")  # no payload at all
+        s.add(
+            OutboxMessage(
+                message_id="m-list",
+                conversation_id="web:broken",
+                channel="web",
+                kind="feedback",
+                text=ASK,
+                payload=["not", "an", "object"],
+            )
+        )
+        s.flush()
+        Outbox.add(s, "web:broken", "web", "Ana here again", kind="agent", sender="ana")
+    outbox = Outbox(db, Relay())
+    pushed: list[OutgoingMessage] = []
+
+    class Widget:
+        async def deliver(self, message: OutgoingMessage) -> bool:
+            pushed.append(message)
+            return True
+
+    outbox.register("web", Widget())
+    assert await outbox.push("web:broken") == 3
+    assert [m.to_reply().text for m in pushed] == [ASK, ASK, "Ana here again"]
+    assert [(m.to_reply().custom or {})["type"] for m in pushed] == [
+        "handoff_notice",
+        "handoff_notice",
+        "agent_message",
+    ]
+    assert outbox.bad_payloads == 2 and outbox.failures == 0
 
 
 # --------------------------------------------------------------------------- REST
