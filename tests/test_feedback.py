@@ -245,6 +245,36 @@ async def test_an_unreadable_payload_goes_as_text_and_stops_nothing(db: Database
     assert outbox.bad_payloads == 2 and outbox.failures == 0
 
 
+async def test_the_request_after_a_close_is_rendered_once(tmp_path: Path, db: Database) -> None:
+    """The shopper (outbox) and the tracker get the same words, even from a response with
+    several variants (``Domain.render`` picks one at random)."""
+    from bot.dialogue.feedback import ASK_RESPONSE
+    from bot.types import ConversationId, HandoffEvent, Message
+
+    manager = _moodbot(tmp_path, OWN_END, db, feedback_after=())
+    wordings = itertools.count()
+    text = manager.feedback.domain.text
+
+    def varying(name: str, *args: Any, **kwargs: Any) -> str:
+        if name == ASK_RESPONSE:
+            return f"How did we do? (variant {next(wordings)})"
+        return text(name, *args, **kwargs)
+
+    manager.feedback.domain.text = varying  # type: ignore[method-assign]
+    cid = ConversationId("rest:closed-once")
+    try:
+        await manager.handle(Message(conversation_id=cid, text="hi", channel="rest"))
+        await manager.run_external(
+            cid, lambda _s, _conv, tracker: tracker.apply(HandoffEvent(step="closed"))
+        )
+    finally:
+        manager.close()
+    [event] = requests(db, cid)
+    with db.session() as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.conversation_id == cid)).one()
+    assert row.text == event["text"] == "How did we do? (variant 0)"
+
+
 # --------------------------------------------------------------------------- REST
 
 

@@ -114,13 +114,20 @@ class Feedback:
         return not asked_in_session(tracker.events)
 
     def ask(
-        self, tracker: Tracker, *, channel: str | None = None, message_id: str | None = None
+        self,
+        tracker: Tracker,
+        request: Reply | None = None,
+        *,
+        message_id: str | None = None,
     ) -> BotUttered:
-        """Apply the request to ``tracker`` (worded for ``channel``, default the turn's) and
-        return its event. ``message_id``: the outbox id of a request sent outside a turn."""
-        event = _bot_event(
-            self.request(tracker.slots, channel or tracker.channel), ASK_RESPONSE, message_id
-        )
+        """Apply ``request`` (default: ``self.request`` worded for the turn's channel) to
+        ``tracker`` and return its event. A request also sent elsewhere (the outbox) is
+        passed in, so the shopper and the tracker hold the same words: ``Domain.render``
+        picks among a response's variants at random. ``message_id``: the outbox id of a
+        request sent outside a turn."""
+        if request is None:
+            request = self.request(tracker.slots, tracker.channel)
+        event = _bot_event(request, ASK_RESPONSE, message_id)
         tracker.apply(event)
         return event
 

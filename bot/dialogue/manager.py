@@ -226,7 +226,7 @@ class DialogueManager:
             return
         request = self.feedback.request(tracker.slots, conv.channel)
         out = Outbox.add_reply(session, conv.id, conv.channel, request, kind="feedback")
-        self.feedback.ask(tracker, channel=conv.channel, message_id=out.id)
+        self.feedback.ask(tracker, request, message_id=out.id)
 
     async def record_feedback(
         self, conversation_id: ConversationId, rating: object, *, channel: str
