@@ -457,6 +457,32 @@ def test_the_widget_gets_the_request_live_when_an_agent_closes(
     assert shown["id"] == request["id"] and shown["custom"]["rated"] == "down"
 
 
+def test_a_slow_rating_does_not_hold_up_the_widget_socket(
+    server: LiveServer, store: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rating may wait on the conversation (up to ``WAIT_SECONDS``) as a turn does: the
+    socket answers pings meanwhile, and the thanks follows."""
+    manager = server.parts.manager  # type: ignore[attr-defined]
+    record = manager.record_feedback
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(3)
+        return await record(*args, **kwargs)
+
+    with connect(_ws_url(server), proxy=None) as ws:
+        ws.send(json.dumps({"type": "hello", "session": None}))
+        session = json.loads(ws.recv(timeout=30))["session"]
+        ws.send(json.dumps({"type": "message", "id": "m1", "text": "bye"}))
+        _frames_until(ws, lambda f: f == {"type": "typing", "on": False})
+        monkeypatch.setattr(manager, "record_feedback", slow)
+        ws.send(json.dumps({"type": "feedback", "rating": "up"}))
+        ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(ws.recv(timeout=2)) == {"type": "pong"}  # before the thanks
+        thanks = _frames_until(ws, lambda f: f.get("type") == "bot")[-1]
+        assert thanks["custom"]["type"] == "feedback_thanks"
+    assert ratings(store, f"web:{session}") == ["up"]
+
+
 def test_a_socketio_client_rates_its_own_sessions_conversation_only(
     server: LiveServer, store: Database
 ) -> None:

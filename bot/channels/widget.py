@@ -214,9 +214,19 @@ def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str
 
 @dataclass
 class _Item:
+    """A message to take a turn for, or (``rating`` set) a rating to record, in the order
+    the session's sockets sent them."""
+
     id: str
     text: str
     shown: str  # what the shopper sees as their message (a quick reply's title)
+    rating: _Rating | None = None
+
+
+@dataclass(frozen=True)
+class _Rating:
+    value: object  # as the client sent it; ``record_feedback`` checks it
+    client: _Client  # told of a refusal
 
 
 @dataclass
@@ -482,7 +492,7 @@ class WidgetChannel(Channel):
                     if session is None:
                         await self._send(client, _error("hello_first", "send hello first"))
                         continue
-                    await self._feedback(session, client, data.get("rating"))
+                    await self._accept_rating(session, client, data.get("rating"))
                 else:
                     await self._send(client, _error("bad_frame", f"unknown type {kind!r}"))
         except Exception:  # a broken socket ends this connection, never the session
@@ -504,7 +514,7 @@ class WidgetChannel(Channel):
         pending = [
             {"type": "user", "id": i.id, "text": i.shown}
             for i in session.queue
-            if not any(e["id"] == i.id for e in history)
+            if i.rating is None and not any(e["id"] == i.id for e in history)
         ]
         await self._send(
             client,
@@ -584,26 +594,36 @@ class WidgetChannel(Channel):
         if session.worker is None:
             session.worker = asyncio.create_task(self._drain(session))
 
-    async def _feedback(self, session: _Session, client: _Client, rating: object) -> None:
-        """The shopper's rating of this session's conversation (the only one it may rate):
-        recorded without a turn; the thanks goes to every open tab of the session."""
-        cid = self.conversation_id(session.id)
-        wait = await self.limiter.check(cid)
-        if wait:
+    async def _accept_rating(self, session: _Session, client: _Client, rating: object) -> None:
+        """Queue the shopper's rating behind the session's messages: the receive loop goes
+        on at once (a rating may wait on the conversation, as a turn does), and a rating
+        sent after a message is recorded after that message's turn."""
+        wait = await self.limiter.check(self.conversation_id(session.id))
+        if wait or len(session.queue) >= MAX_QUEUED_PER_SESSION:
             await self._send(
                 client,
                 {
                     **_error("rate_limited", "too many messages", None),
-                    "retry_after": round(wait, 2),
+                    "retry_after": round(wait or 2.0, 2),
                 },
             )
             return
+        session.queue.append(_Item(id="", text="", shown="", rating=_Rating(rating, client)))
+        if session.worker is None:
+            session.worker = asyncio.create_task(self._drain(session))
+
+    async def _feedback(self, session: _Session, rating: _Rating) -> None:
+        """The shopper's rating of this session's conversation (the only one it may rate):
+        recorded without a turn; the thanks goes to every open tab of the session, a
+        refusal to the socket that sent it."""
+        cid = self.conversation_id(session.id)
+        client = rating.client
         record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
         if record is None:
             await self._send(client, _error("feedback_refused", "ratings are not recorded here"))
             return
         try:
-            thanks: list[Reply] = await record(cid, rating, channel=self.name)
+            thanks: list[Reply] = await record(cid, rating.value, channel=self.name)
         except FeedbackRefused as exc:
             await self._send(client, {**_error("feedback_refused", str(exc)), "reason": exc.reason})
             return
@@ -622,6 +642,18 @@ class WidgetChannel(Channel):
         try:
             while session.queue:
                 item = session.queue[0]
+                if item.rating is not None:
+                    try:
+                        await self._feedback(session, item.rating)
+                    except Exception:
+                        log.exception("widget rating failed")
+                        await self._send(
+                            item.rating.client,
+                            _error("busy", "Sorry, something went wrong. Please try again."),
+                        )
+                    finally:
+                        session.queue.popleft()
+                    continue
                 session.busy = True
                 await self._broadcast(session, {"type": "typing", "on": True})
                 try:
