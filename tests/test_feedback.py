@@ -564,8 +564,28 @@ def test_telegram_refuses_a_rating_for_a_chat_never_asked(
             if p["callback_query_id"] == press["callback_query"]["id"]
         ]
     )
-    assert answer[0]["text"] == REFUSED
-    assert stored(store, f"tg:{chat}") == [] and fake_api.sent_to(chat) == []
+    assert not answer[0].get("text")  # answered at once; the store's refusal follows
+    assert [m["text"] for m in fake_api.replies(chat)] == [REFUSED]
+    assert stored(store, f"tg:{chat}") == []
+
+
+def test_telegram_thanks_a_rating_even_when_the_callback_answer_fails(
+    server: LiveServer, fake_api: FakeBotAPI, store: Database
+) -> None:
+    """Telegram refuses to answer a query that is too old: the rating is still recorded
+    and thanked."""
+    chat = next(_tg_chats)
+    deliver(server, text_update(chat, "bye"))
+    asked = fake_api.replies(chat, 2)[-1]
+    assert asked["text"] == ASK
+    fake_api.fail_next(
+        "answerCallbackQuery",
+        400,
+        description="Bad Request: query is too old and response timeout expired",
+    )
+    deliver(server, callback_update(chat, asked, "#fb:up"))
+    assert fake_api.replies(chat, 3)[-1]["text"] == THANKS
+    assert ratings(store, f"tg:{chat}") == ["up"]
 
 
 def test_telegram_gets_the_request_when_an_agent_closes(
