@@ -296,6 +296,24 @@ def test_a_rest_rating_is_stored_and_thanked_and_the_last_counts(
     assert all(set(e) == {"event", "timestamp", "rating"} for e in feedback)
 
 
+def test_a_retried_message_gets_its_own_replies_not_the_thanks_said_after(
+    server: LiveServer, chat: Chat
+) -> None:
+    def say(text: str, message_id: str) -> list[dict[str, Any]]:
+        r = httpx.post(
+            f"{server.url}/webhooks/rest/webhook",
+            json={"sender": chat.sender, "message": text, "metadata": {"message_id": message_id}},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+    first = say("bye", "bye-1")
+    assert feedback_request(first) is not None
+    assert rate(server, chat.sender, "up").status_code == 200
+    assert say("bye", "bye-1") == first  # the client's retry: the same replies, no thanks
+
+
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [

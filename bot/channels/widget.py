@@ -179,8 +179,8 @@ def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str
             buttons = {}
         elif isinstance(ev, BotUttered):
             reply = ev.to_reply()
-            outside = ev.metadata.get("message_id")  # said outside a turn (out of the outbox)
-            if outside:
+            outside = ev.outside_turn_id  # said outside a turn (the outbox, a rating's thanks)
+            if outside is not None:
                 out.append(reply_frame(reply, f"agent:{outside}", f"agent:{outside}"))
             else:
                 out.append(reply_frame(reply, f"{turn_id}:{n}", turn_id))

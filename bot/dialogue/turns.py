@@ -51,6 +51,7 @@ from bot.types import (
     Reply,
     SessionStarted,
     UserUttered,
+    is_outside_turn,
 )
 
 MAX_ACTIONS_PER_TURN = 10
@@ -275,7 +276,9 @@ def customer_of(tracker: Tracker) -> str | None:
 
 def replies_to(tracker: Tracker, message_id: str) -> list[Reply] | None:
     """The bot's replies to the stored shopper message ``message_id``, or ``None`` when no
-    such message is stored (a client's retry is answered from here)."""
+    such message is stored (a client's retry is answered from here). What the bot said
+    outside any turn in between (``is_outside_turn``: a rating's thanks, a request sent
+    through the outbox) is no reply to it."""
     replies: list[Reply] | None = None
     for e in tracker.events:
         if isinstance(e, UserUttered):
@@ -283,6 +286,6 @@ def replies_to(tracker: Tracker, message_id: str) -> list[Reply] | None:
                 break
             if e.message_id == message_id:
                 replies = []
-        elif replies is not None and isinstance(e, BotUttered):
+        elif replies is not None and isinstance(e, BotUttered) and not is_outside_turn(e):
             replies.append(e.to_reply())
     return replies
