@@ -26,6 +26,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 from websockets.sync.client import connect
 
+from bot.channels.telegram import TRY_AGAIN
 from bot.config import Settings
 from bot.dialogue.feedback import asked_in_session, checked_rating, ever_asked
 from bot.errors import BadRating
@@ -288,12 +289,46 @@ def test_a_rest_rating_is_stored_and_thanked_and_the_last_counts(
     [thanks] = r.json()
     assert thanks["recipient_id"] == chat.sender and thanks["text"] == THANKS
     assert thanks["custom"]["type"] == "feedback_thanks" and thanks["custom"]["rating"] == "up"
+    again = rate(server, chat.sender, "up")  # pressed twice: no new rating, same thanks
+    assert again.status_code == 200 and again.json() == r.json()
+    assert ratings(store, chat.conversation_id) == ["up"]
     assert rate(server, chat.sender, "down").status_code == 200  # changed their mind
     assert ratings(store, chat.conversation_id) == ["up", "down"]  # both kept; the last counts
     events = stored(store, chat.conversation_id)
     assert "ivan.santos3158@example.com" not in json.dumps(events)  # sealing still holds
     feedback = [e for e in events if e["event"] == "feedback"]
     assert all(set(e) == {"event", "timestamp", "rating"} for e in feedback)
+
+
+def test_rest_ratings_are_throttled_per_conversation(
+    server: LiveServer, chat: Chat, store: Database
+) -> None:
+    assert feedback_request(chat.say("bye")) is not None
+    answers = [rate(server, chat.sender, ("up", "down")[n % 2]) for n in range(25)]
+    codes = [a.status_code for a in answers]
+    assert codes[:20] == [200] * 20 and set(codes[20:]) == {429}  # the chat channels' 20/min
+    assert answers[-1].json()["reason"] == "rate_limited"
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert len(ratings(store, chat.conversation_id)) == 20
+
+
+def test_telegram_ratings_are_throttled_per_chat(
+    server: LiveServer, fake_api: FakeBotAPI, store: Database
+) -> None:
+    chat = next(_tg_chats)
+    deliver(server, text_update(chat, "bye"))
+    asked = fake_api.replies(chat, 2)[-1]
+    presses = [callback_update(chat, asked, ("#fb:up", "#fb:down")[n % 2]) for n in range(22)]
+    for press in presses:
+        deliver(server, press)
+    last = presses[-1]["callback_query"]["id"]
+    answer = fake_api.wait_for(
+        lambda: [
+            p for p in fake_api.calls_to("answerCallbackQuery") if p["callback_query_id"] == last
+        ]
+    )
+    assert answer[0]["text"] == TRY_AGAIN
+    fake_api.wait_for(lambda: len(ratings(store, f"tg:{chat}")) == 20)
 
 
 def test_a_retried_message_gets_its_own_replies_not_the_thanks_said_after(

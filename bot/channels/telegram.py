@@ -89,6 +89,7 @@ from bot.dialogue.feedback import REQUEST_TYPE as FEEDBACK_REQUEST
 from bot.dialogue.feedback import checked_rating
 from bot.errors import BadRating, ClerkError, FeedbackRefused, Unavailable
 from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
+from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.types import Button, Message, Reply
 
 if TYPE_CHECKING:
@@ -327,11 +328,16 @@ class TelegramChannel(Channel):
         currency: str = "USD",
         cards: CardWording | None = None,
         wording: TelegramWording | None = None,
+        rate_limit: int = 20,
+        limits: MessageLimits | None = None,
     ) -> None:
         """``currency``: the store's (``Settings.currency``), for product card prices;
         ``cards``/``wording``: the domain's words on product cards and the channel's own
-        notices (Clerk's defaults when not given)."""
+        notices (Clerk's defaults when not given); ``limits``: how many ratings a chat may
+        press (default ``rate_limit`` a minute in this process; ``bot.app`` passes the
+        chat channels' limits)."""
         self.manager = manager
+        self.limiter = limits or LocalMessageLimits(rate_limit)
         self.currency = currency
         self.cards = cards or CardWording.clerk(self.name)
         self.wording = wording or _CLERK_WORDING
@@ -582,9 +588,13 @@ class TelegramChannel(Channel):
             with contextlib.suppress(TelegramError):
                 await query.answer(self.wording.feedback_refused)
             return
+        chat_id = message.chat.id
+        if await self.limiter.check(self.conversation_id(str(chat_id))):
+            with contextlib.suppress(TelegramError):
+                await query.answer(self.wording.try_again)
+            return
         with contextlib.suppress(TelegramError):
             await query.answer()
-        chat_id = message.chat.id
         async with self._chat_lock(chat_id):
             try:
                 thanks: list[Reply] = await record(

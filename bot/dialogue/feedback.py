@@ -146,6 +146,26 @@ class Feedback:
         )
 
     # ------------------------------------------------------------------ recording
+    @staticmethod
+    def thanks_for_same(events: Iterable[Event], rating: str) -> list[BotUttered] | None:
+        """The thanks the conversation's last rating got, when that rating was ``rating``
+        and no request came after it (the same thumb pressed again: nothing new to
+        record); else ``None``."""
+        last: str | None = None
+        thanks: list[BotUttered] = []
+        for e in events:
+            if is_request(e):
+                last, thanks = None, []
+            elif isinstance(e, FeedbackGiven):
+                last, thanks = e.rating, []
+            elif (
+                last is not None
+                and isinstance(e, BotUttered)
+                and (e.data.get("custom") or {}).get("type") == THANKS_TYPE
+            ):
+                thanks.append(e)
+        return thanks if last == rating else None
+
     def rate(self, tracker: Tracker, rating: str, *, channel: str | None) -> list[Event]:
         """Apply ``FeedbackGiven(rating)`` and the thanks to ``tracker``; returns the events.
         The caller has checked the rating (``checked_rating``) and that the bot asked."""

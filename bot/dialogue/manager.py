@@ -238,8 +238,9 @@ class DialogueManager:
 
         Refused, nothing stored (``FeedbackRefused``): ``BadRating`` (not "up" or "down"),
         ``UnknownConversation`` (none with that id, or it belongs to another channel),
-        ``FeedbackNotAsked`` (the bot never asked it). A second rating is stored too; the
-        last one counts. Raises ``Unavailable`` when the conversation stays busy."""
+        ``FeedbackNotAsked`` (the bot never asked it). A different rating is stored too
+        (the last one counts); the same rating again stores nothing and returns the thanks
+        it got. Raises ``Unavailable`` when the conversation stays busy."""
         rating = checked_rating(rating)
         cid = ConversationId(str(conversation_id))
         async with self.gate.hold(cid, channel, create=False) as holding:
@@ -248,6 +249,9 @@ class DialogueManager:
                 raise UnknownConversation(cid)
             if not ever_asked(snapshot.events):
                 raise FeedbackNotAsked(cid)
+            again = self.feedback.thanks_for_same(snapshot.events, rating)
+            if again is not None:  # released unfinished: nothing written
+                return [e.to_reply() for e in again]
             tracker = Tracker.from_events(cid, self._initial_slots, snapshot.events)
             new = self.feedback.rate(tracker, rating, channel=channel)
             await self.gate.finish(
