@@ -14,7 +14,8 @@ and carries the data a caller needs to react, not only a message.
     │       │                       reason; HTTP status)
     │       ├── BadRating           not one of FEEDBACK_RATINGS (400)
     │       ├── UnknownConversation no such conversation in the caller's channel (404)
-    │       └── FeedbackNotAsked    the bot never asked this conversation for a rating (409)
+    │       ├── FeedbackNotAsked    the bot never asked this conversation for a rating (409)
+    │       └── FeedbackTooLate     asked in a session that has ended (409)
     ├── StoreError                  database failure during a turn (the turn is rolled back)
     ├── Unavailable                 try again later (HTTP 503 with Retry-After: retry_after)
     │   ├── Overloaded              every database thread stayed busy (resource)
@@ -124,6 +125,17 @@ class FeedbackNotAsked(FeedbackRefused):
 
     def __init__(self, conversation_id: str) -> None:
         super().__init__("this conversation was not asked for a rating", conversation_id)
+
+
+class FeedbackTooLate(FeedbackRefused):
+    """The rating of a session that has ended (expired, or a new one started): it would
+    rate another conversation than the shopper's current one."""
+
+    reason = "session_ended"
+    status = 409
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__("the conversation this rating was asked in has ended", conversation_id)
 
 
 class StoreError(ClerkError):

@@ -763,6 +763,37 @@ async def test_a_store_ends_conversations_its_own_way_with_action_ask_feedback(
         manager.close()
 
 
+async def test_a_rating_is_refused_once_its_session_has_ended(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late thumb would append fresh events to an old session (and the next message would
+    carry that session on): refused, nothing stored, whether the session expired or a new
+    one began."""
+    import time
+
+    from bot.errors import FeedbackTooLate
+    from bot.types import ConversationId, Message
+
+    manager = _moodbot(tmp_path, OWN_END, db, feedback_after=())
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    expired, renewed = ConversationId("rest:late"), ConversationId("rest:renewed")
+    try:
+        for cid in (expired, renewed):
+            said = await manager.handle(Message(conversation_id=cid, text="bye", channel="rest"))
+            assert [(r.custom or {}).get("type") for r in said] == [None, "feedback_request"]
+        clock[0] += 61 * 60  # the domain's session_expiration_time is 60 minutes
+        with pytest.raises(FeedbackTooLate):
+            await manager.record_feedback(expired, "up", channel="rest")
+        await manager.handle(Message(conversation_id=renewed, text="hi", channel="rest"))
+        with pytest.raises(FeedbackTooLate) as refused:
+            await manager.record_feedback(renewed, "up", channel="rest")
+    finally:
+        manager.close()
+    assert refused.value.reason == "session_ended" and refused.value.status == 409
+    assert ratings(db, expired) == ratings(db, renewed) == []
+
+
 async def test_a_store_may_never_ask_after_a_goodbye(tmp_path: Path, db: Database) -> None:
     from bot.errors import FeedbackNotAsked
     from bot.types import ConversationId, Message

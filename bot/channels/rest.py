@@ -21,9 +21,10 @@ see ``bot.dialogue.feedback``), the client posts the shopper's thumb to
 thanks as the webhook's replies (``custom.type == "feedback_thanks"``). Refused, nothing
 stored, with ``{"error", "reason"}``: a bad body or rating 400 (``bad_rating``), a sender
 without a conversation 404 (``unknown_conversation``), a conversation the bot never asked
-409 (``not_asked``), more ratings than the chat channels' message limit (``MessageLimits``,
-per conversation) 429 (``rate_limited``, with ``Retry-After``). The same rating again is
-no new rating: it is answered with the thanks already given.
+409 (``not_asked``), one asked in a session that has ended 409 (``session_ended``), more
+ratings than the chat channels' message limit (``MessageLimits``, per conversation) 429
+(``rate_limited``, with ``Retry-After``). The same rating again is no new rating: it is
+answered with the thanks already given.
 """
 
 from __future__ import annotations

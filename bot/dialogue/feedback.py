@@ -25,7 +25,11 @@ its own after a closing response, so rules and stories see the conversation as w
 
 **A rating** (``FeedbackGiven``, ``rating`` in ``FEEDBACK_RATINGS``) is appended with the
 thanks (``utter_thanks_for_feedback``, custom ``{"type": "feedback_thanks", "rating", "id"}``)
-by ``DialogueManager.record_feedback``, in one short transaction, without a bot turn.
+by ``DialogueManager.record_feedback``, in one short transaction, without a bot turn. It is
+accepted only in the session the request was made in, while that session lasts (the
+domain's ``session_expiration_time``): a late rating would append fresh events to an old
+session, and the shopper's next message would carry it on instead of starting a new one.
+The same rating twice is recorded once.
 """
 
 from __future__ import annotations
@@ -78,8 +82,8 @@ def asked_in_session(events: Iterable[Event]) -> bool:
 
 
 def ever_asked(events: Iterable[Event]) -> bool:
-    """Whether the bot ever asked this conversation for a rating (a rating is accepted for
-    any request it got, also one of an earlier session)."""
+    """Whether the bot ever asked this conversation for a rating (one asked only in an
+    earlier session is refused as too late, not as never asked)."""
     return any(is_request(e) for e in events)
 
 

@@ -34,6 +34,7 @@ from bot.dialogue.feedback import (
     ASK_ACTION,
     DEFAULT_ASK_AFTER,
     Feedback,
+    asked_in_session,
     checked_rating,
     ever_asked,
 )
@@ -45,7 +46,7 @@ from bot.dialogue.steps import TurnStats
 from bot.dialogue.tracker import Tracker
 from bot.dialogue.turns import Parser, TurnRunner, customer_of, replies_to
 from bot.dialogue.voice import Voice
-from bot.errors import FeedbackNotAsked, UnknownConversation
+from bot.errors import FeedbackNotAsked, FeedbackTooLate, UnknownConversation
 from bot.handoff.desk import HandoffConflict, HandoffDesk
 from bot.handoff.outbox import Change, Outbox, Relay
 from bot.handoff.triggers import HandoffPolicy
@@ -238,7 +239,9 @@ class DialogueManager:
 
         Refused, nothing stored (``FeedbackRefused``): ``BadRating`` (not "up" or "down"),
         ``UnknownConversation`` (none with that id, or it belongs to another channel),
-        ``FeedbackNotAsked`` (the bot never asked it). A different rating is stored too
+        ``FeedbackNotAsked`` (the bot never asked it), ``FeedbackTooLate`` (asked in a
+        session that has since expired or been followed by another: the rating's events
+        would otherwise carry on an old session). A different rating is stored too
         (the last one counts); the same rating again stores nothing and returns the thanks
         it got. Raises ``Unavailable`` when the conversation stays busy."""
         rating = checked_rating(rating)
@@ -249,10 +252,14 @@ class DialogueManager:
                 raise UnknownConversation(cid)
             if not ever_asked(snapshot.events):
                 raise FeedbackNotAsked(cid)
+            tracker = Tracker.from_events(cid, self._initial_slots, snapshot.events)
+            if not asked_in_session(snapshot.events) or tracker.session_over(
+                self.feedback.domain.session_expiration_minutes * 60
+            ):
+                raise FeedbackTooLate(cid)
             again = self.feedback.thanks_for_same(snapshot.events, rating)
             if again is not None:  # released unfinished: nothing written
                 return [e.to_reply() for e in again]
-            tracker = Tracker.from_events(cid, self._initial_slots, snapshot.events)
             new = self.feedback.rate(tracker, rating, channel=channel)
             await self.gate.finish(
                 holding,

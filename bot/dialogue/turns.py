@@ -13,7 +13,6 @@ the handoff policy; after a closing response it asks for a rating
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -183,10 +182,9 @@ class TurnRunner:
         await self._run_until_listen(tracker)
 
     def _maybe_start_session(self, tracker: Tracker) -> None:
-        last = tracker.last_event_time()
-        expiry = self.domain.session_expiration_minutes * 60
-        if last is not None and (not expiry or time.time() - last < expiry):
+        if not tracker.session_over(self.domain.session_expiration_minutes * 60):
             return
+        last = tracker.last_event_time()
         tracker.apply(ActionExecuted(name="action_session_start"))
         tracker.apply(SessionStarted())
         if last is not None and not self.domain.carry_over_slots:
