@@ -304,6 +304,7 @@ WIDGET_STRINGS: dict[str, tuple[str, ...]] = {
     "agent_unnamed": (),
     "rate_limited": ("seconds",),
     "turn_failed": (),
+    "feedback_refused": (),
 }
 
 
