@@ -574,17 +574,11 @@ class TelegramChannel(Channel):
         query = update.callback_query
         assert query is not None
         message = query.message
-        record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
         try:
             rating = checked_rating((query.data or "").removeprefix(FEEDBACK_PREFIX))
         except BadRating:
             rating = None
-        if (
-            rating is None
-            or message is None
-            or message.chat.type != ChatType.PRIVATE
-            or record is None
-        ):
+        if rating is None or message is None or message.chat.type != ChatType.PRIVATE:
             with contextlib.suppress(TelegramError):
                 await query.answer(self.wording.feedback_refused)
             return
@@ -597,7 +591,7 @@ class TelegramChannel(Channel):
             await query.answer()
         async with self._chat_lock(chat_id):
             try:
-                thanks: list[Reply] = await record(
+                thanks = await self.manager.record_feedback(
                     self.conversation_id(str(chat_id)), rating, channel=self.name
                 )
             except FeedbackRefused as exc:

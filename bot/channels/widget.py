@@ -91,7 +91,7 @@ from bot.knowledge.money import format_money
 from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.store import conversations
 from bot.store.db import Database
-from bot.types import BotUttered, FeedbackGiven, Message, Reply, UserUttered
+from bot.types import BotUttered, ConversationId, FeedbackGiven, Message, Reply, UserUttered
 
 if TYPE_CHECKING:
     from bot.handoff.outbox import OutgoingMessage
@@ -113,9 +113,15 @@ TURN_ATTEMPTS = 3
 
 
 class TurnHandler(Protocol):
-    """What a channel needs of the dialogue manager."""
+    """What a channel needs of the dialogue manager (``DialogueManager``): a shopper's
+    message taken as a turn, and a shopper's rating of their conversation (CSAT; raises
+    ``FeedbackRefused`` or ``Unavailable``, see ``DialogueManager.record_feedback``)."""
 
     async def handle(self, message: Message) -> list[Reply]: ...
+
+    async def record_feedback(
+        self, conversation_id: ConversationId, rating: object, *, channel: str
+    ) -> list[Reply]: ...
 
 
 TokenSink = Callable[[str], Awaitable[None]]
@@ -619,12 +625,8 @@ class WidgetChannel(Channel):
         refusal to the socket that sent it."""
         cid = self.conversation_id(session.id)
         client = rating.client
-        record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
-        if record is None:
-            await self._send(client, _error("feedback_refused", "ratings are not recorded here"))
-            return
         try:
-            thanks: list[Reply] = await record(cid, rating.value, channel=self.name)
+            thanks = await self.manager.record_feedback(cid, rating.value, channel=self.name)
         except FeedbackRefused as exc:
             await self._send(client, {**_error("feedback_refused", str(exc)), "reason": exc.reason})
             return
