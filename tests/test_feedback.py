@@ -688,6 +688,32 @@ async def test_sixteen_shoppers_rate_at_once_each_in_their_own_conversation(
         assert ratings(store, f"rest:{sender}") == [wanted[sender]]
 
 
+def test_each_refusal_of_a_rating_carries_its_own_status() -> None:
+    """The error tree says what handlers map: ``InputError`` is 400, so a refusal that is
+    404 or 409 is no ``InputError``."""
+    from bot.errors import (
+        FeedbackNotAsked,
+        FeedbackRefused,
+        FeedbackTooLate,
+        InputError,
+        UnknownConversation,
+    )
+
+    assert not issubclass(FeedbackRefused, InputError)
+    refusals = [
+        BadRating("x", ("up", "down")),
+        UnknownConversation("c"),
+        FeedbackNotAsked("c"),
+        FeedbackTooLate("c"),
+    ]
+    assert [(e.reason, e.status) for e in refusals] == [
+        ("bad_rating", 400),
+        ("unknown_conversation", 404),
+        ("not_asked", 409),
+        ("session_ended", 409),
+    ]
+
+
 def test_feedback_events_parse_back_as_feedback_given() -> None:
     from bot.types import event_from_dict
 
