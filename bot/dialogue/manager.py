@@ -31,7 +31,6 @@ from bot.dialogue.builtins import Answerer, KnowledgeAnswerAction, standard_buil
 from bot.dialogue.custom_actions import CustomActions
 from bot.dialogue.domain import Domain
 from bot.dialogue.feedback import (
-    ASK_ACTION,
     DEFAULT_ASK_AFTER,
     Feedback,
     asked_in_session,
@@ -138,16 +137,15 @@ class DialogueManager:
         answer = KnowledgeAnswerAction(
             knowledge=knowledge, voice=voice, stats=self.stats, threads=self._answering
         )
-        self.builtins = standard_builtins(
-            voice=voice, router=self.router, forms=self.forms, knowledge=answer, stats=self.stats
-        )
         self.feedback = Feedback(domain, feedback_after)
-
-        async def ask_feedback(tracker: Tracker, decision: object) -> None:
-            if self.feedback.may_ask(tracker):
-                self.feedback.ask(tracker)
-
-        self.builtins.register(ASK_ACTION, ask_feedback)
+        self.builtins = standard_builtins(
+            voice=voice,
+            router=self.router,
+            forms=self.forms,
+            knowledge=answer,
+            feedback=self.feedback,
+            stats=self.stats,
+        )
         self.turns = TurnRunner(
             domain=domain,
             flows=policy,
