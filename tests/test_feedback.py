@@ -785,6 +785,9 @@ async def test_a_store_ends_conversations_its_own_way_with_action_ask_feedback(
         [thanks] = await manager.record_feedback(cid, "up", channel="rest")
         assert thanks.text == THANKS
         assert ratings(db, cid) == ["up"]
+        await manager.record_feedback(cid, "up", channel="rest")  # a repeat: not counted
+        await manager.record_feedback(cid, "down", channel="rest")
+        assert manager.stats.ratings == 2
     finally:
         manager.close()
 
@@ -818,6 +821,19 @@ async def test_a_rating_is_refused_once_its_session_has_ended(
         manager.close()
     assert refused.value.reason == "session_ended" and refused.value.status == 409
     assert ratings(db, expired) == ratings(db, renewed) == []
+
+
+def test_a_closing_response_the_domain_lacks_is_warned_of_at_load(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.dialogue.domain import Domain
+    from bot.dialogue.feedback import Feedback
+
+    domain = Domain.from_dict({"responses": {"utter_goodbye": [{"text": "Bye"}]}})
+    with caplog.at_level("WARNING", logger="bot.dialogue.feedback"):
+        Feedback(domain, ("utter_goodbye", "utter_see_you"))
+    [warning] = [r.getMessage() for r in caplog.records if "feedback_after" in r.getMessage()]
+    assert "'utter_see_you', which is no response of the domain" in warning
 
 
 async def test_a_store_may_never_ask_after_a_goodbye(tmp_path: Path, db: Database) -> None:

@@ -34,6 +34,7 @@ The same rating twice is recorded once.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -52,6 +53,8 @@ from bot.types import (
     Restarted,
     SessionStarted,
 )
+
+log = logging.getLogger(__name__)
 
 REQUEST_TYPE = "feedback_request"
 THANKS_TYPE = "feedback_thanks"
@@ -95,11 +98,19 @@ def checked_rating(rating: object) -> str:
 
 
 class Feedback:
-    """Asks for ratings in ``domain``'s words and writes them onto trackers (no I/O)."""
+    """Asks for ratings in ``domain``'s words and writes them onto trackers (no I/O).
+    A closing response (``ask_after``) the domain does not have is logged as a warning
+    when built: the bot never says it, so it never asks after it."""
 
     def __init__(self, domain: Domain, ask_after: Iterable[str] = DEFAULT_ASK_AFTER) -> None:
         self.domain = domain
         self.ask_after = frozenset(ask_after)
+        for name in sorted(self.ask_after - set(domain.responses)):
+            log.warning(
+                "feedback_after names %r, which is no response of the domain: the bot will "
+                "not ask for a rating after it",
+                name,
+            )
 
     # ------------------------------------------------------------------ asking
     def due(self, tracker: Tracker) -> bool:

@@ -263,6 +263,7 @@ class DialogueManager:
                 holding,
                 lambda _session: Outcome(new, tracker.handoff_status, customer_of(tracker)),
             )
+        self.stats.ratings += 1
         self._publish(cid, tracker.handoff_status, new)
         return [e.to_reply() for e in new if isinstance(e, BotUttered)]
 
