@@ -334,7 +334,12 @@ def build(
     )
     if "rest" in settings.channels:
         parts.channels.append(
-            RestChannel(manager, outbox=handoff.outbox, token=settings.rest_token)
+            RestChannel(
+                manager,
+                outbox=handoff.outbox,
+                token=settings.rest_token,
+                limits=message_limits(settings),
+            )
         )
     parts.channels.extend(
         web_and_telegram_channels(settings, manager, db, domain, products=products)
@@ -517,7 +522,8 @@ def build_generation(
 
 
 def message_limits(settings: Settings) -> MessageLimits:
-    """Shoppers' message rate limit for the chat channels: counted across all workers in
+    """Shoppers' message rate limit for the chat channels (and the ratings of REST and
+    Telegram): counted across all workers in
     Redis when ``CLERK_REDIS_URL`` is set, else in this process."""
     if settings.redis_url:
         return RedisMessageLimits(settings.redis_url, settings.widget_rate_limit)
@@ -599,6 +605,7 @@ def telegram_channel(
         currency=settings.currency,
         cards=CardWording.from_responses(say),
         wording=TelegramWording.from_responses(say),
+        limits=message_limits(settings),
     )
 
 
@@ -645,6 +652,7 @@ def create_app(parts: Parts) -> Starlette:
                     "consoles": parts.handoff.relay.subscribers - 1,  # minus the outbox
                     "pushed_or_taken": parts.handoff.outbox.delivered,
                     "push_failures": parts.handoff.outbox.failures,
+                    "bad_payloads": parts.handoff.outbox.bad_payloads,
                 }
                 if parts.handoff
                 else None,

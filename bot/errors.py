@@ -9,12 +9,13 @@ and carries the data a caller needs to react, not only a message.
     ├── ModelNotTrainedError        a model artifact is missing (path)
     ├── InputError                  a request the caller must fix (HTTP 400)
     │   ├── MessageTooLongError     (length, limit)
-    │   ├── UnknownCustomer         no profile, conversation or ticket has this id (customer_id)
-    │   └── FeedbackRefused         a CSAT rating that cannot be recorded (conversation_id,
-    │       │                       reason; HTTP status)
-    │       ├── BadRating           not one of FEEDBACK_RATINGS (400)
-    │       ├── UnknownConversation no such conversation in the caller's channel (404)
-    │       └── FeedbackNotAsked    the bot never asked this conversation for a rating (409)
+    │   └── UnknownCustomer         no profile, conversation or ticket has this id (customer_id)
+    ├── FeedbackRefused             a CSAT rating that is not recorded (conversation_id,
+    │   │                           reason; status: the HTTP status, each subclass its own)
+    │   ├── BadRating               not one of FEEDBACK_RATINGS (400)
+    │   ├── UnknownConversation     no such conversation in the caller's channel (404)
+    │   ├── FeedbackNotAsked        the bot never asked this conversation for a rating (409)
+    │   └── FeedbackTooLate         asked in a session that has ended (409)
     ├── StoreError                  database failure during a turn (the turn is rolled back)
     ├── Unavailable                 try again later (HTTP 503 with Retry-After: retry_after)
     │   ├── Overloaded              every database thread stayed busy (resource)
@@ -87,10 +88,12 @@ class UnknownCustomer(InputError):
         self.customer_id = customer_id
 
 
-class FeedbackRefused(InputError):
+class FeedbackRefused(ClerkError):
     """A shopper's rating that is not recorded (nothing is stored). ``reason``: a short
-    code for clients (``bad_rating``, ``unknown_conversation``, ``not_asked``);
-    ``status``: the HTTP status a channel answers with."""
+    code for clients (``bad_rating``, ``unknown_conversation``, ``not_asked``,
+    ``session_ended``); ``status``: the HTTP status a channel answers with. Not an
+    ``InputError``: only a bad rating is the caller's to fix (400); the others say what the
+    conversation is (404, 409)."""
 
     reason = "refused"
     status = 400
@@ -124,6 +127,17 @@ class FeedbackNotAsked(FeedbackRefused):
 
     def __init__(self, conversation_id: str) -> None:
         super().__init__("this conversation was not asked for a rating", conversation_id)
+
+
+class FeedbackTooLate(FeedbackRefused):
+    """The rating of a session that has ended (expired, or a new one started): it would
+    rate another conversation than the shopper's current one."""
+
+    reason = "session_ended"
+    status = 409
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__("the conversation this rating was asked in has ended", conversation_id)
 
 
 class StoreError(ClerkError):

@@ -136,6 +136,21 @@ class BotUttered(Event):
     def to_reply(self) -> Reply:
         return Reply.from_rasa({"text": self.text, **self.data})
 
+    @property
+    def outside_turn_id(self) -> str | None:
+        """The id of a message the bot said outside any shopper turn
+        (``metadata["message_id"]``: a rating request sent through the outbox, a rating's
+        thanks); ``None`` for a reply to a shopper's message."""
+        said = self.metadata.get("message_id")
+        return str(said) if said else None
+
+
+def is_outside_turn(event: Event) -> bool:
+    """Whether ``event`` is the bot saying something outside any shopper turn: never part
+    of the replies to the shopper message before it (a retry's answer, the widget's
+    history)."""
+    return isinstance(event, BotUttered) and event.outside_turn_id is not None
+
 
 @dataclass(frozen=True)
 class ActionExecuted(Event):

@@ -26,12 +26,14 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 from websockets.sync.client import connect
 
+from bot.channels.telegram import TRY_AGAIN
 from bot.config import Settings
 from bot.dialogue.feedback import asked_in_session, checked_rating, ever_asked
 from bot.errors import BadRating
 from bot.handoff.agents import AgentAccounts
+from bot.handoff.outbox import Outbox, OutgoingMessage, Relay
 from bot.store.db import Database
-from bot.store.models import ConversationEvent
+from bot.store.models import Conversation, ConversationEvent, OutboxMessage
 from bot.types import BotUttered, FeedbackGiven, SessionStarted, UserUttered
 from tests.live import Chat, LiveServer, bot_server
 from tests.test_handoff import PASSWORD, Agent, poll, wait_until
@@ -188,11 +190,90 @@ def test_an_agent_closing_a_handoff_asks_through_the_outbox(
     assert request["custom"]["id"]  # the outbox message's id, stable across pushes
     [event] = requests(store, chat.conversation_id)
     assert event["metadata"]["message_id"] == request["custom"]["id"]
+    # the row holds the plain question in ``text`` (what a worker that does not know the
+    # kind sends) and the thumbs in ``payload``
+    with store.session() as s:
+        row = s.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.conversation_id == chat.conversation_id,
+                OutboxMessage.kind == "feedback",
+            )
+        ).one()
+        assert row.text == ASK
+        assert row.payload == {k: v for k, v in request["custom"].items() if k != "id"}
     thanks = rate(server, chat.sender, "up")
     assert thanks.status_code == 200, thanks.text
     assert ratings(store, chat.conversation_id) == ["up"]
     # the shopper then says goodbye in the same session: not asked a second time
     assert feedback_request(chat.say("bye")) is None
+
+
+async def test_an_unreadable_payload_goes_as_text_and_stops_nothing(db: Database) -> None:
+    """A feedback row without a readable payload (a bad write, a row an older worker made)
+    is sent as its plain text and counted; the messages queued after it still go."""
+    with db.session() as s:
+        s.add(Conversation(id="web:broken", channel="web"))
+        s.flush()
+        Outbox.add(s, "web:broken", "web", ASK, kind="feedback")  # no payload at all
+        s.add(
+            OutboxMessage(
+                message_id="m-list",
+                conversation_id="web:broken",
+                channel="web",
+                kind="feedback",
+                text=ASK,
+                payload=["not", "an", "object"],
+            )
+        )
+        s.flush()
+        Outbox.add(s, "web:broken", "web", "Ana here again", kind="agent", sender="ana")
+    outbox = Outbox(db, Relay())
+    pushed: list[OutgoingMessage] = []
+
+    class Widget:
+        async def deliver(self, message: OutgoingMessage) -> bool:
+            pushed.append(message)
+            return True
+
+    outbox.register("web", Widget())
+    assert await outbox.push("web:broken") == 3
+    assert [m.to_reply().text for m in pushed] == [ASK, ASK, "Ana here again"]
+    assert [(m.to_reply().custom or {})["type"] for m in pushed] == [
+        "handoff_notice",
+        "handoff_notice",
+        "agent_message",
+    ]
+    assert outbox.bad_payloads == 2 and outbox.failures == 0
+
+
+async def test_the_request_after_a_close_is_rendered_once(tmp_path: Path, db: Database) -> None:
+    """The shopper (outbox) and the tracker get the same words, even from a response with
+    several variants (``Domain.render`` picks one at random)."""
+    from bot.dialogue.feedback import ASK_RESPONSE
+    from bot.types import ConversationId, HandoffEvent, Message
+
+    manager = _moodbot(tmp_path, OWN_END, db, feedback_after=())
+    wordings = itertools.count()
+    text = manager.feedback.domain.text
+
+    def varying(name: str, *args: Any, **kwargs: Any) -> str:
+        if name == ASK_RESPONSE:
+            return f"How did we do? (variant {next(wordings)})"
+        return text(name, *args, **kwargs)
+
+    manager.feedback.domain.text = varying  # type: ignore[method-assign]
+    cid = ConversationId("rest:closed-once")
+    try:
+        await manager.handle(Message(conversation_id=cid, text="hi", channel="rest"))
+        await manager.run_external(
+            cid, lambda _s, _conv, tracker: tracker.apply(HandoffEvent(step="closed"))
+        )
+    finally:
+        manager.close()
+    [event] = requests(db, cid)
+    with db.session() as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.conversation_id == cid)).one()
+    assert row.text == event["text"] == "How did we do? (variant 0)"
 
 
 # --------------------------------------------------------------------------- REST
@@ -208,6 +289,9 @@ def test_a_rest_rating_is_stored_and_thanked_and_the_last_counts(
     [thanks] = r.json()
     assert thanks["recipient_id"] == chat.sender and thanks["text"] == THANKS
     assert thanks["custom"]["type"] == "feedback_thanks" and thanks["custom"]["rating"] == "up"
+    again = rate(server, chat.sender, "up")  # pressed twice: no new rating, same thanks
+    assert again.status_code == 200 and again.json() == r.json()
+    assert ratings(store, chat.conversation_id) == ["up"]
     assert rate(server, chat.sender, "down").status_code == 200  # changed their mind
     assert ratings(store, chat.conversation_id) == ["up", "down"]  # both kept; the last counts
     events = stored(store, chat.conversation_id)
@@ -216,12 +300,63 @@ def test_a_rest_rating_is_stored_and_thanked_and_the_last_counts(
     assert all(set(e) == {"event", "timestamp", "rating"} for e in feedback)
 
 
+def test_rest_ratings_are_throttled_per_conversation(
+    server: LiveServer, chat: Chat, store: Database
+) -> None:
+    assert feedback_request(chat.say("bye")) is not None
+    answers = [rate(server, chat.sender, ("up", "down")[n % 2]) for n in range(25)]
+    codes = [a.status_code for a in answers]
+    assert codes[:20] == [200] * 20 and set(codes[20:]) == {429}  # the chat channels' 20/min
+    assert answers[-1].json()["reason"] == "rate_limited"
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert len(ratings(store, chat.conversation_id)) == 20
+
+
+def test_telegram_ratings_are_throttled_per_chat(
+    server: LiveServer, fake_api: FakeBotAPI, store: Database
+) -> None:
+    chat = next(_tg_chats)
+    deliver(server, text_update(chat, "bye"))
+    asked = fake_api.replies(chat, 2)[-1]
+    presses = [callback_update(chat, asked, ("#fb:up", "#fb:down")[n % 2]) for n in range(22)]
+    for press in presses:
+        deliver(server, press)
+    last = presses[-1]["callback_query"]["id"]
+    answer = fake_api.wait_for(
+        lambda: [
+            p for p in fake_api.calls_to("answerCallbackQuery") if p["callback_query_id"] == last
+        ]
+    )
+    assert answer[0]["text"] == TRY_AGAIN
+    fake_api.wait_for(lambda: len(ratings(store, f"tg:{chat}")) == 20)
+
+
+def test_a_retried_message_gets_its_own_replies_not_the_thanks_said_after(
+    server: LiveServer, chat: Chat
+) -> None:
+    def say(text: str, message_id: str) -> list[dict[str, Any]]:
+        r = httpx.post(
+            f"{server.url}/webhooks/rest/webhook",
+            json={"sender": chat.sender, "message": text, "metadata": {"message_id": message_id}},
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
+    first = say("bye", "bye-1")
+    assert feedback_request(first) is not None
+    assert rate(server, chat.sender, "up").status_code == 200
+    assert say("bye", "bye-1") == first  # the client's retry: the same replies, no thanks
+
+
 @pytest.mark.parametrize(
     ("body", "status", "reason"),
     [
-        (b"{not json", 400, None),
-        (b"[]", 400, None),
-        (b'{"rating": "up"}', 400, None),
+        (b"{not json", 400, "bad_body"),
+        (b"[]", 400, "bad_body"),
+        (b'{"rating": "up"}', 400, "bad_body"),
+        (b'{"sender": "", "rating": "up"}', 400, "bad_body"),
+        (b'{"sender": "someone", "rating": "up", "x": "' + b"a" * 70_000 + b'"}', 413, "bad_body"),
         (b'{"sender": "someone"}', 400, "bad_rating"),
         (b'{"sender": "someone", "rating": "sideways"}', 400, "bad_rating"),
         (b'{"sender": "someone", "rating": 1}', 400, "bad_rating"),
@@ -230,7 +365,7 @@ def test_a_rest_rating_is_stored_and_thanked_and_the_last_counts(
     ],
 )
 def test_bad_ratings_are_refused_clearly(
-    server: LiveServer, body: bytes, status: int, reason: str | None
+    server: LiveServer, body: bytes, status: int, reason: str
 ) -> None:
     httpx.post(f"{server.url}/webhooks/rest/webhook", json={"sender": "someone", "message": "hi"})
     r = httpx.post(
@@ -239,9 +374,7 @@ def test_bad_ratings_are_refused_clearly(
         headers={"content-type": "application/json"},
     )
     assert r.status_code == status, r.text
-    assert r.json()["error"]
-    if reason is not None:
-        assert r.json()["reason"] == reason
+    assert r.json()["error"] and r.json()["reason"] == reason
     if reason == "bad_rating":
         assert "'up', 'down'" in r.json()["error"]
 
@@ -377,6 +510,32 @@ def test_the_widget_gets_the_request_live_when_an_agent_closes(
     assert shown["id"] == request["id"] and shown["custom"]["rated"] == "down"
 
 
+def test_a_slow_rating_does_not_hold_up_the_widget_socket(
+    server: LiveServer, store: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rating may wait on the conversation (up to ``WAIT_SECONDS``) as a turn does: the
+    socket answers pings meanwhile, and the thanks follows."""
+    manager = server.parts.manager  # type: ignore[attr-defined]
+    record = manager.record_feedback
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(3)
+        return await record(*args, **kwargs)
+
+    with connect(_ws_url(server), proxy=None) as ws:
+        ws.send(json.dumps({"type": "hello", "session": None}))
+        session = json.loads(ws.recv(timeout=30))["session"]
+        ws.send(json.dumps({"type": "message", "id": "m1", "text": "bye"}))
+        _frames_until(ws, lambda f: f == {"type": "typing", "on": False})
+        monkeypatch.setattr(manager, "record_feedback", slow)
+        ws.send(json.dumps({"type": "feedback", "rating": "up"}))
+        ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(ws.recv(timeout=2)) == {"type": "pong"}  # before the thanks
+        thanks = _frames_until(ws, lambda f: f.get("type") == "bot")[-1]
+        assert thanks["custom"]["type"] == "feedback_thanks"
+    assert ratings(store, f"web:{session}") == ["up"]
+
+
 def test_a_socketio_client_rates_its_own_sessions_conversation_only(
     server: LiveServer, store: Database
 ) -> None:
@@ -458,8 +617,28 @@ def test_telegram_refuses_a_rating_for_a_chat_never_asked(
             if p["callback_query_id"] == press["callback_query"]["id"]
         ]
     )
-    assert answer[0]["text"] == REFUSED
-    assert stored(store, f"tg:{chat}") == [] and fake_api.sent_to(chat) == []
+    assert not answer[0].get("text")  # answered at once; the store's refusal follows
+    assert [m["text"] for m in fake_api.replies(chat)] == [REFUSED]
+    assert stored(store, f"tg:{chat}") == []
+
+
+def test_telegram_thanks_a_rating_even_when_the_callback_answer_fails(
+    server: LiveServer, fake_api: FakeBotAPI, store: Database
+) -> None:
+    """Telegram refuses to answer a query that is too old: the rating is still recorded
+    and thanked."""
+    chat = next(_tg_chats)
+    deliver(server, text_update(chat, "bye"))
+    asked = fake_api.replies(chat, 2)[-1]
+    assert asked["text"] == ASK
+    fake_api.fail_next(
+        "answerCallbackQuery",
+        400,
+        description="Bad Request: query is too old and response timeout expired",
+    )
+    deliver(server, callback_update(chat, asked, "#fb:up"))
+    assert fake_api.replies(chat, 3)[-1]["text"] == THANKS
+    assert ratings(store, f"tg:{chat}") == ["up"]
 
 
 def test_telegram_gets_the_request_when_an_agent_closes(
@@ -507,6 +686,32 @@ async def test_sixteen_shoppers_rate_at_once_each_in_their_own_conversation(
     assert [a.status_code for a in answers] == [200] * len(senders)
     for sender in senders:
         assert ratings(store, f"rest:{sender}") == [wanted[sender]]
+
+
+def test_each_refusal_of_a_rating_carries_its_own_status() -> None:
+    """The error tree says what handlers map: ``InputError`` is 400, so a refusal that is
+    404 or 409 is no ``InputError``."""
+    from bot.errors import (
+        FeedbackNotAsked,
+        FeedbackRefused,
+        FeedbackTooLate,
+        InputError,
+        UnknownConversation,
+    )
+
+    assert not issubclass(FeedbackRefused, InputError)
+    refusals = [
+        BadRating("x", ("up", "down")),
+        UnknownConversation("c"),
+        FeedbackNotAsked("c"),
+        FeedbackTooLate("c"),
+    ]
+    assert [(e.reason, e.status) for e in refusals] == [
+        ("bad_rating", 400),
+        ("unknown_conversation", 404),
+        ("not_asked", 409),
+        ("session_ended", 409),
+    ]
 
 
 def test_feedback_events_parse_back_as_feedback_given() -> None:
@@ -580,8 +785,55 @@ async def test_a_store_ends_conversations_its_own_way_with_action_ask_feedback(
         [thanks] = await manager.record_feedback(cid, "up", channel="rest")
         assert thanks.text == THANKS
         assert ratings(db, cid) == ["up"]
+        await manager.record_feedback(cid, "up", channel="rest")  # a repeat: not counted
+        await manager.record_feedback(cid, "down", channel="rest")
+        assert manager.stats.ratings == 2
     finally:
         manager.close()
+
+
+async def test_a_rating_is_refused_once_its_session_has_ended(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late thumb would append fresh events to an old session (and the next message would
+    carry that session on): refused, nothing stored, whether the session expired or a new
+    one began."""
+    import time
+
+    from bot.errors import FeedbackTooLate
+    from bot.types import ConversationId, Message
+
+    manager = _moodbot(tmp_path, OWN_END, db, feedback_after=())
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    expired, renewed = ConversationId("rest:late"), ConversationId("rest:renewed")
+    try:
+        for cid in (expired, renewed):
+            said = await manager.handle(Message(conversation_id=cid, text="bye", channel="rest"))
+            assert [(r.custom or {}).get("type") for r in said] == [None, "feedback_request"]
+        clock[0] += 61 * 60  # the domain's session_expiration_time is 60 minutes
+        with pytest.raises(FeedbackTooLate):
+            await manager.record_feedback(expired, "up", channel="rest")
+        await manager.handle(Message(conversation_id=renewed, text="hi", channel="rest"))
+        with pytest.raises(FeedbackTooLate) as refused:
+            await manager.record_feedback(renewed, "up", channel="rest")
+    finally:
+        manager.close()
+    assert refused.value.reason == "session_ended" and refused.value.status == 409
+    assert ratings(db, expired) == ratings(db, renewed) == []
+
+
+def test_a_closing_response_the_domain_lacks_is_warned_of_at_load(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.dialogue.domain import Domain
+    from bot.dialogue.feedback import Feedback
+
+    domain = Domain.from_dict({"responses": {"utter_goodbye": [{"text": "Bye"}]}})
+    with caplog.at_level("WARNING", logger="bot.dialogue.feedback"):
+        Feedback(domain, ("utter_goodbye", "utter_see_you"))
+    [warning] = [r.getMessage() for r in caplog.records if "feedback_after" in r.getMessage()]
+    assert "'utter_see_you', which is no response of the domain" in warning
 
 
 async def test_a_store_may_never_ask_after_a_goodbye(tmp_path: Path, db: Database) -> None:

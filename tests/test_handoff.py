@@ -755,7 +755,7 @@ def test_revision_0002_upgrades_a_0001_database_in_place(database_url: str) -> N
                 )
             )
         migrate.upgrade(database_url)
-        assert migrate.current(database_url) == "0005"
+        assert migrate.current(database_url) == "0006"
         with db.session() as s:
             assert s.get(Conversation, "kept").handoff_status == "requested"  # type: ignore[union-attr]
             s.add(Handoff(conversation_id="kept", status="requested", reason="r", trigger="asked"))

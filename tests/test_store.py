@@ -26,6 +26,7 @@ from bot.store.models import (
     Customer,
     Order,
     OrderItem,
+    OutboxMessage,
     Product,
     Ticket,
     Variant,
@@ -60,7 +61,7 @@ def test_upgrade_creates_exactly_the_models_schema(database_url: str) -> None:
 
     migrate.upgrade(database_url)
 
-    assert migrate.current(database_url) == migrate.head_revision() == "0005"
+    assert migrate.current(database_url) == migrate.head_revision() == "0006"
     assert table_names(database_url) == set(Base.metadata.tables) | {"alembic_version"}
     assert schema_diff(database_url) == []
 
@@ -96,12 +97,55 @@ def test_upgrade_twice_is_a_no_op(database_url: str) -> None:
 
         migrate.upgrade(database_url)
 
-        assert migrate.current(database_url) == "0005"
+        assert migrate.current(database_url) == "0006"
         with db.session() as s:
             assert s.get(Conversation, "c-1") is not None
     finally:
         db.dispose()
     assert schema_diff(database_url) == []
+
+
+def test_revision_0006_moves_a_feedback_requests_json_into_payload(database_url: str) -> None:
+    """Before 0006 the CSAT request after a close kept ``{"text", "custom"}`` as JSON in
+    ``outbox.text``; the upgrade splits it, so no worker ever sends the JSON."""
+    migrate.upgrade(database_url, "0005")
+    custom = {"type": "feedback_request", "ratings": [{"rating": "up", "label": "Good"}]}
+    engine = create_engine(normalise_url(database_url))
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO conversations (id, channel, handoff_status, created_at,"
+                " updated_at, event_count) VALUES ('web:s', 'web', 'none', CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP, 0)"
+            )
+        )
+        for message_id, kind, stored in (
+            ("m1", "feedback", json.dumps({"text": "How did we do?", "custom": custom})),
+            ("m2", "feedback", "{broken"),
+            ("m3", "agent", json.dumps({"text": "an agent wrote JSON", "custom": {}})),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO outbox (message_id, conversation_id, channel, kind, text,"
+                    " created_at) VALUES (:m, 'web:s', 'web', :k, :t, CURRENT_TIMESTAMP)"
+                ),
+                {"m": message_id, "k": kind, "t": stored},
+            )
+    engine.dispose()
+
+    migrate.upgrade(database_url)
+
+    db = Database(database_url)
+    try:
+        with db.session() as s:
+            rows = {
+                r.message_id: (r.text, r.payload) for r in s.scalars(select(OutboxMessage)).all()
+            }
+    finally:
+        db.dispose()
+    assert rows["m1"] == ("How did we do?", custom)
+    assert rows["m2"] == ("{broken", None)  # left alone; sent as text, counted
+    assert rows["m3"][1] is None  # only feedback rows are touched
 
 
 @pytest.mark.slow
@@ -120,7 +164,7 @@ def test_concurrent_upgrades_serialise(database_url: str) -> None:
 
     assert stuck == []
     assert [w.exitcode for w in workers] == [0, 0]
-    assert migrate.current(database_url) == "0005"
+    assert migrate.current(database_url) == "0006"
     assert schema_diff(database_url) == []
 
 
@@ -146,7 +190,7 @@ def test_upgrade_adopts_a_schema_made_by_create_all(db: Database, database_url: 
 
     migrate.upgrade(database_url)
 
-    assert migrate.current(database_url) == "0005"
+    assert migrate.current(database_url) == "0006"
     with db.session() as s:
         assert s.get(Conversation, "c-1") is not None
 

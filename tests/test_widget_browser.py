@@ -9,7 +9,9 @@ way a train tunnel cuts a phone's connection."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -365,6 +367,48 @@ def test_a_shopper_rates_the_conversation_with_a_thumb(  # type: ignore[no-untyp
         "aria-pressed", "true"
     )
     expect(page.locator(".msg.bot", has_text="Thanks for your feedback!")).to_have_count(1)
+
+
+def test_a_refused_rating_frees_the_thumbs_and_says_so(  # type: ignore[no-untyped-def]
+    page, site: CuttableProxy
+) -> None:
+    """The server refuses a rating (``feedback_refused``: here the socket answers for it):
+    the thumbs can be pressed again, and the widget says so in the domain's words."""
+    expect = playwright_api.expect
+
+    def refuse_ratings(ws) -> None:  # type: ignore[no-untyped-def]
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if isinstance(message, str) and json.loads(message).get("type") == "feedback":
+                ws.send(
+                    json.dumps(
+                        {
+                            "type": "error",
+                            "code": "feedback_refused",
+                            "message": "this conversation was not asked for a rating",
+                            "reason": "not_asked",
+                        }
+                    )
+                )
+                return
+            server.send(message)
+
+        ws.on_message(from_page)
+
+    page.route_web_socket(re.compile(r".*/widget/ws.*"), refuse_ratings)
+    page.goto(site.url + "/")
+    page.get_by_role("button", name="Open chat with Clerk").click()
+    expect(page.get_by_role("status").filter(has_text="Online")).to_be_visible()
+    say(page, "bye")
+    bot_said(page, "how did we do today?")
+    thumbs = page.get_by_role("group", name="Before you go: how did we do today?")
+    up = thumbs.get_by_role("button", name="Good, this helped")
+    up.click()
+    expect(page.locator(".msg.system", has_text="couldn't record that rating")).to_be_visible()
+    expect(up).to_be_enabled()
+    expect(up).to_have_attribute("aria-pressed", "false")
+    expect(thumbs.get_by_role("button", name="Bad, this did not help")).to_be_enabled()
 
 
 def test_keyboard_only_on_a_phone_sized_screen(browser, site: CuttableProxy) -> None:  # type: ignore[no-untyped-def]

@@ -19,15 +19,20 @@ CSAT: when the bot asks for a rating (a reply with ``custom.type == "feedback_re
 see ``bot.dialogue.feedback``), the client posts the shopper's thumb to
 ``POST /webhooks/rest/feedback`` with ``{"sender", "rating": "up" | "down"}`` and gets the
 thanks as the webhook's replies (``custom.type == "feedback_thanks"``). Refused, nothing
-stored, with ``{"error", "reason"}``: a bad body or rating 400 (``bad_rating``), a sender
+stored, with ``{"error", "reason"}``: a body that is no JSON object with a valid ``sender``
+400 (``bad_body``; 413 over 64 KiB), a bad rating 400 (``bad_rating``), a sender
 without a conversation 404 (``unknown_conversation``), a conversation the bot never asked
-409 (``not_asked``).
+409 (``not_asked``), one asked in a session that has ended 409 (``session_ended``), more
+ratings than the chat channels' message limit (``MessageLimits``, per conversation) 429
+(``rate_limited``, with ``Retry-After``). The same rating again is no new rating: it is
+answered with the thanks already given.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -35,11 +40,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.channels.base import Channel
-from bot.dialogue.feedback import checked_rating
 from bot.dialogue.manager import DialogueManager
 from bot.errors import FeedbackRefused
 from bot.handoff.outbox import Outbox
 from bot.inputs import BadInput, client_id, client_string, json_object
+from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.types import Message
 
 log = logging.getLogger(__name__)
@@ -86,11 +91,20 @@ class RestChannel(Channel):
     key_prefix = "rest"
 
     def __init__(
-        self, manager: DialogueManager, outbox: Outbox | None = None, *, token: str | None = None
+        self,
+        manager: DialogueManager,
+        outbox: Outbox | None = None,
+        *,
+        token: str | None = None,
+        rate_limit: int = 20,
+        limits: MessageLimits | None = None,
     ) -> None:
+        """``limits``: how many ratings a conversation may post (default ``rate_limit`` a
+        minute in this process; ``bot.app`` passes the chat channels' limits)."""
         self.manager = manager
         self.outbox = outbox
         self.token = token
+        self.limiter = limits or LocalMessageLimits(rate_limit)
 
     def _unauthorised(self, request: Request) -> JSONResponse | None:
         """401 unless the request carries the channel's bearer token (when one is set)."""
@@ -161,18 +175,21 @@ class RestChannel(Channel):
         """The shopper's rating of their conversation (see the module's docstring)."""
         if (denied := self._unauthorised(request)) is not None:
             return denied
-        data = await read_json_object(request)
-        if isinstance(data, JSONResponse):
-            return data
         try:
+            data = json_object(await request.body(), max_bytes=MAX_BODY_BYTES)
             sender = client_id(data.get("sender"), "sender", max_chars=MAX_SENDER_CHARS)
         except BadInput as exc:
-            return bad_request(f"field {exc}")
-        try:
-            rating = checked_rating(data.get("rating"))
-            thanks = await self.manager.record_feedback(
-                self.conversation_id(sender), rating, channel=self.name
+            return JSONResponse({"error": str(exc), "reason": "bad_body"}, status_code=exc.status)
+        cid = self.conversation_id(sender)
+        wait = await self.limiter.check(cid)
+        if wait:
+            return JSONResponse(
+                {"error": "too many ratings; try again shortly", "reason": "rate_limited"},
+                status_code=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
+        try:  # the manager checks the rating (bad_rating)
+            thanks = await self.manager.record_feedback(cid, data.get("rating"), channel=self.name)
         except FeedbackRefused as exc:
             return JSONResponse({"error": str(exc), "reason": exc.reason}, status_code=exc.status)
         return JSONResponse([r.to_rasa(sender) for r in thanks])

@@ -199,8 +199,7 @@ class SocketIOChannel(Channel):
             await self._refuse(sid, "feedback", "the data must be an object with a 'rating'")
             return
         session_id = (await self.sio.get_session(sid)).get("session_id")
-        record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
-        if not session_id or record is None:
+        if not session_id:
             await self._refuse(sid, "feedback", "send session_request first")
             return
         cid = self.conversation_id(session_id)
@@ -208,7 +207,7 @@ class SocketIOChannel(Channel):
             await self.sio.emit(self.bot_message_evt, {"text": SLOW_DOWN}, room=sid)
             return
         try:
-            thanks: list[Reply] = await record(cid, data.get("rating"), channel=self.name)
+            thanks = await self.manager.record_feedback(cid, data.get("rating"), channel=self.name)
         except FeedbackRefused as exc:
             log.info("socket.io feedback refused: %s", exc.reason)
             await self.sio.emit(

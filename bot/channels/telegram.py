@@ -86,8 +86,10 @@ from telegram.helpers import escape_markdown
 from bot.channels.base import CardWording, Channel, Say, card_price, clerk_say
 from bot.channels.widget import TurnHandler
 from bot.dialogue.feedback import REQUEST_TYPE as FEEDBACK_REQUEST
-from bot.errors import ClerkError, FeedbackRefused, Unavailable
+from bot.dialogue.feedback import checked_rating
+from bot.errors import BadRating, ClerkError, FeedbackRefused, Unavailable
 from bot.inputs import BadInput, client_string, first_bad_string, json_object, text_problem
+from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.types import Button, Message, Reply
 
 if TYPE_CHECKING:
@@ -332,11 +334,16 @@ class TelegramChannel(Channel):
         currency: str = "USD",
         cards: CardWording | None = None,
         wording: TelegramWording | None = None,
+        rate_limit: int = 20,
+        limits: MessageLimits | None = None,
     ) -> None:
         """``currency``: the store's (``Settings.currency``), for product card prices;
         ``cards``/``wording``: the domain's words on product cards and the channel's own
-        notices (Clerk's defaults when not given)."""
+        notices (Clerk's defaults when not given); ``limits``: how many ratings a chat may
+        press (default ``rate_limit`` a minute in this process; ``bot.app`` passes the
+        chat channels' limits)."""
         self.manager = manager
+        self.limiter = limits or LocalMessageLimits(rate_limit)
         self.currency = currency
         self.cards = cards or CardWording.clerk(self.name)
         self.wording = wording or _CLERK_WORDING
@@ -563,32 +570,47 @@ class TelegramChannel(Channel):
         await self._turn(message.chat.id, payload, f"tgcb{query.id}")
 
     async def _on_feedback(self, update: Update) -> None:
-        """A 👍/👎 press: the rating of this private chat's conversation, and nothing else."""
+        """A 👍/👎 press: the rating of this private chat's conversation, and nothing else.
+
+        The callback is answered first, as ``_on_button`` does (Telegram refuses an answer
+        to a query that waited too long, and a rating may wait on the conversation); a
+        press that is no rating of a private chat gets the refusal as that answer. The
+        rating is then recorded and thanked under the chat's lock, in order with its turns;
+        a refusal the store decides (never asked, ...) is said in the chat."""
         query = update.callback_query
         assert query is not None
         message = query.message
-        rating = (query.data or "").removeprefix(FEEDBACK_PREFIX)
-        record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
-        if message is None or message.chat.type != ChatType.PRIVATE or record is None:
-            await query.answer(self.wording.feedback_refused)
+        try:
+            rating = checked_rating((query.data or "").removeprefix(FEEDBACK_PREFIX))
+        except BadRating:
+            rating = None
+        if rating is None or message is None or message.chat.type != ChatType.PRIVATE:
+            with contextlib.suppress(TelegramError):
+                await query.answer(self.wording.feedback_refused)
             return
         chat_id = message.chat.id
-        try:
-            thanks: list[Reply] = await record(
-                self.conversation_id(str(chat_id)), rating, channel=self.name
-            )
-        except FeedbackRefused as exc:
-            log.info("Telegram rating refused (%s)", exc.reason)
-            await query.answer(self.wording.feedback_refused)
+        if await self.limiter.check(self.conversation_id(str(chat_id))):
+            with contextlib.suppress(TelegramError):
+                await query.answer(self.wording.try_again)
             return
-        except Unavailable:
-            await query.answer(self.wording.try_again)
-            return
-        await query.answer()
         with contextlib.suppress(TelegramError):
-            await query.edit_message_reply_markup(reply_markup=None)
-        for reply in thanks:
-            await self.send_reply(chat_id, reply)
+            await query.answer()
+        async with self._chat_lock(chat_id):
+            try:
+                thanks = await self.manager.record_feedback(
+                    self.conversation_id(str(chat_id)), rating, channel=self.name
+                )
+            except FeedbackRefused as exc:
+                log.info("Telegram rating refused (%s)", exc.reason)
+                await self._send_plain(chat_id, self.wording.feedback_refused)
+                return
+            except Unavailable:
+                await self._send_plain(chat_id, self.wording.try_again)
+                return
+            with contextlib.suppress(TelegramError):
+                await query.edit_message_reply_markup(reply_markup=None)
+            for reply in thanks:
+                await self.send_reply(chat_id, reply)
 
     async def _on_unsupported(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
@@ -609,11 +631,15 @@ class TelegramChannel(Channel):
         log.error("Telegram update failed", exc_info=context.error)
 
     # ------------------------------------------------------------------ turns
-    async def _turn(self, chat_id: int, text: str, message_id: str) -> None:
+    def _chat_lock(self, chat_id: int) -> asyncio.Lock:
+        """The lock that orders what the bot does for one chat (turns, ratings)."""
         lock = self._chat_locks.get(chat_id)
         if lock is None:
             lock = self._chat_locks[chat_id] = asyncio.Lock()
-        async with lock:
+        return lock
+
+    async def _turn(self, chat_id: int, text: str, message_id: str) -> None:
+        async with self._chat_lock(chat_id):
             with contextlib.suppress(TelegramError):
                 await self.application.bot.send_chat_action(chat_id, ChatAction.TYPING)
             try:

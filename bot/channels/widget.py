@@ -91,7 +91,7 @@ from bot.knowledge.money import format_money
 from bot.ratelimit import LocalMessageLimits, MessageLimits
 from bot.store import conversations
 from bot.store.db import Database
-from bot.types import BotUttered, FeedbackGiven, Message, Reply, UserUttered
+from bot.types import BotUttered, ConversationId, FeedbackGiven, Message, Reply, UserUttered
 
 if TYPE_CHECKING:
     from bot.handoff.outbox import OutgoingMessage
@@ -113,9 +113,15 @@ TURN_ATTEMPTS = 3
 
 
 class TurnHandler(Protocol):
-    """What a channel needs of the dialogue manager."""
+    """What a channel needs of the dialogue manager (``DialogueManager``): a shopper's
+    message taken as a turn, and a shopper's rating of their conversation (CSAT; raises
+    ``FeedbackRefused`` or ``Unavailable``, see ``DialogueManager.record_feedback``)."""
 
     async def handle(self, message: Message) -> list[Reply]: ...
+
+    async def record_feedback(
+        self, conversation_id: ConversationId, rating: object, *, channel: str
+    ) -> list[Reply]: ...
 
 
 TokenSink = Callable[[str], Awaitable[None]]
@@ -179,8 +185,8 @@ def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str
             buttons = {}
         elif isinstance(ev, BotUttered):
             reply = ev.to_reply()
-            outside = ev.metadata.get("message_id")  # said outside a turn (out of the outbox)
-            if outside:
+            outside = ev.outside_turn_id  # said outside a turn (the outbox, a rating's thanks)
+            if outside is not None:
                 out.append(reply_frame(reply, f"agent:{outside}", f"agent:{outside}"))
             else:
                 out.append(reply_frame(reply, f"{turn_id}:{n}", turn_id))
@@ -214,9 +220,19 @@ def transcript(events: Iterable[Any], limit: int = MAX_HISTORY) -> list[dict[str
 
 @dataclass
 class _Item:
+    """A message to take a turn for, or (``rating`` set) a rating to record, in the order
+    the session's sockets sent them."""
+
     id: str
     text: str
     shown: str  # what the shopper sees as their message (a quick reply's title)
+    rating: _Rating | None = None
+
+
+@dataclass(frozen=True)
+class _Rating:
+    value: object  # as the client sent it; ``record_feedback`` checks it
+    client: _Client  # told of a refusal
 
 
 @dataclass
@@ -294,6 +310,7 @@ WIDGET_STRINGS: dict[str, tuple[str, ...]] = {
     "agent_unnamed": (),
     "rate_limited": ("seconds",),
     "turn_failed": (),
+    "feedback_refused": (),
 }
 
 
@@ -482,7 +499,7 @@ class WidgetChannel(Channel):
                     if session is None:
                         await self._send(client, _error("hello_first", "send hello first"))
                         continue
-                    await self._feedback(session, client, data.get("rating"))
+                    await self._accept_rating(session, client, data.get("rating"))
                 else:
                     await self._send(client, _error("bad_frame", f"unknown type {kind!r}"))
         except Exception:  # a broken socket ends this connection, never the session
@@ -504,7 +521,7 @@ class WidgetChannel(Channel):
         pending = [
             {"type": "user", "id": i.id, "text": i.shown}
             for i in session.queue
-            if not any(e["id"] == i.id for e in history)
+            if i.rating is None and not any(e["id"] == i.id for e in history)
         ]
         await self._send(
             client,
@@ -584,26 +601,32 @@ class WidgetChannel(Channel):
         if session.worker is None:
             session.worker = asyncio.create_task(self._drain(session))
 
-    async def _feedback(self, session: _Session, client: _Client, rating: object) -> None:
-        """The shopper's rating of this session's conversation (the only one it may rate):
-        recorded without a turn; the thanks goes to every open tab of the session."""
-        cid = self.conversation_id(session.id)
-        wait = await self.limiter.check(cid)
-        if wait:
+    async def _accept_rating(self, session: _Session, client: _Client, rating: object) -> None:
+        """Queue the shopper's rating behind the session's messages: the receive loop goes
+        on at once (a rating may wait on the conversation, as a turn does), and a rating
+        sent after a message is recorded after that message's turn."""
+        wait = await self.limiter.check(self.conversation_id(session.id))
+        if wait or len(session.queue) >= MAX_QUEUED_PER_SESSION:
             await self._send(
                 client,
                 {
                     **_error("rate_limited", "too many messages", None),
-                    "retry_after": round(wait, 2),
+                    "retry_after": round(wait or 2.0, 2),
                 },
             )
             return
-        record = getattr(self.manager, "record_feedback", None)  # DialogueManager's
-        if record is None:
-            await self._send(client, _error("feedback_refused", "ratings are not recorded here"))
-            return
+        session.queue.append(_Item(id="", text="", shown="", rating=_Rating(rating, client)))
+        if session.worker is None:
+            session.worker = asyncio.create_task(self._drain(session))
+
+    async def _feedback(self, session: _Session, rating: _Rating) -> None:
+        """The shopper's rating of this session's conversation (the only one it may rate):
+        recorded without a turn; the thanks goes to every open tab of the session, a
+        refusal to the socket that sent it."""
+        cid = self.conversation_id(session.id)
+        client = rating.client
         try:
-            thanks: list[Reply] = await record(cid, rating, channel=self.name)
+            thanks = await self.manager.record_feedback(cid, rating.value, channel=self.name)
         except FeedbackRefused as exc:
             await self._send(client, {**_error("feedback_refused", str(exc)), "reason": exc.reason})
             return
@@ -622,6 +645,18 @@ class WidgetChannel(Channel):
         try:
             while session.queue:
                 item = session.queue[0]
+                if item.rating is not None:
+                    try:
+                        await self._feedback(session, item.rating)
+                    except Exception:
+                        log.exception("widget rating failed")
+                        await self._send(
+                            item.rating.client,
+                            _error("busy", "Sorry, something went wrong. Please try again."),
+                        )
+                    finally:
+                        session.queue.popleft()
+                    continue
                 session.busy = True
                 await self._broadcast(session, {"type": "typing", "on": True})
                 try:

@@ -5,7 +5,8 @@ that applies what it does to the tracker (the turn records the action's ``Action
 before calling it, and then carries on predicting). ``standard_builtins`` registers the
 engine's own: ``action_listen``, ``action_restart``, ``action_session_start``,
 ``action_default_fallback``, ``action_deactivate_loop``, ``action_knowledge_answer``,
-``action_handoff`` and ``action_offer_handoff``.
+``action_handoff``, ``action_offer_handoff`` and ``action_ask_feedback`` (the CSAT request,
+once a session: ``bot.dialogue.feedback``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from bot.dialogue.feedback import ASK_ACTION, Feedback
 from bot.dialogue.forms import FormLoop
 from bot.dialogue.handoff_router import HandoffRouter
 from bot.dialogue.policy import LISTEN
@@ -69,6 +71,7 @@ def standard_builtins(
     router: HandoffRouter,
     forms: FormLoop,
     knowledge: KnowledgeAnswerAction,
+    feedback: Feedback,
     stats: TurnStats,
 ) -> BuiltinActions:
     """The engine's built-in actions, over the turn's parts."""
@@ -96,6 +99,10 @@ def standard_builtins(
     async def offer_handoff(tracker: Tracker, decision: Decision) -> None:
         await router.offer(tracker)
 
+    async def ask_feedback(tracker: Tracker, decision: Decision) -> None:
+        if feedback.may_ask(tracker):
+            feedback.ask(tracker)
+
     registry = BuiltinActions()
     registry.register(LISTEN, listen)
     registry.register("action_restart", restart)
@@ -105,6 +112,7 @@ def standard_builtins(
     registry.register("action_knowledge_answer", knowledge)
     registry.register("action_handoff", handoff)
     registry.register("action_offer_handoff", offer_handoff)
+    registry.register(ASK_ACTION, ask_feedback)
     return registry
 
 

@@ -25,11 +25,16 @@ its own after a closing response, so rules and stories see the conversation as w
 
 **A rating** (``FeedbackGiven``, ``rating`` in ``FEEDBACK_RATINGS``) is appended with the
 thanks (``utter_thanks_for_feedback``, custom ``{"type": "feedback_thanks", "rating", "id"}``)
-by ``DialogueManager.record_feedback``, in one short transaction, without a bot turn.
+by ``DialogueManager.record_feedback``, in one short transaction, without a bot turn. It is
+accepted only in the session the request was made in, while that session lasts (the
+domain's ``session_expiration_time``): a late rating would append fresh events to an old
+session, and the shopper's next message would carry it on instead of starting a new one.
+The same rating twice is recorded once.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -48,6 +53,8 @@ from bot.types import (
     Restarted,
     SessionStarted,
 )
+
+log = logging.getLogger(__name__)
 
 REQUEST_TYPE = "feedback_request"
 THANKS_TYPE = "feedback_thanks"
@@ -78,8 +85,8 @@ def asked_in_session(events: Iterable[Event]) -> bool:
 
 
 def ever_asked(events: Iterable[Event]) -> bool:
-    """Whether the bot ever asked this conversation for a rating (a rating is accepted for
-    any request it got, also one of an earlier session)."""
+    """Whether the bot ever asked this conversation for a rating (one asked only in an
+    earlier session is refused as too late, not as never asked)."""
     return any(is_request(e) for e in events)
 
 
@@ -91,11 +98,19 @@ def checked_rating(rating: object) -> str:
 
 
 class Feedback:
-    """Asks for ratings in ``domain``'s words and writes them onto trackers (no I/O)."""
+    """Asks for ratings in ``domain``'s words and writes them onto trackers (no I/O).
+    A closing response (``ask_after``) the domain does not have is logged as a warning
+    when built: the bot never says it, so it never asks after it."""
 
     def __init__(self, domain: Domain, ask_after: Iterable[str] = DEFAULT_ASK_AFTER) -> None:
         self.domain = domain
         self.ask_after = frozenset(ask_after)
+        for name in sorted(self.ask_after - set(domain.responses)):
+            log.warning(
+                "feedback_after names %r, which is no response of the domain: the bot will "
+                "not ask for a rating after it",
+                name,
+            )
 
     # ------------------------------------------------------------------ asking
     def due(self, tracker: Tracker) -> bool:
@@ -114,13 +129,20 @@ class Feedback:
         return not asked_in_session(tracker.events)
 
     def ask(
-        self, tracker: Tracker, *, channel: str | None = None, message_id: str | None = None
+        self,
+        tracker: Tracker,
+        request: Reply | None = None,
+        *,
+        message_id: str | None = None,
     ) -> BotUttered:
-        """Apply the request to ``tracker`` (worded for ``channel``, default the turn's) and
-        return its event. ``message_id``: the outbox id of a request sent outside a turn."""
-        event = _bot_event(
-            self.request(tracker.slots, channel or tracker.channel), ASK_RESPONSE, message_id
-        )
+        """Apply ``request`` (default: ``self.request`` worded for the turn's channel) to
+        ``tracker`` and return its event. A request also sent elsewhere (the outbox) is
+        passed in, so the shopper and the tracker hold the same words: ``Domain.render``
+        picks among a response's variants at random. ``message_id``: the outbox id of a
+        request sent outside a turn."""
+        if request is None:
+            request = self.request(tracker.slots, tracker.channel)
+        event = _bot_event(request, ASK_RESPONSE, message_id)
         tracker.apply(event)
         return event
 
@@ -139,6 +161,26 @@ class Feedback:
         )
 
     # ------------------------------------------------------------------ recording
+    @staticmethod
+    def thanks_for_same(events: Iterable[Event], rating: str) -> list[BotUttered] | None:
+        """The thanks the conversation's last rating got, when that rating was ``rating``
+        and no request came after it (the same thumb pressed again: nothing new to
+        record); else ``None``."""
+        last: str | None = None
+        thanks: list[BotUttered] = []
+        for e in events:
+            if is_request(e):
+                last, thanks = None, []
+            elif isinstance(e, FeedbackGiven):
+                last, thanks = e.rating, []
+            elif (
+                last is not None
+                and isinstance(e, BotUttered)
+                and (e.data.get("custom") or {}).get("type") == THANKS_TYPE
+            ):
+                thanks.append(e)
+        return thanks if last == rating else None
+
     def rate(self, tracker: Tracker, rating: str, *, channel: str | None) -> list[Event]:
         """Apply ``FeedbackGiven(rating)`` and the thanks to ``tracker``; returns the events.
         The caller has checked the rating (``checked_rating``) and that the bot asked."""

@@ -31,9 +31,9 @@ from bot.dialogue.builtins import Answerer, KnowledgeAnswerAction, standard_buil
 from bot.dialogue.custom_actions import CustomActions
 from bot.dialogue.domain import Domain
 from bot.dialogue.feedback import (
-    ASK_ACTION,
     DEFAULT_ASK_AFTER,
     Feedback,
+    asked_in_session,
     checked_rating,
     ever_asked,
 )
@@ -45,7 +45,7 @@ from bot.dialogue.steps import TurnStats
 from bot.dialogue.tracker import Tracker
 from bot.dialogue.turns import Parser, TurnRunner, customer_of, replies_to
 from bot.dialogue.voice import Voice
-from bot.errors import FeedbackNotAsked, UnknownConversation
+from bot.errors import FeedbackNotAsked, FeedbackTooLate, UnknownConversation
 from bot.handoff.desk import HandoffConflict, HandoffDesk
 from bot.handoff.outbox import Change, Outbox, Relay
 from bot.handoff.triggers import HandoffPolicy
@@ -137,16 +137,15 @@ class DialogueManager:
         answer = KnowledgeAnswerAction(
             knowledge=knowledge, voice=voice, stats=self.stats, threads=self._answering
         )
-        self.builtins = standard_builtins(
-            voice=voice, router=self.router, forms=self.forms, knowledge=answer, stats=self.stats
-        )
         self.feedback = Feedback(domain, feedback_after)
-
-        async def ask_feedback(tracker: Tracker, decision: object) -> None:
-            if self.feedback.may_ask(tracker):
-                self.feedback.ask(tracker)
-
-        self.builtins.register(ASK_ACTION, ask_feedback)
+        self.builtins = standard_builtins(
+            voice=voice,
+            router=self.router,
+            forms=self.forms,
+            knowledge=answer,
+            feedback=self.feedback,
+            stats=self.stats,
+        )
         self.turns = TurnRunner(
             domain=domain,
             flows=policy,
@@ -226,7 +225,7 @@ class DialogueManager:
             return
         request = self.feedback.request(tracker.slots, conv.channel)
         out = Outbox.add_reply(session, conv.id, conv.channel, request, kind="feedback")
-        self.feedback.ask(tracker, channel=conv.channel, message_id=out.id)
+        self.feedback.ask(tracker, request, message_id=out.id)
 
     async def record_feedback(
         self, conversation_id: ConversationId, rating: object, *, channel: str
@@ -238,8 +237,11 @@ class DialogueManager:
 
         Refused, nothing stored (``FeedbackRefused``): ``BadRating`` (not "up" or "down"),
         ``UnknownConversation`` (none with that id, or it belongs to another channel),
-        ``FeedbackNotAsked`` (the bot never asked it). A second rating is stored too; the
-        last one counts. Raises ``Unavailable`` when the conversation stays busy."""
+        ``FeedbackNotAsked`` (the bot never asked it), ``FeedbackTooLate`` (asked in a
+        session that has since expired or been followed by another: the rating's events
+        would otherwise carry on an old session). A different rating is stored too
+        (the last one counts); the same rating again stores nothing and returns the thanks
+        it got. Raises ``Unavailable`` when the conversation stays busy."""
         rating = checked_rating(rating)
         cid = ConversationId(str(conversation_id))
         async with self.gate.hold(cid, channel, create=False) as holding:
@@ -249,11 +251,19 @@ class DialogueManager:
             if not ever_asked(snapshot.events):
                 raise FeedbackNotAsked(cid)
             tracker = Tracker.from_events(cid, self._initial_slots, snapshot.events)
+            if not asked_in_session(snapshot.events) or tracker.session_over(
+                self.feedback.domain.session_expiration_minutes * 60
+            ):
+                raise FeedbackTooLate(cid)
+            again = self.feedback.thanks_for_same(snapshot.events, rating)
+            if again is not None:  # released unfinished: nothing written
+                return [e.to_reply() for e in again]
             new = self.feedback.rate(tracker, rating, channel=channel)
             await self.gate.finish(
                 holding,
                 lambda _session: Outcome(new, tracker.handoff_status, customer_of(tracker)),
             )
+        self.stats.ratings += 1
         self._publish(cid, tracker.handoff_status, new)
         return [e.to_reply() for e in new if isinstance(e, BotUttered)]
 

@@ -27,6 +27,7 @@ class TurnStats:
     handoffs: int = 0
     knowledge_answers: int = 0
     knowledge_unanswered: int = 0
+    ratings: int = 0  # CSAT ratings recorded (a repeat of the same rating is not one)
 
 
 @dataclass(frozen=True)

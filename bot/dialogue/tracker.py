@@ -6,6 +6,7 @@ state are all computed by replaying events; nothing else is stored about a conve
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,16 @@ class Tracker:
     # ------------------------------------------------------------ queries
     def last_event_time(self) -> float | None:
         return self.events[-1].timestamp if self.events else None
+
+    def session_over(self, expiry_seconds: float, now: float | None = None) -> bool:
+        """Whether the shopper's next message starts a new session: the conversation has
+        no events, or none within ``expiry_seconds`` (0: a session never expires)."""
+        last = self.last_event_time()
+        if last is None:
+            return True
+        return (
+            bool(expiry_seconds) and (time.time() if now is None else now) - last >= expiry_seconds
+        )
 
     def consecutive_fallbacks(self) -> int:
         """How many user turns in a row the bot could not help with (fallback, out of

@@ -13,7 +13,6 @@ the handoff policy; after a closing response it asks for a rating
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +50,7 @@ from bot.types import (
     Reply,
     SessionStarted,
     UserUttered,
+    is_outside_turn,
 )
 
 MAX_ACTIONS_PER_TURN = 10
@@ -182,10 +182,9 @@ class TurnRunner:
         await self._run_until_listen(tracker)
 
     def _maybe_start_session(self, tracker: Tracker) -> None:
-        last = tracker.last_event_time()
-        expiry = self.domain.session_expiration_minutes * 60
-        if last is not None and (not expiry or time.time() - last < expiry):
+        if not tracker.session_over(self.domain.session_expiration_minutes * 60):
             return
+        last = tracker.last_event_time()
         tracker.apply(ActionExecuted(name="action_session_start"))
         tracker.apply(SessionStarted())
         if last is not None and not self.domain.carry_over_slots:
@@ -275,7 +274,9 @@ def customer_of(tracker: Tracker) -> str | None:
 
 def replies_to(tracker: Tracker, message_id: str) -> list[Reply] | None:
     """The bot's replies to the stored shopper message ``message_id``, or ``None`` when no
-    such message is stored (a client's retry is answered from here)."""
+    such message is stored (a client's retry is answered from here). What the bot said
+    outside any turn in between (``is_outside_turn``: a rating's thanks, a request sent
+    through the outbox) is no reply to it."""
     replies: list[Reply] | None = None
     for e in tracker.events:
         if isinstance(e, UserUttered):
@@ -283,6 +284,6 @@ def replies_to(tracker: Tracker, message_id: str) -> list[Reply] | None:
                 break
             if e.message_id == message_id:
                 replies = []
-        elif replies is not None and isinstance(e, BotUttered):
+        elif replies is not None and isinstance(e, BotUttered) and not is_outside_turn(e):
             replies.append(e.to_reply())
     return replies

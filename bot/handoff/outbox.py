@@ -192,14 +192,18 @@ class RedisRelay(Relay):
 
 
 #: Kinds of outbox message that carry a structured payload (``Reply.custom``) besides their
-#: text: the row's ``text`` column holds ``{"text", "custom"}`` as JSON (no column of its
-#: own, so the outbox table needs no migration). ``feedback``: the request for a CSAT
-#: rating sent when an agent closes a handoff (``bot.dialogue.feedback``).
+#: text: the row's ``payload`` column (revision 0006) holds it, ``text`` only the words, so
+#: a worker that does not know the kind still sends plain words. ``feedback``: the request
+#: for a CSAT rating sent when an agent closes a handoff (``bot.dialogue.feedback``).
 STRUCTURED_KINDS = frozenset({"feedback"})
 
 
 @dataclass(frozen=True)
 class OutgoingMessage:
+    """One outbox message. ``degraded``: a ``STRUCTURED_KINDS`` message whose payload was
+    missing or unreadable; it goes out as a plain notice with its text (logged, and counted
+    by ``Outbox.bad_payloads``) rather than stopping the messages queued after it."""
+
     id: str
     conversation_id: ConversationId
     channel: str
@@ -207,10 +211,11 @@ class OutgoingMessage:
     text: str
     sender: str | None = None
     custom: dict[str, Any] | None = None  # the payload of a ``STRUCTURED_KINDS`` message
+    degraded: bool = False
 
     def to_reply(self) -> Reply:
-        if self.kind in STRUCTURED_KINDS:
-            return Reply(text=self.text or None, custom={**(self.custom or {}), "id": self.id})
+        if self.kind in STRUCTURED_KINDS and self.custom is not None:
+            return Reply(text=self.text or None, custom={**self.custom, "id": self.id})
         custom: dict[str, Any] = {
             "type": "agent_message" if self.kind == "agent" else "handoff_notice",
             "id": self.id,
@@ -224,19 +229,36 @@ class OutgoingMessage:
 
     @classmethod
     def from_row(cls, row: OutboxMessage) -> OutgoingMessage:
-        text, custom = row.text, None
+        """The row as a message; never raises for a bad payload (see ``degraded``)."""
+        custom, degraded = None, False
         if row.kind in STRUCTURED_KINDS:
-            stored = json.loads(row.text)
-            text, custom = str(stored.get("text") or ""), dict(stored.get("custom") or {})
+            custom = _payload(row)
+            degraded = custom is None
         return cls(
             id=row.message_id,
             conversation_id=ConversationId(row.conversation_id),
             channel=row.channel,
             kind=row.kind,
-            text=text,
+            text=row.text if isinstance(row.text, str) else "",
             sender=row.sender,
             custom=custom,
+            degraded=degraded,
         )
+
+
+def _payload(row: OutboxMessage) -> dict[str, Any] | None:
+    """The row's payload if it is a JSON object with a string ``type``; else ``None``,
+    logged."""
+    payload = row.payload
+    if isinstance(payload, dict) and isinstance(payload.get("type"), str):
+        return dict(payload)
+    log.warning(
+        "outbox message %s (%s) has no readable payload (%.80r); sending its text only",
+        row.message_id,
+        row.kind,
+        payload,
+    )
+    return None
 
 
 class ShopperDelivery(Protocol):
@@ -263,6 +285,7 @@ class Outbox:
         self._deliveries: dict[str, ShopperDelivery] = {}
         self.delivered = 0
         self.failures = 0
+        self.bad_payloads = 0  # messages sent as plain text: their payload was unreadable
 
     def register(self, channel: str, delivery: ShopperDelivery) -> None:
         """Push messages of conversations on ``channel`` through ``delivery``."""
@@ -278,6 +301,7 @@ class Outbox:
         *,
         kind: str = "agent",
         sender: str | None = None,
+        payload: dict[str, Any] | None = None,
     ) -> OutgoingMessage:
         """Queue a message in the caller's transaction (a handoff step's)."""
         row = OutboxMessage(
@@ -287,6 +311,7 @@ class Outbox:
             kind=kind,
             sender=sender,
             text=text,
+            payload=payload,
         )
         session.add(row)
         session.flush()
@@ -296,12 +321,14 @@ class Outbox:
     def add_reply(
         session: Session, conversation_id: str, channel: str, reply: Reply, *, kind: str
     ) -> OutgoingMessage:
-        """Queue a message with a structured payload (``reply.custom``; ``kind`` one of
-        ``STRUCTURED_KINDS``) in the caller's transaction."""
+        """Queue a message with a structured payload (``reply.custom``, in ``payload``;
+        ``kind`` one of ``STRUCTURED_KINDS``) and its plain text in the caller's
+        transaction."""
         if kind not in STRUCTURED_KINDS:
             raise ValueError(f"kind {kind!r} carries no payload; use Outbox.add")
-        stored = json.dumps({"text": reply.text or "", "custom": reply.custom or {}})
-        return Outbox.add(session, conversation_id, channel, stored, kind=kind)
+        return Outbox.add(
+            session, conversation_id, channel, reply.text or "", kind=kind, payload=reply.custom
+        )
 
     # ------------------------------------------------------------------ reading
     def pending(
@@ -320,7 +347,11 @@ class Outbox:
             if newer_than is not None:
                 stmt = stmt.where(OutboxMessage.created_at >= newer_than)
             rows = s.scalars(stmt.order_by(OutboxMessage.id)).all()
-            return [OutgoingMessage.from_row(r) for r in rows]
+            return self._counted([OutgoingMessage.from_row(r) for r in rows])
+
+    def _counted(self, messages: list[OutgoingMessage]) -> list[OutgoingMessage]:
+        self.bad_payloads += sum(m.degraded for m in messages)
+        return messages
 
     async def take_pending(self, conversation_id: str) -> list[OutgoingMessage]:
         """The conversation's undelivered messages, oldest first, marked delivered: each is
@@ -350,7 +381,7 @@ class Outbox:
                 )
                 if done.rowcount == 1:  # type: ignore[attr-defined]
                     taken.append(OutgoingMessage.from_row(r))
-            return taken
+            return self._counted(taken)
 
     # ------------------------------------------------------------------ pushing
     async def push(self, conversation_id: str | None = None) -> int:

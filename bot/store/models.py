@@ -272,7 +272,9 @@ class Handoff(Base):
 
 class OutboxMessage(Base):
     """A message for the shopper sent outside a bot turn (an agent's reply, a handoff
-    notice). Channels that can push deliver it at once; REST clients poll for it."""
+    notice, the CSAT request after a close). Channels that can push deliver it at once;
+    REST clients poll for it. ``text`` is always the plain words a shopper may be shown;
+    ``payload`` (revision 0006) what a kind carries besides (``Reply.custom``)."""
 
     __tablename__ = "outbox"
 
@@ -282,9 +284,12 @@ class OutboxMessage(Base):
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True
     )
     channel: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[str] = mapped_column(String(20))  # agent | notice
+    # agent (a human agent's reply) | notice (the system: "Ana joined") | feedback (the
+    # CSAT request, its thumbs in ``payload``: bot.handoff.outbox.STRUCTURED_KINDS)
+    kind: Mapped[str] = mapped_column(String(20))
     sender: Mapped[str | None] = mapped_column(String(100), nullable=True)
     text: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True, index=True

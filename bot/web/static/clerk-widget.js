@@ -46,7 +46,8 @@
     "agent": "{agent} · support team",
     "agent_unnamed": "Support",
     "rate_limited": "You're sending messages quickly — I'll send yours in {seconds} s.",
-    "turn_failed": "Sorry, something went wrong on our side. Please try again."
+    "turn_failed": "Sorry, something went wrong on our side. Please try again.",
+    "feedback_refused": "Sorry, I couldn't record that rating."
   };
   var STRINGS = WORDING.strings || {};
   var CURRENCY = WORDING.currency || "USD";
@@ -500,6 +501,9 @@
       holdTimer = setTimeout(flush, wait * 1000 + 50);
     } else if (msg.code === "busy" || (msg.code === "rate_limited" && !msg.id)) {
       enableFeedback();  // only a rating is answered so without a message id
+    } else if (msg.code === "feedback_refused") {
+      enableFeedback();  // the rating was not recorded: the thumbs are not pressed
+      renderSystem(t("feedback_refused"));
     } else if (msg.code === "turn_failed") {
       renderSystem(t("turn_failed"));
     } else if (msg.id) {
