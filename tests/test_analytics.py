@@ -215,6 +215,18 @@ def test_periods_people_type() -> None:
             parse_window(bad, now=now)
     with pytest.raises(InputError, match="the window is empty"):
         parse_window("2026-11-05", "2026-11-04", now=now)
+    # spans end at now floored to the minute: a reload names the same window
+    later = now + dt.timedelta(seconds=59, microseconds=999)
+    assert parse_window("7d", now=later) == parse_window("7d", now=now)
+    # out of the calendar once in UTC, or longer than the maximum: InputError, no overflow
+    with pytest.raises(InputError, match="out of the calendar"):
+        parse_window("0001-01-01T00:00+05:00", now=now)
+    with pytest.raises(InputError, match="out of the calendar"):
+        parse_window("2026-11-01", "9999-12-31T23:00-05:00", now=now)
+    for too_long in (("99999w", None), ("401d", None), ("2025-01-01", "2026-11-01")):
+        with pytest.raises(InputError, match="at most 400 days"):
+            parse_window(*too_long, now=now)
+    assert parse_window("400d", now=now)[0] == now - dt.timedelta(days=400)
 
 
 # ------------------------------------------------------------------------- clerk report
@@ -283,6 +295,8 @@ def test_clerk_report_refuses_a_bad_period_with_exit_2(
         (["--since", "7x"], "'7x' is not a span or a date; use e.g. 7d, 24h"),
         (["--since", "2026-11-04", "--until", "2026-11-02"], "the window is empty"),
         (["--since", "7d", "--low-confidence", "2"], "must be between 0 and 1"),
+        (["--since", "0001-01-01T00:00+05:00"], "out of the calendar"),
+        (["--since", "99999w"], "at most 400 days"),
     ):
         code = main(["report", *args, "--out", str(tmp_path / "never")])
         assert code == 2, args

@@ -152,6 +152,16 @@ def test_a_period_that_names_no_window_is_refused_clearly(
         "/console/admin/dashboard", params={"since": "2026-11-04", "until": "2026-11-02"}
     )
     assert empty.status_code == 400 and "the window is empty" in empty.text
+    # out of the calendar in UTC, or far too long: a 400 naming why, never a 500
+    for period, why in (
+        ({"since": "0001-01-01T00:00+05:00"}, "out of the calendar"),
+        ({"since": "2026-11-02", "until": "9999-12-31T23:00-05:00"}, "out of the calendar"),
+        ({"since": "99999w"}, "at most 400 days"),
+    ):
+        page = root.http.get("/console/admin/dashboard", params=period)
+        assert page.status_code == 400 and why in page.text, period
+        chart = root.http.get("/console/admin/dashboard/chart/rates.png", params=period)
+        assert chart.status_code == 400 and why in chart.json()["error"], period
     csv_bad = root.http.get("/console/admin/dashboard.csv", params={"since": "7x"})
     assert csv_bad.status_code == 400 and "7x" in csv_bad.json()["error"]
     assert root.http.get("/console/admin/dashboard/chart/nope.png").status_code == 404
