@@ -95,10 +95,14 @@ class Event:
 
 @dataclass(frozen=True)
 class UserUttered(Event):
+    """``metadata["to_agent"]``: written while a human agent held the conversation, so the
+    bot did not answer it (analytics leaves such messages out of the bot's figures)."""
+
     text: str
     parse_data: dict[str, Any] = field(default_factory=dict)
     input_channel: str | None = None
     message_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     type_name = "user"
 
@@ -110,13 +114,20 @@ class UserUttered(Event):
     def entities(self) -> list[dict[str, Any]]:
         return list(self.parse_data.get("entities") or [])
 
+    @property
+    def to_agent(self) -> bool:
+        return bool(self.metadata.get("to_agent"))
+
     def payload(self) -> dict[str, Any]:
-        return {
+        out = {
             "text": self.text,
             "parse_data": self.parse_data,
             "input_channel": self.input_channel,
             "message_id": self.message_id,
         }
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
 
 
 @dataclass(frozen=True)
@@ -249,6 +260,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             parse_data=data.get("parse_data") or {},
             input_channel=data.get("input_channel"),
             message_id=data.get("message_id"),
+            metadata=data.get("metadata") or {},
             **kw,
         )
     if kind == "bot":
