@@ -23,7 +23,17 @@ from bot.handoff.outbox import Outbox, Relay
 from bot.store import migrate
 from bot.store.db import Database
 from bot.store.models import Ticket
-from tests.analytics_scenario import DAY2, EXPECTED, SHOPPER_TEXTS, SINCE, UNTIL, build, write
+from tests.analytics_scenario import (
+    DAY2,
+    EXPECTED,
+    SHOPPER_TEXTS,
+    SINCE,
+    UNTIL,
+    build,
+    turn,
+    user,
+    write,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -34,23 +44,23 @@ def test_every_figure_of_the_report_is_exact(db: Database) -> None:
         report = build_report(s, SINCE, UNTIL)
     assert report.to_dict() == EXPECTED
     # the ranked tables in their order: most first, then by name
-    assert report.by_channel == (("web", 5), ("rest", 1), ("telegram", 1))
+    assert report.by_channel == (("web", 6), ("telegram", 2), ("rest", 1))
     assert [k for k, _ in report.top_intents] == [
         "greet",
-        "nlu_fallback",
         "order_status",
+        "human_handoff",
+        "nlu_fallback",
         "policy_question",
         "product_question",
         "affirm",
         "cancel_order",
-        "human_handoff",
     ]
     assert report.misunderstood[0] == IntentTrouble("cancel_order", 2, 2, 2, 1, 0, 2)
     assert [t.intent for t in report.misunderstood] == [
         "cancel_order",
+        "human_handoff",
         "order_status",
         "affirm",
-        "human_handoff",
         "product_question",
     ]
     assert report.tickets.opened == (("normal", 2), ("high", 1), ("low", 1))
@@ -65,11 +75,15 @@ def test_the_window_is_half_open(db: Database) -> None:
         last_second = build_report(s, UNTIL - dt.timedelta(seconds=1), UNTIL)
         after = build_report(s, UNTIL, UNTIL + dt.timedelta(days=1))
         first_instant = build_report(s, SINCE, SINCE + dt.timedelta(microseconds=1))
-    assert (day1.conversations, day2.conversations) == (2, 5)  # A B | C D E F I
-    assert (day1.messages, day2.messages) == (5, 10)  # G's at SINCE counts on day 1
+    # where the shopper wrote that day: R on both
+    assert (day1.conversations, day2.conversations) == (5, 5)  # A B G J R | C D E I R
+    assert (day1.engaged, day2.engaged) == (4, 5)  # J wrote only to its agent
+    assert (day1.messages, day2.messages) == (6, 10)  # G's at SINCE counts on day 1
     assert (day1.missed, day2.missed) == (1, 2)
-    assert (day1.csat.up, day1.csat.down, day2.csat.up, day2.csat.down) == (2, 0, 0, 1)
-    assert day1.handoffs == 0 and dict(day2.handoffs_by_trigger) == {"asked": 1, "misses": 1}
+    assert (day1.csat.up, day1.csat.down, day2.csat.up, day2.csat.down) == (2, 1, 0, 2)
+    assert dict(day1.handoffs_by_trigger) == {"complaint": 1} and day1.handed_off == 1  # G
+    assert dict(day2.handoffs_by_trigger) == {"asked": 2, "misses": 1}  # C D R
+    assert day2.handed_off == 3
     # tickets: T1 opened and resolved on day 1; T2 opened day 1, resolved day 2
     assert dict(day1.tickets.opened) == {"high": 1, "normal": 1} and day1.tickets.resolved == 1
     assert day1.tickets.median_resolution_s == 7200.0
@@ -77,10 +91,13 @@ def test_the_window_is_half_open(db: Database) -> None:
     # I started in the window's last second; its handoff at UNTIL is outside
     assert last_second.conversations == 1 and last_second.handed_off == 0
     assert last_second.containment == 100.0
-    # H starts at UNTIL exactly: the next window's; I's handoff is of a conversation before it
+    # H writes at UNTIL exactly: the next window's; so is I's handoff, requested at UNTIL
+    # (an episode of that window), though I wrote in this one (not handed off in the next)
     assert after.conversations == 1 and after.messages == 1 and after.missed == 1
-    assert after.handoffs == 0
-    assert first_instant.messages == 1 and first_instant.conversations == 0
+    assert after.handoffs == 1 and after.handed_off == 0
+    # G's message and handoff at SINCE exactly
+    assert first_instant.messages == 1 and first_instant.conversations == 1
+    assert first_instant.handed_off == 1
 
 
 def test_a_report_reads_one_snapshot_and_never_holds_up_a_writer(db: Database) -> None:
@@ -90,7 +107,8 @@ def test_a_report_reads_one_snapshot_and_never_holds_up_a_writer(db: Database) -
     late = SINCE + dt.timedelta(hours=1)
     with db.read() as s:
         before = build_report(s, SINCE, UNTIL)
-        writer = threading.Thread(target=write, args=(db, "web:late", "web", late, []))
+        said = turn(user("hi there zebra", "greet", 0.9, late.timestamp()))
+        writer = threading.Thread(target=write, args=(db, "web:late", "web", late, said))
         started = time.perf_counter()
         writer.start()
         writer.join(timeout=10)
@@ -128,8 +146,8 @@ def test_the_low_confidence_bar_is_a_parameter(db: Database) -> None:
     with db.session() as s:
         strict = build_report(s, SINCE, UNTIL, low_confidence=0.9)
     low = {t.intent: t.low_confidence for t in strict.misunderstood}
-    # below 0.9: B1 fallback, A2 0.9 is not below; B2 0.85; C1 C2; E 0.8 0.7 0.75 0.45;
-    # D2 greet 0.6
+    # below 0.9: B1 fallback, A2 and R1 0.9 are not below; B2 0.85; C1 C2; E 0.8 0.7 0.75
+    # 0.45; not D2's greet at 0.6 nor R's cancel_order at 0.3 (written to an agent)
     assert low == {
         "cancel_order": 2,
         "order_status": 2,
@@ -137,7 +155,6 @@ def test_the_low_confidence_bar_is_a_parameter(db: Database) -> None:
         "human_handoff": 0,
         "product_question": 2,
         "policy_question": 2,
-        "greet": 1,
     }
 
 
@@ -253,9 +270,9 @@ def test_clerk_report_prints_the_figures_and_writes_charts(
     printed = capsys.readouterr().out
     assert "Support report 2026-11-02 00:00 to 2026-11-04 00:00 UTC" in printed
     lines = printed.splitlines()
-    assert any(line.split() == ["containment", "66.7%"] for line in lines)
-    assert any(line.split() == ["fallback", "rate", "20.0%"] for line in lines)
-    assert any(line.split() == ["2026-11-03", "4", "1", "0", "5"] for line in lines)
+    assert any(line.split() == ["containment", "50.0%"] for line in lines)
+    assert any(line.split() == ["fallback", "rate", "18.8%"] for line in lines)
+    assert any(line.split() == ["2026-11-03", "3", "1", "1", "5"] for line in lines)
     assert any(line.split() == ["cancel_order", "2", "2", "2", "2", "1", "0"] for line in lines)
     assert any(line.split() == ["replaced:", "guard", "1"] for line in lines)
     assert any(line.split()[:4] == ["time", "to", "resolution,", "median"] for line in lines)

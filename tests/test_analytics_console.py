@@ -70,19 +70,19 @@ def test_an_admin_sees_the_figures_and_charts_of_the_period(
     html = page.text
     assert "default-src 'none'" in page.headers["content-security-policy"]
     for figure, value in (
-        ("conversations", "7"),
-        ("containment", "66.7%"),
-        ("handoff_rate", "33.3%"),
-        ("fallback_rate", "20.0%"),
-        ("csat", "66.7%"),
+        ("conversations", "9"),
+        ("containment", "50.0%"),
+        ("handoff_rate", "50.0%"),
+        ("fallback_rate", "18.8%"),
+        ("csat", "40.0%"),
         ("tickets", "4"),
     ):
         block = html.split(f'data-figure="{figure}"><span class="value">', 1)[1]
         assert block.startswith(value + "</span>"), figure
-    assert "containment (4 of 6)" in html
-    assert "fallback rate (3 of 15 messages)" in html
+    assert "containment (4 of 8)" in html
+    assert "fallback rate (3 of 16 messages)" in html
     assert "resolved, median 24.0 h, p90 4.4 days" in html
-    assert "<td>2026-11-03</td><td>4</td><td>1</td><td>0</td><td>5</td>" in html  # web rest tg
+    assert "<td>2026-11-03</td><td>3</td><td>1</td><td>1</td><td>5</td>" in html  # web tg rest
     assert (
         "<td>cancel_order</td><td>2</td><td>2</td><td>2</td><td>2</td><td>1</td><td>0</td>" in html
     )
@@ -111,12 +111,12 @@ def test_the_csv_export_parses_and_matches_the_report(console: tuple[LiveServer,
         report = build_report(s, SINCE, UNTIL)
     assert [tuple(row) for row in rows[1:]] == report.rows()
     figures = {(section, name): value for section, name, value in rows[1:]}
-    assert figures[("conversations", "total")] == "7"
-    assert figures[("conversations", "containment_pct")] == "66.67"
-    assert figures[("conversations_by_day", "2026-11-03 web")] == "4"
+    assert figures[("conversations", "total")] == "9"
+    assert figures[("conversations", "containment_pct")] == "50.00"
+    assert figures[("conversations_by_day", "2026-11-03 web")] == "3"
     assert figures[("handoffs_by_trigger", "misses")] == "1"
     assert figures[("tickets", "median_resolution_s")] == "86400.00"
-    assert figures[("csat", "csat_pct")] == "66.67"
+    assert figures[("csat", "csat_pct")] == "40.00"
     for text in SHOPPER_TEXTS:
         assert text not in r.text
 
