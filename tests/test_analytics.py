@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy import text as sql
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.analytics import build_report, parse_window
 from bot.analytics.report import IntentTrouble
@@ -22,7 +25,7 @@ from bot.handoff.desk import HandoffDesk
 from bot.handoff.outbox import Outbox, Relay
 from bot.store import migrate
 from bot.store.db import Database
-from bot.store.models import Ticket
+from bot.store.models import Conversation, Ticket
 from tests.analytics_scenario import (
     DAY2,
     EXPECTED,
@@ -116,6 +119,55 @@ def test_a_report_reads_one_snapshot_and_never_holds_up_a_writer(db: Database) -
         assert build_report(s, SINCE, UNTIL) == before  # still the snapshot
     with db.read() as s:
         assert build_report(s, SINCE, UNTIL).conversations == before.conversations + 1
+
+
+def test_a_write_inside_a_read_fails_and_the_pool_stays_writable(db: Database) -> None:
+    for _ in range(2):  # the same pooled connection again: reset after each read
+        with db.read() as s, pytest.raises(DBAPIError):
+            s.execute(insert(Ticket).values(id="T-RO", text="x"))
+    write(db, "web:after", "web", SINCE, [])  # writers still write
+    with db.session() as s:
+        assert s.get(Ticket, "T-RO") is None
+        assert s.scalar(select(func.count()).select_from(Conversation)) == 1
+
+
+def test_a_reads_statements_are_capped_on_postgresql(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite has no statement timeout")
+    with db.read(statement_timeout_s=0.2) as s, pytest.raises(OperationalError):
+        s.execute(sql("SELECT pg_sleep(2)"))
+    with db.session() as s:  # SET LOCAL: the next transaction has no cap
+        assert s.scalar(sql("SHOW statement_timeout")) == "0"
+
+
+async def test_long_reads_take_no_turn_slot(db: Database) -> None:
+    """``call_aside`` runs on its own thread: with every turn slot taken, a report still
+    runs, and reports run one at a time."""
+    import asyncio
+
+    db.queue_timeout = 0.2
+    running: list[int] = []
+    most = 0
+
+    def report() -> int:
+        nonlocal most
+        running.append(1)
+        most = max(most, len(running))
+        time.sleep(0.1)
+        with db.read() as s:
+            n = build_report(s, SINCE, UNTIL).conversations
+        running.pop()
+        return n
+
+    gate = threading.Event()
+    hogs = [asyncio.ensure_future(db.call(gate.wait, 5)) for _ in range(db.pool_size)]
+    await asyncio.sleep(0.05)
+    try:
+        assert await asyncio.gather(*(db.call_aside(report) for _ in range(3))) == [0, 0, 0]
+        assert most == 1
+    finally:
+        gate.set()
+        await asyncio.gather(*hogs)
 
 
 def test_an_empty_window_has_no_rates(db: Database) -> None:

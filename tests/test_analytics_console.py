@@ -8,6 +8,7 @@ them."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -168,3 +169,60 @@ def test_a_period_that_names_no_window_is_refused_clearly(
     # the default period (last 7 days) shows an empty report, not an error
     default = root.http.get("/console/admin/dashboard")
     assert default.status_code == 200 and 'data-figure="conversations"' in default.text
+
+
+async def test_reloads_share_one_report_built_aside_one_at_a_time(db: Database) -> None:
+    """A preset reloaded within the minute names the same window and so the same report;
+    the low-confidence bar is part of the key; builds run one at a time on the database's
+    long-read thread; with MAX_REPORTS windows being computed, another is a 503."""
+    import asyncio
+    import threading
+    import time
+
+    from bot.analytics import parse_window
+    from bot.errors import Overloaded
+    from bot.web.console import app as console_app
+
+    relay = Relay()
+    desk = HandoffDesk(db, Outbox(db, relay), notices=lambda response, channel, **v: response)
+    console = Console(steps=NoSteps(), desk=desk, accounts=AgentAccounts(db), relay=relay)
+    built: list[tuple[Any, ...]] = []
+    running: list[int] = []
+    most = 0
+    release = threading.Event()
+    real = console._build_report
+
+    def counting(*key: Any) -> Any:
+        nonlocal most
+        built.append(key)
+        running.append(1)
+        most = max(most, len(running))
+        release.wait(5)
+        time.sleep(0.01)
+        running.pop()
+        return real(*key)
+
+    console._build_report = counting  # type: ignore[method-assign]
+    now = dt.datetime(2026, 11, 4, 12, 0, 5, tzinfo=dt.UTC)
+    first = parse_window("7d", now=now)
+    reload = parse_window("7d", now=now + dt.timedelta(seconds=40))
+    assert first == reload
+    release.set()
+    one, two = await asyncio.gather(console._report(*first), console._report(*reload))
+    assert one is two and len(built) == 1
+    console.low_confidence = 0.9
+    stricter = await console._report(*first)
+    assert len(built) == 2 and stricter.low_confidence == 0.9 and one.low_confidence == 0.5
+
+    # MAX_REPORTS windows being computed: the next is refused, none is dropped
+    release.clear()
+    windows = [
+        (SINCE, UNTIL + dt.timedelta(minutes=i)) for i in range(1, console_app.MAX_REPORTS + 1)
+    ]
+    pending = [asyncio.ensure_future(console._report(*w)) for w in windows]
+    await asyncio.sleep(0.1)
+    with pytest.raises(Overloaded):
+        await console._report(SINCE, UNTIL + dt.timedelta(hours=5))
+    release.set()
+    await asyncio.gather(*pending)
+    assert most == 1  # one build at a time
