@@ -22,6 +22,8 @@ MAX_MESSAGE_CHARS = 4000
 #: default fallback, out of scope, and the offer of a human after misses. The dialogue
 #: counts misses in a row with it; analytics counts fallbacks with it.
 MISS_ACTIONS = frozenset({"action_default_fallback", "utter_out_of_scope", "action_offer_handoff"})
+#: The action that ends a turn: the bot waits for the shopper (no step of its own).
+LISTEN = "action_listen"
 
 
 @dataclass(frozen=True)

@@ -86,12 +86,11 @@ from sqlalchemy.orm import Session
 from bot.nlu.config import FALLBACK_INTENT
 from bot.store.models import Conversation, ConversationEvent, Handoff, Ticket
 from bot.store.personal_data import CLOSED_TICKET_STATUSES
-from bot.types import MISS_ACTIONS
+from bot.types import LISTEN, MISS_ACTIONS
 
 DEFAULT_LOW_CONFIDENCE = 0.5
 TOP = 10  # rows of the intent and reason tables
 HANDOFF_LOOKAHEAD = 3  # actions / handoff steps after a message that count as its answer
-LISTEN = "action_listen"
 
 Pairs = tuple[tuple[str, int], ...]
 
