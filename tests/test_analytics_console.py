@@ -81,6 +81,7 @@ def test_an_admin_sees_the_figures_and_charts_of_the_period(
         block = html.split(f'data-figure="{figure}"><span class="value">', 1)[1]
         assert block.startswith(value + "</span>"), figure
     assert "containment (4 of 8)" in html
+    assert "handoff rate (4 handed off of 8 engaged)" in html
     assert "fallback rate (3 of 16 messages)" in html
     assert "resolved, median 24.0 h, p90 4.4 days" in html
     assert "<td>2026-11-03</td><td>3</td><td>1</td><td>1</td><td>5</td>" in html  # web tg rest
@@ -226,3 +227,12 @@ async def test_reloads_share_one_report_built_aside_one_at_a_time(db: Database) 
     release.set()
     await asyncio.gather(*pending)
     assert most == 1  # one build at a time
+
+
+def test_csv_cells_are_never_formulas() -> None:
+    from bot.web.console.app import _csv_cell
+
+    for risky in ('=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx"):
+        assert _csv_cell(risky) == "'" + risky
+    for plain in ("shopper asked for a human", "12", "66.67", "", "2026-11-03 web"):
+        assert _csv_cell(plain) == plain

@@ -643,7 +643,7 @@ class Console:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(("section", "name", "value"))
-        writer.writerows(report.rows())
+        writer.writerows(tuple(_csv_cell(v) for v in row) for row in report.rows())
         filename = f"clerk-report-{since:%Y%m%d}-{until:%Y%m%d}.csv"
         return Response(
             buf.getvalue(),
@@ -874,6 +874,16 @@ class Console:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula: one starting with ``= + - @`` or a
+    tab or carriage return gets a leading ``'`` (handoff reasons and intent names come
+    from a store's data)."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _days_by_channel(report: Report) -> list[tuple[dt.date, list[int], int]]:
