@@ -22,6 +22,13 @@ MAX_MESSAGE_CHARS = 4000
 #: default fallback, out of scope, and the offer of a human after misses. The dialogue
 #: counts misses in a row with it; analytics counts fallbacks with it.
 MISS_ACTIONS = frozenset({"action_default_fallback", "utter_out_of_scope", "action_offer_handoff"})
+#: The policy recorded on ``action_handoff`` when the bot itself decided to hand off:
+#: ``HandoffPolicy:<trigger kind>``.
+HANDOFF_POLICY = "HandoffPolicy"
+#: Trigger kinds (``bot.handoff.triggers.TriggerKind``) of a handoff the bot decides on
+#: instead of answering a miss: out of scope (``handoff_on_out_of_scope``), and the last
+#: miss of a row (misses mode ``handoff``). Analytics counts such an answer as a miss.
+MISS_HANDOFF_TRIGGERS = frozenset({"out_of_scope", "misses"})
 #: The action that ends a turn: the bot waits for the shopper (no step of its own).
 LISTEN = "action_listen"
 

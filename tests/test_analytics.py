@@ -23,15 +23,19 @@ from bot.cli import main
 from bot.errors import InputError
 from bot.handoff.desk import HandoffDesk
 from bot.handoff.outbox import Outbox, Relay
+from bot.handoff.triggers import TriggerKind
 from bot.store import migrate
 from bot.store.db import Database
 from bot.store.models import Conversation, Ticket
+from bot.types import MISS_HANDOFF_TRIGGERS, ActionExecuted, HandoffEvent
 from tests.analytics_scenario import (
     DAY2,
     EXPECTED,
     SHOPPER_TEXTS,
     SINCE,
     UNTIL,
+    act,
+    at,
     build,
     turn,
     user,
@@ -168,6 +172,66 @@ async def test_long_reads_take_no_turn_slot(db: Database) -> None:
     finally:
         gate.set()
         await asyncio.gather(*hogs)
+
+
+def test_a_miss_the_bot_hands_off_is_a_miss(db: Database) -> None:
+    """Out of scope with ``handoff_on_out_of_scope``, or the last miss of a row in misses
+    mode ``handoff``: the router answers with ``action_handoff`` recorded as the bot's own
+    decision; a miss. A shopper accepting an offered human is not."""
+    t = at(SINCE, hours=1)
+    for cid, trigger, intent in (
+        ("web:oos", "out_of_scope", "out_of_scope"),
+        ("web:misses", "misses", "nlu_fallback"),
+        ("web:accepted", None, "affirm"),
+    ):
+        handing = ActionExecuted(
+            name="action_handoff",
+            policy=f"HandoffPolicy:{trigger}" if trigger else "RulePolicy",
+            timestamp=t + 1,
+        )
+        requested = HandoffEvent(
+            step="requested", data={"trigger": trigger or "misses"}, timestamp=t + 1
+        )
+        write(db, cid, "web", SINCE, turn(user("blorp wombat", intent, 0.3, t), handing, requested))
+    assert {k.value for k in (TriggerKind.OUT_OF_SCOPE, TriggerKind.MISSES)} == set(
+        MISS_HANDOFF_TRIGGERS
+    )
+    with db.session() as s:
+        report = build_report(s, SINCE, UNTIL)
+    assert (report.messages, report.missed) == (3, 2)
+    missed = {i.intent: (i.missed, i.handed_off) for i in report.misunderstood}
+    assert missed["out_of_scope"] == (1, 1) and missed["nlu_fallback"] == (1, 1)
+    assert missed["affirm"] == (0, 1)
+
+
+def test_answers_and_misses_just_outside_the_window_are_seen(db: Database) -> None:
+    """A message just before ``until`` answered by a miss just after it is missed; one just
+    after ``since`` following a miss just before it is rephrased."""
+    write(
+        db,
+        "web:edges",
+        "web",
+        SINCE,
+        [
+            *turn(
+                user("blorp wombat", "nlu_fallback", 0.1, at(SINCE, seconds=-2), guess="greet"),
+                act("action_default_fallback", at(SINCE, seconds=-1)),
+            ),
+            *turn(
+                user("hi there zebra", "greet", 0.9, at(SINCE, seconds=1)),
+                act("utter_greet", at(SINCE, seconds=2)),
+            ),
+            *turn(
+                user("asdf ocelot", "nlu_fallback", 0.1, at(UNTIL, seconds=-0.5), guess="greet"),
+                act("action_default_fallback", at(UNTIL, seconds=0.5)),
+            ),
+        ],
+    )
+    with db.session() as s:
+        report = build_report(s, SINCE, UNTIL)
+    assert (report.messages, report.missed) == (2, 1)
+    (greet,) = report.misunderstood
+    assert (greet.intent, greet.messages, greet.rephrased, greet.missed) == ("greet", 2, 1, 1)
 
 
 def test_an_empty_window_has_no_rates(db: Database) -> None:

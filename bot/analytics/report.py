@@ -24,8 +24,9 @@ the conversation (stamped ``metadata.to_agent`` by the turn, which the bot did n
 is a message **to an agent** and none of the bot's: it is left out of everything below but
 **conversations**. A conversation's *steps* are its shopper messages to the bot, actions
 other than ``action_listen`` and handoff steps, in ``seq`` order; the steps before and after
-a message are looked up among the window's events. The bot's *answer* to a message is the
-step right after it.
+a message are looked up among the events from ``MARGIN_S`` (an hour) before the window to
+an hour after it, so an answer just after ``until`` or a miss just before ``since`` is
+seen. The bot's *answer* to a message is the step right after it.
 
 * **conversations**: the window's conversations; **per day** (UTC) and channel: those whose
   shopper wrote that day, so a conversation written to on several days counts on each (the
@@ -37,8 +38,11 @@ step right after it.
   engaged. **Handoffs** counts the episodes (rows) requested in the window, by ``trigger``
   (``bot.handoff.triggers.TriggerKind``) and ``reason``;
 * **missed** (fallback): a shopper message whose answer is one of ``bot.types.MISS_ACTIONS``
-  (the default fallback, out of scope, the offer of a human after misses); **fallback
-  rate** = missed / shopper messages;
+  (the default fallback, out of scope, the offer of a human after misses), or a handoff
+  the bot decided on in place of such an answer (``action_handoff`` recorded with policy
+  ``HandoffPolicy:out_of_scope`` or ``HandoffPolicy:misses``: out of scope with
+  ``handoff_on_out_of_scope``, the last miss of a row in misses mode ``handoff``; not a
+  shopper accepting an offered human); **fallback rate** = missed / shopper messages;
 * **top intents**: shopper messages by the intent the NLU recognised
   (``parse_data.intent.name``; ``nlu_fallback`` when it fell back);
 * **misunderstood intents**, per *meant* intent: the recognised intent, or for a fallback
@@ -86,11 +90,13 @@ from sqlalchemy.orm import Session
 from bot.nlu.config import FALLBACK_INTENT
 from bot.store.models import Conversation, ConversationEvent, Handoff, Ticket
 from bot.store.personal_data import CLOSED_TICKET_STATUSES
-from bot.types import LISTEN, MISS_ACTIONS
+from bot.types import HANDOFF_POLICY, LISTEN, MISS_ACTIONS, MISS_HANDOFF_TRIGGERS
 
 DEFAULT_LOW_CONFIDENCE = 0.5
 TOP = 10  # rows of the intent and reason tables
 HANDOFF_LOOKAHEAD = 3  # actions / handoff steps after a message that count as its answer
+MARGIN_S = 3600.0  # neighbour steps of the window's messages are read this far around it
+MISS_HANDOFFS = tuple(sorted(f"{HANDOFF_POLICY}:{kind}" for kind in MISS_HANDOFF_TRIGGERS))
 
 Pairs = tuple[tuple[str, int], ...]
 
@@ -475,8 +481,10 @@ def _messages(
     recognised = e.data[("parse_data", "intent", "name")].as_string()
     best_guess = e.data[("parse_data", "intent_ranking", 0, "name")].as_string()
     confidence = e.data[("parse_data", "intent", "confidence")].as_float()
-    # each row in one letter: u shopper message, m miss action, a other action,
-    # l action_listen, h handoff requested, o other handoff step
+    policy = e.data["policy"].as_string()
+    # each row in one letter: u shopper message, m miss action (or a handoff the bot
+    # decided on instead of answering a miss), a other action, l action_listen,
+    # h handoff requested, o other handoff step
     code = case(
         (e.type == "user", literal("u")),
         (
@@ -484,6 +492,10 @@ def _messages(
             case(
                 (action == LISTEN, literal("l")),
                 (action.in_(sorted(MISS_ACTIONS)), literal("m")),
+                (
+                    and_(action == "action_handoff", policy.in_(MISS_HANDOFFS)),
+                    literal("m"),
+                ),
                 else_=literal("a"),
             ),
         ),
@@ -496,6 +508,7 @@ def _messages(
         select(
             e.conversation_id,
             e.seq,
+            e.timestamp.label("ts"),
             code.label("code"),
             case((e.type == "user", recognised), else_=None).label("intent"),
             case((e.type == "user", best_guess), else_=None).label("guess"),
@@ -503,8 +516,10 @@ def _messages(
         )
         .where(
             e.type.in_(("user", "action", "handoff")),
-            e.timestamp >= since_ts,
-            e.timestamp < until_ts,
+            # neighbours from around the window: a message's answer may come after
+            # ``until``, the miss it rephrases before ``since``
+            e.timestamp >= since_ts - MARGIN_S,
+            e.timestamp < until_ts + MARGIN_S,
             # a message to a human agent is no step of the bot's: the bot never answered it
             or_(e.type != "user", ~_to_agent()),
         )
@@ -522,6 +537,7 @@ def _messages(
     )
     seen = select(
         steps.c.code,
+        steps.c.ts,
         steps.c.intent,
         meant.label("meant"),
         steps.c.confidence,
@@ -555,7 +571,7 @@ def _messages(
             flag(handed_off),
             flag(or_(low, missed, rephrased, handed_off)),
         )
-        .where(c.code == "u")
+        .where(c.code == "u", c.ts >= since_ts, c.ts < until_ts)
         .group_by(c.intent, c.meant)
     ).all()
     top: Counter[str] = Counter()
