@@ -297,6 +297,34 @@ def test_the_desk_times_a_tickets_resolution(db: Database) -> None:
     assert resolved_at() is None
 
 
+def test_concurrent_status_changes_see_each_other(db: Database) -> None:
+    """An agent reopens a solved ticket while another solves it: the second waits for the
+    first's row lock, then sees the ticket open and solves it, with a resolution time."""
+    desk = HandoffDesk(db, Outbox(db, Relay()), notices=lambda r, c, **v: r)
+    with db.session() as s:
+        s.add(Ticket(id="T-654321", status="open", priority="normal", text="broken"))
+    desk.update_ticket("T-654321", status="solved")
+    locked = threading.Event()
+
+    def reopen() -> None:
+        with db.session() as s:
+            t = s.get(Ticket, "T-654321", with_for_update=True)
+            assert t is not None
+            t.status, t.resolved_at = "open", None
+            s.flush()
+            locked.set()
+            time.sleep(0.5)
+
+    first = threading.Thread(target=reopen)
+    first.start()
+    assert locked.wait(5)
+    desk.update_ticket("T-654321", status="solved")
+    first.join(5)
+    with db.session() as s:
+        t = s.get(Ticket, "T-654321")
+        assert t is not None and t.status == "solved" and t.resolved_at is not None
+
+
 def test_migration_0005_dates_tickets_solved_before_it(database_url: str) -> None:
     from sqlalchemy import text
 
