@@ -416,15 +416,8 @@ def _conversations(
         .where(e.type == "user", e.timestamp >= since.timestamp(), e.timestamp < until.timestamp())
         .group_by(e.conversation_id, day)
         .cte("per_day")
+        .prefix_with("MATERIALIZED")  # read once, for both the days and the totals below
     )
-    by_day_rows = session.execute(
-        select(per_day.c.day, Conversation.channel, func.count())
-        .join(Conversation, Conversation.id == per_day.c.cid)
-        .group_by(per_day.c.day, Conversation.channel)
-        .order_by(per_day.c.day, Conversation.channel)
-    ).all()
-    by_day = tuple(DayChannel(_as_date(d), str(c), int(n)) for d, c, n in by_day_rows)
-
     active = (
         select(per_day.c.cid, func.max(per_day.c.to_bot).label("engaged"))
         .group_by(per_day.c.cid)
@@ -432,8 +425,22 @@ def _conversations(
     )
     requested = and_(Handoff.requested_at >= since, Handoff.requested_at < until)
     handed = exists().where(Handoff.conversation_id == active.c.cid, requested)
-    per_channel = session.execute(
+    # one statement, two kinds of rows: per (day, channel) conversations, then per channel
+    # conversations, engaged and handed off (day NULL)
+    days_rows = (
         select(
+            per_day.c.day,
+            Conversation.channel,
+            func.count().label("n"),
+            literal(0).label("engaged"),
+            literal(0).label("handed"),
+        )
+        .join(Conversation, Conversation.id == per_day.c.cid)
+        .group_by(per_day.c.day, Conversation.channel)
+    )
+    channel_rows = (
+        select(
+            literal(None).label("day"),
             Conversation.channel,
             func.count(),
             func.sum(active.c.engaged),
@@ -441,13 +448,20 @@ def _conversations(
         )
         .join(Conversation, Conversation.id == active.c.cid)
         .group_by(Conversation.channel)
-    ).all()
+    )
+    by_day_list: list[DayChannel] = []
     channels: Counter[str] = Counter()
     engaged = handed_off = 0
-    for channel, n, engaged_n, handed_n in per_channel:
-        channels[str(channel)] += int(n)
-        engaged += int(engaged_n or 0)
-        handed_off += int(handed_n or 0)
+    for d, channel, n, engaged_n, handed_n in session.execute(
+        days_rows.union_all(channel_rows)
+    ).all():
+        if d is None:
+            channels[str(channel)] += int(n)
+            engaged += int(engaged_n or 0)
+            handed_off += int(handed_n or 0)
+        else:
+            by_day_list.append(DayChannel(_as_date(d), str(channel), int(n)))
+    by_day = tuple(sorted(by_day_list, key=lambda r: (r.day, r.channel)))
 
     episodes = session.execute(
         select(Handoff.trigger, Handoff.reason, func.count())
@@ -489,13 +503,16 @@ def _messages(
         (e.type == "user", literal("u")),
         (
             e.type == "action",
+            # a simple CASE: the action's name is read from the JSON once
             case(
-                (action == LISTEN, literal("l")),
-                (action.in_(sorted(MISS_ACTIONS)), literal("m")),
-                (
-                    and_(action == "action_handoff", policy.in_(MISS_HANDOFFS)),
-                    literal("m"),
-                ),
+                {
+                    LISTEN: literal("l"),
+                    **{name: literal("m") for name in sorted(MISS_ACTIONS)},
+                    "action_handoff": case(
+                        (policy.in_(MISS_HANDOFFS), literal("m")), else_=literal("a")
+                    ),
+                },
+                value=action,
                 else_=literal("a"),
             ),
         ),
