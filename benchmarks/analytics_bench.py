@@ -53,6 +53,8 @@ from bot.analytics import build_report
 from bot.analytics.report import (
     DEFAULT_LOW_CONFIDENCE,
     HANDOFF_LOOKAHEAD,
+    MARGIN_S,
+    MISS_HANDOFFS,
     TOP,
 )
 from bot.nlu.config import FALLBACK_INTENT
@@ -125,7 +127,9 @@ def _pick(rng: random.Random, weighted: tuple[tuple[Any, ...], ...], at: int) ->
     return weighted[-1]
 
 
-def _user(rng: random.Random, intent: str, ts: float, channel: str) -> UserUttered:
+def _user(
+    rng: random.Random, intent: str, ts: float, channel: str, *, to_agent: bool = False
+) -> UserUttered:
     confidence = round(rng.betavariate(8, 1.5), 4)
     guess = intent
     name = intent
@@ -146,6 +150,7 @@ def _user(rng: random.Random, intent: str, ts: float, channel: str) -> UserUtter
         },
         input_channel=channel,
         message_id=f"{rng.getrandbits(64):016x}",
+        metadata={"to_agent": True} if to_agent else {},  # as the turn stamps it
         timestamp=ts,
     )
 
@@ -174,7 +179,7 @@ def conversation(
     for _ in range(rng.choice((1, 1, 1, 2, 2, 2, 3, 3, 4))):
         t += rng.uniform(5, 90)
         intent, _, action = _pick(rng, INTENTS, 1)
-        u = _user(rng, intent, t, channel)
+        u = _user(rng, intent, t, channel, to_agent=handed)
         events.append(u)
         t += rng.uniform(0.05, 2.0)
         if handed:  # an agent holds the conversation: relayed, no bot answer
@@ -339,25 +344,28 @@ def python_report(engine: Engine, since: dt.datetime, until: dt.datetime) -> dic
     for the definitions); the same JSON shape as ``Report.to_dict()``."""
     low_bar = DEFAULT_LOW_CONFIDENCE
     s_ts, u_ts = since.timestamp(), until.timestamp()
-    misses = MISS_ACTIONS
+
+    def is_miss(kind: str, data: dict[str, Any]) -> bool:
+        if kind != "action":
+            return False
+        name = data.get("name")
+        return name in MISS_ACTIONS or (
+            name == "action_handoff" and data.get("policy") in MISS_HANDOFFS
+        )
+
     with Session(engine) as s:
-        window = {
-            cid: (channel, _aware(created))
-            for cid, channel, created in s.execute(
-                select(Conversation.id, Conversation.channel, Conversation.created_at).where(
-                    Conversation.created_at >= since, Conversation.created_at < until
-                )
-            )
-        }
+        channel_of = dict(s.execute(select(Conversation.id, Conversation.channel)).all())
         handoff_rows = s.execute(
             select(Handoff.conversation_id, Handoff.trigger, Handoff.reason).where(
-                Handoff.requested_at < until
+                Handoff.requested_at >= since, Handoff.requested_at < until
             )
         ).all()
         tickets = s.execute(
             select(Ticket.priority, Ticket.status, Ticket.created_at, Ticket.resolved_at)
         ).all()
+        active: set[str] = set()
         engaged: set[str] = set()
+        days: Counter[tuple[dt.date, str]] = Counter()
         rating: dict[str, str] = {}
         top: Counter[str] = Counter()
         per: dict[str, list[int]] = {}
@@ -369,9 +377,11 @@ def python_report(engine: Engine, since: dt.datetime, until: dt.datetime) -> dic
                 ConversationEvent.timestamp,
                 ConversationEvent.data,
             )
-            # a window's conversation has no event before it started: the window's
-            # events are all the figures need
-            .where(ConversationEvent.timestamp >= s_ts, ConversationEvent.timestamp < u_ts)
+            # the window's events, and an hour either side for the steps around them
+            .where(
+                ConversationEvent.timestamp >= s_ts - MARGIN_S,
+                ConversationEvent.timestamp < u_ts + MARGIN_S,
+            )
             .order_by(ConversationEvent.conversation_id, ConversationEvent.seq)
             .execution_options(stream_results=True, yield_per=20000)
         )
@@ -388,26 +398,30 @@ def python_report(engine: Engine, since: dt.datetime, until: dt.datetime) -> dic
                 yield current, rows
 
         for cid, rows in conversations():
-            if cid in window:
-                for kind, _, data in rows:
-                    if kind == "user":
-                        engaged.add(cid)
-                    elif kind == "feedback":
-                        rating[cid] = data.get("rating")
             seq = []
+            written_days: set[dt.date] = set()
             for kind, ts, data in rows:
-                if not s_ts <= ts < u_ts:
-                    continue
-                if kind == "bot":
+                inside = s_ts <= ts < u_ts
+                to_agent = kind == "user" and bool((data.get("metadata") or {}).get("to_agent"))
+                if inside and kind == "user":
+                    active.add(cid)
+                    written_days.add(dt.datetime.fromtimestamp(ts, dt.UTC).date())
+                    if not to_agent:
+                        engaged.add(cid)
+                if inside and kind == "feedback":
+                    rating[cid] = data.get("rating")
+                if inside and kind == "bot":
                     writer = (data.get("metadata") or {}).get("writer")
                     if writer is not None:
                         guard[(writer, data["metadata"].get("fallback"))] += 1
                 if kind == "action" and data.get("name") == "action_listen":
                     continue
-                if kind in ("user", "action", "handoff"):
-                    seq.append((kind, data))
-            for i, (kind, data) in enumerate(seq):
-                if kind != "user":
+                if kind in ("user", "action", "handoff") and not to_agent:
+                    seq.append((kind, ts, data))
+            for day in written_days:
+                days[(day, channel_of[cid])] += 1
+            for i, (kind, ts, data) in enumerate(seq):
+                if kind != "user" or not s_ts <= ts < u_ts:
                     continue
                 intent = data["parse_data"]["intent"]
                 name = intent.get("name")
@@ -418,10 +432,10 @@ def python_report(engine: Engine, since: dt.datetime, until: dt.datetime) -> dic
                     ) or name
                 prev = seq[i - 1] if i > 0 else None
                 ahead = seq[i + 1 : i + 1 + HANDOFF_LOOKAHEAD]
-                missed = bool(ahead) and ahead[0][0] == "action" and ahead[0][1]["name"] in misses
-                rephrased = prev is not None and prev[0] == "action" and prev[1]["name"] in misses
+                missed = bool(ahead) and is_miss(ahead[0][0], ahead[0][2])
+                rephrased = prev is not None and is_miss(prev[0], prev[2])
                 handed = False
-                for k, d in ahead:
+                for k, _, d in ahead:
                     if k == "user":
                         break
                     if k == "handoff" and d.get("step") == "requested":
@@ -435,15 +449,13 @@ def python_report(engine: Engine, since: dt.datetime, until: dt.datetime) -> dic
                     (True, low, missed, rephrased, handed, low or missed or rephrased or handed)
                 ):
                     acc[j] += int(flag)
-    handed_off = {cid for cid, _, _ in handoff_rows if cid in window and cid in engaged}
+    handed_off = {cid for cid, _, _ in handoff_rows if cid in engaged}
     triggers: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    for cid, trigger, reason in handoff_rows:
-        if cid in window:
-            triggers[trigger] += 1
-            reasons[reason] += 1
-    channels = Counter(channel for channel, _ in window.values())
-    days = Counter((created.date(), channel) for channel, created in window.values())
+    for _, trigger, reason in handoff_rows:
+        triggers[trigger] += 1
+        reasons[reason] += 1
+    channels = Counter(channel_of[cid] for cid in active)
     durations = sorted(
         (_aware(r) - _aware(c)).total_seconds()  # type: ignore[operator]
         for _, status, c, r in tickets
@@ -482,7 +494,7 @@ def python_report(engine: Engine, since: dt.datetime, until: dt.datetime) -> dic
         "since": since.isoformat(),
         "until": until.isoformat(),
         "conversations": {
-            "total": len(window),
+            "total": len(active),
             "by_channel": ranked(channels),
             "by_day": [
                 {"day": d.isoformat(), "channel": c, "conversations": n}
@@ -564,8 +576,9 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, list[float], Any]:
     return statistics.median(times), times, result
 
 
-def sql_report(engine: Engine, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
-    with Session(engine) as s:
+def sql_report(db: Database, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
+    """The production path: one read-only snapshot through ``Database.read()``."""
+    with db.read() as s:
         return build_report(s, since, until).to_dict()
 
 
@@ -583,7 +596,8 @@ def create_indexes(engine: Engine) -> None:
         conn.execute(text("ANALYZE"))
 
 
-def bench(engine: Engine, label: str, runs: int, baseline_runs: int) -> dict[str, Any]:
+def bench(database: Database, label: str, runs: int, baseline_runs: int) -> dict[str, Any]:
+    engine = database.engine
     windows = {
         f"{DAYS} days (all events)": (END - dt.timedelta(days=DAYS), END),
         "30 days": (END - dt.timedelta(days=30), END),
@@ -592,7 +606,7 @@ def bench(engine: Engine, label: str, runs: int, baseline_runs: int) -> dict[str
     out: dict[str, Any] = {}
     for name, (since, until) in windows.items():
         print(f"[{label}] {name}: report with indexes ({runs} runs)...", flush=True)
-        with_idx, runs_idx, figures = timed(lambda: sql_report(engine, since, until), runs)  # noqa: B023
+        with_idx, runs_idx, figures = timed(lambda: sql_report(database, since, until), runs)  # noqa: B023
         print(f"[{label}] {name}: Python baseline ({baseline_runs} runs)...", flush=True)
         py_median, py_runs, py_figures = timed(
             lambda: python_report(engine, since, until),  # noqa: B023
@@ -622,7 +636,7 @@ def bench(engine: Engine, label: str, runs: int, baseline_runs: int) -> dict[str
     try:
         for name, (since, until) in windows.items():
             print(f"[{label}] {name}: report without 0005's indexes ({runs} runs)...", flush=True)
-            no_idx, runs_no, _ = timed(lambda: sql_report(engine, since, until), runs)  # noqa: B023
+            no_idx, runs_no, _ = timed(lambda: sql_report(database, since, until), runs)  # noqa: B023
             out[name]["report_without_0005_indexes_s"] = round(no_idx, 3)
             out[name]["report_without_0005_indexes_runs_s"] = [round(t, 3) for t in runs_no]
     finally:
@@ -637,6 +651,7 @@ def main() -> int:
     parser.add_argument("--baseline-runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-database", default="clerk_analytics_bench", help="created, dropped")
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the databases afterwards")
@@ -659,7 +674,7 @@ def main() -> int:
     if not args.no_pg:
         import psycopg
 
-        name = "clerk_analytics_bench"
+        name = args.pg_database
         admin = args.pg
 
         def pg(sql: str) -> None:
@@ -685,7 +700,7 @@ def main() -> int:
             counts = generate(engine, args.conversations, args.seed, label)
             load_s = time.perf_counter() - started
             print(f"[{label}] inserted {counts} in {load_s:.0f} s", flush=True)
-            figures = bench(engine, label, args.runs, args.baseline_runs)
+            figures = bench(database, label, args.runs, args.baseline_runs)
             results["databases"][label] = {"rows": counts, "load_s": round(load_s, 1), **figures}
         finally:
             database.dispose()

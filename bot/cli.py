@@ -400,19 +400,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from bot.analytics import build_report, parse_window
     from bot.analytics.charts import write_charts
+    from bot.analytics.report import DEFAULT_LOW_CONFIDENCE
     from bot.analytics.tables import format_report
     from bot.store import migrate
     from bot.store.db import Database
 
     since, until = parse_window(args.since, args.until)  # InputError: exit 2, nothing read
-    if not 0.0 <= args.low_confidence <= 1.0:
+    low_confidence = DEFAULT_LOW_CONFIDENCE if args.low_confidence is None else args.low_confidence
+    if not 0.0 <= low_confidence <= 1.0:
         raise ConfigError("--low-confidence", "must be between 0 and 1")
     settings = _settings(args)
     migrate.upgrade(settings.database_url)
     db = Database(settings.database_url)
     try:
         with db.read() as session:
-            report = build_report(session, since, until, low_confidence=args.low_confidence)
+            report = build_report(session, since, until, low_confidence=low_confidence)
     finally:
         db.dispose()
     out = Path(args.out)
@@ -549,8 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--low-confidence",
         type=float,
-        default=0.5,
-        help="intent confidence below which a message counts as low confidence (default 0.5)",
+        default=None,
+        help="intent confidence below which a message counts as low confidence "
+        "(default: bot.analytics.report.DEFAULT_LOW_CONFIDENCE)",
     )
     p.set_defaults(func=cmd_report)
 

@@ -22,6 +22,15 @@ MAX_MESSAGE_CHARS = 4000
 #: default fallback, out of scope, and the offer of a human after misses. The dialogue
 #: counts misses in a row with it; analytics counts fallbacks with it.
 MISS_ACTIONS = frozenset({"action_default_fallback", "utter_out_of_scope", "action_offer_handoff"})
+#: The policy recorded on ``action_handoff`` when the bot itself decided to hand off:
+#: ``HandoffPolicy:<trigger kind>``.
+HANDOFF_POLICY = "HandoffPolicy"
+#: Trigger kinds (``bot.handoff.triggers.TriggerKind``) of a handoff the bot decides on
+#: instead of answering a miss: out of scope (``handoff_on_out_of_scope``), and the last
+#: miss of a row (misses mode ``handoff``). Analytics counts such an answer as a miss.
+MISS_HANDOFF_TRIGGERS = frozenset({"out_of_scope", "misses"})
+#: The action that ends a turn: the bot waits for the shopper (no step of its own).
+LISTEN = "action_listen"
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,14 @@ class Event:
 
 @dataclass(frozen=True)
 class UserUttered(Event):
+    """``metadata["to_agent"]``: written while a human agent held the conversation, so the
+    bot did not answer it (analytics leaves such messages out of the bot's figures)."""
+
     text: str
     parse_data: dict[str, Any] = field(default_factory=dict)
     input_channel: str | None = None
     message_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     type_name = "user"
 
@@ -110,13 +123,20 @@ class UserUttered(Event):
     def entities(self) -> list[dict[str, Any]]:
         return list(self.parse_data.get("entities") or [])
 
+    @property
+    def to_agent(self) -> bool:
+        return bool(self.metadata.get("to_agent"))
+
     def payload(self) -> dict[str, Any]:
-        return {
+        out = {
             "text": self.text,
             "parse_data": self.parse_data,
             "input_channel": self.input_channel,
             "message_id": self.message_id,
         }
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
 
 
 @dataclass(frozen=True)
@@ -264,6 +284,7 @@ def event_from_dict(data: dict[str, Any]) -> Event:
             parse_data=data.get("parse_data") or {},
             input_channel=data.get("input_channel"),
             message_id=data.get("message_id"),
+            metadata=data.get("metadata") or {},
             **kw,
         )
     if kind == "bot":

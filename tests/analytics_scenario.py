@@ -3,6 +3,9 @@ tracker store's own functions (``claim`` / ``commit``), as the bot writes them.
 
 The window is ``[SINCE, UNTIL)``: two days, 2026-11-02 and 2026-11-03 (UTC). ``EXPECTED``
 holds every figure of the report over that window, worked out by hand in the comments.
+A conversation counts where its shopper wrote in the window, whenever it started: R is a
+returning Telegram shopper whose conversation began in January, J one who only wrote to a
+human agent during the window.
 """
 
 from __future__ import annotations
@@ -47,8 +50,16 @@ def at(moment: dt.datetime, **delta: float) -> float:
 
 
 def user(
-    text: str, intent: str, confidence: float, ts: float, guess: str | None = None
+    text: str,
+    intent: str,
+    confidence: float,
+    ts: float,
+    guess: str | None = None,
+    *,
+    to_agent: bool = False,
 ) -> UserUttered:
+    """A shopper message; ``to_agent``: written while a human agent held the conversation,
+    stamped as the turn stamps it."""
     ranking = [{"name": guess or intent, "confidence": confidence}]
     return UserUttered(
         text=text,
@@ -58,6 +69,7 @@ def user(
             "intent_ranking": ranking,
             "entities": [],
         },
+        metadata={"to_agent": True} if to_agent else {},
         timestamp=ts,
     )
 
@@ -202,7 +214,8 @@ def build(db: Database) -> None:
         "bot could not understand; shopper accepted a human",
         c + dt.timedelta(seconds=21),
     )
-    # D (rest, day 2): asks for a human at once; then writes to the agent (no bot answer).
+    # D (rest, day 2): asks for a human at once; then writes to the agent (no bot answer,
+    # not one of the bot's messages).
     d = d2 + dt.timedelta(hours=12)
     write(
         db,
@@ -221,7 +234,7 @@ def build(db: Database) -> None:
                 ),
             ),
             HandoffEvent(step="claimed", data={"agent": "ana"}, timestamp=at(d, minutes=2)),
-            user("hi there zebra", "greet", 0.6, at(d, minutes=3)),
+            user("hi there zebra", "greet", 0.6, at(d, minutes=3), to_agent=True),
         ],
     )
     handoff_row(db, "rest:d", "asked", "shopper asked for a human", d + dt.timedelta(seconds=1))
@@ -252,8 +265,8 @@ def build(db: Database) -> None:
         f,
         [act("action_session_start", at(f)), act("action_listen", at(f, seconds=0.1))],
     )
-    # G (web): started before the window; its message at SINCE exactly counts among the
-    # window's messages, but the conversation, its rating and handoff do not.
+    # G (web): started before the window; its message at SINCE exactly makes it one of the
+    # window's conversations (on day 1), with its rating and handoff (both in the window).
     g = SINCE - dt.timedelta(seconds=30)
     write(
         db,
@@ -294,6 +307,73 @@ def build(db: Database) -> None:
     )
     handoff_row(db, "web:i", "out_of_scope", "request outside the bot's scope", UNTIL)
 
+    # R (telegram): a returning shopper; the chat id is the conversation, started in
+    # January (greeted, rated up, handed off then: none of it counts). In the window: an
+    # order question on day 1; on day 2 asks for a human, writes to the agent (not the
+    # bot's), the agent hands back, rated down.
+    jan = dt.datetime(2026, 1, 10, 9, tzinfo=UTC)
+    r1, r2 = d1 + dt.timedelta(hours=20), d2 + dt.timedelta(hours=8)
+    write(
+        db,
+        "telegram:r",
+        "telegram",
+        jan,
+        [
+            *turn(
+                user("hi there zebra", "greet", 0.9, at(jan)),
+                act("utter_greet", at(jan, seconds=1)),
+            ),
+            FeedbackGiven(rating="up", timestamp=at(jan, seconds=30)),
+            *turn(
+                user("where is my parcel quokka", "order_status", 0.9, at(r1)),
+                act("action_order_status", at(r1, seconds=1)),
+            ),
+            *turn(
+                user("I want a human ⟦email:AbCdEf0123⟧", "human_handoff", 0.99, at(r2)),
+                act("action_handoff", at(r2, seconds=1)),
+                HandoffEvent(
+                    step="requested",
+                    reason="shopper asked for a human",
+                    data={"trigger": "asked"},
+                    timestamp=at(r2, seconds=1),
+                ),
+            ),
+            HandoffEvent(step="claimed", data={"agent": "ana"}, timestamp=at(r2, minutes=5)),
+            user("cancel pls narwhal", "cancel_order", 0.3, at(r2, minutes=6), to_agent=True),
+            HandoffEvent(step="returned", data={"agent": "ana"}, timestamp=at(r2, minutes=20)),
+            FeedbackGiven(rating="down", timestamp=at(r2, minutes=30)),
+        ],
+    )
+    handoff_row(db, "telegram:r", "asked", "shopper asked for a human", jan)
+    handoff_row(
+        db, "telegram:r", "asked", "shopper asked for a human", r2 + dt.timedelta(seconds=1)
+    )
+    # J (web): handed off and claimed before the window; in it, only writes to the agent.
+    # One of the window's conversations, but not engaged with the bot: not counted as
+    # contained, nor as handed off (that was before).
+    j = SINCE - dt.timedelta(hours=2)
+    write(
+        db,
+        "web:j",
+        "web",
+        j,
+        [
+            *turn(
+                user("I want a human ⟦email:AbCdEf0123⟧", "human_handoff", 0.99, at(j)),
+                act("action_handoff", at(j, seconds=1)),
+                HandoffEvent(
+                    step="requested",
+                    reason="shopper asked for a human",
+                    data={"trigger": "asked"},
+                    timestamp=at(j, seconds=1),
+                ),
+            ),
+            HandoffEvent(step="claimed", data={"agent": "ana"}, timestamp=at(j, minutes=1)),
+            user("blorp wombat", "nlu_fallback", 0.1, at(SINCE, hours=1), to_agent=True),
+        ],
+    )
+    handoff_row(db, "web:j", "asked", "shopper asked for a human", j + dt.timedelta(seconds=1))
+
     # tickets: T1 2 h, T2 1 day, T4 4 days 10 h to resolution; T5 resolved after the window
     ticket(db, "T-000001", "high", d1 + dt.timedelta(hours=10), d1 + dt.timedelta(hours=12))
     ticket(db, "T-000002", "normal", d1 + dt.timedelta(hours=11), d2 + dt.timedelta(hours=11))
@@ -307,45 +387,50 @@ EXPECTED: dict[str, Any] = {
     "since": SINCE.isoformat(),
     "until": UNTIL.isoformat(),
     "conversations": {
-        # A B C D E F I (G started before, H at UNTIL)
-        "total": 7,
-        "by_channel": {"web": 5, "rest": 1, "telegram": 1},
-        "by_day": [
-            {"day": "2026-11-02", "channel": "telegram", "conversations": 1},
-            {"day": "2026-11-02", "channel": "web", "conversations": 1},
-            {"day": "2026-11-03", "channel": "rest", "conversations": 1},
-            {"day": "2026-11-03", "channel": "web", "conversations": 4},
+        # where the shopper wrote in the window: A B C D E G I R J (F never wrote, H's
+        # message is at UNTIL)
+        "total": 9,
+        "by_channel": {"web": 6, "telegram": 2, "rest": 1},
+        "by_day": [  # by the day the shopper wrote: R on both days
+            {"day": "2026-11-02", "channel": "telegram", "conversations": 2},  # B R
+            {"day": "2026-11-02", "channel": "web", "conversations": 3},  # A G J
+            {"day": "2026-11-03", "channel": "rest", "conversations": 1},  # D
+            {"day": "2026-11-03", "channel": "telegram", "conversations": 1},  # R
+            {"day": "2026-11-03", "channel": "web", "conversations": 3},  # C E I
         ],
-        "engaged": 6,  # all but F
+        "engaged": 8,  # all but J (wrote only to the agent)
         "contained": 4,  # A B E I (I's handoff came after the window)
-        "handed_off": 2,  # C D
-        "containment_pct": 66.67,
-        "handoff_rate_pct": 33.33,
+        "handed_off": 4,  # C D G R (R's January handoff does not count; J's was before)
+        "containment_pct": 50.0,
+        "handoff_rate_pct": 50.0,
     },
     "handoffs": {
-        "total": 2,
-        "by_trigger": {"asked": 1, "misses": 1},
+        # requested in the window: C D G R
+        "total": 4,
+        "by_trigger": {"asked": 2, "complaint": 1, "misses": 1},
         "by_reason": {
+            "shopper asked for a human": 2,
             "bot could not understand; shopper accepted a human": 1,
-            "shopper asked for a human": 1,
+            "complaint is strongly negative": 1,
         },
     },
     "messages": {
-        # A2 B2 C3 D2 E4, G's at SINCE, I's; not G's first nor H's
-        "total": 15,
+        # to the bot: A2 B2 C3 D1 E4, G's at SINCE, I's, R2; not G's first, H's, R's of
+        # January, nor those to an agent (D2, R3, J's)
+        "total": 16,
         "missed": 3,  # B1 (fallback), C1 (fallback), C2 (offer of a human)
-        "fallback_rate_pct": 20.0,
+        "fallback_rate_pct": 18.75,
         "low_confidence_below": 0.5,
     },
     "top_intents": {
-        "greet": 4,  # A1 D2 G I
+        "greet": 3,  # A1 G I
+        "order_status": 3,  # A2 B2 R1
+        "human_handoff": 2,  # D1 R2
         "nlu_fallback": 2,
-        "order_status": 2,
         "policy_question": 2,
         "product_question": 2,
         "affirm": 1,
         "cancel_order": 1,
-        "human_handoff": 1,
     },
     "misunderstood_intents": [
         # C1 (meant cancel_order: low, missed), C2 (0.4: low, missed, rephrased)
@@ -358,10 +443,20 @@ EXPECTED: dict[str, Any] = {
             "rephrased": 1,
             "handed_off": 0,
         },
-        # A2 fine, B1 (meant order_status: low, missed), B2 (rephrased)
+        # D1 and R2 handed off
+        {
+            "intent": "human_handoff",
+            "messages": 2,
+            "troubled": 2,
+            "low_confidence": 0,
+            "missed": 0,
+            "rephrased": 0,
+            "handed_off": 2,
+        },
+        # A2 R1 fine, B1 (meant order_status: low, missed), B2 (rephrased)
         {
             "intent": "order_status",
-            "messages": 3,
+            "messages": 4,
             "troubled": 2,
             "low_confidence": 1,
             "missed": 1,
@@ -376,15 +471,6 @@ EXPECTED: dict[str, Any] = {
             "low_confidence": 0,
             "missed": 0,
             "rephrased": 1,
-            "handed_off": 1,
-        },
-        {
-            "intent": "human_handoff",
-            "messages": 1,
-            "troubled": 1,
-            "low_confidence": 0,
-            "missed": 0,
-            "rephrased": 0,
             "handed_off": 1,
         },
         # E4 at 0.45
@@ -411,5 +497,7 @@ EXPECTED: dict[str, Any] = {
         "median_resolution_s": 86400.0,  # rank 2 of 3
         "p90_resolution_s": 381600.0,  # rank 3 of 3: T4, 4 days 10 hours
     },
-    "csat": {"up": 2, "down": 1, "rated": 3, "csat_pct": 66.67},  # A up, B up (last), C down
+    # rated in the window, the last rating each: A up, B up (last), C down, G down, R down
+    # (its January up does not count)
+    "csat": {"up": 2, "down": 3, "rated": 5, "csat_pct": 40.0},
 }

@@ -450,6 +450,23 @@ def test_rest_shopper_and_agent_talk_then_the_bot_takes_back_with_the_customer_s
         "returned",
     ]
     assert ana.entry(chat.conversation_id) is None
+    # only the message written while ana held the conversation is stamped as to the agent
+    # (analytics leaves it out of the bot's messages)
+    with store.session() as s:
+        written = s.scalars(
+            select(ConversationEvent.data)
+            .where(
+                ConversationEvent.conversation_id == chat.conversation_id,
+                ConversationEvent.type == "user",
+            )
+            .order_by(ConversationEvent.seq)
+        ).all()
+    assert [bool((d.get("metadata") or {}).get("to_agent")) for d in written] == [
+        False,
+        False,
+        True,
+        False,
+    ]
 
 
 def test_closing_with_a_resolution(

@@ -18,7 +18,7 @@ from bot.analytics.report import Report
 CHARTS = ("conversations", "rates", "handoffs", "intents", "csat")
 #: what each chart shows, for captions and alt texts
 CAPTIONS = {
-    "conversations": "Conversations per day, by channel",
+    "conversations": "Conversations per day (the shopper wrote), by channel",
     "rates": "Containment, handoff, fallback and CSAT rates",
     "handoffs": "Handoffs by trigger and by reason",
     "intents": "Top intents and the intents most often misunderstood",

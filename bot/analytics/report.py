@@ -10,26 +10,39 @@ types, action and intent names, confidences, ratings, handoff triggers and reaso
 
 Two populations, each stated with its figures:
 
-* **the window's conversations**: ``conversations.created_at`` (the conversation's first
-  message) in ``[since, until)``; their events and handoffs are read up to ``until``.
-  Conversations per day (UTC) and per channel, containment, handoff rate, handoffs by
-  trigger and reason, CSAT;
+* **the window's conversations**: conversations whose shopper wrote in ``[since, until)``
+  (a ``user`` event there), whenever they started: a conversation's id may be permanent (a
+  Telegram chat, a REST sender reusing its id; new sessions stay in the same row), so a
+  returning shopper counts in every window they wrote in. Conversations, containment,
+  handoff rate. **Handoffs** (episodes) and **CSAT** are counted by their own time in the
+  window, of any conversation;
 * **the window's events**: events whose ``timestamp`` is in ``[since, until)``, of any
-  conversation. Shopper messages, fallback rate, intents, guard interventions.
+  conversation. Shopper messages to the bot, fallback rate, intents, guard interventions.
 
-Definitions. A *shopper message* is a ``user`` event. A conversation's *steps* are its
-shopper messages, actions other than ``action_listen`` and handoff steps, in ``seq``
-order; the steps before and after a message are looked up among the window's events. The
-bot's *answer* to a message is the step right after it.
+Definitions. A *shopper message* is a ``user`` event; one written while a human agent held
+the conversation (stamped ``metadata.to_agent`` by the turn, which the bot did not answer)
+is a message **to an agent** and none of the bot's: it is left out of everything below but
+**conversations**. A conversation's *steps* are its shopper messages to the bot, actions
+other than ``action_listen`` and handoff steps, in ``seq`` order; the steps before and after
+a message are looked up among the events from ``MARGIN_S`` (an hour) before the window to
+an hour after it, so an answer just after ``until`` or a miss just before ``since`` is
+seen. The bot's *answer* to a message is the step right after it.
 
-* **engaged**: a window conversation with at least one shopper message;
-* **handed off**: an engaged conversation with a ``handoffs`` row requested before
-  ``until``; **containment** = (engaged - handed off) / engaged, **handoff rate** =
-  handed off / engaged. **Handoffs** counts the episodes (rows) of the window's
-  conversations, by ``trigger`` (``bot.handoff.triggers.TriggerKind``) and ``reason``;
+* **conversations**: the window's conversations; **per day** (UTC) and channel: those whose
+  shopper wrote that day, so a conversation written to on several days counts on each (the
+  days can add up to more than the total);
+* **engaged**: a window conversation with at least one shopper message to the bot in the
+  window (not only to an agent);
+* **handed off**: an engaged conversation with a ``handoffs`` row requested in the window;
+  **containment** = (engaged - handed off) / engaged, **handoff rate** = handed off /
+  engaged. **Handoffs** counts the episodes (rows) requested in the window, by ``trigger``
+  (``bot.handoff.triggers.TriggerKind``) and ``reason``;
 * **missed** (fallback): a shopper message whose answer is one of ``bot.types.MISS_ACTIONS``
-  (the default fallback, out of scope, the offer of a human after misses); **fallback
-  rate** = missed / shopper messages;
+  (the default fallback, out of scope, the offer of a human after misses), or a handoff
+  the bot decided on in place of such an answer (``action_handoff`` recorded with policy
+  ``HandoffPolicy:out_of_scope`` or ``HandoffPolicy:misses``: out of scope with
+  ``handoff_on_out_of_scope``, the last miss of a row in misses mode ``handoff``; not a
+  shopper accepting an offered human); **fallback rate** = missed / shopper messages;
 * **top intents**: shopper messages by the intent the NLU recognised
   (``parse_data.intent.name``; ``nlu_fallback`` when it fell back);
 * **misunderstood intents**, per *meant* intent: the recognised intent, or for a fallback
@@ -48,8 +61,8 @@ bot's *answer* to a message is the step right after it.
 * **tickets**: opened (``created_at`` in the window) by priority; resolved (``resolved_at``
   in the window, status solved): count, median and p90 of ``resolved_at - created_at``
   (nearest-rank percentiles);
-* **CSAT**: per window conversation its last rating (``feedback`` event, ``up``/``down``)
-  before ``until``; CSAT = up / (up + down).
+* **CSAT**: per conversation its last rating (``feedback`` event, ``up``/``down``) given in
+  the window; CSAT = up / (up + down).
 
 Rates and percentiles are ``None`` when their denominator is empty.
 """
@@ -77,12 +90,13 @@ from sqlalchemy.orm import Session
 from bot.nlu.config import FALLBACK_INTENT
 from bot.store.models import Conversation, ConversationEvent, Handoff, Ticket
 from bot.store.personal_data import CLOSED_TICKET_STATUSES
-from bot.types import MISS_ACTIONS
+from bot.types import HANDOFF_POLICY, LISTEN, MISS_ACTIONS, MISS_HANDOFF_TRIGGERS
 
 DEFAULT_LOW_CONFIDENCE = 0.5
 TOP = 10  # rows of the intent and reason tables
 HANDOFF_LOOKAHEAD = 3  # actions / handoff steps after a message that count as its answer
-LISTEN = "action_listen"
+MARGIN_S = 3600.0  # neighbour steps of the window's messages are read this far around it
+MISS_HANDOFFS = tuple(sorted(f"{HANDOFF_POLICY}:{kind}" for kind in MISS_HANDOFF_TRIGGERS))
 
 Pairs = tuple[tuple[str, int], ...]
 
@@ -367,15 +381,17 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC)
 
 
-def _in_window(since: dt.datetime, until: dt.datetime) -> ColumnElement[bool]:
-    return and_(Conversation.created_at >= since, Conversation.created_at < until)
+def _to_agent() -> ColumnElement[bool]:
+    """A ``user`` event written while a human agent held the conversation (stamped by the
+    turn, ``UserUttered.metadata["to_agent"]``): not a message the bot handled."""
+    return ConversationEvent.data[("metadata", "to_agent")].as_boolean().is_(True)
 
 
-def _day(column: Any, dialect: str) -> Any:
-    """The UTC date of a timestamp column, as the database computes it."""
+def _epoch_day(column: Any, dialect: str) -> Any:
+    """The UTC date of an epoch-seconds column (an event's ``timestamp``)."""
     if dialect == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)  # SQLite stores UTC wall-clock text
+        return func.date(func.timezone("UTC", func.to_timestamp(column)))
+    return func.date(column, "unixepoch")
 
 
 def _seconds_between(start: Any, end: Any, dialect: str) -> Any:
@@ -387,39 +403,69 @@ def _seconds_between(start: Any, end: Any, dialect: str) -> Any:
 def _conversations(
     session: Session, since: dt.datetime, until: dt.datetime, dialect: str
 ) -> dict[str, Any]:
-    until_ts = until.timestamp()
-    window = _in_window(since, until)
-    day = _day(Conversation.created_at, dialect).label("day")
-    by_day_rows = session.execute(
-        select(day, Conversation.channel, func.count())
-        .where(window)
-        .group_by(day, Conversation.channel)
-        .order_by(day, Conversation.channel)
-    ).all()
-    by_day = tuple(DayChannel(_as_date(d), str(c), int(n)) for d, c, n in by_day_rows)
+    e = ConversationEvent
+    # one row per conversation and UTC day on which its shopper wrote, and whether any of
+    # those messages went to the bot (rather than to a human agent holding it)
+    day = _epoch_day(e.timestamp, dialect).label("day")
+    per_day = (
+        select(
+            e.conversation_id.label("cid"),
+            day,
+            func.max(case((_to_agent(), 0), else_=1)).label("to_bot"),
+        )
+        .where(e.type == "user", e.timestamp >= since.timestamp(), e.timestamp < until.timestamp())
+        .group_by(e.conversation_id, day)
+        .cte("per_day")
+        .prefix_with("MATERIALIZED")  # read once, for both the days and the totals below
+    )
+    active = (
+        select(per_day.c.cid, func.max(per_day.c.to_bot).label("engaged"))
+        .group_by(per_day.c.cid)
+        .subquery("active")
+    )
+    requested = and_(Handoff.requested_at >= since, Handoff.requested_at < until)
+    handed = exists().where(Handoff.conversation_id == active.c.cid, requested)
+    # one statement, two kinds of rows: per (day, channel) conversations, then per channel
+    # conversations, engaged and handed off (day NULL)
+    days_rows = (
+        select(
+            per_day.c.day,
+            Conversation.channel,
+            func.count().label("n"),
+            literal(0).label("engaged"),
+            literal(0).label("handed"),
+        )
+        .join(Conversation, Conversation.id == per_day.c.cid)
+        .group_by(per_day.c.day, Conversation.channel)
+    )
+    channel_rows = (
+        select(
+            literal(None).label("day"),
+            Conversation.channel,
+            func.count(),
+            func.sum(active.c.engaged),
+            func.sum(case((and_(active.c.engaged == 1, handed), 1), else_=0)),
+        )
+        .join(Conversation, Conversation.id == active.c.cid)
+        .group_by(Conversation.channel)
+    )
+    by_day_list: list[DayChannel] = []
     channels: Counter[str] = Counter()
-    for row in by_day:
-        channels[row.channel] += row.conversations
-
-    said = exists().where(
-        ConversationEvent.conversation_id == Conversation.id,
-        ConversationEvent.type == "user",
-        ConversationEvent.timestamp < until_ts,
-    )
-    handed = exists().where(
-        Handoff.conversation_id == Conversation.id, Handoff.requested_at < until
-    )
-    # the shopper-message EXISTS in WHERE, where PostgreSQL plans it as a semi-join
-    engaged, handed_off = session.execute(
-        select(func.count(), func.coalesce(func.sum(case((handed, 1), else_=0)), 0))
-        .select_from(Conversation)
-        .where(window, said)
-    ).one()
+    engaged = handed_off = 0
+    for d, channel, n, engaged_n, handed_n in session.execute(
+        days_rows.union_all(channel_rows)
+    ).all():
+        if d is None:
+            channels[str(channel)] += int(n)
+            engaged += int(engaged_n or 0)
+            handed_off += int(handed_n or 0)
+        else:
+            by_day_list.append(DayChannel(_as_date(d), str(channel), int(n)))
+    by_day = tuple(sorted(by_day_list, key=lambda r: (r.day, r.channel)))
 
     episodes = session.execute(
         select(Handoff.trigger, Handoff.reason, func.count())
-        .join(Conversation, Conversation.id == Handoff.conversation_id)
-        .where(window, Handoff.requested_at < until)
+        .where(requested)
         .group_by(Handoff.trigger, Handoff.reason)
     ).all()
     triggers: Counter[str] = Counter()
@@ -431,8 +477,8 @@ def _conversations(
         "total": sum(channels.values()),
         "by_day": by_day,
         "by_channel": _ranked(channels.items()),
-        "engaged": int(engaged),
-        "handed_off": int(handed_off),
+        "engaged": engaged,
+        "handed_off": handed_off,
         "by_trigger": _ranked(triggers.items()),
         "by_reason": _ranked(reasons.items(), TOP),
     }
@@ -449,15 +495,24 @@ def _messages(
     recognised = e.data[("parse_data", "intent", "name")].as_string()
     best_guess = e.data[("parse_data", "intent_ranking", 0, "name")].as_string()
     confidence = e.data[("parse_data", "intent", "confidence")].as_float()
-    # each row in one letter: u shopper message, m miss action, a other action,
-    # l action_listen, h handoff requested, o other handoff step
+    policy = e.data["policy"].as_string()
+    # each row in one letter: u shopper message, m miss action (or a handoff the bot
+    # decided on instead of answering a miss), a other action, l action_listen,
+    # h handoff requested, o other handoff step
     code = case(
         (e.type == "user", literal("u")),
         (
             e.type == "action",
+            # a simple CASE: the action's name is read from the JSON once
             case(
-                (action == LISTEN, literal("l")),
-                (action.in_(sorted(MISS_ACTIONS)), literal("m")),
+                {
+                    LISTEN: literal("l"),
+                    **{name: literal("m") for name in sorted(MISS_ACTIONS)},
+                    "action_handoff": case(
+                        (policy.in_(MISS_HANDOFFS), literal("m")), else_=literal("a")
+                    ),
+                },
+                value=action,
                 else_=literal("a"),
             ),
         ),
@@ -470,6 +525,7 @@ def _messages(
         select(
             e.conversation_id,
             e.seq,
+            e.timestamp.label("ts"),
             code.label("code"),
             case((e.type == "user", recognised), else_=None).label("intent"),
             case((e.type == "user", best_guess), else_=None).label("guess"),
@@ -477,8 +533,12 @@ def _messages(
         )
         .where(
             e.type.in_(("user", "action", "handoff")),
-            e.timestamp >= since_ts,
-            e.timestamp < until_ts,
+            # neighbours from around the window: a message's answer may come after
+            # ``until``, the miss it rephrases before ``since``
+            e.timestamp >= since_ts - MARGIN_S,
+            e.timestamp < until_ts + MARGIN_S,
+            # a message to a human agent is no step of the bot's: the bot never answered it
+            or_(e.type != "user", ~_to_agent()),
         )
         .cte("rows")
         .prefix_with("MATERIALIZED")
@@ -494,6 +554,7 @@ def _messages(
     )
     seen = select(
         steps.c.code,
+        steps.c.ts,
         steps.c.intent,
         meant.label("meant"),
         steps.c.confidence,
@@ -527,7 +588,7 @@ def _messages(
             flag(handed_off),
             flag(or_(low, missed, rephrased, handed_off)),
         )
-        .where(c.code == "u")
+        .where(c.code == "u", c.ts >= since_ts, c.ts < until_ts)
         .group_by(c.intent, c.meant)
     ).all()
     top: Counter[str] = Counter()
@@ -620,10 +681,9 @@ def _csat(session: Session, since: dt.datetime, until: dt.datetime) -> Csat:
             .over(partition_by=e.conversation_id, order_by=e.seq.desc())
             .label("nth"),
         )
-        .join(Conversation, Conversation.id == e.conversation_id)
         .where(
-            _in_window(since, until),
             e.type == "feedback",
+            e.timestamp >= since.timestamp(),
             e.timestamp < until.timestamp(),
         )
         .subquery("last")

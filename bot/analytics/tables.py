@@ -53,18 +53,20 @@ def format_report(report: Report) -> str:
             "Summary",
             ("figure", "value"),
             [
-                ("conversations", r.conversations),
-                ("with a shopper message", r.engaged),
+                ("conversations (the shopper wrote)", r.conversations),
+                ("engaged (wrote to the bot)", r.engaged),
                 ("containment", _pct(r.containment)),
+                ("handed off", r.handed_off),
                 ("handoff rate", _pct(r.handoff_rate)),
-                ("shopper messages", r.messages),
+                ("handoffs requested", r.handoffs),
+                ("shopper messages to the bot", r.messages),
                 ("missed (fallback)", r.missed),
                 ("fallback rate", _pct(r.fallback_rate)),
                 ("CSAT", f"{_pct(r.csat.percent)} ({r.csat.up} up, {r.csat.down} down)"),
             ],
         ),
         table(
-            "Conversations per day (UTC)",
+            "Conversations per day (UTC, the days the shopper wrote)",
             ("day", *channels, "total"),
             [
                 (

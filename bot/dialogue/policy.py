@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from bot.dialogue.stories import DialogueData, Flow, Step
 from bot.dialogue.tracker import StepView, Tracker
-
-LISTEN = "action_listen"
+from bot.types import LISTEN
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from enum import Enum
 
 from bot.dialogue.policy import Prediction
 from bot.handoff.triggers import HandoffTrigger
-
-HANDOFF_POLICY = "HandoffPolicy"  # recorded policy of a handoff the bot decided on
+from bot.types import HANDOFF_POLICY
 
 
 @dataclass

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.types import (
+    LISTEN,
     MISS_ACTIONS,
     ActionExecuted,
     ActiveLoop,
@@ -79,7 +80,7 @@ class Tracker:
             self.latest_action_name = e.name
             if self.followup_action == e.name:
                 self.followup_action = None
-            if e.name != "action_listen":
+            if e.name != LISTEN:
                 self.steps.append(StepView("action", e.name, dict(self.slots), self.active_loop))
         elif isinstance(e, SlotSet):
             self.steps.append(StepView("slot", e.key, dict(self.slots), self.active_loop, e.value))
@@ -129,7 +130,7 @@ class Tracker:
         scope, or a human already offered)."""
         count = 0
         for e in reversed(self.events):
-            if isinstance(e, ActionExecuted) and e.name != "action_listen":
+            if isinstance(e, ActionExecuted) and e.name != LISTEN:
                 if e.name in MISS_ACTIONS:
                     count += 1
                 else:

@@ -158,15 +158,18 @@ class TurnRunner:
         self.stats.turns += 1
         loop = asyncio.get_running_loop()
         parse = await loop.run_in_executor(self.parsing, self.nlu.parse, text)
+        to_agent = tracker.handoff_status == "claimed"
         user = UserUttered(
             text=text,
             parse_data=parse,
             input_channel=message.channel,
             message_id=str(message.metadata.get("message_id") or uuid.uuid4().hex),
+            # stamped as written, so analytics needs no replay of the handoff steps
+            metadata={"to_agent": True} if to_agent else {},
         )
         tracker.apply(user)
         complaint = self.router.severe_complaint(tracker, user)
-        if tracker.handoff_status == "claimed":
+        if to_agent:
             return  # a human agent holds the conversation: the bot stays silent
         if complaint is not None:
             await self.router.complaint(tracker, complaint, text)

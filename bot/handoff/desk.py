@@ -505,7 +505,9 @@ class HandoffDesk:
         if priority is not None and priority not in TICKET_PRIORITIES:
             raise ValueError(f"priority must be one of {', '.join(TICKET_PRIORITIES)}")
         with self.db.session() as s:
-            t = s.get(Ticket, ticket_id)
+            # the row locked as read: a concurrent status change waits, then sees this one
+            # (else both decide from the old status and resolved_at ends up wrong)
+            t = s.get(Ticket, ticket_id, with_for_update=True)
             if t is None:
                 raise KeyError(ticket_id)
             if status is not None and status != t.status:

@@ -5,14 +5,16 @@ opens a unit of work: any code running in the same context (an in-process action
 helpers it calls) that asks for ``session()`` gets that same session, so the unit commits
 once or rolls back as a whole. Outside a unit, ``session()`` opens its own session and
 commits when the block ends without error. ``Database.read()`` is for long reads (the
-support report): one snapshot, never a write lock.
+support report): one read-only snapshot, never a write lock.
 
 All of these are blocking calls. Async code never calls them directly: it hands a function
 to ``await Database.call(fn, ...)``, which runs it on the database's own worker threads.
 There are as many threads as pooled connections, so a thread never waits for a connection;
 a caller that finds every thread busy waits up to ``queue_timeout`` seconds and then gets
 ``Overloaded`` (HTTP 503 with ``Retry-After``), so the server answers rather than freezes;
-a database that cannot be reached gives ``DatabaseUnavailable`` (also a 503).
+a database that cannot be reached gives ``DatabaseUnavailable`` (also a 503). Long reads go
+through ``await Database.call_aside(fn, ...)`` instead: one thread of their own, so a
+report never takes a turn's thread or slot; they queue behind each other.
 
 SQLite has one writer. Every SQLite transaction starts with ``BEGIN IMMEDIATE`` (so a
 transaction that reads then writes never fails half-way on a busy database) and, within
@@ -31,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -112,6 +114,7 @@ class Database:
 
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._threads: ThreadPoolExecutor | None = None
+        self._aside: ThreadPoolExecutor | None = None
         self._slots: asyncio.Semaphore | None = None
         self._slots_loop: asyncio.AbstractEventLoop | None = None
 
@@ -134,21 +137,41 @@ class Database:
             yield s
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self, *, statement_timeout_s: float | None = None) -> Iterator[Session]:
         """A read-only session on one consistent snapshot, rolled back at the end, for long
-        reads (the support report). On SQLite it takes neither the writer slot nor
-        SQLite's write lock (a deferred ``BEGIN``; in WAL mode a reader never blocks the
-        writer), so turns keep committing while it reads."""
+        reads (the support report). A write in it fails (``DBAPIError``): PostgreSQL runs
+        a ``READ ONLY`` transaction, SQLite the connection with ``PRAGMA query_only`` (reset
+        before the connection goes back to the pool). On SQLite it takes neither the
+        writer slot nor SQLite's write lock (a deferred ``BEGIN``; in WAL mode a reader
+        never blocks the writer), so turns keep committing while it reads. On PostgreSQL
+        ``statement_timeout_s`` caps each statement (``SET LOCAL statement_timeout``), so
+        a report cannot hold its snapshot (and vacuum) back for long; a statement over it
+        fails (``OperationalError``). SQLite has no such timeout (ignored)."""
         with self.engine.connect() as conn:
             options: dict[str, Any] = {READ_ONLY: True}
             if not self.is_sqlite:  # a SQLite transaction is one snapshot already
                 options["isolation_level"] = "REPEATABLE READ"
+                options["postgresql_readonly"] = True  # reset when the connection returns
             conn.execution_options(**options)
-            with Session(bind=conn) as s:
-                try:
-                    yield s
-                finally:
-                    s.rollback()
+            raw = conn.connection.dbapi_connection if self.is_sqlite else None
+            if raw is not None:
+                raw.execute("PRAGMA query_only=ON")
+            try:
+                with Session(bind=conn) as s:
+                    try:
+                        if statement_timeout_s is not None and not self.is_sqlite:
+                            ms = max(1, int(statement_timeout_s * 1000))
+                            s.execute(text(f"SET LOCAL statement_timeout = {ms}"))
+                        yield s
+                    finally:
+                        s.rollback()
+            finally:
+                if raw is not None:
+                    try:
+                        raw.execute("PRAGMA query_only=OFF")
+                    except Exception:
+                        conn.invalidate()  # never hand a read-only connection to a writer
+                        raise
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[Session]:
@@ -216,6 +239,22 @@ class Database:
         finally:
             slots.release()
 
+    async def call_aside(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking ``fn`` (a long read, with ``read()``) on the database's one
+        long-read thread: it takes none of the turn-serving threads and slots ``call``
+        hands out, and long reads run one at a time (the rest wait their turn; a waiting
+        one that is cancelled never runs). ``DatabaseUnavailable`` as ``call``."""
+        if self._aside is None:
+            self._aside = ThreadPoolExecutor(1, thread_name_prefix="clerk-db-read")
+        ctx = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._aside, lambda: ctx.run(fn, *args, **kwargs))
+        except (OperationalError, InterfaceError) as exc:
+            raise DatabaseUnavailable(
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            ) from exc
+
     def _slot_semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots_loop is not loop:
@@ -236,7 +275,8 @@ class Database:
         Base.metadata.create_all(self.engine)
 
     def dispose(self) -> None:
-        if self._threads is not None:
-            self._threads.shutdown(wait=True, cancel_futures=True)
-            self._threads = None
+        for pool in (self._threads, self._aside):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._threads = self._aside = None
         self.engine.dispose()

@@ -67,7 +67,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.analytics import Report, build_report, parse_window
 from bot.analytics.charts import CAPTIONS, CHARTS, render
-from bot.errors import InputError
+from bot.analytics.report import DEFAULT_LOW_CONFIDENCE
+from bot.errors import InputError, Overloaded
 from bot.handoff.agents import AgentAccounts, AgentError, ConsoleSession
 from bot.handoff.desk import (
     SETTABLE_SLOTS,
@@ -96,7 +97,9 @@ TOUCH_EVERY_S = 60.0
 DASHBOARD_PERIODS = ("24h", "7d", "30d", "90d")  # the period selector's presets
 DEFAULT_PERIOD = "7d"
 REPORT_TTL_S = 60.0  # a report is reused this long for the same window (page, charts, CSV)
-MAX_REPORTS = 8
+MAX_REPORTS = 8  # reports kept, done or being computed; more windows at once: 503
+REPORT_STATEMENT_TIMEOUT_S = 30.0  # PostgreSQL: each of the report's statements at most
+ReportKey = tuple[dt.datetime, dt.datetime, float]  # window, low-confidence bar
 MAX_PERIOD_CHARS = 64
 T = TypeVar("T")
 
@@ -168,9 +171,12 @@ class Console:
         secure_cookies: bool = False,
         trusted_proxies: tuple[Network, ...] = (),
         throttle: LoginThrottle | None = None,
+        low_confidence: float = DEFAULT_LOW_CONFIDENCE,
     ) -> None:
         """``trusted_proxies``: peers whose ``X-Forwarded-For`` names the client;
-        ``throttle``: login throttling (default: ``LoginThrottle()``'s limits)."""
+        ``throttle``: login throttling (default: ``LoginThrottle()``'s limits);
+        ``low_confidence``: the dashboard's low-confidence bar."""
+        self.low_confidence = low_confidence
         self.steps = steps
         self.desk = desk
         self.accounts = accounts
@@ -184,9 +190,8 @@ class Console:
         self.trusted_proxies = trusted_proxies
         self.throttle = throttle or LoginThrottle()
         self._sockets: set[WebSocket] = set()
-        # window -> (when computed, the report being computed or done), for REPORT_TTL_S
-        self._reports: dict[tuple[dt.datetime, dt.datetime], tuple[float, asyncio.Future[Report]]]
-        self._reports = {}
+        # (window, low-confidence bar) -> (when asked, the report being computed or done)
+        self._reports: dict[ReportKey, tuple[float, asyncio.Future[Report]]] = {}
 
     # ------------------------------------------------------------------ routes
     def routes(self) -> list[BaseRoute]:
@@ -539,27 +544,41 @@ class Console:
         return since, until, parse_window(since, until or None)
 
     async def _report(self, since: dt.datetime, until: dt.datetime) -> Report:
-        """The report for the window: computed once on a database thread and shared by the
-        page, its charts and its CSV for ``REPORT_TTL_S`` seconds."""
+        """The report for the window: computed once and shared by the page, its charts and
+        its CSV for ``REPORT_TTL_S`` seconds (relative periods end at a whole minute, so a
+        reload finds it). Reports are computed on the database's long-read thread
+        (``Database.call_aside``): one at a time, never on a turn's thread or slot, so
+        reloads and several admins cannot starve shoppers' turns. A report being computed
+        is never dropped (its work could not be stopped): with ``MAX_REPORTS`` windows
+        being computed at once, another is refused (``Overloaded``, 503)."""
+        key: ReportKey = (since, until, self.low_confidence)
         now = time.monotonic()
-        for key, (made, _) in list(self._reports.items()):
-            if now - made > REPORT_TTL_S:
-                del self._reports[key]
-        entry = self._reports.get((since, until))
+        for old, (made, future) in list(self._reports.items()):
+            if future.done() and now - made > REPORT_TTL_S:
+                del self._reports[old]
+        entry = self._reports.get(key)
         if entry is None:
-            while len(self._reports) >= MAX_REPORTS:
-                del self._reports[next(iter(self._reports))]
-            future = asyncio.ensure_future(self._db(self._build_report, since, until))
-            entry = self._reports[(since, until)] = (now, future)
+            done = [k for k, (_, f) in self._reports.items() if f.done()]
+            while len(self._reports) >= MAX_REPORTS and done:
+                del self._reports[done.pop(0)]
+            if len(self._reports) >= MAX_REPORTS:
+                raise Overloaded("the dashboard", retry_after=5.0)
+            future = asyncio.ensure_future(self.desk.db.call_aside(self._build_report, *key))
+            entry = self._reports[key] = (now, future)
         try:
             return await asyncio.shield(entry[1])
         except Exception:
-            self._reports.pop((since, until), None)
+            if self._reports.get(key) is entry:
+                del self._reports[key]
             raise
 
-    def _build_report(self, since: dt.datetime, until: dt.datetime) -> Report:
-        with self.desk.db.read() as session:  # turns keep committing meanwhile
-            return build_report(session, since, until)
+    def _build_report(
+        self, since: dt.datetime, until: dt.datetime, low_confidence: float
+    ) -> Report:
+        # one read-only snapshot (turns keep committing meanwhile); on PostgreSQL each
+        # statement capped, so the snapshot never holds vacuum back for long
+        with self.desk.db.read(statement_timeout_s=REPORT_STATEMENT_TIMEOUT_S) as session:
+            return build_report(session, since, until, low_confidence=low_confidence)
 
     async def dashboard_page(self, request: Request) -> Response:
         session = await self._dashboard_session(request)
@@ -624,7 +643,7 @@ class Console:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(("section", "name", "value"))
-        writer.writerows(report.rows())
+        writer.writerows(tuple(_csv_cell(v) for v in row) for row in report.rows())
         filename = f"clerk-report-{since:%Y%m%d}-{until:%Y%m%d}.csv"
         return Response(
             buf.getvalue(),
@@ -855,6 +874,16 @@ class Console:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula: one starting with ``= + - @`` or a
+    tab or carriage return gets a leading ``'`` (handoff reasons and intent names come
+    from a store's data)."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _days_by_channel(report: Report) -> list[tuple[dt.date, list[int], int]]:
