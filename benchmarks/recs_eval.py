@@ -10,7 +10,9 @@ Protocol:
   random and say nothing of time).
 - **Test split.** For every user with at least two orders, the last order is held out;
   co-purchase and popularity are counted ONLY from the orders nobody holds out, and the
-  user's history is their other orders. The held-out order's products are the targets.
+  user's history is their other orders. The held-out order's products are the targets;
+  a held-out order that was cancelled has none (the user is left out, counted). Cancelled
+  orders count nowhere, as in the engine (``NOT_OWNING_STATUSES``).
 - **"Not already owned".** As in the engine, products the user already ordered (history
   orders not cancelled) are never recommended; a held-out product the user already owned
   (a re-purchase) is therefore not a target, and a user whose held-out order holds only
@@ -115,7 +117,7 @@ def split(
     the counts). Cases, counts from the rest, and what was left out."""
     held: set[str] = set()
     cases: list[Case] = []
-    skipped = {"too_few_orders": 0, "only_repurchases": 0}
+    skipped = {"too_few_orders": 0, "cancelled_target": 0, "only_repurchases": 0}
     for uid, user in users.items():
         ids = list(user["orders"])
         if offset > 1 and len(ids) >= 2:  # the test split's held-out order: never counted
@@ -125,6 +127,9 @@ def split(
             continue
         target_id = ids[-offset]
         held.add(target_id)
+        if orders[target_id]["status"] in NOT_OWNING_STATUSES:  # never bought: no target
+            skipped["cancelled_target"] += 1
+            continue
         history: list[str] = []
         for oid in reversed(ids[: len(ids) - offset]):  # most recent first
             if orders[oid]["status"] in NOT_OWNING_STATUSES:
@@ -137,7 +142,11 @@ def split(
             skipped["only_repurchases"] += 1
             continue
         cases.append(Case(uid, tuple(history), frozenset(targets)))
-    purchases = Purchases.from_baskets(basket(o) for oid, o in orders.items() if oid not in held)
+    purchases = Purchases.from_baskets(  # cancelled orders count nowhere, as in the engine
+        basket(o)
+        for oid, o in orders.items()
+        if oid not in held and o["status"] not in NOT_OWNING_STATUSES
+    )
     return cases, purchases, skipped
 
 

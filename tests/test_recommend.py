@@ -180,6 +180,41 @@ def test_a_product_named_in_the_conversation_anchors_the_suggestions(
     assert recs.related
 
 
+def test_bought_with_names_an_anchor_bought_with_it_in_enough_orders(
+    engine: Recommender,
+) -> None:
+    """Hiker1 has the boots and the socks; the Rain Jacket was bought once with each
+    (one order): twice over the anchors, but with neither of them "often"."""
+    recs = engine.recommend(Query(customer_id="hiker1", k=10))
+    assert reason_of(recs, "Rain Jacket").kind not in ("bought_with", "bought_with_yours")
+
+
+def test_cancelled_orders_count_for_no_purchase(store: Database) -> None:
+    """Carol's only order, the Rain Jacket's, was cancelled: hiker3's order is its one."""
+    from bot.recommend.store import read_purchases, variant_orders
+
+    with store.session() as s:
+        purchases = read_purchases(s, ["jacket"])
+        ordered = variant_orders(s)
+    assert purchases.popularity["jacket"] == 1
+    assert ordered["jacket-black"] == 1
+
+
+def test_a_product_nobody_ordered_is_never_called_popular(engine: Recommender) -> None:
+    recs = engine.recommend(Query(texts=("what would you recommend?",), k=20))
+    assert reason_of(recs, "Daypack") == Reason("in_stock")
+    assert reason_of(recs, "Hiking Boots") == Reason("popular")
+
+
+def test_an_empty_catalog_gets_no_suggestions_and_no_encoder_failure(
+    db: Database, shared_encoder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Recommender(db, shared_encoder.encode)
+    recs = engine.recommend(Query(texts=("something to listen to music",)))
+    assert recs.suggestions == () and engine.content_failures == 0
+    assert "without" not in caplog.text
+
+
 def test_content_similarity_finds_what_nobody_bought_together(
     store: Database, shared_encoder: Any
 ) -> None:
@@ -305,7 +340,8 @@ def test_with_no_name_word_the_kind_is_found_by_content(engine: Recommender) -> 
     recs = engine.recommend(Query(texts=("something to listen to music",)))
     assert recs.situation == "category" and recs.subject == "Headphones"
     assert names(recs) == ["Headphones"]
-    assert recs.suggestions[0].reason == Reason("popular_in", category="Headphones")
+    # nobody ordered them: of the kind asked about, never "popular"
+    assert recs.suggestions[0].reason == Reason("in_category", category="Headphones")
 
 
 def test_an_unknown_shopper_asking_nothing_in_particular_gets_popular_products(

@@ -82,6 +82,8 @@ ReasonKind = Literal[
     "similar_to_yours",
     "popular_in",
     "popular",
+    "in_category",  # of the kind asked about; nobody ordered it yet
+    "in_stock",  # nothing to say but that it is in stock; nobody ordered it yet
 ]
 
 
@@ -203,6 +205,8 @@ class Recommender:
         with self.db.session() as s:
             catalog = read_catalog(s)
             history = read_history(s, query.customer_id) if query.customer_id else History()
+        if not catalog.products:
+            return Recommendations((), "popular", degraded=self._embed is None)
         wishes = _about_the_product_named(
             read_wishes(query.texts, catalog, named=query.product), catalog
         )
@@ -313,8 +317,8 @@ class Recommender:
         if signal == "similar_to" and name:
             return Reason("similar_to_yours" if yours else "similar_to", name)
         if category and label:
-            return Reason("popular_in", category=label)
-        return Reason("popular")
+            return Reason("popular_in" if signal == "popular" else "in_category", category=label)
+        return Reason("popular" if signal == "popular" else "in_stock")
 
     @staticmethod
     def _variants(product: CatalogProduct, ctx: _Context) -> list[CatalogVariant]:

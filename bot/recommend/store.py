@@ -3,7 +3,9 @@ purchase counts, each in one short query on the caller's ``Session``.
 
 Every function takes a ``Session`` from ``Database.session()`` (inside an engine turn, the
 turn's own) and never commits or writes. None of them waits on anything but the database.
-Purchases count *orders*: a product bought twice in one order counts once.
+Purchases count *orders*: a product bought twice in one order counts once. Orders whose
+status is in ``NOT_OWNING_STATUSES`` (cancelled) count nowhere: not in a history, not in
+popularity or co-purchase (``_owning``: the one copy of that rule).
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from bot.store.models import Customer, Order, OrderItem, Product, Variant
 
 #: Orders with these statuses do not make their products the shopper's own.
 NOT_OWNING_STATUSES = frozenset({"cancelled"})
+
+
+def _owning(order_id: Any) -> Any:
+    """A condition on ``order_id`` (an order id column): its order makes its products the
+    shopper's own (its status is not in ``NOT_OWNING_STATUSES``)."""
+    return order_id.in_(
+        select(Order.order_id).where(Order.status.not_in(sorted(NOT_OWNING_STATUSES)))
+    )
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,7 @@ def read_history(s: Session, customer_id: str) -> History:
     rows = s.execute(
         select(OrderItem.product_id, OrderItem.item_id)
         .join(Order, Order.order_id == OrderItem.order_id)
-        .where(Order.user_id == customer_id, Order.status.not_in(sorted(NOT_OWNING_STATUSES)))
+        .where(Order.user_id == customer_id, _owning(Order.order_id))
         .order_by(Order.order_id.desc(), OrderItem.id)
     ).all()
     return History(
@@ -134,7 +144,11 @@ def read_purchases(s: Session, anchors: Collection[str]) -> Purchases:
     n = func.count(func.distinct(OrderItem.order_id))
     popularity = {
         pid: int(count)
-        for pid, count in s.execute(select(OrderItem.product_id, n).group_by(OrderItem.product_id))
+        for pid, count in s.execute(
+            select(OrderItem.product_id, n)
+            .where(_owning(OrderItem.order_id))
+            .group_by(OrderItem.product_id)
+        )
     }
     together: dict[str, dict[str, int]] = defaultdict(dict)
     if anchors:
@@ -143,7 +157,11 @@ def read_purchases(s: Session, anchors: Collection[str]) -> Purchases:
         stmt = (
             select(a.product_id, b.product_id, both)
             .join(b, a.order_id == b.order_id)
-            .where(a.product_id.in_(sorted(anchors)), b.product_id != a.product_id)
+            .where(
+                a.product_id.in_(sorted(anchors)),
+                b.product_id != a.product_id,
+                _owning(a.order_id),
+            )
             .group_by(a.product_id, b.product_id)
         )
         for anchor, other, count in s.execute(stmt):
@@ -152,6 +170,10 @@ def read_purchases(s: Session, anchors: Collection[str]) -> Purchases:
 
 
 def variant_orders(s: Session) -> dict[str, int]:
-    """How many order lines each variant has (one query)."""
-    stmt = select(OrderItem.item_id, func.count()).group_by(OrderItem.item_id)
+    """How many order lines each variant has, cancelled orders left out (one query)."""
+    stmt = (
+        select(OrderItem.item_id, func.count())
+        .where(_owning(OrderItem.order_id))
+        .group_by(OrderItem.item_id)
+    )
     return {item: int(count) for item, count in s.execute(stmt)}

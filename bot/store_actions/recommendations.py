@@ -132,9 +132,12 @@ def card(s: Suggestion, reason: dict[str, Any]) -> dict[str, Any]:
 
 
 def intro(recs: Recommendations) -> dict[str, Any]:
-    """The sentence before the list (``utter_suggest_*``)."""
+    """The sentence before the list (``utter_suggest_*``), true of the reasons the cards
+    give: "popular" only when one of them is popular, "for you" only when one of them
+    comes from the shopper's orders."""
+    kinds = {s.reason.kind for s in recs.suggestions}
     if recs.situation == "asked_product":
-        asked = any(s.reason.kind == "asked_for" for s in recs.suggestions)
+        asked = "asked_for" in kinds
         kind = (
             "in_stock_and_related"
             if asked and recs.related
@@ -143,13 +146,16 @@ def intro(recs: Recommendations) -> dict[str, Any]:
             else "out_of_stock"
         )
         return replies.phrase(f"utter_suggest_{kind}", product=recs.subject)
+    popular = bool(kinds & {"popular", "popular_in"})
     if recs.situation == "unknown_product":
-        return replies.phrase("utter_suggest_unknown_product", product=recs.subject)
+        name = "utter_suggest_unknown_product" + ("" if popular else "_in_stock")
+        return replies.phrase(name, product=recs.subject)
     if recs.situation == "category":
-        return replies.phrase("utter_suggest_category", category=recs.subject)
-    if recs.situation == "personal":
+        name = "utter_suggest_category" + ("" if popular else "_in_stock")
+        return replies.phrase(name, category=recs.subject)
+    if kinds & {"bought_with_yours", "similar_to_yours"}:
         return replies.phrase("utter_suggest_for_you")
-    return replies.phrase("utter_suggest_popular")
+    return replies.phrase("utter_suggest_popular" if popular else "utter_suggest_in_stock_now")
 
 
 class ActionRecommendProducts(StoreAction):
