@@ -18,6 +18,11 @@ TicketId = NewType("TicketId", str)
 
 MAX_MESSAGE_CHARS = 4000
 
+#: In an action's custom payload (``json_message``), this key set to ``True`` asks the
+#: engine to replace the phrases inside (``{"response": name, **values}``) by their text;
+#: the engine drops the key. Any other payload reaches the channel exactly as sent.
+WORD_PHRASES = "clerk_word_phrases"
+
 
 @dataclass(frozen=True)
 class Button:

@@ -10,7 +10,8 @@ The reply is the response ``utter_suggestions`` with ``{intro}`` (one of ``utter
 and ``{products}`` (one ``utter_suggestion_line`` per suggestion: the item and its reason),
 plus a ``custom`` payload ``{"type": "product_cards", "products": [...]}`` of at most
 ``MAX_CARDS`` JSON-serialisable cards, each with its ``reason`` (a phrase the engine words
-from the domain: ``utter_reason_*``).
+from the domain: ``utter_reason_*``; the payload carries ``bot.types.WORD_PHRASES`` to ask
+for that, and the engine drops it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bot.recommend.engine import Query, Reason, Recommendations, Recommender, Su
 from bot.store.db import Database
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, first_entity
+from bot.types import WORD_PHRASES
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +206,6 @@ class ActionRecommendProducts(StoreAction):
             response="utter_suggestions",
             intro=intro(recs),
             products=replies.lines(lines),
-            json_message={"type": "product_cards", "products": cards},
+            json_message={"type": "product_cards", "products": cards, WORD_PHRASES: True},
         )
         return []
