@@ -1037,6 +1037,39 @@ async def test_recommendations_for_a_named_product(bot: Bot) -> None:
     assert _cards(chat)[0]["name"] in ("Electric Kettle", "Tea Kettle")
 
 
+async def test_a_product_asked_about_earlier_does_not_steer_a_new_request(bot: Bot) -> None:
+    chat = bot.chat()
+    await chat.say(
+        "something like a water bottle",
+        intent="recommend_products",
+        entities=[{"entity": "product", "value": "water bottles"}],
+    )
+    assert _cards(chat)[0]["name"] == "Water Bottle"
+    await chat.say("where is my order?", intent="order_status")
+    await chat.say("what would you recommend?", intent="recommend_products")
+    assert "Water Bottle options in stock" not in chat.text
+    assert not any(c["reason"] == "the Water Bottle you asked about" for c in _cards(chat))
+
+
+async def test_wishes_from_another_topic_do_not_narrow_the_suggestions(bot: Bot) -> None:
+    chat = bot.chat()
+    await chat.say("I was charged over 200 for my last order", intent="complaint")
+    await chat.say("recommend something", intent="recommend_products")
+    assert not any(c["reason"].startswith("over") for c in _cards(chat))
+    assert any(c["price"] < 200 for c in _cards(chat))
+
+    chat = bot.chat()
+    await chat.say("do you have it in red?", intent="product_question")
+    await chat.say("what is your return policy?", intent="policy_question")
+    await chat.say("recommend something", intent="recommend_products")
+    assert not any("red" in c["reason"] for c in _cards(chat))
+
+    chat = bot.chat()  # on the same topic, what was asked before still counts
+    await chat.say("do you have anything in red?", intent="product_question")
+    await chat.say("recommend something under 100", intent="recommend_products")
+    assert all(c["reason"].startswith("matches “red” under $100.00") for c in _cards(chat))
+
+
 async def test_options_and_a_price_asked_for_in_the_conversation_shape_the_cards(
     bot: Bot, store: Database
 ) -> None:

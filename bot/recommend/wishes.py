@@ -1,6 +1,8 @@
 """What a shopper asked for in the conversation, read against the store's catalog.
 
-``read_wishes(texts, catalog, named=...)`` reads the shopper's messages (oldest first):
+``read_wishes(texts, catalog, named=...)`` reads the shopper's messages (oldest first; the
+caller passes only the ones about what the shopper is looking for, so a budget or colour
+said about something else never narrows):
 
 - **products named**: a product whose whole name is in a message ("the Hiking Boots"), or
   the ``product`` entity/slot value ``named`` (exactly, or its words inside a name);

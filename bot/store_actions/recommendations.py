@@ -3,8 +3,10 @@
 The action asks its ``Recommender`` (built by the composition root and passed to
 ``build_actions``; an action built without one, as rasa-sdk builds it, makes its own on
 first use: ``recommender_from_env``) for suggestions for the verified shopper
-(``customer_id`` slot), the shopper's messages in this conversation (products, options and
-price ranges asked for) and the ``product`` entity or slot.
+(``customer_id`` slot), the shopper's latest messages about what they shop for
+(``shopper_texts``: products, options and price ranges asked for) and the product asked
+about now (``asked_product``: the latest message's ``product`` entity, or the slot when set
+in this turn).
 
 The reply is the response ``utter_suggestions`` with ``{intro}`` (one of ``utter_suggest_*``)
 and ``{products}`` (one ``utter_suggestion_line`` per suggestion: the item and its reason),
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_CARDS = 5
 #: The shopper's messages the recommender reads, the latest last.
 CONVERSATION_WINDOW = 6
+#: The intents of messages about what a shopper is looking for (``shopper_texts``).
+SHOPPING_INTENTS = frozenset({"recommend_products", "product_question", "inform"})
 
 _env_lock = threading.Lock()
 _env_recommenders: dict[str, Recommender] = {}
@@ -67,21 +71,44 @@ def _encoder_from_env() -> Any:
     return encoder.encode
 
 
-def shopper_texts(tracker: Tracker, limit: int = CONVERSATION_WINDOW) -> tuple[str, ...]:
-    """The shopper's last ``limit`` messages in the conversation, oldest first (since the
-    last restart)."""
-    texts: list[str] = []
-    for e in reversed(tracker.events or []):
-        if e.get("event") == "restart":
-            break
-        if e.get("event") == "user" and e.get("text"):
-            texts.append(str(e["text"]))
-            if len(texts) >= limit:
-                break
+def shopper_texts(
+    tracker: Tracker,
+    limit: int = CONVERSATION_WINDOW,
+    topic: frozenset[str] = SHOPPING_INTENTS,
+) -> tuple[str, ...]:
+    """The shopper's messages about what they are shopping for, oldest first: the latest
+    message, and before it the ones in a row whose intent is in ``topic`` (at most
+    ``limit`` in all, since the last restart). A message on another topic ("where is my
+    order?", "I was charged over 200") ends the run: what was asked before it (a colour,
+    a budget) no longer counts."""
     latest = str((tracker.latest_message or {}).get("text") or "")
-    if latest and (not texts or texts[0] != latest):
-        texts.insert(0, latest)
+    texts: list[str] = [latest] if latest else []
+    users = [e for e in (tracker.events or []) if e.get("event") in ("user", "restart")]
+    if users and users[-1].get("event") == "user" and users[-1].get("text") == latest:
+        users = users[:-1]  # the latest message, already taken
+    for e in reversed(users):
+        if len(texts) >= limit or e.get("event") == "restart" or not e.get("text"):
+            break
+        intent = ((e.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent not in topic:
+            break
+        texts.append(str(e["text"]))
     return tuple(reversed(texts))
+
+
+def asked_product(tracker: Tracker) -> str | None:
+    """The product the shopper asks about now: the ``product`` entity of the latest
+    message, else the ``product`` slot when it was set in this turn (after the latest
+    message). A slot left from an earlier question does not count."""
+    entity = first_entity(tracker, "product")
+    if entity:
+        return str(entity)
+    for e in reversed(tracker.events or []):
+        if e.get("event") == "user":
+            break
+        if e.get("event") == "slot" and e.get("name") == "product" and e.get("value"):
+            return str(e["value"])
+    return None
 
 
 def reason_phrase(reason: Reason, currency: str) -> dict[str, Any]:
@@ -183,12 +210,12 @@ class ActionRecommendProducts(StoreAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        asked = first_entity(tracker, "product") or tracker.get_slot("product")
+        asked = asked_product(tracker)
         recs = self.recommender.recommend(
             Query(
                 customer_id=tracker.get_slot("customer_id") or None,
                 texts=shopper_texts(tracker),
-                product=str(asked) if asked else None,
+                product=asked,
                 k=MAX_CARDS,
             )
         )
