@@ -1037,6 +1037,55 @@ async def test_recommendations_for_a_named_product(bot: Bot) -> None:
     assert _cards(chat)[0]["name"] in ("Electric Kettle", "Tea Kettle")
 
 
+async def test_recommending_holds_no_transaction_while_it_embeds(
+    store: Database, shared_encoder: Any
+) -> None:
+    """The recommender embeds (the catalog, then the shopper's words) outside the turn's
+    unit of work, off the event loop and with no connection checked out."""
+    from bot.recommend.engine import Recommender
+
+    seen: list[tuple[bool, int, bool]] = []
+
+    def embed(texts: list[str]) -> Any:
+        pool = store.engine.pool
+        checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
+        on_loop = True
+        try:
+            import asyncio
+
+            asyncio.get_running_loop()
+        except RuntimeError:
+            on_loop = False
+        seen.append((store.in_unit(), checked_out, on_loop))
+        return shared_encoder.encode(texts)
+
+    recommender = Recommender(store, embed)
+    bot = Bot(store, InProcessActionRunner(build_actions(store, recommender=recommender), db=store))
+    try:
+        await bot.chat().say("something to listen to music", intent="recommend_products")
+    finally:
+        bot.close()
+    assert len(seen) == 2  # the catalog, the shopper's words
+    assert seen == [(False, 0, False)] * 2
+
+
+def test_the_action_server_computes_the_catalogs_vectors_before_it_serves(
+    store: Database, shared_encoder: Any
+) -> None:
+    from bot.recommend.engine import Recommender
+    from bot.store_actions.recommendations import ActionRecommendProducts
+    from bot.store_actions.server import warm
+
+    calls: list[int] = []
+
+    def embed(texts: list[str]) -> Any:
+        calls.append(len(texts))
+        return shared_encoder.encode(texts)
+
+    warm([ActionRecommendProducts(store, recommender=Recommender(store, embed))])
+    assert len(calls) == 1
+
+
 async def test_a_product_asked_about_earlier_does_not_steer_a_new_request(bot: Bot) -> None:
     chat = bot.chat()
     await chat.say(

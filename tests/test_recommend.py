@@ -263,6 +263,47 @@ def test_without_an_encoder_it_degrades_to_co_purchase_and_popularity_and_says_s
     assert Recommender(store).recommend(Query(customer_id="alice")).degraded
 
 
+def test_an_encoder_failure_is_not_retried_every_turn(store: Database) -> None:
+    calls: list[int] = []
+
+    def broken(texts: list[str]) -> Any:
+        calls.append(len(texts))
+        raise OSError("model files missing")
+
+    engine = Recommender(store, broken)
+    for _ in range(3):
+        assert engine.recommend(Query(customer_id="alice")).degraded
+    assert len(calls) == 1 and engine.content_failures == 1
+
+
+def test_one_caller_computes_the_vectors_while_others_go_on_without(
+    store: Database, shared_encoder: Any
+) -> None:
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def slow(texts: list[str]) -> Any:
+        calls.append(len(texts))
+        started.set()
+        assert release.wait(30)
+        return shared_encoder.encode(texts)
+
+    engine = Recommender(store, slow)
+    first = threading.Thread(target=engine.recommend, args=(Query(customer_id="bob"),))
+    first.start()
+    try:
+        assert started.wait(30)
+        recs = engine.recommend(Query(customer_id="alice"))  # does not wait for the first
+        assert recs.degraded and names(recs)[0] == "Trail Socks"
+    finally:
+        release.set()
+        first.join(30)
+    assert not engine.recommend(Query(customer_id="alice")).degraded
+    assert len(calls) == 1
+
+
 # ------------------------------------------------------------------------------ filters
 
 

@@ -18,6 +18,7 @@ for that, and the engine drops it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any
@@ -28,7 +29,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.recommend.engine import Query, Reason, Recommendations, Recommender, Suggestion
-from bot.store.db import Database
+from bot.store.db import Database, OwnSessions
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, first_entity
 from bot.types import WORD_PHRASES
@@ -187,7 +188,12 @@ def intro(recs: Recommendations) -> dict[str, Any]:
     return replies.phrase("utter_suggest_popular" if popular else "utter_suggest_in_stock_now")
 
 
-class ActionRecommendProducts(StoreAction):
+class ActionRecommendProducts(StoreAction, OwnSessions):
+    """Runs outside the turn's unit of work (``OwnSessions``): the recommender reads in
+    short sessions of its own and embeds between them, on a thread (``asyncio.to_thread``)
+    so that no event loop waits on it; inside a unit (a caller that opened one) it runs
+    in place, on the unit's thread."""
+
     def __init__(
         self,
         db: Database | None = None,
@@ -211,14 +217,16 @@ class ActionRecommendProducts(StoreAction):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         asked = asked_product(tracker)
-        recs = self.recommender.recommend(
-            Query(
-                customer_id=tracker.get_slot("customer_id") or None,
-                texts=shopper_texts(tracker),
-                product=asked,
-                k=MAX_CARDS,
-            )
+        query = Query(
+            customer_id=tracker.get_slot("customer_id") or None,
+            texts=shopper_texts(tracker),
+            product=asked,
+            k=MAX_CARDS,
         )
+        if self._recommender is not None and self._recommender.db.in_unit():
+            recs = self._recommender.recommend(query)
+        else:  # building one from the settings (first use) blocks too
+            recs = await asyncio.to_thread(lambda: self.recommender.recommend(query))
         if not recs.suggestions:
             nothing = "utter_no_suggestions_matching" if recs.narrowed else "utter_no_suggestions"
             dispatcher.utter_message(response=nothing)
