@@ -394,6 +394,58 @@ def test_an_unknown_shopper_asking_nothing_in_particular_gets_popular_products(
     assert all(s.reason == Reason("popular") for s in recs.suggestions)
 
 
+def test_reading_a_turn_against_a_large_catalog_looks_words_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """5,000 products, 4 variants each: the catalog's lexicon is built once, then a turn's
+    six messages are read by looking their words up (the figure is printed, not
+    asserted: timings vary by machine)."""
+    import time
+
+    from bot.recommend.store import Catalog, CatalogProduct, CatalogVariant
+    from bot.recommend.wishes import Lexicon, read_wishes
+
+    kinds = ["Kettle", "Lamp", "Backpack", "Jacket", "Speaker", "Mug", "Chair", "Boots"]
+    colors = ["black", "red", "blue", "green", "white"]
+    products = []
+    for i in range(5000):
+        pid = f"p{i:05d}"
+        variants = tuple(
+            CatalogVariant(
+                f"{pid}-{j}",
+                pid,
+                {"color": colors[(i + j) % 5], "size": str(j + 8), "style": f"model {i}"},
+                Decimal(10 + (i * 7 + j) % 300),
+                True,
+            )
+            for j in range(4)
+        )
+        products.append(CatalogProduct(pid, f"Brand{i} {kinds[i % len(kinds)]}", variants))
+    catalog = Catalog(tuple(products))
+    texts = (
+        "hi, I need a present",
+        "something for my brother who hikes",
+        "do you have boots in black?",
+        "size 10 please",
+        "ideally under $150",
+        "what would you recommend?",
+    )
+    started = time.perf_counter()
+    lexicon = Lexicon.build(catalog)
+    built = time.perf_counter() - started
+    started = time.perf_counter()
+    wishes = read_wishes(texts, catalog, lexicon=lexicon)
+    turn = time.perf_counter() - started
+    with capsys.disabled():
+        print(
+            f"\n5,000 products: lexicon built in {built * 1000:.0f} ms (once per catalog), "
+            f"a six-message turn read in {turn * 1000:.1f} ms"
+        )
+    assert wishes.category_label == "boots" and len(wishes.category) == 625
+    assert {o.said for o in wishes.options} == {"black", "size 10"}
+    assert wishes.price == PriceRange(None, 150.0)
+
+
 def test_an_unknown_customer_id_is_an_error(engine: Recommender) -> None:
     from bot.errors import UnknownCustomer
 
@@ -471,6 +523,9 @@ def demo_server(database_url: str, bot_settings: Any, shared_encoder: Any) -> It
     from tests.live import bot_server
 
     with bot_server(bot_settings(database_url), shared_encoder) as live:
+        # as `clerk serve` does (bot.app.warm): shoppers asking before the vectors are
+        # computed would get suggestions without content similarity meanwhile
+        live.parts.recommender.warm()
         yield live
         live.parts.manager.close()
         live.parts.db.dispose()
@@ -497,7 +552,8 @@ async def test_shoppers_asking_at_once_each_get_their_own_suggestions(
     seen = set()
     for customer, texts, replies in results:
         [cards] = [r["custom"]["products"] for r in replies if r.get("custom")]
-        expected = engine.recommend(Query(customer_id=customer, texts=tuple(texts)))
+        # the order question and the email are another topic: the request is read alone
+        expected = engine.recommend(Query(customer_id=customer, texts=tuple(texts[-1:])))
         assert [c["item_id"] for c in cards] == [s.item_id for s in expected.suggestions], customer
         assert "Picked for you" in replies[0]["text"]
         history = engine.recommend(Query(customer_id=customer, k=50))

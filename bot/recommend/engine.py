@@ -63,7 +63,7 @@ from bot.recommend.store import (
     read_purchases,
     variant_orders,
 )
-from bot.recommend.wishes import OptionWish, Wishes, read_wishes
+from bot.recommend.wishes import Lexicon, OptionWish, Wishes, read_wishes
 from bot.store.db import Database
 from bot.text_rules import PriceRange
 
@@ -161,12 +161,24 @@ class Recommender:
         self._lock = threading.Lock()
         self._building = threading.Lock()  # held by the one caller computing vectors
         self._content: tuple[str, ContentIndex] | None = None
+        self._lexicon: tuple[str, Lexicon] | None = None
         # catalog content key (or _TEXT_KEY) -> (failures in a row, no retry before)
         self._failures: dict[str, tuple[int, float]] = {}
 
     # ------------------------------------------------------------------ content vectors
 
-    def content_index(self, catalog: Catalog) -> ContentIndex | None:
+    def lexicon(self, catalog: Catalog, key: str | None = None) -> Lexicon:
+        """The catalog's words indexed for reading messages (``wishes.Lexicon``), built
+        once per catalog content (``key``: its ``content_key``)."""
+        key = key or content_key(catalog)
+        cached = self._lexicon
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        lexicon = Lexicon.build(catalog)
+        self._lexicon = (key, lexicon)  # replaced whole: a racing caller built the same
+        return lexicon
+
+    def content_index(self, catalog: Catalog, key: str | None = None) -> ContentIndex | None:
         """The catalog's product vectors, computed once per catalog content; ``None``
         without an embedding function, while they cannot be had, or after a failure.
 
@@ -177,7 +189,7 @@ class Recommender:
         ``FAILURE_BACKOFF_MAX_S``)."""
         if self._embed is None:
             return None
-        key = content_key(catalog)
+        key = key or content_key(catalog)
         previous = self._content
         if previous is not None and previous[0] == key:
             return previous[1]
@@ -233,11 +245,13 @@ class Recommender:
     # -------------------------------------------------------------------- recommending
 
     def warm(self) -> None:
-        """Compute the catalog's vectors now (at start-up), not in a shopper's turn."""
-        if self._embed is not None:
-            with self.db.session() as s:
-                catalog = read_catalog(s)
-            self.content_index(catalog)
+        """Compute the catalog's vectors and lexicon now (at start-up), not in a shopper's
+        turn."""
+        with self.db.session() as s:
+            catalog = read_catalog(s)
+        key = content_key(catalog)
+        self.lexicon(catalog, key)
+        self.content_index(catalog, key)
 
     def check_customer(self, customer_id: str) -> None:
         """``UnknownCustomer`` unless the store has this customer."""
@@ -251,10 +265,14 @@ class Recommender:
             history = read_history(s, query.customer_id) if query.customer_id else History()
         if not catalog.products:
             return Recommendations((), "popular", degraded=self._embed is None)
+        key = content_key(catalog)
         wishes = _about_the_product_named(
-            read_wishes(query.texts, catalog, named=query.product), catalog
+            read_wishes(
+                query.texts, catalog, named=query.product, lexicon=self.lexicon(catalog, key)
+            ),
+            catalog,
         )
-        index = self.content_index(catalog)
+        index = self.content_index(catalog, key)
         category, label = wishes.category, wishes.category_label
         guessed = False
         if not category and not wishes.products and index is not None:
