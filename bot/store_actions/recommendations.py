@@ -65,7 +65,7 @@ def _encoder_from_env() -> Any:
     from bot.nlu.encoder import Encoder
 
     try:
-        encoder = Encoder(cache_dir=Settings.load().home / "encoder")
+        encoder = Encoder.in_home(Settings.load().home)
     except (ClerkError, OSError, ImportError) as exc:
         log.warning("recommendations without content similarity: no encoder (%s)", exc)
         return None
