@@ -200,6 +200,24 @@ def test_cancelled_orders_count_for_no_purchase(store: Database) -> None:
     assert ordered["jacket-black"] == 1
 
 
+def test_a_shoppers_latest_order_comes_first_whatever_its_id(store: Database) -> None:
+    """Order ids are random: Dave's second order has the smaller id."""
+    from bot.recommend.store import read_history
+
+    for order_id, item, pid, name in (
+        ("#W9000000", "bottle-blue", "bottle", "Water Bottle"),
+        ("#W1000000", "ekettle-1", "ekettle", "Electric Kettle"),
+    ):
+        with store.session() as s:
+            order = Order(order_id=order_id, user_id="dave", status="delivered", address={})
+            order.items = [
+                OrderItem(item_id=item, product_id=pid, name=name, price=Decimal(1), options={})
+            ]
+            s.add(order)
+    with store.session() as s:
+        assert read_history(s, "dave").products == ("ekettle", "bottle")
+
+
 def test_a_product_nobody_ordered_is_never_called_popular(engine: Recommender) -> None:
     recs = engine.recommend(Query(texts=("what would you recommend?",), k=20))
     assert reason_of(recs, "Daypack") == Reason("in_stock")

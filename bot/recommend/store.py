@@ -67,7 +67,8 @@ class Catalog:
 @dataclass(frozen=True)
 class History:
     """What a shopper ordered (cancelled orders left out): products, most recent order
-    first (orders by id, as the store has no order dates), and the variants."""
+    first (by each order's first line, as the store has no order dates), and the
+    variants."""
 
     products: tuple[str, ...] = ()
     items: frozenset[str] = frozenset()
@@ -126,16 +127,22 @@ def customer_exists(s: Session, customer_id: str) -> bool:
 
 
 def read_history(s: Session, customer_id: str) -> History:
-    """The shopper's ordered products and variants (one query)."""
+    """The shopper's ordered products and variants (one query), most recent order first:
+    orders have no dates and random ids, so an order's place is that of its first line
+    (``OrderItem.id``, which grows as orders are recorded)."""
     rows = s.execute(
-        select(OrderItem.product_id, OrderItem.item_id)
+        select(OrderItem.order_id, OrderItem.id, OrderItem.product_id, OrderItem.item_id)
         .join(Order, Order.order_id == OrderItem.order_id)
         .where(Order.user_id == customer_id, _owning(Order.order_id))
-        .order_by(Order.order_id.desc(), OrderItem.id)
+        .order_by(OrderItem.id)
     ).all()
+    first_line: dict[str, int] = {}
+    for order_id, line_id, _, _ in rows:
+        first_line.setdefault(order_id, line_id)
+    recent_first = sorted(rows, key=lambda r: (-first_line[r[0]], r[1]))
     return History(
-        products=tuple(dict.fromkeys(r[0] for r in rows)),
-        items=frozenset(r[1] for r in rows),
+        products=tuple(dict.fromkeys(r[2] for r in recent_first)),
+        items=frozenset(r[3] for r in recent_first),
     )
 
 
