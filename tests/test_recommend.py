@@ -189,6 +189,23 @@ def test_bought_with_names_an_anchor_bought_with_it_in_enough_orders(
     assert reason_of(recs, "Rain Jacket").kind not in ("bought_with", "bought_with_yours")
 
 
+def test_bought_with_rests_on_more_than_one_customer(engine: Recommender) -> None:
+    """Dave bought the Water Bottle with the Steel Water Flask twice: one person's habit."""
+    with engine.db.session() as s:
+        for order_id in ("#W0000098", "#W0000099"):
+            order = Order(order_id=order_id, user_id="dave", status="delivered", address={})
+            order.items = [
+                OrderItem(item_id=i, product_id=p, name=n, price=Decimal(1), options={})
+                for i, p, n in (
+                    ("bottle-blue", "bottle", "Water Bottle"),
+                    ("flask-silver", "flask", "Steel Water Flask"),
+                )
+            ]
+            s.add(order)
+    recs = engine.recommend(Query(texts=("what goes with the water bottle?",), k=10))
+    assert reason_of(recs, "Steel Water Flask").kind != "bought_with"
+
+
 def test_cancelled_orders_count_for_no_purchase(store: Database) -> None:
     """Carol's only order, the Rain Jacket's, was cancelled: hiker3's order is its one."""
     from bot.recommend.store import read_purchases, variant_orders

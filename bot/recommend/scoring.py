@@ -8,7 +8,7 @@
 Each signal is scaled to [0, 1] over the candidates (divided by its maximum; cosines
 min-max scaled), and the score is their weighted sum (``Weights``). A candidate's *signal*
 is what its reason says, the most personal one that clearly holds: bought with the anchor
-it names in at least ``MIN_TOGETHER`` orders and in the upper half of the shopper's
+it names by at least ``MIN_TOGETHER`` customers (``Purchases.buyers``) and in the upper half of the shopper's
 co-purchase counts; else a cosine of at least ``MIN_SIMILAR`` to an anchor; else popular
 when anybody ordered it; else ``none`` (nothing to say but that it is there).
 Pure functions over plain values: the same code ranks for a shopper and in
@@ -167,8 +167,9 @@ def score_products(
             + weights.popularity * pop.get(c, 0.0)
             + _TIE_BREAK * pop.get(c, 0.0)
         )
-        together, anchor = co_anchor.get(c, (0, ""))
-        if weights.co_purchase and together >= MIN_TOGETHER and co.get(c, 0) >= 0.5:
+        _, anchor = co_anchor.get(c, (0, ""))
+        often = bool(anchor) and purchases.buyers(anchor, c) >= MIN_TOGETHER
+        if weights.co_purchase and often and co.get(c, 0) >= 0.5:
             out.append(Scored(c, score, "bought_with", anchor))
         elif weights.content and similar and c in similar and similar[c][0] >= MIN_SIMILAR:
             out.append(Scored(c, score, "similar_to", similar[c][1]))

@@ -80,10 +80,17 @@ class Purchases:
 
     ``popularity[p]``: orders containing product ``p``. ``together[a][b]``: orders
     containing both ``a`` and ``b`` (present for the anchors it was built for; every
-    product when built ``from_baskets``)."""
+    product when built ``from_baskets``). ``buyers_together[a][b]``: the distinct
+    customers of those orders (what "often bought with" may rest on: not one person's
+    habit); ``None`` (``from_baskets``): taken to be ``together``."""
 
     popularity: Mapping[str, int]
     together: Mapping[str, Mapping[str, int]]
+    buyers_together: Mapping[str, Mapping[str, int]] | None = None
+
+    def buyers(self, anchor: str, product: str) -> int:
+        counts = self.together if self.buyers_together is None else self.buyers_together
+        return counts.get(anchor, {}).get(product, 0)
 
     @classmethod
     def from_baskets(cls, baskets: Iterable[Collection[str]]) -> Purchases:
@@ -147,7 +154,8 @@ def read_history(s: Session, customer_id: str) -> History:
 
 
 def read_purchases(s: Session, anchors: Collection[str]) -> Purchases:
-    """Popularity of every product and co-purchase counts of ``anchors`` (two queries)."""
+    """Popularity of every product and co-purchase counts (orders and customers) of
+    ``anchors`` (two queries)."""
     n = func.count(func.distinct(OrderItem.order_id))
     popularity = {
         pid: int(count)
@@ -158,12 +166,15 @@ def read_purchases(s: Session, anchors: Collection[str]) -> Purchases:
         )
     }
     together: dict[str, dict[str, int]] = defaultdict(dict)
+    buyers: dict[str, dict[str, int]] = defaultdict(dict)
     if anchors:
         a, b = aliased(OrderItem), aliased(OrderItem)
         both = func.count(func.distinct(b.order_id))
+        people = func.count(func.distinct(Order.user_id))
         stmt = (
-            select(a.product_id, b.product_id, both)
+            select(a.product_id, b.product_id, both, people)
             .join(b, a.order_id == b.order_id)
+            .join(Order, Order.order_id == a.order_id)
             .where(
                 a.product_id.in_(sorted(anchors)),
                 b.product_id != a.product_id,
@@ -171,9 +182,10 @@ def read_purchases(s: Session, anchors: Collection[str]) -> Purchases:
             )
             .group_by(a.product_id, b.product_id)
         )
-        for anchor, other, count in s.execute(stmt):
+        for anchor, other, count, customers in s.execute(stmt):
             together[anchor][other] = int(count)
-    return Purchases(popularity, dict(together))
+            buyers[anchor][other] = int(customers)
+    return Purchases(popularity, dict(together), dict(buyers))
 
 
 def variant_orders(s: Session) -> dict[str, int]:
