@@ -6,7 +6,9 @@
 - ``InProcessActionRunner`` executes actions with rasa-sdk's own ``ActionExecutor`` in this
   process: on a database thread of ``Database.call``, each action in its own unit of work
   (so store code that blocks on the database never blocks the event loop, and a failed
-  action leaves no trace).
+  action leaves no trace). An action marked ``bot.store.db.OwnSessions`` (read-only, with
+  slow work between its reads: recommendations) runs on the event loop instead, outside
+  any unit; it opens its own short sessions and runs its blocking work on a thread.
 - ``RemoteActionRunner`` POSTs to a rasa-sdk action server (``python -m rasa_sdk``) at
   ``CLERK_ACTION_ENDPOINT`` through an injected ``httpx.AsyncClient``.
 
@@ -27,7 +29,7 @@ from typing import Any
 import httpx
 
 from bot.errors import ActionError, ActionServerUnavailable
-from bot.store.db import Database
+from bot.store.db import Database, OwnSessions
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,11 @@ class InProcessActionRunner(ActionRunner):
         from rasa_sdk.executor import ActionExecutor
 
         self._executor = ActionExecutor()
+        self._own_sessions: set[str] = set()
         for action in actions:
             self._executor.register_action(action)
+            if isinstance(action, OwnSessions):
+                self._own_sessions.add(str(action.name()))  # type: ignore[attr-defined]
         self._db = db
         self._loops = threading.local()
 
@@ -67,7 +72,7 @@ class InProcessActionRunner(ActionRunner):
     async def run(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         if not self.has_action(action):
             raise ActionError(action, "no such action is registered")
-        if self._db is None:
+        if self._db is None or action in self._own_sessions:
             return await self._execute(action, payload)
         return await self._db.call(self._run_in_unit, self._db, action, payload)
 

@@ -82,7 +82,7 @@ def make_encoder(settings: Settings) -> Encoder:
     """The sentence encoder: ONNX, exported once into the home (knowledge search, fp32)."""
     from bot.nlu.encoder import Encoder
 
-    return Encoder(cache_dir=settings.home / "encoder")
+    return Encoder.in_home(settings.home)
 
 
 def make_recommender(db: Database, encoder: Encoder) -> Recommender:

@@ -946,16 +946,19 @@ def ticket_priority(text: str) -> str:
 
 # ------------------------------------------------------------------------- price range
 
+# an amount: digits with an optional comma every three ("1,500") and cents, or a "k" for
+# thousands ("2k"); ``_amount`` reads it
+_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?(?:k\b)?"
 _MONEY = (
-    r"(?:(?:[$€£]|\b(?:usd|eur|gbp)\s?)\s?(\d+(?:\.\d{1,2})?)"
-    r"|(\d+(?:\.\d{1,2})?)\s?(?:dollars|usd|bucks|euros?|eur|pounds|gbp|€|£)(?!\w))"
+    r"(?:(?:[$€£]|\b(?:usd|eur|gbp)\s?)\s?(" + _NUMBER + r")"
+    r"|(" + _NUMBER + r")\s?(?:dollars|usd|bucks|euros?|eur|pounds|gbp|€|£)(?!\w))"
 )
 # a plain number, when the caller accepts one: not part of a longer number or an id, and
 # followed by the end, a punctuation mark or a word that joins phrases; any other word
 # after it is taken for a unit or an option ("2 kg", "10 inches", "5 stars", "size 10 shoes")
 _JOINING = r"(?:and|or|to|for|in|with|please|that|which|but|each|total|tops|max)\b"
 _BARE = (
-    r"(?<![\w.#$€£])(\d+(?:\.\d{1,2})?)"
+    r"(?<![\w.,#$€£])(" + _NUMBER + r")"
     r"(?![\w%]|\.\d|\s*-?\s*(?!" + _JOINING + r")[^\W\d_])"
 )
 _AT_MOST_WORDS = (
@@ -1006,8 +1009,16 @@ class PriceRange:
         return (self.low is None or price >= self.low) and (self.high is None or price <= self.high)
 
 
+def _amount(said: str) -> float:
+    """``"1,500"`` -> 1500.0, ``"2k"`` -> 2000.0, ``"19.90"`` -> 19.9."""
+    digits = said.replace(",", "")
+    if digits[-1:] in ("k", "K"):
+        return float(digits[:-1]) * 1000
+    return float(digits)
+
+
 def _amounts(m: re.Match[str]) -> list[float]:
-    return [float(g) for g in m.groups() if g is not None]
+    return [_amount(g) for g in m.groups() if g is not None]
 
 
 def find_price_range(text: str, *, bare_amounts: bool = False) -> PriceRange:

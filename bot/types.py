@@ -31,6 +31,10 @@ HANDOFF_POLICY = "HandoffPolicy"
 MISS_HANDOFF_TRIGGERS = frozenset({"out_of_scope", "misses"})
 #: The action that ends a turn: the bot waits for the shopper (no step of its own).
 LISTEN = "action_listen"
+#: In an action's custom payload (``json_message``), this key set to ``True`` asks the
+#: engine to replace the phrases inside (``{"response": name, **values}``) by their text;
+#: the engine drops the key. Any other payload reaches the channel exactly as sent.
+WORD_PHRASES = "clerk_word_phrases"
 
 
 @dataclass(frozen=True)

@@ -949,8 +949,13 @@ async def test_anonymous_shoppers_get_popular_in_stock_products(
     assert len(cards) == 5
     with store.session() as s:
         n = func.count(func.distinct(OrderItem.order_id))
-        counts = dict(
-            s.execute(select(OrderItem.product_id, n).group_by(OrderItem.product_id)).all()
+        counts = dict(  # cancelled orders bought nothing
+            s.execute(
+                select(OrderItem.product_id, n)
+                .join(Order, Order.order_id == OrderItem.order_id)
+                .where(Order.status != "cancelled")
+                .group_by(OrderItem.product_id)
+            ).all()
         )
         for c in cards:
             v = s.get(Variant, c["item_id"])
@@ -975,7 +980,8 @@ async def test_known_shoppers_get_products_they_do_not_have(bot: Bot, store: Dat
     with_yours = 0
     for c in cards:
         reason = re.fullmatch(
-            r"often bought with your (.+)|similar to the (.+) you bought|popular with our customers",
+            r"often bought with your (.+)|similar to the (.+) you bought"
+            r"|popular with our customers|in stock now",
             c["reason"],
         )
         assert reason, c["reason"]
@@ -1029,6 +1035,88 @@ async def test_recommendations_for_a_named_product(bot: Bot) -> None:
         entities=[{"entity": "product", "value": "kettle"}],
     )
     assert _cards(chat)[0]["name"] in ("Electric Kettle", "Tea Kettle")
+
+
+async def test_recommending_holds_no_transaction_while_it_embeds(
+    store: Database, shared_encoder: Any
+) -> None:
+    """The recommender embeds (the catalog, then the shopper's words) outside the turn's
+    unit of work, off the event loop and with no connection checked out."""
+    from bot.recommend.engine import Recommender
+
+    seen: list[tuple[bool, int, bool]] = []
+
+    def embed(texts: list[str]) -> Any:
+        pool = store.engine.pool
+        checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
+        on_loop = True
+        try:
+            import asyncio
+
+            asyncio.get_running_loop()
+        except RuntimeError:
+            on_loop = False
+        seen.append((store.in_unit(), checked_out, on_loop))
+        return shared_encoder.encode(texts)
+
+    recommender = Recommender(store, embed)
+    bot = Bot(store, InProcessActionRunner(build_actions(store, recommender=recommender), db=store))
+    try:
+        await bot.chat().say("something to listen to music", intent="recommend_products")
+    finally:
+        bot.close()
+    assert len(seen) == 2  # the catalog, the shopper's words
+    assert seen == [(False, 0, False)] * 2
+
+
+def test_the_action_server_computes_the_catalogs_vectors_before_it_serves(
+    store: Database, shared_encoder: Any
+) -> None:
+    from bot.recommend.engine import Recommender
+    from bot.store_actions.recommendations import ActionRecommendProducts
+    from bot.store_actions.server import warm
+
+    calls: list[int] = []
+
+    def embed(texts: list[str]) -> Any:
+        calls.append(len(texts))
+        return shared_encoder.encode(texts)
+
+    warm([ActionRecommendProducts(store, recommender=Recommender(store, embed))])
+    assert len(calls) == 1
+
+
+async def test_a_product_asked_about_earlier_does_not_steer_a_new_request(bot: Bot) -> None:
+    chat = bot.chat()
+    await chat.say(
+        "something like a water bottle",
+        intent="recommend_products",
+        entities=[{"entity": "product", "value": "water bottles"}],
+    )
+    assert _cards(chat)[0]["name"] == "Water Bottle"
+    await chat.say("where is my order?", intent="order_status")
+    await chat.say("what would you recommend?", intent="recommend_products")
+    assert "Water Bottle options in stock" not in chat.text
+    assert not any(c["reason"] == "the Water Bottle you asked about" for c in _cards(chat))
+
+
+async def test_wishes_from_another_topic_do_not_narrow_the_suggestions(bot: Bot) -> None:
+    chat = bot.chat()
+    await chat.say("I was charged over 200 for my last order", intent="complaint")
+    await chat.say("recommend something", intent="recommend_products")
+    assert not any(c["reason"].startswith("over") for c in _cards(chat))
+    assert any(c["price"] < 200 for c in _cards(chat))
+
+    chat = bot.chat()
+    await chat.say("do you have it in red?", intent="product_question")
+    await chat.say("what is your return policy?", intent="policy_question")
+    await chat.say("recommend something", intent="recommend_products")
+    assert not any("red" in c["reason"] for c in _cards(chat))
+
+    chat = bot.chat()  # on the same topic, what was asked before still counts
+    await chat.say("do you have anything in red?", intent="product_question")
+    await chat.say("recommend something under 100", intent="recommend_products")
+    assert all(c["reason"].startswith("matches “red” under $100.00") for c in _cards(chat))
 
 
 async def test_options_and_a_price_asked_for_in_the_conversation_shape_the_cards(

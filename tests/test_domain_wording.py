@@ -23,7 +23,7 @@ import yaml
 
 from bot.dialogue.domain import Domain
 from bot.dialogue.responses import default_responses
-from bot.types import Message, Reply
+from bot.types import WORD_PHRASES, Message, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"\{\w+\}")
@@ -366,6 +366,18 @@ def test_an_actions_message_fills_the_response_with_its_values() -> None:
     [reply] = domain.render_message(message, {"tier": "pending"})
     assert reply.text == "Order #W1 is pending."
     assert [b.title for b in reply.buttons] == ["Help", "#W1"]
+
+
+def test_an_actions_own_payload_passes_through_unchanged() -> None:
+    """A store action's poll has "response" keys of its own: no phrase is read into it."""
+    domain = _domain({"utter_yes": [{"text": "Sure"}]})
+    poll = {"type": "poll", "choices": [{"title": "Yes", "response": "yes"}, {"response": "x"}]}
+    [reply] = domain.render_message({"text": "Happy?", "custom": poll}, {})
+    assert reply.custom == poll
+    # Clerk's own cards ask for their phrases to be worded, and lose the marker
+    cards = {"type": "product_cards", "products": [{"reason": {"response": "utter_yes"}}]}
+    [reply] = domain.render_message({"custom": {**cards, WORD_PHRASES: True}}, {})
+    assert reply.custom == {"type": "product_cards", "products": [{"reason": "Sure"}]}
 
 
 def test_the_projects_responses_replace_the_defaults_by_name() -> None:

@@ -455,6 +455,14 @@ def test_log_filter_masks_card_numbers_phones_and_emails_but_not_ids() -> None:
         ("under 2 kg", (None, None), (None, None)),
         ("between 8 and 10 inches", (None, None), (None, None)),
         ("size 8-10", (None, None), (None, None)),
+        # thousands: separators and a "k"
+        ("under $1,500", (None, 1500.0), (None, 1500.0)),
+        ("between $1,000 and $2,000", (1000.0, 2000.0), (1000.0, 2000.0)),
+        ("under $2k", (None, 2000.0), (None, 2000.0)),
+        ("over 1.5k dollars", (1500.0, None), (1500.0, None)),
+        ("between 1,000 and 2,500", (None, None), (1000.0, 2500.0)),
+        ("under 2k", (None, None), (None, 2000.0)),
+        ("under 2kg", (None, None), (None, None)),
     ],
 )
 def test_price_ranges_read_money_and_with_bare_amounts_plain_budgets(

@@ -20,7 +20,7 @@ import yaml
 from bot.dialogue.responses import Filler, with_defaults
 from bot.dialogue.responses import render as render_response
 from bot.errors import TrainingDataError
-from bot.types import Reply
+from bot.types import WORD_PHRASES, Reply
 
 BUILTIN_ACTIONS = {
     "action_listen",
@@ -191,12 +191,14 @@ class Domain:
         message's other keyword arguments, then the slots; the action's own ``buttons``
         follow the response's, and its ``text``, ``image`` and ``custom`` (json_message),
         when given, replace the response's (Rasa's rule). Without: the message as it is.
-        Phrases inside the action's ``custom`` are replaced by their text either way."""
+        Phrases inside the action's ``custom`` are replaced by their text when it asks for
+        that (``bot.types.WORD_PHRASES``); any other payload passes through unchanged."""
         name = message.get("response") or message.get("template")
         filler = Filler(self.responses, slots, channel)
         own = Reply.from_rasa(dict(message))
-        if own.custom:  # phrases in the action's own payload are worded here
-            own = replace(own, custom=filler.shown_phrases(own.custom))
+        if isinstance(own.custom, Mapping) and own.custom.get(WORD_PHRASES) is True:
+            data = {k: v for k, v in own.custom.items() if k != WORD_PHRASES}
+            own = replace(own, custom=filler.shown_phrases(data))
         if not name:
             return [own]
         values = {k: v for k, v in message.items() if k not in _MESSAGE_KEYS}

@@ -19,9 +19,10 @@ Contract (Rasa 3's responses, as far as Clerk uses them):
   sentences); *lines* — a mapping ``{"lines": [...]}`` — show one item per line (a list
   of suggestions, each a phrase). Braces that are not a ``{word}`` (the JSON of an
   ``/inform{...}`` payload) stay as they are.
-- An action's own ``custom`` payload (rasa-sdk's ``json_message``) is sent as it is, but
-  for the phrases in it, which are replaced by their text (``shown_phrases``): a product
-  card's ``reason`` is worded by the domain like any reply.
+- An action's own ``custom`` payload (rasa-sdk's ``json_message``) is sent as it is; one
+  that carries ``bot.types.WORD_PHRASES`` (Clerk's product cards) has the phrases in it
+  replaced by their text (``shown_phrases``): a card's ``reason`` is worded by the domain
+  like any reply. A store's own payload is never rewritten.
 - Clerk ships default responses for its engine messages and built-in store actions in
   ``default_responses.yml`` next to this module; a project's own responses replace them
   name by name (``with_defaults``).

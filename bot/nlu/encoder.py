@@ -121,6 +121,13 @@ class Encoder:
         ).get("hidden_size")
         self._dim = int(dim) if dim else None
 
+    @classmethod
+    def in_home(cls, home: Path) -> Encoder:
+        """Clerk's sentence encoder for a Clerk home (``Settings.home``): the bundled
+        model, its ONNX export cached in ``home/encoder``. The one place that rule lives
+        (``bot.app.make_encoder``, an action server's own recommender)."""
+        return cls(cache_dir=home / "encoder")
+
     # -- public API ------------------------------------------------------------------------
 
     @property

@@ -2,16 +2,19 @@
 
 Contract:
 
-- ``recommend(query)`` reads the store through ``db.session()`` in short blocks (inside an
-  engine turn that is the turn's session; the engine holds it, not this class) and never
-  waits on a network call. The only slow step, embedding the catalog's product texts, runs
-  once per catalog content (names and options; prices and stock do not count) and its
-  vectors are kept in this instance; its embedding of the shopper's text (for the kind of
-  product asked about, when no word of a product name matched) is one short sentence.
+- ``recommend(query)`` is blocking: call it on a thread, outside any unit of work
+  (``bot.store_actions.recommendations`` does). It reads the store in two short
+  ``db.session()`` blocks and computes between and after them, holding no session while
+  it embeds; it never waits on a network call. The only slow step, embedding the
+  catalog's product texts, runs once per catalog content (``content_key``: names and
+  options; prices and stock do not count) in one caller, and its vectors are kept in this
+  instance (``content_index``: others meanwhile use the previous ones, or none); its
+  embedding of the shopper's text (for the kind of product asked about, when no word of a
+  product name matched) is one short sentence. ``warm()`` computes the vectors at start.
 - ``embed`` (texts -> one vector per text, e.g. ``Encoder.encode``) is optional: without
-  it, or when it fails (logged as a warning, counted in ``content_failures``), the
-  recommender uses co-purchase and popularity only, and ``Recommendations.degraded`` says
-  so.
+  it, or when it fails (logged as a warning, counted in ``content_failures``, not retried
+  for ``FAILURE_BACKOFF_S`` and longer after each failure in a row), the recommender uses
+  co-purchase and popularity only, and ``Recommendations.degraded`` says so.
 - Safe to share between threads: the cached vectors are replaced whole, under a lock.
 
 What it suggests (``Query`` -> ``Recommendations``):
@@ -38,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -59,7 +63,7 @@ from bot.recommend.store import (
     read_purchases,
     variant_orders,
 )
-from bot.recommend.wishes import OptionWish, Wishes, read_wishes
+from bot.recommend.wishes import Lexicon, OptionWish, Wishes, read_wishes
 from bot.store.db import Database
 from bot.text_rules import PriceRange
 
@@ -71,6 +75,11 @@ log = logging.getLogger(__name__)
 #: "what goes well with my order") stay under 0.38; "something to listen to music" ->
 #: Headphones 0.52, "I want to take photos on my trip" -> Digital Camera 0.45.
 CONTENT_CATEGORY_MIN = 0.42
+#: After the encoder fails, nobody retries it for this long; doubled with each failure
+#: in a row, up to the maximum.
+FAILURE_BACKOFF_S = 30.0
+FAILURE_BACKOFF_MAX_S = 3600.0
+_TEXT_KEY = "(the shopper's text)"
 CONTENT_CATEGORY_NEAR = 0.06
 
 Situation = Literal["asked_product", "unknown_product", "category", "personal", "popular"]
@@ -82,6 +91,8 @@ ReasonKind = Literal[
     "similar_to_yours",
     "popular_in",
     "popular",
+    "in_category",  # of the kind asked about; nobody ordered it yet
+    "in_stock",  # nothing to say but that it is in stock; nobody ordered it yet
 ]
 
 
@@ -148,50 +159,99 @@ class Recommender:
         self.content_failures = 0
         self._embed = embed
         self._lock = threading.Lock()
+        self._building = threading.Lock()  # held by the one caller computing vectors
         self._content: tuple[str, ContentIndex] | None = None
+        self._lexicon: tuple[str, Lexicon] | None = None
+        # catalog content key (or _TEXT_KEY) -> (failures in a row, no retry before)
+        self._failures: dict[str, tuple[int, float]] = {}
 
     # ------------------------------------------------------------------ content vectors
 
-    def content_index(self, catalog: Catalog) -> ContentIndex | None:
-        """The catalog's product vectors (computed once per catalog content); ``None``
-        without an embedding function or when it failed."""
-        if self._embed is None:
-            return None
-        key = hashlib.sha256(
-            "\n".join(f"{p.product_id}\t{product_text(p)}" for p in catalog.products).encode()
-        ).hexdigest()
-        cached = self._content
+    def lexicon(self, catalog: Catalog, key: str | None = None) -> Lexicon:
+        """The catalog's words indexed for reading messages (``wishes.Lexicon``), built
+        once per catalog content (``key``: its ``content_key``)."""
+        key = key or content_key(catalog)
+        cached = self._lexicon
         if cached is not None and cached[0] == key:
             return cached[1]
-        with self._lock:
-            if self._content is not None and self._content[0] == key:
-                return self._content[1]
+        lexicon = Lexicon.build(catalog)
+        self._lexicon = (key, lexicon)  # replaced whole: a racing caller built the same
+        return lexicon
+
+    def content_index(self, catalog: Catalog, key: str | None = None) -> ContentIndex | None:
+        """The catalog's product vectors, computed once per catalog content; ``None``
+        without an embedding function, while they cannot be had, or after a failure.
+
+        One caller computes them; a caller that finds another one at it does not wait: it
+        gets the previous catalog's vectors (products since added are missing from them)
+        or ``None``. A failure is remembered per catalog content: no caller retries it
+        before ``FAILURE_BACKOFF_S`` (doubling with each failure in a row, at most
+        ``FAILURE_BACKOFF_MAX_S``)."""
+        if self._embed is None:
+            return None
+        key = key or content_key(catalog)
+        previous = self._content
+        if previous is not None and previous[0] == key:
+            return previous[1]
+        stale = previous[1] if previous is not None else None
+        if self._backing_off(key) or not self._building.acquire(blocking=False):
+            return stale
+        try:
+            previous = self._content
+            if previous is not None and previous[0] == key:
+                return previous[1]
             try:
                 index = ContentIndex.build(catalog, self._embed)
             except Exception as exc:  # noqa: BLE001 - an encoder that cannot load or run: degrade, logged
-                self.content_failures += 1
-                log.warning("recommendations without content similarity: %s", exc)
-                return None
+                wait = self._failed(key)
+                log.warning(
+                    "recommendations without content similarity (retry in %.0f s): %s", wait, exc
+                )
+                return stale
+            self._failures.pop(key, None)
             self._content = (key, index)
             return index
+        finally:
+            self._building.release()
+
+    def _backing_off(self, key: str) -> bool:
+        failed = self._failures.get(key)
+        return failed is not None and time.monotonic() < failed[1]
+
+    def _failed(self, key: str) -> float:
+        """Counts a failure for ``key``; the seconds before it may be tried again."""
+        with self._lock:
+            self.content_failures += 1
+            n = self._failures.get(key, (0, 0.0))[0] + 1
+            wait = min(FAILURE_BACKOFF_MAX_S, FAILURE_BACKOFF_S * 2 ** (n - 1))
+            self._failures[key] = (n, time.monotonic() + wait)
+            return wait
 
     def _text_scores(self, index: ContentIndex, text: str) -> dict[str, float]:
         assert self._embed is not None
-        try:
-            return index.to_vector(np.asarray(self._embed([text]))[0])
-        except Exception as exc:  # noqa: BLE001 - as above: degrade, logged and counted
-            self.content_failures += 1
-            log.warning("recommendations without the text's similarity: %s", exc)
+        if self._backing_off(_TEXT_KEY):
             return {}
+        try:
+            scores = index.to_vector(np.asarray(self._embed([text]))[0])
+        except Exception as exc:  # noqa: BLE001 - as above: degrade, logged and counted
+            wait = self._failed(_TEXT_KEY)
+            log.warning(
+                "recommendations without the text's similarity (retry in %.0f s): %s", wait, exc
+            )
+            return {}
+        self._failures.pop(_TEXT_KEY, None)
+        return scores
 
     # -------------------------------------------------------------------- recommending
 
     def warm(self) -> None:
-        """Compute the catalog's vectors now (at start-up), not in a shopper's turn."""
-        if self._embed is not None:
-            with self.db.session() as s:
-                catalog = read_catalog(s)
-            self.content_index(catalog)
+        """Compute the catalog's vectors and lexicon now (at start-up), not in a shopper's
+        turn."""
+        with self.db.session() as s:
+            catalog = read_catalog(s)
+        key = content_key(catalog)
+        self.lexicon(catalog, key)
+        self.content_index(catalog, key)
 
     def check_customer(self, customer_id: str) -> None:
         """``UnknownCustomer`` unless the store has this customer."""
@@ -203,10 +263,16 @@ class Recommender:
         with self.db.session() as s:
             catalog = read_catalog(s)
             history = read_history(s, query.customer_id) if query.customer_id else History()
+        if not catalog.products:
+            return Recommendations((), "popular", degraded=self._embed is None)
+        key = content_key(catalog)
         wishes = _about_the_product_named(
-            read_wishes(query.texts, catalog, named=query.product), catalog
+            read_wishes(
+                query.texts, catalog, named=query.product, lexicon=self.lexicon(catalog, key)
+            ),
+            catalog,
         )
-        index = self.content_index(catalog)
+        index = self.content_index(catalog, key)
         category, label = wishes.category, wishes.category_label
         guessed = False
         if not category and not wishes.products and index is not None:
@@ -288,7 +354,7 @@ class Recommender:
     ) -> tuple[tuple[str, ...], str | None]:
         """The products closest to ``text`` when it is close enough to any: the kind of
         product asked about, named after the closest."""
-        scores = self._text_scores(index, text)
+        scores = {p: v for p, v in self._text_scores(index, text).items() if p in catalog.by_id}
         best = max(scores.values(), default=0.0)
         if best < CONTENT_CATEGORY_MIN:
             return (), None
@@ -313,8 +379,8 @@ class Recommender:
         if signal == "similar_to" and name:
             return Reason("similar_to_yours" if yours else "similar_to", name)
         if category and label:
-            return Reason("popular_in", category=label)
-        return Reason("popular")
+            return Reason("popular_in" if signal == "popular" else "in_category", category=label)
+        return Reason("popular" if signal == "popular" else "in_stock")
 
     @staticmethod
     def _variants(product: CatalogProduct, ctx: _Context) -> list[CatalogVariant]:
@@ -350,6 +416,14 @@ class Recommender:
             available=v.available,
             reason=reason,
         )
+
+
+def content_key(catalog: Catalog) -> str:
+    """What the catalog's vectors depend on: its products' ids and texts (names and
+    options; prices and stock do not count)."""
+    return hashlib.sha256(
+        "\n".join(f"{p.product_id}\t{product_text(p)}" for p in catalog.products).encode()
+    ).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@ purchase counts, each in one short query on the caller's ``Session``.
 
 Every function takes a ``Session`` from ``Database.session()`` (inside an engine turn, the
 turn's own) and never commits or writes. None of them waits on anything but the database.
-Purchases count *orders*: a product bought twice in one order counts once.
+Purchases count *orders*: a product bought twice in one order counts once. Orders whose
+status is in ``NOT_OWNING_STATUSES`` (cancelled) count nowhere: not in a history, not in
+popularity or co-purchase (``_owning``: the one copy of that rule).
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from bot.store.models import Customer, Order, OrderItem, Product, Variant
 
 #: Orders with these statuses do not make their products the shopper's own.
 NOT_OWNING_STATUSES = frozenset({"cancelled"})
+
+
+def _owning(order_id: Any) -> Any:
+    """A condition on ``order_id`` (an order id column): its order makes its products the
+    shopper's own (its status is not in ``NOT_OWNING_STATUSES``)."""
+    return order_id.in_(
+        select(Order.order_id).where(Order.status.not_in(sorted(NOT_OWNING_STATUSES)))
+    )
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,8 @@ class Catalog:
 @dataclass(frozen=True)
 class History:
     """What a shopper ordered (cancelled orders left out): products, most recent order
-    first (orders by id, as the store has no order dates), and the variants."""
+    first (by each order's first line, as the store has no order dates), and the
+    variants."""
 
     products: tuple[str, ...] = ()
     items: frozenset[str] = frozenset()
@@ -69,10 +80,17 @@ class Purchases:
 
     ``popularity[p]``: orders containing product ``p``. ``together[a][b]``: orders
     containing both ``a`` and ``b`` (present for the anchors it was built for; every
-    product when built ``from_baskets``)."""
+    product when built ``from_baskets``). ``buyers_together[a][b]``: the distinct
+    customers of those orders (what "often bought with" may rest on: not one person's
+    habit); ``None`` (``from_baskets``): taken to be ``together``."""
 
     popularity: Mapping[str, int]
     together: Mapping[str, Mapping[str, int]]
+    buyers_together: Mapping[str, Mapping[str, int]] | None = None
+
+    def buyers(self, anchor: str, product: str) -> int:
+        counts = self.together if self.buyers_together is None else self.buyers_together
+        return counts.get(anchor, {}).get(product, 0)
 
     @classmethod
     def from_baskets(cls, baskets: Iterable[Collection[str]]) -> Purchases:
@@ -92,14 +110,19 @@ class Purchases:
 def read_catalog(s: Session) -> Catalog:
     """Every product with its variants (two queries)."""
     variants: dict[str, list[CatalogVariant]] = defaultdict(list)
-    for v in s.scalars(select(Variant).order_by(Variant.product_id, Variant.item_id)):
-        variants[v.product_id].append(
+    rows = s.execute(  # columns, not ORM objects: a large catalog loads several times faster
+        select(
+            Variant.item_id, Variant.product_id, Variant.options, Variant.price, Variant.available
+        ).order_by(Variant.product_id, Variant.item_id)
+    )
+    for item_id, product_id, options, price, available in rows:
+        variants[product_id].append(
             CatalogVariant(
-                item_id=v.item_id,
-                product_id=v.product_id,
-                options=dict(v.options or {}),
-                price=Decimal(v.price),
-                available=bool(v.available),
+                item_id=item_id,
+                product_id=product_id,
+                options=dict(options or {}),
+                price=Decimal(price),
+                available=bool(available),
             )
         )
     products = tuple(
@@ -116,42 +139,65 @@ def customer_exists(s: Session, customer_id: str) -> bool:
 
 
 def read_history(s: Session, customer_id: str) -> History:
-    """The shopper's ordered products and variants (one query)."""
+    """The shopper's ordered products and variants (one query), most recent order first:
+    orders have no dates and random ids, so an order's place is that of its first line
+    (``OrderItem.id``, which grows as orders are recorded)."""
     rows = s.execute(
-        select(OrderItem.product_id, OrderItem.item_id)
+        select(OrderItem.order_id, OrderItem.id, OrderItem.product_id, OrderItem.item_id)
         .join(Order, Order.order_id == OrderItem.order_id)
-        .where(Order.user_id == customer_id, Order.status.not_in(sorted(NOT_OWNING_STATUSES)))
-        .order_by(Order.order_id.desc(), OrderItem.id)
+        .where(Order.user_id == customer_id, _owning(Order.order_id))
+        .order_by(OrderItem.id)
     ).all()
+    first_line: dict[str, int] = {}
+    for order_id, line_id, _, _ in rows:
+        first_line.setdefault(order_id, line_id)
+    recent_first = sorted(rows, key=lambda r: (-first_line[r[0]], r[1]))
     return History(
-        products=tuple(dict.fromkeys(r[0] for r in rows)),
-        items=frozenset(r[1] for r in rows),
+        products=tuple(dict.fromkeys(r[2] for r in recent_first)),
+        items=frozenset(r[3] for r in recent_first),
     )
 
 
 def read_purchases(s: Session, anchors: Collection[str]) -> Purchases:
-    """Popularity of every product and co-purchase counts of ``anchors`` (two queries)."""
+    """Popularity of every product and co-purchase counts (orders and customers) of
+    ``anchors`` (two queries)."""
     n = func.count(func.distinct(OrderItem.order_id))
     popularity = {
         pid: int(count)
-        for pid, count in s.execute(select(OrderItem.product_id, n).group_by(OrderItem.product_id))
+        for pid, count in s.execute(
+            select(OrderItem.product_id, n)
+            .where(_owning(OrderItem.order_id))
+            .group_by(OrderItem.product_id)
+        )
     }
     together: dict[str, dict[str, int]] = defaultdict(dict)
+    buyers: dict[str, dict[str, int]] = defaultdict(dict)
     if anchors:
         a, b = aliased(OrderItem), aliased(OrderItem)
         both = func.count(func.distinct(b.order_id))
+        people = func.count(func.distinct(Order.user_id))
         stmt = (
-            select(a.product_id, b.product_id, both)
+            select(a.product_id, b.product_id, both, people)
             .join(b, a.order_id == b.order_id)
-            .where(a.product_id.in_(sorted(anchors)), b.product_id != a.product_id)
+            .join(Order, Order.order_id == a.order_id)
+            .where(
+                a.product_id.in_(sorted(anchors)),
+                b.product_id != a.product_id,
+                _owning(a.order_id),
+            )
             .group_by(a.product_id, b.product_id)
         )
-        for anchor, other, count in s.execute(stmt):
+        for anchor, other, count, customers in s.execute(stmt):
             together[anchor][other] = int(count)
-    return Purchases(popularity, dict(together))
+            buyers[anchor][other] = int(customers)
+    return Purchases(popularity, dict(together), dict(buyers))
 
 
 def variant_orders(s: Session) -> dict[str, int]:
-    """How many order lines each variant has (one query)."""
-    stmt = select(OrderItem.item_id, func.count()).group_by(OrderItem.item_id)
+    """How many order lines each variant has, cancelled orders left out (one query)."""
+    stmt = (
+        select(OrderItem.item_id, func.count())
+        .where(_owning(OrderItem.order_id))
+        .group_by(OrderItem.item_id)
+    )
     return {item: int(count) for item, count in s.execute(stmt)}

@@ -42,6 +42,15 @@ from bot.errors import DatabaseUnavailable, Overloaded
 P = ParamSpec("P")
 T = TypeVar("T")
 
+
+class OwnSessions:
+    """Marks an action that must not run inside the turn's unit of work: it only reads,
+    in short ``Database.session()`` blocks of its own, and does slow work (a model) between
+    them, which no open transaction (on SQLite: the writer lock) may wait on. The
+    in-process action runner (``bot.actions``) runs such an action on the event loop; the
+    action hands its blocking work to a thread itself."""
+
+
 _unit_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar(
     "clerk_unit_session", default=None
 )
@@ -135,6 +144,10 @@ class Database:
             return
         with self._transaction() as s:
             yield s
+
+    def in_unit(self) -> bool:
+        """Whether this context is inside a unit of work (``unit()``)."""
+        return _unit_session.get() is not None
 
     @contextlib.contextmanager
     def read(self, *, statement_timeout_s: float | None = None) -> Iterator[Session]:

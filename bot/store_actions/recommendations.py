@@ -3,18 +3,22 @@
 The action asks its ``Recommender`` (built by the composition root and passed to
 ``build_actions``; an action built without one, as rasa-sdk builds it, makes its own on
 first use: ``recommender_from_env``) for suggestions for the verified shopper
-(``customer_id`` slot), the shopper's messages in this conversation (products, options and
-price ranges asked for) and the ``product`` entity or slot.
+(``customer_id`` slot), the shopper's latest messages about what they shop for
+(``shopper_texts``: products, options and price ranges asked for) and the product asked
+about now (``asked_product``: the latest message's ``product`` entity, or the slot when set
+in this turn).
 
 The reply is the response ``utter_suggestions`` with ``{intro}`` (one of ``utter_suggest_*``)
 and ``{products}`` (one ``utter_suggestion_line`` per suggestion: the item and its reason),
 plus a ``custom`` payload ``{"type": "product_cards", "products": [...]}`` of at most
 ``MAX_CARDS`` JSON-serialisable cards, each with its ``reason`` (a phrase the engine words
-from the domain: ``utter_reason_*``).
+from the domain: ``utter_reason_*``; the payload carries ``bot.types.WORD_PHRASES`` to ask
+for that, and the engine drops it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any
@@ -25,15 +29,18 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.recommend.engine import Query, Reason, Recommendations, Recommender, Suggestion
-from bot.store.db import Database
+from bot.store.db import Database, OwnSessions
 from bot.store_actions import replies
 from bot.store_actions.base import StoreAction, first_entity
+from bot.types import WORD_PHRASES
 
 log = logging.getLogger(__name__)
 
 MAX_CARDS = 5
 #: The shopper's messages the recommender reads, the latest last.
 CONVERSATION_WINDOW = 6
+#: The intents of messages about what a shopper is looking for (``shopper_texts``).
+SHOPPING_INTENTS = frozenset({"recommend_products", "product_question", "inform"})
 
 _env_lock = threading.Lock()
 _env_recommenders: dict[str, Recommender] = {}
@@ -58,28 +65,51 @@ def _encoder_from_env() -> Any:
     from bot.nlu.encoder import Encoder
 
     try:
-        encoder = Encoder(cache_dir=Settings.load().home / "encoder")
+        encoder = Encoder.in_home(Settings.load().home)
     except (ClerkError, OSError, ImportError) as exc:
         log.warning("recommendations without content similarity: no encoder (%s)", exc)
         return None
     return encoder.encode
 
 
-def shopper_texts(tracker: Tracker, limit: int = CONVERSATION_WINDOW) -> tuple[str, ...]:
-    """The shopper's last ``limit`` messages in the conversation, oldest first (since the
-    last restart)."""
-    texts: list[str] = []
-    for e in reversed(tracker.events or []):
-        if e.get("event") == "restart":
-            break
-        if e.get("event") == "user" and e.get("text"):
-            texts.append(str(e["text"]))
-            if len(texts) >= limit:
-                break
+def shopper_texts(
+    tracker: Tracker,
+    limit: int = CONVERSATION_WINDOW,
+    topic: frozenset[str] = SHOPPING_INTENTS,
+) -> tuple[str, ...]:
+    """The shopper's messages about what they are shopping for, oldest first: the latest
+    message, and before it the ones in a row whose intent is in ``topic`` (at most
+    ``limit`` in all, since the last restart). A message on another topic ("where is my
+    order?", "I was charged over 200") ends the run: what was asked before it (a colour,
+    a budget) no longer counts."""
     latest = str((tracker.latest_message or {}).get("text") or "")
-    if latest and (not texts or texts[0] != latest):
-        texts.insert(0, latest)
+    texts: list[str] = [latest] if latest else []
+    users = [e for e in (tracker.events or []) if e.get("event") in ("user", "restart")]
+    if users and users[-1].get("event") == "user" and users[-1].get("text") == latest:
+        users = users[:-1]  # the latest message, already taken
+    for e in reversed(users):
+        if len(texts) >= limit or e.get("event") == "restart" or not e.get("text"):
+            break
+        intent = ((e.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent not in topic:
+            break
+        texts.append(str(e["text"]))
     return tuple(reversed(texts))
+
+
+def asked_product(tracker: Tracker) -> str | None:
+    """The product the shopper asks about now: the ``product`` entity of the latest
+    message, else the ``product`` slot when it was set in this turn (after the latest
+    message). A slot left from an earlier question does not count."""
+    entity = first_entity(tracker, "product")
+    if entity:
+        return str(entity)
+    for e in reversed(tracker.events or []):
+        if e.get("event") == "user":
+            break
+        if e.get("event") == "slot" and e.get("name") == "product" and e.get("value"):
+            return str(e["value"])
+    return None
 
 
 def reason_phrase(reason: Reason, currency: str) -> dict[str, Any]:
@@ -132,9 +162,12 @@ def card(s: Suggestion, reason: dict[str, Any]) -> dict[str, Any]:
 
 
 def intro(recs: Recommendations) -> dict[str, Any]:
-    """The sentence before the list (``utter_suggest_*``)."""
+    """The sentence before the list (``utter_suggest_*``), true of the reasons the cards
+    give: "popular" only when one of them is popular, "for you" only when one of them
+    comes from the shopper's orders."""
+    kinds = {s.reason.kind for s in recs.suggestions}
     if recs.situation == "asked_product":
-        asked = any(s.reason.kind == "asked_for" for s in recs.suggestions)
+        asked = "asked_for" in kinds
         kind = (
             "in_stock_and_related"
             if asked and recs.related
@@ -143,16 +176,24 @@ def intro(recs: Recommendations) -> dict[str, Any]:
             else "out_of_stock"
         )
         return replies.phrase(f"utter_suggest_{kind}", product=recs.subject)
+    popular = bool(kinds & {"popular", "popular_in"})
     if recs.situation == "unknown_product":
-        return replies.phrase("utter_suggest_unknown_product", product=recs.subject)
+        name = "utter_suggest_unknown_product" + ("" if popular else "_in_stock")
+        return replies.phrase(name, product=recs.subject)
     if recs.situation == "category":
-        return replies.phrase("utter_suggest_category", category=recs.subject)
-    if recs.situation == "personal":
+        name = "utter_suggest_category" + ("" if popular else "_in_stock")
+        return replies.phrase(name, category=recs.subject)
+    if kinds & {"bought_with_yours", "similar_to_yours"}:
         return replies.phrase("utter_suggest_for_you")
-    return replies.phrase("utter_suggest_popular")
+    return replies.phrase("utter_suggest_popular" if popular else "utter_suggest_in_stock_now")
 
 
-class ActionRecommendProducts(StoreAction):
+class ActionRecommendProducts(StoreAction, OwnSessions):
+    """Runs outside the turn's unit of work (``OwnSessions``): the recommender reads in
+    short sessions of its own and embeds between them, on a thread (``asyncio.to_thread``)
+    so that no event loop waits on it; inside a unit (a caller that opened one) it runs
+    in place, on the unit's thread."""
+
     def __init__(
         self,
         db: Database | None = None,
@@ -175,15 +216,17 @@ class ActionRecommendProducts(StoreAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        asked = first_entity(tracker, "product") or tracker.get_slot("product")
-        recs = self.recommender.recommend(
-            Query(
-                customer_id=tracker.get_slot("customer_id") or None,
-                texts=shopper_texts(tracker),
-                product=str(asked) if asked else None,
-                k=MAX_CARDS,
-            )
+        asked = asked_product(tracker)
+        query = Query(
+            customer_id=tracker.get_slot("customer_id") or None,
+            texts=shopper_texts(tracker),
+            product=asked,
+            k=MAX_CARDS,
         )
+        if self._recommender is not None and self._recommender.db.in_unit():
+            recs = self._recommender.recommend(query)
+        else:  # building one from the settings (first use) blocks too
+            recs = await asyncio.to_thread(lambda: self.recommender.recommend(query))
         if not recs.suggestions:
             nothing = "utter_no_suggestions_matching" if recs.narrowed else "utter_no_suggestions"
             dispatcher.utter_message(response=nothing)
@@ -198,6 +241,6 @@ class ActionRecommendProducts(StoreAction):
             response="utter_suggestions",
             intro=intro(recs),
             products=replies.lines(lines),
-            json_message={"type": "product_cards", "products": cards},
+            json_message={"type": "product_cards", "products": cards, WORD_PHRASES: True},
         )
         return []
