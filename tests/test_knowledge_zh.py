@@ -12,7 +12,7 @@ import pytest
 
 from bot.knowledge.index import KnowledgeIndex
 from bot.knowledge.passages import Passage, faq_passages, policy_passages
-from bot.knowledge.text import terms
+from bot.knowledge.text import sentences, terms
 
 POLICY = """# 售后政策
 
@@ -156,3 +156,32 @@ def test_a_passage_folder_with_chinese_file_names_loads(tmp_path: Path) -> None:
     built = build_passages(tmp_path)
     assert {p.kind for p in built} == {"policy", "faq"}
     assert len({p.id for p in built}) == len(built)
+
+
+def test_chinese_passages_split_into_sentences_at_their_own_marks() -> None:
+    assert sentences("收到商品后30天内可以退货。退款7个工作日内到账！有问题吗？联系客服") == [
+        "收到商品后30天内可以退货。",
+        "退款7个工作日内到账！",
+        "有问题吗？",
+        "联系客服",
+    ]
+    assert sentences("Returns are free. 退货免费。Shipping takes 2 days.") == [
+        "Returns are free.",
+        "退货免费。",
+        "Shipping takes 2 days.",
+    ]
+    # a line wrapped inside a Chinese paragraph is joined without a space
+    assert sentences("退货政策如下，请\n仔细阅读：商品需未使用。\n\n- 第一条：保留包装。") == [
+        "退货政策如下，请仔细阅读：商品需未使用。",
+        "第一条：保留包装。",
+    ]
+    assert sentences("可以吗?可以") == ["可以吗?", "可以"]
+
+
+def test_english_sentences_are_unchanged() -> None:
+    text = "Orders ship in 2 days. Returns are\nfree within 30 days! Questions? e.g. sizes"
+    assert sentences(text) == [
+        "Orders ship in 2 days.",
+        "Returns are free within 30 days!",
+        "Questions? e.g. sizes",
+    ]

@@ -21,7 +21,7 @@ import re
 from functools import lru_cache
 
 from bot.lang import han_runs, segment
-from bot.lang.script import HAN
+from bot.lang.script import HAN, has_han
 
 _STOPWORD_TEXT = """
     a about above after again against all also am an and any are as at be because been before
@@ -117,28 +117,51 @@ def _chinese_terms(run: str) -> tuple[str, ...]:
 
 
 _BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'(])")
+_SENTENCE_END = re.compile(rf"(?<=[.!?])[\"')\]]*\s+(?=[A-Z0-9\"'({HAN}])")
+#: Chinese sentences end in 。！？ (or ! ? before a Han character) with no space after.
+_ZH_SENTENCE_END = re.compile(rf"(?:[。！？]+|[!?]+(?=[{HAN}]))[”’」』）)】\"']*\s*")
+_HAN_END = re.compile(rf"[{HAN}，、；：]$")
+_HAN_START = re.compile(rf"^[{HAN}]")
 
 
 def sentences(text: str) -> list[str]:
-    """Split passage text into sentences. Lines wrapped inside a paragraph are joined; a
-    bullet item or a blank line always ends a sentence."""
+    """Split passage text into sentences. Lines wrapped inside a paragraph are joined (with
+    no space between Chinese characters); a bullet item or a blank line always ends a
+    sentence. Chinese sentences end at 。！？ with or without a space after."""
     units: list[str] = []
     current: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
         is_bullet = _BULLET.match(line) is not None
         if (not stripped or is_bullet) and current:
-            units.append(" ".join(current))
+            units.append(_join_lines(current))
             current = []
         if stripped:
             current.append(_BULLET.sub("", line).strip() if is_bullet else stripped)
     if current:
-        units.append(" ".join(current))
+        units.append(_join_lines(current))
     out: list[str] = []
     for unit in units:
-        out.extend(part.strip() for part in _SENTENCE_END.split(unit) if part.strip())
-    return out
+        for part in _SENTENCE_END.split(unit):
+            out.extend(_chinese_sentences(part.strip()) if has_han(part) else [part.strip()])
+    return [s for s in out if s]
+
+
+def _join_lines(lines: list[str]) -> str:
+    joined = lines[0]
+    for line in lines[1:]:
+        glue = "" if _HAN_END.search(joined) and _HAN_START.match(line) else " "
+        joined += glue + line
+    return joined
+
+
+def _chinese_sentences(text: str) -> list[str]:
+    out, done = [], 0
+    for m in _ZH_SENTENCE_END.finditer(text):
+        out.append(text[done : m.end()].strip())
+        done = m.end()
+    out.append(text[done:].strip())
+    return [s for s in out if s]
 
 
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
