@@ -22,6 +22,7 @@ from bot.lang import (
     find_phones,
     find_prices,
     find_quantities,
+    fold_width,
     parse_chinese_number,
     parse_language,
     segment,
@@ -329,6 +330,24 @@ def test_a_policy_sentence() -> None:
 
 def test_a_duration_is_not_also_a_quantity() -> None:
     assert find_entities("三个月") == [Duration(Decimal(3), "month", 0, 3)]
+
+
+def test_full_width_letters_and_digits_read_as_ascii_with_spans_into_the_text() -> None:
+    text = "订单号是Ｗ２６１１３４０，电话１３８１２３４５６７８，买了３件，共９９元，３０天内"
+    assert fold_width(text) == "订单号是W2611340，电话13812345678，买了3件，共99元，30天内"
+    found = find_entities(text)
+    assert [type(e).__name__ for e in found] == [
+        "OrderId", "Phone", "Quantity", "Price", "Duration",
+    ]  # fmt: skip
+    assert [text[e.start : e.end] for e in found] == [
+        "Ｗ２６１１３４０", "１３８１２３４５６７８", "３件", "９９元", "３０天",
+    ]  # fmt: skip
+    assert found[0] == OrderId("#W2611340", 4, 12)
+    assert find_order_ids("＃２６１１３４０")[0].value == "#W2611340"
+
+
+def test_the_full_width_comma_is_no_thousands_separator() -> None:
+    assert [p.amount for p in find_prices("买了3，99元的")] == [Decimal(99)]
 
 
 def test_values_are_frozen() -> None:

@@ -5,7 +5,8 @@
 - ``segment``: Chinese word segmentation (``rjieba``, dictionary compiled in);
 - ``numbers``: ``parse_chinese_number`` ("一百二十五", "两", "3万", "九十九点五");
 - ``zh_entities``: order ids, mainland phone numbers, prices (¥/元/块), quantities and
-  durations in Chinese text, as frozen dataclasses with spans.
+  durations in Chinese text, as frozen dataclasses with spans; ``fold_width`` (full-width
+  letters and digits to ASCII, one for one).
 
 Pure functions, no state of Clerk's own; safe from any thread. It sits just above the
 lowest layer so that the Chinese finders share ``bot.text_rules``' order-id rule, and below
@@ -28,6 +29,7 @@ from bot.lang.zh_entities import (
     find_phones,
     find_prices,
     find_quantities,
+    fold_width,
 )
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "find_phones",
     "find_prices",
     "find_quantities",
+    "fold_width",
     "han_runs",
     "parse_chinese_number",
     "parse_language",

@@ -7,6 +7,11 @@ written (``text[start:end]``) and its value read into a type (a ``Decimal`` amou
 "3个月" is not also a quantity "3个"). Numbers are read by ``parse_chinese_number``, so
 "九十九元", "99元" and "¥99" are the same price and "三十天" and "30天" the same duration.
 
+Chinese input methods often type letters, digits and signs full-width ("Ｗ２６１１３４０",
+"１３８１２３４５６７８", "＃"): every finder reads the text with them folded to ASCII, one
+character for one, so spans still point into the text as given. The full-width comma
+"，" is left alone: in Chinese it separates clauses, never thousands.
+
 Rules:
 
 - **Order id**: the store's ids as ``bot.text_rules`` reads them ("#W2611340", "W2611340"
@@ -87,24 +92,33 @@ class Duration:
 
 ZhEntity = OrderId | Phone | Price | Quantity | Duration
 
+#: Full-width ASCII (U+FF01..U+FF5E) and the ideographic space, folded one for one; not
+#: the full-width comma.
+_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F) if c != 0xFF0C} | {0x3000: 0x20}
+
+
+def fold_width(text: str) -> str:
+    """``text`` with full-width letters, digits and signs (not "，") made ASCII; the same
+    length, so a span into one is a span into the other."""
+    return text.translate(_WIDTH)
+
+
 # ---------------------------------------------------------------------------- order ids
 
 _ORDER_CUE = re.compile(
     r"(?:订单号码|订单编号|订单号|订单|单号)(?:是|为|:|：|\s)*(?:[#＃]\s?)?(\d{7})(?!\d)"
 )
-_FULLWIDTH_HASH = re.compile(r"＃\s?(?:[wWｗＷ][\s-]?)?(\d{7})(?!\d)")
 
 
 def find_order_ids(text: str) -> list[OrderId]:
     """Order ids in Chinese (or mixed) text, canonical (module docstring)."""
-    found = {m.start: OrderId(m.value, m.start, m.end) for m in _find_marked_order_ids(text)}
-    for pattern in (_ORDER_CUE, _FULLWIDTH_HASH):
-        for m in pattern.finditer(text):
-            value = normalise_order_id(m.group(1))
-            start = m.start(1) if pattern is _ORDER_CUE else m.start()
-            if value and not any(o.start <= start < o.end for o in found.values()):
-                found[start] = OrderId(value, start, m.end())
-    return sorted(found.values(), key=lambda o: o.start)
+    text = fold_width(text)
+    found = [OrderId(m.value, m.start, m.end) for m in _find_marked_order_ids(text)]
+    for m in _ORDER_CUE.finditer(text):
+        value = normalise_order_id(m.group(1))
+        if value and not any(o.start <= m.start(1) < o.end for o in found):
+            found.append(OrderId(value, m.start(1), m.end()))
+    return sorted(found, key=lambda o: o.start)
 
 
 # ------------------------------------------------------------------------------- phones
@@ -115,7 +129,7 @@ _PHONE = re.compile(r"(?<![\d+])(?:(?:\+|00)?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\
 def find_phones(text: str) -> list[Phone]:
     """Mainland mobile numbers (module docstring)."""
     out = []
-    for m in _PHONE.finditer(text):
+    for m in _PHONE.finditer(fold_width(text)):
         national = "".join(m.groups())
         out.append(Phone(national, "+86" + national, m.start(), m.end()))
     return out
@@ -136,6 +150,7 @@ _PRICE_AFTER = re.compile(
 
 def find_prices(text: str) -> list[Price]:
     """Prices in yuan (module docstring)."""
+    text = fold_width(text)
     found: list[Price] = []
     for m in _PRICE_BEFORE.finditer(text):
         amount = parse_chinese_number(m.group(1))
@@ -188,6 +203,7 @@ _DATE_BEFORE = re.compile(r"月\s?$")
 
 def find_durations(text: str) -> list[Duration]:
     """Durations (module docstring)."""
+    text = fold_width(text)
     out = []
     for m in _DURATION.finditer(text):
         if m.group("half"):
@@ -225,7 +241,7 @@ _QUANTITY = re.compile(
 def find_quantities(text: str) -> list[Quantity]:
     """Counts of things (module docstring)."""
     out = []
-    for m in _QUANTITY.finditer(text):
+    for m in _QUANTITY.finditer(fold_width(text)):
         value = parse_chinese_number(m.group(1))
         if value is None or value != value.to_integral_value() or value <= 0:
             continue
