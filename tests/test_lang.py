@@ -290,6 +290,8 @@ def test_what_is_no_quantity(text: str) -> None:
         ("一个半月", "1.5", "month", None, "一个半月"),
         ("一年半", "1.5", "year", None, "一年半"),
         ("半年", "0.5", "year", None, "半年"),
+        ("半小时内回复", "0.5", "hour", None, "半小时"),
+        ("一个半小时", "1.5", "hour", None, "一个半小时"),
     ],
 )
 def test_durations(text: str, amount: str, unit: str, upto: str | None, span: str) -> None:

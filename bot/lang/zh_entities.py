@@ -123,7 +123,10 @@ def find_order_ids(text: str) -> list[OrderId]:
 
 # ------------------------------------------------------------------------------- phones
 
-_PHONE = re.compile(r"(?<![\d+])(?:(?:\+|00)?86[\s-]?)?(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
+_PHONE = re.compile(
+    r"(?<![\d+])(?:(?:\+|00)?86[\s-]?)?"  # the country code, optional
+    r"(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)"
+)
 
 
 def find_phones(text: str) -> list[Phone]:
@@ -190,7 +193,7 @@ _DURATION_UNITS = (
 )
 _UNIT_BY_WORD = dict(_DURATION_UNITS)
 _UNIT_WORDS = "|".join(re.escape(w) for w, _ in _DURATION_UNITS)
-_HALFABLE = "个月|个小时|个钟头|个星期|个礼拜|天|年|周"
+_HALFABLE = "个月|个小时|小时|个钟头|钟头|个星期|个礼拜|天|年|周"
 _RANGE = r"\s*(?:-|~|～|–|—|到|至)\s*"
 _DURATION = re.compile(
     rf"(?<!周)(?<!星期)(?<!礼拜)(?<![第\d.,{_CN_DIGITS}十百千万])"
