@@ -68,6 +68,5 @@ def detect_language(text: str, default: Language = "en") -> Language:
 def parse_language(value: object) -> Language | None:
     """A language setting's value as a ``Language``: ``"zh"``, ``"zh-CN"``, ``"zh_Hans"``
     -> ``"zh"``; ``"en"``, ``"EN-us"`` -> ``"en"``; None for any other language."""
-    text = str(value).strip().lower().replace("_", "-")
-    base = text.split("-", 1)[0]
-    return base if base in LANGUAGES else None  # type: ignore[return-value]
+    base = str(value).strip().lower().replace("_", "-").split("-", 1)[0]
+    return next((language for language in LANGUAGES if language == base), None)
