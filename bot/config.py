@@ -8,7 +8,7 @@ home (``.clerk/``: database, models, index) unless settings say otherwise; its f
 by ``bot.project.Project`` (``Settings.project``).
 
 Precedence: environment variable > clerk.yml > the project's Rasa files (``endpoints.yml``,
-``credentials.yml``) > default.
+``credentials.yml``, ``config.yml``'s ``language``) > default.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import yaml
 
 from bot.errors import ConfigError
 from bot.knowledge.imports.spec import FileSpec, parse_currency, parse_files
-from bot.project import Project, credentials_file, endpoints_file, read_yaml_mapping
+from bot.lang import LANGUAGES, Language, parse_language
+from bot.project import Project, config_file, credentials_file, endpoints_file, read_yaml_mapping
 from bot.ratelimit import Network, parse_networks
 
 CHANNELS = ("rest", "socketio", "telegram")  # the chat widget is always served
@@ -85,6 +86,9 @@ class Settings:
     database_url: str
     action_endpoint: str | None
     project_dir: Path  # the bot project (CLERK_PROJECT / --project; default: working dir)
+    #: The store's language: ``en`` or ``zh`` (Chinese-speaking stores, README). Read from
+    #: CLERK_LANGUAGE, clerk.yml or the project's Rasa ``config.yml``.
+    language: Language = "en"
     channels: tuple[str, ...] = CHANNELS  # credentials.yml lists them; default: all
     nlu_threshold: float | None = None  # None: the model's own (training_data/config.yml)
     #: The NLU's sentence-encoder ONNX precision: int8 is about 2.5x faster a message at
@@ -206,6 +210,7 @@ class Settings:
             database_url=str(db_url),
             action_endpoint=get("action_endpoint") or None,
             project_dir=project_dir,
+            language=_language(get("language", "en")),
             channels=_channels(get("channels", CHANNELS)),
             nlu_threshold=threshold,
             max_misses_before_handoff=misses,
@@ -233,8 +238,16 @@ def rasa_project_settings(project_dir: Path, env: Mapping[str, str]) -> dict[str
     """Settings a Rasa project states in its own files: ``endpoints.yml``'s
     ``action_endpoint.url``; ``credentials.yml``'s channels (``rest``, ``socketio``,
     ``telegram``: only those listed are served) and Telegram's ``access_token`` and
-    ``webhook_url``. ``${VAR}`` in these files is read from ``env``, as Rasa does."""
+    ``webhook_url``; ``config.yml``'s ``language`` when Clerk speaks it (a Rasa project in
+    another language still loads, in English, and training reports it:
+    ``bot.nlu.config.rasa_config_notes``). ``${VAR}`` in these files is read from ``env``,
+    as Rasa does."""
     out: dict[str, Any] = {}
+    config = config_file(project_dir)
+    if config is not None:
+        language = read_yaml_mapping(config).get("language")
+        if language is not None and parse_language(language) is not None:
+            out["language"] = language
     endpoints = endpoints_file(project_dir)
     if endpoints is not None:
         action = read_yaml_mapping(endpoints).get("action_endpoint")
@@ -253,6 +266,16 @@ def rasa_project_settings(project_dir: Path, env: Mapping[str, str]) -> dict[str
                 if telegram.get(key):
                     out[name] = _expand(str(telegram[key]), env)
     return out
+
+
+def _language(value: Any) -> Language:
+    """``en`` or ``zh``; a regional spelling (``zh-CN``, ``en_US``) reads as its language."""
+    language = parse_language(value)
+    if language is None:
+        raise ConfigError(
+            "language", f"must be one of {', '.join(LANGUAGES)} (zh-CN reads as zh), not {value!r}"
+        )
+    return language
 
 
 _ENV_REF = re.compile(r"\$\{(\w+)\}")

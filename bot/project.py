@@ -71,9 +71,7 @@ class Project:
             domain=domain,
             nlu_files=nlu,
             dialogue_files=dialogue,
-            config_file=_first_file(
-                root / "config.yml", root / "config.yaml", root / "training_data" / "config.yml"
-            ),
+            config_file=config_file(root),
             knowledge_dir=_dir_or_none(root / "knowledge"),
             actions_dir=root
             if (root / "actions" / "__init__.py").is_file() or (root / "actions.py").is_file()
@@ -100,6 +98,13 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(str(path), "the top level must be a mapping")
     return data
+
+
+def config_file(root: Path) -> Path | None:
+    """The project's Rasa ``config.yml`` (``.yaml``; or ``training_data/config.yml``), if any."""
+    return _first_file(
+        root / "config.yml", root / "config.yaml", root / "training_data" / "config.yml"
+    )
 
 
 def endpoints_file(root: Path) -> Path | None:

@@ -176,6 +176,36 @@ def test_channels_not_in_credentials_are_not_served(tmp_path: Path) -> None:
         settings_for(root, CLERK_CHANNELS="rest,fax")
 
 
+def test_the_language_comes_from_the_environment_clerk_yml_or_rasas_config(
+    tmp_path: Path,
+) -> None:
+    root = write_rasa_init_project(tmp_path / "p")  # its config.yml says `language: en`
+    assert settings_for(root).language == "en"
+    config = root / "config.yml"
+    config.write_text(config.read_text().replace("language: en", "language: zh"))
+    assert settings_for(root).language == "zh"
+    (root / "clerk.yml").write_text("language: en-US\n")
+    assert settings_for(root).language == "en"  # clerk.yml over config.yml
+    assert settings_for(root, CLERK_LANGUAGE="zh-CN").language == "zh"  # the environment first
+
+
+def test_a_language_clerk_does_not_speak_is_a_config_error_unless_rasa_states_it(
+    tmp_path: Path,
+) -> None:
+    root = write_rasa_init_project(tmp_path / "p")
+    with pytest.raises(ConfigError, match=r"language: must be one of en, zh.*'fr'"):
+        settings_for(root, CLERK_LANGUAGE="fr")
+    (root / "clerk.yml").write_text("language: chinese\n")
+    with pytest.raises(ConfigError, match="language"):
+        settings_for(root)
+    (root / "clerk.yml").unlink()
+    # a Rasa project in another language still loads as it is (in English); training says so
+    config = root / "config.yml"
+    config.write_text(config.read_text().replace("language: en", "language: de"))
+    assert settings_for(root).language == "en"
+    assert "language 'de'" in " ".join(rasa_config_notes(Project.find(root).read_config()))
+
+
 def test_a_rasa_config_is_used_where_it_maps_and_the_rest_is_reported() -> None:
     import yaml
 

@@ -212,19 +212,24 @@ def policy_passages(markdown: str, source: str) -> list[Passage]:
     return out
 
 
+_QUESTION_MARKS = ("?", "？")
+
+
 def faq_passages(markdown: str, source: str) -> list[Passage]:
-    """One passage per question heading (a heading ending in ``?``; when a file has none,
-    every level-2 heading); its answer is the text up to the next heading. Other headings
-    are categories, kept in ``meta["category"]``."""
+    """One passage per question heading (a heading ending in ``?`` or ``？``; when a file
+    has none, every level-2 heading); its answer is the text up to the next heading. Other
+    headings are categories, kept in ``meta["category"]``."""
     sections = markdown_sections(markdown, top_title="")
-    has_questions = any(s.path and s.path[-1].endswith("?") for s in sections)
+    has_questions = any(s.path and s.path[-1].endswith(_QUESTION_MARKS) for s in sections)
     out: list[Passage] = []
     used: set[str] = set()
     for section in sections:
         if not section.path or not section.path[-1]:
             continue
         question = section.path[-1]
-        is_question = question.endswith("?") if has_questions else len(section.path) >= 2
+        is_question = (
+            question.endswith(_QUESTION_MARKS) if has_questions else len(section.path) >= 2
+        )
         answer = strip_markdown(section.body)
         if not is_question or not answer:
             continue

@@ -8,6 +8,12 @@ it to scikit-learn. Both see texts through ``mask_text``: pattern entities (orde
 emails, phones, zip codes, ticket ids) become a placeholder word, so TF-IDF learns their
 kind, not their digits.
 
+Chinese has no spaces between words. The word block reads each run of Han characters cut
+into words (``word_text``: "我想退款" -> "我 想 退款"), so its 1-2-grams are words and word
+pairs rather than whole sentences; the char block reads the run unsegmented, so its
+char_wb n-grams are the run's character n-grams, across word boundaries. Text without Han
+characters reads exactly as before, so English models are unchanged.
+
 Contract: the vectorisers' settings below are part of the saved artifact (they are pickled
 with it); changing them changes what a retrained model computes, not what a saved one does.
 """
@@ -20,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.lang import han_runs, segment
 from bot.nlu.config import NLUConfig
 from bot.nlu.entities import RegexEntityExtractor, resolve_overlaps
 
@@ -27,7 +34,7 @@ if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-__all__ = ["FastTfidf", "Featurizer", "mask_text"]
+__all__ = ["FastTfidf", "Featurizer", "mask_text", "word_text"]
 
 _MASKS = {
     "order_id": " orderid ",
@@ -52,6 +59,21 @@ def mask_text(text: str, patterns: RegexEntityExtractor) -> str:
         pos = e["end"]
     out.append(text[pos:])
     return "".join(out).lower()
+
+
+def word_text(masked: str) -> str:
+    """What the word block reads of a masked text: each run of Han characters cut into
+    words, with spaces around them; everything else as it is."""
+    parts: list[str] = []
+    done = 0
+    for start, end in han_runs(masked):
+        parts.append(masked[done:start])
+        parts.append(" " + " ".join(segment(masked[start:end])) + " ")
+        done = end
+    if not parts:
+        return masked
+    parts.append(masked[done:])
+    return "".join(parts)
 
 
 class FastTfidf:
@@ -123,7 +145,7 @@ class Featurizer:
                 token_pattern=r"(?u)\b\w+\b",
                 lowercase=False,
                 dtype=np.float32,
-            ).fit(masked)
+            ).fit([word_text(t) for t in masked])
         if "tfidf_char" in self.config.featurizers:
 
             def char_vectorizer(min_df: int) -> TfidfVectorizer:
@@ -150,6 +172,13 @@ class Featurizer:
         """The fitted TF-IDF vectorisers in feature-block order."""
         return [v for v in (self.word, self.char) if v is not None]
 
+    def inputs(self, masked: str) -> list[str]:
+        """What each fitted vectoriser reads of a masked text, in ``vectorizers`` order:
+        ``word_text`` for the word block, the masked text itself for the char block."""
+        return ([word_text(masked)] if self.word is not None else []) + (
+            [masked] if self.char is not None else []
+        )
+
     def transform(self, texts: Sequence[str], embeddings: np.ndarray | None) -> csr_matrix:
         """The full sparse float32 feature matrix, one row per text (training and batch
         evaluation). ``embeddings`` (one row per text) is required when the config uses
@@ -162,6 +191,8 @@ class Featurizer:
                 raise ValueError("the minilm featurizer needs the texts' embeddings")
             blocks.append(sparse.csr_matrix(embeddings * self.config.embedding_weight))
         if self.vectorizers:
-            masked = [mask_text(t, self.patterns) for t in texts]
-            blocks.extend(vec.transform(masked) for vec in self.vectorizers)
+            inputs = [self.inputs(mask_text(t, self.patterns)) for t in texts]
+            blocks.extend(
+                vec.transform([row[i] for row in inputs]) for i, vec in enumerate(self.vectorizers)
+            )
         return sparse.hstack(blocks, format="csr", dtype=np.float32)

@@ -337,8 +337,8 @@ class NLUModel:
     def _tfidf_row(self, text: str) -> SparseRow:
         if not self._tfidf:
             return ()
-        masked = mask_text(text, self.featurizer.patterns)
-        return [tfidf(masked) for tfidf in self._tfidf]
+        inputs = self.featurizer.inputs(mask_text(text, self.featurizer.patterns))
+        return [tfidf(t) for tfidf, t in zip(self._tfidf, inputs, strict=True)]
 
     def accepts(self, text: str, confidence: float) -> bool:
         """Whether a message whose top intent has ``confidence`` keeps it (else it falls
