@@ -376,9 +376,13 @@ def test_periods_people_type() -> None:
             parse_window(bad, now=now)
     with pytest.raises(InputError, match="the window is empty"):
         parse_window("2026-11-05", "2026-11-04", now=now)
-    # spans end at now floored to the minute: a reload names the same window
+    # spans end at now rounded up to the whole minute: a reload within the minute names
+    # the same window, and the window holds what was written a moment ago
+    early = now + dt.timedelta(microseconds=1)
     later = now + dt.timedelta(seconds=59, microseconds=999)
-    assert parse_window("7d", now=later) == parse_window("7d", now=now)
+    assert parse_window("7d", now=later) == parse_window("7d", now=early)
+    assert parse_window("7d", now=early)[1] == now + dt.timedelta(minutes=1)
+    assert parse_window("7d", now=now)[1] == now
     # out of the calendar once in UTC, or longer than the maximum: InputError, no overflow
     with pytest.raises(InputError, match="out of the calendar"):
         parse_window("0001-01-01T00:00+05:00", now=now)

@@ -1,8 +1,10 @@
 """Report windows from what a person types: ``7d``, ``24h``, ``2w``, ``90m`` (that long
 before now), or a date / date-time in ISO 8601 (``2026-11-01``, ``2026-11-01T12:00``,
 taken as UTC unless it names an offset). A window is at most ``MAX_WINDOW_DAYS`` long.
-Relative windows are rounded down to the minute (``now`` floored), so the same preset
-typed twice within a minute names the same window (and the console's cached report)."""
+Relative windows end at ``now`` rounded up to the next whole minute, so the same preset
+typed twice within a minute names the same window (and the console's cached report), and
+that window holds everything written until now (rounding down would leave out the current
+minute: a report run right after a conversation would not show it)."""
 
 from __future__ import annotations
 
@@ -46,10 +48,10 @@ def parse_window(
     since: str, until: str | None = None, *, now: dt.datetime | None = None
 ) -> tuple[dt.datetime, dt.datetime]:
     """``[since, until)`` from their texts (``until``: now when not given; ``now`` is
-    floored to the minute). ``InputError`` when either does not parse, the window is
+    rounded up to the next whole minute). ``InputError`` when either does not parse, the window is
     empty or longer than ``MAX_WINDOW_DAYS``."""
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    now = now.replace(second=0, microsecond=0)
+    now = _whole_minute_up(now)
     start = parse_moment(since, now)
     end = parse_moment(until, now) if until else now
     if end <= start:
@@ -61,3 +63,9 @@ def parse_window(
             f"the window is {(end - start).days} days long; at most {MAX_WINDOW_DAYS} days"
         )
     return start, end
+
+
+def _whole_minute_up(moment: dt.datetime) -> dt.datetime:
+    """``moment`` itself on a whole minute, else the next whole minute."""
+    floored = moment.replace(second=0, microsecond=0)
+    return floored if floored == moment else floored + dt.timedelta(minutes=1)
