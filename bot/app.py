@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # types only: the modules themselves are imported where they 
     from bot.knowledge.imports import CatalogSpec
     from bot.nlu.config import NLUConfig
     from bot.nlu.data import NLUData
-    from bot.nlu.encoder import Encoder, Precision
+    from bot.nlu.encoder import Precision, SentenceEncoder
     from bot.nlu.model import NLUModel
     from bot.recommend.engine import Recommender
     from bot.web.console.app import Console
@@ -78,14 +78,16 @@ def nlu_dir(settings: Settings) -> Path:
     return settings.models_dir / "nlu"
 
 
-def make_encoder(settings: Settings) -> Encoder:
-    """The sentence encoder: ONNX, exported once into the home (knowledge search, fp32)."""
-    from bot.nlu.encoder import Encoder
+def make_encoder(settings: Settings) -> SentenceEncoder:
+    """The sentence encoder of the store's language (``bot.nlu.encoder.sentence_encoder``):
+    ``en``: MiniLM, ONNX, exported once into the home (knowledge search, fp32); ``zh``:
+    multilingual-e5-small."""
+    from bot.nlu.encoder import sentence_encoder
 
-    return Encoder.in_home(settings.home)
+    return sentence_encoder(settings.language, settings.home)
 
 
-def make_recommender(db: Database, encoder: Encoder) -> Recommender:
+def make_recommender(db: Database, encoder: SentenceEncoder) -> Recommender:
     """The recommendation engine over the store's ``db``, its products embedded with the
     knowledge search's (fp32) ``encoder`` (once per catalog content, on first use)."""
     from bot.recommend.engine import Recommender
@@ -93,7 +95,7 @@ def make_recommender(db: Database, encoder: Encoder) -> Recommender:
     return Recommender(db, encoder.encode)
 
 
-def nlu_encoder(settings: Settings, encoder: Encoder | None = None) -> Encoder:
+def nlu_encoder(settings: Settings, encoder: SentenceEncoder | None = None) -> SentenceEncoder:
     """The NLU's encoder: ``encoder``'s model (default: ``make_encoder``'s) at the settings'
     NLU precision. The NLU trains and serves with it, so both see the same vectors."""
     precision: Precision = "fp32" if settings.nlu_encoder_precision == "fp32" else "int8"
@@ -135,7 +137,7 @@ def _nlu_inputs(
 
 
 def current_nlu(
-    settings: Settings, encoder: Encoder, *, products: list[dict[str, Any]] | None = None
+    settings: Settings, encoder: SentenceEncoder, *, products: list[dict[str, Any]] | None = None
 ) -> NLUModel | None:
     """The saved NLU model if it loads and was trained on exactly the current data
     (``products``: the catalog, when the caller has read it already)."""
@@ -155,7 +157,7 @@ def current_nlu(
 
 def train_nlu(
     settings: Settings,
-    encoder: Encoder,
+    encoder: SentenceEncoder,
     progress: Progress = _no_progress,
     *,
     products: list[dict[str, Any]] | None = None,
@@ -182,14 +184,15 @@ def prepare(
     settings: Settings,
     progress: Progress = _no_progress,
     *,
-    encoder: Encoder | None = None,
+    encoder: SentenceEncoder | None = None,
     force_train: bool = False,
     force_ingest: bool = False,
 ) -> dict[str, Any]:
     """Make ``settings.home`` ready to serve. Does only what is missing unless forced."""
     from bot.knowledge.imports import read_catalog
-    from bot.knowledge.index import ingest
+    from bot.knowledge.index import indexed_with, ingest
     from bot.knowledge.store_load import load_store
+    from bot.nlu.encoder import encoder_id
     from bot.store import migrate
 
     report: dict[str, Any] = {}
@@ -199,14 +202,15 @@ def prepare(
     db = Database(settings.database_url)
     encoder = encoder or make_encoder(settings)
     try:
-        index_missing = not (settings.index_dir / "manifest.json").exists()
+        # Missing, or built by another encoder (the store's language changed): re-ingest.
+        index_stale = indexed_with(settings.index_dir) != encoder_id(encoder)
         products: list[dict[str, Any]] = []
         if knowledge_dir is None:
             log.info("the project has no knowledge/ folder: no catalog, policy or FAQ answers")
         else:
             catalog = read_catalog(knowledge_dir, catalog_spec(settings))  # read once
             products = [p.to_dict() for p in catalog.products]
-            if force_ingest or index_missing or _store_empty(db):
+            if force_ingest or index_stale or _store_empty(db):
                 report["catalog"] = catalog.report()
                 report["store"] = load_store(db, knowledge_dir, progress, catalog=catalog)
                 report["knowledge"] = ingest(
@@ -251,14 +255,15 @@ class Parts:
     started: float = field(default_factory=time.time)
     generation: Generation | None = None  # the answer and copy writers, the LLM backend
     handoff: HandoffParts | None = None  # relay, outbox, desk, agent accounts, console
-    search_encoder: Encoder | None = None  # the knowledge search's (fp32; the NLU has its own)
+    #: The knowledge search's encoder (MiniLM at fp32; the NLU has its own precision).
+    search_encoder: SentenceEncoder | None = None
     recommender: Recommender | None = None  # the in-process store actions' (none: remote)
 
 
 def build(
     settings: Settings,
     *,
-    encoder: Encoder | None = None,
+    encoder: SentenceEncoder | None = None,
     actions: ActionRunner | None = None,
     llm: LLM | None = None,
     nlu: NLUModel | None = None,

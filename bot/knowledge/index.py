@@ -8,7 +8,7 @@ previous index are reused for the rest) and writes the index folder:
     index_dir/
       manifest.json     format version, encoder, ids and content hashes (written last)
       passages.jsonl    the passages themselves, so serving needs no database read
-      embeddings.npy    float32 [n, dim], L2-normalised MiniLM rows, in manifest order
+      embeddings.npy    float32 [n, dim], L2-normalised passage vectors, in manifest order
       bm25/             the bm25s index over ``bot.knowledge.text.terms`` of each passage
 
 The folder is written beside the old one and swapped in by two renames, so a reader sees
@@ -20,7 +20,6 @@ milliseconds (the encoder itself still loads lazily on the first query) and rais
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ import numpy as np
 from bot.errors import KnowledgeError
 from bot.knowledge.passages import Passage, build_passages
 from bot.knowledge.text import terms
+from bot.nlu.encoder import encoder_id
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +50,11 @@ BM25_DIR = "bm25"
 Progress = Callable[[str, int, int], None]
 
 
-def encoder_id(encoder: Any) -> str:
-    """What identifies the vector space: the model folder's name, a hash of its
-    ``config.json`` (package folders are often just called ``model``) and the dimension."""
-    path = Path(str(encoder.model_path))
-    try:
-        config = (path / "config.json").read_bytes()
-    except OSError:
-        config = b""
-    return f"{path.name}-{hashlib.sha256(config).hexdigest()[:12]}/{int(encoder.dim)}"
+def passage_vectors(encoder: Any, texts: list[str]) -> np.ndarray:
+    """``texts`` embedded as searched passages: ``encoder.encode_passages`` when the encoder
+    has one (e5's ``passage: ``), else ``encoder.encode`` (MiniLM embeds all text alike)."""
+    encode = getattr(encoder, "encode_passages", None) or encoder.encode
+    return np.asarray(encode(texts), dtype=np.float32)
 
 
 class KnowledgeIndex:
@@ -122,7 +118,7 @@ class KnowledgeIndex:
         batch = 32
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
-            vectors = encoder.encode([passages[i].index_text for i in chunk])
+            vectors = passage_vectors(encoder, [passages[i].index_text for i in chunk])
             embeddings[chunk] = vectors
             if progress:
                 progress("knowledge.embed", min(start + batch, len(todo)), len(todo))
@@ -245,6 +241,17 @@ class KnowledgeIndex:
                 f"query vector has {q.shape[0]} dimensions, the index {self.embeddings.shape[1]}"
             )
         return self.embeddings @ q
+
+
+def indexed_with(index_dir: Path) -> str | None:
+    """The id (``encoder_id``) of the encoder that built the index at ``index_dir``; ``None``
+    when there is no readable manifest."""
+    try:
+        manifest = json.loads((Path(index_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    name = manifest.get("encoder") if isinstance(manifest, dict) else None
+    return str(name) if name is not None else None
 
 
 def _signature(index: KnowledgeIndex) -> tuple[str, list[tuple[str, str]]]:

@@ -2,7 +2,7 @@
 
 A folder holds::
 
-    meta.json           {"format_version", "labels", "config", "encoder": {"dim", "model",
+    meta.json           {"format_version", "labels", "config", "encoder": {"dim", "model", "id",
                          "finetuned"?}, "metrics"}
     featurizers.joblib  {"word": TfidfVectorizer | None, "char": TfidfVectorizer | None}
     classifier.joblib   the fitted head (LogisticRegression or bot.nlu.heads.MLPHead)
@@ -10,9 +10,10 @@ A folder holds::
     encoder/            the fine-tuned sentence-transformer, only when the config fine-tunes
     .encoder-onnx/      its ONNX export, a cache written when serving (never saved)
 
-The sentence encoder a model was given is never saved: only its dimension and folder name,
-so ``load`` can refuse an encoder of another dimension. Format version 1; optional parts
-(``encoder/``) were added compatibly, so every version-1 folder loads.
+The sentence encoder a model was given is never saved: only its dimension, folder name and
+id (``bot.nlu.encoder.encoder_id``), so ``load`` can refuse another encoder (MiniLM and e5
+are both 384-d). Format version 1; optional parts (``encoder/``, the id) were added
+compatibly, so every version-1 folder loads.
 
 Contract: ``write_artifact`` replaces a previous artifact in the folder and moves
 ``meta.json`` last, so a reader never sees a half-written model (a folder without
@@ -77,6 +78,9 @@ class Artifact:
     #: The fine-tuned encoder folder: the source to copy when writing; ``<folder>/encoder``
     #: when read from a folder that has one; else ``None``.
     encoder_dir: Path | None = None
+    #: ``bot.nlu.encoder.encoder_id`` of the encoder the model was trained with (the base
+    #: model when fine-tuned); "" in artifacts written before it was recorded (MiniLM's).
+    encoder_id: str = ""
 
 
 def write_artifact(artifact: Artifact, directory: str | Path) -> Path:
@@ -97,7 +101,11 @@ def write_artifact(artifact: Artifact, directory: str | Path) -> Path:
         (tmp / ENTITIES_FILE).write_text(
             json.dumps(artifact.entity_tables, ensure_ascii=False, indent=1), encoding="utf-8"
         )
-        encoder: dict[str, Any] = {"dim": artifact.encoder_dim, "model": artifact.encoder_name}
+        encoder: dict[str, Any] = {
+            "dim": artifact.encoder_dim,
+            "model": artifact.encoder_name,
+            "id": artifact.encoder_id,
+        }
         meta = {
             "format_version": FORMAT_VERSION,
             "labels": list(artifact.labels),
@@ -171,6 +179,7 @@ def read_artifact(directory: str | Path) -> Artifact:
             encoder_dim=int(encoder_meta.get("dim") or 0),
             encoder_name=str(encoder_meta.get("model") or ""),
             encoder_dir=directory / ENCODER_DIR if encoder_meta.get("finetuned") else None,
+            encoder_id=str(encoder_meta.get("id") or ""),
         )
     except ModelNotTrainedError:
         raise

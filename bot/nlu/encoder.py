@@ -39,6 +39,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from bot.errors import ConfigError
+from bot.nlu.e5 import E5Encoder
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,14 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 class TextEncoder(Protocol):
-    """What the NLU needs of a sentence encoder: ``Encoder``, or a wrapper around one (the
-    tuner's cache)."""
+    """What the NLU needs of a sentence encoder: ``Encoder`` (MiniLM), ``E5Encoder``
+    (``bot.nlu.e5``, multilingual), or a wrapper around one (the tuner's cache).
+
+    ``encode`` embeds what a person writes (messages, search queries). An encoder whose
+    model embeds searched text differently (e5's ``passage: `` prefix) also has
+    ``encode_passages(texts)``, which the knowledge index uses for its passages when
+    present; MiniLM has none, its passages being embedded as any text. ``model_path`` and
+    ``dim`` identify the vector space (``encoder_id``)."""
 
     model_path: Path
 
@@ -78,6 +85,33 @@ class TextEncoder(Protocol):
     def encode(
         self, texts: list[str], *, batch_size: int = 64, progress: bool = False
     ) -> np.ndarray: ...
+
+
+def encoder_id(encoder: TextEncoder) -> str:
+    """What identifies the vector space: the model's folder (or file) name, a hash of its
+    ``config.json`` (package folders are often just called ``model``; a single-file model:
+    of its size) and the dimension. The knowledge index and the NLU artifact record it, so
+    neither is served with another encoder's vectors."""
+    path = Path(str(encoder.model_path))
+    try:
+        config = str(path.stat().st_size).encode() if path.is_file() else b""
+        if not config:
+            config = (path / "config.json").read_bytes()
+    except OSError:
+        config = b""
+    return f"{path.name}-{hashlib.sha256(config).hexdigest()[:12]}/{int(encoder.dim)}"
+
+
+def sentence_encoder(language: str, home: Path) -> SentenceEncoder:
+    """The sentence encoder of a store speaking ``language`` (``Settings.language``), for a
+    Clerk home: ``en``: MiniLM (``Encoder.in_home``); ``zh``: multilingual-e5-small
+    (``bot.nlu.e5.E5Encoder``). The one place that choice lives (``bot.app.make_encoder``,
+    an action server's own recommender)."""
+    if language == "zh":
+        return E5Encoder()
+    if language != "en":
+        raise ConfigError("language", f"no sentence encoder for {language!r}")
+    return Encoder.in_home(home)
 
 
 class Encoder:
@@ -124,8 +158,8 @@ class Encoder:
     @classmethod
     def in_home(cls, home: Path) -> Encoder:
         """Clerk's sentence encoder for a Clerk home (``Settings.home``): the bundled
-        model, its ONNX export cached in ``home/encoder``. The one place that rule lives
-        (``bot.app.make_encoder``, an action server's own recommender)."""
+        model, its ONNX export cached in ``home/encoder``. English stores' encoder
+        (``sentence_encoder``)."""
         return cls(cache_dir=home / "encoder")
 
     # -- public API ------------------------------------------------------------------------
@@ -195,6 +229,10 @@ class Encoder:
                     self.fallback_reason,
                 )
         return _TorchImpl(self.model_path, self._threads)
+
+
+#: The encoders a store can be given (``sentence_encoder``).
+SentenceEncoder = Encoder | E5Encoder
 
 
 # ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.errors import TrainingDataError
+from bot.errors import ConfigError, TrainingDataError
 from bot.nlu.artifacts import ENCODER_DIR, FORMAT_VERSION
 from bot.nlu.config import OUT_OF_SCOPE_INTENT, NLUConfig
 from bot.nlu.data import NLUData
@@ -105,7 +105,15 @@ def fit_model(
     train_labels = [labels[i] for i in train_rows]
     base_encoder = encoder
     encoder_dir = None
-    loss = config.finetune_loss(len(train_texts), finetunable=_finetunable(encoder))
+    finetunable = _finetunable(encoder)
+    loss = config.finetune_loss(len(train_texts), finetunable=finetunable)
+    if loss != "none" and not finetunable:
+        raise ConfigError(
+            "clerk.nlu.finetune",
+            f"{loss}: the encoder {Path(str(encoder.model_path)).name} is not a "
+            "transformers model folder and cannot be fine-tuned (e5 of Chinese-speaking "
+            "stores); use none or auto",
+        )
     if loss != "none":
         encoder, encoder_dir = finetuned_encoder(
             encoder, train_texts, train_labels, config, loss, progress

@@ -47,7 +47,8 @@ from bot.errors import ConfigError, ModelNotTrainedError
 from bot.nlu.artifacts import ENCODER_ONNX_DIR, Artifact, read_artifact, write_artifact
 from bot.nlu.config import FALLBACK_INTENT, NLUConfig
 from bot.nlu.data import NLUData
-from bot.nlu.encoder import Encoder, TextEncoder
+from bot.nlu.e5 import E5Encoder
+from bot.nlu.encoder import Encoder, TextEncoder, encoder_id
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.entity_tables import extractor_from_tables, patterns_from_tables
 from bot.nlu.features import FastTfidf, Featurizer, mask_text
@@ -171,6 +172,9 @@ class NLUModel:
     #: The fine-tuned sentence-transformer folder ``encoder`` was built from, if any;
     #: ``save`` copies it into the artifact.
     encoder_dir: Path | None = field(default=None, repr=False)
+    #: ``encoder_id`` of the encoder the model was trained with (the base model when
+    #: fine-tuned); "" for a model saved before ids were recorded.
+    encoder_id: str = field(default="", repr=False)
     extractor: EntityExtractor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -229,6 +233,7 @@ class NLUModel:
             entity_tables=fitted.entity_tables,
             metrics=fitted.metrics,
             encoder_dir=fitted.encoder_dir,
+            encoder_id=encoder_id(encoder),
         )
         if fitted.encoder_dir is not None:
             remove_when_unused(model, fitted.encoder_dir)
@@ -255,22 +260,27 @@ class NLUModel:
             encoder_dim=self.encoder.dim,
             encoder_name=self.encoder.model_path.name,
             encoder_dir=self.encoder_dir,
+            encoder_id=self.encoder_id,
         )
         return write_artifact(artifact, directory)
 
     @classmethod
-    def load(cls, directory: str | Path, encoder: Encoder) -> NLUModel:
+    def load(cls, directory: str | Path, encoder: TextEncoder) -> NLUModel:
         """Load an artifact written by ``save``.
 
         Raises ``ModelNotTrainedError`` when the folder, a file, or a compatible format
-        version is missing; ``ConfigError`` when ``encoder`` differs in dimension from the
-        one the model was trained with. A model with a fine-tuned encoder serves with its
-        own (``encoder/`` in the artifact), on ``encoder``'s backend: ONNX (cached in
-        ``.encoder-onnx/``) when ``encoder`` has a cache folder, else torch.
+        version is missing; ``ConfigError`` when the model embeds (``minilm``) and
+        ``encoder`` is not the one it was trained with (another ``encoder_id``, e.g. MiniLM
+        against e5: the store's language changed since training) or differs in dimension.
+        A model with a fine-tuned encoder serves with its own (``encoder/`` in the
+        artifact), on ``encoder``'s backend: ONNX (cached in ``.encoder-onnx/``) when
+        ``encoder`` has a cache folder, else torch.
         """
         directory = Path(directory)
         artifact = read_artifact(directory)
         config = artifact.config
+        if "minilm" in config.featurizers:
+            _check_encoder(artifact.encoder_id, encoder)
         if artifact.encoder_dir is not None:
             if getattr(encoder, "cache_dir", None) is not None:
                 encoder = Encoder(
@@ -303,6 +313,7 @@ class NLUModel:
                 entity_tables=artifact.entity_tables,
                 metrics=artifact.metrics,
                 encoder_dir=artifact.encoder_dir,
+                encoder_id=artifact.encoder_id,
             )
         except (KeyError, ValueError, AttributeError) as exc:
             log.warning("NLU model at %s is inconsistent: %s", directory, exc)
@@ -421,3 +432,19 @@ class NLUModel:
             "entities": entities,
             "intent_ranking": [{"name": intent, "confidence": confidence}],
         }
+
+
+def _check_encoder(trained_with: str, encoder: TextEncoder) -> None:
+    """``ConfigError`` naming both encoders when ``encoder`` is not the one a model was
+    trained with (``trained_with``: its ``encoder_id``; "" for a model saved before ids were
+    recorded, which only MiniLM made)."""
+    serving = encoder_id(encoder)
+    if not trained_with and isinstance(encoder, E5Encoder):
+        trained_with = "MiniLM (all-MiniLM-L6-v2; the model predates recorded encoders)"
+    if trained_with and trained_with != serving:
+        raise ConfigError(
+            "encoder",
+            f"NLU model was trained with encoder {trained_with!r}, but is served with "
+            f"{serving!r} (the store's language chooses the encoder: `language` in "
+            "config.yml or CLERK_LANGUAGE); retrain with `clerk train`",
+        )

@@ -48,9 +48,9 @@ _env_recommenders: dict[str, Recommender] = {}
 
 def recommender_from_env(db: Database) -> Recommender:
     """The process's ``Recommender`` over ``db`` (one per database URL) for an action
-    server started alone: it embeds products with the encoder the settings give
-    (``bot.app.make_encoder``'s: the ONNX export cached in the home). When the encoder
-    cannot be built or run, recommendations use co-purchase and popularity only, with a
+    server started alone: it embeds products with the encoder the settings give (the
+    store's language's, ``bot.nlu.encoder.sentence_encoder``, as ``bot.app.make_encoder``).
+    When the encoder cannot be built or run, recommendations use co-purchase and popularity only, with a
     logged warning."""
     with _env_lock:
         found = _env_recommenders.get(db.url)
@@ -62,10 +62,11 @@ def recommender_from_env(db: Database) -> Recommender:
 def _encoder_from_env() -> Any:
     from bot.config import Settings
     from bot.errors import ClerkError
-    from bot.nlu.encoder import Encoder
+    from bot.nlu.encoder import sentence_encoder
 
     try:
-        encoder = Encoder.in_home(Settings.load().home)
+        settings = Settings.load()
+        encoder = sentence_encoder(settings.language, settings.home)
     except (ClerkError, OSError, ImportError) as exc:
         log.warning("recommendations without content similarity: no encoder (%s)", exc)
         return None
