@@ -164,12 +164,18 @@ class NLUConfig:
         fine-tuning); ``auto`` resolved as the field says, and only for an encoder that is
         ``finetunable`` (a transformers model folder). Only the ``minilm`` featurizer uses
         the encoder, so without it there is nothing to fine-tune."""
-        if "minilm" not in self.featurizers:
+        if not self.embeds:
             return "none"
         if self.finetune == "auto":
             small = n_examples <= self.finetune_max_examples
             return "contrastive" if small and finetunable else "none"
         return self.finetune
+
+    @property
+    def embeds(self) -> bool:
+        """Whether the model reads sentence embeddings (the ``minilm`` featurizer, whichever
+        encoder computes them: MiniLM, or e5 for Chinese), so it is tied to one encoder."""
+        return "minilm" in self.featurizers
 
     @property
     def calibrates(self) -> bool:

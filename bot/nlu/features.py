@@ -186,7 +186,7 @@ class Featurizer:
         from scipy import sparse
 
         blocks = []
-        if "minilm" in self.config.featurizers:
+        if self.config.embeds:
             if embeddings is None:
                 raise ValueError("the minilm featurizer needs the texts' embeddings")
             blocks.append(sparse.csr_matrix(embeddings * self.config.embedding_weight))

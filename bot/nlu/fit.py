@@ -119,7 +119,7 @@ def fit_model(
             encoder, train_texts, train_labels, config, loss, progress
         )
     embeddings = None
-    if "minilm" in config.featurizers:
+    if config.embeds:
         if progress:
             progress("encode", 0, len(texts))
         embeddings = encoder.encode(texts)
@@ -312,7 +312,7 @@ def _round_scorer(
     """The rejection simulation's ``score``: features and head as ``fit_model`` builds them,
     on the rows given. Embeddings come from the base encoder (``embeddings`` when already
     computed): a fine-tuned one has seen every intent, the hidden ones included."""
-    if embeddings is None and "minilm" in config.featurizers:
+    if embeddings is None and config.embeds:
         embeddings = encoder.encode(list(texts))
 
     def score(train_rows: np.ndarray, test_rows: np.ndarray) -> tuple[np.ndarray, list[str]]:

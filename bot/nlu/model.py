@@ -173,7 +173,8 @@ class NLUModel:
     #: ``save`` copies it into the artifact.
     encoder_dir: Path | None = field(default=None, repr=False)
     #: ``encoder_id`` of the encoder the model was trained with (the base model when
-    #: fine-tuned); "" for a model saved before ids were recorded.
+    #: fine-tuned); "" for a model that does not embed (TF-IDF only), which serves with
+    #: any encoder, or one saved before ids were recorded.
     encoder_id: str = field(default="", repr=False)
     extractor: EntityExtractor = field(init=False, repr=False)
 
@@ -185,9 +186,7 @@ class NLUModel:
         self._fast = FastHead(
             self.classifier,
             sparse_widths=[len(vec.vocabulary_) for vec in vectorizers],
-            embedding_weight=(
-                self.config.embedding_weight if "minilm" in self.config.featurizers else None
-            ),
+            embedding_weight=(self.config.embedding_weight if self.config.embeds else None),
         )
         classes = tuple(str(c) for c in self.classifier.classes_)
         self._label_order = [classes.index(label) for label in self.labels]
@@ -233,7 +232,7 @@ class NLUModel:
             entity_tables=fitted.entity_tables,
             metrics=fitted.metrics,
             encoder_dir=fitted.encoder_dir,
-            encoder_id=encoder_id(encoder),
+            encoder_id=encoder_id(encoder) if fitted.config.embeds else "",
         )
         if fitted.encoder_dir is not None:
             remove_when_unused(model, fitted.encoder_dir)
@@ -279,7 +278,7 @@ class NLUModel:
         directory = Path(directory)
         artifact = read_artifact(directory)
         config = artifact.config
-        if "minilm" in config.featurizers:
+        if config.embeds:
             _check_encoder(artifact.encoder_id, encoder)
         if artifact.encoder_dir is not None:
             if getattr(encoder, "cache_dir", None) is not None:
@@ -291,7 +290,7 @@ class NLUModel:
             else:
                 encoder = Encoder(artifact.encoder_dir, backend="torch")
         trained_dim = artifact.encoder_dim
-        if "minilm" in config.featurizers and trained_dim and trained_dim != encoder.dim:
+        if config.embeds and trained_dim and trained_dim != encoder.dim:
             raise ConfigError(
                 "encoder",
                 f"NLU model was trained with {trained_dim}-d embeddings, "
