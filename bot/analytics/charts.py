@@ -43,6 +43,13 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _whole_counts(axis: Any) -> None:
+    """Ticks at whole numbers only: the axis counts conversations, messages or handoffs."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _empty(ax: Any, what: str) -> None:
     ax.text(0.5, 0.5, f"no {what} in this period", ha="center", va="center", color="#666")
     ax.set_xticks([])
@@ -57,6 +64,7 @@ def _barh(ax: Any, pairs: list[tuple[str, float]], title: str, colour: str, what
     labels = [_short(k) for k, _ in pairs][::-1]
     values = [v for _, v in pairs][::-1]
     ax.barh(labels, values, color=colour)
+    _whole_counts(ax.xaxis)
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:g}", va="center", fontsize=8)
     ax.margins(x=0.15)
@@ -85,6 +93,7 @@ def conversations_chart(report: Report) -> bytes:
     step = max(1, len(days) // 14)
     ax.set_xticks(x[::step], [d.strftime("%m-%d") for d in days][::step], rotation=45)
     ax.set_ylabel("conversations")
+    _whole_counts(ax.yaxis)
     ax.legend(fontsize=8)
     return _png(fig)
 
@@ -138,6 +147,7 @@ def intents_chart(report: Report) -> bytes:
             color=_COLOURS[i + 1],
         )
     right.set_yticks(y, [_short(t.intent) for t in troubles])
+    _whole_counts(right.xaxis)
     right.legend(fontsize=8)
     return _png(fig)
 
@@ -153,6 +163,7 @@ def csat_chart(report: Report) -> bytes:
     )
     ax.bar(["up", "down"], [report.csat.up, report.csat.down], color=[_COLOURS[2], _COLOURS[3]])
     ax.set_ylabel("conversations")
+    _whole_counts(ax.yaxis)
     return _png(fig)
 
 
