@@ -38,6 +38,7 @@ from bot.dialogue.stories import DialogueData
 from bot.errors import ConfigError, DatabaseUnavailable, Unavailable
 from bot.generation.wording import AnswerWording
 from bot.inputs import BadInput, client_id, client_string, optional_string
+from bot.nlu.relevance import MINILM, Relevance
 from bot.ratelimit import LocalMessageLimits, MessageLimits, RedisMessageLimits
 from bot.server import HttpLimits
 from bot.store.db import Database
@@ -304,7 +305,9 @@ def build(
                 db=db,
             )
     products = catalog_products(project.knowledge_dir, catalog_spec(settings))  # read once
-    generation = build_generation(settings, llm=llm, domain=domain, products=products)
+    generation = build_generation(
+        settings, llm=llm, domain=domain, products=products, relevance=relevance_of(encoder)
+    )
     answerer = None
     if project.knowledge_dir is not None:
         index = KnowledgeIndex.load(settings.index_dir, encoder)
@@ -488,16 +491,27 @@ def answer_wording(domain: Domain | None = None) -> AnswerWording:
     return AnswerWording(domain_say(domain) if domain is not None else clerk_say())
 
 
+def relevance_of(encoder: Any) -> Relevance:
+    """The cut-offs at which a knowledge hit is relevant, for the cosines of ``encoder``
+    (``bot.nlu.relevance``): its own (MiniLM and e5 carry theirs); MiniLM's for a
+    stand-in encoder that carries none (tests' hash encoders)."""
+    relevance = getattr(encoder, "relevance", None)
+    return relevance if isinstance(relevance, Relevance) else MINILM
+
+
 def build_generation(
     settings: Settings,
     *,
     llm: LLM | None = None,
     domain: Domain | None = None,
     products: list[dict[str, Any]] | None = None,
+    relevance: Relevance | None = None,
 ) -> Generation:
     """Answer writer (LLM behind the fact guard, or extractive) and copy writer; answers
     are worded by ``domain``'s responses (Clerk's defaults when not given: ``clerk copy``
-    writes no answers). ``products``: the catalog, read here when not given."""
+    writes no answers). ``products``: the catalog, read here when not given.
+    ``relevance``: the knowledge search's encoder's cut-offs (``relevance_of``); MiniLM's
+    when not given (``clerk copy`` answers no questions)."""
     from bot.generation.copy import CopyWriter
     from bot.generation.extractive import ExtractiveWriter
     from bot.generation.guard import FactGuard
@@ -514,7 +528,7 @@ def build_generation(
     params = GenerationParams(
         max_new_tokens=settings.llm_max_new_tokens, timeout_s=settings.llm_timeout
     )
-    extractive = ExtractiveWriter(answer_wording(domain))
+    extractive = ExtractiveWriter(answer_wording(domain), relevance=relevance or MINILM)
     writer: AnswerWriter = (
         extractive
         if llm is None

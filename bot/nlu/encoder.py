@@ -40,6 +40,7 @@ import numpy as np
 
 from bot.errors import ConfigError
 from bot.nlu.e5 import E5Encoder
+from bot.nlu.relevance import MINILM, Relevance
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,9 @@ class Encoder:
     The model loads on first use (``encode``, ``encode_one`` or ``backend``). ``dim`` is
     read from the model's config files and never loads the model.
     """
+
+    #: The knowledge answer's cut-offs for MiniLM's cosines (``bot.nlu.relevance``).
+    relevance: Relevance = MINILM
 
     def __init__(
         self,
