@@ -2,13 +2,17 @@
 
 Each message's language (``bot.lang.detect_language``) is kept in the built-in ``language``
 slot, set by a ``SlotSet`` only when it changes; the domain's variants conditioned on it
-choose the words. The store is the moodbot-sized project of ``tests/rasa_projects`` with
-zh/en variants, run in process through ``DialogueManager`` with a scripted NLU, and its
-stored events read back from the database.
+choose the words. A small bilingual store runs in process through ``DialogueManager`` with
+a scripted NLU, its stored events read back from the database; the demo project, every
+response given zh/en variants, is built by ``bot.app.build`` with its trained NLU.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,7 @@ from bot.actions import InProcessActionRunner
 from bot.dialogue.domain import Domain
 from bot.dialogue.manager import DialogueManager
 from bot.dialogue.policy import FlowPolicy
-from bot.dialogue.responses import choose_variants
+from bot.dialogue.responses import choose_variants, default_responses
 from bot.dialogue.stories import DialogueData
 from bot.lang import Language
 from bot.store.db import Database
@@ -28,6 +32,9 @@ from bot.types import ConversationId, Message
 from tests.test_actions import Parse, ScriptedParser
 from tests.test_feedback import stored
 
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = re.compile(r"\{\w+\}")
+MARKER = re.compile(r"«utter_\w+ (en|zh)»")
 EN = [{"type": "slot", "name": "language", "value": "en"}]
 ZH = [{"type": "slot", "name": "language", "value": "zh"}]
 
@@ -229,3 +236,58 @@ def test_the_variant_of_the_shoppers_language_beats_the_plain_fallback() -> None
     for language, text in (("en", "Hi"), ("zh", "您好"), (None, "plain")):
         chosen = choose_variants(variants, {"language": language}, "rest")
         assert [v["text"] for v in chosen] == [text]
+
+
+# ----------------------------------------------------------------- the demo store, served
+
+
+def _bilingual(name: str, variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every response in two languages, told apart by a marker: ``«name en»``, ``«name zh»``
+    (the first variant's placeholders, buttons and payload kept)."""
+    first = dict(variants[0]) if variants else {}
+    first.pop("channel", None)
+    holes = " ".join(PLACEHOLDER.findall(str(first.get("text") or "")))
+    return [
+        {**first, "text": f"«{name} {lang}» {holes}".strip(), "condition": cond}
+        for lang, cond in (("en", EN), ("zh", ZH))
+    ]
+
+
+@pytest.fixture(scope="module")
+def bilingual_demo(
+    tmp_path_factory: pytest.TempPathFactory, module_database_url: str, bot_settings, shared_encoder
+) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """The demo project (its trained NLU, its knowledge) with every response given an
+    English and a Chinese variant, built by ``bot.app.build`` as ``clerk serve`` does."""
+    from bot.app import build
+
+    root = tmp_path_factory.mktemp("bilingual")
+    folder = root / "training_data"
+    shutil.copytree(ROOT / "training_data", folder)
+    (root / "knowledge").symlink_to(ROOT / "knowledge", target_is_directory=True)
+    domain = yaml.safe_load((folder / "domain.yml").read_text())
+    every = {**default_responses(), **domain["responses"]}
+    domain["responses"] = {name: _bilingual(name, vs) for name, vs in every.items()}
+    (folder / "domain.yml").write_text(yaml.safe_dump(domain, allow_unicode=True))
+    settings = dataclasses.replace(bot_settings(module_database_url), project_dir=root)
+    assert settings.language == "en"
+    parts = build(settings, encoder=shared_encoder)
+    yield parts
+    parts.manager.close()
+    parts.db.dispose()
+
+
+def test_the_served_demo_store_answers_in_the_shoppers_language(bilingual_demo: Any) -> None:
+    """Whatever the English NLU makes of a Chinese message (here: out of scope, so a
+    handoff), every word the shopper gets is the Chinese variant's, engine messages too."""
+    shop = Shop(bilingual_demo.manager, "served")
+
+    def markers(text: str) -> set[str]:
+        replies = asyncio.run(shop.say(text))
+        return {m.group(1) for t in replies for m in MARKER.finditer(t or "")}
+
+    assert markers("hello there") == {"en"}
+    assert markers("你好") == {"zh"}
+    assert markers("#W6893533") <= {"zh"}  # an order id alone keeps Chinese
+    assert markers("bye") == {"en"}
+    assert shop.language_events(bilingual_demo.db) == ["zh", "en"]
