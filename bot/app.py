@@ -327,6 +327,7 @@ def build(
         relay=handoff.relay,
         gate=ConversationGate(db, sealer=sealer),
         feedback_after=settings.feedback_after,
+        language=settings.language,
     )
     parts = Parts(
         settings=settings,

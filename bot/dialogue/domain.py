@@ -22,6 +22,14 @@ from bot.dialogue.responses import render as render_response
 from bot.errors import TrainingDataError
 from bot.types import WORD_PHRASES, Reply
 
+#: Clerk's built-in slots: the form's ``requested_slot``, and the shopper's ``language``
+#: (``en`` | ``zh``, set by the engine from each message: ``bot.dialogue.language``). A
+#: domain need not declare them; one that does keeps its declaration. Neither is sent in
+#: the domain an action server gets (the tracker's slots carry their values).
+REQUESTED_SLOT = "requested_slot"
+LANGUAGE_SLOT = "language"
+BUILTIN_SLOTS = (REQUESTED_SLOT, LANGUAGE_SLOT)
+
 BUILTIN_ACTIONS = {
     "action_listen",
     "action_restart",
@@ -92,8 +100,9 @@ class Domain:
         slots = {
             name: _slot_def(name, spec or {}) for name, spec in (data.get("slots") or {}).items()
         }
-        if "requested_slot" not in slots:
-            slots["requested_slot"] = SlotDef("requested_slot", "any", None, False, ())
+        declared = set(slots)
+        for builtin in BUILTIN_SLOTS:
+            slots.setdefault(builtin, SlotDef(builtin, "any", None, False, ()))
         forms: dict[str, list[str]] = {}
         for name, spec in (data.get("forms") or {}).items():
             spec = spec or {}
@@ -114,7 +123,7 @@ class Domain:
         raw["slots"] = {
             n: {**((data.get("slots") or {}).get(n) or {}), "type": s.type}
             for n, s in slots.items()
-            if n != "requested_slot"
+            if n in declared and n != REQUESTED_SLOT
         }
         return cls(
             intents=intents,

@@ -40,6 +40,7 @@ from bot.dialogue.feedback import (
 from bot.dialogue.forms import FormLoop
 from bot.dialogue.gate import ConversationGate, Outcome
 from bot.dialogue.handoff_router import HandoffRouter
+from bot.dialogue.language import initial_slots
 from bot.dialogue.policy import FlowPolicy
 from bot.dialogue.steps import TurnStats
 from bot.dialogue.tracker import Tracker
@@ -49,6 +50,7 @@ from bot.errors import FeedbackNotAsked, FeedbackTooLate, UnknownConversation
 from bot.handoff.desk import HandoffConflict, HandoffDesk
 from bot.handoff.outbox import Change, Outbox, Relay
 from bot.handoff.triggers import HandoffPolicy
+from bot.lang import Language
 from bot.store.db import Database
 from bot.store.models import Conversation
 from bot.types import (
@@ -88,6 +90,7 @@ class DialogueManager:
         relay: Relay | None = None,
         gate: ConversationGate | None = None,
         feedback_after: Iterable[str] = DEFAULT_ASK_AFTER,
+        language: Language = "en",
     ) -> None:
         """``handoff``: the desk that queues conversations for agents (without one, a
         handoff is only recorded in the tracker); ``handoff_policy``: when the bot hands
@@ -97,7 +100,9 @@ class DialogueManager:
         take a conversation (default: leases in ``db``); ``feedback_after``: the closing
         responses after which the bot asks the shopper to rate the conversation
         (``bot.dialogue.feedback``; empty: only ``action_ask_feedback`` and a handoff
-        closed by an agent ask)."""
+        closed by an agent ask); ``language``: the store's (``Settings.language``), which
+        each conversation starts in until the shopper writes in another
+        (``bot.dialogue.language``)."""
         self.domain = domain
         self.policy = policy
         self.nlu = nlu
@@ -114,7 +119,7 @@ class DialogueManager:
         # the NLU parse every other shopper's turn needs; database work has its own too.
         self._parsing = ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="clerk-nlu")
         self._answering = ThreadPoolExecutor(ANSWER_THREADS, thread_name_prefix="clerk-answer")
-        self._initial_slots = domain.initial_slots()
+        self.initial_slots = initial_slots(domain, language)
         voice = Voice(domain)
         self.router = HandoffRouter(
             policy=self.handoff_policy, desk=handoff, db=db, voice=voice, stats=self.stats
@@ -159,6 +164,7 @@ class DialogueManager:
             stats=self.stats,
             parsing=self._parsing,
             feedback=self.feedback,
+            language=language,
         )
 
     def close(self) -> None:
@@ -200,7 +206,7 @@ class DialogueManager:
         async with self.gate.hold(cid, "rest", create=False) as holding:
             if not holding.snapshot.existed:
                 raise HandoffConflict(f"no conversation {cid!r}")
-            tracker = Tracker.from_events(cid, self._initial_slots, holding.snapshot.events)
+            tracker = Tracker.from_events(cid, self.initial_slots, holding.snapshot.events)
 
             def write(session: Any) -> Outcome[T]:
                 if guard is not None:
@@ -250,7 +256,7 @@ class DialogueManager:
                 raise UnknownConversation(cid)
             if not ever_asked(snapshot.events):
                 raise FeedbackNotAsked(cid)
-            tracker = Tracker.from_events(cid, self._initial_slots, snapshot.events)
+            tracker = Tracker.from_events(cid, self.initial_slots, snapshot.events)
             if not asked_in_session(snapshot.events) or tracker.session_over(
                 self.feedback.domain.session_expiration_minutes * 60
             ):

@@ -26,6 +26,7 @@ from bot.dialogue.feedback import Feedback
 from bot.dialogue.forms import FormLoop
 from bot.dialogue.gate import ConversationGate, Outcome
 from bot.dialogue.handoff_router import HandoffRouter
+from bot.dialogue.language import initial_slots, language_change
 from bot.dialogue.policy import LISTEN, FlowPolicy
 from bot.dialogue.slots import extract_slots
 from bot.dialogue.steps import (
@@ -39,6 +40,7 @@ from bot.dialogue.steps import (
 )
 from bot.dialogue.tracker import Tracker
 from bot.dialogue.voice import Voice
+from bot.lang import Language
 from bot.types import (
     MAX_MESSAGE_CHARS,
     ActionExecuted,
@@ -94,9 +96,11 @@ class TurnRunner:
         stats: TurnStats,
         parsing: ThreadPoolExecutor,
         feedback: Feedback | None = None,
+        language: Language = "en",
     ) -> None:
         """``feedback``: asks for a rating after the store's closing responses (none:
-        never)."""
+        never); ``language``: the store's, which a conversation starts in
+        (``bot.dialogue.language``)."""
         self.domain = domain
         self.feedback = feedback
         self.flows = flows
@@ -109,7 +113,8 @@ class TurnRunner:
         self.builtins = builtins
         self.stats = stats
         self.parsing = parsing
-        self.initial_slots = domain.initial_slots()
+        self.language = language
+        self.initial_slots = initial_slots(domain, language)
 
     async def run(
         self, message: Message, *, on_token: Callable[[str], Awaitable[None]] | None = None
@@ -119,7 +124,9 @@ class TurnRunner:
         text = (message.text or "").strip()
         if not text:
             return TurnResult(
-                self.domain.render("utter_empty_message", {}, channel=message.channel)
+                self.domain.render(
+                    "utter_empty_message", self.initial_slots, channel=message.channel
+                )
             )
         cid = ConversationId(str(message.conversation_id))
         token = token_sink.set(on_token)
@@ -168,6 +175,9 @@ class TurnRunner:
             metadata={"to_agent": True} if to_agent else {},
         )
         tracker.apply(user)
+        changed = language_change(text, tracker.slots, self.language)
+        if changed is not None:
+            tracker.apply(changed)
         complaint = self.router.severe_complaint(tracker, user)
         if to_agent:
             return  # a human agent holds the conversation: the bot stays silent

@@ -401,7 +401,7 @@ def _check_turn(
 def _final_state(manager: Any, events: list[Event]) -> Any:
     from bot.dialogue.tracker import Tracker
 
-    return Tracker.from_events(ConversationId("test"), manager.domain.initial_slots(), events)
+    return Tracker.from_events(ConversationId("test"), manager.initial_slots, events)
 
 
 def _slot_matches(expected: Any, actual: Any) -> bool:
