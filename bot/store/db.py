@@ -238,17 +238,7 @@ class Database:
         except TimeoutError:
             raise Overloaded("database", retry_after=max(1.0, self.queue_timeout)) from None
         try:
-            ctx = contextvars.copy_context()
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._executor(), lambda: ctx.run(fn, *args, **kwargs)
-            )
-        except (OperationalError, InterfaceError) as exc:
-            # unreachable, restarting, locked too long: the work was rolled back; callers
-            # retry later (HTTP 503), and the pool reconnects (pre-ping) when it is back
-            raise DatabaseUnavailable(
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            ) from exc
+            return await _run_on(self._executor(), fn, *args, **kwargs)
         finally:
             slots.release()
 
@@ -259,14 +249,7 @@ class Database:
         one that is cancelled never runs). ``DatabaseUnavailable`` as ``call``."""
         if self._aside is None:
             self._aside = ThreadPoolExecutor(1, thread_name_prefix="clerk-db-read")
-        ctx = contextvars.copy_context()
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._aside, lambda: ctx.run(fn, *args, **kwargs))
-        except (OperationalError, InterfaceError) as exc:
-            raise DatabaseUnavailable(
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            ) from exc
+        return await _run_on(self._aside, fn, *args, **kwargs)
 
     def _slot_semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -293,3 +276,20 @@ class Database:
                 pool.shutdown(wait=True, cancel_futures=True)
         self._threads = self._aside = None
         self.engine.dispose()
+
+
+async def _run_on(
+    pool: ThreadPoolExecutor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run blocking ``fn`` on ``pool`` in this context's copy (a unit's session travels
+    with it); a database that cannot be reached is ``DatabaseUnavailable``."""
+    ctx = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(pool, lambda: ctx.run(fn, *args, **kwargs))
+    except (OperationalError, InterfaceError) as exc:
+        # unreachable, restarting, locked too long: the work was rolled back; callers
+        # retry later (HTTP 503), and the pool reconnects (pre-ping) when it is back
+        raise DatabaseUnavailable(
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        ) from exc
