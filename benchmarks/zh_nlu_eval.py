@@ -17,6 +17,10 @@ per-intent F1 (``out_of_scope`` scored as detection, a fallback counting as a fl
 * ``minilm+tfidf``: the English stores' MiniLM in its place, for comparison;
 * ``tfidf``: the TF-IDF blocks alone.
 
+With ``--folds`` (default 5), also each system's stratified cross-validation on the
+training data alone (``bot.training.evaluate.cross_validate``): a figure the test set
+never touched.
+
 Prints a table and writes the figures, per-intent F1 and the misclassified test messages
 to ``--out``. Offline: the models come from installed wheels. Nothing was tuned on the
 test set.
@@ -112,9 +116,10 @@ def run_system(
     test: NLUData,
     products: list[dict[str, Any]],
     home: Path,
+    folds: int,
 ) -> dict[str, Any]:
     from bot.nlu.model import NLUModel
-    from bot.training.evaluate import evaluate
+    from bot.training.evaluate import cross_validate, evaluate
 
     log(f"{name}: training on {len(train.examples)} examples ({', '.join(config.featurizers)})")
     encoder = make_encoder(language, home)
@@ -130,6 +135,15 @@ def run_system(
     r = result.report
     intents = {k: v for k, v in r.items() if isinstance(v, dict) and "confused_with" in v}
     entities = r.get("entities", {})
+    cv: dict[str, Any] | None = None
+    if folds:
+        log(f"{name}: {folds}-fold cross-validation on the training data")
+        _, cv = cross_validate(
+            train,
+            lambda part: NLUModel.train(part, encoder=encoder, catalog=products, config=config),
+            folds=folds,
+        )
+        log(f"{name}: cross-validated accuracy {cv['accuracy']:.3f}")
     return {
         "featurizers": list(config.featurizers),
         "encoder": getattr(encoder.model_path, "name", str(encoder.model_path))
@@ -156,6 +170,7 @@ def run_system(
         "errors": result.errors,
         "train_s": round(train_s, 1),
         "eval_ms_per_message": round(1000 * eval_s / len(test.examples), 1),
+        "cross_validation": None if cv is None else {"folds": folds, **cv},
     }
 
 
@@ -179,6 +194,9 @@ def table(runs: dict[str, dict[str, Any]]) -> str:
     micro = [runs[n]["entities"].get("micro avg") for n in names]
     row("entity precision", [m["precision"] if m else None for m in micro])
     row("entity recall", [m["recall"] if m else None for m in micro])
+    cv = [runs[n]["cross_validation"] for n in names]
+    row("training-data CV accuracy", [c["accuracy"] if c else None for c in cv])
+    row("training-data CV macro F1", [c["macro_f1"] if c else None for c in cv])
     row("train s", [runs[n]["train_s"] for n in names], "{:.1f}")
     lines.append("per-intent F1:")
     for intent in runs[names[0]]["per_intent"]:
@@ -204,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS), help="subset"
     )
+    parser.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds on the training data; 0: none"
+    )
     args = parser.parse_args(argv)
     project: Path = args.project.resolve()
     base, language = project_config(project)
@@ -220,10 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.systems:
             kind, featurizers = SYSTEMS[name]
             config = base if featurizers is None else replace(base, featurizers=featurizers)
-            runs[name] = run_system(name, kind, config, train, test, products, Path(tmp))
+            runs[name] = run_system(
+                name, kind, config, train, test, products, Path(tmp), args.folds
+            )
     print(table(runs), flush=True)
     out = {
-        "command": "python benchmarks/zh_nlu_eval.py",
+        "command": "python benchmarks/zh_nlu_eval.py"
+        + (f" --folds {args.folds}" if args.folds != 5 else ""),
         "project": str(project.relative_to(ROOT)) if project.is_relative_to(ROOT) else str(project),
         "language": language,
         "train_examples": len(train.examples),
