@@ -699,9 +699,10 @@ class GuardSession:
         """Each item of an enumeration about a product ("black, blue and teal", "黑色、蓝色和
         青色") must be one of its option values or words the evidence holds (a Chinese
         item's Latin words: the catalog's values are English)."""
-        if chinese:  # and each colour named is an option claimed ("也有绿色")
+        if chinese:  # and each colour and Latin word is a value claimed ("也有绿色", "green款")
             text = CITATION.sub(" ", s)
-            listed = zh.enumerations(zh.english_colours(text)) + [[c] for c in zh.colours_in(text)]
+            latin = _LATIN_WORD.findall(zh.latin_view(_PRICE.sub(" ", text)))
+            listed = zh.enumerations(zh.english_colours(text)) + [[w] for w in latin]
         else:
             text = _PRICE.sub(" ", CITATION.sub(" ", s))
             claims = [
@@ -1047,6 +1048,7 @@ def _own_phrases(in_context: Sequence[ProductFacts]) -> tuple[str, ...]:
     return tuple(sorted(phrases, key=lambda p: (-len(p), p)))
 
 
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _VARIANT_NOUNS = frozenset({"version", "variant", "model", "configuration", "combination"})
 
 
