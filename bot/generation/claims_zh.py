@@ -182,10 +182,12 @@ _COUNT_NOUNS = {
     "选择": "options", "选项": "options", "款": "versions",
 }  # fmt: skip
 _COUNT = re.compile(
-    rf"(?<![\d.,第])(?P<n>{ZH_NUMBER})\s?(?:种|个|款)?\s?(?P<noun>"
+    rf"(?<![\d.,第])(?P<n>{ZH_NUMBER})\s?(?:(?:种|个|款)\s?(?P<noun>"
     + "|".join(sorted(_COUNT_NOUNS, key=len, reverse=True))
-    + ")"
-)
+    + ")|(?P<word>"
+    + "|".join(sorted((n for n in _COUNT_NOUNS if len(n) > 1), key=len, reverse=True))
+    + "))"
+)  # "43码" is a size: a one-character noun counts only after 种/个/款 ("3个码")
 
 
 def counts_in(text: str) -> list[Count]:
@@ -194,7 +196,8 @@ def counts_in(text: str) -> list[Count]:
     for m in _COUNT.finditer(fold_width(text)):
         value = parse_chinese_number(m.group("n"))
         if value is not None and value == value.to_integral_value() and value > 0:
-            out.append(Count(value, (_COUNT_NOUNS[m.group("noun")],), m.group(0)))
+            noun = m.group("noun") or m.group("word")
+            out.append(Count(value, (_COUNT_NOUNS[noun],), m.group(0)))
     return out
 
 
@@ -209,6 +212,7 @@ _STATES = {
     "签收之日": "delivered", "收货之日": "delivered", "签收日": "delivered", "收到商品": "delivered",
     "收到货": "delivered", "送达之日": "delivered", "发货之后": "shipped", "签收之后": "delivered",
     "收货之后": "delivered", "还没发货": "pending", "尚未发货": "pending", "没有发货": "pending",
+    "一旦发货": "shipped", "发货以后": "shipped", "发出后": "shipped", "寄出后": "shipped",
 }  # fmt: skip
 _STATE = re.compile("|".join(sorted(_STATES, key=len, reverse=True)))
 
@@ -225,10 +229,13 @@ def name_states(text: str) -> str:
     return _STATE.sub(lambda m: f" {_STATES[m.group(0)]} ", text)
 
 
+_NUMERAL_TERM = re.compile(f"(?:{ZH_NUMBER})个?[月天年周日件双种款次个]?")
+
+
 def is_numeral(term: str) -> bool:
-    """Whether a segmented term is a number ("四十八", "十九"; the guard checks numbers on
-    their own)."""
-    return _NUMERAL.fullmatch(term) is not None
+    """Whether a segmented term is a number, alone or with its measure word ("四十八",
+    "六个月", "两种"): the guard checks numbers and durations on their own."""
+    return _NUMERAL_TERM.fullmatch(term) is not None
 
 
 #: "发货前", "签收之前": a claim about the time before a state.
@@ -237,7 +244,7 @@ BEFORE_STATE = re.compile(r"(?:发货|发出|寄出|出库|签收|送达|收货)
 # ----------------------------------------------------------------- replies and negation
 
 NEGATION = re.compile(
-    r"(?<![要])不(?!过|论|管|错|少|仅|但|久|同|久|断|超过)|没有?(?!关系)|无法|无(?!论)|未(?!来)"
+    r"(?<![要])不(?!过|论|管|错|少|仅|但|久|同|断|超过)|没有?(?!关系)|无法|无(?!论|理由)|未(?!来)"
     r"|别|勿|禁止|不得|谢绝|拒绝"
 )
 _REPLY = re.compile(
@@ -281,7 +288,7 @@ def clauses(sentence: str) -> list[str]:
 # --------------------------------------------------------------------------- stock
 
 STOCK_OUT = re.compile(r"缺货|无货|没货|没有货|售罄|卖完|断货|已售完|暂时没有|暂无库存|没有库存")
-STOCK_IN = re.compile(r"有货|现货|有库存|库存充足|在售")
+STOCK_IN = re.compile(r"有货|有现货|现货充足|有库存|库存充足|在售")
 ALL_IN_STOCK = re.compile(r"(?:都|全部|全都|均)(?:有货|有现货|有库存)")
 
 # ------------------------------------------------------------------------- enumerations
@@ -322,7 +329,10 @@ def colours_in(text: str) -> list[str]:
     return [_COLOURS[m.group(0)] for m in _COLOUR.finditer(text)]
 
 
-_OPTION_WORDS = {"颜色": "color", "配色": "color", "尺码": "size", "尺寸": "size", "码数": "size"}
+_OPTION_WORDS = {
+    "颜色": "color", "配色": "color", "尺码": "size", "尺寸": "size", "码数": "size",
+    "容量": "capacity", "材质": "material", "款式": "style",
+}  # fmt: skip
 _OPTION_WORD = re.compile("|".join(_OPTION_WORDS))
 
 
@@ -356,7 +366,10 @@ FILLER_WORDS = (
     "您好 你好 请 您 我们 我 可以 能 帮 帮助 帮您 问题 谢谢 感谢 欢迎 咨询 随时 其他 "
     "需要 抱歉 很 非常 当然 是的 好的 一下 哦 呢 吧 啊 这款 这个 这件 那款 商品 产品 "
     "东西 一般 通常 目前 现在 已经 还 也 都 只 就 会 要 可 有 没有 不 没 选择 购买 下单 "
-    "如果 需要 您的 我们的 提供 根据 信息 亲 哈 呀 嗯 种 款 件 个 双 码 号 色 还有 目前"
+    "如果 需要 您的 我们的 提供 根据 信息 亲 哈 呀 嗯 种 款 件 个 双 码 号 色 还有 目前 "
+    "的话 所以 这个 那个 分别 一般 把 给 并 将 "
+    # duration words: the duration rule checks them with their numbers
+    "天 天内 小时 工作日 工作 个月 月 周 年 内 以内 之内"
 )
 #: Chinese words around a price ("售价九十九元"): the price check reads them.
 PRICE_WORDS = "元 块 块钱 售价 价格 价钱 人民币 多少钱 钱 单价 原价 现价"

@@ -847,6 +847,8 @@ class GuardSession:
                 if best is not None and holding:  # "3-7 days after it leaves the warehouse"
                     said = said | best.around
                 covered = stated & said
+                if best is not None:  # a Chinese word cut otherwise there ("原路", "原 路")
+                    covered |= {t for t in stated - covered if has_han(t) and t in best.text}
                 if len(covered) < self.guard.policy_coverage * len(stated):
                     missing = " ".join(sorted(stated - covered)[:6])
                     out.append(Violation("policy", missing, s))
