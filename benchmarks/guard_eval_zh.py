@@ -5,7 +5,8 @@ prices in yuan, ten policy and FAQ passages in Chinese) and hand-written replies
 shoppers' questions (``guard_cases_zh.json``, the shape of ``guard_cases.json``): each is
 ``correct`` (true, cited) or ``wrong`` (one invented fact of one ``kind``). A reply cites
 by content: ``{cite:48小时}`` becomes ``[n]``, n being the passage that holds "48小时";
-``{badcite}`` cites a passage that was not given.
+``{badcite}`` cites a passage that was not given. The 20 cases styled ``holdout/`` were
+written after the reader was fixed on the first 105, and measured as they came.
 
 Each reply is checked as ``GuardedWriter`` checks a model's: ``FactGuard.check`` with the
 evidence the prompt held (for a question naming a product, that product's catalog facts

@@ -50,6 +50,15 @@ evidence). What counts as supported:
 * **topic**: at least half of a sentence group's content words must occur in the evidence
   (garbled or off-topic text carries no fact to check, but must not reach a shopper either).
 
+**Chinese sentences** (``bot.lang.detect_language``; sentences end at 。！？；, marks may be
+``【n】``) are read by ``bot.generation.claims_zh`` into the same claims (``Claims``:
+"九十九元" is the price 99, "7个工作日" the duration 7 business days, "4种颜色" a count of
+colours, "已发货" the order state shipped, 不/没/无法 negation), then compared by the same
+rules; their Latin words (``claims_zh.latin_view``: the catalog's names are English, and
+"蓝色" is read as blue) are matched against the catalog and checked as names and option
+values. A duration or number supports its claim across languages ("30天" by "30 days");
+policy wording does not (its terms are compared word for word).
+
 "Cited" means marked ``[n]`` in the sentence's group: a sentence without a mark is judged
 with the marks of the next sentence that has one (as in "Refunds go to the card. They take
 5 to 7 business days [2]."), or, at the end of the answer, with every mark in the answer.
