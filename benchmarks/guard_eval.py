@@ -50,6 +50,7 @@ Usage:
     python benchmarks/guard_eval.py [--home DIR] [--limit N] [--progress 50]
     python benchmarks/guard_eval.py --dump-cases /tmp/cases.json   # the cases, no run
     python benchmarks/guard_eval.py --backend transformers --model smollm2 [--limit 40]
+    python benchmarks/guard_eval.py --language zh    # Chinese answers: guard_eval_zh.py
 Results: ``benchmarks/results/guard_eval.json`` and ``guard_eval_local.json`` (``--out``).
 """
 
@@ -1903,8 +1904,21 @@ def main() -> None:
     parser.add_argument("--timing-rounds", type=int, default=5)
     parser.add_argument("--show", type=int, default=60, help="rejected correct replies to print")
     parser.add_argument("--dump-cases", help="write the labelled cases to this JSON and stop")
+    parser.add_argument(
+        "--language",
+        choices=["en", "zh"],
+        default="en",
+        help="zh: the Chinese store and cases (guard_eval_zh.py) -> guard_eval_zh.json",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    if args.language == "zh":
+        from guard_eval_zh import run_chinese
+
+        out = Path(args.out) if args.out else RESULTS / "guard_eval_zh.json"
+        write_result(out, run_chinese(args))
+        print(f"results: {out}")
+        return
     if args.dump_cases:
         cases = all_cases(args.seed)
         Path(args.dump_cases).write_text(json.dumps([asdict(c) for c in cases], indent=1) + "\n")

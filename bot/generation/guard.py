@@ -50,6 +50,15 @@ evidence). What counts as supported:
 * **topic**: at least half of a sentence group's content words must occur in the evidence
   (garbled or off-topic text carries no fact to check, but must not reach a shopper either).
 
+**Chinese sentences** (``bot.lang.detect_language``; sentences end at 。！？；, marks may be
+``【n】``) are read by ``bot.generation.claims_zh`` into the same claims (``Claims``:
+"九十九元" is the price 99, "7个工作日" the duration 7 business days, "4种颜色" a count of
+colours, "已发货" the order state shipped, 不/没/无法 negation), then compared by the same
+rules; their Latin words (``claims_zh.latin_view``: the catalog's names are English, and
+"蓝色" is read as blue) are matched against the catalog and checked as names and option
+values. A duration or number supports its claim across languages ("30天" by "30 days");
+policy wording does not (its terms are compared word for word).
+
 "Cited" means marked ``[n]`` in the sentence's group: a sentence without a mark is judged
 with the marks of the next sentence that has one (as in "Refunds go to the card. They take
 5 to 7 business days [2]."), or, at the end of the answer, with every mark in the answer.
@@ -76,6 +85,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import lru_cache
 
+from bot.generation import claims_zh as zh
 from bot.generation.base import Citation
 from bot.generation.claims import (
     CLAUSES,
@@ -101,6 +111,8 @@ from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts
 from bot.knowledge.passages import product_text
 from bot.knowledge.text import STOPWORDS, normalise, stem, terms
 from bot.knowledge.text import sentences as passage_sentences
+from bot.lang import detect_language, fold_width
+from bot.lang.script import has_han
 from bot.text_rules import find_emails
 
 # ------------------------------------------------------------------------------- values
@@ -152,7 +164,7 @@ class Evidence:
 
 # ------------------------------------------------------------------------------ patterns
 
-CITATION = re.compile(r"\s*\[(\d+)\]")
+CITATION = re.compile(r"\s*[\[\u3010](\d+)[\]\u3011]")  # [1] or 【1】
 # Prompt scaffolding a model may echo instead of answering.
 _ECHO = re.compile(
     r"\[(?:n|x|\d+\s*,\s*n|product[\w ]*|options?|item[\w ]*|price|name)\]"
@@ -229,6 +241,7 @@ POLICY_TERMS = frozenset(
         "international abroad countries discount coupon voucher promo code free refundable "
         "guarantee compensation credit swap replace replacement"
     )
+    + terms(zh.POLICY_WORDS)
 )
 # Stemmed terms that commit the store to something: each must be in a cited passage.
 COMMITMENT_TERMS = frozenset(
@@ -237,6 +250,7 @@ COMMITMENT_TERMS = frozenset(
         "compensate waive waived guarantee guaranteed warranty credit rebate cashback "
         "bonus reward points loyalty gift prepaid reimburse reimbursed cover covered label"
     )
+    + terms(zh.COMMITMENT_WORDS)
 )
 # Terms that say nothing about the store (chit-chat, the conversation itself).
 _FILLER_TERMS = (
@@ -252,6 +266,7 @@ _FILLER_TERMS = (
             "here what each mean means must within only alternatively instead otherwise either "
             "nothing possible per already follow away go goes receive received"
         )
+        + terms(zh.FILLER_WORDS)
     )
     - COMMITMENT_TERMS
 )
@@ -267,6 +282,7 @@ _SYNONYMS = tuple(
         "instant instantly immediately",
         "outside abroad international internationally",
         "weekday weekdays monday friday",
+        *zh.SYNONYM_WORDS,
     )
 )
 _CANON = {t: min(cls) for cls in _SYNONYMS for t in cls}
@@ -283,6 +299,7 @@ _POLICY_CANON = frozenset(_canon(POLICY_TERMS))
 # Words around a price ("costs 50.88 dollars"): the price check reads them.
 _PRICE_WORDS = frozenset(
     terms("cost costs price priced dollar dollars buck bucks " + _CODES.replace("|", " "))
+    + terms(zh.PRICE_WORDS)
 )
 # Time zones written short, and a word of their long name one of the passages must hold.
 _ZONES = {
@@ -338,7 +355,11 @@ def price_fits_currency(claim: str, currency: str) -> bool:
         return True
     marker = m.group(0).lower()
     meant = _MARKERS.get(marker, marker.upper())
-    return meant == currency or (meant == "$" and currency.endswith("D"))
+    return (
+        meant == currency
+        or (meant == "$" and currency.endswith("D"))
+        or (marker == "¥" and zh.price_fits("CNY", currency))
+    )
 
 
 def is_decline(text: str) -> bool:
@@ -523,11 +544,16 @@ class GuardSession:
         if self.evidence.min_overlap <= 0:
             return []
         text = " ".join(clean_sentence(s) for s in sentences)
+        # Chinese colour and option words as the (English) catalog names them
+        read = zh.english_words(text) if has_han(text) else text
         words = {
             t
-            for t in set(terms(text)) - _FILLER_TERMS
+            for t in set(terms(read)) - _FILLER_TERMS
             # numbers, prices and time zones are checked on their own
-            if not any(c.isdigit() for c in t) and t not in _ZONES and t not in _PRICE_WORDS
+            if not any(c.isdigit() for c in t)
+            and t not in _ZONES
+            and t not in _PRICE_WORDS
+            and not zh.is_numeral(t)
         }
         if len(words) < 3:
             return []
@@ -545,7 +571,10 @@ class GuardSession:
         if not s.strip():
             return []
         out: list[Violation] = []
-        named = self.catalog.resolve_all(s)
+        chinese = detect_language(s) == "zh"
+        # the catalog's names are English: a Chinese sentence is matched by its Latin words
+        view = zh.latin_view(s) if chinese else s
+        named = self.catalog.resolve_all(view)
         if named:
             self._context = [f.product for f in named] + [
                 p for p in self._context if all(p is not f.product for f in named)
@@ -554,7 +583,7 @@ class GuardSession:
         else:
             in_context = [
                 f
-                for f in (self.catalog.facts_for(p.product_id, s) for p in self._context[:1])
+                for f in (self.catalog.facts_for(p.product_id, view) for p in self._context[:1])
                 if f is not None
             ]
         # a sentence naming no options of its own speaks of what the shopper asked for:
@@ -579,9 +608,12 @@ class GuardSession:
             for start, end in reversed(spans):
                 rest = rest[:start] + " " + rest[end:]
 
+        read = read_chinese if chinese else read_english
+        claims = read(rest, in_context=bool(in_context), currency=self.catalog.currency)
+
         # prices: the catalog's price for the variants in context, or a cited policy price
-        passage_prices = {v for c in cited if c.kind != "product" for _, v in prices_in(c.text)}
-        extra_prices = {v for _, v in prices_in(self._support)}
+        passage_prices = {v for c in cited if c.kind != "product" for v in _prices(c.text)}
+        extra_prices = _prices(self._support)
         allowed = set(passage_prices)
         if self.evidence.facts is not None:  # the price range the question asked for
             bounds = " ".join(self.evidence.facts.requested.get("price", ()))
@@ -591,63 +623,55 @@ class GuardSession:
             allowed.update(Decimal(str(v.price)).quantize(Decimal("0.01")) for v in variants)
         if not in_context:
             allowed |= extra_prices
-        for claim, value in prices_in(rest):
-            if value not in allowed or not price_fits_currency(claim, self.catalog.currency):
+        for claim, value, fits in claims.prices:
+            if value not in allowed or not fits:
                 out.append(Violation("price", claim, s))
-        rest = _PRICE.sub(" ", rest)
 
         # durations: number and unit together; a range as a whole ("2 to 3 business days"
         # is not "1 to 2" and "3 to 7"); "business days" only where the passage says so
         support_numbers, supported = _quantities(cited_text, catalog_text, self._support)
-        for duration in duration_spans(rest, with_text=True):
+        for duration in claims.durations:
             if not _duration_supported(duration, supported):
                 out.append(Violation("duration", duration.text, s))
-        rest = DURATION.sub(" ", rest)
         # "3 colors", "12 versions": counts of the product's variants or values
-        counted = [c for c in counts_in(rest) if in_context and _count_noun(c)]
-        out += self._check_counts(counted, rest, s, in_context)
-        for c in counted:
-            rest = rest.replace(c.text, " ", 1)
+        out += self._check_counts(claims.counts, s, in_context)
 
         # percentages, times of day and all other numbers
-        for m in _PERCENT.finditer(rest):
-            v = to_decimal(m.group(1))
-            if v is None or v.normalize() not in support_numbers:
-                out.append(Violation("number", m.group(0), s))
-        rest = _PERCENT.sub(" ", rest)
+        for claim, number in claims.percents:
+            if number is None or number not in support_numbers:
+                out.append(Violation("number", claim, s))
         support_clock = {_clock(m) for m in CLOCK.finditer(support)}
-        for m in CLOCK.finditer(rest):
-            if _clock(m) not in support_clock:  # "6:00 PM" is "18:00"
-                out.append(Violation("number", m.group(0), s))
-        rest = CLOCK.sub(" ", rest)
-        for m in NUMBER.finditer(rest):
-            v = to_decimal(m.group(0))
-            if v is None or v.normalize() not in support_numbers:
-                out.append(Violation("number", m.group(0), s))
-        for m in WORD_NUMBER.finditer(rest):
-            if Decimal(NUMBER_WORDS[m.group(1).lower()]) not in support_numbers:
-                out.append(Violation("number", m.group(0), s))
+        if has_han(support):
+            support_clock |= {at for _, at, _ in zh.clocks_in(support)}
+        for claim, at in claims.clocks:
+            if at not in support_clock:  # "6:00 PM" is "18:00"
+                out.append(Violation("number", claim, s))
+        for claim, number in claims.numbers:
+            if number is None or number not in support_numbers:
+                out.append(Violation("number", claim, s))
 
-        out += self._check_products(s, in_context, bool(named))
-        out += self._check_names(s)
-        out += self._check_policy(s, cited, in_context)
+        out += self._check_products(view, s, in_context, bool(named), chinese)
+        out += self._check_names(view, s, first_is_name=chinese)
+        out += self._check_policy(s, cited, in_context, chinese)
         return out
 
     # -- products, options, stock --------------------------------------------------------
 
     def _check_products(
-        self, s: str, in_context: list[ProductFacts], named: bool
+        self, view: str, s: str, in_context: list[ProductFacts], named: bool, chinese: bool
     ) -> list[Violation]:
+        """Options, enumerations and stock; ``view`` is the sentence as the English
+        catalog is matched against (a Chinese sentence's Latin words: ``zh.latin_view``)."""
         out: list[Violation] = []
-        says_no = negated(s)
+        says_no = zh.negated(s) if chinese else negated(s)
         own_ids = {f.product_id for f in in_context}
         # the products' own names and option values are theirs ("Fleece Jacket", "natural
         # rubber"): another product's value counts only outside them ("space grey" does)
-        own = _spans(s, _own_phrases(in_context))
+        own = _spans(view, _own_phrases(in_context))
         for pattern, value, owners in self.guard._option_patterns:
             if owners & own_ids or not in_context or says_no:
                 continue
-            for m in pattern.finditer(s):
+            for m in pattern.finditer(view):
                 if not any(a <= m.start() and m.end() <= b for a, b in own):
                     out.append(Violation("option", value, s))
                     break
@@ -655,11 +679,11 @@ class GuardSession:
             if f.unmatched and not says_no:
                 out.append(Violation("option", ", ".join(f.unmatched), s))
         if in_context and not says_no:
-            out += self._check_listed_options(s)
-        stock_out = _OUT_OF_STOCK.search(s)
-        stock_in = None if stock_out else _IN_STOCK.search(s)
-        all_in = _ALL_IN_STOCK.search(s)
-        has_price = bool(prices_in(s))
+            out += self._check_listed_options(s, chinese)
+        stock_out = (zh.STOCK_OUT if chinese else _OUT_OF_STOCK).search(s)
+        stock_in = None if stock_out else (zh.STOCK_IN if chinese else _IN_STOCK).search(s)
+        all_in = (zh.ALL_IN_STOCK if chinese else _ALL_IN_STOCK).search(s)
+        has_price = bool(prices_in(view) or (chinese and zh.prices_in(s)))
         for f in in_context:
             if f.requested and not f.variants and (has_price or stock_in) and not says_no:
                 out.append(Violation("option", _requested_text(f), s))
@@ -675,21 +699,29 @@ class GuardSession:
                 out.append(Violation("stock", stock_in.group(0), s))
             elif all_in and not says_no and not all(v.available for v in variants):
                 out.append(Violation("stock", all_in.group(0), s))
-        if (stock_out or (stock_in and stock_in.group(0).lower() == "in stock")) and not in_context:
+        plain_in = stock_in and (chinese or stock_in.group(0).lower() == "in stock")
+        if (stock_out or plain_in) and not in_context:
             out.append(Violation("stock", (stock_out or stock_in).group(0), s))  # type: ignore[union-attr]
         return out
 
-    def _check_listed_options(self, s: str) -> list[Violation]:
-        """Each item of an enumeration about a product ("black, blue and teal") must be
-        one of its option values or words the evidence holds."""
+    def _check_listed_options(self, s: str, chinese: bool = False) -> list[Violation]:
+        """Each item of an enumeration about a product ("black, blue and teal", "黑色、蓝色和
+        青色") must be one of its option values or words the evidence holds (a Chinese
+        item's Latin words: the catalog's values are English)."""
+        if chinese:  # and each colour and Latin word is a value claimed ("也有绿色", "green款")
+            text = CITATION.sub(" ", s)
+            latin = _LATIN_WORD.findall(zh.latin_view(_PRICE.sub(" ", text)))
+            listed = zh.enumerations(zh.english_colours(text)) + [[w] for w in latin]
+        else:
+            text = _PRICE.sub(" ", CITATION.sub(" ", s))
+            claims = [
+                [m.group(1)]
+                for m in _COMES_IN.finditer(text)
+                if not counts_in(m.group(1))  # "comes in five versions": _check_counts
+            ]
+            listed = _enumerations(text) + claims
         out: list[Violation] = []
-        text = _PRICE.sub(" ", CITATION.sub(" ", s))
-        claims = [
-            [m.group(1)]
-            for m in _COMES_IN.finditer(text)
-            if not counts_in(m.group(1))  # "comes in five versions": _check_counts
-        ]
-        for items in _enumerations(text) + claims:
+        for items in listed:
             for item in items:
                 words = re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*", item.lower())
                 unknown = [
@@ -705,39 +737,40 @@ class GuardSession:
         return out
 
     def _check_counts(
-        self, counted: list[Count], rest: str, s: str, in_context: list[ProductFacts]
+        self, counted: Sequence[tuple[Count, bool]], s: str, in_context: list[ProductFacts]
     ) -> list[Violation]:
-        """ "It comes in 3 colors", "12 versions": a count of the variants, or of the
-        values of the option the noun names, of a product in context."""
+        """ "It comes in 3 colors", "12 versions" (with whether "in stock" follows): a
+        count of the variants, or of the values of the option the noun names, of a
+        product in context."""
         out = []
-        for c in counted:
-            at = rest.find(c.text)
-            in_stock = bool(_IN_STOCK.search(rest[at + len(c.text) : at + len(c.text) + 24]))
+        for c, in_stock in counted:
             noun = _count_noun(c)
             allowed = {n for f in in_context for n in _counts_for(f, noun, in_stock=in_stock)}
             if c.value not in allowed:
                 out.append(Violation("number", c.text, s))
         return out
 
-    def _check_names(self, s: str) -> list[Violation]:
-        """Capitalised words (not opening the sentence) that neither the evidence nor the
-        catalog contains: invented products, brands, services. A name of several
-        capitalised words ("Apple Pay") must be there as a whole."""
+    def _check_names(self, view: str, s: str, *, first_is_name: bool = False) -> list[Violation]:
+        """Capitalised words (not opening the sentence, unless ``first_is_name``: Chinese
+        has no capitals of its own) that neither the evidence nor the catalog contains:
+        invented products, brands, services. A name of several capitalised words ("Apple
+        Pay") must be there as a whole. ``view`` is the text read (``s`` is reported)."""
         out: list[Violation] = []
-        for m in _CAPITALISED.finditer(s):
-            if m.start() == len(s) - len(s.lstrip()):
+        opening = -1 if first_is_name else len(view) - len(view.lstrip())
+        for m in _CAPITALISED.finditer(view):
+            if m.start() == opening:
                 continue
-            before = s[: m.start()].rstrip()
-            if before.endswith((":", '"', "(", "\u201c")) or not before:
+            before = view[: m.start()].rstrip()
+            if before.endswith((":", '"', "(", "\u201c")) or (not before and not first_is_name):
                 continue
             word = m.group(1)
             parts = [w.lower() for w in re.split(r"[-']", word) if w]
             if all(self._allowed_word(w) for w in parts):
                 continue
             out.append(Violation("product", word, s))
-        for m in _NAME_RUN.finditer(self.guard.blank_catalog(s)):
+        for m in _NAME_RUN.finditer(self.guard.blank_catalog(view)):
             words = [w for w in m.group(0).split() if w.lower().strip(".") not in _TIME_WORDS]
-            if m.start() == len(s) - len(s.lstrip()):
+            if m.start() == opening:
                 words = words[1:]  # the sentence's first word is capitalised anyway
             if len(words) < 2 or any(w.lower() in STOPWORDS for w in words):
                 continue
@@ -759,7 +792,7 @@ class GuardSession:
     # -- policy --------------------------------------------------------------------------
 
     def _check_policy(
-        self, s: str, cited: list[Citation], in_context: list[ProductFacts]
+        self, s: str, cited: list[Citation], in_context: list[ProductFacts], chinese: bool
     ) -> list[Violation]:
         sentence_terms = set(terms(s))
         out: list[Violation] = []
@@ -776,6 +809,8 @@ class GuardSession:
                 product_terms.update(terms(key + " " + " ".join(values)))
         ignored = product_terms | _FILLER_TERMS | _NUMBER_TERMS
         text = _URL.sub(" ", _blank_emails(clean_sentence(s)))
+        if chinese:  # "已发货" is the state shipped, one term (``zh.name_states``)
+            text = zh.name_states(text)
         claim = set(terms(text)) - ignored
         is_policy = bool(claim & POLICY_TERMS)  # "SD card", "20 hours": options, not policy
         policy_passages = [c for c in cited if c.kind in ("policy", "faq")]
@@ -785,12 +820,17 @@ class GuardSession:
             return out
         statements, clauses = self._units(policy_passages)
         known = _canon(t for unit in statements for t in unit.terms | unit.title)
-        for clause in CLAUSES.split(without_reply(text)):
-            stated = {t for t in _canon(set(terms(clause)) - ignored) if not t[0].isdigit()}
+        parts = zh.CLAUSES if chinese else CLAUSES
+        for clause in parts.split((zh.without_reply if chinese else without_reply)(text)):
+            stated = {
+                t
+                for t in _canon(set(terms(clause)) - ignored)
+                if not t[0].isdigit() and not zh.is_numeral(t)
+            }
             if is_policy and stated & _POLICY_CANON:
                 # each clause must be said by one statement of a source (its heading helps),
                 # one that holds the clause's durations and order states if it names any
-                spans = duration_spans(clause)
+                spans = (zh.duration_spans if chinese else duration_spans)(clause)
                 states = {stem(w) for w in states_in(clause)}  # "delivered" ~ "delivery"
                 holding = [
                     u
@@ -802,10 +842,8 @@ class GuardSession:
                 if states and not holding:
                     out.append(Violation("policy", " ".join(sorted(states)), s))
                     continue
-                before = _BEFORE_STATE.search(clause)
-                if before and not any(
-                    _BEFORE_STATE.search(u.text) for u in (holding or statements)
-                ):
+                before = (zh.BEFORE_STATE if chinese else _BEFORE_STATE).search(clause)
+                if before and not any(_says_before(u.text) for u in (holding or statements)):
                     # "before it's delivered" where the sources speak of delivered orders
                     out.append(Violation("policy", before.group(0), s))
                     continue
@@ -818,6 +856,8 @@ class GuardSession:
                 if best is not None and holding:  # "3-7 days after it leaves the warehouse"
                     said = said | best.around
                 covered = stated & said
+                if best is not None:  # a Chinese word cut otherwise there ("原路", "原 路")
+                    covered |= {t for t in stated - covered if has_han(t) and t in best.text}
                 if len(covered) < self.guard.policy_coverage * len(stated):
                     missing = " ".join(sorted(stated - covered)[:6])
                     out.append(Violation("policy", missing, s))
@@ -828,11 +868,11 @@ class GuardSession:
             if len(restating) < 2 or (in_context and not is_policy):
                 continue  # a sentence about a product restates no policy
             restated = _closest(restating, clauses, self.guard.restate_overlap)
-            says_no = negated(clause)
+            says_no = (zh.negated if chinese else negated)(clause)
             if restated and all(u.negated != says_no for u in restated):
                 out.append(Violation("policy", "negation differs from the passage", s))
         if is_policy:
-            out += self._check_listed_terms(text, s, known)
+            out += self._check_listed_terms(text, s, known, chinese)
         return out
 
     def _units(self, passages: list[Citation]) -> tuple[Sequence[_Unit], Sequence[_Unit]]:
@@ -840,11 +880,14 @@ class GuardSession:
         sources = tuple((c.title, c.text) for c in passages) + (("", self._support),)
         return _source_units(sources, _STATEMENT), _source_units(sources, CLAUSES)
 
-    def _check_listed_terms(self, text: str, s: str, known: set[str]) -> list[Violation]:
+    def _check_listed_terms(
+        self, text: str, s: str, known: set[str], chinese: bool = False
+    ) -> list[Violation]:
         """Each item of an enumeration in a policy sentence ("credit cards, PayPal and
-        cash on delivery") must be in the sources."""
+        cash on delivery", "支付宝、微信和货到付款") must be in the sources."""
         out = []
-        for items in _enumerations(_PRICE.sub(" ", text)):
+        listed = zh.enumerations(text) if chinese else _enumerations(_PRICE.sub(" ", text))
+        for items in listed:
             for item in items:
                 stated = _canon(set(terms(item)) - _FILLER_TERMS)
                 if stated - known:
@@ -896,6 +939,17 @@ def _source_units(
         title_stems = frozenset(terms(title))
         units: list[_Unit] = []
         for sentence in passage_sentences(text):  # wrapped lines joined
+            if detect_language(sentence) == "zh":
+                cut = zh.STATEMENTS if split is _STATEMENT else zh.CLAUSES
+                for clause in cut.split(clean_sentence(sentence)):
+                    named = zh.name_states(clause)  # as claims are read
+                    words = frozenset(_canon(terms(named)))
+                    if words:
+                        spans = frozenset(zh.duration_spans(clause))
+                        stems = frozenset(terms(named)) | title_stems
+                        said_no = zh.negated(clause)
+                        units.append(_Unit(words, title_terms, said_no, spans, stems, clause))
+                continue
             for clause in split.split(clean_sentence(sentence)):
                 words = frozenset(_canon(terms(clause)))
                 if words:
@@ -913,6 +967,11 @@ _BEFORE_STATE = re.compile(
     r"|gets?|being)\s+){0,4}(" + "|".join(sorted(ORDER_STATES, key=len, reverse=True)) + r")\b",
     re.IGNORECASE,
 )
+
+
+def _says_before(text: str) -> bool:
+    """Whether a source statement speaks of the time before an order state."""
+    return bool(_BEFORE_STATE.search(text) or zh.BEFORE_STATE.search(text))
 
 
 _ALWAYS_ALLOWED = frozenset(
@@ -962,7 +1021,19 @@ def _quantities(*texts: str) -> tuple[set[Decimal], set[DurationSpan]]:
 @lru_cache(maxsize=2048)
 def _text_quantities(text: str) -> tuple[frozenset[Decimal], frozenset[DurationSpan]]:
     # cached: a product's facts and a policy's passages come back answer after answer
-    return frozenset(numbers_in(text)), frozenset(duration_spans(text))
+    numbers, spans = numbers_in(text), duration_spans(text)
+    if has_han(text):  # Chinese passages: "30天", "三十", "¥99" (Latin text reads as before)
+        numbers |= zh.numbers_in(text)
+        spans |= zh.duration_spans(text)
+    return frozenset(numbers), frozenset(spans)
+
+
+def _prices(text: str) -> set[Decimal]:
+    """The prices a source text states, in either language."""
+    found = {v for _, v in prices_in(text)}
+    if has_han(text):
+        found |= {v for _, v, _ in zh.prices_in(text)}
+    return found
 
 
 def _duration_supported(claim: DurationSpan, spans: Iterable[DurationSpan]) -> bool:
@@ -988,6 +1059,7 @@ def _own_phrases(in_context: Sequence[ProductFacts]) -> tuple[str, ...]:
     return tuple(sorted(phrases, key=lambda p: (-len(p), p)))
 
 
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _VARIANT_NOUNS = frozenset({"version", "variant", "model", "configuration", "combination"})
 
 
@@ -1069,9 +1141,108 @@ def _requested_text(f: ProductFacts) -> str:
     return f"{f.name} with " + ", ".join(f"{k} {'/'.join(v)}" for k, v in f.requested.items())
 
 
+# ------------------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What one sentence claims, as values the guard compares with its evidence (the same
+    comparisons whichever language read them): prices (as written, amount, whether its
+    currency may be the store's), durations, counts of a product's variants or values
+    (with whether "in stock" follows), percentages, times of day, other numbers."""
+
+    prices: tuple[tuple[str, Decimal, bool], ...] = ()
+    durations: tuple[DurationSpan, ...] = ()
+    counts: tuple[tuple[Count, bool], ...] = ()
+    percents: tuple[tuple[str, Decimal | None], ...] = ()
+    clocks: tuple[tuple[str, tuple[int, int]], ...] = ()
+    numbers: tuple[tuple[str, Decimal | None], ...] = ()
+
+    def __add__(self, other: Claims) -> Claims:
+        return Claims(
+            self.prices + other.prices,
+            self.durations + other.durations,
+            self.counts + other.counts,
+            self.percents + other.percents,
+            self.clocks + other.clocks,
+            self.numbers + other.numbers,
+        )
+
+
+def read_english(text: str, *, in_context: bool, currency: str) -> Claims:
+    """The claims of an English sentence, each read from what the ones before it left
+    ("$49.99" is a price, not also a number; "3 colors" a count when a product is in
+    context)."""
+    prices = tuple(
+        (claim, value, price_fits_currency(claim, currency)) for claim, value in prices_in(text)
+    )
+    rest = _PRICE.sub(" ", text)
+    durations = tuple(duration_spans(rest, with_text=True))
+    rest = DURATION.sub(" ", rest)
+    counted = [c for c in counts_in(rest) if in_context and _count_noun(c)]
+    counts = []
+    for c in counted:
+        at = rest.find(c.text) + len(c.text)
+        counts.append((c, bool(_IN_STOCK.search(rest[at : at + 24]))))
+    for c in counted:
+        rest = rest.replace(c.text, " ", 1)
+    percents = []
+    for m in _PERCENT.finditer(rest):
+        v = to_decimal(m.group(1))
+        percents.append((m.group(0), v.normalize() if v is not None else None))
+    rest = _PERCENT.sub(" ", rest)
+    clocks = tuple((m.group(0), _clock(m)) for m in CLOCK.finditer(rest))
+    rest = CLOCK.sub(" ", rest)
+    numbers: list[tuple[str, Decimal | None]] = []
+    for m in NUMBER.finditer(rest):
+        v = to_decimal(m.group(0))
+        numbers.append((m.group(0), v.normalize() if v is not None else None))
+    for m in WORD_NUMBER.finditer(rest):
+        numbers.append((m.group(0), Decimal(NUMBER_WORDS[m.group(1).lower()])))
+    return Claims(prices, durations, tuple(counts), tuple(percents), clocks, tuple(numbers))
+
+
+def read_chinese(text: str, *, in_context: bool, currency: str) -> Claims:
+    """The claims of a Chinese sentence (``bot.generation.claims_zh``): yuan prices,
+    durations, counts ("4种颜色"), percentages, times of day and Chinese numerals, each
+    blanked once read; then the Latin words left ("$50.88", "18:00", "32GB") as English."""
+    rest = fold_width(text)
+    prices = tuple((w, v, zh.price_fits(code, currency)) for w, v, code in zh.prices_in(rest))
+    rest = zh.blank(rest, zh.price_spans(rest))
+    durations = tuple(zh.duration_spans(rest, with_text=True))
+    rest = zh.blank(rest, zh.duration_ranges(rest))
+    counts = []
+    for c in zh.counts_in(rest) if in_context else []:
+        at = rest.find(c.text)
+        after = rest[at + len(c.text) : at + len(c.text) + 12]
+        counts.append((c, bool(zh.STOCK_IN.search(after))))
+        rest = zh.blank(rest, [(at, at + len(c.text))])
+    percents = tuple((w, v) for w, v, _ in zh.percents_in(rest))
+    rest = zh.blank(rest, [span for _, _, span in zh.percents_in(rest)])
+    clocks = tuple((w, at) for w, at, _ in zh.clocks_in(rest))
+    rest = zh.blank(rest, [span for _, _, span in zh.clocks_in(rest)])
+    numerals = zh.numbers_claimed(rest)
+    rest = zh.blank(rest, [span for _, _, span in numerals])
+    own = Claims(
+        prices,
+        durations,
+        tuple(counts),
+        percents,
+        clocks,
+        tuple((w, v) for w, v, _ in numerals),
+    )
+    latin = zh.latin_view(rest)
+    return own + read_english(latin, in_context=in_context, currency=currency)
+
+
 # ----------------------------------------------------------------------------- sentences
 
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|(?<=\])\s+|\n+")
+_BOUNDARY = re.compile(
+    r"(?<=[.!?])[\"')\]]*\s+|(?<=\])\s+|\n+"
+    # Chinese: after 。！？； (and the closing quotes and citation marks that follow it)
+    r"|(?<=[\u3002\uff01\uff1f\uff1b])[\u201d\u2019\u300d\u300f\uff09)]*"
+    r"(?:\s*[\[\u3010]\d+[\]\u3011])*\s*"
+)
 _LIST_NUMBER = re.compile(r"\d{1,2}[.)]")
 _MARKED_END = re.compile(r"[.!?][\"')]*\s*(?:\[\d+\]\s*)+$")
 
