@@ -25,6 +25,7 @@ from typing import Any
 from bot.errors import DataError
 from bot.knowledge.money import format_money
 from bot.knowledge.text import normalise
+from bot.lang.script import HAN
 
 __all__ = [
     "CatalogProduct",
@@ -224,8 +225,11 @@ def _same_phrase(gap: str) -> bool:
     return len(gap.split()) <= 3 and not _PHRASE_BREAK.search(gap)
 
 
-_LEFT = r"(?<![\w'])"
-_RIGHT = r"(?![\w'])"
+# A name or option value stands on its own between non-word characters, or beside Chinese
+# text, which has no spaces: "T-Shirt多少钱", "10码", "的Yoga Mat".
+_WORD_CHAR = rf"(?:[^\W{HAN}]|')"
+_LEFT = rf"(?<!{_WORD_CHAR})"
+_RIGHT = rf"(?!{_WORD_CHAR})"
 
 
 def _phrase_body(phrase: str, *, plural: bool = False) -> str:
