@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from bot.lang import find_durations, find_prices, find_quantities  # noqa: E402
+from bot.lang import find_durations, find_prices, find_quantities
 
 QUESTIONS = ROOT / "benchmarks" / "qa_questions_zh.json"
 RESULTS = ROOT / "benchmarks" / "results"
