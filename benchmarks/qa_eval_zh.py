@@ -137,13 +137,13 @@ def invented(
     known = [figures(t) for t in evidence]
     known_values = catalog_values.union(*(k.all_values for k in known))
     known_durations = set().union(*(k.durations for k in known))
-    out = [f"price {p}" for p in sorted(said.prices) if p not in known_values]
+    out = [f"price {p:f}" for p in sorted(said.prices) if p not in known_values]
     out += [
-        f"duration {a}{'-' + str(u) if u else ''} {unit}"
+        f"duration {a:f}{'-' + format(u, 'f') if u else ''} {unit}"
         for a, u, unit in sorted(said.durations, key=str)
         if (a, u, unit) not in known_durations
     ]
-    out += [f"number {n}" for n in sorted(said.numbers) if n not in known_values]
+    out += [f"number {n:f}" for n in sorted(said.numbers) if n not in known_values]
     return out
 
 

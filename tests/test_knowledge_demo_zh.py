@@ -93,6 +93,20 @@ def test_a_product_named_beside_chinese_text_is_answered_with_its_cny_prices(
     assert not any(format_money(Decimal(str(v["price"])), "CNY") in sized for v in others)
 
 
+def test_a_chinese_colour_word_selects_the_english_catalog_colour(
+    answerer: KnowledgeAnswerer,
+) -> None:
+    sneakers = next(p for p in _products().values() if p["name"] == "Sneakers")
+    red = [v for v in sneakers["variants"].values() if v["options"]["color"] == "red"]
+    others = [v for v in sneakers["variants"].values() if v["options"]["color"] != "red"]
+    body = _body(answerer.answer("红色的Sneakers多少钱？"))
+    assert all(format_money(Decimal(str(v["price"])), "CNY") in body for v in red)
+    assert not any(format_money(Decimal(str(v["price"])), "CNY") in body for v in others)
+    # a colour the product does not come in is said to be missing, not answered with others
+    mat = _body(answerer.answer("Yoga Mat有黑色的吗？"))
+    assert "black" in mat and "blue" in mat
+
+
 @pytest.mark.parametrize(
     ("question", "fact"),
     [
