@@ -329,11 +329,13 @@ def run(questions: list[dict[str, Any]], home: Path, progress: int) -> dict[str,
     started = time.perf_counter()
     for n, item in enumerate(questions, start=1):
         q = item["question"]
+        found: bool | None = None  # a gold passage in the top 5 (answerable questions)
         if item["category"] not in ("unanswerable", "injection"):
             gold = set(gold_ids.get(f"product:{item.get('product_id')}", set()))
             for title in item.get("gold_titles", []):
                 gold |= gold_ids.get(title, set())
-            recall.append(any(h.passage_id in gold for h in retriever.search(q, 5)))
+            found = any(h.passage_id in gold for h in retriever.search(q, 5))
+            recall.append(found)
         t = time.perf_counter()
         answer = answerer.answer(q)
         latency = time.perf_counter() - t
@@ -350,6 +352,7 @@ def run(questions: list[dict[str, Any]], home: Path, progress: int) -> dict[str,
                     other_prices(item, by_id.get(str(item.get("product_id")))),
                 ),
                 "grounded": answer.grounded,
+                "gold_in_top5": found,
                 "invented": invented(answer.text, evidence, known),
                 "latency_s": round(latency, 4),
                 "answer": answer.text,
