@@ -231,7 +231,8 @@ def other_prices(item: dict[str, Any], product: dict[str, Any] | None) -> frozen
 
 
 def catalog_values(products: list[dict[str, Any]]) -> frozenset[Decimal]:
-    """Every number the catalog states: prices, ids, numbers in names and option values."""
+    """Every number the catalog states: prices, ids, numbers in names and option values,
+    and the small counts an answer derives from it ("12 variants, 7 in stock")."""
     out: set[Decimal] = set()
     for p in products:
         out |= figures(f"{p['name']} {p['product_id']}").all_values
@@ -239,7 +240,8 @@ def catalog_values(products: list[dict[str, Any]]) -> frozenset[Decimal]:
             out.add(Decimal(str(v["price"])).normalize())
             out |= figures(" ".join(map(str, v["options"].values()))).all_values
             out |= figures(str(v["item_id"])).all_values
-        out.add(Decimal(len(p["variants"])))
+    # counts of variants, of those in stock, of those matching a question (as qa_eval.py)
+    out.update(Decimal(n) for n in range(21))
     return frozenset(out)
 
 
