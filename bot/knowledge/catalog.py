@@ -25,6 +25,7 @@ from typing import Any
 from bot.errors import DataError
 from bot.knowledge.money import format_money
 from bot.knowledge.text import normalise
+from bot.lang.script import HAN
 
 __all__ = [
     "CatalogProduct",
@@ -224,8 +225,11 @@ def _same_phrase(gap: str) -> bool:
     return len(gap.split()) <= 3 and not _PHRASE_BREAK.search(gap)
 
 
-_LEFT = r"(?<![\w'])"
-_RIGHT = r"(?![\w'])"
+# A name or option value stands on its own between non-word characters, or beside Chinese
+# text, which has no spaces: "T-Shirt多少钱", "10码", "的Yoga Mat".
+_WORD_CHAR = rf"(?:[^\W{HAN}]|')"
+_LEFT = rf"(?<!{_WORD_CHAR})"
+_RIGHT = rf"(?!{_WORD_CHAR})"
 
 
 def _phrase_body(phrase: str, *, plural: bool = False) -> str:
@@ -287,6 +291,29 @@ _SIZE_WORDS = {
     "xx-large": "XXL",
 }
 _SPELLING = {"gray": "grey", "grey": "gray"}
+# Chinese words for catalog option values written in English, so that a Chinese shopper's
+# "黑色的", "大号" finds an English catalog's "black", "large" (the value's key is kept).
+_ZH_VALUE_WORDS: dict[str, tuple[str, ...]] = {
+    "black": ("黑色", "黑的"),
+    "white": ("白色", "白的"),
+    "blue": ("蓝色", "蓝的"),
+    "red": ("红色", "红的"),
+    "green": ("绿色", "绿的"),
+    "grey": ("灰色", "灰的"),
+    "gray": ("灰色", "灰的"),
+    "yellow": ("黄色", "黄的"),
+    "purple": ("紫色", "紫的"),
+    "pink": ("粉色", "粉红色", "粉的"),
+    "brown": ("棕色", "咖啡色"),
+    "beige": ("米色",),
+    "navy": ("藏青色", "藏青", "海军蓝"),
+    "gold": ("金色",),
+    "rose gold": ("玫瑰金",),
+    "silver": ("银色",),
+    "small": ("小号",),
+    "medium": ("中号",),
+    "large": ("大号",),
+}
 # Other ways to say a yes/no option's key.
 _FLAG_SYNONYMS = {
     "water resistance": ("waterproof", "water proof"),
@@ -333,6 +360,9 @@ class _ProductMatcher:
             for key, values in self.option_values.items():
                 if code in values and word not in by_value:
                     self.value_patterns.append((_compile(_phrase_body(word)), code, (key,)))
+        for folded, (value, keys) in by_value.items():
+            for word in _ZH_VALUE_WORDS.get(folded, ()):
+                self.value_patterns.append((_compile(re.escape(word)), value, tuple(keys)))
         self.value_patterns.sort(key=lambda t: -len(t[0].pattern))
         # yes/no options: the key phrase itself ("waterproof", "water resistant")
         self.flag_patterns: list[tuple[re.Pattern[str], str]] = []
@@ -389,9 +419,13 @@ class CatalogResolver:
             for key, values in p.option_values().items():
                 if "color" in key.lower() or "colour" in key.lower():
                     colours.update(values)
-        self._colour_patterns = sorted(
-            ((_compile(_phrase_body(c)), c) for c in colours), key=lambda t: -len(t[0].pattern)
-        )
+        patterns = [(_compile(_phrase_body(c)), c) for c in colours]
+        patterns += [
+            (_compile(re.escape(word)), c)
+            for c in colours
+            for word in _ZH_VALUE_WORDS.get(c.lower(), ())
+        ]
+        self._colour_patterns = sorted(patterns, key=lambda t: -len(t[0].pattern))
 
     @classmethod
     def from_json(cls, path: Path) -> CatalogResolver:
