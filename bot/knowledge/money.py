@@ -23,8 +23,9 @@ from decimal import Decimal, InvalidOperation
 CENT = Decimal("0.01")
 _LIMIT = Decimal(100000000)
 
-#: Symbols written before the amount; other currencies are written as ``19.99 XYZ``.
-SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+#: Symbols written before the amount; other currencies are written as ``19.99 XYZ``. Yen
+#: and yuan share ``¥``: a store has one currency, so its shoppers read it as theirs.
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹"}
 # A currency symbol or code before or after the amount. Matched at one end each, never
 # with ``\s*`` on both sides of an alternation (that backtracked for seconds on a cell
 # holding a run of spaces).
