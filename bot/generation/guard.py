@@ -170,8 +170,7 @@ _PRICE = re.compile(
     r"|\b(\d+)\.(\d{2})\b",
     re.IGNORECASE,
 )
-# What a price's currency marker says; "$" and "dollars" fit any dollar currency, "¥" yen
-# and yuan.
+# What a price's currency marker says; "$" and "dollars" fit any dollar currency.
 _MARKERS = {
     "$": "$",
     "dollar": "$",
@@ -183,7 +182,7 @@ _MARKERS = {
     "£": "GBP",
     "pound": "GBP",
     "pounds": "GBP",
-    "¥": "¥",
+    "¥": "JPY",
     "₹": "INR",
 }
 _MARKER = re.compile(
@@ -339,11 +338,7 @@ def price_fits_currency(claim: str, currency: str) -> bool:
         return True
     marker = m.group(0).lower()
     meant = _MARKERS.get(marker, marker.upper())
-    return (
-        meant == currency
-        or (meant == "$" and currency.endswith("D"))
-        or (meant == "¥" and currency in ("JPY", "CNY"))
-    )
+    return meant == currency or (meant == "$" and currency.endswith("D"))
 
 
 def is_decline(text: str) -> bool:

@@ -9,8 +9,9 @@ otherwise silently become 1999). Negative amounts, amounts finer than a cent and
 a hundred million or more (the database holds ``Numeric(10, 2)``) are not prices.
 
 Writing (``format_money``): two decimals, the store's currency as its symbol before the
-amount where the symbol is unambiguous (``$19.99``, ``€19.99``, ``£19.99``), else the ISO
-code after it (``19.99 CHF``). No thousands separator, as the catalog passages always wrote;
+amount where the symbol is unambiguous (``$19.99``, ``€19.99``, ``£19.99``; yuan and yen
+both as ``¥19.99``, as Chinese and Japanese shoppers write them), else the ISO code after
+it (``19.99 CHF``). No thousands separator, as the catalog passages always wrote;
 with ``thousands=True`` a comma groups them (``$2,674.40``), as order and refund replies do.
 """
 
@@ -23,8 +24,7 @@ from decimal import Decimal, InvalidOperation
 CENT = Decimal("0.01")
 _LIMIT = Decimal(100000000)
 
-#: Symbols written before the amount; other currencies are written as ``19.99 XYZ``. Yen
-#: and yuan share ``¥``: a store has one currency, so its shoppers read it as theirs.
+#: Symbols written before the amount; other currencies are written as ``19.99 XYZ``.
 SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "¥", "INR": "₹"}
 # A currency symbol or code before or after the amount. Matched at one end each, never
 # with ``\s*`` on both sides of an alternation (that backtracked for seconds on a cell
