@@ -219,6 +219,7 @@ def test_a_rasa_config_is_used_where_it_maps_and_the_rest_is_reported() -> None:
     assert "TEDPolicy" in notes[1]
     assert "language 'de'" in " ".join(rasa_config_notes({**config, "language": "de"}))
     assert rasa_config_notes({"recipe": "default.v1", "language": "en"}) == []
+    assert rasa_config_notes({"recipe": "default.v1", "language": "zh"}) == []  # Clerk speaks it
 
 
 def test_a_rasa_init_project_trains_and_serves_as_it_is(
@@ -329,7 +330,7 @@ def test_another_projects_actions_package_is_not_reused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- clerk init
 
 
-@pytest.mark.parametrize("template", ["demo-store", "minimal"])
+@pytest.mark.parametrize("template", ["demo-store", "demo-store-zh", "minimal"])
 def test_clerk_init_writes_a_project_that_is_found(tmp_path: Path, template: str) -> None:
     target = tmp_path / "shop"
     assert main(["init", str(target), "--template", template]) == 0
@@ -340,10 +341,12 @@ def test_clerk_init_writes_a_project_that_is_found(tmp_path: Path, template: str
     assert project.knowledge_dir == target / "knowledge"
     assert (target / "README.md").is_file() and (target / ".gitignore").is_file()
     assert (target / "actions" / "__init__.py").is_file()
-    if template == "demo-store":
+    if template.startswith("demo-store"):
         assert (target / "knowledge" / "catalog" / "products.json").read_bytes() == (
             ROOT / "knowledge" / "catalog" / "products.json"
         ).read_bytes()
+    language = Settings.load({"CLERK_PROJECT": str(target)}).language
+    assert language == ("zh" if template == "demo-store-zh" else "en")
 
 
 def test_clerk_init_never_writes_into_a_folder_with_files(tmp_path: Path) -> None:

@@ -64,6 +64,9 @@ def test_the_wheel_installs_no_top_level_actions_and_carries_the_templates(wheel
     assert "bot/projects/demo-store/knowledge/catalog/products.json" in names
     assert "bot/projects/demo-store/tests/stories/test_demo_stories.yml" in names
     assert "bot/projects/minimal/actions/actions.py" in names
+    assert "bot/projects/demo-store-zh/domain.yml" in names
+    assert "bot/projects/demo-store-zh/clerk.yml" in names
+    assert "bot/projects/demo-store-zh/tests/test_stories.yml" in names
     assert "bot/store_actions/__init__.py" in names
     tracked = subprocess.run(
         ["git", "ls-files", "bot"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -96,6 +99,13 @@ def test_init_train_serve_from_the_wheel_with_no_checkout(
     assert where[1] == "None"  # no `actions` module installed anywhere on the path
 
     clerk = str(venv / "bin" / "clerk")
+    run([clerk, "init", "shop-zh", "--template", "demo-store-zh"], cwd=tmp_path, env=env)
+    shop_zh = tmp_path / "shop-zh"
+    assert "language: zh" in (shop_zh / "config.yml").read_text(encoding="utf-8")
+    assert "CNY" in (shop_zh / "clerk.yml").read_text(encoding="utf-8")
+    assert (shop_zh / "knowledge" / "catalog" / "orders.json").is_file()  # the demo's, under it
+    assert (shop_zh / "tests" / "test_stories.yml").is_file()
+    assert not (shop_zh / "tests" / "test_demo_stories.yml").exists()  # the zh tests replace it
     run([clerk, "init", "shop"], cwd=tmp_path, env=env)
     shop = tmp_path / "shop"
     trained = run([clerk, "train"], cwd=shop, env=env)

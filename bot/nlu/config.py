@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError, TrainingDataError
+from bot.lang import LANGUAGES, parse_language
 
 __all__ = [
     "CLASSIFIERS",
@@ -274,7 +275,7 @@ USED_RASA_KEYS = frozenset({"recipe", "language", "pipeline", "policies", "assis
 def rasa_config_notes(config: Mapping[str, Any]) -> list[str]:
     """What of a Rasa ``config.yml`` Clerk does not use, as lines to report once per training:
     pipeline components and policies (Clerk's own NLU and dialogue engine replace them; the
-    ``FallbackClassifier`` threshold is used), a language other than English, unknown keys."""
+    ``FallbackClassifier`` threshold is used), a language Clerk does not speak, unknown keys."""
     notes: list[str] = []
 
     def names(section: str) -> list[str]:
@@ -292,8 +293,10 @@ def rasa_config_notes(config: Mapping[str, Any]) -> list[str]:
             + ", ".join(names("policies"))
         )
     language = str(config.get("language") or "en")
-    if language != "en":
-        notes.append(f"language {language!r}: Clerk's default NLU is English-only")
+    if parse_language(language) is None:
+        notes.append(
+            f"language {language!r}: Clerk speaks {' and '.join(LANGUAGES)}; trained as English"
+        )
     unknown = sorted(str(k) for k in config if k not in USED_RASA_KEYS)
     if unknown:
         notes.append(f"unknown keys ignored: {', '.join(unknown)}")
