@@ -27,7 +27,10 @@ Rules, and the answer chosen where earlier copies disagreed:
 - **Email**: candidates are found by pattern, then checked by ``email-validator`` (syntax
   only, no DNS); ``"a@b"`` and ``"john..doe@example.com"`` are not emails. The value is
   lowercased whole (stores compare addresses case-insensitively); a sentence's final dot
-  is not part of it. The log filter masks every *candidate*, valid or not.
+  is not part of it. Han characters end an address: in Chinese text it runs into the
+  words around it ("我的邮箱是ivan@example.com谢谢" holds ``ivan@example.com``), so an
+  address written in Han characters is not found. The log filter masks every
+  *candidate*, valid or not.
 - **Phone number**: found and checked by ``phonenumbers`` (``PhoneNumberMatcher``), national
   numbers read as ``DEFAULT_REGION``; international ones written with ``+``. A number must
   be possible in full (a US number needs its area code; 7 digits are "local only" and are
@@ -208,9 +211,15 @@ def find_ticket_id(text: str) -> str | None:
 
 # ------------------------------------------------------------------------------- emails
 
-# Candidates only: email-validator decides. Unicode letters are allowed on both sides.
+# Han characters (CJK ideographs): Chinese text runs into an address without a space
+# ("邮箱是ivan@example.com谢谢"), so they end an address instead of belonging to it.
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_ADDRESS_CHAR = rf"[^\W{_HAN}]"  # a word character that is not Han
+# Candidates only: email-validator decides. Unicode letters other than Han are allowed on
+# both sides.
 _EMAIL_CANDIDATE = re.compile(
-    r"(?<![\w.%+-])[\w%+-][\w.%+'-]*@(?:[^\W_][\w-]*\.)+[^\W\d_]{2,}(?![\w-])"
+    rf"(?<![.%+-])(?<!{_ADDRESS_CHAR})(?:{_ADDRESS_CHAR}|[%+-])(?:{_ADDRESS_CHAR}|[.%+'-])*"
+    rf"@(?:[^\W_{_HAN}](?:{_ADDRESS_CHAR}|-)*\.)+[^\W\d_{_HAN}]{{2,}}(?!{_ADDRESS_CHAR}|-)"
 )
 
 

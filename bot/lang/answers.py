@@ -1,0 +1,222 @@
+"""What a shopper's short answers mean, in English and Chinese: yes or no, "I have no
+order number", and the cancellation reasons the store policy knows.
+
+The words are tables (one per meaning); ``says_yes_or_no``, ``says_no_order`` and
+``reason_in`` are the rules that read them. English phrases match as whole words; Chinese
+ones, which are written without spaces, match where they stand in the text (they are
+chosen long enough, two characters or more, to mean one thing: "买错了", "没有订单号").
+The NLU's reason entity (``bot.nlu.entities``) and the store forms
+(``bot.store_actions``) both read reasons from ``REASON_PHRASES``; a store adds its own
+with nlu.yml ``synonym:`` entries whose value is a reason.
+
+Pure functions over strings; safe from any thread.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from bot.lang.script import HAN
+from bot.lang.zh_entities import fold_width
+
+__all__ = [
+    "AFFIRM_PHRASES",
+    "DENY_PHRASES",
+    "NO_ORDER_PHRASES",
+    "REASON_MISTAKE",
+    "REASON_NO_LONGER_NEEDED",
+    "REASON_PHRASES",
+    "find_phrases",
+    "phrase_pattern",
+    "reason_in",
+    "says_no_order",
+    "says_yes_or_no",
+]
+
+REASON_NO_LONGER_NEEDED = "no longer needed"
+REASON_MISTAKE = "ordered by mistake"
+
+#: Cancellation reasons in Chinese -> the policy's canonical reason. The English phrases
+#: are ``bot.nlu.entities.DEFAULT_REASON_SYNONYMS`` (and the forms' wider English rule).
+REASON_PHRASES: dict[str, str] = {
+    phrase: REASON_MISTAKE
+    for phrase in (
+        "下错单",
+        "下错了",
+        "买错了",
+        "买错",
+        "拍错了",
+        "拍错",
+        "点错了",
+        "选错了",
+        "订错了",
+        "不小心下单",
+        "不小心买",
+        "不小心下",
+        "误操作",
+        "误拍",
+        "误下单",
+        "重复下单",
+        "下了两次",
+        "买重复了",
+    )
+} | {
+    phrase: REASON_NO_LONGER_NEEDED
+    for phrase in (
+        "不需要了",
+        "不需要",
+        "不用了",
+        "不想要了",
+        "不想要",
+        "不要了",
+        "用不上了",
+        "用不着了",
+        "没用了",
+        "改变主意",
+        "改主意了",
+        "不想买了",
+        "已经有了",
+        "已经买了",
+    )
+}
+
+#: "I have no order (number)", as a whole answer or inside one.
+NO_ORDER_PHRASES: tuple[str, ...] = (
+    "没有订单号",
+    "没有单号",
+    "没有订单",
+    "没订单号",
+    "没单号",
+    "不记得订单号",
+    "不记得单号",
+    "忘了订单号",
+    "忘记订单号",
+    "忘了单号",
+    "忘记单号",
+    "找不到订单号",
+    "找不到单号",
+    "不知道订单号",
+    "不知道单号",
+    "和订单无关",
+    "跟订单无关",
+    "与订单无关",
+    "不是订单的问题",
+)
+
+#: A yes or a no, as the whole answer (punctuation and "的"/"啊"/"吧" endings aside).
+AFFIRM_PHRASES: tuple[str, ...] = (
+    "yes",
+    "y",
+    "yeah",
+    "yep",
+    "sure",
+    "ok",
+    "okay",
+    "correct",
+    "confirm",
+    "是",
+    "是的",
+    "对",
+    "对的",
+    "没错",
+    "确认",
+    "确定",
+    "好",
+    "好的",
+    "行",
+    "可以",
+    "嗯",
+    "要",
+    "同意",
+    "没问题",
+)
+DENY_PHRASES: tuple[str, ...] = (
+    "no",
+    "n",
+    "nope",
+    "cancel",
+    "不",
+    "不是",
+    "不对",
+    "不要",
+    "不用",
+    "不行",
+    "不可以",
+    "不确定",
+    "否",
+    "算了",
+    "取消",
+    "别",
+    "先不",
+    "再想想",
+)
+
+_ENDINGS = re.compile(r"[\s。.!！?？,，~～、…]+|(?<=.)[的啊呀吧啦哦了嗯]+(?=[\s。.!！?？,，~～…]*$)")
+
+
+def _answer_key(text: str) -> str:
+    """The words of a whole short answer: folded, lowercased, its particles and
+    punctuation dropped ("好的！" -> "好", "是的。" -> "是")."""
+    key = fold_width(text or "").strip().lower()
+    previous = None
+    while previous != key:
+        previous = key
+        key = _ENDINGS.sub("", key)
+    return key
+
+
+_AFFIRM_KEYS = frozenset(_answer_key(p) for p in AFFIRM_PHRASES)
+_DENY_KEYS = frozenset(_answer_key(p) for p in DENY_PHRASES)
+
+
+def says_yes_or_no(text: str) -> bool | None:
+    """True for a yes, False for a no, None when ``text`` is neither as a whole answer
+    ("好的" is yes, "不要" no, "好的，不过要换个地址" neither)."""
+    key = _answer_key(text)
+    if key in _DENY_KEYS:
+        return False
+    if key in _AFFIRM_KEYS:
+        return True
+    return None
+
+
+def phrase_pattern(phrase: str) -> str:
+    """A regex for ``phrase``: an English word sequence as whole words (any spacing; the
+    apostrophe optional), a Chinese phrase wherever it stands (not inside a Latin word)."""
+    parts = []
+    for token in phrase.split():
+        esc = re.escape(token).replace("'", "['’]?")
+        if token.lower() == "anymore":
+            esc = r"any\s?more"
+        parts.append(esc)
+    body = r"\s*".join(parts) if re.search(f"[{HAN}]", phrase) else r"\s+".join(parts)
+    return rf"(?<![^\W{HAN}])(?:{body})(?![^\W{HAN}])"
+
+
+def find_phrases(text: str, phrases: Iterable[str]) -> list[tuple[str, int, int]]:
+    """``(phrase, start, end)`` for each phrase found in ``text`` (longest first where
+    phrases overlap; case-insensitive; full-width letters read as ASCII)."""
+    ordered = sorted({p.strip() for p in phrases if p.strip()}, key=len, reverse=True)
+    if not ordered:
+        return []
+    regex = re.compile("|".join(f"({phrase_pattern(p)})" for p in ordered), re.IGNORECASE)
+    return [
+        (ordered[m.lastindex - 1], m.start(), m.end())
+        for m in regex.finditer(fold_width(text or ""))
+        if m.lastindex
+    ]
+
+
+def reason_in(text: str, phrases: Mapping[str, str] = REASON_PHRASES) -> str | None:
+    """The canonical reason of the first reason phrase in ``text``; None when none."""
+    found = find_phrases(text, phrases)
+    if not found:
+        return None
+    lowered = {p.lower(): v for p, v in phrases.items()}
+    return lowered.get(found[0][0].lower())
+
+
+def says_no_order(text: str) -> bool:
+    """Does ``text`` say the shopper has no order (number) to give?"""
+    return bool(find_phrases(text, NO_ORDER_PHRASES))
