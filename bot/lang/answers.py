@@ -105,6 +105,7 @@ NO_ORDER_PHRASES: tuple[str, ...] = (
 )
 
 #: A yes or a no, as the whole answer (punctuation and "的"/"啊"/"吧" endings aside).
+#: Not "cancel"/"取消": asked "cancel order #W…?", it means yes.
 AFFIRM_PHRASES: tuple[str, ...] = (
     "yes",
     "y",
@@ -135,7 +136,6 @@ DENY_PHRASES: tuple[str, ...] = (
     "no",
     "n",
     "nope",
-    "cancel",
     "不",
     "不是",
     "不对",
@@ -146,7 +146,6 @@ DENY_PHRASES: tuple[str, ...] = (
     "不确定",
     "否",
     "算了",
-    "取消",
     "别",
     "先不",
     "再想想",

@@ -64,10 +64,13 @@ from bot.store_actions.store import (
     owned_order,
     variant_views,
 )
+from bot.lang import answers
+from bot.lang import find_order_ids as find_order_ids_zh
+from bot.lang import find_phones as find_mobile_phones
+from bot.lang.script import has_han
 from bot.text_rules import (
     AddressError,
     find_emails,
-    find_order_id,
     find_phones,
     is_email,
     normalise_order_id,
@@ -200,7 +203,7 @@ class StoreForm(StoreFormValidator, ABC):
         """Fallback for an order id the NLU did not tag as an entity ("it's W2611340")."""
         if entity_values(tracker, "order_id"):
             return {}
-        found = find_order_id(latest_text(tracker))
+        found = _order_id_in(latest_text(tracker))
         if found and found != tracker.get_slot("order_id"):
             return {"order_id": found}
         return {}
@@ -304,8 +307,19 @@ class OrderForm(StoreForm, ABC):
         if not self.requested(tracker, "confirmed"):
             return {"confirmed": None}
         if isinstance(value, str):
-            value = value.strip().lower() in ("true", "yes", "y", "1")
+            said = answers.says_yes_or_no(value)
+            value = said if said is not None else value.strip().lower() in ("true", "1")
         return {"confirmed": bool(value)}
+
+    def extract_confirmed(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """A plain yes or no ("好的", "不要了") the intent mappings did not read, when
+        the form asks for the confirmation."""
+        if not self.requested(tracker, "confirmed") or latest_intent(tracker) in ("affirm", "deny"):
+            return {}
+        said = answers.says_yes_or_no(latest_text(tracker))
+        return {} if said is None else {"confirmed": said}
 
 
 # -------------------------------------------------------------------------- the forms
@@ -333,7 +347,7 @@ class ValidateCancelOrderForm(OrderForm):
         reason = cancel_reason_from_text(text)
         if reason:
             return {"cancel_reason": reason}
-        if asked and self.answering(tracker) and text.strip() and not find_order_id(text):
+        if asked and self.answering(tracker) and text.strip() and not _order_id_in(text):
             return {"cancel_reason": text.strip()}  # rejected, with the reasons, below
         return {}
 
@@ -630,6 +644,9 @@ class ValidateComplaintForm(StoreForm):
         emails = find_emails(text)
         if emails:
             return {"contact": emails[0].value}
+        mobiles = find_mobile_phones(text) if has_han(text) else []
+        if mobiles:
+            return {"contact": mobiles[0].value}
         # asked for a contact: bare digits are a phone number without a cue word
         phones = find_phones(text, bare_needs_cue=False)
         if phones:
@@ -651,6 +668,12 @@ class ValidateComplaintForm(StoreForm):
 
 
 # ------------------------------------------------------------------------------ text
+
+
+def _order_id_in(text: str) -> str | None:
+    """The first order id in ``text``, English or Chinese ("单号：2611340"), canonical."""
+    found = find_order_ids_zh(text)
+    return found[0].value if found else None
 
 
 def _ask_which_of(
