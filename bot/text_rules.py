@@ -84,14 +84,6 @@ Rules, and the answer chosen where earlier copies disagreed:
   ``"high"``. Breakage and non-delivery are *urgent* but not severe: a high-priority ticket,
   no immediate handoff. (Earlier, "the police are involved" handed off but filed a normal
   ticket; now both say severe.)
-- **Price range**: ``find_price_range`` reads the bounds a shopper states ("under $30",
-  "between $50 and $100", "over 20 euros", "$20-$50"). Only amounts written as money count
-  (``$30``, ``30 dollars``, ``€30``, ``30 EUR``; any currency is read as the store's), so
-  "within 30 days" is no price. With ``bare_amounts=True`` (a recommendation request,
-  where a number after "under" or "between" can only be a budget) plain numbers count as
-  well ("between 20 and 50", "under 100 in black"), unless a unit or another word that
-  does not join phrases follows ("under 2 kg", "between 8 and 10 inches"). The knowledge answerer
-  (``bot.knowledge.filters``) and the recommender (``bot.recommend``) both read prices here.
 """
 
 from __future__ import annotations
@@ -109,14 +101,12 @@ __all__ = [
     "STATES",
     "AddressError",
     "Match",
-    "PriceRange",
     "Severity",
     "find_card_numbers",
     "find_emails",
     "find_order_id",
     "find_order_ids",
     "find_phones",
-    "find_price_range",
     "find_street_addresses",
     "find_ticket_id",
     "find_ticket_ids",
@@ -951,96 +941,3 @@ def ticket_priority(text: str) -> str:
     """``"high"`` for a severe complaint (see ``is_severe``), breakage and non-delivery;
     else ``"normal"``."""
     return "high" if is_severe(text) or _URGENT.search(text or "") else "normal"
-
-
-# ------------------------------------------------------------------------- price range
-
-# an amount: digits with an optional comma every three ("1,500") and cents, or a "k" for
-# thousands ("2k"); ``_amount`` reads it
-_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?(?:k\b)?"
-_MONEY = (
-    r"(?:(?:[$€£]|\b(?:usd|eur|gbp)\s?)\s?(" + _NUMBER + r")"
-    r"|(" + _NUMBER + r")\s?(?:dollars|usd|bucks|euros?|eur|pounds|gbp|€|£)(?!\w))"
-)
-# a plain number, when the caller accepts one: not part of a longer number or an id, and
-# followed by the end, a punctuation mark or a word that joins phrases; any other word
-# after it is taken for a unit or an option ("2 kg", "10 inches", "5 stars", "size 10 shoes")
-_JOINING = r"(?:and|or|to|for|in|with|please|that|which|but|each|total|tops|max)\b"
-_BARE = (
-    r"(?<![\w.,#$€£])(" + _NUMBER + r")"
-    r"(?![\w%]|\.\d|\s*-?\s*(?!" + _JOINING + r")[^\W\d_])"
-)
-_AT_MOST_WORDS = (
-    r"\b(?:under|below|less than|cheaper than|up to|at most|max(?:imum)?|no more than|"
-    r"within|not over|under budget of|budget of)\s+"
-)
-_AT_LEAST_WORDS = r"\b(?:over|above|more than|at least|min(?:imum)?|pricier than|starting at)\s+"
-
-
-def _range_patterns(amount: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """(between, at most, at least) for ``amount``; a range without "between" or "from"
-    ("$20-$50") only with money on both ends, as "size 8-10" is no price."""
-    between = re.compile(
-        r"\b(?:between|from)\s+"
-        + amount
-        + r"\s*(?:and|to|-)\s*"
-        + amount
-        + r"|"
-        + _MONEY
-        + r"\s*(?:-|to)\s*"
-        + _MONEY,
-        re.IGNORECASE,
-    )
-    return (
-        between,
-        re.compile(_AT_MOST_WORDS + amount, re.IGNORECASE),
-        re.compile(_AT_LEAST_WORDS + amount, re.IGNORECASE),
-    )
-
-
-_MONEY_RANGE = _range_patterns(_MONEY)
-# with bare amounts: a money amount, or a plain number as above
-_ANY_RANGE = _range_patterns(r"(?:" + _MONEY + r"|" + _BARE + r")")
-
-
-@dataclass(frozen=True)
-class PriceRange:
-    """Bounds a shopper stated, in the store's currency; ``None``: no bound that side."""
-
-    low: float | None = None
-    high: float | None = None
-
-    @property
-    def stated(self) -> bool:
-        return self.low is not None or self.high is not None
-
-    def holds(self, price: float) -> bool:
-        return (self.low is None or price >= self.low) and (self.high is None or price <= self.high)
-
-
-def _amount(said: str) -> float:
-    """``"1,500"`` -> 1500.0, ``"2k"`` -> 2000.0, ``"19.90"`` -> 19.9."""
-    digits = said.replace(",", "")
-    if digits[-1:] in ("k", "K"):
-        return float(digits[:-1]) * 1000
-    return float(digits)
-
-
-def _amounts(m: re.Match[str]) -> list[float]:
-    return [_amount(g) for g in m.groups() if g is not None]
-
-
-def find_price_range(text: str, *, bare_amounts: bool = False) -> PriceRange:
-    """The price bounds ``text`` states (see the module doc); an empty range when none."""
-    between, at_most, at_least = _ANY_RANGE if bare_amounts else _MONEY_RANGE
-    found = between.search(text)
-    if found:
-        values = _amounts(found)
-        if len(values) == 2:
-            return PriceRange(min(values), max(values))
-    high = at_most.search(text)
-    low = at_least.search(text)
-    return PriceRange(
-        _amounts(low)[0] if low else None,
-        _amounts(high)[0] if high else None,
-    )

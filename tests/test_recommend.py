@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.lang.price_range import PriceRange
 from bot.recommend.engine import Query, Reason, Recommender
 from bot.recommend.scoring import Weights
 from bot.store.db import Database
 from bot.store.models import Customer, Order, OrderItem, Product, Variant
-from bot.text_rules import PriceRange
 
 # product id -> name, [(item id, options, price, available)]
 CATALOG: dict[str, tuple[str, list[tuple[str, dict[str, str], str, bool]]]] = {

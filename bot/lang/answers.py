@@ -151,7 +151,9 @@ DENY_PHRASES: tuple[str, ...] = (
     "再想想",
 )
 
-_ENDINGS = re.compile(r"[\s。.!！?？,，~～、…]+|(?<=.)[的啊呀吧啦哦了嗯]+(?=[\s。.!！?？,，~～…]*$)")
+_ENDINGS = re.compile(
+    r"[\s。.!！?？,，~～、…]+|(?<=.)[的啊呀吧啦哦了嗯]+(?=[\s。.!！?？,，~～…]*$)"
+)
 
 
 def _answer_key(text: str) -> str:

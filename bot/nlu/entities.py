@@ -212,7 +212,24 @@ _ATTRIBUTE_CUES = frozenset(
 )
 #: Chinese words that, right after a product, name an accessory of it, not the product:
 #: "手机壳" (a phone case) segments as "手机" + "壳".
-_ACCESSORY_WORDS = frozenset("壳 套 膜 架 线 罩 贴 垫 座 支架 配件 充电器 保护套 贴膜".split())
+_ACCESSORY_WORDS = frozenset(
+    [
+        "壳",
+        "套",
+        "膜",
+        "架",
+        "线",
+        "罩",
+        "贴",
+        "垫",
+        "座",
+        "支架",
+        "配件",
+        "充电器",
+        "保护套",
+        "贴膜",
+    ]
+)
 _NUMERIC = re.compile(r"^\d+(?:\.\d+)?$")
 _FILLER = re.compile(r"^[\s,/&]*(?:(?:and|or|in|with|a|an|the|one)\b[\s,/&]*)*$", re.IGNORECASE)
 
@@ -425,62 +442,66 @@ class CatalogGazetteer:
 # Reasons
 # ---------------------------------------------------------------------------------------
 
-DEFAULT_REASON_SYNONYMS: dict[str, str] = {
-    phrase: REASON_NO_LONGER_NEEDED
-    for phrase in (
-        "no longer needed",
-        "no longer need it",
-        "no longer need",
-        "no longer want it",
-        "not needed anymore",
-        "not needed",
-        "don't need it anymore",
-        "don't need it any more",
-        "don't need it",
-        "don't need them",
-        "do not need it",
-        "do not need it anymore",
-        "don't want it anymore",
-        "don't want it any more",
-        "do not want it anymore",
-        "don't want it",
-        "don't want them anymore",
-        "changed my mind",
-        "change of mind",
-        "have no use for it",
-        "no use for it",
-        "no need for it",
-        "no need anymore",
-        "not necessary anymore",
-    )
-} | {
-    phrase: REASON_MISTAKE
-    for phrase in (
-        "ordered by mistake",
-        "by mistake",
-        "mistake",
-        "mistakenly",
-        "by accident",
-        "accidentally",
-        "accidental order",
-        "accidently",
-        "bought the wrong one",
-        "ordered the wrong one",
-        "ordered the wrong thing",
-        "bought the wrong thing",
-        "didn't mean to order",
-        "did not mean to order",
-        "didn't mean to buy",
-        "ordered it twice",
-        "ordered twice",
-        "double ordered",
-        "duplicate order",
-        "misclicked",
-        "misclick",
-        "unintentionally",
-        "not on purpose",
-    )
-} | answers.REASON_PHRASES  # the Chinese ones
+DEFAULT_REASON_SYNONYMS: dict[str, str] = (
+    {
+        phrase: REASON_NO_LONGER_NEEDED
+        for phrase in (
+            "no longer needed",
+            "no longer need it",
+            "no longer need",
+            "no longer want it",
+            "not needed anymore",
+            "not needed",
+            "don't need it anymore",
+            "don't need it any more",
+            "don't need it",
+            "don't need them",
+            "do not need it",
+            "do not need it anymore",
+            "don't want it anymore",
+            "don't want it any more",
+            "do not want it anymore",
+            "don't want it",
+            "don't want them anymore",
+            "changed my mind",
+            "change of mind",
+            "have no use for it",
+            "no use for it",
+            "no need for it",
+            "no need anymore",
+            "not necessary anymore",
+        )
+    }
+    | {
+        phrase: REASON_MISTAKE
+        for phrase in (
+            "ordered by mistake",
+            "by mistake",
+            "mistake",
+            "mistakenly",
+            "by accident",
+            "accidentally",
+            "accidental order",
+            "accidently",
+            "bought the wrong one",
+            "ordered the wrong one",
+            "ordered the wrong thing",
+            "bought the wrong thing",
+            "didn't mean to order",
+            "did not mean to order",
+            "didn't mean to buy",
+            "ordered it twice",
+            "ordered twice",
+            "double ordered",
+            "duplicate order",
+            "misclicked",
+            "misclick",
+            "unintentionally",
+            "not on purpose",
+        )
+    }
+    | answers.REASON_PHRASES
+)  # the Chinese ones
 
 
 class ReasonExtractor:

@@ -50,6 +50,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bot.errors import UnknownCustomer
+from bot.lang.price_range import PriceRange
 from bot.recommend.scoring import ContentIndex, Embed, Weights, product_text, score_products
 from bot.recommend.store import (
     Catalog,
@@ -65,7 +66,6 @@ from bot.recommend.store import (
 )
 from bot.recommend.wishes import Lexicon, OptionWish, Wishes, read_wishes
 from bot.store.db import Database
-from bot.text_rules import PriceRange
 
 log = logging.getLogger(__name__)
 

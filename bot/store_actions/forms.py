@@ -32,6 +32,10 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.lang import answers
+from bot.lang import find_order_ids as find_order_ids_zh
+from bot.lang import find_phones as find_mobile_phones
+from bot.lang.script import has_han
 from bot.store.models import Customer, Order, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import (
@@ -64,10 +68,6 @@ from bot.store_actions.store import (
     owned_order,
     variant_views,
 )
-from bot.lang import answers
-from bot.lang import find_order_ids as find_order_ids_zh
-from bot.lang import find_phones as find_mobile_phones
-from bot.lang.script import has_han
 from bot.text_rules import (
     AddressError,
     find_emails,
