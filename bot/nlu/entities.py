@@ -210,6 +210,22 @@ _ATTRIBUTE_CUES = frozenset(
     settings level
 """.split()  # noqa: SIM905
 )
+#: Characters jieba sometimes glues to the word next to them ("有大号" is one word): a
+#: Chinese term of two characters or more still stands alone when one of these is beside it.
+_GLUE_CHARS = frozenset("有要买是的了吗呢个款件双条这那想找")
+
+
+def _han_edge(text: str, at: int, edges: set[int], surface: str, *, before: bool) -> bool:
+    """Does a term ``surface`` starting (``before``) or ending at ``at`` stand alone on that
+    side: a word boundary of the segmented text, or, for a term of two characters or more,
+    a glue character just outside it."""
+    if at in edges:
+        return True
+    if len(surface) < 2:
+        return False
+    return text[at - 1 if before else at] in _GLUE_CHARS
+
+
 #: Chinese words that, right after a product, name an accessory of it, not the product:
 #: "手机壳" (a phone case) segments as "手机" + "壳".
 _ACCESSORY_WORDS = frozenset(
@@ -369,7 +385,8 @@ class CatalogGazetteer:
     def _han_hits(self, text: str) -> list[tuple[int, int, _Term]]:
         """Chinese terms where they stand as whole words of the segmented text: "T恤" in
         "T恤多少钱", not "手机" in "手机号" nor "大" in "大家" (segmentation keeps those
-        one word), nor a product right before an accessory word ("手机壳"). Overlapping hits are all returned; ``resolve_overlaps`` keeps the
+        one word; a glue character beside a longer term is allowed: "有大号" is one word),
+        nor a product right before an accessory word ("手机壳"). Overlapping hits are all returned; ``resolve_overlaps`` keeps the
         longest."""
         if not self._han_terms or not has_han(text):
             return []
@@ -388,8 +405,8 @@ class CatalogGazetteer:
                 term = self._by_key.get(_key(surface))
                 if (
                     term is not None
-                    and start in edges
-                    and end in edges
+                    and _han_edge(folded, start, edges, surface, before=True)
+                    and _han_edge(folded, end, edges, surface, before=False)
                     and not (term.entity == "product" and end in accessory_at)
                 ):
                     hits.append((start, end, term))
