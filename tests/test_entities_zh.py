@@ -76,9 +76,7 @@ def extractor() -> EntityExtractor:
 
 
 def found(extractor: EntityExtractor, text: str) -> list[tuple[str, str, str]]:
-    return [
-        (e["entity"], e["value"], text[e["start"] : e["end"]]) for e in extractor.extract(text)
-    ]
+    return [(e["entity"], e["value"], text[e["start"] : e["end"]]) for e in extractor.extract(text)]
 
 
 def values(extractor: EntityExtractor, text: str, entity: str) -> list[str]:
@@ -133,13 +131,13 @@ def test_numbers_that_are_no_order_ids(extractor: EntityExtractor, text: str) ->
         ("邮箱 ivan+shop@example.co.uk，手机13812345678", "ivan+shop@example.co.uk"),
     ],
 )
-def test_emails_end_where_chinese_begins(
-    extractor: EntityExtractor, text: str, email: str
-) -> None:
+def test_emails_end_where_chinese_begins(extractor: EntityExtractor, text: str, email: str) -> None:
     assert values(extractor, text, "email") == [email]
 
 
-@pytest.mark.parametrize("text", ["邮箱是ivan@example谢谢", "我的邮箱是ivan..s@example.com", "发到@我"])
+@pytest.mark.parametrize(
+    "text", ["邮箱是ivan@example谢谢", "我的邮箱是ivan..s@example.com", "发到@我"]
+)
 def test_no_email_where_there_is_no_address(extractor: EntityExtractor, text: str) -> None:
     assert values(extractor, text, "email") == []
 
