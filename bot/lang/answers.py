@@ -37,7 +37,8 @@ __all__ = [
 REASON_NO_LONGER_NEEDED = "no longer needed"
 REASON_MISTAKE = "ordered by mistake"
 
-#: Cancellation reasons in Chinese -> the policy's canonical reason. The English phrases
+#: Cancellation reasons in Chinese -> the policy's canonical reason. Not "不要了"/"不用了":
+#: those are a plain no ("不要了" at a confirmation must not change the reason). The English phrases
 #: are ``bot.nlu.entities.DEFAULT_REASON_SYNONYMS`` (and the forms' wider English rule).
 REASON_PHRASES: dict[str, str] = {
     phrase: REASON_MISTAKE
@@ -66,10 +67,8 @@ REASON_PHRASES: dict[str, str] = {
     for phrase in (
         "不需要了",
         "不需要",
-        "不用了",
         "不想要了",
         "不想要",
-        "不要了",
         "用不上了",
         "用不着了",
         "没用了",
@@ -151,20 +150,19 @@ DENY_PHRASES: tuple[str, ...] = (
     "再想想",
 )
 
-_ENDINGS = re.compile(
-    r"[\s。.!！?？,，~～、…]+|(?<=.)[的啊呀吧啦哦了嗯]+(?=[\s。.!！?？,，~～…]*$)"
-)
+_CLAUSE_BREAK = re.compile(r"[\s。.!！?？,，~～、…;；]+")
+_PARTICLES = re.compile(r"(?<=.)[的啊呀吧啦哦了嘛呢]+$")
 
 
-def _answer_key(text: str) -> str:
-    """The words of a whole short answer: folded, lowercased, its particles and
-    punctuation dropped ("好的！" -> "好", "是的。" -> "是")."""
-    key = fold_width(text or "").strip().lower()
-    previous = None
-    while previous != key:
-        previous = key
-        key = _ENDINGS.sub("", key)
-    return key
+def _answer_key(clause: str) -> str:
+    """One clause of a short answer, lowercased, said once ("好的好的" -> "好的"), its
+    final particles dropped ("好的" -> "好", "不要了" -> "不要")."""
+    key = clause.strip().lower()
+    for size in range(1, len(key) // 2 + 1):
+        if len(key) % size == 0 and key == key[:size] * (len(key) // size):
+            key = key[:size]
+            break
+    return _PARTICLES.sub("", key)
 
 
 _AFFIRM_KEYS = frozenset(_answer_key(p) for p in AFFIRM_PHRASES)
@@ -172,12 +170,15 @@ _DENY_KEYS = frozenset(_answer_key(p) for p in DENY_PHRASES)
 
 
 def says_yes_or_no(text: str) -> bool | None:
-    """True for a yes, False for a no, None when ``text`` is neither as a whole answer
-    ("好的" is yes, "不要" no, "好的，不过要换个地址" neither)."""
-    key = _answer_key(text)
-    if key in _DENY_KEYS:
+    """True for a yes, False for a no, None when ``text`` is neither as a whole answer.
+    Each clause must say the same: "好的！" and "是的，确认" are yes, "算了，不要了" no,
+    "好的，不过要换个地址" neither."""
+    clauses = [_answer_key(c) for c in _CLAUSE_BREAK.split(fold_width(text or "")) if c]
+    if not clauses:
+        return None
+    if all(c in _DENY_KEYS for c in clauses):
         return False
-    if key in _AFFIRM_KEYS:
+    if all(c in _AFFIRM_KEYS for c in clauses):
         return True
     return None
 
