@@ -2,7 +2,7 @@
 cancel reasons and confirmations, complaints without an order, contacts by mobile number,
 returns and order status, all read from Chinese messages.
 
-As in ``tests/test_actions.py`` (whose engine, fixtures and demo database these tests use),
+As in ``tests/test_actions.py`` (whose engine and demo database these tests use),
 the dialogue engine, the forms and the actions are real and the NLU's intent is scripted;
 unlike there, the entities are not: each message's entities are what Clerk's own extractor
 (built from the demo catalog and Chinese synonyms, as training builds it) finds in the
@@ -13,6 +13,8 @@ that domain); the assertions look at slots and the database.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,16 +25,47 @@ from bot.nlu.entities import EntityExtractor
 from bot.nlu.entity_tables import build_entity_tables, extractor_from_tables
 from bot.store.db import Database
 from bot.store.models import Ticket
-from tests.test_actions import (  # noqa: F401  (store, bot, any_bot: fixtures)
+from tests.test_actions import (
     CATALOG,
     Bot,
     Chat,
-    any_bot,
-    bot,
     get_order,
+    in_process_bot,
+    load_demo_subset,
     order_changes,
-    store,
+    package_bot,
 )
+
+
+@pytest.fixture
+def store(db: Database) -> Database:
+    load_demo_subset(db)
+    return db
+
+
+@pytest.fixture
+def bot(store: Database) -> Iterator[Bot]:
+    engine = in_process_bot(store)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(params=["build_actions", "register_package"])
+def any_bot(
+    request: pytest.FixtureRequest,
+    store: Database,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[Bot]:
+    """Both registration paths: Clerk's in-process actions and rasa-sdk's package."""
+    if request.param == "build_actions":
+        engine = in_process_bot(store)
+    else:
+        engine = package_bot(store, database_url, monkeypatch, tmp_path)
+    yield engine
+    engine.close()
+
 
 ZH_SYNONYMS = """
 version: "3.1"
