@@ -55,7 +55,12 @@ def recommender_from_env(db: Database) -> Recommender:
     with _env_lock:
         found = _env_recommenders.get(db.url)
         if found is None:
-            found = _env_recommenders[db.url] = Recommender(db, _encoder_from_env())
+            encoder = _encoder_from_env()
+            found = _env_recommenders[db.url] = (
+                Recommender(db, encoder.encode, min_similar=encoder.min_similar)
+                if encoder is not None
+                else Recommender(db, None)
+            )
         return found
 
 
@@ -70,7 +75,7 @@ def _encoder_from_env() -> Any:
     except (ClerkError, OSError, ImportError) as exc:
         log.warning("recommendations without content similarity: no encoder (%s)", exc)
         return None
-    return encoder.encode
+    return encoder
 
 
 def shopper_texts(
