@@ -40,7 +40,8 @@ Rules, and the answer chosen where earlier copies disagreed:
   ``"3125550199"``, ``"+1 415 555 0123"`` -> ``"+14155550123"``); ``phone_e164`` gives the
   form to compare numbers by. The log filter masks bare 10+ digit numbers even without a cue.
 - **Zip code**: 5 digits (a ``-1234`` extension is accepted, not kept) that are not a
-  price, a part of an id, a decimal, a quantity with a unit ("20000mAh", "10000 minutes").
+  price, a part of an id, a decimal, a quantity with a unit ("20000mAh", "10000 minutes");
+  Chinese text may run into it ("邮编80279").
 - **Card number**: 13 to 19 digits, single spaces or hyphens between them. The log filter
   masks every candidate; ``luhn_valid`` tells a real card number from a typo.
 - **Street address**: ``parse_address`` reads a US address answer (street, city, state,
@@ -329,7 +330,8 @@ _UNITS = (
     r"orders|times|people|miles|km)\b"
 )
 _ZIP = re.compile(
-    r"(?<![\w#$€£/.,:-])(?P<zip>\d{5})(?:-\d{4})?(?![\w%]|[.,:]\d|-\d)(?!\s?" + _UNITS + ")",
+    rf"(?<![#$€£/.,:-])(?<!{_ADDRESS_CHAR})(?P<zip>\d{{5}})"
+    r"(?:-\d{4})?(?![\w%]|[.,:]\d|-\d)(?!\s?" + _UNITS + ")",
     re.IGNORECASE,
 )
 

@@ -216,3 +216,12 @@ async def test_return_a_named_item_of_a_delivered_order_in_chinese(
     await shopper.say("订单#W4435622")
     assert shopper.slots["order_id"] == "#W4435622"
     assert shopper.slots["requested_slot"] == "return_items"
+
+
+@pytest.mark.parametrize("text", ["我叫Noah Brown，邮编80279", "姓名：Brown Noah，邮编：80279"])
+async def test_a_shopper_is_verified_by_name_and_zip_in_chinese(
+    bot: Bot, extractor: EntityExtractor, text: str
+) -> None:
+    shopper = ZhShopper(bot.chat(), extractor)
+    await shopper.say(f"{text}，我的订单到哪了", intent="order_status")
+    assert shopper.slots["customer_id"] == "noah_brown_6181"

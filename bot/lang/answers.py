@@ -22,12 +22,14 @@ from bot.lang.zh_entities import fold_width
 
 __all__ = [
     "AFFIRM_PHRASES",
+    "CREDENTIAL_CUES",
     "DENY_PHRASES",
     "NO_ORDER_PHRASES",
     "REASON_MISTAKE",
     "REASON_NO_LONGER_NEEDED",
     "REASON_PHRASES",
     "find_phrases",
+    "offers_credentials",
     "phrase_pattern",
     "reason_in",
     "says_no_order",
@@ -102,6 +104,9 @@ NO_ORDER_PHRASES: tuple[str, ...] = (
     "与订单无关",
     "不是订单的问题",
 )
+
+#: Words that offer a name and a zip code to be identified by ("我叫Noah Brown，邮编80279").
+CREDENTIAL_CUES: tuple[str, ...] = ("我叫", "我是", "名字", "姓名", "邮编", "邮政编码")
 
 #: A yes or a no, as the whole answer (punctuation and "的"/"啊"/"吧" endings aside).
 #: Not "cancel"/"取消": asked "cancel order #W…?", it means yes.
@@ -185,15 +190,20 @@ def says_yes_or_no(text: str) -> bool | None:
 
 def phrase_pattern(phrase: str) -> str:
     """A regex for ``phrase``: an English word sequence as whole words (any spacing; the
-    apostrophe optional), a Chinese phrase wherever it stands (not inside a Latin word)."""
+    apostrophe optional), a Chinese phrase wherever it stands (a Latin edge of it not
+    inside a Latin word)."""
     parts = []
     for token in phrase.split():
         esc = re.escape(token).replace("'", "['’]?")
         if token.lower() == "anymore":
             esc = r"any\s?more"
         parts.append(esc)
-    body = r"\s*".join(parts) if re.search(f"[{HAN}]", phrase) else r"\s+".join(parts)
-    return rf"(?<![^\W{HAN}])(?:{body})(?![^\W{HAN}])"
+    han = re.compile(f"[{HAN}]")
+    body = r"\s*".join(parts) if han.search(phrase) else r"\s+".join(parts)
+    # a Latin edge must not run into a Latin word; a Han edge may touch anything
+    before = "" if han.match(phrase[:1]) else rf"(?<![^\W{HAN}])"
+    after = "" if han.match(phrase[-1:]) else rf"(?![^\W{HAN}])"
+    return rf"{before}(?:{body}){after}"
 
 
 def find_phrases(text: str, phrases: Iterable[str]) -> list[tuple[str, int, int]]:
@@ -217,6 +227,11 @@ def reason_in(text: str, phrases: Mapping[str, str] = REASON_PHRASES) -> str | N
         return None
     lowered = {p.lower(): v for p, v in phrases.items()}
     return lowered.get(found[0][0].lower())
+
+
+def offers_credentials(text: str) -> bool:
+    """Does ``text`` use a Chinese word that offers a name or zip code?"""
+    return bool(find_phrases(text, CREDENTIAL_CUES))
 
 
 def says_no_order(text: str) -> bool:

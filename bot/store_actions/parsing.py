@@ -60,8 +60,11 @@ _CREDENTIAL_HINT = re.compile(
 
 
 def mentions_credentials(text: str) -> bool:
-    """True when a message offers a name and zip code (``"I'm X, zip 12345"``)."""
-    return bool(find_zips(text)) and bool(_CREDENTIAL_HINT.search(text or ""))
+    """True when a message offers a name and zip code (``"I'm X, zip 12345"``,
+    "我叫Noah Brown，邮编80279")."""
+    return bool(find_zips(text)) and bool(
+        _CREDENTIAL_HINT.search(text or "") or answers.offers_credentials(text)
+    )
 
 
 def find_zip_codes(text: str) -> list[str]:
