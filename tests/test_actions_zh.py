@@ -79,6 +79,10 @@ nlu:
 - synonym: Water Bottle
   examples: |
     - 水杯
+- synonym: white
+  examples: |
+    - 白色
+    - 白
 """
 
 
@@ -207,15 +211,46 @@ async def test_a_complaint_about_an_order_named_in_chinese(
 
 
 async def test_return_a_named_item_of_a_delivered_order_in_chinese(
-    bot: Bot, store: Database, extractor: EntityExtractor
+    any_bot: Bot, store: Database, extractor: EntityExtractor
 ) -> None:
-    shopper = ZhShopper(bot.chat(), extractor)
+    shopper = ZhShopper(any_bot.chat("conv-zh-return"), extractor)
     await shopper.say("我想退货", intent="return_order")
     await shopper.say("james.li4495@example.com是我的邮箱")
     assert shopper.slots["customer_id"] == "james_li_5688"
     await shopper.say("订单#W4435622")
-    assert shopper.slots["order_id"] == "#W4435622"
     assert shopper.slots["requested_slot"] == "return_items"
+    await shopper.say("只退水杯")  # 水杯: the store's synonym of Water Bottle
+    assert shopper.slots["return_items"] == ["6777246137"]
+    await shopper.say("确认", intent="nlu_fallback")
+    assert get_order(store, "#W4435622").status == "return requested"
+    [change] = order_changes(store, "#W4435622")
+    assert change.data["item_ids"] == ["6777246137"]
+
+
+async def test_return_everything_said_in_chinese(bot: Bot, extractor: EntityExtractor) -> None:
+    chat = await bot.chat().seed(
+        form="return_order_form",
+        customer_id="james_li_5688",
+        order_id="#W4435622",
+        requested_slot="return_items",
+    )
+    shopper = ZhShopper(chat, extractor)
+    await shopper.say("全部退掉")
+    assert sorted(shopper.slots["return_items"]) == ["4694984344", "6777246137"]
+
+
+async def test_exchange_for_a_colour_named_in_chinese(
+    bot: Bot, store: Database, extractor: EntityExtractor
+) -> None:
+    shopper = ZhShopper(bot.chat(), extractor)
+    await shopper.say("我想换货", intent="exchange_order")
+    await shopper.say("olivia.smith9157@example.com")
+    await shopper.say("订单号W3794101")
+    assert shopper.slots["exchange_item"] == "3339188619"  # the order's only item
+    await shopper.say("换成白色的")
+    assert shopper.slots["exchange_variant"] == "8591113813"
+    await shopper.say("好的", intent="nlu_fallback")
+    assert get_order(store, "#W3794101").status == "exchange requested"
 
 
 @pytest.mark.parametrize("text", ["我叫Noah Brown，邮编80279", "姓名：Brown Noah，邮编：80279"])

@@ -22,6 +22,7 @@ from bot.lang.zh_entities import fold_width
 
 __all__ = [
     "AFFIRM_PHRASES",
+    "ALL_ITEMS_PHRASES",
     "CREDENTIAL_CUES",
     "DENY_PHRASES",
     "NO_ORDER_PHRASES",
@@ -32,6 +33,7 @@ __all__ = [
     "offers_credentials",
     "phrase_pattern",
     "reason_in",
+    "says_all_items",
     "says_no_order",
     "says_yes_or_no",
 ]
@@ -103,6 +105,21 @@ NO_ORDER_PHRASES: tuple[str, ...] = (
     "跟订单无关",
     "与订单无关",
     "不是订单的问题",
+)
+
+#: "All of the order's items" ("全部退掉", "整单换").
+ALL_ITEMS_PHRASES: tuple[str, ...] = (
+    "全部",
+    "全都",
+    "所有的",
+    "所有商品",
+    "所有东西",
+    "整单",
+    "整个订单",
+    "都退",
+    "都换",
+    "两件都",
+    "两个都",
 )
 
 #: Words that offer a name and a zip code to be identified by ("我叫Noah Brown，邮编80279").
@@ -227,6 +244,11 @@ def reason_in(text: str, phrases: Mapping[str, str] = REASON_PHRASES) -> str | N
         return None
     lowered = {p.lower(): v for p, v in phrases.items()}
     return lowered.get(found[0][0].lower())
+
+
+def says_all_items(text: str) -> bool:
+    """Does ``text`` (Chinese) ask for all of an order's items?"""
+    return bool(find_phrases(text, ALL_ITEMS_PHRASES))
 
 
 def offers_credentials(text: str) -> bool:

@@ -383,7 +383,7 @@ class ValidateReturnOrderForm(OrderForm):
             if order is None:
                 return {}
             views = item_views(order)
-            match = match_items(latest_text(tracker), views)
+            match = match_items(_item_text(tracker), views)
             if match.indices and not match.ambiguous:
                 return {"return_items": [views[i].item_id for i in match.indices]}
             if asked and self.answering(tracker):
@@ -442,7 +442,7 @@ class ValidateExchangeOrderForm(OrderForm):
             views = item_views(order)
             if len({v.item_id for v in views}) == 1:
                 return {"exchange_item": views[0].item_id}
-            match = match_items(latest_text(tracker), views, allow_all=False)
+            match = match_items(_item_text(tracker), views, allow_all=False)
             distinct = sorted({views[i].item_id for i in match.indices})
             if len(distinct) == 1 and not match.ambiguous:
                 return {"exchange_item": distinct[0]}
@@ -496,7 +496,7 @@ class ValidateExchangeOrderForm(OrderForm):
             alts = alternatives(s, line.product_id, line.item_id)
             everything = s.scalars(select(Variant).where(Variant.product_id == line.product_id))
             match = match_variant(
-                latest_text(tracker),
+                _item_text(tracker),
                 line.options or {},
                 variant_views(alts),
                 catalogue=variant_views(list(everything)),
@@ -668,6 +668,13 @@ class ValidateComplaintForm(StoreForm):
 
 
 # ------------------------------------------------------------------------------ text
+
+
+def _item_text(tracker: Tracker) -> str:
+    """The latest message, with the catalog names of the products and options the NLU
+    found in it: a Chinese message ("退登山靴") names items by its synonyms' values."""
+    named = [str(v) for e in ("product", "option") for v in entity_values(tracker, e)]
+    return " ".join([latest_text(tracker), *named])
 
 
 def _order_id_in(text: str) -> str | None:

@@ -238,7 +238,7 @@ def match_items(text: str, items: Sequence[ItemView], *, allow_all: bool = True)
             return result
     if (
         allow_all
-        and _ALL.search(text or "")
+        and (_ALL.search(text or "") or answers.says_all_items(text))
         and not (contains_words(text, "both") and len({it.item_id for it in items}) > 2)
     ):
         result.indices = list(range(len(items)))
