@@ -98,3 +98,20 @@ def test_the_recommenders_wishes_read_a_chinese_budget() -> None:
     # the latest message that states a range wins, in either language
     texts = ["under $50", "100到300元之间"]
     assert read_wishes(texts, catalog).price == PriceRange(100, 300)
+
+
+@pytest.mark.parametrize(
+    ("question", "in_stock"),
+    [
+        ("这款T恤有货吗", True),
+        ("有现货的音箱", True),
+        ("哪些缺货了", False),
+        ("黑色的卖完了吗", False),
+        ("没有货吗", None),
+        ("T恤多少钱", None),
+    ],
+)
+def test_the_knowledge_filters_read_chinese_stock_words(
+    question: str, in_stock: bool | None
+) -> None:
+    assert question_filters(question).in_stock is in_stock

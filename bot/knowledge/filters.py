@@ -4,7 +4,8 @@
 stock?", "500元以下的耳机": ``question_filters`` reads the price range
 (``bot.lang.price_range.find_price_range``: in English only amounts written as money,
 ``$30``, ``30 dollars``, ``€30``, ``30 EUR``, in the store's currency; Chinese bounds such
-as "500元以下", "不超过两百") and the stock constraint; ``narrow_facts`` keeps a product's variants that
+as "500元以下", "不超过两百") and the stock constraint ("in stock", "有货"; "sold out",
+"缺货"); ``narrow_facts`` keeps a product's variants that
 meet them and records them in ``ProductFacts.requested`` (keys ``price`` and
 ``availability``) so the answer can say what was asked for.
 """
@@ -19,8 +20,14 @@ from bot.knowledge.catalog import ProductFacts, format_money
 from bot.knowledge.retriever import SearchFilters
 from bot.lang.price_range import find_price_range
 
-_OUT_OF_STOCK = re.compile(r"\b(?:out[\s-]of[\s-]stock|sold[\s-]out|unavailable)\b", re.IGNORECASE)
-_IN_STOCK = re.compile(r"\b(?:in[\s-]stock|available (?:now|today)|ready to ship)\b", re.IGNORECASE)
+_OUT_OF_STOCK = re.compile(
+    r"\b(?:out[\s-]of[\s-]stock|sold[\s-]out|unavailable)\b|缺货|没货|无货|售罄|卖完|断货",
+    re.IGNORECASE,
+)
+_IN_STOCK = re.compile(
+    r"\b(?:in[\s-]stock|available (?:now|today)|ready to ship)\b|(?<![没无])有货|有现货|现货",
+    re.IGNORECASE,
+)
 
 
 def question_filters(question: str) -> SearchFilters:
