@@ -206,6 +206,7 @@ def find_ticket_id(text: str) -> str | None:
 # ("邮箱是ivan@example.com谢谢"), so they end an address instead of belonging to it.
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _ADDRESS_CHAR = rf"[^\W{_HAN}]"  # a word character that is not Han
+_HAN_CHAR = re.compile(f"[{_HAN}]")
 # Candidates only: email-validator decides. Unicode letters other than Han are allowed on
 # both sides.
 _EMAIL_CANDIDATE = re.compile(
@@ -258,6 +259,12 @@ _CUE_WINDOW = 40
 _BARE_MIN_DIGITS = 10
 
 
+def _joins(char: str) -> bool:
+    """A letter or digit a number next to it would be part of (not a Han character:
+    Chinese runs into numbers without a space, "电话555-201-7788")."""
+    return char.isalnum() and _HAN_CHAR.match(char) is None
+
+
 def _full_number(number: phonenumbers.PhoneNumber) -> bool:
     reason = phonenumbers.is_possible_number_with_reason(number)
     return bool(reason == phonenumbers.ValidationResult.IS_POSSIBLE)
@@ -284,8 +291,8 @@ def find_phones(
         text, region, leniency=phonenumbers.Leniency.POSSIBLE
     ):
         start, end, surface = pm.start, pm.end, pm.raw_string
-        if (start > 0 and (text[start - 1].isalnum() or text[start - 1] in "#$-")) or (
-            end < len(text) and (text[end].isalnum() or text[end] in "-")
+        if (start > 0 and (_joins(text[start - 1]) or text[start - 1] in "#$-")) or (
+            end < len(text) and (_joins(text[end]) or text[end] in "-")
         ):
             continue  # part of an id, a price or a longer number
         if not _full_number(pm.number):

@@ -49,6 +49,16 @@ nlu:
 - synonym: Office Chair
   examples: |
     - 办公椅
+- synonym: Portable Charger
+  examples: |
+    - 充电宝
+- synonym: Tablet
+  examples: |
+    - 平板电脑
+    - 平板
+- synonym: Laptop
+  examples: |
+    - 笔记本电脑
 - synonym: black
   examples: |
     - 黑色
@@ -187,6 +197,38 @@ def test_numbers_that_are_no_mobile_numbers(extractor: EntityExtractor, text: st
     ],
 )
 def test_catalog_terms_inside_chinese_text(
+    extractor: EntityExtractor, text: str, expected: list[tuple[str, str, str]]
+) -> None:
+    assert found(extractor, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("跑鞋有10码的吗", [("product", "Running Shoes", "跑鞋"), ("option", "10", "10")]),
+        ("能换M号吗", [("option", "M", "M")]),
+        ("尺码是L", [("option", "L", "L")]),
+        ("10号能到吗", []),  # the 10th, not size 10
+        ("要10个", []),
+    ],
+)
+def test_short_option_values_need_a_chinese_attribute_word(
+    extractor: EntityExtractor, text: str, expected: list[tuple[str, str, str]]
+) -> None:
+    assert found(extractor, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # jieba cuts these as 充电/宝充 and 平板/电脑屏幕: a term of 3+ characters needs no
+        # word boundary
+        ("充电宝充不进电", [("product", "Portable Charger", "充电宝")]),
+        ("平板电脑屏幕多大", [("product", "Tablet", "平板电脑")]),
+        ("电话555-201-7788", [("phone", "5552017788", "555-201-7788")]),
+    ],
+)
+def test_terms_and_numbers_where_segmentation_fails(
     extractor: EntityExtractor, text: str, expected: list[tuple[str, str, str]]
 ) -> None:
     assert found(extractor, text) == expected

@@ -210,6 +210,13 @@ _ATTRIBUTE_CUES = frozenset(
     settings level
 """.split()  # noqa: SIM905
 )
+#: Chinese attribute words that make a short option value one ("尺码是M", "10码", "L码").
+_ZH_CUE_BEFORE = re.compile(
+    r"(?:尺码|尺寸|大小|码数|鞋码|颜色|型号|规格|容量|材质|款式)[是为:：\s]*$"
+)
+_ZH_CUE_AFTER = re.compile(r"码|英寸|寸")
+#: From this length a Chinese term needs no word boundary (``_han_edge``).
+_SPECIFIC_LENGTH = 3
 #: Characters jieba sometimes glues to the word next to them ("有大号" is one word): a
 #: Chinese term of two characters or more still stands alone when one of these is beside it.
 _GLUE_CHARS = frozenset("有要买是的了吗呢个款件双条这那想找")
@@ -218,8 +225,9 @@ _GLUE_CHARS = frozenset("有要买是的了吗呢个款件双条这那想找")
 def _han_edge(text: str, at: int, edges: set[int], surface: str, *, before: bool) -> bool:
     """Does a term ``surface`` starting (``before``) or ending at ``at`` stand alone on that
     side: a word boundary of the segmented text, or, for a term of two characters or more,
-    a glue character just outside it."""
-    if at in edges:
+    a glue character just outside it; a term of three characters or more is specific enough
+    to stand anywhere (jieba cuts "充电宝充不进电" as "充电/宝充")."""
+    if at in edges or len(surface) >= _SPECIFIC_LENGTH:
         return True
     if len(surface) < 2:
         return False
@@ -239,6 +247,8 @@ _ACCESSORY_WORDS = frozenset(
         "贴",
         "垫",
         "座",
+        "包",
+        "袋",
         "支架",
         "配件",
         "充电器",
@@ -440,6 +450,10 @@ class CatalogGazetteer:
     def _supported(text: str, i: int, hits: list[tuple[int, int, _Term]]) -> bool:
         """Is the ambiguous hit ``i`` next to an attribute word or an unambiguous term?"""
         start, end, _ = hits[i]
+        if _ZH_CUE_BEFORE.search(text[max(0, start - 8) : start]) or _ZH_CUE_AFTER.match(text, end):
+            return True
+        if text[end : end + 1] == "号" and text[start:end].isalpha():
+            return True  # "M号", "XL号"; "10号" is a date
         before = re.findall(r"[A-Za-z]+", text[max(0, start - 20) : start])
         after = re.findall(r"[A-Za-z]+", text[end : end + 20])
         if before and before[-1].lower() in _ATTRIBUTE_CUES:
