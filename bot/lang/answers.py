@@ -1,8 +1,10 @@
 """What a shopper's short answers mean, in English and Chinese: yes or no, "I have no
-order number", and the cancellation reasons the store policy knows.
+order number", the cancellation reasons the store policy knows, "all the items", and the
+words that offer a name and zip code.
 
-The words are tables (one per meaning); ``says_yes_or_no``, ``says_no_order`` and
-``reason_in`` are the rules that read them. English phrases match as whole words; Chinese
+The words are tables (one per meaning); ``says_yes_or_no``, ``says_no_order``,
+``reason_in``, ``says_all_items`` and ``offers_credentials`` are the rules that read them
+(the English forms of the last four are ``bot.store_actions.parsing``'s). English phrases match as whole words; Chinese
 ones, which are written without spaces, match where they stand in the text (they are
 chosen long enough, two characters or more, to mean one thing: "买错了", "没有订单号").
 The NLU's reason entity (``bot.nlu.entities``) and the store forms
