@@ -24,7 +24,7 @@ from bot.nlu.data import parse_nlu_yaml
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.entity_tables import build_entity_tables, extractor_from_tables
 from bot.store.db import Database
-from bot.store.models import Ticket
+from bot.store.models import Ticket, Variant
 from tests.test_actions import (
     CATALOG,
     Bot,
@@ -79,6 +79,9 @@ nlu:
 - synonym: Water Bottle
   examples: |
     - 水杯
+- synonym: black
+  examples: |
+    - 黑色
 - synonym: white
   examples: |
     - 白色
@@ -260,3 +263,19 @@ async def test_a_shopper_is_verified_by_name_and_zip_in_chinese(
     shopper = ZhShopper(bot.chat(), extractor)
     await shopper.say(f"{text}，我的订单到哪了", intent="order_status")
     assert shopper.slots["customer_id"] == "noah_brown_6181"
+
+
+async def test_recommendations_for_a_colour_and_a_budget_said_in_chinese(
+    bot: Bot, store: Database, extractor: EntityExtractor
+) -> None:
+    shopper = ZhShopper(bot.chat(), extractor)
+    await shopper.say("你好", intent="greet")
+    await shopper.say("推荐点黑色的东西，一百块以内", intent="recommend_products")
+    [custom] = [r["custom"] for r in shopper.chat.responses if r.get("custom")]
+    cards = custom["products"]
+    assert cards
+    with store.session() as s:
+        for c in cards:
+            v = s.get(Variant, c["item_id"])
+            assert v is not None and v.price <= 100
+            assert "black" in {str(value).lower() for value in v.options.values()}
