@@ -93,7 +93,7 @@ def make_recommender(db: Database, encoder: SentenceEncoder) -> Recommender:
     knowledge search's (fp32) ``encoder`` (once per catalog content, on first use)."""
     from bot.recommend.engine import Recommender
 
-    return Recommender(db, encoder.encode)
+    return Recommender(db, encoder.encode, min_similar=encoder.min_similar)
 
 
 def nlu_encoder(settings: Settings, encoder: SentenceEncoder | None = None) -> SentenceEncoder:

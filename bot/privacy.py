@@ -4,7 +4,8 @@ logger, filter or handler sees it: its message, its traceback, its stack, and wa
 What counts as personal data is ``bot.text_rules``', the rules the NLU and the store actions
 read text by, set to mask rather than to understand: every email-*like* candidate (valid or
 not), every phone number the NLU would find plus bare numbers of 10 or more digits without
-a cue word, every 13-19 digit card-like number (Luhn-valid or not), and street addresses,
+a cue word, mainland China mobile numbers (``1[3-9]`` and 9 digits, ``+86`` optional, as
+``bot.lang.find_phones`` reads them, in Chinese text too), every 13-19 digit card-like number (Luhn-valid or not), and street addresses,
 flat/unit numbers and postcodes (``find_street_addresses``). Masking is by span: ``<email>``,
 ``<phone>``, ``<card>``, ``<address>``; where spans overlap the longer (then earlier) one is
 masked.
@@ -40,12 +41,21 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot import text_rules
+from bot.lang import find_phones as find_mobile_phones
 from bot.text_rules import Match
+
+
+def _mobile_phones(text: str) -> list[Match]:
+    """Mainland China mobile numbers (``bot.lang``): "13812345678", "+86 138 1234 5678",
+    also where Chinese text runs into them without a space."""
+    return [Match("phone", p.e164, p.start, p.end) for p in find_mobile_phones(text)]
+
 
 _FINDERS: tuple[tuple[Callable[[str], list[Match]], str], ...] = (
     (lambda text: text_rules.find_emails(text, validate=False), "<email>"),
     (text_rules.find_card_numbers, "<card>"),
     (lambda text: text_rules.find_phones(text, bare_needs_cue=False), "<phone>"),
+    (_mobile_phones, "<phone>"),
     (text_rules.find_street_addresses, "<address>"),
 )
 

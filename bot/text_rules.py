@@ -27,7 +27,10 @@ Rules, and the answer chosen where earlier copies disagreed:
 - **Email**: candidates are found by pattern, then checked by ``email-validator`` (syntax
   only, no DNS); ``"a@b"`` and ``"john..doe@example.com"`` are not emails. The value is
   lowercased whole (stores compare addresses case-insensitively); a sentence's final dot
-  is not part of it. The log filter masks every *candidate*, valid or not.
+  is not part of it. Han characters end an address: in Chinese text it runs into the
+  words around it ("我的邮箱是ivan@example.com谢谢" holds ``ivan@example.com``), so an
+  address written in Han characters is not found. The log filter masks every
+  *candidate*, valid or not.
 - **Phone number**: found and checked by ``phonenumbers`` (``PhoneNumberMatcher``), national
   numbers read as ``DEFAULT_REGION``; international ones written with ``+``. A number must
   be possible in full (a US number needs its area code; 7 digits are "local only" and are
@@ -37,7 +40,8 @@ Rules, and the answer chosen where earlier copies disagreed:
   ``"3125550199"``, ``"+1 415 555 0123"`` -> ``"+14155550123"``); ``phone_e164`` gives the
   form to compare numbers by. The log filter masks bare 10+ digit numbers even without a cue.
 - **Zip code**: 5 digits (a ``-1234`` extension is accepted, not kept) that are not a
-  price, a part of an id, a decimal, a quantity with a unit ("20000mAh", "10000 minutes").
+  price, a part of an id, a decimal, a quantity with a unit ("20000mAh", "10000 minutes");
+  Chinese text may run into it ("邮编80279").
 - **Card number**: 13 to 19 digits, single spaces or hyphens between them. The log filter
   masks every candidate; ``luhn_valid`` tells a real card number from a typo.
 - **Street address**: ``parse_address`` reads a US address answer (street, city, state,
@@ -81,14 +85,6 @@ Rules, and the answer chosen where earlier copies disagreed:
   ``"high"``. Breakage and non-delivery are *urgent* but not severe: a high-priority ticket,
   no immediate handoff. (Earlier, "the police are involved" handed off but filed a normal
   ticket; now both say severe.)
-- **Price range**: ``find_price_range`` reads the bounds a shopper states ("under $30",
-  "between $50 and $100", "over 20 euros", "$20-$50"). Only amounts written as money count
-  (``$30``, ``30 dollars``, ``€30``, ``30 EUR``; any currency is read as the store's), so
-  "within 30 days" is no price. With ``bare_amounts=True`` (a recommendation request,
-  where a number after "under" or "between" can only be a budget) plain numbers count as
-  well ("between 20 and 50", "under 100 in black"), unless a unit or another word that
-  does not join phrases follows ("under 2 kg", "between 8 and 10 inches"). The knowledge answerer
-  (``bot.knowledge.filters``) and the recommender (``bot.recommend``) both read prices here.
 """
 
 from __future__ import annotations
@@ -106,14 +102,12 @@ __all__ = [
     "STATES",
     "AddressError",
     "Match",
-    "PriceRange",
     "Severity",
     "find_card_numbers",
     "find_emails",
     "find_order_id",
     "find_order_ids",
     "find_phones",
-    "find_price_range",
     "find_street_addresses",
     "find_ticket_id",
     "find_ticket_ids",
@@ -208,9 +202,16 @@ def find_ticket_id(text: str) -> str | None:
 
 # ------------------------------------------------------------------------------- emails
 
-# Candidates only: email-validator decides. Unicode letters are allowed on both sides.
+# Han characters (CJK ideographs): Chinese text runs into an address without a space
+# ("邮箱是ivan@example.com谢谢"), so they end an address instead of belonging to it.
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_ADDRESS_CHAR = rf"[^\W{_HAN}]"  # a word character that is not Han
+_HAN_CHAR = re.compile(f"[{_HAN}]")
+# Candidates only: email-validator decides. Unicode letters other than Han are allowed on
+# both sides.
 _EMAIL_CANDIDATE = re.compile(
-    r"(?<![\w.%+-])[\w%+-][\w.%+'-]*@(?:[^\W_][\w-]*\.)+[^\W\d_]{2,}(?![\w-])"
+    rf"(?<![.%+-])(?<!{_ADDRESS_CHAR})(?:{_ADDRESS_CHAR}|[%+-])(?:{_ADDRESS_CHAR}|[.%+'-])*"
+    rf"@(?:[^\W_{_HAN}](?:{_ADDRESS_CHAR}|-)*\.)+[^\W\d_{_HAN}]{{2,}}(?!{_ADDRESS_CHAR}|-)"
 )
 
 
@@ -258,6 +259,12 @@ _CUE_WINDOW = 40
 _BARE_MIN_DIGITS = 10
 
 
+def _joins(char: str) -> bool:
+    """A letter or digit a number next to it would be part of (not a Han character:
+    Chinese runs into numbers without a space, "电话555-201-7788")."""
+    return char.isalnum() and _HAN_CHAR.match(char) is None
+
+
 def _full_number(number: phonenumbers.PhoneNumber) -> bool:
     reason = phonenumbers.is_possible_number_with_reason(number)
     return bool(reason == phonenumbers.ValidationResult.IS_POSSIBLE)
@@ -284,8 +291,8 @@ def find_phones(
         text, region, leniency=phonenumbers.Leniency.POSSIBLE
     ):
         start, end, surface = pm.start, pm.end, pm.raw_string
-        if (start > 0 and (text[start - 1].isalnum() or text[start - 1] in "#$-")) or (
-            end < len(text) and (text[end].isalnum() or text[end] in "-")
+        if (start > 0 and (_joins(text[start - 1]) or text[start - 1] in "#$-")) or (
+            end < len(text) and (_joins(text[end]) or text[end] in "-")
         ):
             continue  # part of an id, a price or a longer number
         if not _full_number(pm.number):
@@ -330,7 +337,8 @@ _UNITS = (
     r"orders|times|people|miles|km)\b"
 )
 _ZIP = re.compile(
-    r"(?<![\w#$€£/.,:-])(?P<zip>\d{5})(?:-\d{4})?(?![\w%]|[.,:]\d|-\d)(?!\s?" + _UNITS + ")",
+    rf"(?<![#$€£/.,:-])(?<!{_ADDRESS_CHAR})(?P<zip>\d{{5}})"
+    r"(?:-\d{4})?(?![\w%]|[.,:]\d|-\d)(?!\s?" + _UNITS + ")",
     re.IGNORECASE,
 )
 
@@ -942,96 +950,3 @@ def ticket_priority(text: str) -> str:
     """``"high"`` for a severe complaint (see ``is_severe``), breakage and non-delivery;
     else ``"normal"``."""
     return "high" if is_severe(text) or _URGENT.search(text or "") else "normal"
-
-
-# ------------------------------------------------------------------------- price range
-
-# an amount: digits with an optional comma every three ("1,500") and cents, or a "k" for
-# thousands ("2k"); ``_amount`` reads it
-_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,2})?(?:k\b)?"
-_MONEY = (
-    r"(?:(?:[$€£]|\b(?:usd|eur|gbp)\s?)\s?(" + _NUMBER + r")"
-    r"|(" + _NUMBER + r")\s?(?:dollars|usd|bucks|euros?|eur|pounds|gbp|€|£)(?!\w))"
-)
-# a plain number, when the caller accepts one: not part of a longer number or an id, and
-# followed by the end, a punctuation mark or a word that joins phrases; any other word
-# after it is taken for a unit or an option ("2 kg", "10 inches", "5 stars", "size 10 shoes")
-_JOINING = r"(?:and|or|to|for|in|with|please|that|which|but|each|total|tops|max)\b"
-_BARE = (
-    r"(?<![\w.,#$€£])(" + _NUMBER + r")"
-    r"(?![\w%]|\.\d|\s*-?\s*(?!" + _JOINING + r")[^\W\d_])"
-)
-_AT_MOST_WORDS = (
-    r"\b(?:under|below|less than|cheaper than|up to|at most|max(?:imum)?|no more than|"
-    r"within|not over|under budget of|budget of)\s+"
-)
-_AT_LEAST_WORDS = r"\b(?:over|above|more than|at least|min(?:imum)?|pricier than|starting at)\s+"
-
-
-def _range_patterns(amount: str) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """(between, at most, at least) for ``amount``; a range without "between" or "from"
-    ("$20-$50") only with money on both ends, as "size 8-10" is no price."""
-    between = re.compile(
-        r"\b(?:between|from)\s+"
-        + amount
-        + r"\s*(?:and|to|-)\s*"
-        + amount
-        + r"|"
-        + _MONEY
-        + r"\s*(?:-|to)\s*"
-        + _MONEY,
-        re.IGNORECASE,
-    )
-    return (
-        between,
-        re.compile(_AT_MOST_WORDS + amount, re.IGNORECASE),
-        re.compile(_AT_LEAST_WORDS + amount, re.IGNORECASE),
-    )
-
-
-_MONEY_RANGE = _range_patterns(_MONEY)
-# with bare amounts: a money amount, or a plain number as above
-_ANY_RANGE = _range_patterns(r"(?:" + _MONEY + r"|" + _BARE + r")")
-
-
-@dataclass(frozen=True)
-class PriceRange:
-    """Bounds a shopper stated, in the store's currency; ``None``: no bound that side."""
-
-    low: float | None = None
-    high: float | None = None
-
-    @property
-    def stated(self) -> bool:
-        return self.low is not None or self.high is not None
-
-    def holds(self, price: float) -> bool:
-        return (self.low is None or price >= self.low) and (self.high is None or price <= self.high)
-
-
-def _amount(said: str) -> float:
-    """``"1,500"`` -> 1500.0, ``"2k"`` -> 2000.0, ``"19.90"`` -> 19.9."""
-    digits = said.replace(",", "")
-    if digits[-1:] in ("k", "K"):
-        return float(digits[:-1]) * 1000
-    return float(digits)
-
-
-def _amounts(m: re.Match[str]) -> list[float]:
-    return [_amount(g) for g in m.groups() if g is not None]
-
-
-def find_price_range(text: str, *, bare_amounts: bool = False) -> PriceRange:
-    """The price bounds ``text`` states (see the module doc); an empty range when none."""
-    between, at_most, at_least = _ANY_RANGE if bare_amounts else _MONEY_RANGE
-    found = between.search(text)
-    if found:
-        values = _amounts(found)
-        if len(values) == 2:
-            return PriceRange(min(values), max(values))
-    high = at_most.search(text)
-    low = at_least.search(text)
-    return PriceRange(
-        _amounts(low)[0] if low else None,
-        _amounts(high)[0] if high else None,
-    )

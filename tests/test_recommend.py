@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.lang.price_range import PriceRange
 from bot.recommend.engine import Query, Reason, Recommender
 from bot.recommend.scoring import Weights
 from bot.store.db import Database
 from bot.store.models import Customer, Order, OrderItem, Product, Variant
-from bot.text_rules import PriceRange
 
 # product id -> name, [(item id, options, price, available)]
 CATALOG: dict[str, tuple[str, list[tuple[str, dict[str, str], str, bool]]]] = {
@@ -259,6 +259,21 @@ def test_content_similarity_finds_what_nobody_bought_together(
     assert reason_of(recs, "Steel Water Flask") == Reason("similar_to_yours", "Water Bottle")
     content_only = Recommender(store, shared_encoder.encode, weights=Weights(0.0, 1.0, 0.0))
     assert names(content_only.recommend(Query(customer_id="bob")))[0] == "Steel Water Flask"
+
+
+def test_the_similar_to_cut_off_is_the_encoders(store: Database, shared_encoder: Any) -> None:
+    """e5's cosines are all high: its cut-off sits where its unlike pairs stop
+    (``benchmarks/recommend_cutoffs.py``); MiniLM keeps 0.5. A cut-off above the flask's
+    cosine leaves it no "similar to" reason."""
+    from bot.nlu.e5 import E5Encoder
+    from bot.nlu.encoder import Encoder
+    from bot.recommend.scoring import MIN_SIMILAR
+
+    assert Encoder.min_similar == MIN_SIMILAR == 0.5
+    assert E5Encoder.min_similar > 0.8
+    strict = Recommender(store, shared_encoder.encode, min_similar=0.999)
+    reason = reason_of(strict.recommend(Query(customer_id="bob", k=10)), "Steel Water Flask")
+    assert reason.kind != "similar_to_yours"
 
 
 def test_vectors_are_computed_once_per_catalog_content(

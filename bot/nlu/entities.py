@@ -9,7 +9,15 @@ Every extractor returns Rasa entity dicts::
 ``#W2611340``, ``t-shirts`` -> ``T-Shirt``, ``changed my mind`` -> ``no longer needed``); ids,
 emails, phone numbers and zip codes are found and normalised by ``bot.text_rules``, the rules
 the store actions and the log filter use too. When normalisation changed the surface text,
-``"processors": ["EntitySynonymMapper"]`` is added, as Rasa does. ``EntityExtractor`` runs
+``"processors": ["EntitySynonymMapper"]`` is added, as Rasa does.
+
+Chinese text (``bot.lang``): in a text with Han characters, order ids after an order word
+("单号：2611340" -> ``#W2611340``) and mainland mobile numbers are found too; emails end
+where Han characters begin. Catalog terms and reasons written in Chinese (nlu.yml synonyms
+such as "T恤" -> ``T-Shirt``, the built-in ``bot.lang.answers.REASON_PHRASES``) match
+inside text written without spaces; a catalog term only as whole words of the segmented
+text (``bot.lang.segment``), so "手机" is not found in "手机号" nor "大" in "大家". English
+terms match next to Han characters ("AirPods Pro多少钱"). ``EntityExtractor`` runs
 all three and drops overlapping spans (pattern entities win, then reasons, then catalog
 terms; longer spans win within a kind).
 
@@ -26,6 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import text_rules
+from bot.lang import answers, find_phones, fold_width, segment_spans
+from bot.lang import find_order_ids as find_order_ids_zh
+from bot.lang.answers import REASON_MISTAKE, REASON_NO_LONGER_NEEDED
+from bot.lang.script import HAN, has_han
 from bot.text_rules import normalise_order_id, normalise_ticket_id
 
 __all__ = [
@@ -87,11 +99,26 @@ class RegexEntityExtractor:
             for finder in _FINDERS
             for m in finder(text)
         ]
+        if has_han(text):
+            found += self._chinese(text)
         for entity, rx in self._extra_compiled:
             for m in rx.finditer(text):
                 if m.end() > m.start():
                     value = self._normalise(entity, m.group())
                     found.append(self._make(entity, value, m.start(), m.end(), text))
+        return found
+
+    def _chinese(self, text: str) -> list[EntityDict]:
+        """Order ids after a Chinese order word ("单号：2611340") and mainland mobile
+        numbers (``bot.lang``); a phone's value is its 11 digits, ``+86`` first when the
+        shopper wrote a country code (as ``bot.text_rules`` keeps a written ``+``)."""
+        found = [
+            self._make("order_id", o.value, o.start, o.end, text) for o in find_order_ids_zh(text)
+        ]
+        for p in find_phones(text):
+            written = re.sub(r"\D", "", fold_width(text[p.start : p.end]))
+            value = p.e164 if len(written) > len(p.value) else p.value
+            found.append(self._make("phone", value, p.start, p.end, text))
         return found
 
     @staticmethod
@@ -183,6 +210,52 @@ _ATTRIBUTE_CUES = frozenset(
     settings level
 """.split()  # noqa: SIM905
 )
+#: Chinese attribute words that make a short option value one ("尺码是M", "10码", "L码").
+_ZH_CUE_BEFORE = re.compile(
+    r"(?:尺码|尺寸|大小|码数|鞋码|颜色|型号|规格|容量|材质|款式)[是为:：\s]*$"
+)
+_ZH_CUE_AFTER = re.compile(r"码|英寸|寸")
+#: From this length a Chinese term needs no word boundary (``_han_edge``).
+_SPECIFIC_LENGTH = 3
+#: Characters jieba sometimes glues to the word next to them ("有大号" is one word): a
+#: Chinese term of two characters or more still stands alone when one of these is beside it.
+_GLUE_CHARS = frozenset("有要买是的了吗呢个款件双条这那想找")
+
+
+def _han_edge(text: str, at: int, edges: set[int], surface: str, *, before: bool) -> bool:
+    """Does a term ``surface`` starting (``before``) or ending at ``at`` stand alone on that
+    side: a word boundary of the segmented text, or, for a term of two characters or more,
+    a glue character just outside it; a term of three characters or more is specific enough
+    to stand anywhere (jieba cuts "充电宝充不进电" as "充电/宝充")."""
+    if at in edges or len(surface) >= _SPECIFIC_LENGTH:
+        return True
+    if len(surface) < 2:
+        return False
+    return text[at - 1 if before else at] in _GLUE_CHARS
+
+
+#: Chinese words that, right after a product, name an accessory of it, not the product:
+#: "手机壳" (a phone case) segments as "手机" + "壳".
+_ACCESSORY_WORDS = frozenset(
+    [
+        "壳",
+        "套",
+        "膜",
+        "架",
+        "线",
+        "罩",
+        "贴",
+        "垫",
+        "座",
+        "包",
+        "袋",
+        "支架",
+        "配件",
+        "充电器",
+        "保护套",
+        "贴膜",
+    ]
+)
 _NUMERIC = re.compile(r"^\d+(?:\.\d+)?$")
 _FILLER = re.compile(r"^[\s,/&]*(?:(?:and|or|in|with|a|an|the|one)\b[\s,/&]*)*$", re.IGNORECASE)
 
@@ -238,15 +311,21 @@ class CatalogGazetteer:
             ambiguous = entity == "option" and (k in _AMBIGUOUS_OPTIONS or bool(_NUMERIC.match(k)))
             self._by_key[k] = _Term(entity, value, ambiguous)
             plural = surface[-1:].isalpha() and len(k) >= 3
-            patterns.append((len(surface), _term_pattern(surface, plural)))
+            if not has_han(surface):
+                patterns.append((len(surface), _term_pattern(surface, plural)))
         patterns.sort(key=lambda p: -p[0])
         self._regex = (
             re.compile(
-                r"(?<![\w'’])(?:" + "|".join(p for _, p in patterns) + r")(?![\w]|['’]\w)",
+                rf"(?<![^\W{HAN}]|['’])(?:" + "|".join(p for _, p in patterns) + r")"
+                rf"(?![^\W{HAN}]|['’]\w)",
                 re.IGNORECASE,
             )
             if patterns
             else None
+        )
+        #: terms written with Chinese characters, longest first (``_han_hits``)
+        self._han_terms = sorted(
+            {fold_width(s).lower() for s in self.terms if has_han(s)}, key=len, reverse=True
         )
 
     @classmethod
@@ -313,14 +392,44 @@ class CatalogGazetteer:
                 return self._by_key[cand]
         return None
 
-    def extract(self, text: str) -> list[EntityDict]:
-        if self._regex is None:
+    def _han_hits(self, text: str) -> list[tuple[int, int, _Term]]:
+        """Chinese terms where they stand as whole words of the segmented text: "T恤" in
+        "T恤多少钱", not "手机" in "手机号" nor "大" in "大家" (segmentation keeps those
+        one word; a glue character beside a longer term is allowed: "有大号" is one word),
+        nor a product right before an accessory word ("手机壳"). Overlapping hits are all returned; ``resolve_overlaps`` keeps the
+        longest."""
+        if not self._han_terms or not has_han(text):
             return []
+        folded = fold_width(text).lower()
+        edges = {0, len(text)}
+        accessory_at: set[int] = set()  # where a lone accessory word starts ("手机/壳")
+        for word, start, end in segment_spans(folded):
+            edges.update((start, end))
+            if word in _ACCESSORY_WORDS:
+                accessory_at.add(start)
+        hits = []
+        for surface in self._han_terms:
+            start = folded.find(surface)
+            while start >= 0:
+                end = start + len(surface)
+                term = self._by_key.get(_key(surface))
+                if (
+                    term is not None
+                    and _han_edge(folded, start, edges, surface, before=True)
+                    and _han_edge(folded, end, edges, surface, before=False)
+                    and not (term.entity == "product" and end in accessory_at)
+                ):
+                    hits.append((start, end, term))
+                start = folded.find(surface, start + 1)
+        return hits
+
+    def extract(self, text: str) -> list[EntityDict]:
         hits: list[tuple[int, int, _Term]] = []
-        for m in self._regex.finditer(text):
+        for m in self._regex.finditer(text) if self._regex is not None else ():
             term = self._lookup(m.group())
             if term is not None:
                 hits.append((m.start(), m.end(), term))
+        hits = sorted(hits + self._han_hits(text), key=lambda h: (h[0], h[1]))
         out: list[EntityDict] = []
         for i, (start, end, term) in enumerate(hits):
             if term.ambiguous and not self._supported(text, i, hits):
@@ -341,6 +450,10 @@ class CatalogGazetteer:
     def _supported(text: str, i: int, hits: list[tuple[int, int, _Term]]) -> bool:
         """Is the ambiguous hit ``i`` next to an attribute word or an unambiguous term?"""
         start, end, _ = hits[i]
+        if _ZH_CUE_BEFORE.search(text[max(0, start - 8) : start]) or _ZH_CUE_AFTER.match(text, end):
+            return True
+        if text[end : end + 1] == "号" and text[start:end].isalpha():
+            return True  # "M号", "XL号"; "10号" is a date
         before = re.findall(r"[A-Za-z]+", text[max(0, start - 20) : start])
         after = re.findall(r"[A-Za-z]+", text[end : end + 20])
         if before and before[-1].lower() in _ATTRIBUTE_CUES:
@@ -360,77 +473,66 @@ class CatalogGazetteer:
 # Reasons
 # ---------------------------------------------------------------------------------------
 
-REASON_NO_LONGER_NEEDED = "no longer needed"
-REASON_MISTAKE = "ordered by mistake"
-
-DEFAULT_REASON_SYNONYMS: dict[str, str] = {
-    phrase: REASON_NO_LONGER_NEEDED
-    for phrase in (
-        "no longer needed",
-        "no longer need it",
-        "no longer need",
-        "no longer want it",
-        "not needed anymore",
-        "not needed",
-        "don't need it anymore",
-        "don't need it any more",
-        "don't need it",
-        "don't need them",
-        "do not need it",
-        "do not need it anymore",
-        "don't want it anymore",
-        "don't want it any more",
-        "do not want it anymore",
-        "don't want it",
-        "don't want them anymore",
-        "changed my mind",
-        "change of mind",
-        "have no use for it",
-        "no use for it",
-        "no need for it",
-        "no need anymore",
-        "not necessary anymore",
-    )
-} | {
-    phrase: REASON_MISTAKE
-    for phrase in (
-        "ordered by mistake",
-        "by mistake",
-        "mistake",
-        "mistakenly",
-        "by accident",
-        "accidentally",
-        "accidental order",
-        "accidently",
-        "bought the wrong one",
-        "ordered the wrong one",
-        "ordered the wrong thing",
-        "bought the wrong thing",
-        "didn't mean to order",
-        "did not mean to order",
-        "didn't mean to buy",
-        "ordered it twice",
-        "ordered twice",
-        "double ordered",
-        "duplicate order",
-        "misclicked",
-        "misclick",
-        "unintentionally",
-        "not on purpose",
-    )
-}
-
-
-def _phrase_pattern(phrase: str) -> str:
-    parts = []
-    for token in phrase.split():
-        esc = re.escape(token)
-        # "don't" / "dont" / "don’t"; "anymore" / "any more".
-        esc = esc.replace("'", "['’]?")
-        if token.lower() == "anymore":
-            esc = r"any\s?more"
-        parts.append(esc)
-    return r"\s+".join(parts)
+DEFAULT_REASON_SYNONYMS: dict[str, str] = (
+    {
+        phrase: REASON_NO_LONGER_NEEDED
+        for phrase in (
+            "no longer needed",
+            "no longer need it",
+            "no longer need",
+            "no longer want it",
+            "not needed anymore",
+            "not needed",
+            "don't need it anymore",
+            "don't need it any more",
+            "don't need it",
+            "don't need them",
+            "do not need it",
+            "do not need it anymore",
+            "don't want it anymore",
+            "don't want it any more",
+            "do not want it anymore",
+            "don't want it",
+            "don't want them anymore",
+            "changed my mind",
+            "change of mind",
+            "have no use for it",
+            "no use for it",
+            "no need for it",
+            "no need anymore",
+            "not necessary anymore",
+        )
+    }
+    | {
+        phrase: REASON_MISTAKE
+        for phrase in (
+            "ordered by mistake",
+            "by mistake",
+            "mistake",
+            "mistakenly",
+            "by accident",
+            "accidentally",
+            "accidental order",
+            "accidently",
+            "bought the wrong one",
+            "ordered the wrong one",
+            "ordered the wrong thing",
+            "bought the wrong thing",
+            "didn't mean to order",
+            "did not mean to order",
+            "didn't mean to buy",
+            "ordered it twice",
+            "ordered twice",
+            "double ordered",
+            "duplicate order",
+            "misclicked",
+            "misclick",
+            "unintentionally",
+            "not on purpose",
+        )
+    }
+    | answers.REASON_PHRASES
+)  # the Chinese ones
 
 
 class ReasonExtractor:
@@ -445,11 +547,9 @@ class ReasonExtractor:
         for low, v in canon.items():
             self.phrases.setdefault(low, v)
         ordered = sorted(self.phrases, key=len, reverse=True)
+        # "don't" / "dont" / "don’t"; "anymore" / "any more"; Chinese phrases inside text
         self._regex = (
-            re.compile(
-                r"(?<![\w])(?:" + "|".join(_phrase_pattern(p) for p in ordered) + r")(?![\w])",
-                re.IGNORECASE,
-            )
+            re.compile("|".join(answers.phrase_pattern(p) for p in ordered), re.IGNORECASE)
             if ordered
             else None
         )

@@ -33,5 +33,14 @@ class Relevance:
         return dense >= self.min_dense_with_terms and lexical >= self.min_lexical
 
 
+#: The recommender's "similar to" cut-off on the cosine of two products' texts, per encoder
+#: (``Encoder.min_similar``, ``E5Encoder.min_similar``). Measured on 32 labelled pairs of
+#: the demo catalog by ``benchmarks/recommend_cutoffs.py``: MiniLM's alike pairs 0.29-0.83,
+#: unlike 0.13-0.38 (0.5 calls 29 of 32 right, no unlike pair similar); e5's alike
+#: 0.84-0.94, unlike 0.79-0.86, where 0.5 would call every pair similar and 0.84 calls
+#: 31 of 32 right.
+MINILM_SIMILAR = 0.5
+E5_SIMILAR = 0.84
+
 MINILM = Relevance(min_dense=0.45, min_dense_with_terms=0.25, min_lexical=2.0, source_margin=0.15)
 E5 = Relevance(min_dense=0.88, min_dense_with_terms=0.865, min_lexical=0.7, source_margin=0.03)

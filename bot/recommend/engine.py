@@ -50,7 +50,15 @@ from typing import Any, Literal
 import numpy as np
 
 from bot.errors import UnknownCustomer
-from bot.recommend.scoring import ContentIndex, Embed, Weights, product_text, score_products
+from bot.lang.price_range import PriceRange
+from bot.recommend.scoring import (
+    MIN_SIMILAR,
+    ContentIndex,
+    Embed,
+    Weights,
+    product_text,
+    score_products,
+)
 from bot.recommend.store import (
     Catalog,
     CatalogProduct,
@@ -65,7 +73,6 @@ from bot.recommend.store import (
 )
 from bot.recommend.wishes import Lexicon, OptionWish, Wishes, read_wishes
 from bot.store.db import Database
-from bot.text_rules import PriceRange
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +159,13 @@ class Recommender:
         *,
         weights: Weights | None = None,
         same_product: int = 3,
+        min_similar: float = MIN_SIMILAR,
     ) -> None:
+        """``min_similar``: the cosine from which a suggestion is "similar to" a product,
+        the encoder's (``Encoder.min_similar``; ``bot.nlu.relevance``), as ``embed``'s
+        cosines read it."""
         self.db = db
+        self.min_similar = min_similar
         self.weights = weights or Weights()
         self.same_product = same_product
         self.content_failures = 0
@@ -319,7 +331,9 @@ class Recommender:
             if pid not in owned and pid not in ctx.wishes.products
         ]
         weights = self._weights(category, ctx.anchors)
-        ranked = score_products(pool, ctx.anchors, ctx.purchases, ctx.similar, weights)
+        ranked = score_products(
+            pool, ctx.anchors, ctx.purchases, ctx.similar, weights, min_similar=self.min_similar
+        )
         picks: list[Suggestion] = []
         for pid in ctx.wishes.products[:1]:  # the product asked about, first
             product = ctx.catalog.by_id[pid]

@@ -9,7 +9,8 @@ Each signal is scaled to [0, 1] over the candidates (divided by its maximum; cos
 min-max scaled), and the score is their weighted sum (``Weights``). A candidate's *signal*
 is what its reason says, the most personal one that clearly holds: bought with the anchor
 it names by at least ``MIN_TOGETHER`` customers (``Purchases.buyers``) and in the upper half of the shopper's
-co-purchase counts; else a cosine of at least ``MIN_SIMILAR`` to an anchor; else popular
+co-purchase counts; else a cosine of at least ``min_similar`` to an anchor (the
+encoder's cut-off, ``bot.nlu.relevance``; ``MIN_SIMILAR``, MiniLM's, by default); else popular
 when anybody ordered it; else ``none`` (nothing to say but that it is there).
 Pure functions over plain values: the same code ranks for a shopper and in
 ``benchmarks/recs_eval.py``.
@@ -23,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from bot.nlu.relevance import MINILM_SIMILAR
 from bot.recommend.store import Catalog, CatalogProduct, Purchases
 
 Signal = Literal["bought_with", "similar_to", "popular", "none"]
@@ -32,7 +34,7 @@ Embed = Callable[[list[str]], np.ndarray]
 _TIE_BREAK = 1e-6
 #: What a reason needs to say "often bought with" / "similar to" (see the module doc).
 MIN_TOGETHER = 2
-MIN_SIMILAR = 0.5
+MIN_SIMILAR = MINILM_SIMILAR
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,13 @@ def score_products(
     purchases: Purchases,
     similar: Mapping[str, tuple[float, str]] | None,
     weights: Weights,
+    *,
+    min_similar: float = MIN_SIMILAR,
 ) -> list[Scored]:
     """``candidates`` scored and sorted, best first (ties: product id). ``anchors``: the
     shopper's products, the one to name first first; ``similar`` is
-    ``ContentIndex.similar(anchors)`` (``None``: no content signal)."""
+    ``ContentIndex.similar(anchors)`` (``None``: no content signal); ``min_similar``: the
+    cosine a reason needs to say "similar to" (the encoder's, ``bot.nlu.relevance``)."""
     co_raw: dict[str, float] = {}
     co_anchor: dict[str, tuple[int, str]] = {}
     for c in candidates:
@@ -171,7 +176,7 @@ def score_products(
         often = bool(anchor) and purchases.buyers(anchor, c) >= MIN_TOGETHER
         if weights.co_purchase and often and co.get(c, 0) >= 0.5:
             out.append(Scored(c, score, "bought_with", anchor))
-        elif weights.content and similar and c in similar and similar[c][0] >= MIN_SIMILAR:
+        elif weights.content and similar and c in similar and similar[c][0] >= min_similar:
             out.append(Scored(c, score, "similar_to", similar[c][1]))
         elif purchases.popularity.get(c, 0) > 0:
             out.append(Scored(c, score, "popular", None))

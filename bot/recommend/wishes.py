@@ -16,8 +16,8 @@ said about something else never narrows):
   right after its option's name ("size M", "size 10", "waterproof yes", "compartment
   laptop": "a good laptop" asks for a Laptop, not a backpack's laptop compartment). A
   later message replaces an option of the same name;
-- **price range**: ``bot.text_rules.find_price_range`` with plain budgets allowed
-  ("under 100", "between 20 and 50"); the latest message that states one wins.
+- **price range**: ``bot.lang.price_range.find_price_range`` with plain budgets allowed
+  ("under 100", "between 20 and 50", "两百以内", "100到300元之间"); the latest message that states one wins.
 
 Pure functions; words are compared in lower case, hyphens dropped, a plural ``s`` dropped.
 """
@@ -28,8 +28,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bot.lang.price_range import PriceRange, find_price_range
 from bot.recommend.store import Catalog
-from bot.text_rules import PriceRange, find_price_range
 
 _TOKEN = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _KEY_REQUIRED = frozenset({"yes", "no", "true", "false"})

@@ -32,6 +32,10 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.lang import answers
+from bot.lang import find_order_ids as find_order_ids_zh
+from bot.lang import find_phones as find_mobile_phones
+from bot.lang.script import has_han
 from bot.store.models import Customer, Order, Variant
 from bot.store_actions import replies
 from bot.store_actions.base import (
@@ -67,7 +71,6 @@ from bot.store_actions.store import (
 from bot.text_rules import (
     AddressError,
     find_emails,
-    find_order_id,
     find_phones,
     is_email,
     normalise_order_id,
@@ -200,7 +203,7 @@ class StoreForm(StoreFormValidator, ABC):
         """Fallback for an order id the NLU did not tag as an entity ("it's W2611340")."""
         if entity_values(tracker, "order_id"):
             return {}
-        found = find_order_id(latest_text(tracker))
+        found = _order_id_in(latest_text(tracker))
         if found and found != tracker.get_slot("order_id"):
             return {"order_id": found}
         return {}
@@ -304,8 +307,19 @@ class OrderForm(StoreForm, ABC):
         if not self.requested(tracker, "confirmed"):
             return {"confirmed": None}
         if isinstance(value, str):
-            value = value.strip().lower() in ("true", "yes", "y", "1")
+            said = answers.says_yes_or_no(value)
+            value = said if said is not None else value.strip().lower() in ("true", "1")
         return {"confirmed": bool(value)}
+
+    def extract_confirmed(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        """A plain yes or no ("好的", "不要了") the intent mappings did not read, when
+        the form asks for the confirmation."""
+        if not self.requested(tracker, "confirmed") or latest_intent(tracker) in ("affirm", "deny"):
+            return {}
+        said = answers.says_yes_or_no(latest_text(tracker))
+        return {} if said is None else {"confirmed": said}
 
 
 # -------------------------------------------------------------------------- the forms
@@ -333,7 +347,7 @@ class ValidateCancelOrderForm(OrderForm):
         reason = cancel_reason_from_text(text)
         if reason:
             return {"cancel_reason": reason}
-        if asked and self.answering(tracker) and text.strip() and not find_order_id(text):
+        if asked and self.answering(tracker) and text.strip() and not _order_id_in(text):
             return {"cancel_reason": text.strip()}  # rejected, with the reasons, below
         return {}
 
@@ -369,7 +383,7 @@ class ValidateReturnOrderForm(OrderForm):
             if order is None:
                 return {}
             views = item_views(order)
-            match = match_items(latest_text(tracker), views)
+            match = match_items(_item_text(tracker), views)
             if match.indices and not match.ambiguous:
                 return {"return_items": [views[i].item_id for i in match.indices]}
             if asked and self.answering(tracker):
@@ -428,7 +442,7 @@ class ValidateExchangeOrderForm(OrderForm):
             views = item_views(order)
             if len({v.item_id for v in views}) == 1:
                 return {"exchange_item": views[0].item_id}
-            match = match_items(latest_text(tracker), views, allow_all=False)
+            match = match_items(_item_text(tracker), views, allow_all=False)
             distinct = sorted({views[i].item_id for i in match.indices})
             if len(distinct) == 1 and not match.ambiguous:
                 return {"exchange_item": distinct[0]}
@@ -482,7 +496,7 @@ class ValidateExchangeOrderForm(OrderForm):
             alts = alternatives(s, line.product_id, line.item_id)
             everything = s.scalars(select(Variant).where(Variant.product_id == line.product_id))
             match = match_variant(
-                latest_text(tracker),
+                _item_text(tracker),
                 line.options or {},
                 variant_views(alts),
                 catalogue=variant_views(list(everything)),
@@ -630,6 +644,9 @@ class ValidateComplaintForm(StoreForm):
         emails = find_emails(text)
         if emails:
             return {"contact": emails[0].value}
+        mobiles = find_mobile_phones(text) if has_han(text) else []
+        if mobiles:
+            return {"contact": mobiles[0].value}
         # asked for a contact: bare digits are a phone number without a cue word
         phones = find_phones(text, bare_needs_cue=False)
         if phones:
@@ -651,6 +668,19 @@ class ValidateComplaintForm(StoreForm):
 
 
 # ------------------------------------------------------------------------------ text
+
+
+def _item_text(tracker: Tracker) -> str:
+    """The latest message, with the catalog names of the products and options the NLU
+    found in it: a Chinese message ("退登山靴") names items by its synonyms' values."""
+    named = [str(v) for e in ("product", "option") for v in entity_values(tracker, e)]
+    return " ".join([latest_text(tracker), *named])
+
+
+def _order_id_in(text: str) -> str | None:
+    """The first order id in ``text``, English or Chinese ("单号：2611340"), canonical."""
+    found = find_order_ids_zh(text)
+    return found[0].value if found else None
 
 
 def _ask_which_of(

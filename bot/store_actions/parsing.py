@@ -1,6 +1,8 @@
 """Reading shopper text for the store actions: credentials, cancellation reasons, "no
 order", and which order items or catalogue variants a message points at.
 
+Chinese answers (reasons, "没有订单号") are read by ``bot.lang.answers``' tables.
+
 Order and ticket ids, emails, phone numbers, zip codes, addresses and ticket priority are
 ``bot.text_rules``' (one set of rules with the NLU, the handoff triggers and the log filter).
 
@@ -17,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.lang import answers
 from bot.text_rules import AddressError, find_zips, parse_address, ticket_priority
 
 # parse_address, AddressError and ticket_priority live in bot.text_rules (shared with the
@@ -57,8 +60,11 @@ _CREDENTIAL_HINT = re.compile(
 
 
 def mentions_credentials(text: str) -> bool:
-    """True when a message offers a name and zip code (``"I'm X, zip 12345"``)."""
-    return bool(find_zips(text)) and bool(_CREDENTIAL_HINT.search(text or ""))
+    """True when a message offers a name and zip code (``"I'm X, zip 12345"``,
+    "我叫Noah Brown，邮编80279")."""
+    return bool(find_zips(text)) and bool(
+        _CREDENTIAL_HINT.search(text or "") or answers.offers_credentials(text)
+    )
 
 
 def find_zip_codes(text: str) -> list[str]:
@@ -94,7 +100,8 @@ _NOT_NEEDED = re.compile(
 
 
 def cancel_reason_from_text(text: Any) -> str | None:
-    """Map free text to one of ``CANCEL_REASONS`` (None when it fits neither)."""
+    """Map free text to one of ``CANCEL_REASONS`` (None when it fits neither); Chinese
+    reasons by ``bot.lang.answers.REASON_PHRASES`` ("买错了", "不需要了")."""
     if not isinstance(text, str) or not text.strip():
         return None
     lowered = text.strip().lower()
@@ -104,7 +111,7 @@ def cancel_reason_from_text(text: Any) -> str | None:
         return "ordered by mistake"
     if _NOT_NEEDED.search(lowered):
         return "no longer needed"
-    return None
+    return answers.reason_in(text)
 
 
 # ---------------------------------------------------------------------------- address
@@ -129,7 +136,12 @@ _NO_ORDER = re.compile(
 
 
 def says_no_order(text: str) -> bool:
-    return bool(_NO_ORDER.match(text or "")) or contains_words(text, "no order")
+    """The shopper has no order to name ("no order", "没有订单号", "不记得单号了")."""
+    return (
+        bool(_NO_ORDER.match(text or ""))
+        or contains_words(text, "no order")
+        or answers.says_no_order(text)
+    )
 
 
 # ------------------------------------------------------------------- choosing items
@@ -226,7 +238,7 @@ def match_items(text: str, items: Sequence[ItemView], *, allow_all: bool = True)
             return result
     if (
         allow_all
-        and _ALL.search(text or "")
+        and (_ALL.search(text or "") or answers.says_all_items(text))
         and not (contains_words(text, "both") and len({it.item_id for it in items}) > 2)
     ):
         result.indices = list(range(len(items)))

@@ -55,7 +55,12 @@ def recommender_from_env(db: Database) -> Recommender:
     with _env_lock:
         found = _env_recommenders.get(db.url)
         if found is None:
-            found = _env_recommenders[db.url] = Recommender(db, _encoder_from_env())
+            encoder = _encoder_from_env()
+            found = _env_recommenders[db.url] = (
+                Recommender(db, encoder.encode, min_similar=encoder.min_similar)
+                if encoder is not None
+                else Recommender(db, None)
+            )
         return found
 
 
@@ -70,7 +75,7 @@ def _encoder_from_env() -> Any:
     except (ClerkError, OSError, ImportError) as exc:
         log.warning("recommendations without content similarity: no encoder (%s)", exc)
         return None
-    return encoder.encode
+    return encoder
 
 
 def shopper_texts(
@@ -82,9 +87,13 @@ def shopper_texts(
     message, and before it the ones in a row whose intent is in ``topic`` (at most
     ``limit`` in all, since the last restart). A message on another topic ("where is my
     order?", "I was charged over 200") ends the run: what was asked before it (a colour,
-    a budget) no longer counts."""
+    a budget) no longer counts.
+
+    Each text carries the catalog values of the ``option`` entities the NLU found in it
+    ("黑色的" -> "黑色的 black"): a store's synonyms in another language name options the
+    recommender reads in the catalog's words."""
     latest = str((tracker.latest_message or {}).get("text") or "")
-    texts: list[str] = [latest] if latest else []
+    texts: list[str] = [_with_options(latest, tracker.latest_message)] if latest else []
     users = [e for e in (tracker.events or []) if e.get("event") in ("user", "restart")]
     if users and users[-1].get("event") == "user" and users[-1].get("text") == latest:
         users = users[:-1]  # the latest message, already taken
@@ -94,8 +103,21 @@ def shopper_texts(
         intent = ((e.get("parse_data") or {}).get("intent") or {}).get("name")
         if intent not in topic:
             break
-        texts.append(str(e["text"]))
+        texts.append(_with_options(str(e["text"]), e.get("parse_data")))
     return tuple(reversed(texts))
+
+
+def _with_options(text: str, parse: Any) -> str:
+    """``text`` and the values of its parse's ``option`` entities not already in it."""
+    entities = (parse.get("entities") or []) if isinstance(parse, dict) else []
+    values = [
+        str(e["value"])
+        for e in entities
+        if e.get("entity") == "option"
+        and e.get("value")
+        and str(e["value"]).lower() not in text.lower()
+    ]
+    return " ".join([text, *values])
 
 
 def asked_product(tracker: Tracker) -> str | None:
