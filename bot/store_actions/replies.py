@@ -3,7 +3,9 @@
 The sentences a shopper reads are domain responses (Clerk's defaults are in
 ``bot/dialogue/default_responses.yml``); actions send ``utter_message(response=...,
 **values)``. Here are the value formatters (prices, item and option lists, addresses,
-order summaries: data, not sentences) and ``phrase``, a sentence chosen by the data.
+order summaries: data, not sentences), ``phrase``, a sentence chosen by the data, and
+``data_value``, a stored value (an order status) the engine shows by the display name the
+domain gives it (``utter_value_<kind>_<key>``), or as stored.
 Prices are written in the store's currency (the action's ``currency``) by
 ``bot.knowledge.money.format_money``, exactly from ``Decimal``.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from bot.knowledge.money import format_money
 from bot.store.models import Order, OrderItem
@@ -77,6 +79,18 @@ def phrase(response: str, **values: Any) -> dict[str, Any]:
     from ``values``, then the slots): how an action puts a sentence that depends on the
     data (a refund, a hint) inside another response without writing it in Python."""
     return {"response": response, **values}
+
+
+#: The kinds of stored values Clerk's store actions send as ``data_value``: each value
+#: ``v`` of kind ``k`` is shown by the domain's ``utter_value_<k>_<v>`` when it has one.
+DataKind = Literal["order_status", "ticket_status", "ticket_priority", "cancel_reason"]
+
+
+def data_value(kind: DataKind, value: str | None) -> dict[str, Any]:
+    """Stored ``value`` (an order's status, a ticket's priority) as the engine shows it:
+    by its display name in the domain, else as stored (``bot.dialogue.responses``). The
+    value itself is never changed: compare and store the stored one."""
+    return {"value_kind": kind, "value": value}
 
 
 def address_problem(exc: AddressError) -> dict[str, Any]:
