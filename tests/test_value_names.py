@@ -21,7 +21,8 @@ from bot.scaffold import PROJECTS
 from bot.store.db import Database
 from bot.store.models import Ticket
 from bot.store_actions import build_actions
-from bot.store_actions.replies import data_value
+from bot.store_actions.replies import button, data_value
+from bot.types import MAX_BUTTON_TITLE
 from tests.test_actions import (
     ENGINE_DOMAIN,
     FLOWS,
@@ -171,6 +172,37 @@ async def test_a_chinese_store_says_delivered_in_chinese_and_keeps_it_stored(
     assert "订单 #W4435622 的状态：已送达。" in reply
     assert "delivered" not in reply
     assert get_order(store, "#W4435622").status == "delivered"
+
+
+async def test_a_chinese_list_of_orders_and_its_buttons_name_the_status(
+    zh_bot: ChineseBot,
+) -> None:
+    chat = zh_bot.chat()
+    await chat.say("取消订单", intent="cancel_order")
+    reply = await chat.say(
+        "emma.smith3991@example.com", entities=email("emma.smith3991@example.com")
+    )
+    assert "• #W2417020（待发货）：Laptop" in reply
+    assert {
+        "title": "#W2417020（待发货）：Laptop",
+        "payload": '/inform{"order_id": "#W2417020"}',
+    } in chat.buttons
+    assert "pending" not in reply and not any("pending" in b["title"] for b in chat.buttons)
+
+
+def test_a_worded_button_title_is_cut_as_a_written_one() -> None:
+    items = ", ".join(["Water Bottle"] * 10)
+    summary = {
+        "response": "utter_order_summary",
+        "order_id": "#W1",
+        "status": data_value("order_status", "pending"),
+        "items": items,
+    }
+    written = button(f"#W1 (pending): {items}", "/x")
+    message = {"text": "pick one", "buttons": [button(summary, "/x")]}
+    [reply] = ENGINE_DOMAIN.render_message(message, {})
+    assert reply.buttons[0].to_dict() == written
+    assert len(written["title"]) == MAX_BUTTON_TITLE
 
 
 async def test_a_chinese_refusal_names_the_status(zh_bot: ChineseBot, store: Database) -> None:

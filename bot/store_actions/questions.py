@@ -66,7 +66,7 @@ class ActionAskOrderId(StoreAction):
                 replies.button(replies.order_summary(o), replies.inform(order_id=o.order_id))
                 for o in shown
             ]
-            listing = replies.bullets([replies.order_summary(o) for o in shown])
+            listing = replies.order_listing(shown)
         more = _showing(len(shown), len(orders))
         if form == "complaint_form":
             dispatcher.utter_message(

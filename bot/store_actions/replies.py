@@ -20,6 +20,7 @@ from typing import Any, Literal
 from bot.knowledge.money import format_money
 from bot.store.models import Order, OrderItem
 from bot.text_rules import AddressError
+from bot.types import MAX_BUTTON_TITLE
 
 
 def price(value: Any, currency: str) -> str:
@@ -46,10 +47,20 @@ def bullets(lines: list[str]) -> str:
     return "\n".join(f"• {line}" for line in lines)
 
 
-def order_summary(order: Order) -> str:
-    """``"#W2611340 (pending): Water Bottle, Office Chair"``"""
-    names = ", ".join(i.name for i in order.items)
-    return f"{order.order_id} ({order.status}): {names}"
+def order_summary(order: Order) -> dict[str, Any]:
+    """An order as one line, a phrase (``utter_order_summary``: "#W2611340 (pending):
+    Water Bottle, Office Chair"), its status by its display name."""
+    return phrase(
+        "utter_order_summary",
+        order_id=order.order_id,
+        status=data_value("order_status", order.status),
+        items=", ".join(i.name for i in order.items),
+    )
+
+
+def order_listing(orders: list[Order]) -> dict[str, list[Any]]:
+    """Orders one per line (``utter_order_listed``, a bullet before each summary)."""
+    return lines([phrase("utter_order_listed", order=order_summary(o)) for o in orders])
 
 
 def address_text(address: Mapping[str, Any] | None) -> str:
@@ -70,8 +81,12 @@ def inform(**entities: Any) -> str:
     return "/inform" + json.dumps(entities, ensure_ascii=False)
 
 
-def button(title: str, payload: str) -> dict[str, str]:
-    return {"title": title[:80], "payload": payload}
+def button(title: str | dict[str, Any], payload: str) -> dict[str, Any]:
+    """A button; a phrase as ``title`` is worded (and cut) by the engine."""
+    return {
+        "title": title[:MAX_BUTTON_TITLE] if isinstance(title, str) else title,
+        "payload": payload,
+    }
 
 
 def phrase(response: str, **values: Any) -> dict[str, Any]:
