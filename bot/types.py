@@ -35,6 +35,8 @@ LISTEN = "action_listen"
 #: engine to replace the phrases inside (``{"response": name, **values}``) by their text;
 #: the engine drops the key. Any other payload reaches the channel exactly as sent.
 WORD_PHRASES = "clerk_word_phrases"
+#: The longest button title an action's button keeps (the rest is cut).
+MAX_BUTTON_TITLE = 80
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import yaml
 from bot.dialogue.responses import Filler, with_defaults
 from bot.dialogue.responses import render as render_response
 from bot.errors import TrainingDataError
-from bot.types import WORD_PHRASES, Reply
+from bot.types import MAX_BUTTON_TITLE, WORD_PHRASES, Reply
 
 #: Clerk's built-in slots: the form's ``requested_slot``, and the shopper's ``language``
 #: (``en`` | ``zh``, set by the engine from each message: ``bot.dialogue.language``). A
@@ -201,10 +201,11 @@ class Domain:
         follow the response's, and its ``text``, ``image`` and ``custom`` (json_message),
         when given, replace the response's (Rasa's rule). Without: the message as it is.
         Phrases inside the action's ``custom`` are replaced by their text when it asks for
-        that (``bot.types.WORD_PHRASES``); any other payload passes through unchanged."""
+        that (``bot.types.WORD_PHRASES``); any other payload passes through unchanged. A
+        button title that is a phrase is worded and cut to ``MAX_BUTTON_TITLE``."""
         name = message.get("response") or message.get("template")
         filler = Filler(self.responses, slots, channel)
-        own = Reply.from_rasa(dict(message))
+        own = Reply.from_rasa({**message, "buttons": _worded_buttons(message, filler)})
         if isinstance(own.custom, Mapping) and own.custom.get(WORD_PHRASES) is True:
             data = {k: v for k, v in own.custom.items() if k != WORD_PHRASES}
             own = replace(own, custom=filler.shown_phrases(data))
@@ -222,6 +223,16 @@ class Domain:
                 )
             )
         return out
+
+
+def _worded_buttons(message: Mapping[str, Any], filler: Filler) -> list[Any]:
+    """The message's buttons, each title that is not text shown as a shopper reads it."""
+    return [
+        b
+        if not isinstance(b, Mapping) or isinstance(b.get("title", ""), str)
+        else {**b, "title": filler.shown(b["title"])[:MAX_BUTTON_TITLE]}
+        for b in message.get("buttons") or []
+    ]
 
 
 # The keys of rasa-sdk's ``utter_message`` dict that are not template values.

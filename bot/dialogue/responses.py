@@ -19,6 +19,16 @@ Contract (Rasa 3's responses, as far as Clerk uses them):
   sentences); *lines* — a mapping ``{"lines": [...]}`` — show one item per line (a list
   of suggestions, each a phrase). Braces that are not a ``{word}`` (the JSON of an
   ``/inform{...}`` payload) stay as they are.
+- A *data value* — a mapping ``{"value_kind": kind, "value": stored}`` — is a value from
+  the store's database (an order status, a cancel reason) shown by its *display name*:
+  the text of response ``utter_value_<kind>_<key>`` (``display_response``: the key is the
+  stored value in lower case, each run of other characters than letters and digits one
+  ``_``, so ``"pending (items modified)"`` is ``pending_items_modified``), chosen and
+  filled as a phrase (per-language ``condition`` variants work). A domain without that
+  response shows the stored value as it is, so a store names only the values it wants
+  shown otherwise; the database, the actions and the action server keep the stored
+  value. ``Filler.shown`` is the one place this happens. The kinds Clerk's store actions
+  send are ``bot.store_actions.replies.DataKind``; a store's own actions may use others.
 - An action's own ``custom`` payload (rasa-sdk's ``json_message``) is sent as it is; one
   that carries ``bot.types.WORD_PHRASES`` (Clerk's product cards) has the phrases in it
   replaced by their text (``shown_phrases``): a card's ``reason`` is worded by the domain
@@ -52,6 +62,7 @@ Variants = list[Variant]
 
 _MAX_PHRASE_DEPTH = 4  # phrases inside phrases: enough for "refund to {payment}"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_NOT_KEY = re.compile(r"[\W_]+")  # what a display name's response key joins with "_"
 # Rasa's channel names next to the names Clerk's channels go by (``Channel.name``).
 _CHANNEL_ALIASES = {"cmdline": "shell", "shell": "cmdline"}
 
@@ -103,6 +114,22 @@ def is_phrase(value: Any) -> bool:
     return isinstance(value, Mapping) and isinstance(value.get("response"), str)
 
 
+def is_data_value(value: Any) -> bool:
+    """A stored value shown by its display name (see the module doc)."""
+    return (
+        isinstance(value, Mapping)
+        and set(value) == {"value_kind", "value"}
+        and isinstance(value["value_kind"], str)
+    )
+
+
+def display_response(kind: str, value: Any) -> str:
+    """The response that names stored ``value`` of ``kind``: ``utter_value_<kind>_<key>``
+    (``order_status``, ``"return requested"`` -> ``utter_value_order_status_return_requested``)."""
+    key = _NOT_KEY.sub("_", str(value).strip().lower()).strip("_")
+    return f"utter_value_{kind}_{key}"
+
+
 def is_lines(value: Any) -> bool:
     """A value shown one item per line (see the module doc)."""
     return (
@@ -126,6 +153,8 @@ class Filler:
             return ""
         if is_phrase(value):
             return self.phrase(value)
+        if is_data_value(value):
+            return self.display_name(value)
         if is_lines(value):
             return "\n".join(self.shown(v) for v in value["lines"])
         if isinstance(value, bool):
@@ -145,13 +174,29 @@ class Filler:
         if self.depth >= _MAX_PHRASE_DEPTH:
             log.warning("phrase %s nested too deep", name)
             return ""
-        inner = Filler(self.responses, self.slots, self.channel, self.depth + 1)
-        fitting = choose_variants(self.responses.get(name, []), self.slots, self.channel)
-        if not fitting:
+        text = self._text_of(name, {k: v for k, v in value.items() if k != "response"})
+        if text is None:
             log.warning("phrase %s is not a response of the domain", name)
             return ""
-        values = {**self.slots, **{k: v for k, v in value.items() if k != "response"}}
-        return inner.fill(str(random.choice(fitting).get("text") or ""), values)
+        return text
+
+    def display_name(self, value: Mapping[str, Any]) -> str:
+        """A data value's display name (its ``utter_value_<kind>_<key>`` response, which
+        may show the stored value as ``{value}``), else the stored value itself."""
+        stored = value["value"]
+        if stored is None:
+            return ""
+        named = self._text_of(display_response(str(value["value_kind"]), stored), value)
+        return str(stored) if named is None else named
+
+    def _text_of(self, name: str, values: Mapping[str, Any]) -> str | None:
+        """Response ``name``'s text filled from ``values`` over the slots, from a variant
+        that fits this reply; None when the domain has no such variant."""
+        fitting = choose_variants(self.responses.get(name, []), self.slots, self.channel)
+        if not fitting:
+            return None
+        inner = Filler(self.responses, self.slots, self.channel, self.depth + 1)
+        return inner.fill(str(random.choice(fitting).get("text") or ""), {**self.slots, **values})
 
     def fill(self, template: str, values: Mapping[str, Any]) -> str:
         """``template`` with each ``{name}`` replaced by ``shown(values[name])``; a name

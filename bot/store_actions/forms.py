@@ -183,7 +183,7 @@ class StoreForm(StoreFormValidator, ABC):
             dispatcher.utter_message(
                 response="utter_wrong_status",
                 order_id=order.order_id,
-                status=order.status,
+                status=replies.data_value("order_status", order.status),
                 refusal=replies.refusal(form),
                 hint=replies.phrase(f"utter_status_hint_{form}_{order.status}")
                 if (form, order.status) in _STATUS_HINTS

@@ -79,7 +79,7 @@ class OrderSubmission(StoreAction, ABC):
                 dispatcher.utter_message(
                     response="utter_wrong_status_unchanged",
                     order_id=order.order_id,
-                    status=order.status,
+                    status=replies.data_value("order_status", order.status),
                     refusal=replies.refusal(self.form),
                 )
                 return resets
@@ -138,7 +138,7 @@ class ActionOrderStatus(OrderSubmission):
         dispatcher.utter_message(
             response="utter_order_status",
             order_id=order.order_id,
-            status=order.status,
+            status=replies.data_value("order_status", order.status),
             items=replies.bullets([replies.line_text(ln, self.currency) for ln in order.items]),
             tracking=replies.phrase(
                 "utter_order_tracking" if len(tracking) == 1 else "utter_order_tracking_many",
@@ -197,7 +197,7 @@ class ActionCancelOrder(OrderSubmission):
         dispatcher.utter_message(
             response="utter_cancel_done",
             order_id=order.order_id,
-            reason=reason,
+            reason=replies.data_value("cancel_reason", reason),
             refunds=[_refund_sentence(customer, m, a, self.currency) for m, a in refunds.items()],
         )
 

@@ -66,7 +66,7 @@ class ActionAskOrderId(StoreAction):
                 replies.button(replies.order_summary(o), replies.inform(order_id=o.order_id))
                 for o in shown
             ]
-            listing = replies.bullets([replies.order_summary(o) for o in shown])
+            listing = replies.order_listing(shown)
         more = _showing(len(shown), len(orders))
         if form == "complaint_form":
             dispatcher.utter_message(
@@ -241,12 +241,13 @@ def _cancel_details(
     s: Session, order: Order, customer: Customer | None, tracker: Tracker, currency: str
 ) -> Details | None:
     raw = tracker.get_slot("cancel_reason")
+    reason = cancel_reason_from_text(raw)
     refunds = net_paid_by_method(order)
     return {
         "response": "utter_confirm_cancel",
         "order_id": order.order_id,
         "items": ", ".join(replies.line_text(line, currency) for line in order.items),
-        "reason": cancel_reason_from_text(raw) or raw,
+        "reason": replies.data_value("cancel_reason", reason) if reason else raw,
         "refunds": [
             replies.phrase(
                 "utter_confirm_refund_line", refund=_refund_text(customer, m, a, currency)

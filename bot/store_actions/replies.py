@@ -3,7 +3,9 @@
 The sentences a shopper reads are domain responses (Clerk's defaults are in
 ``bot/dialogue/default_responses.yml``); actions send ``utter_message(response=...,
 **values)``. Here are the value formatters (prices, item and option lists, addresses,
-order summaries: data, not sentences) and ``phrase``, a sentence chosen by the data.
+order summaries: data, not sentences), ``phrase``, a sentence chosen by the data, and
+``data_value``, a stored value (an order status) the engine shows by the display name the
+domain gives it (``utter_value_<kind>_<key>``), or as stored.
 Prices are written in the store's currency (the action's ``currency``) by
 ``bot.knowledge.money.format_money``, exactly from ``Decimal``.
 """
@@ -13,11 +15,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from bot.knowledge.money import format_money
 from bot.store.models import Order, OrderItem
 from bot.text_rules import AddressError
+from bot.types import MAX_BUTTON_TITLE
 
 
 def price(value: Any, currency: str) -> str:
@@ -44,10 +47,20 @@ def bullets(lines: list[str]) -> str:
     return "\n".join(f"• {line}" for line in lines)
 
 
-def order_summary(order: Order) -> str:
-    """``"#W2611340 (pending): Water Bottle, Office Chair"``"""
-    names = ", ".join(i.name for i in order.items)
-    return f"{order.order_id} ({order.status}): {names}"
+def order_summary(order: Order) -> dict[str, Any]:
+    """An order as one line, a phrase (``utter_order_summary``: "#W2611340 (pending):
+    Water Bottle, Office Chair"), its status by its display name."""
+    return phrase(
+        "utter_order_summary",
+        order_id=order.order_id,
+        status=data_value("order_status", order.status),
+        items=", ".join(i.name for i in order.items),
+    )
+
+
+def order_listing(orders: list[Order]) -> dict[str, list[Any]]:
+    """Orders one per line (``utter_order_listed``, a bullet before each summary)."""
+    return lines([phrase("utter_order_listed", order=order_summary(o)) for o in orders])
 
 
 def address_text(address: Mapping[str, Any] | None) -> str:
@@ -68,8 +81,12 @@ def inform(**entities: Any) -> str:
     return "/inform" + json.dumps(entities, ensure_ascii=False)
 
 
-def button(title: str, payload: str) -> dict[str, str]:
-    return {"title": title[:80], "payload": payload}
+def button(title: str | dict[str, Any], payload: str) -> dict[str, Any]:
+    """A button; a phrase as ``title`` is worded (and cut) by the engine."""
+    return {
+        "title": title[:MAX_BUTTON_TITLE] if isinstance(title, str) else title,
+        "payload": payload,
+    }
 
 
 def phrase(response: str, **values: Any) -> dict[str, Any]:
@@ -77,6 +94,18 @@ def phrase(response: str, **values: Any) -> dict[str, Any]:
     from ``values``, then the slots): how an action puts a sentence that depends on the
     data (a refund, a hint) inside another response without writing it in Python."""
     return {"response": response, **values}
+
+
+#: The kinds of stored values Clerk's store actions send as ``data_value``: each value
+#: ``v`` of kind ``k`` is shown by the domain's ``utter_value_<k>_<v>`` when it has one.
+DataKind = Literal["order_status", "ticket_status", "ticket_priority", "cancel_reason"]
+
+
+def data_value(kind: DataKind, value: str | None) -> dict[str, Any]:
+    """Stored ``value`` (an order's status, a ticket's priority) as the engine shows it:
+    by its display name in the domain, else as stored (``bot.dialogue.responses``). The
+    value itself is never changed: compare and store the stored one."""
+    return {"value_kind": kind, "value": value}
 
 
 def address_problem(exc: AddressError) -> dict[str, Any]:

@@ -106,8 +106,8 @@ class ActionTicketStatus(StoreAction):
         dispatcher.utter_message(
             response="utter_ticket_status",
             ticket_id=ticket_id,
-            status=status,
-            priority=priority,
+            status=replies.data_value("ticket_status", status),
+            priority=replies.data_value("ticket_priority", priority),
             opened=replies.phrase(
                 "utter_date",
                 day=created.day,
