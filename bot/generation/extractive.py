@@ -34,9 +34,8 @@ from collections import Counter
 from decimal import Decimal
 
 from bot.generation.base import Answer, AnswerWriter, Citation
-from bot.generation.claims import reply_polarity
 from bot.generation.wording import AnswerWording
-from bot.generation.yesno import GENERIC_TERMS, YesNo, decide
+from bot.generation.yesno import GENERIC_TERMS, YesNo, decide, opening_reply
 from bot.knowledge.catalog import CatalogProduct, ProductFacts, VariantFact
 from bot.knowledge.passages import passage_id
 from bot.knowledge.retriever import Hit
@@ -96,7 +95,7 @@ class ExtractiveWriter(AnswerWriter):
         banned: set[tuple[int, int]] = set()
         for i, pool in enumerate(pools):
             for j, sentence in enumerate(pool):
-                said = reply_polarity(sentence)
+                said = opening_reply(sentence)
                 if verdict is not None and sentence == verdict.sentence:
                     forced.add((i, j))
                 elif said is not None and (verdict is None or said != verdict.yes):
@@ -117,7 +116,7 @@ class ExtractiveWriter(AnswerWriter):
         if not citations:  # passages without any sentence to quote
             return self._not_found()
         body = " ".join(parts)
-        if verdict is not None and reply_polarity(body) != verdict.yes:
+        if verdict is not None and opening_reply(body) != verdict.yes:
             body = f"{self.wording.reply(verdict.yes)} {body}"
         text = body + "\n\n" + sources_line(self.wording, citations)
         return Answer(text=text, citations=citations, grounded=True, kind=citations[0].kind)
