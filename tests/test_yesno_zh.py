@@ -111,3 +111,20 @@ def test_writer_says_no_for_a_shipped_order(
     assert opening_reply(answer.text) is False, answer.text
     assert "不能再取消" in answer.text
     assert "可以，只要" not in answer.text
+
+
+def test_an_faq_reply_not_confirmed_leaves_its_answer(
+    answerer: KnowledgeAnswerer,  # noqa: F811 (fixture)
+) -> None:
+    # the FAQ's "可以，" is not quoted (the question is not the FAQ's); its answer is, not
+    # a sentence that only shares the shopper's "不"
+    answer = answerer.answer("衣服尺码不合适能换吗？")
+    assert "同一商品" in answer.text, answer.text
+    assert opening_reply(answer.text) is None, answer.text
+
+
+def test_a_how_long_question_quotes_the_durations(
+    answerer: KnowledgeAnswerer,  # noqa: F811 (fixture)
+) -> None:
+    answer = answerer.answer("快递一般几天能到")
+    assert "3到7个工作日" in answer.text, answer.text
