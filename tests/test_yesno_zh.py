@@ -5,7 +5,7 @@ never quotes a "可以，..." written for another question, and the fact guard s
 answer that opens with the opposite of what the passages settle.
 
 Passages are the Chinese demo store's FAQ (``bot/projects/demo-store-zh/knowledge``);
-the writer test runs the real e5 encoder through ``tests/test_knowledge_demo_zh.py``'s
+the writer tests run the real e5 encoder through ``tests/test_knowledge_demo_zh.py``'s
 fixture."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from bot.generation.guard import Evidence, FactGuard
 from bot.generation.yesno import decide, is_yes_no_question, opening_reply
 from bot.knowledge.answerer import KnowledgeAnswerer
 from bot.knowledge.catalog import CatalogResolver
+from bot.knowledge.index import day_terms
+from bot.knowledge.text import terms
 from tests.test_knowledge_demo_zh import ZH_KNOWLEDGE, answerer  # noqa: F401 (fixture)
 
 
@@ -128,3 +130,16 @@ def test_a_how_long_question_quotes_the_durations(
 ) -> None:
     answer = answerer.answer("快递一般几天能到")
     assert "3到7个工作日" in answer.text, answer.text
+
+
+def test_months_and_weeks_are_searched_as_days() -> None:
+    assert day_terms("收到货一个月了还能退吗？") == terms("30天")
+    assert day_terms("两周") == terms("14天")
+    assert day_terms("三天") == [] and day_terms("one month") == []
+
+
+def test_a_window_in_months_finds_the_window_in_days(
+    answerer: KnowledgeAnswerer,  # noqa: F811 (fixture)
+) -> None:
+    answer = answerer.answer("收到货一个月了还能退吗？")
+    assert "30天" in answer.text, answer.text
