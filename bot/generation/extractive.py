@@ -6,7 +6,10 @@ No language model is involved, so nothing can be invented:
   prices, options and availability, copied from the catalog. Up to ``max_variants``
   variants are listed with their prices; more are summarised by count and price range.
 * **Policy and FAQ questions** are answered with 1-3 sentences taken verbatim from the best
-  passages, chosen by how much of the question's (IDF-weighted) terms they contain. Each
+  passages, chosen by how much of the question's (IDF-weighted) terms they contain (a "how
+  long" question, "几天", counts a stated duration as one of its terms; "not"/"不" count
+  for nothing). A sentence opening with a yes or no ("Yes, ...", "可以，...") is quoted only
+  when ``bot.generation.yesno`` settles the shopper's question that way. Each
   passage used is cited as ``[n]`` after its sentences, and a ``Sources:`` line follows.
 * **Nothing relevant** — no hit clears the relevance threshold — gives ``grounded=False``
   and a reply that says so and offers a human colleague.
