@@ -213,6 +213,8 @@ _STATES = {
     "收到货": "delivered", "送达之日": "delivered", "发货之后": "shipped", "签收之后": "delivered",
     "收货之后": "delivered", "还没发货": "pending", "尚未发货": "pending", "没有发货": "pending",
     "一旦发货": "shipped", "发货以后": "shipped", "发出后": "shipped", "寄出后": "shipped",
+    "已经发货": "shipped", "已经发出": "shipped", "已经寄出": "shipped", "已经签收": "delivered",
+    "已经送达": "delivered", "已经取消": "cancelled",
 }  # fmt: skip
 _STATE = re.compile("|".join(sorted(_STATES, key=len, reverse=True)))
 
@@ -249,14 +251,14 @@ NEGATION = re.compile(
 )
 _REPLY = re.compile(
     r"^[\W_]*(?:(是的|是|对的|对|可以的|可以|支持的|没问题|当然可以|当然|有的|能)"
-    r"|(不可以|不能|不行|不支持|不是|没有|抱歉，?不|很抱歉，?不|不))"
+    r"|((?:目前|暂时|现在|暂)?(?:不可以|不能|不行|不支持)|不是|没有|抱歉，?不|很抱歉，?不|不))"
     r"(?=[，,。！!；;：:]|$)"
 )
 
 
 def reply_polarity(sentence: str) -> bool | None:
     """True for an answer opening with a yes ("是的，", "可以，"), False with a no
-    ("不可以，", "不行。"), None otherwise."""
+    ("不可以，", "不行。", "目前不能。"), None otherwise."""
     m = _REPLY.search(sentence.strip())
     if m is None:
         return None

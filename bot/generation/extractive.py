@@ -6,7 +6,10 @@ No language model is involved, so nothing can be invented:
   prices, options and availability, copied from the catalog. Up to ``max_variants``
   variants are listed with their prices; more are summarised by count and price range.
 * **Policy and FAQ questions** are answered with 1-3 sentences taken verbatim from the best
-  passages, chosen by how much of the question's (IDF-weighted) terms they contain. Each
+  passages, chosen by how much of the question's (IDF-weighted) terms they contain (a "how
+  long" question, "几天", counts a stated duration as one of its terms; "not"/"不" count
+  for nothing). A sentence opening with a yes or no ("Yes, ...", "可以，...") is quoted only
+  when ``bot.generation.yesno`` settles the shopper's question that way. Each
   passage used is cited as ``[n]`` after its sentences, and a ``Sources:`` line follows.
 * **Nothing relevant** — no hit clears the relevance threshold — gives ``grounded=False``
   and a reply that says so and offers a human colleague.
@@ -33,14 +36,16 @@ import re
 from collections import Counter
 from decimal import Decimal
 
+from bot.generation import claims_zh as zh
 from bot.generation.base import Answer, AnswerWriter, Citation
-from bot.generation.claims import reply_polarity
+from bot.generation.claims import durations_in
 from bot.generation.wording import AnswerWording
-from bot.generation.yesno import GENERIC_TERMS, YesNo, decide
+from bot.generation.yesno import GENERIC_TERMS, YesNo, decide, opening_reply
 from bot.knowledge.catalog import CatalogProduct, ProductFacts, VariantFact
 from bot.knowledge.passages import passage_id
 from bot.knowledge.retriever import Hit
 from bot.knowledge.text import sentences, terms
+from bot.lang.script import has_han
 from bot.nlu.relevance import MINILM, Relevance
 
 
@@ -96,7 +101,7 @@ class ExtractiveWriter(AnswerWriter):
         banned: set[tuple[int, int]] = set()
         for i, pool in enumerate(pools):
             for j, sentence in enumerate(pool):
-                said = reply_polarity(sentence)
+                said = opening_reply(sentence)
                 if verdict is not None and sentence == verdict.sentence:
                     forced.add((i, j))
                 elif said is not None and (verdict is None or said != verdict.yes):
@@ -117,7 +122,7 @@ class ExtractiveWriter(AnswerWriter):
         if not citations:  # passages without any sentence to quote
             return self._not_found()
         body = " ".join(parts)
-        if verdict is not None and reply_polarity(body) != verdict.yes:
+        if verdict is not None and opening_reply(body) != verdict.yes:
             body = f"{self.wording.reply(verdict.yes)} {body}"
         text = body + "\n\n" + sources_line(self.wording, citations)
         return Answer(text=text, citations=citations, grounded=True, kind=citations[0].kind)
@@ -142,17 +147,26 @@ class ExtractiveWriter(AnswerWriter):
         """Per source, the sentences to quote (in passage order): the ``forced`` ones,
         never the ``banned`` ones. The first source always gives at least one sentence;
         the budget is ``max_sentences`` in all."""
-        q_terms = set(terms(question))
+        q_terms = set(terms(question)) - _NEGATION_TERMS
+        if _ASKS_HOW_LONG.search(question):
+            q_terms.add(_A_DURATION)  # "how long...?": a sentence stating one answers it
+
+        def sentence_terms(s: str) -> set[str]:
+            found = set(terms(s))
+            if durations_in(s) or (has_han(s) and zh.duration_spans(s)):
+                found.add(_A_DURATION)
+            return found & q_terms
+
         doc_freq: Counter[str] = Counter()
         total = 0
         for pool in pools:
             for s in pool:
-                doc_freq.update(set(terms(s)) & q_terms)
+                doc_freq.update(sentence_terms(s))
                 total += 1
         weight = {t: math.log(1 + (total + 1) / (doc_freq[t] + 0.5)) for t in q_terms}
 
         def score(s: str) -> float:
-            return sum(weight[t] for t in set(terms(s)) & q_terms)
+            return sum(weight[t] for t in sentence_terms(s))
 
         # (score, earlier source first, earlier sentence first, source, sentence)
         scored = [
@@ -305,6 +319,18 @@ def _price_order(question: str) -> str | None:
     if _DEAREST.search(q):
         return "desc"
     return None
+
+
+#: A question asking how long something takes ("how long", "几天", "多久").
+_ASKS_HOW_LONG = re.compile(
+    r"\bhow (?:long|soon|many (?:business |working )?(?:days|weeks|months|hours))\b"
+    r"|几(?:个)?(?:天|周|个?星期|个?月|个?工作日|小时)|多久|多长时间|多少天",
+    re.IGNORECASE,
+)
+#: The term a duration stands for when a question asks how long.
+_A_DURATION = "\u0000duration"
+#: Words that say no but not what about: a sentence is not chosen for sharing them.
+_NEGATION_TERMS = frozenset(terms("not no never cannot 不 没 别 无"))
 
 
 def _faq_first(hits: list[Hit], question: str) -> list[Hit]:

@@ -101,12 +101,11 @@ from bot.generation.claims import (
     duration_spans,
     negated,
     numbers_in,
-    reply_polarity,
     states_in,
     to_decimal,
     without_reply,
 )
-from bot.generation.yesno import YesNo, decide
+from bot.generation.yesno import YesNo, decide, opening_reply
 from bot.knowledge.catalog import CatalogProduct, CatalogResolver, ProductFacts
 from bot.knowledge.passages import product_text
 from bot.knowledge.text import STOPWORDS, normalise, stem, terms
@@ -520,7 +519,7 @@ class GuardSession:
         on is a claim)."""
         first = not self._replied
         self._replied = True
-        said = reply_polarity(clean_sentence(sentence)) if first else None
+        said = opening_reply(clean_sentence(sentence)) if first else None
         if said is None or not self.evidence.question:
             return []
         if self._verdict is _UNDECIDED:

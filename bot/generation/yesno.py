@@ -28,6 +28,15 @@ clauses disagreeing with each other decides nothing):
 Key terms are the question's content terms (``bot.knowledge.text.terms``) without the
 words every store question shares (order, item, product, possible...). A question that
 negates ("can't I...") is not decided. Deterministic and stateless.
+
+**Chinese** questions and passages follow the same rules, read by
+``bot.generation.claims_zh``: a yes/no question ends in 吗 or asks "A不A" (能不能, 是不是,
+可不可以, 有没有) and asks no "what/how/how much" (什么, 怎么, 多少, 几...); replies are "可以，",
+"是的，", "不能。", "目前不能。" (``opening_reply``); clauses part at Chinese commas;
+restrictions are 只/仅/只要/前提是/如果/以内/之内...; states, durations and counts are read
+into the same values as English ones ("已经发货" is shipped, "一个月" is 30 days); a
+named place ("only the United States") is not read in Chinese, so rule 1 does not decide
+by names there.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
+from bot.generation import claims_zh as zh
 from bot.generation.claims import (
     MAIN_CLAUSES,
     NUMBER_WORDS,
@@ -49,6 +59,7 @@ from bot.generation.claims import (
     states_in,
 )
 from bot.knowledge.text import sentences, terms
+from bot.lang.script import has_han
 
 # ------------------------------------------------------------------------------ values
 
@@ -71,12 +82,22 @@ _NAME = re.compile(r"(?<=[a-z,;:] )([A-Z][A-Za-z]+(?: [A-Z][A-Za-z]+)*)")
 _EXCEPT = re.compile(
     r"\b(?:outside(?: of)?|other than|except|besides|beyond|apart from)\b", re.IGNORECASE
 )
+#: A Chinese yes/no question: "...吗？", "A不A" (能不能, 是不是, 可不可以), "有没有", "是否".
+_ZH_YES_NO = re.compile(r"吗[\W_]*$|([\u4e00-\u9fff])不\1|有没有|是否")
+#: ... unless it asks what, how, how much, which, when or who ("能告诉我多少钱吗").
+_ZH_WH = re.compile(r"什么|怎么|怎样|如何|多少|多久|多长|几|哪|为什么|谁|何时")
+_ZH_A_NOT_A = re.compile(r"([\u4e00-\u9fff])不(?=\1)|(?<=有)没(?=有)")
+_ZH_RESTRICTION = re.compile(
+    r"只|仅|前提|如果|若|除非|以内|之内|(?<=[天日周月年])内|最多|至多|不超过|期间|的时候|时$"
+)
+_ZH_WITHIN = re.compile(r"以内|之内|(?<=[天日周月年])内")
 #: Terms every store question shares: they say nothing about what is asked.
 GENERIC_TERMS = frozenset(
     terms(
         "order orders item items product products thing things something anything possible "
         "able allowed allow already still also really actually store shop purchase"
     )
+    + terms("订单 商品 东西 可以 能 还 已经 请问 你们 我")
 )
 _DAYS = {
     "day": 1,
@@ -104,7 +125,26 @@ class YesNo:
 
 
 def is_yes_no_question(question: str) -> bool:
-    return bool(_YES_NO_QUESTION.search(question.strip()))
+    q = question.strip()
+    if has_han(q):
+        return _ZH_YES_NO.search(q) is not None and _ZH_WH.search(q) is None
+    return bool(_YES_NO_QUESTION.search(q))
+
+
+def opening_reply(sentence: str) -> bool | None:
+    """True when a sentence opens with a yes ("Yes, ...", "可以，..."), False with a no
+    ("No, ...", "目前不能。"), None otherwise."""
+    said = reply_polarity(sentence)
+    if said is None and has_han(sentence):
+        return zh.reply_polarity(sentence)
+    return said
+
+
+def _negated(text: str) -> bool:
+    """Whether a clause or question says no; a Chinese question's "A不A" (能不能) asks."""
+    if has_han(text):
+        return zh.negated(_ZH_A_NOT_A.sub("", text))
+    return negated(text)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -150,7 +190,10 @@ def _clauses(passages: Sequence[tuple[str, str]]) -> list[_Clause]:
     for i, (title, text) in enumerate(passages):
         title_terms = frozenset(terms(title))
         for sentence in sentences(text):
-            for piece in clauses(sentence, MAIN_CLAUSES):
+            chinese = has_han(sentence)
+            pieces = zh.clauses(sentence) if chinese else clauses(sentence, MAIN_CLAUSES)
+            restriction = _ZH_RESTRICTION if chinese else _RESTRICTION
+            for piece in pieces:
                 out.append(
                     _Clause(
                         i,
@@ -158,8 +201,8 @@ def _clauses(passages: Sequence[tuple[str, str]]) -> list[_Clause]:
                         piece,
                         frozenset(terms(piece)),
                         title_terms,
-                        negated(piece),
-                        _RESTRICTION.search(piece) is not None,
+                        _negated(piece),
+                        restriction.search(piece) is not None,
                     )
                 )
     return out
@@ -175,6 +218,8 @@ def _statuses(passages: Sequence[tuple[str, str]]) -> frozenset[str]:
 
 
 def _values(text: str, statuses: frozenset[str]) -> _Values:
+    if has_han(text):
+        return _chinese_values(text)
     names = frozenset(n.lower() for n in _NAME.findall(text))
     days = [v * _DAYS[unit] for v, unit in durations_in(text) if unit in _DAYS]
     counts: dict[str, Decimal] = {}
@@ -183,12 +228,27 @@ def _values(text: str, statuses: frozenset[str]) -> _Values:
     return _Values(frozenset(states_in(text, statuses)), names, counts, max(days) if days else None)
 
 
+def _chinese_values(text: str) -> _Values:
+    """A Chinese text's values: states by their English names, durations and counts (no
+    names: a Chinese place name is not told from other words)."""
+    days = [s.high * _DAYS[s.unit] for s in zh.duration_spans(text) if s.unit in _DAYS]
+    counts: dict[str, Decimal] = {}
+    for c in zh.counts_in(text):
+        counts[c.counted] = max(c.value, counts.get(c.counted, c.value))
+    return _Values(frozenset(zh.states_in(text)), frozenset(), counts, max(days) if days else None)
+
+
 def _read_question(question: str, passages: Sequence[tuple[str, str]]) -> _Question | None:
+    question = _ZH_A_NOT_A.sub("", question)  # "是不是免运费" asks "是免运费"
     q_terms = frozenset(terms(question)) - GENERIC_TERMS
     if not q_terms:
         return None
     statuses = _statuses(passages)
     values = _values(question, statuses)
+    if has_han(question):  # the words naming a state ("已经发货") or a number ("一个月")
+        named = set(q_terms) - set(terms(zh.name_states(question)))
+        key = frozenset(t for t in q_terms - named if not (t.isdigit() or zh.is_numeral(t)))
+        return _Question(q_terms, key, values, False, statuses)
     named = set(terms(" ".join(values.statuses | values.names)))
     key = frozenset(t for t in q_terms - named - _UNIT_TERMS - _NUMBER_TERMS if not t.isdigit())
     return _Question(q_terms, key, values, _EXCEPT.search(question) is not None, statuses)
@@ -200,7 +260,7 @@ def _read_question(question: str, passages: Sequence[tuple[str, str]]) -> _Quest
 def decide(question: str, passages: Sequence[tuple[str, str]]) -> YesNo | None:
     """Yes or no to ``question`` from ``passages`` (title, text), or None when they do
     not settle it (see the module for the rules)."""
-    if not is_yes_no_question(question) or negated(question):
+    if not is_yes_no_question(question) or _negated(question):
         return None
     q = _read_question(question, passages)
     if q is None:
@@ -214,7 +274,7 @@ def decide(question: str, passages: Sequence[tuple[str, str]]) -> YesNo | None:
         if answers:
             # a sentence to quote that does not open with the opposite reply ("Yes, as
             # long as it is pending." settles "no" for a shipped order, but cannot say it)
-            quotable = [d for d in found if reply_polarity(d.sentence) in (None, d.yes)]
+            quotable = [d for d in found if opening_reply(d.sentence) in (None, d.yes)]
             if quotable:
                 return quotable[0]
             settled = replace(found[0], sentence="")
@@ -232,12 +292,13 @@ def _by_condition(units: list[_Clause], q: _Question) -> list[YesNo]:
         if not (c.restricted or counted):  # "with one payment method" limits by itself
             continue
         low = c.text.lower()
+        within = _ZH_WITHIN.search(c.text) is not None or "within" in low
         verdict: bool | None = None
         if q.values.statuses and v.statuses:
             verdict = bool(q.values.statuses & v.statuses)
         elif q.values.names and v.names and "only" in low:
             verdict = bool(q.values.names & v.names) != q.outside
-        elif q.values.days is not None and v.days is not None and "within" in low:
+        elif q.values.days is not None and v.days is not None and within:
             verdict = q.values.days <= v.days
         elif counted:
             verdict = all(q.values.counts[n] <= v.counts[n] for n in counted)
@@ -269,12 +330,12 @@ def _by_faq(passages: Sequence[tuple[str, str]], q: _Question) -> list[YesNo]:
     out: list[YesNo] = []
     for i, (title, text) in enumerate(passages):
         asked = set(terms(title)) - GENERIC_TERMS
-        if not title.rstrip().endswith("?") or not q.terms <= asked:
+        if not title.rstrip().endswith(("?", "\uff1f")) or not q.terms <= asked:
             continue
         if len(q.terms) < _SAME_QUESTION * len(asked):
             continue  # the FAQ asks more than the shopper did: another question
         opening = next(iter(sentences(text)), "")
-        polarity = reply_polarity(opening)
+        polarity = opening_reply(opening)
         if polarity is not None:
             out.append(YesNo(polarity, i, opening))
     return out

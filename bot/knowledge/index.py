@@ -35,6 +35,8 @@ import numpy as np
 from bot.errors import KnowledgeError
 from bot.knowledge.passages import Passage, build_passages
 from bot.knowledge.text import terms
+from bot.lang import find_durations
+from bot.lang.script import has_han
 from bot.nlu.encoder import encoder_id
 
 log = logging.getLogger(__name__)
@@ -229,7 +231,7 @@ class KnowledgeIndex:
     # -- scoring -------------------------------------------------------------------------
 
     def lexical_scores(self, query: str) -> np.ndarray:
-        tokens = terms(query)
+        tokens = terms(query) + day_terms(query)
         if not tokens:
             return np.zeros(len(self.passages), dtype=np.float32)
         return np.asarray(self.bm25.get_scores(tokens), dtype=np.float32)
@@ -241,6 +243,26 @@ class KnowledgeIndex:
                 f"query vector has {q.shape[0]} dimensions, the index {self.embeddings.shape[1]}"
             )
         return self.embeddings @ q
+
+
+#: Days in a week, a month, a year: how a Chinese store states its windows ("30天内").
+_DAYS_PER = {"week": 7, "month": 30, "year": 365}
+
+
+def day_terms(query: str) -> list[str]:
+    """A Chinese query's weeks, months and years also searched as days: "一个月" finds
+    "30天内", "两周" finds "14天" (policies state windows in days)."""
+    if not has_han(query):
+        return []
+    out: list[str] = []
+    for d in find_durations(query):
+        per = _DAYS_PER.get(d.unit)
+        if per is None:
+            continue
+        for amount in (d.amount, d.upto):
+            if amount is not None:
+                out += terms(f"{(amount * per).normalize():f}天")
+    return out
 
 
 def indexed_with(index_dir: Path) -> str | None:
