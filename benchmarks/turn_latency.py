@@ -1,12 +1,14 @@
-"""Turn latency through the REST channel of a running `clerk serve`.
+"""Turn latency through the REST channel of a running `clerk serve`, for the English demo
+store and its Chinese version (`clerk init --template demo-store-zh`: e5 encoder, segmented
+BM25, Chinese domain) in the same run, one after the other.
 
-Prepares a CLERK_HOME (ingest + train; not timed), then measures:
+For each language, prepares a CLERK_HOME (ingest + train; not timed), then measures:
 - cold start: launching `clerk serve` on the prepared home until /health answers;
 - a few hundred scripted turns over real HTTP (greet, authenticated order status, cancel with
   confirmation, product question), p50/p95 per turn type;
 - the server's resident memory after the run.
 
-Usage: python benchmarks/turn_latency.py [--conversations 40] [--home DIR] [--json OUT]
+Usage: python benchmarks/turn_latency.py [--conversations 40] [--language en zh] [--json OUT]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -64,21 +67,89 @@ def shoppers(knowledge: Path) -> list[dict]:
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--conversations", type=int, default=40)
-    ap.add_argument("--home", help="an existing CLERK_HOME to reuse (default: a fresh temp one)")
-    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "turn_latency.json"))
-    args = ap.parse_args()
+@dataclass(frozen=True)
+class Script:
+    """What the shoppers of one language say: the project they talk to and their lines."""
 
-    home = Path(args.home or tempfile.mkdtemp(prefix="clerk-bench-"))
-    env = {**os.environ, "CLERK_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    greet: str
+    status: str  # "{order}" is replaced by an order id
+    cancel: str
+    reason: str
+    yes: str
+    questions: tuple[str, ...]
+
+
+SCRIPTS = {
+    "en": Script(
+        greet="hi there",
+        status="where is my order {order}?",
+        cancel="I want to cancel order {order}",
+        reason="ordered by mistake",
+        yes="yes",
+        questions=(
+            "how much is the Bluetooth Speaker in blue?",
+            "what colors does the T-Shirt come in?",
+            "can I cancel a processed order?",
+            "is the Garden Hose available?",
+            "how long do refunds to a credit card take?",
+        ),
+    ),
+    "zh": Script(
+        greet="你好",
+        status="我的订单{order}到哪了？",
+        cancel="我要取消订单{order}",
+        reason="不小心下错单了",
+        yes="是的",
+        questions=(
+            "蓝色的蓝牙音箱多少钱？",
+            "T恤有哪些颜色？",
+            "已经处理的订单还能取消吗？",
+            "花园水管有货吗？",
+            "退款到信用卡要多久？",
+        ),
+    ),
+}
+
+
+def project_of(language: str, scratch: Path) -> Path:
+    """The English demo is the repository itself; the Chinese one is scaffolded as a store
+    would (``clerk init --template demo-store-zh``)."""
+    if language == "en":
+        return ROOT
+    project = scratch / "demo-store-zh"
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "init", str(project), "--template", "demo-store-zh"],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return project
+
+
+def measure(language: str, conversations: int, scratch: Path) -> dict:
+    script = SCRIPTS[language]
+    project = project_of(language, scratch)
+    home = scratch / f"home-{language}"
+    env = {
+        **os.environ,
+        "CLERK_HOME": str(home),
+        "CLERK_PROJECT": str(project),
+        "HF_HUB_OFFLINE": "1",
+    }
     env.pop("CLERK_ACTION_ENDPOINT", None)
-    print(f"preparing {home} (ingest + train, not timed)…", flush=True)
+    env.pop("CLERK_LANGUAGE", None)
+    print(f"[{language}] preparing {home} (ingest + train, not timed)…", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", "train"],
+        env=env,
+        cwd=project,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     subprocess.run(
         [sys.executable, "-m", "bot.cli", "ingest"],
         env=env,
-        cwd=ROOT,
+        cwd=project,
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -88,7 +159,7 @@ def main() -> int:
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
         env=env,
-        cwd=ROOT,
+        cwd=project,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -100,11 +171,11 @@ def main() -> int:
                     break
             except httpx.HTTPError:
                 pass
-            if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                raise SystemExit("server did not start")
+            if proc.poll() is not None or time.perf_counter() - t0 > 180:
+                raise SystemExit(f"[{language}] server did not start")
             time.sleep(0.05)
         cold_start = time.perf_counter() - t0
-        print(f"cold start (trained model present): {cold_start:.2f} s", flush=True)
+        print(f"[{language}] cold start (trained model present): {cold_start:.2f} s", flush=True)
 
         client = httpx.Client(base_url=base, timeout=30)
         times: dict[str, list[float]] = {}
@@ -116,56 +187,73 @@ def main() -> int:
             r.raise_for_status()
             return r.json()
 
-        people = shoppers(ROOT / "knowledge")
+        people = shoppers(project / "knowledge")
         random.Random(7).shuffle(people)
-        questions = [
-            "how much is the Bluetooth Speaker in blue?",
-            "what colors does the T-Shirt come in?",
-            "can I cancel a processed order?",
-            "is the Garden Hose available?",
-            "how long do refunds to a credit card take?",
-        ]
         # warm-up turn (not counted)
-        turn("warmup", "warmup", "hello")
+        turn("warmup", "warmup", script.greet)
         times.pop("warmup")
-        for i, p in enumerate(people[: args.conversations]):
+        for i, p in enumerate(people[:conversations]):
             s = f"bench-{i}"
-            turn("greet", s, "hi there")
-            turn("order_status", s, f"where is my order {p['status_order']}?")
+            turn("greet", s, script.greet)
+            turn("order_status", s, script.status.format(order=p["status_order"]))
             turn("order_status", s, p["email"])
-            turn("cancel", s, f"I want to cancel order {p['cancel_order']}")
-            turn("cancel", s, "ordered by mistake")
-            turn("cancel", s, "yes")
-            turn("product_question", s, questions[i % len(questions)])
+            turn("cancel", s, script.cancel.format(order=p["cancel_order"]))
+            turn("cancel", s, script.reason)
+            turn("cancel", s, script.yes)
+            turn("product_question", s, script.questions[i % len(script.questions)])
         memory = rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
 
-    report = {
+    report: dict = {
         "cold_start_s": round(cold_start, 2),
         "server_rss_mb": round(memory, 1),
-        "turns": {
-            k: {
-                "n": len(v),
-                "p50_ms": round(percentile(v, 0.5), 1),
-                "p95_ms": round(percentile(v, 0.95), 1),
-            }
-            for k, v in times.items()
-        },
+        "turns": {k: summary(v) for k, v in times.items()},
     }
-    intent_action = times["order_status"] + times["cancel"] + times["greet"]
-    report["intent_action_turns"] = {
-        "n": len(intent_action),
-        "p50_ms": round(percentile(intent_action, 0.5), 1),
-        "p95_ms": round(percentile(intent_action, 0.95), 1),
+    report["intent_action_turns"] = summary(
+        times["order_status"] + times["cancel"] + times["greet"]
+    )
+    return report
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "n": len(values),
+        "p50_ms": round(percentile(values, 0.5), 1),
+        "p95_ms": round(percentile(values, 0.95), 1),
     }
-    print(f"{'turn type':<20}{'n':>6}{'p50 ms':>10}{'p95 ms':>10}")
-    for k, v in {**report["turns"], "intent+action (all)": report["intent_action_turns"]}.items():
-        print(f"{k:<20}{v['n']:>6}{v['p50_ms']:>10}{v['p95_ms']:>10}")
-    print(f"server memory (RSS): {report['server_rss_mb']} MB")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--conversations", type=int, default=40)
+    ap.add_argument("--language", nargs="+", choices=sorted(SCRIPTS), default=["en", "zh"])
+    ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "turn_latency.json"))
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="clerk-bench-") as scratch:
+        reports = {lang: measure(lang, args.conversations, Path(scratch)) for lang in args.language}
+
+    print(
+        f"{'turn type':<20}"
+        + "".join(f"{lang + ' p50':>10}{lang + ' p95':>10}" for lang in reports)
+    )
+    kinds = ["greet", "order_status", "cancel", "product_question"]
+    rows = {k: {lang: r["turns"].get(k) for lang, r in reports.items()} for k in kinds}
+    rows["intent+action (all)"] = {lang: r["intent_action_turns"] for lang, r in reports.items()}
+    for kind, per_language in rows.items():
+        cells = "".join(
+            f"{v['p50_ms']:>10}{v['p95_ms']:>10}" if v else f"{'-':>10}{'-':>10}"
+            for v in per_language.values()
+        )
+        print(f"{kind:<20}{cells}")
+    for lang, r in reports.items():
+        print(
+            f"[{lang}] cold start {r['cold_start_s']} s, server memory (RSS) {r['server_rss_mb']} MB"
+        )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2))
+    Path(args.json).write_text(json.dumps(reports, indent=2))
     print(f"written {args.json}")
     return 0
 
