@@ -172,26 +172,32 @@ def prepared_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     return settings, encoder
 
 
-@pytest.fixture(scope="session")
-def bot_settings(prepared_home):  # type: ignore[no-untyped-def]
-    """``bot_settings(database_url)`` -> Settings sharing the prepared models and index, on a
-    database that is migrated and loaded with the demo store."""
+def on_loaded_database(settings, database_url: str, **overrides):  # type: ignore[no-untyped-def]
+    """``settings`` on ``database_url``, migrated and loaded with the store data of the
+    settings' knowledge folder; ``overrides``: more Settings fields."""
     import dataclasses
 
     from bot.knowledge.store_load import load_store
     from bot.store import migrate
     from bot.store.db import Database
 
+    migrate.upgrade(database_url)
+    db = Database(database_url)
+    try:
+        load_store(db, settings.knowledge_dir)
+    finally:
+        db.dispose()
+    return dataclasses.replace(settings, database_url=database_url, **overrides)
+
+
+@pytest.fixture(scope="session")
+def bot_settings(prepared_home):  # type: ignore[no-untyped-def]
+    """``bot_settings(database_url)`` -> Settings sharing the prepared models and index, on a
+    database that is migrated and loaded with the demo store."""
     settings, _ = prepared_home
 
     def make(database_url: str, **overrides):  # type: ignore[no-untyped-def]
-        migrate.upgrade(database_url)
-        db = Database(database_url)
-        try:
-            load_store(db, settings.knowledge_dir)
-        finally:
-            db.dispose()
-        return dataclasses.replace(settings, database_url=database_url, **overrides)
+        return on_loaded_database(settings, database_url, **overrides)
 
     return make
 

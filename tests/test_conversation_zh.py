@@ -10,28 +10,24 @@ being Chinese; the database is checked afterwards."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from bot.config import Settings
 from bot.store.db import Database
-from bot.store.models import Order, OrderChange
+from tests.conftest import on_loaded_database
 from tests.live import Chat, LiveServer
+from tests.test_conversations import changes, order
 
 pytestmark = pytest.mark.slow
 
@@ -58,26 +54,12 @@ def zh_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Any]:
     return settings, encoder
 
 
-def _loaded(settings: Settings, database_url: str, **overrides: Any) -> Settings:
-    """``settings`` on ``database_url``, migrated and loaded with the store's catalog."""
-    from bot.knowledge.store_load import load_store
-    from bot.store import migrate
-
-    migrate.upgrade(database_url)
-    db = Database(database_url)
-    try:
-        load_store(db, settings.knowledge_dir)
-    finally:
-        db.dispose()
-    return dataclasses.replace(settings, database_url=database_url, **overrides)
-
-
 @pytest.fixture(scope="module")
 def server(zh_store: tuple[Settings, Any], module_database_url: str) -> Iterator[LiveServer]:
     from bot.app import build, create_app
 
     settings, encoder = zh_store
-    parts = build(_loaded(settings, module_database_url), encoder=encoder)
+    parts = build(on_loaded_database(settings, module_database_url), encoder=encoder)
     with LiveServer(create_app(parts)) as live:
         yield live
     parts.manager.close()
@@ -94,19 +76,6 @@ def store(server: LiveServer, module_database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def chat(server: LiveServer) -> Chat:
     return Chat(server.url)
-
-
-def order(db: Database, order_id: str) -> Order:
-    with db.session() as s:
-        o = s.get(Order, order_id)
-        assert o is not None
-        s.expunge(o)
-        return o
-
-
-def changes(db: Database, order_id: str) -> list[OrderChange]:
-    with db.session() as s:
-        return list(s.scalars(select(OrderChange).where(OrderChange.order_id == order_id)))
 
 
 def chinese(reply: str) -> bool:
@@ -266,32 +235,13 @@ def store_site(
     site = ChineseStorePage()
     settings, encoder = zh_store
     with site.server:
-        loaded = _loaded(settings, module_database_url, widget_origins=(site.url,))
+        loaded = on_loaded_database(settings, module_database_url, widget_origins=(site.url,))
         parts = build(loaded, encoder=encoder)
         with LiveServer(create_app(parts)) as clerk:
             site.clerk_url = clerk.url
             yield site
         parts.manager.close()
         parts.db.dispose()
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """A headless Chromium, closed afterwards (Playwright's loop does not outlive it, so
-    the asyncio tests of this module run after it)."""
-    from tests.test_widget_browser import CHROMIUM, CHROMIUM_FLAGS, playwright_api
-
-    if playwright_api is None or not Path(CHROMIUM).exists():
-        why = "needs Debian's chromium (apt-get install chromium) and playwright (pip)"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_a_shopper_talks_chinese_in_the_widget(
@@ -301,7 +251,7 @@ def test_a_shopper_talks_chinese_in_the_widget(
     read by screen readers, are the domain's Chinese ones) and carries a whole
     conversation: order status after verification, a cancellation confirmed with 是的, a
     price and a policy answer."""
-    from tests.test_widget_browser import TIMEOUT_MS, playwright_api, screenshot
+    from tests.test_widget_browser import TIMEOUT_MS, chromium, playwright_api, screenshot
 
     settings = zh_store[0]
     expect = playwright_api.expect

@@ -17,6 +17,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -166,8 +167,10 @@ def site(
         proxy.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium through Playwright, closed afterwards (so Playwright's
+    event loop does not outlive it); skipped, or failed on CI, when either is missing."""
     if playwright_api is None or not Path(CHROMIUM).exists():
         why = "needs Debian's chromium (apt-get install chromium) and playwright (pip)"
         if os.environ.get("CI"):
@@ -175,8 +178,16 @@ def browser() -> Iterator[object]:
         pytest.skip(why)
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
