@@ -5,8 +5,9 @@ What counts as personal data is ``bot.text_rules``', the rules the NLU and the s
 read text by, set to mask rather than to understand: every email-*like* candidate (valid or
 not), every phone number the NLU would find plus bare numbers of 10 or more digits without
 a cue word, mainland China mobile numbers (``1[3-9]`` and 9 digits, ``+86`` optional, as
-``bot.lang.find_phones`` reads them, in Chinese text too), every 13-19 digit card-like number (Luhn-valid or not), and street addresses,
-flat/unit numbers and postcodes (``find_street_addresses``). Masking is by span: ``<email>``,
+``bot.lang.find_phones`` reads them, in Chinese text too), every 13-19 digit card-like
+number (Luhn-valid or not), and street addresses, flat/unit numbers and postcodes
+(``find_street_addresses``). Masking is by span: ``<email>``,
 ``<phone>``, ``<card>``, ``<address>``; where spans overlap the longer (then earlier) one is
 masked.
 

@@ -98,6 +98,8 @@ from email_validator import EmailNotValidError, validate_email
 
 __all__ = [
     "DEFAULT_REGION",
+    "HAN",
+    "NON_HAN_WORD_CHAR",
     "SEVERE_NEGATIVITY",
     "STATES",
     "AddressError",
@@ -202,16 +204,21 @@ def find_ticket_id(text: str) -> str | None:
 
 # ------------------------------------------------------------------------------- emails
 
-# Han characters (CJK ideographs): Chinese text runs into an address without a space
-# ("邮箱是ivan@example.com谢谢"), so they end an address instead of belonging to it.
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-_ADDRESS_CHAR = rf"[^\W{_HAN}]"  # a word character that is not Han
-_HAN_CHAR = re.compile(f"[{_HAN}]")
+#: Han ideographs (a regex character-class body): CJK Unified Ideographs, extension A,
+#: compatibility ideographs and the supplementary-plane extensions B to H. Chinese text
+#: runs into ids, emails and numbers without a space, so rules here stop at them; the
+#: rest of Clerk's Chinese reading (``bot.lang``) uses the same range.
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+#: A word character that is not Han: what a Latin word, id or address is made of.
+NON_HAN_WORD_CHAR = rf"[^\W{HAN}]"
+_HAN_CHAR = re.compile(f"[{HAN}]")
 # Candidates only: email-validator decides. Unicode letters other than Han are allowed on
 # both sides.
 _EMAIL_CANDIDATE = re.compile(
-    rf"(?<![.%+-])(?<!{_ADDRESS_CHAR})(?:{_ADDRESS_CHAR}|[%+-])(?:{_ADDRESS_CHAR}|[.%+'-])*"
-    rf"@(?:[^\W_{_HAN}](?:{_ADDRESS_CHAR}|-)*\.)+[^\W\d_{_HAN}]{{2,}}(?!{_ADDRESS_CHAR}|-)"
+    rf"(?<![.%+-])(?<!{NON_HAN_WORD_CHAR})"
+    rf"(?:{NON_HAN_WORD_CHAR}|[%+-])(?:{NON_HAN_WORD_CHAR}|[.%+'-])*"
+    rf"@(?:[^\W_{HAN}](?:{NON_HAN_WORD_CHAR}|-)*\.)+[^\W\d_{HAN}]{{2,}}"
+    rf"(?!{NON_HAN_WORD_CHAR}|-)"
 )
 
 
@@ -337,7 +344,7 @@ _UNITS = (
     r"orders|times|people|miles|km)\b"
 )
 _ZIP = re.compile(
-    rf"(?<![#$€£/.,:-])(?<!{_ADDRESS_CHAR})(?P<zip>\d{{5}})"
+    rf"(?<![#$€£/.,:-])(?<!{NON_HAN_WORD_CHAR})(?P<zip>\d{{5}})"
     r"(?:-\d{4})?(?![\w%]|[.,:]\d|-\d)(?!\s?" + _UNITS + ")",
     re.IGNORECASE,
 )

@@ -4,8 +4,8 @@ words that offer a name and zip code.
 
 The words are tables (one per meaning); ``says_yes_or_no``, ``says_no_order``,
 ``reason_in``, ``says_all_items`` and ``offers_credentials`` are the rules that read them
-(the English forms of the last four are ``bot.store_actions.parsing``'s). English phrases match as whole words; Chinese
-ones, which are written without spaces, match where they stand in the text (they are
+(the English forms of the last four are ``bot.store_actions.parsing``'s). English phrases
+match as whole words; Chinese ones, which are written without spaces, match where they stand in the text (they are
 chosen long enough, two characters or more, to mean one thing: "买错了", "没有订单号").
 The NLU's reason entity (``bot.nlu.entities``) and the store forms
 (``bot.store_actions``) both read reasons from ``REASON_PHRASES``; a store adds its own
@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from bot.lang.script import HAN
+from bot.lang.script import has_han
 from bot.lang.zh_entities import fold_width
+from bot.text_rules import NON_HAN_WORD_CHAR
 
 __all__ = [
     "AFFIRM_PHRASES",
@@ -44,8 +45,8 @@ REASON_NO_LONGER_NEEDED = "no longer needed"
 REASON_MISTAKE = "ordered by mistake"
 
 #: Cancellation reasons in Chinese -> the policy's canonical reason. Not "不要了"/"不用了":
-#: those are a plain no ("不要了" at a confirmation must not change the reason). The English phrases
-#: are ``bot.nlu.entities.DEFAULT_REASON_SYNONYMS`` (and the forms' wider English rule).
+#: those are a plain no ("不要了" at a confirmation must not change the reason). The
+#: English phrases are ``bot.nlu.entities.DEFAULT_REASON_SYNONYMS`` (and the forms' wider English rule).
 REASON_PHRASES: dict[str, str] = {
     phrase: REASON_MISTAKE
     for phrase in (
@@ -217,11 +218,10 @@ def phrase_pattern(phrase: str) -> str:
         if token.lower() == "anymore":
             esc = r"any\s?more"
         parts.append(esc)
-    han = re.compile(f"[{HAN}]")
-    body = r"\s*".join(parts) if han.search(phrase) else r"\s+".join(parts)
+    body = r"\s*".join(parts) if has_han(phrase) else r"\s+".join(parts)
     # a Latin edge must not run into a Latin word; a Han edge may touch anything
-    before = "" if han.match(phrase[:1]) else rf"(?<![^\W{HAN}])"
-    after = "" if han.match(phrase[-1:]) else rf"(?![^\W{HAN}])"
+    before = "" if has_han(phrase[:1]) else rf"(?<!{NON_HAN_WORD_CHAR})"
+    after = "" if has_han(phrase[-1:]) else rf"(?!{NON_HAN_WORD_CHAR})"
     return rf"{before}(?:{body}){after}"
 
 

@@ -19,12 +19,13 @@ import re
 from collections.abc import Iterator
 from typing import Literal
 
+from bot.text_rules import HAN
+
 Language = Literal["en", "zh"]
 LANGUAGES: tuple[Language, ...] = ("en", "zh")
 
-#: Han ideographs: CJK Unified Ideographs, extension A, compatibility ideographs and the
-#: supplementary-plane extensions B to H. ``〇`` (the Han zero) is a symbol, not among them.
-HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+# HAN: Han ideographs (``bot.text_rules.HAN``, the one definition). ``〇`` (the Han zero)
+# is a symbol, not among them.
 _HAN_CHAR = re.compile(f"[{HAN}]")
 _HAN_RUN = re.compile(f"[{HAN}]+")
 _LATIN_WORD = re.compile(

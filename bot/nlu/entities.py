@@ -37,8 +37,8 @@ from bot import text_rules
 from bot.lang import answers, find_phones, fold_width, segment_spans
 from bot.lang import find_order_ids as find_order_ids_zh
 from bot.lang.answers import REASON_MISTAKE, REASON_NO_LONGER_NEEDED
-from bot.lang.script import HAN, has_han
-from bot.text_rules import normalise_order_id, normalise_ticket_id
+from bot.lang.script import has_han
+from bot.text_rules import NON_HAN_WORD_CHAR, normalise_order_id, normalise_ticket_id
 
 __all__ = [
     "DEFAULT_PRODUCT_ALIASES",
@@ -316,8 +316,8 @@ class CatalogGazetteer:
         patterns.sort(key=lambda p: -p[0])
         self._regex = (
             re.compile(
-                rf"(?<![^\W{HAN}]|['’])(?:" + "|".join(p for _, p in patterns) + r")"
-                rf"(?![^\W{HAN}]|['’]\w)",
+                rf"(?<!{NON_HAN_WORD_CHAR}|['’])(?:" + "|".join(p for _, p in patterns) + r")"
+                rf"(?!{NON_HAN_WORD_CHAR}|['’]\w)",
                 re.IGNORECASE,
             )
             if patterns
@@ -396,8 +396,8 @@ class CatalogGazetteer:
         """Chinese terms where they stand as whole words of the segmented text: "T恤" in
         "T恤多少钱", not "手机" in "手机号" nor "大" in "大家" (segmentation keeps those
         one word; a glue character beside a longer term is allowed: "有大号" is one word),
-        nor a product right before an accessory word ("手机壳"). Overlapping hits are all returned; ``resolve_overlaps`` keeps the
-        longest."""
+        nor a product right before an accessory word ("手机壳"). Overlapping hits are all
+        returned; ``resolve_overlaps`` keeps the longest."""
         if not self._han_terms or not has_han(text):
             return []
         folded = fold_width(text).lower()
@@ -531,8 +531,8 @@ DEFAULT_REASON_SYNONYMS: dict[str, str] = (
             "not on purpose",
         )
     }
-    | answers.REASON_PHRASES
-)  # the Chinese ones
+    | answers.REASON_PHRASES  # the Chinese ones
+)
 
 
 class ReasonExtractor:

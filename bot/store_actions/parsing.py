@@ -82,7 +82,7 @@ def contains_words(text: str, phrase: str) -> bool:
 
 # ----------------------------------------------------------------- cancellation reasons
 
-CANCEL_REASONS = ("no longer needed", "ordered by mistake")
+CANCEL_REASONS = (answers.REASON_NO_LONGER_NEEDED, answers.REASON_MISTAKE)
 
 _MISTAKE = re.compile(
     r"mistake|mistaken|by accident|accident(al)?ly|didn'?t mean|did not mean|"
@@ -108,9 +108,9 @@ def cancel_reason_from_text(text: Any) -> str | None:
     if lowered in CANCEL_REASONS:
         return lowered
     if _MISTAKE.search(lowered):
-        return "ordered by mistake"
+        return answers.REASON_MISTAKE
     if _NOT_NEEDED.search(lowered):
-        return "no longer needed"
+        return answers.REASON_NO_LONGER_NEEDED
     return answers.reason_in(text)
 
 
