@@ -22,6 +22,7 @@ from decimal import Decimal
 from bot.generation.claims import CLOCK, Count, DurationSpan, to_decimal
 from bot.lang import find_durations, find_prices, fold_width, parse_chinese_number
 from bot.lang.numbers import NUMBER as ZH_NUMBER
+from bot.lang.option_words import COLOUR_WORDS
 from bot.lang.script import HAN
 
 _UNITS = {
@@ -311,24 +312,18 @@ def enumerations(text: str, max_chars: int = 8) -> list[list[str]]:
 
 # --------------------------------------------------------------------------- Latin view
 
-_COLOURS = {
-    "黑色": "black", "白色": "white", "红色": "red", "蓝色": "blue", "绿色": "green",
-    "黄色": "yellow", "紫色": "purple", "灰色": "grey", "粉色": "pink", "粉红色": "pink",
-    "橙色": "orange", "棕色": "brown", "咖啡色": "brown", "银色": "silver", "金色": "gold",
-    "米色": "beige", "藏青色": "navy", "海军蓝": "navy", "深空灰": "space grey",
-}  # fmt: skip
-_COLOUR = re.compile("|".join(sorted(_COLOURS, key=len, reverse=True)))
+_COLOUR = re.compile("|".join(sorted(COLOUR_WORDS, key=len, reverse=True)))
 _HAN_RUN = re.compile(f"[{HAN}，。！？；：、（）【】“”‘’《》]+")
 
 
 def english_colours(text: str) -> str:
     """``text`` with Chinese colour words in English ("蓝色" -> " blue ")."""
-    return _COLOUR.sub(lambda m: f" {_COLOURS[m.group(0)]} ", fold_width(text))
+    return _COLOUR.sub(lambda m: f" {COLOUR_WORDS[m.group(0)]} ", fold_width(text))
 
 
 def colours_in(text: str) -> list[str]:
     """The colours a Chinese text names, in English ("蓝色" -> "blue")."""
-    return [_COLOURS[m.group(0)] for m in _COLOUR.finditer(text)]
+    return [COLOUR_WORDS[m.group(0)] for m in _COLOUR.finditer(text)]
 
 
 _OPTION_WORDS = {

@@ -25,7 +25,8 @@ from typing import Any
 from bot.errors import DataError
 from bot.knowledge.money import format_money
 from bot.knowledge.text import normalise
-from bot.lang.script import HAN
+from bot.lang.option_words import words_for
+from bot.text_rules import NON_HAN_WORD_CHAR
 
 __all__ = [
     "CatalogProduct",
@@ -227,7 +228,7 @@ def _same_phrase(gap: str) -> bool:
 
 # A name or option value stands on its own between non-word characters, or beside Chinese
 # text, which has no spaces: "T-Shirt多少钱", "10码", "的Yoga Mat".
-_WORD_CHAR = rf"(?:[^\W{HAN}]|')"
+_WORD_CHAR = rf"(?:{NON_HAN_WORD_CHAR}|')"
 _LEFT = rf"(?<!{_WORD_CHAR})"
 _RIGHT = rf"(?!{_WORD_CHAR})"
 
@@ -291,29 +292,14 @@ _SIZE_WORDS = {
     "xx-large": "XXL",
 }
 _SPELLING = {"gray": "grey", "grey": "gray"}
-# Chinese words for catalog option values written in English, so that a Chinese shopper's
-# "黑色的", "大号" finds an English catalog's "black", "large" (the value's key is kept).
-_ZH_VALUE_WORDS: dict[str, tuple[str, ...]] = {
-    "black": ("黑色", "黑的"),
-    "white": ("白色", "白的"),
-    "blue": ("蓝色", "蓝的"),
-    "red": ("红色", "红的"),
-    "green": ("绿色", "绿的"),
-    "grey": ("灰色", "灰的"),
-    "gray": ("灰色", "灰的"),
-    "yellow": ("黄色", "黄的"),
-    "purple": ("紫色", "紫的"),
-    "pink": ("粉色", "粉红色", "粉的"),
-    "brown": ("棕色", "咖啡色"),
-    "beige": ("米色",),
-    "navy": ("藏青色", "藏青", "海军蓝"),
-    "gold": ("金色",),
-    "rose gold": ("玫瑰金",),
-    "silver": ("银色",),
-    "small": ("小号",),
-    "medium": ("中号",),
-    "large": ("大号",),
-}
+
+
+def _zh_words(value: str) -> tuple[str, ...]:
+    """Chinese words for an English catalog's option ``value`` (``bot.lang.option_words``),
+    so that a Chinese shopper's "黑色的", "大号" finds "black", "large"; "gray" as "grey"."""
+    return words_for(value) or words_for(_SPELLING.get(value.lower(), ""))
+
+
 # Other ways to say a yes/no option's key.
 _FLAG_SYNONYMS = {
     "water resistance": ("waterproof", "water proof"),
@@ -361,7 +347,7 @@ class _ProductMatcher:
                 if code in values and word not in by_value:
                     self.value_patterns.append((_compile(_phrase_body(word)), code, (key,)))
         for folded, (value, keys) in by_value.items():
-            for word in _ZH_VALUE_WORDS.get(folded, ()):
+            for word in _zh_words(folded):
                 self.value_patterns.append((_compile(re.escape(word)), value, tuple(keys)))
         self.value_patterns.sort(key=lambda t: -len(t[0].pattern))
         # yes/no options: the key phrase itself ("waterproof", "water resistant")
@@ -420,11 +406,7 @@ class CatalogResolver:
                 if "color" in key.lower() or "colour" in key.lower():
                     colours.update(values)
         patterns = [(_compile(_phrase_body(c)), c) for c in colours]
-        patterns += [
-            (_compile(re.escape(word)), c)
-            for c in colours
-            for word in _ZH_VALUE_WORDS.get(c.lower(), ())
-        ]
+        patterns += [(_compile(re.escape(word)), c) for c in colours for word in _zh_words(c)]
         self._colour_patterns = sorted(patterns, key=lambda t: -len(t[0].pattern))
 
     @classmethod
