@@ -80,7 +80,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import lru_cache
@@ -570,9 +570,9 @@ class GuardSession:
         if not s.strip():
             return []
         out: list[Violation] = []
-        chinese = detect_language(s) == "zh"
+        lang = CHINESE if detect_language(s) == "zh" else ENGLISH
         # the catalog's names are English: a Chinese sentence is matched by its Latin words
-        view = zh.latin_view(s) if chinese else s
+        view = lang.view(s)
         named = self.catalog.resolve_all(view)
         if named:
             self._context = [f.product for f in named] + [
@@ -607,8 +607,7 @@ class GuardSession:
             for start, end in reversed(spans):
                 rest = rest[:start] + " " + rest[end:]
 
-        read = read_chinese if chinese else read_english
-        claims = read(rest, in_context=bool(in_context), currency=self.catalog.currency)
+        claims = lang.read(rest, in_context=bool(in_context), currency=self.catalog.currency)
 
         # prices: the catalog's price for the variants in context, or a cited policy price
         passage_prices = {v for c in cited if c.kind != "product" for v in _prices(c.text)}
@@ -649,20 +648,20 @@ class GuardSession:
             if number is None or number not in support_numbers:
                 out.append(Violation("number", claim, s))
 
-        out += self._check_products(view, s, in_context, bool(named), chinese)
-        out += self._check_names(view, s, first_is_name=chinese)
-        out += self._check_policy(s, cited, in_context, chinese)
+        out += self._check_products(view, s, in_context, bool(named), lang)
+        out += self._check_names(view, s, first_is_name=lang.chinese)
+        out += self._check_policy(s, cited, in_context, lang)
         return out
 
     # -- products, options, stock --------------------------------------------------------
 
     def _check_products(
-        self, view: str, s: str, in_context: list[ProductFacts], named: bool, chinese: bool
+        self, view: str, s: str, in_context: list[ProductFacts], named: bool, lang: _Reading
     ) -> list[Violation]:
         """Options, enumerations and stock; ``view`` is the sentence as the English
         catalog is matched against (a Chinese sentence's Latin words: ``zh.latin_view``)."""
         out: list[Violation] = []
-        says_no = zh.negated(s) if chinese else negated(s)
+        says_no = lang.negated(s)
         own_ids = {f.product_id for f in in_context}
         # the products' own names and option values are theirs ("Fleece Jacket", "natural
         # rubber"): another product's value counts only outside them ("space grey" does)
@@ -678,11 +677,11 @@ class GuardSession:
             if f.unmatched and not says_no:
                 out.append(Violation("option", ", ".join(f.unmatched), s))
         if in_context and not says_no:
-            out += self._check_listed_options(s, chinese)
-        stock_out = (zh.STOCK_OUT if chinese else _OUT_OF_STOCK).search(s)
-        stock_in = None if stock_out else (zh.STOCK_IN if chinese else _IN_STOCK).search(s)
-        all_in = (zh.ALL_IN_STOCK if chinese else _ALL_IN_STOCK).search(s)
-        has_price = bool(prices_in(view) or (chinese and zh.prices_in(s)))
+            out += self._check_listed_options(s, lang.chinese)
+        stock_out = lang.stock_out.search(s)
+        stock_in = None if stock_out else lang.stock_in.search(s)
+        all_in = lang.all_in_stock.search(s)
+        has_price = bool(prices_in(view) or (lang.chinese and zh.prices_in(s)))
         for f in in_context:
             if f.requested and not f.variants and (has_price or stock_in) and not says_no:
                 out.append(Violation("option", _requested_text(f), s))
@@ -698,7 +697,7 @@ class GuardSession:
                 out.append(Violation("stock", stock_in.group(0), s))
             elif all_in and not says_no and not all(v.available for v in variants):
                 out.append(Violation("stock", all_in.group(0), s))
-        plain_in = stock_in and (chinese or stock_in.group(0).lower() == "in stock")
+        plain_in = stock_in and (lang.chinese or stock_in.group(0).lower() == "in stock")
         if (stock_out or plain_in) and not in_context:
             out.append(Violation("stock", (stock_out or stock_in).group(0), s))  # type: ignore[union-attr]
         return out
@@ -791,7 +790,7 @@ class GuardSession:
     # -- policy --------------------------------------------------------------------------
 
     def _check_policy(
-        self, s: str, cited: list[Citation], in_context: list[ProductFacts], chinese: bool
+        self, s: str, cited: list[Citation], in_context: list[ProductFacts], lang: _Reading
     ) -> list[Violation]:
         sentence_terms = set(terms(s))
         out: list[Violation] = []
@@ -808,8 +807,7 @@ class GuardSession:
                 product_terms.update(terms(key + " " + " ".join(values)))
         ignored = product_terms | _FILLER_TERMS | _NUMBER_TERMS
         text = _URL.sub(" ", _blank_emails(clean_sentence(s)))
-        if chinese:  # "已发货" is the state shipped, one term (``zh.name_states``)
-            text = zh.name_states(text)
+        text = lang.name_states(text)  # "已发货" is the state shipped, one term
         claim = set(terms(text)) - ignored
         is_policy = bool(claim & POLICY_TERMS)  # "SD card", "20 hours": options, not policy
         policy_passages = [c for c in cited if c.kind in ("policy", "faq")]
@@ -819,8 +817,7 @@ class GuardSession:
             return out
         statements, clauses = self._units(policy_passages)
         known = _canon(t for unit in statements for t in unit.terms | unit.title)
-        parts = zh.CLAUSES if chinese else CLAUSES
-        for clause in parts.split((zh.without_reply if chinese else without_reply)(text)):
+        for clause in lang.clauses.split(lang.without_reply(text)):
             stated = {
                 t
                 for t in _canon(set(terms(clause)) - ignored)
@@ -829,7 +826,7 @@ class GuardSession:
             if is_policy and stated & _POLICY_CANON:
                 # each clause must be said by one statement of a source (its heading helps),
                 # one that holds the clause's durations and order states if it names any
-                spans = (zh.duration_spans if chinese else duration_spans)(clause)
+                spans = lang.duration_spans(clause)
                 states = {stem(w) for w in states_in(clause)}  # "delivered" ~ "delivery"
                 holding = [
                     u
@@ -841,7 +838,7 @@ class GuardSession:
                 if states and not holding:
                     out.append(Violation("policy", " ".join(sorted(states)), s))
                     continue
-                before = (zh.BEFORE_STATE if chinese else _BEFORE_STATE).search(clause)
+                before = lang.before_state.search(clause)
                 if before and not any(_says_before(u.text) for u in (holding or statements)):
                     # "before it's delivered" where the sources speak of delivered orders
                     out.append(Violation("policy", before.group(0), s))
@@ -867,11 +864,11 @@ class GuardSession:
             if len(restating) < 2 or (in_context and not is_policy):
                 continue  # a sentence about a product restates no policy
             restated = _closest(restating, clauses, self.guard.restate_overlap)
-            says_no = (zh.negated if chinese else negated)(clause)
+            says_no = lang.negated(clause)
             if restated and all(u.negated != says_no for u in restated):
                 out.append(Violation("policy", "negation differs from the passage", s))
         if is_policy:
-            out += self._check_listed_terms(text, s, known, chinese)
+            out += self._check_listed_terms(text, s, known, lang)
         return out
 
     def _units(self, passages: list[Citation]) -> tuple[Sequence[_Unit], Sequence[_Unit]]:
@@ -880,12 +877,12 @@ class GuardSession:
         return _source_units(sources, _STATEMENT), _source_units(sources, CLAUSES)
 
     def _check_listed_terms(
-        self, text: str, s: str, known: set[str], chinese: bool = False
+        self, text: str, s: str, known: set[str], lang: _Reading
     ) -> list[Violation]:
         """Each item of an enumeration in a policy sentence ("credit cards, PayPal and
         cash on delivery", "支付宝、微信和货到付款") must be in the sources."""
         out = []
-        listed = zh.enumerations(text) if chinese else _enumerations(_PRICE.sub(" ", text))
+        listed = lang.enumerations(text)
         for items in listed:
             for item in items:
                 stated = _canon(set(terms(item)) - _FILLER_TERMS)
@@ -1232,6 +1229,63 @@ def read_chinese(text: str, *, in_context: bool, currency: str) -> Claims:
     )
     latin = zh.latin_view(rest)
     return own + read_english(latin, in_context=in_context, currency=currency)
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What reading a sentence differs by between English and Chinese: the claim reader
+    and the words and patterns behind the product, stock and policy checks. Everything
+    that compares what they read is shared (``FactGuard``)."""
+
+    chinese: bool
+    read: Callable[..., Claims]  # (text, *, in_context, currency) -> Claims
+    view: Callable[[str], str]  # what the catalog's English names are matched against
+    negated: Callable[[str], bool]
+    stock_out: re.Pattern[str]
+    stock_in: re.Pattern[str]
+    all_in_stock: re.Pattern[str]
+    name_states: Callable[[str], str]  # order-state phrases as one term each
+    clauses: re.Pattern[str]
+    without_reply: Callable[[str], str]
+    duration_spans: Callable[[str], set[DurationSpan]]
+    before_state: re.Pattern[str]
+    enumerations: Callable[[str], list[list[str]]]  # a policy sentence's listed items
+
+
+def _same(text: str) -> str:
+    return text
+
+
+ENGLISH = _Reading(
+    chinese=False,
+    read=read_english,
+    view=_same,
+    negated=negated,
+    stock_out=_OUT_OF_STOCK,
+    stock_in=_IN_STOCK,
+    all_in_stock=_ALL_IN_STOCK,
+    name_states=_same,
+    clauses=CLAUSES,
+    without_reply=without_reply,
+    duration_spans=duration_spans,
+    before_state=_BEFORE_STATE,
+    enumerations=lambda text: _enumerations(_PRICE.sub(" ", text)),
+)
+CHINESE = _Reading(
+    chinese=True,
+    read=read_chinese,
+    view=zh.latin_view,
+    negated=zh.negated,
+    stock_out=zh.STOCK_OUT,
+    stock_in=zh.STOCK_IN,
+    all_in_stock=zh.ALL_IN_STOCK,
+    name_states=zh.name_states,
+    clauses=zh.CLAUSES,
+    without_reply=zh.without_reply,
+    duration_spans=zh.duration_spans,
+    before_state=zh.BEFORE_STATE,
+    enumerations=zh.enumerations,
+)
 
 
 # ----------------------------------------------------------------------------- sentences
