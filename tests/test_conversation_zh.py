@@ -157,23 +157,58 @@ async def test_shoppers_writing_at_once_each_see_only_their_own_order(
     people = shoppers(zh_store[0], 6)
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
 
-        async def say(sender: str, text: str) -> str:
-            resp = await client.post(
-                "/webhooks/rest/webhook", json={"sender": sender, "message": text}
-            )
-            assert resp.status_code == 200, resp.text
-            return "\n".join(r.get("text") or "" for r in resp.json())
-
         async def ask(email: str, order_id: str) -> str:
             sender = f"zh-{uuid.uuid4().hex[:8]}"
-            await say(sender, f"帮我查一下订单{order_id}的状态")
-            return await say(sender, email)
+            await say(client, sender, f"帮我查一下订单{order_id}的状态")
+            return await say(client, sender, email)
 
         answers = await asyncio.gather(*(ask(email, oid) for email, oid in people))
     for (_, mine), answer in zip(people, answers, strict=True):
         assert mine in answer and chinese(answer)
         others = {oid for _, oid in people} - {mine}
         assert not any(o in answer for o in others)
+
+
+async def test_shoppers_cancelling_and_asking_prices_at_once(
+    server: LiveServer, zh_store: tuple[Settings, Any], store: Database
+) -> None:
+    """Six shoppers at the same moment: three cancel a pending order of their own (each
+    verified, each cancellation waiting for its 是的), three ask a price. Each order is
+    cancelled once, by its own conversation, with the reason its shopper gave; each price
+    answer holds only the catalog's prices."""
+    settings = zh_store[0]
+    cancelling = pending_orders(settings, 3, skip=TAKEN)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+        async def cancel(email: str, order_id: str) -> tuple[str, str]:
+            sender = f"zh-{uuid.uuid4().hex[:8]}"
+            for text in (f"我要取消订单{order_id}", email, "不需要了"):
+                await say(client, sender, text)
+            return f"rest:{sender}", await say(client, sender, "是的")
+
+        async def ask_price() -> str:
+            return await say(client, f"zh-{uuid.uuid4().hex[:8]}", "T恤多少钱？")
+
+        done, prices = await asyncio.gather(
+            asyncio.gather(*(cancel(email, oid) for email, oid in cancelling)),
+            asyncio.gather(*(ask_price() for _ in range(3))),
+        )
+    for (_, order_id), (conversation, reply) in zip(cancelling, done, strict=True):
+        assert order_id in reply and chinese(reply)
+        assert order(store, order_id).status == "cancelled"
+        [change] = changes(store, order_id)
+        assert change.conversation_id == conversation
+        assert change.data.get("reason") == "no longer needed"
+    for reply in prices:
+        quoted = {float(p.replace(",", "")) for p in PRICE.findall(reply)}
+        assert quoted and quoted <= catalog_prices(settings, "T-Shirt")
+
+
+async def say(client: httpx.AsyncClient, sender: str, text: str) -> str:
+    """One REST turn of ``sender``; the bot's replies joined."""
+    resp = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+    assert resp.status_code == 200, resp.text
+    return "\n".join(r.get("text") or "" for r in resp.json())
 
 
 def catalog(settings: Settings) -> dict[str, Any]:
@@ -193,6 +228,27 @@ def shoppers(settings: Settings, n: int) -> list[tuple[str, str]]:
     found = []
     for user in users.values():
         mine = [o for o in user["orders"] if o in orders]
+        if mine:
+            found.append((user["email"], mine[0]))
+    return found[:n]
+
+
+#: Orders other tests of this module change.
+TAKEN = frozenset({"#W8770097", "#W3168895", "#W5183325"})
+
+
+def pending_orders(settings: Settings, n: int, skip: frozenset[str]) -> list[tuple[str, str]]:
+    """``n`` pending orders of different customers, none in ``skip``: (email, order id)."""
+    folder = settings.knowledge_dir / "catalog"
+    users = json.loads((folder / "users.json").read_text())
+    orders = json.loads((folder / "orders.json").read_text())
+    found = []
+    for user in users.values():
+        mine = [
+            o
+            for o in user["orders"]
+            if o not in skip and orders.get(o, {}).get("status") == "pending"
+        ]
         if mine:
             found.append((user["email"], mine[0]))
     return found[:n]
